@@ -1,0 +1,235 @@
+"""The adapter contract: destinations, inbound messages, receipts, limits, ``PlatformAdapter``.
+
+Adapters translate between one platform SDK and these platform-neutral values; the gateway decides
+what to do with them. Every send returns a ``Receipt`` — there is no silent success.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from platforms.errors import FileTooLarge, PermanentError, PlatformError, RateLimited
+from platforms.files import FileKind, classify, extract_local_files
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a message goes: a chat (channel, group, DM), optionally a thread inside it.
+
+    ``thread`` is the platform's thread key: Slack ``thread_ts``, Telegram ``message_thread_id``
+    (forum topic), Discord thread channel id. ``reply_to`` is a message id to reply to.
+    """
+
+    platform: str
+    chat: str
+    thread: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message received from a platform, ready for the gateway's router."""
+
+    platform: str
+    chat: str
+    thread: str | None
+    user_id: str
+    user_name: str
+    text: str
+    message_id: str
+    is_self: bool = False
+    files: tuple[str, ...] = ()
+
+    def reply_destination(self) -> Destination:
+        """Where a reply to this message belongs (same chat and thread)."""
+        return Destination(self.platform, self.chat, self.thread)
+
+
+class ReceiptStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    TOO_LARGE = "too_large"
+    FAILED = "failed"
+
+
+def format_mb(size: int) -> str:
+    """Bytes as MB (binary megabytes), one decimal."""
+    return f"{size / MiB:.1f}"
+
+
+def too_large_reason(size: int, limit: int) -> str:
+    a, b = format_mb(size), format_mb(limit)
+    if a == b:
+        a, b = f"{size / MiB:.3f}", f"{limit / MiB:.3f}"
+    return f"too large ({a} MB > {b} MB)"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of one send. ``reason`` never contains a host directory path (basename only)."""
+
+    status: ReceiptStatus
+    message_ids: tuple[str, ...] = ()
+    reason: str | None = None
+    size: int | None = None
+    limit: int | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    name: str | None = None  # basename of the file concerned, if any
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ReceiptStatus.DELIVERED
+
+    @classmethod
+    def delivered(cls, message_ids: Sequence[str], *, name: str | None = None) -> Receipt:
+        return cls(ReceiptStatus.DELIVERED, message_ids=tuple(message_ids), name=name)
+
+    @classmethod
+    def rejected(cls, reason: str, *, name: str | None = None) -> Receipt:
+        return cls(ReceiptStatus.REJECTED, reason=reason, name=name)
+
+    @classmethod
+    def too_large(cls, size: int, limit: int, *, name: str | None = None) -> Receipt:
+        reason = too_large_reason(size, limit)
+        if name:
+            reason = f"{name}: {reason}"
+        return cls(ReceiptStatus.TOO_LARGE, reason=reason, size=size, limit=limit, name=name)
+
+    @classmethod
+    def failed(
+        cls,
+        reason: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        name: str | None = None,
+    ) -> Receipt:
+        return cls(
+            ReceiptStatus.FAILED,
+            reason=reason,
+            retryable=retryable,
+            retry_after=retry_after,
+            name=name,
+        )
+
+    @classmethod
+    def from_error(cls, exc: PlatformError, *, name: str | None = None) -> Receipt:
+        """The receipt for a mapped exception (the message must already be path-free)."""
+        if isinstance(exc, FileTooLarge):
+            return cls.too_large(exc.size, exc.limit, name=name)
+        if isinstance(exc, RateLimited):
+            return cls.failed(str(exc), retryable=True, retry_after=exc.retry_after, name=name)
+        if exc.retryable:
+            return cls.failed(str(exc), retryable=True, name=name)
+        if isinstance(exc, PermanentError):
+            return cls.rejected(str(exc), name=name)
+        return cls.failed(str(exc) or type(exc).__name__, retryable=False, name=name)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one platform accepts: characters per message, bytes per file kind, files per group."""
+
+    text_length: int
+    max_bytes: Mapping[FileKind, int] = field(default_factory=dict)
+    group_size: int = 10
+    default_max_bytes: int = 10 * MiB
+
+    def bytes_for(self, kind: FileKind) -> int:
+        return self.max_bytes.get(kind, self.default_max_bytes)
+
+
+class PlatformAdapter(abc.ABC):
+    """One chat platform. Subclasses translate; they never read the environment or config files.
+
+    Lifecycle: ``await start(inbox)`` connects, launches the inbound task (which only *fetches*:
+    it puts ``InboundMessage`` values into ``inbox``, the gateway's router consumes them) and
+    returns once the adapter is ready; ``await close()`` stops everything. Sends may be used
+    without ``start`` where the platform allows it (Slack, Telegram).
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None: ...
+
+    @abc.abstractmethod
+    async def send(self, dest: Destination, text: str) -> Receipt:
+        """Send text, split into chunks of at most ``limits().text_length``, into the thread."""
+
+    @abc.abstractmethod
+    async def send_document(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt: ...
+
+    @abc.abstractmethod
+    async def send_video(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt: ...
+
+    @abc.abstractmethod
+    async def send_multiple_images(
+        self, dest: Destination, paths: Sequence[Path], caption: str | None = None
+    ) -> list[Receipt]:
+        """Send images inline, grouped up to ``limits().group_size`` per message."""
+
+    @abc.abstractmethod
+    def limits(self) -> Limits: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    def extract_local_files(self, text: str) -> tuple[list[Path], str]:
+        """Local files mentioned in ``text`` and the text without them (see ``platforms.files``)."""
+        return extract_local_files(text)
+
+    # --- helpers shared by the real adapters ----------------------------------------------------
+
+    def check_file(self, path: Path, kind: FileKind | None = None) -> Receipt | None:
+        """A refusal receipt if ``path`` is missing or over the platform limit, else None.
+
+        Runs before any upload so an oversize file never leaves the host.
+        """
+        name = path.name
+        try:
+            st = path.stat()
+        except OSError:
+            return Receipt.rejected(f"{name}: file not found", name=name)
+        if not path.is_file():
+            return Receipt.rejected(f"{name}: not a regular file", name=name)
+        limit = self.limits().bytes_for(kind or classify(path) or FileKind.DOCUMENT)
+        if st.st_size > limit:
+            return Receipt.too_large(st.st_size, limit, name=name)
+        return None
+
+    async def guarded(
+        self,
+        call: Callable[[], Awaitable[Sequence[str]]],
+        map_error: Callable[[BaseException], PlatformError | None],
+        *,
+        name: str | None = None,
+    ) -> Receipt:
+        """Run one platform call; turn its message ids or its mapped exception into a receipt."""
+        try:
+            ids = await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            mapped = exc if isinstance(exc, PlatformError) else map_error(exc)
+            if mapped is None:
+                raise
+            log.warning("%s send failed: %s", self.name, mapped)
+            return Receipt.from_error(mapped, name=name)
+        return Receipt.delivered(ids, name=name)

@@ -1,0 +1,83 @@
+"""The one exception tree of ``platforms``.
+
+Adapters translate every SDK exception into this tree at their boundary, so callers (the gateway's
+notifier, router and CLI) react to a small set of classes instead of three SDKs' hierarchies::
+
+    PlatformError                      base class; ``retryable`` says whether a retry can help
+    ├── ConfigError                    bad adapter options, unknown platform name
+    ├── AuthError                      token refused (401/403, invalid_auth, Unauthorized)
+    ├── RateLimited(retry_after)       flood control; wait ``retry_after`` seconds   (retryable)
+    ├── TransientError                 network failure, timeout, 5xx                   (retryable)
+    └── PermanentError                 the same request will fail again
+        ├── BadRequest                 the platform refused the request (400, bad chat id, ...)
+        ├── NotFound                   chat, channel or thread does not exist (or is not visible)
+        └── FileRejected(reason)       a file may not or cannot be sent (policy, missing, size)
+            └── FileTooLarge(size, limit)
+"""
+
+from __future__ import annotations
+
+
+class PlatformError(Exception):
+    """Base class of every error raised by a platform adapter."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str = "", *, platform: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+
+
+class ConfigError(PlatformError):
+    """Adapter options are invalid, or the platform name is unknown."""
+
+
+class AuthError(PlatformError):
+    """The platform refused the credentials."""
+
+
+class RateLimited(PlatformError):
+    """Flood control: the platform asks to wait ``retry_after`` seconds."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str = "", *, retry_after: float, platform: str | None = None
+    ) -> None:
+        message = message or f"rate limited, retry after {retry_after:g}s"
+        super().__init__(message, platform=platform)
+        self.retry_after = retry_after
+
+
+class TransientError(PlatformError):
+    """Network failure, timeout or server error: retrying later may succeed."""
+
+    retryable = True
+
+
+class PermanentError(PlatformError):
+    """The same request will fail again; do not retry."""
+
+
+class BadRequest(PermanentError):
+    """The platform refused the request as malformed or not allowed."""
+
+
+class NotFound(PermanentError):
+    """The chat, channel, thread or message does not exist (or is not visible to the bot)."""
+
+
+class FileRejected(PermanentError):
+    """A file may not be sent (delivery policy) or cannot be sent (missing, wrong kind)."""
+
+
+class FileTooLarge(FileRejected):
+    """A file exceeds the platform's (or the policy's) size limit."""
+
+    def __init__(
+        self, message: str = "", *, size: int, limit: int, platform: str | None = None
+    ) -> None:
+        super().__init__(message, platform=platform)
+        self.size = size
+        self.limit = limit

@@ -1,0 +1,49 @@
+"""Adapters by name, so the gateway can build one from a config block.
+
+The gateway resolves secrets (``token_env`` etc.) and passes plain values::
+
+    adapter = create_adapter("telegram", token="123:abc", allowed_users=["42"])
+    adapter = create_adapter("slack", bot_token="xoxb-…", app_token="xapp-…")
+    adapter = create_adapter("discord", token="…", base_url=None, gateway_url=None)
+    adapter = create_adapter("fake")
+
+SDK modules are imported lazily: building a Telegram adapter does not import discord.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from platforms.base import PlatformAdapter
+from platforms.errors import ConfigError
+
+# name -> "module:Class". Adding a platform = one module plus one line here.
+ADAPTERS: dict[str, str] = {
+    "telegram": "platforms.telegram:TelegramAdapter",
+    "slack": "platforms.slack:SlackAdapter",
+    "discord": "platforms.discord:DiscordAdapter",
+    "fake": "platforms.fake:FakeAdapter",
+}
+
+
+def adapter_class(name: str) -> type[PlatformAdapter]:
+    try:
+        target = ADAPTERS[name]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise ConfigError(f"unknown platform {name!r} (known: {known})") from None
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, PlatformAdapter)):
+        raise ConfigError(f"{target} is not a PlatformAdapter")
+    return cls
+
+
+def create_adapter(name: str, **options: Any) -> PlatformAdapter:
+    """Build the adapter ``name`` from plain keyword options (unknown options are an error)."""
+    cls = adapter_class(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for platform {name!r}: {exc}") from exc
