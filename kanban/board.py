@@ -1,0 +1,583 @@
+"""The Board: the one writer of a board's SQLite file, used by every surface.
+
+Each public coroutine is one transaction (``BEGIN IMMEDIATE`` with compare-and-swap updates), so
+the daemon and a CLI in another process stay correct against each other. Every state change
+appends a ``task_events`` row inside the same transaction; side effects run after COMMIT.
+Worker-side writes live in :mod:`kanban.runs` (claims, leases, failure accounting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kanban import store
+from kanban.db import Database, Tx
+from kanban.errors import Conflict, InvalidInput, TaskNotFound
+from kanban.graph import GraphMixin
+from kanban.models import (
+    TERMINAL,
+    Comment,
+    Event,
+    Run,
+    Subscription,
+    Task,
+    TaskDetail,
+)
+from kanban.runs import RunsMixin
+from kanban.timeutil import now
+from kanban.validation import (
+    check_max_retries,
+    check_max_runtime,
+    check_priority,
+    check_skills,
+    check_title,
+    parse_workspace,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FAILURE_LIMIT = 2
+DEFAULT_CLAIM_TTL = 900.0
+PROTOCOL_VIOLATION_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    failure_limit: int = DEFAULT_FAILURE_LIMIT
+    claim_ttl_seconds: float = DEFAULT_CLAIM_TTL
+    protocol_violation_limit: int = PROTOCOL_VIOLATION_LIMIT
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    created: bool  # False when an idempotency key returned an existing task
+
+
+class ChangeSignal:
+    """A version counter watchers wait on; bumped after every commit (in-process) and by
+    :meth:`Board.poll_external` when another process committed (``PRAGMA data_version``)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._event = asyncio.Event()
+
+    def bump(self) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, since: int, timeout: float | None) -> int:
+        """Return once the version moved past ``since`` or the timeout elapsed."""
+        if self.version != since:
+            return self.version
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self.version
+
+
+class Board(RunsMixin, GraphMixin):
+    """Open with :meth:`open` (or through :class:`kanban.boards.Boards`); close when done."""
+
+    def __init__(self, slug: str, db: Database, options: BoardOptions) -> None:
+        self.slug = slug
+        self.db = db
+        self.options = options
+        self.changes = ChangeSignal()
+        self._data_version: int | None = None
+        db.on_commit.append(self._committed)
+
+    @classmethod
+    async def open(
+        cls, db_path: Path, *, slug: str = "default", options: BoardOptions | None = None
+    ) -> Board:
+        db = await Database.open(db_path)
+        return cls(slug, db, options or BoardOptions())
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Board:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- paths ---------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.db.path.parent
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.root / "workspaces"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.root / "attachments"
+
+    def log_path(self, task_id: int) -> Path:
+        return self.logs_dir / f"{task_id}.log"
+
+    def attachments_path(self, task_id: int) -> Path:
+        return self.attachments_dir / str(task_id)
+
+    def workspace_for(self, task: Task) -> Path | None:
+        """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
+        if task.workspace_kind == "dir" and task.workspace_path:
+            return Path(task.workspace_path)
+        if task.workspace_kind == "worktree":
+            return Path(task.workspace_path) if task.workspace_path else None
+        return self.workspaces_dir / str(task.id)
+
+    # ---- change notification ---------------------------------------------------------------
+    def _committed(self, tx: Tx) -> None:
+        self.changes.bump()
+
+    async def poll_external(self) -> bool:
+        """Bump the change signal if another connection committed since the last poll."""
+        version = await self.db.data_version()
+        moved = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        if moved:
+            self.changes.bump()
+        return moved
+
+    # ---- creating and reading ---------------------------------------------------------------
+    async def create_task(
+        self,
+        title: str,
+        *,
+        body: str = "",
+        assignee: str | None = None,
+        parents: list[int] | tuple[int, ...] = (),
+        triage: bool = False,
+        initial_status: str = "running",
+        priority: int = 0,
+        max_runtime_seconds: int | None = None,
+        max_retries: int | None = None,
+        model_override: str | None = None,
+        skills: list[str] | tuple[str, ...] = (),
+        workspace: str = "scratch",
+        idempotency_key: str | None = None,
+        created_by: str | None = None,
+    ) -> Created:
+        """Create a task; its status is derived from its parents.
+
+        ``initial_status="running"`` (the default) means "derive": triage with ``triage=True``,
+        todo while any parent is unfinished, else ready. ``"blocked"`` parks it in blocked with a
+        ``blocked`` event for a person to review (S2).
+        """
+        title = check_title(title)
+        check_priority(priority)
+        check_max_runtime(max_runtime_seconds)
+        check_max_retries(max_retries)
+        skill_list = check_skills(list(skills))
+        ws_kind, ws_path = parse_workspace(workspace)
+        if initial_status not in ("running", "blocked"):
+            raise InvalidInput(
+                f"initial status must be running or blocked (got {initial_status!r})"
+            )
+        parent_list = list(dict.fromkeys(int(p) for p in parents))
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise InvalidInput("idempotency key must not be empty")
+
+        def run(tx: Tx) -> Created:
+            store.check_parents_exist(tx, parent_list)
+            status = store.derive_status(tx, parent_list, triage=triage)
+            blocked = initial_status == "blocked"
+            stamp = now()
+            try:
+                cur = tx.execute(
+                    "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
+                    "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
+                    "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
+                    "blocked_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        title, body, "blocked" if blocked else status, assignee, priority,
+                        stamp, stamp, created_by, max_runtime_seconds, max_retries,
+                        model_override, store.dumps(skill_list), ws_kind, ws_path,
+                        idempotency_key, "human" if blocked else None,
+                        "created blocked for review" if blocked else None,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                if idempotency_key is None:
+                    raise
+                # The partial unique index found a live task with this key: return it.
+                row = tx.one(
+                    "SELECT id FROM tasks WHERE idempotency_key = ? AND status != 'archived'",
+                    (idempotency_key,),
+                )
+                if row is None:
+                    raise
+                return Created(store.load_task(tx, int(row[0]), with_links=True), False)
+            task_id = int(cur.lastrowid or 0)
+            for parent in parent_list:
+                store.insert_link(tx, parent, task_id)
+            store.append_event(tx, task_id, "created", {
+                "title": title, "status": status, "assignee": assignee,
+                "parents": parent_list, "created_by": created_by,
+            })
+            if blocked:
+                store.append_event(tx, task_id, "blocked",
+                                   {"reason": "created blocked for review", "by": "human"})
+            elif status == "ready":
+                tx.wake()
+            return Created(store.load_task(tx, task_id, with_links=True), True)
+
+        return await self.db.write(run)
+
+    async def get_task(self, task_id: int) -> Task:
+        return await self.db.read(lambda tx: store.load_task(tx, task_id, with_links=True))
+
+    async def show_task(self, task_id: int, *, event_limit: int = 50) -> TaskDetail:
+        def run(tx: Tx) -> TaskDetail:
+            task = store.load_task(tx, task_id, with_links=True)
+            comments = [Comment.from_row(r) for r in tx.all(
+                "SELECT * FROM task_comments WHERE task_id = ? ORDER BY id", (task_id,))]
+            runs = [Run.from_row(r) for r in tx.all(
+                "SELECT * FROM task_runs WHERE task_id = ? ORDER BY id", (task_id,))]
+            events = [Event.from_row(r) for r in reversed(tx.all(
+                "SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?",
+                (task_id, event_limit)))]
+            return TaskDetail(task, comments, runs, events)
+
+        return await self.db.read(run)
+
+    async def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        assignee: str | None = None,
+        include_archived: bool = False,
+        limit: int | None = None,
+    ) -> list[Task]:
+        """Tasks by priority (high first), then age (oldest first). Corrupt rows still appear."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        elif not include_archived:
+            clauses.append("status != 'archived'")
+        if assignee is not None:
+            clauses.append("assignee = ?")
+            params.append(assignee)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM tasks {where} ORDER BY priority DESC, created_at, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+
+        def run(tx: Tx) -> list[Task]:
+            tasks = [Task.from_row(r) for r in tx.all(sql, params)]
+            if tasks:
+                by_id = {t.id: t for t in tasks}
+                for parent, child in tx.all("SELECT parent_id, child_id FROM task_links"):
+                    if child in by_id:
+                        by_id[child].parents.append(int(parent))
+                    if parent in by_id:
+                        by_id[parent].children.append(int(child))
+            return tasks
+
+        return await self.db.read(run)
+
+    # ---- graph ------------------------------------------------------------------------------
+    async def link(self, parent: int, child: int) -> Task:
+        """Add parent → child. Rejects cycles; a ready child waiting on an unfinished parent goes
+        back to todo."""
+
+        def run(tx: Tx) -> Task:
+            if store.insert_link(tx, parent, child):
+                store.append_event(tx, child, "linked", {"parent": parent, "child": child})
+                store.gate(tx, child)
+            return store.load_task(tx, child, with_links=True)
+
+        return await self.db.write(run)
+
+    async def unlink(self, parent: int, child: int) -> Task:
+        """Remove parent → child and re-evaluate the child at once (S31)."""
+
+        def run(tx: Tx) -> Task:
+            store.load_task(tx, child)
+            cur = tx.execute(
+                "DELETE FROM task_links WHERE parent_id = ? AND child_id = ?", (parent, child)
+            )
+            if cur.rowcount == 0:
+                raise InvalidInput(f"task {child} has no parent {parent}")
+            store.append_event(tx, child, "unlinked", {"parent": parent, "child": child})
+            store.gate(tx, child)
+            return store.load_task(tx, child, with_links=True)
+
+        return await self.db.write(run)
+
+    # ---- fields -----------------------------------------------------------------------------
+    async def assign(self, task_id: int, profile: str | None) -> Task:
+        return await self._set_field(task_id, "assignee", profile, "assigned")
+
+    async def set_model(self, task_id: int, model: str | None) -> Task:
+        return await self._set_field(task_id, "model_override", model, "model_set")
+
+    async def set_priority(self, task_id: int, priority: int) -> Task:
+        check_priority(priority)
+        return await self._set_field(task_id, "priority", priority, "priority_set")
+
+    async def _set_field(self, task_id: int, column: str, value: Any, kind: str) -> Task:
+        def run(tx: Tx) -> Task:
+            task = store.load_task(tx, task_id)
+            if task.status == "archived":
+                raise Conflict(f"task {task_id} is archived")
+            tx.execute(f"UPDATE tasks SET {column} = ?, updated_at = ? WHERE id = ?",
+                       (value, now(), task_id))
+            store.append_event(tx, task_id, kind, {column: value})
+            return store.load_task(tx, task_id, with_links=True)
+
+        return await self.db.write(run)
+
+    # ---- human lifecycle --------------------------------------------------------------------
+    async def unblock(self, task_ids: list[int]) -> list[Task]:
+        """blocked → ready or todo (re-gated on parents); failure counters reset (S7)."""
+
+        def run(tx: Tx) -> list[Task]:
+            out = []
+            for task_id in task_ids:
+                task = store.load_task(tx, task_id)
+                if task.status != "blocked":
+                    raise Conflict(f"task {task_id} is {task.status}, not blocked")
+                target = "todo" if store.unsatisfied_parents(tx, task_id) else "ready"
+                store.set_status(tx, task_id, "blocked", target, blocked_by=None,
+                                 blocked_reason=None, consecutive_failures=0,
+                                 last_failure_error=None, protocol_violations=0)
+                store.append_event(tx, task_id, "unblocked", {"to": target})
+                if target == "ready":
+                    tx.wake()
+                out.append(store.load_task(tx, task_id, with_links=True))
+            return out
+
+        return await self.db.write(run)
+
+    async def archive(self, task_ids: list[int]) -> list[Task]:
+        """Archive tasks. Archived parents satisfy their children (S20); a running task's lease
+        becomes stale."""
+
+        def run(tx: Tx) -> list[Task]:
+            out = []
+            for task_id in task_ids:
+                task = store.load_task(tx, task_id)
+                if task.status == "archived":
+                    out.append(task)
+                    continue
+                if task.current_run_id is not None:
+                    store.end_run(tx, task.current_run_id, "cancelled", error="task archived")
+                store.set_status(tx, task_id, task.status, "archived", current_run_id=None)
+                store.append_event(tx, task_id, "archived", {"from": task.status},
+                                   run_id=task.current_run_id)
+                store.gate_children(tx, task_id)
+                out.append(store.load_task(tx, task_id, with_links=True))
+            return out
+
+        return await self.db.write(run)
+
+    async def delete_archived(self, task_ids: list[int]) -> list[int]:
+        """Permanently delete archived tasks with their links, comments, events, runs,
+        subscriptions and attachment files (S12). Any non-archived id refuses the whole call."""
+
+        def run(tx: Tx) -> list[int]:
+            not_archived = []
+            for task_id in task_ids:
+                task = store.load_task(tx, task_id)
+                if task.status != "archived":
+                    not_archived.append(f"{task_id} ({task.status})")
+            if not_archived:
+                raise Conflict(
+                    "only archived tasks can be deleted; archive these first: "
+                    + ", ".join(not_archived)
+                )
+            for task_id in task_ids:
+                tx.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+                store.append_event(tx, None, "deleted", {"task_id": task_id})
+                tx.after_commit(lambda t=task_id: self._remove_task_files(t))
+            return list(task_ids)
+
+        return await self.db.write(run)
+
+    def _remove_task_files(self, task_id: int) -> None:
+        for path in (self.attachments_path(task_id), self.workspaces_dir / str(task_id)):
+            if path.is_dir() and _inside(path, self.root):
+                shutil.rmtree(path, ignore_errors=True)
+        self.log_path(task_id).unlink(missing_ok=True)
+
+    async def comment(
+        self, task_id: int, text: str, *, author: str, lease: str | None = None
+    ) -> Comment:
+        """Add a comment. With a lease it is the worker speaking, and the lease must be live."""
+        if not text.strip():
+            raise InvalidInput("a comment needs some text")
+
+        def run(tx: Tx) -> Comment:
+            store.load_task(tx, task_id)
+            kind = "human"
+            who = author
+            if lease is not None:
+                active = store.check_lease(tx, task_id, lease)
+                kind = "worker"
+                who = active.profile or active.claimed_by or author
+            comment_id = store.add_comment(tx, task_id, who, text, kind=kind)
+            row = tx.one("SELECT * FROM task_comments WHERE id = ?", (comment_id,))
+            assert row is not None
+            return Comment.from_row(row)
+
+        return await self.db.write(run)
+
+    async def recompute(self) -> dict[str, int]:
+        """Full repair sweep over todo, ready and worker-blocked tasks. Not on any hot path."""
+
+        def run(tx: Tx) -> dict[str, int]:
+            counts = {"promoted": 0, "demoted": 0}
+            for row in tx.all("SELECT id FROM tasks WHERE status IN ('todo','ready','blocked')"):
+                new = store.gate(tx, int(row[0]))
+                if new == "ready":
+                    counts["promoted"] += 1
+                elif new == "todo":
+                    counts["demoted"] += 1
+            return counts
+
+        return await self.db.write(run)
+
+    # ---- events -----------------------------------------------------------------------------
+    async def events(
+        self, *, task_id: int | None = None, since: int = 0, limit: int = 500,
+        kinds: tuple[str, ...] | None = None,
+    ) -> list[Event]:
+        """Events with id > ``since``, oldest first (a cursor: pass the last id you saw)."""
+        clauses = ["id > ?"]
+        params: list[Any] = [since]
+        if task_id is not None:
+            clauses.append("task_id = ?")
+            params.append(task_id)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        sql = (f"SELECT * FROM task_events WHERE {' AND '.join(clauses)} ORDER BY id "
+               f"LIMIT {int(limit)}")
+        return await self.db.read(lambda tx: [Event.from_row(r) for r in tx.all(sql, params)])
+
+    async def last_event_id(self) -> int:
+        def run(tx: Tx) -> int:
+            row = tx.one("SELECT MAX(id) FROM task_events")
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return await self.db.read(run)
+
+    async def stats(self) -> dict[str, Any]:
+        def run(tx: Tx) -> dict[str, Any]:
+            by_status = {str(r[0]): int(r[1]) for r in tx.all(
+                "SELECT status, COUNT(*) FROM tasks GROUP BY status")}
+            by_assignee = {str(r[0] or "(unassigned)"): int(r[1]) for r in tx.all(
+                "SELECT assignee, COUNT(*) FROM tasks WHERE status NOT IN ('done','archived') "
+                "GROUP BY assignee")}
+            row = tx.one("SELECT COUNT(*) FROM task_runs WHERE status = 'active'")
+            ev = tx.one("SELECT MAX(id) FROM task_events")
+            return {
+                "board": self.slug,
+                "by_status": by_status,
+                "open_by_assignee": by_assignee,
+                "total": sum(by_status.values()),
+                "active_runs": int(row[0]) if row else 0,
+                "last_event_id": int(ev[0]) if ev and ev[0] is not None else 0,
+                "journal_mode": self.db.journal_mode,
+            }
+
+        return await self.db.read(run)
+
+    # ---- subscriptions ------------------------------------------------------------------------
+    async def subscribe(
+        self, task_id: int, *, platform: str, chat: str, thread: str | None = None,
+        created_by: str | None = None,
+    ) -> Subscription:
+        """Subscribe a chat destination to a task's events (idempotent). Only events after this
+        moment are delivered."""
+        if not platform.strip() or not chat.strip():
+            raise InvalidInput("a subscription needs a platform and a chat")
+
+        def run(tx: Tx) -> Subscription:
+            store.load_task(tx, task_id)
+            last = tx.one("SELECT MAX(id) FROM task_events")
+            cursor = int(last[0]) if last and last[0] is not None else 0
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
+                "created_at, last_event_id) VALUES (?,?,?,?,?,?,?)",
+                (task_id, platform, chat, thread or "", created_by, now(), cursor),
+            )
+            if cur.rowcount == 1:
+                store.append_event(tx, task_id, "subscribed",
+                                   {"platform": platform, "chat": chat, "thread": thread})
+            row = tx.one(
+                "SELECT * FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
+                (task_id, platform, chat, thread or ""),
+            )
+            assert row is not None
+            return Subscription.from_row(row)
+
+        return await self.db.write(run)
+
+    async def unsubscribe(
+        self, task_id: int, *, platform: str, chat: str, thread: str | None = None
+    ) -> bool:
+        def run(tx: Tx) -> bool:
+            store.load_task(tx, task_id)
+            cur = tx.execute(
+                "DELETE FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
+                (task_id, platform, chat, thread or ""),
+            )
+            if cur.rowcount:
+                store.append_event(tx, task_id, "unsubscribed",
+                                   {"platform": platform, "chat": chat, "thread": thread})
+            return cur.rowcount > 0
+
+        return await self.db.write(run)
+
+    async def subscriptions(self, task_id: int | None = None) -> list[Subscription]:
+        def run(tx: Tx) -> list[Subscription]:
+            if task_id is None:
+                rows = tx.all("SELECT * FROM notify_subs ORDER BY task_id, id")
+            else:
+                store.load_task(tx, task_id)
+                rows = tx.all("SELECT * FROM notify_subs WHERE task_id = ? ORDER BY id",
+                              (task_id,))
+            return [Subscription.from_row(r) for r in rows]
+
+        return await self.db.read(run)
+
+
+# ---- helpers shared with kanban.runs ------------------------------------------------------------
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return path.resolve() != root.resolve()
+
+
+__all__ = [
+    "TERMINAL",
+    "Board",
+    "BoardOptions",
+    "ChangeSignal",
+    "Created",
+    "TaskNotFound",
+]

@@ -1,0 +1,154 @@
+"""The boards of a home: ``<home>/boards/<slug>/kanban.db``, one :class:`Board` per file.
+
+``default`` always exists. Removing a board archives it (rename under ``boards/_archived/``) or
+deletes it; either way the schema cache entry is dropped first (S10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kanban.board import Board, BoardOptions
+from kanban.db import forget_schema
+from kanban.errors import BoardNotFound, Conflict, InvalidInput
+from kanban.timeutil import now
+from kanban.validation import check_slug
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOARD = "default"
+DB_NAME = "kanban.db"
+META_NAME = "board.json"
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    slug: str
+    name: str
+    path: Path
+    created_at: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"slug": self.slug, "name": self.name, "path": str(self.path),
+                "created_at": self.created_at}
+
+
+class Boards:
+    """Opens and caches the boards of one home; close it to close every board it opened."""
+
+    def __init__(self, home: Path, options: BoardOptions | None = None) -> None:
+        self.home = home
+        self.options = options or BoardOptions()
+        self._open: dict[str, Board] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def root(self) -> Path:
+        return self.home / "boards"
+
+    def db_path(self, slug: str) -> Path:
+        return self.root / slug / DB_NAME
+
+    def exists(self, slug: str) -> bool:
+        return self.db_path(slug).is_file()
+
+    async def open(self, slug: str = DEFAULT_BOARD) -> Board:
+        """The open board for ``slug``; ``default`` is created on first use, others must exist."""
+        check_slug(slug)
+        async with self._lock:
+            board = self._open.get(slug)
+            if board is not None and not board.db.closed:
+                return board
+            if not self.exists(slug):
+                if slug != DEFAULT_BOARD:
+                    raise BoardNotFound(slug)
+                self._write_meta(slug, "Default")
+            board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
+            self._open[slug] = board
+            return board
+
+    async def create(self, slug: str, *, name: str | None = None) -> BoardInfo:
+        check_slug(slug)
+        if slug.startswith("_"):
+            raise InvalidInput("board slugs starting with '_' are reserved")
+        if self.exists(slug):
+            raise Conflict(f"board {slug!r} already exists")
+        self._write_meta(slug, name or slug)
+        board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
+        async with self._lock:
+            self._open[slug] = board
+        return self.info(slug)
+
+    def list(self) -> list[BoardInfo]:
+        slugs = set()
+        if self.root.is_dir():
+            slugs = {p.name for p in self.root.iterdir()
+                     if p.is_dir() and not p.name.startswith("_") and (p / DB_NAME).is_file()}
+        slugs.add(DEFAULT_BOARD)
+        return [self.info(s) for s in sorted(slugs)]
+
+    def info(self, slug: str) -> BoardInfo:
+        meta: dict[str, object] = {}
+        meta_path = self.root / slug / META_NAME
+        try:
+            loaded = json.loads(meta_path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                meta = loaded
+        except (OSError, ValueError):
+            pass
+        created = meta.get("created_at")
+        return BoardInfo(
+            slug=slug,
+            name=str(meta.get("name") or slug),
+            path=self.root / slug,
+            created_at=float(created) if isinstance(created, int | float) else None,
+        )
+
+    async def remove(self, slug: str, *, delete: bool = False) -> Path | None:
+        """Archive (rename under ``boards/_archived/``) or delete a board; returns the archive
+        path. ``default`` cannot be removed."""
+        check_slug(slug)
+        if slug == DEFAULT_BOARD:
+            raise InvalidInput("the default board cannot be removed")
+        if not self.exists(slug):
+            raise BoardNotFound(slug)
+        board_dir = self.root / slug
+        # Drop the schema cache BEFORE the filesystem changes, so a racing open of this slug
+        # sets up a fresh file instead of trusting a stale "schema ready" entry (S10).
+        forget_schema(self.db_path(slug))
+        async with self._lock:
+            board = self._open.pop(slug, None)
+        if board is not None:
+            await board.close()
+        if delete:
+            shutil.rmtree(board_dir)
+            return None
+        archive_root = self.root / "_archived"
+        archive_root.mkdir(parents=True, exist_ok=True)
+        target = archive_root / f"{slug}-{int(now())}"
+        suffix = 1
+        while target.exists():
+            target = archive_root / f"{slug}-{int(now())}-{suffix}"
+            suffix += 1
+        board_dir.rename(target)
+        return target
+
+    async def close(self) -> None:
+        async with self._lock:
+            boards = list(self._open.values())
+            self._open.clear()
+        for board in boards:
+            await board.close()
+
+    def _write_meta(self, slug: str, name: str) -> None:
+        board_dir = self.root / slug
+        board_dir.mkdir(parents=True, exist_ok=True)
+        meta_path = board_dir / META_NAME
+        if not meta_path.exists():
+            meta_path.write_text(json.dumps({"slug": slug, "name": name, "created_at": now()}),
+                                 encoding="utf-8")

@@ -1,0 +1,80 @@
+"""Exceptions raised by the board kernel.
+
+Every error a caller can react to derives from :class:`KanbanError`; the CLI maps it to a
+non-zero exit and one line, the dashboard to a 4xx JSON body::
+
+    KanbanError
+    ├── NotFound
+    │   ├── TaskNotFound(task_id)
+    │   ├── BoardNotFound(slug)
+    │   └── ProfileNotFound(name)
+    ├── InvalidInput             bad values, unknown parents, toolset-shaped skills
+    │   └── CycleError(path)     a link or a decomposition would close a cycle
+    ├── Conflict                 the task is not in a state that allows the operation
+    │   └── NotClaimable(task_id, status)
+    ├── LeaseError(task_id, run_id)   stale, finished or wrong lease token
+    └── StorageError             the database could not be opened, set up or migrated
+"""
+
+from __future__ import annotations
+
+
+class KanbanError(Exception):
+    """Base class of every kernel error; ``str(err)`` is one line meant for a person."""
+
+
+class NotFound(KanbanError):
+    pass
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+class BoardNotFound(NotFound):
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            f"board {slug!r} does not exist (create it with `relayboard kanban boards create {slug}`)"
+        )
+        self.slug = slug
+
+
+class ProfileNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"profile {name!r} does not exist")
+        self.name = name
+
+
+class InvalidInput(KanbanError):
+    pass
+
+
+class CycleError(InvalidInput):
+    def __init__(self, message: str, path: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.path = path or []
+
+
+class Conflict(KanbanError):
+    pass
+
+
+class NotClaimable(Conflict):
+    def __init__(self, task_id: int, status: str, reason: str | None = None) -> None:
+        detail = reason or f"it is {status}, not ready"
+        super().__init__(f"task {task_id} cannot be claimed: {detail}")
+        self.task_id = task_id
+        self.status = status
+
+
+class LeaseError(KanbanError):
+    def __init__(self, message: str, task_id: int, run_id: int | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.run_id = run_id
+
+
+class StorageError(KanbanError):
+    pass

@@ -1,0 +1,318 @@
+"""Plain values returned by the kernel. Rows are read tolerantly: one corrupt row never fails a view."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from kanban.timeutil import to_epoch
+
+log = logging.getLogger(__name__)
+
+Status = Literal["triage", "todo", "ready", "running", "blocked", "done", "archived"]
+STATUSES: tuple[str, ...] = ("triage", "todo", "ready", "running", "blocked", "done", "archived")
+SATISFIED: tuple[str, ...] = ("done", "archived")
+TERMINAL: tuple[str, ...] = ("done", "archived")
+
+# Who put a task in `blocked`: a human (operator or --initial-status blocked), the worker itself,
+# or the circuit breaker. Only worker blocks are lifted automatically when parents finish (S9).
+BLOCKED_BY = ("human", "worker", "breaker")
+
+WORKSPACE_KINDS = ("scratch", "dir", "worktree")
+
+
+def loads_json(text: object, default: Any) -> Any:
+    if text is None or text == "":
+        return default
+    try:
+        return json.loads(str(text))
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(value: object, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _opt_int(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass
+class Task:
+    id: int
+    title: str
+    body: str
+    status: str
+    assignee: str | None
+    priority: int
+    created_at: float | None
+    updated_at: float | None
+    started_at: float | None
+    completed_at: float | None
+    created_by: str | None
+    consecutive_failures: int
+    last_failure_error: str | None
+    max_runtime_seconds: int | None
+    max_retries: int | None
+    model_override: str | None
+    skills: list[str]
+    workspace_kind: str
+    workspace_path: str | None
+    result: str | None
+    summary: str | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    blocked_by: str | None
+    blocked_reason: str | None
+    current_run_id: int | None
+    protocol_violations: int = 0
+    decomposed_at: float | None = None
+    decompose_failed_at: float | None = None
+    decompose_error: str | None = None
+    parents: list[int] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+    corrupt: str | None = None
+
+    @property
+    def workspace_spec(self) -> str:
+        if self.workspace_kind == "dir":
+            return f"dir:{self.workspace_path}"
+        if self.workspace_kind == "worktree" and self.workspace_path:
+            return f"worktree:{self.workspace_path}"
+        return self.workspace_kind
+
+    @property
+    def artifacts(self) -> list[str]:
+        value = self.metadata.get("artifacts", [])
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["corrupt"] is None:
+            data.pop("corrupt")
+        return data
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Task:
+        keys = row.keys()
+
+        def get(name: str) -> Any:
+            return row[name] if name in keys else None
+
+        try:
+            skills = loads_json(get("skills"), [])
+            metadata = loads_json(get("metadata"), {})
+            return cls(
+                id=int(row["id"]),
+                title=str(get("title") or ""),
+                body=str(get("body") or ""),
+                status=str(get("status") or "todo"),
+                assignee=_opt_str(get("assignee")),
+                priority=_int(get("priority")),
+                created_at=to_epoch(get("created_at")),
+                updated_at=to_epoch(get("updated_at")),
+                started_at=to_epoch(get("started_at")),
+                completed_at=to_epoch(get("completed_at")),
+                created_by=_opt_str(get("created_by")),
+                consecutive_failures=_int(get("consecutive_failures")),
+                last_failure_error=_opt_str(get("last_failure_error")),
+                max_runtime_seconds=_opt_int(get("max_runtime_seconds")),
+                max_retries=_opt_int(get("max_retries")),
+                model_override=_opt_str(get("model_override")),
+                skills=[str(s) for s in skills] if isinstance(skills, list) else [],
+                workspace_kind=str(get("workspace_kind") or "scratch"),
+                workspace_path=_opt_str(get("workspace_path")),
+                result=_opt_str(get("result")),
+                summary=_opt_str(get("summary")),
+                metadata=metadata if isinstance(metadata, dict) else {},
+                idempotency_key=_opt_str(get("idempotency_key")),
+                blocked_by=_opt_str(get("blocked_by")),
+                blocked_reason=_opt_str(get("blocked_reason")),
+                current_run_id=_opt_int(get("current_run_id")),
+                protocol_violations=_int(get("protocol_violations")),
+                decomposed_at=to_epoch(get("decomposed_at")),
+                decompose_failed_at=to_epoch(get("decompose_failed_at")),
+                decompose_error=_opt_str(get("decompose_error")),
+            )
+        except Exception as exc:  # a corrupt row must never fail a board view (S5)
+            log.warning("task row %r is unreadable: %s", get("id"), exc)
+            return cls.placeholder(_int(get("id"), -1), f"unreadable row: {exc}")
+
+    @classmethod
+    def placeholder(cls, task_id: int, why: str) -> Task:
+        return cls(
+            id=task_id, title="(unreadable task)", body="", status="blocked", assignee=None,
+            priority=0, created_at=None, updated_at=None, started_at=None, completed_at=None,
+            created_by=None, consecutive_failures=0, last_failure_error=None,
+            max_runtime_seconds=None, max_retries=None, model_override=None, skills=[],
+            workspace_kind="scratch", workspace_path=None, result=None, summary=None,
+            metadata={}, idempotency_key=None, blocked_by=None, blocked_reason=None,
+            current_run_id=None, corrupt=why,
+        )
+
+
+@dataclass
+class Run:
+    id: int
+    task_id: int
+    status: str
+    lease: str
+    claimed_by: str | None
+    profile: str | None
+    claimed_at: float | None
+    expires_at: float | None
+    last_heartbeat_at: float | None
+    ended_at: float | None
+    worker_pid: int | None
+    worker_started_at: float | None
+    host: str | None
+    exit_code: int | None
+    error: str | None
+    workspace: str | None
+
+    def to_dict(self, *, with_lease: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_lease:
+            data.pop("lease")
+        return data
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Run:
+        return cls(
+            id=int(row["id"]),
+            task_id=int(row["task_id"]),
+            status=str(row["status"]),
+            lease=str(row["lease"]),
+            claimed_by=_opt_str(row["claimed_by"]),
+            profile=_opt_str(row["profile"]),
+            claimed_at=to_epoch(row["claimed_at"]),
+            expires_at=to_epoch(row["expires_at"]),
+            last_heartbeat_at=to_epoch(row["last_heartbeat_at"]),
+            ended_at=to_epoch(row["ended_at"]),
+            worker_pid=_opt_int(row["worker_pid"]),
+            worker_started_at=to_epoch(row["worker_started_at"]),
+            host=_opt_str(row["host"]),
+            exit_code=_opt_int(row["exit_code"]),
+            error=_opt_str(row["error"]),
+            workspace=_opt_str(row["workspace"]),
+        )
+
+
+@dataclass
+class Comment:
+    id: int
+    task_id: int
+    author: str
+    author_kind: str
+    body: str
+    created_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Comment:
+        return cls(
+            id=int(row["id"]), task_id=int(row["task_id"]), author=str(row["author"]),
+            author_kind=str(row["author_kind"]), body=str(row["body"]),
+            created_at=to_epoch(row["created_at"]),
+        )
+
+
+@dataclass
+class Event:
+    id: int
+    task_id: int | None
+    run_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    created_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "task_id": self.task_id, "run_id": self.run_id, "kind": self.kind,
+            "payload": self.payload, "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Event:
+        payload = loads_json(row["payload"], {})
+        return cls(
+            id=int(row["id"]), task_id=_opt_int(row["task_id"]), run_id=_opt_int(row["run_id"]),
+            kind=str(row["kind"]), payload=payload if isinstance(payload, dict) else {},
+            created_at=to_epoch(row["created_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    task_id: int
+    run_id: int
+    lease: str
+    workspace: str | None
+    expires_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id, "run_id": self.run_id, "lease": self.lease,
+            "workspace": self.workspace, "expires_at": self.expires_at,
+        }
+
+
+@dataclass
+class Subscription:
+    id: int
+    task_id: int
+    platform: str
+    chat: str
+    thread: str | None
+    created_by: str | None
+    created_at: float | None
+    last_event_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Subscription:
+        return cls(
+            id=int(row["id"]), task_id=int(row["task_id"]), platform=str(row["platform"]),
+            chat=str(row["chat"]), thread=(str(row["thread"]) or None),
+            created_by=_opt_str(row["created_by"]), created_at=to_epoch(row["created_at"]),
+            last_event_id=_int(row["last_event_id"]),
+        )
+
+
+@dataclass
+class TaskDetail:
+    task: Task
+    comments: list[Comment]
+    runs: list[Run]
+    events: list[Event]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.task.to_dict()
+        data["comments"] = [c.to_dict() for c in self.comments]
+        data["runs"] = [r.to_dict() for r in self.runs]
+        data["events"] = [e.to_dict() for e in self.events]
+        return data

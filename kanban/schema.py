@@ -1,0 +1,226 @@
+"""The board schema as data: named, recorded, transactional migrations.
+
+A fresh board runs every migration in order; an old board runs the ones it lacks. Either way the
+result is the same schema, which ``tests/kanban/test_migrations.py`` checks table by table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kanban.timeutil import now
+
+log = logging.getLogger(__name__)
+
+BASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS board_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+
+CREATE TABLE IF NOT EXISTS tasks (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    title                TEXT    NOT NULL,
+    body                 TEXT    NOT NULL DEFAULT '',
+    status               TEXT    NOT NULL,
+    assignee             TEXT,
+    priority             INTEGER NOT NULL DEFAULT 0,
+    created_at           REAL,
+    updated_at           REAL,
+    started_at           REAL,
+    completed_at         REAL,
+    created_by           TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    last_failure_error   TEXT,
+    protocol_violations  INTEGER NOT NULL DEFAULT 0,
+    max_runtime_seconds  INTEGER,
+    max_retries          INTEGER,
+    skills               TEXT    NOT NULL DEFAULT '[]',
+    workspace_kind       TEXT    NOT NULL DEFAULT 'scratch',
+    workspace_path       TEXT,
+    result               TEXT,
+    summary              TEXT,
+    metadata             TEXT    NOT NULL DEFAULT '{}',
+    idempotency_key      TEXT,
+    blocked_by           TEXT,
+    blocked_reason       TEXT,
+    current_run_id       INTEGER,
+    decomposed_at        REAL,
+    decompose_failed_at  REAL,
+    decompose_error      TEXT
+);
+
+-- Claim candidates: ready tasks by priority (high first), then age (oldest first).
+CREATE INDEX IF NOT EXISTS idx_tasks_status_priority
+    ON tasks (status, priority DESC, created_at, id);
+CREATE INDEX IF NOT EXISTS idx_tasks_assignee ON tasks (assignee, status);
+-- An idempotency key names at most one live (non-archived) task; enforced by the database.
+CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_idempotency
+    ON tasks (idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND status != 'archived';
+
+CREATE TABLE IF NOT EXISTS task_links (
+    parent_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    child_id  INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    created_at REAL,
+    PRIMARY KEY (parent_id, child_id),
+    CHECK (parent_id != child_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_links_child ON task_links (child_id, parent_id);
+
+CREATE TABLE IF NOT EXISTS task_comments (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id     INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    author      TEXT    NOT NULL,
+    author_kind TEXT    NOT NULL DEFAULT 'human',
+    body        TEXT    NOT NULL,
+    created_at  REAL
+);
+CREATE INDEX IF NOT EXISTS idx_comments_task ON task_comments (task_id, id);
+
+CREATE TABLE IF NOT EXISTS task_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id    INTEGER REFERENCES tasks (id) ON DELETE CASCADE,
+    run_id     INTEGER,
+    kind       TEXT    NOT NULL,
+    payload    TEXT    NOT NULL DEFAULT '{}',
+    created_at REAL
+);
+CREATE INDEX IF NOT EXISTS idx_events_task ON task_events (task_id, id);
+
+CREATE TABLE IF NOT EXISTS task_runs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id         INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    lease           TEXT    NOT NULL,
+    status          TEXT    NOT NULL DEFAULT 'active',
+    claimed_by      TEXT,
+    profile         TEXT,
+    claimed_at      REAL,
+    expires_at      REAL,
+    last_heartbeat_at REAL,
+    ended_at        REAL,
+    worker_pid      INTEGER,
+    worker_started_at REAL,
+    host            TEXT,
+    exit_code       INTEGER,
+    error           TEXT,
+    workspace       TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_runs_task ON task_runs (task_id, id);
+CREATE INDEX IF NOT EXISTS idx_runs_active ON task_runs (status) WHERE status = 'active';
+
+CREATE TABLE IF NOT EXISTS attachments (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    run_id     INTEGER,
+    name       TEXT    NOT NULL,
+    path       TEXT    NOT NULL,
+    size       INTEGER,
+    created_at REAL
+);
+CREATE INDEX IF NOT EXISTS idx_attachments_task ON attachments (task_id);
+
+CREATE TABLE IF NOT EXISTS notify_subs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id       INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    platform      TEXT    NOT NULL,
+    chat          TEXT    NOT NULL,
+    thread        TEXT    NOT NULL DEFAULT '',
+    created_by    TEXT,
+    created_at    REAL,
+    last_event_id INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (task_id, platform, chat, thread)
+);
+"""
+
+OUTBOX_SCHEMA = """
+-- One row per (subscription, event) to deliver; the notifier marks rows delivered or failed and
+-- retries with backoff, so a notification survives a crash between commit and send.
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    sub_id          INTEGER NOT NULL REFERENCES notify_subs (id) ON DELETE CASCADE,
+    task_id         INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    event_id        INTEGER NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    last_error      TEXT,
+    created_at      REAL,
+    delivered_at    REAL,
+    UNIQUE (sub_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS idx_outbox_due ON notify_outbox (state, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        for statement in _statements(sql):
+            conn.execute(statement)
+
+    return run
+
+
+def _statements(sql: str) -> list[str]:
+    # executescript() would COMMIT our transaction; split on ';' instead (no ';' in literals).
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        except sqlite3.OperationalError as exc:
+            # Another process may have added it between our check and our ALTER (S28).
+            if "duplicate column name" not in str(exc).lower():
+                raise
+            log.info("column %s.%s already present; migration continues", table, column)
+
+    return run
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_base", _script(BASE_SCHEMA)),
+    Migration("0002_task_model_override", add_column("tasks", "model_override", "TEXT")),
+    Migration("0003_notify_outbox", _script(OUTBOX_SCHEMA)),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every missing migration, each in its own ``BEGIN IMMEDIATE`` transaction.
+
+    Safe to run from several processes at once: the applied set is re-read inside the write lock.
+    Returns the names applied by this call.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    applied_now: list[str] = []
+    for migration in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE name = ?", (migration.name,)
+            ).fetchone()
+            if done is None:
+                migration.apply(conn)
+                conn.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, now()),
+                )
+                applied_now.append(migration.name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied_now

@@ -1,0 +1,239 @@
+"""Synchronous building blocks run inside one write transaction on the database thread.
+
+Every function here takes a :class:`~kanban.db.Tx`; none commits. The async :class:`Board` API
+composes them so each public operation is exactly one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from kanban.db import Tx
+from kanban.errors import CycleError, InvalidInput, LeaseError, TaskNotFound
+from kanban.models import SATISFIED, Run, Task
+from kanban.timeutil import now
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def load_task(tx: Tx, task_id: int, *, with_links: bool = False) -> Task:
+    row = tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+    if row is None:
+        raise TaskNotFound(task_id)
+    task = Task.from_row(row)
+    if with_links:
+        task.parents = parent_ids(tx, task_id)
+        task.children = child_ids(tx, task_id)
+    return task
+
+
+def parent_ids(tx: Tx, task_id: int) -> list[int]:
+    rows = tx.all("SELECT parent_id FROM task_links WHERE child_id = ? ORDER BY parent_id", (task_id,))
+    return [int(r[0]) for r in rows]
+
+
+def child_ids(tx: Tx, task_id: int) -> list[int]:
+    rows = tx.all("SELECT child_id FROM task_links WHERE parent_id = ? ORDER BY child_id", (task_id,))
+    return [int(r[0]) for r in rows]
+
+
+def unsatisfied_parents(tx: Tx, task_id: int) -> list[int]:
+    rows = tx.all(
+        "SELECT l.parent_id FROM task_links l JOIN tasks p ON p.id = l.parent_id "
+        "WHERE l.child_id = ? AND p.status NOT IN ('done', 'archived') ORDER BY l.parent_id",
+        (task_id,),
+    )
+    return [int(r[0]) for r in rows]
+
+
+def append_event(
+    tx: Tx, task_id: int | None, kind: str, payload: dict[str, Any] | None = None,
+    *, run_id: int | None = None,
+) -> int:
+    cur = tx.execute(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?,?,?,?,?)",
+        (task_id, run_id, kind, dumps(payload or {}), now()),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def add_comment(tx: Tx, task_id: int, author: str, body: str, *, kind: str = "human") -> int:
+    cur = tx.execute(
+        "INSERT INTO task_comments (task_id, author, author_kind, body, created_at) "
+        "VALUES (?,?,?,?,?)",
+        (task_id, author, kind, body, now()),
+    )
+    comment_id = int(cur.lastrowid or 0)
+    append_event(tx, task_id, "commented", {"comment_id": comment_id, "author": author,
+                                              "author_kind": kind})
+    return comment_id
+
+
+def set_status(tx: Tx, task_id: int, expected: str, new: str, **fields: Any) -> bool:
+    """Compare-and-swap a task's status; True when this call made the change."""
+    assignments = ["status = ?", "updated_at = ?"]
+    params: list[Any] = [new, now()]
+    for column, value in fields.items():
+        assignments.append(f"{column} = ?")
+        params.append(value)
+    params.extend([task_id, expected])
+    cur = tx.execute(
+        f"UPDATE tasks SET {', '.join(assignments)} WHERE id = ? AND status = ?", params
+    )
+    return cur.rowcount == 1
+
+
+def find_cycle(tx: Tx, parent: int, child: int) -> list[int] | None:
+    """The path child → … → parent if linking parent → child would close a cycle, else None.
+
+    Walks only the descendants of ``child`` (breadth first), never the whole board.
+    """
+    if parent == child:
+        return [parent]
+    came_from: dict[int, int] = {child: child}
+    queue = deque([child])
+    while queue:
+        node = queue.popleft()
+        for nxt in child_ids(tx, node):
+            if nxt in came_from:
+                continue
+            came_from[nxt] = node
+            if nxt == parent:
+                path = [parent]
+                while path[-1] != child:
+                    path.append(came_from[path[-1]])
+                return list(reversed(path))
+            queue.append(nxt)
+    return None
+
+
+def insert_link(tx: Tx, parent: int, child: int) -> bool:
+    """Add the edge parent → child after the cycle check; False if it already existed."""
+    for task_id in (parent, child):
+        if tx.one("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
+            raise TaskNotFound(task_id)
+    cycle = find_cycle(tx, parent, child)
+    if cycle is not None:
+        chain = " → ".join(str(t) for t in [*cycle, child]) if parent != child else str(parent)
+        raise CycleError(
+            f"linking {parent} → {child} would create a cycle ({chain})"
+            if parent != child else f"task {parent} cannot be its own parent",
+            cycle,
+        )
+    cur = tx.execute(
+        "INSERT OR IGNORE INTO task_links (parent_id, child_id, created_at) VALUES (?,?,?)",
+        (parent, child, now()),
+    )
+    return cur.rowcount == 1
+
+
+def gate(tx: Tx, task_id: int) -> str | None:
+    """Re-evaluate one task against its parents; returns its new status when it changed.
+
+    todo → ready when every parent is done or archived; ready → todo when one is not; a task the
+    worker blocked is promoted (with its failure counters reset) once its parents are all
+    satisfied (S9). Human and breaker blocks stay until a person unblocks.
+    """
+    row = tx.one("SELECT status, blocked_by FROM tasks WHERE id = ?", (task_id,))
+    if row is None:
+        return None
+    status = str(row["status"])
+    if status not in ("todo", "ready", "blocked"):
+        return None
+    pending = unsatisfied_parents(tx, task_id)
+    if status == "todo" and not pending:
+        if set_status(tx, task_id, "todo", "ready"):
+            append_event(tx, task_id, "promoted", {"from": "todo", "to": "ready"})
+            tx.wake()
+            return "ready"
+    elif status == "ready" and pending:
+        if set_status(tx, task_id, "ready", "todo"):
+            append_event(tx, task_id, "demoted", {"from": "ready", "to": "todo",
+                                                  "waiting_for": pending})
+            return "todo"
+    elif status == "blocked" and not pending and row["blocked_by"] == "worker":
+        if set_status(tx, task_id, "blocked", "ready", blocked_by=None, blocked_reason=None,
+                      consecutive_failures=0, last_failure_error=None):
+            append_event(tx, task_id, "promoted",
+                         {"from": "blocked", "to": "ready", "reason": "parents done"})
+            tx.wake()
+            return "ready"
+    return None
+
+
+def gate_children(tx: Tx, task_id: int) -> dict[int, str]:
+    """Incremental readiness: only the children of a task that finished are re-evaluated."""
+    changed: dict[int, str] = {}
+    for child in child_ids(tx, task_id):
+        new = gate(tx, child)
+        if new is not None:
+            changed[child] = new
+    return changed
+
+
+def derive_status(tx: Tx, parents: list[int], *, triage: bool) -> str:
+    if triage:
+        return "triage"
+    if not parents:
+        return "ready"
+    placeholders = ",".join("?" * len(parents))
+    row = tx.one(
+        f"SELECT COUNT(*) FROM tasks WHERE id IN ({placeholders}) "
+        f"AND status IN ({','.join(repr(s) for s in SATISFIED)})",
+        parents,
+    )
+    satisfied = int(row[0]) if row else 0
+    return "ready" if satisfied == len(parents) else "todo"
+
+
+def check_parents_exist(tx: Tx, parents: list[int]) -> None:
+    if not parents:
+        return
+    placeholders = ",".join("?" * len(parents))
+    found = {int(r[0]) for r in tx.all(f"SELECT id FROM tasks WHERE id IN ({placeholders})",
+                                       parents)}
+    missing = [p for p in parents if p not in found]
+    if missing:
+        raise InvalidInput(f"unknown parent task(s): {', '.join(map(str, missing))}")
+
+
+def end_run(tx: Tx, run_id: int, status: str, *, error: str | None = None,
+             exit_code: int | None = None) -> bool:
+    cur = tx.execute(
+        "UPDATE task_runs SET status = ?, ended_at = ?, error = COALESCE(?, error), "
+        "exit_code = COALESCE(?, exit_code) WHERE id = ? AND status = 'active'",
+        (status, now(), error, exit_code, run_id),
+    )
+    return cur.rowcount == 1
+
+
+def check_lease(tx: Tx, task_id: int, lease: str) -> Run:
+    """The task's active run if ``lease`` is its token; otherwise a clear :class:`LeaseError`."""
+    row = tx.one("SELECT * FROM task_runs WHERE lease = ?", (lease,))
+    if row is None:
+        raise LeaseError(f"lease refused for task {task_id}: the token matches no run", task_id)
+    found = Run.from_row(row)
+    if found.task_id != task_id:
+        raise LeaseError(
+            f"lease refused: the token belongs to task {found.task_id}, not task {task_id}; "
+            "a worker may only write to its own task",
+            task_id, found.id,
+        )
+    if found.status != "active":
+        raise LeaseError(
+            f"lease refused for task {task_id}: run {found.id} already ended ({found.status}); "
+            "its token is stale",
+            task_id, found.id,
+        )
+    current = tx.one("SELECT current_run_id, status FROM tasks WHERE id = ?", (task_id,))
+    if current is None or current["current_run_id"] != found.id:
+        raise LeaseError(
+            f"lease refused for task {task_id}: run {found.id} is no longer the task's current "
+            "run (it was reclaimed)",
+            task_id, found.id,
+        )
+    return found
