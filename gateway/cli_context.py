@@ -1,0 +1,121 @@
+"""State shared by every CLI verb: home, config, boards, output helpers, worker identity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from gateway.config import Config, ConfigError, load_config, resolve_home
+from kanban.boards import Boards
+from kanban.errors import KanbanError
+from kanban.profiles import Profiles
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """The §6 variables a worker process is started with (read only here, at the CLI edge)."""
+
+    task_id: int
+    run_id: int | None
+    lease: str
+    board: str | None
+    profile: str | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> WorkerIdentity | None:
+        task = environ.get("RELAYBOARD_TASK_ID")
+        lease = environ.get("RELAYBOARD_LEASE")
+        if not task or not lease:
+            return None
+        try:
+            task_id = int(task)
+        except ValueError:
+            return None
+        run = environ.get("RELAYBOARD_RUN_ID")
+        return cls(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
+                   lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
+                   profile=environ.get("RELAYBOARD_PROFILE") or None)
+
+
+@dataclass
+class AppContext:
+    home: Path
+    config_file: Path | None
+    environ: Mapping[str, str]
+    _config: Config | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, home: str | None, config_file: str | None,
+               environ: Mapping[str, str] | None = None) -> AppContext:
+        env = dict(os.environ) if environ is None else environ
+        return cls(home=resolve_home(home, env),
+                   config_file=Path(config_file) if config_file else None, environ=env)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_file, self.environ, home=self.home)
+        return self._config
+
+    def boards(self) -> Boards:
+        return Boards(self.home, self.config.kanban.board_options())
+
+    def profiles(self) -> Profiles:
+        return Profiles(self.home)
+
+    @property
+    def worker(self) -> WorkerIdentity | None:
+        return WorkerIdentity.from_environ(self.environ)
+
+    def board_slug(self, explicit: str | None) -> str:
+        if explicit:
+            return explicit
+        worker = self.worker
+        if worker is not None and worker.board:
+            return worker.board
+        return self.config.kanban.default_board
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        return await coro_fn()
+
+    return asyncio.run(runner())
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def fail_cleanly() -> Iterator[None]:
+    try:
+        yield
+    except (KanbanError, ConfigError) as exc:
+        click.echo(f"error: {error_line(exc)}", err=True)
+        sys.exit(1)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)

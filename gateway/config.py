@@ -1,0 +1,307 @@
+"""Configuration: read once, typed, frozen. The only place that reads the environment.
+
+Home: ``--home DIR`` > ``$RELAYBOARD_HOME`` > ``~/.relayboard``. Config: ``<home>/config.yaml`` or
+``--config FILE``; every key is optional (see config.example.yaml). Secrets never live in the file:
+a ``*_env`` key names the environment variable that holds them, resolved here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kanban.board import BoardOptions
+
+HOME_ENV = "RELAYBOARD_HOME"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class KanbanConfig:
+    default_board: str = "default"
+    dispatch_in_gateway: bool = True
+    dispatch_interval_seconds: float = 5.0
+    # Live per-board concurrency cap: running tasks on the board, not spawns per cycle (S23).
+    max_spawn: int = 4
+    # Host-wide cap on concurrent workers across boards; None derives it from cores and memory.
+    max_spawn_host: int | None = None
+    failure_limit: int = 2
+    claim_ttl_seconds: float = 900.0
+    auto_decompose: bool = True
+    auto_decompose_per_tick: int = 3
+    auto_promote_children: bool = True
+    orchestrator_profile: str | None = None
+    default_assignee: str | None = None
+    max_fanout: int = 8
+    decompose_cooldown_seconds: float = 300.0
+
+    def board_options(self) -> BoardOptions:
+        return BoardOptions(failure_limit=self.failure_limit,
+                            claim_ttl_seconds=self.claim_ttl_seconds)
+
+
+@dataclass(frozen=True)
+class AuxSlot:
+    """One auxiliary LLM use: an OpenAI-compatible chat-completions endpoint."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = None  # resolved from api_key_env at load time; never printed
+    timeout: float = 60.0
+    retries: int = 2
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+
+@dataclass(frozen=True)
+class AuxiliaryConfig:
+    kanban_decomposer: AuxSlot = field(default_factory=AuxSlot)
+    profile_describer: AuxSlot = field(default_factory=AuxSlot)
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    name: str
+    enabled: bool = False
+    allowed_users: tuple[str, ...] = ()
+    base_url: str | None = None
+    gateway_url: str | None = None
+    # Secrets resolved from the *_env keys (token_env, bot_token_env, app_token_env).
+    secrets: Mapping[str, str | None] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    allowed_roots: tuple[Path, ...] = ()
+    max_attachment_bytes: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token_env: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    kind: str = "none"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    path: Path | None
+    kanban: KanbanConfig = field(default_factory=KanbanConfig)
+    auxiliary: AuxiliaryConfig = field(default_factory=AuxiliaryConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    platforms: Mapping[str, PlatformConfig] = field(default_factory=dict)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+
+
+def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:
+    if cli_home:
+        return Path(cli_home).expanduser().resolve()
+    if environ.get(HOME_ENV):
+        return Path(environ[HOME_ENV]).expanduser().resolve()
+    return (Path(environ.get("HOME", str(Path.home()))) / ".relayboard").resolve()
+
+
+def load_config(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, home: Path | None = None
+) -> Config:
+    """Load and validate a config file. ``path=None`` means ``<home>/config.yaml`` if present."""
+    env = dict(os.environ) if environ is None else environ
+    home = home or resolve_home(None, env)
+    explicit = path is not None
+    file = path if path is not None else home / "config.yaml"
+    data: dict[str, Any] = {}
+    if file.is_file():
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{file.name}: cannot read config: {first}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file.name}: the top level must be a mapping")
+        data = loaded or {}
+    elif explicit:
+        raise ConfigError(f"config file {file} does not exist")
+    reader = _Reader(file.name if file.is_file() else "config")
+    return Config(
+        home=home,
+        path=file if file.is_file() else None,
+        kanban=_kanban(reader, reader.section(data, "kanban")),
+        auxiliary=_auxiliary(reader, reader.section(data, "auxiliary"), env),
+        agent=_agent(reader, reader.section(data, "agent")),
+        platforms=_platforms(reader, reader.section(data, "platforms"), env),
+        delivery=_delivery(reader, reader.section(data, "delivery")),
+        dashboard=_dashboard(reader, reader.section(data, "dashboard"), env),
+    )
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, value: object) -> ConfigError:
+        return ConfigError(f"{self.source}: {key} must be {expected} (got {value!r})")
+
+    def section(self, data: Mapping[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(prefix + key, "a mapping", value)
+        return value
+
+    def boolean(self, data: Mapping[str, Any], key: str, default: bool, prefix: str) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(prefix + key, "true or false", value)
+        return value
+
+    def integer(self, data: Mapping[str, Any], key: str, default: int, prefix: str,
+                minimum: int = 0) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(prefix + key, f"an integer >= {minimum}", value)
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, default: float, prefix: str,
+               minimum: float = 0.0) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(prefix + key, f"a number >= {minimum}", value)
+        return float(value)
+
+    def text(self, data: Mapping[str, Any], key: str, prefix: str) -> str | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise self.fail(prefix + key, "a string", value)
+        return str(value)
+
+    def strings(self, data: Mapping[str, Any], key: str, prefix: str) -> tuple[str, ...]:
+        value = data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(prefix + key, "a list", value)
+        return tuple(str(v) for v in value)
+
+
+def _kanban(r: _Reader, d: dict[str, Any]) -> KanbanConfig:
+    p = "kanban."
+    host_cap = d.get("max_spawn_host")
+    if host_cap is not None and (isinstance(host_cap, bool) or not isinstance(host_cap, int)
+                                 or host_cap < 1):
+        raise r.fail(p + "max_spawn_host", "an integer >= 1", host_cap)
+    return KanbanConfig(
+        default_board=r.text(d, "default_board", p) or "default",
+        dispatch_in_gateway=r.boolean(d, "dispatch_in_gateway", True, p),
+        dispatch_interval_seconds=r.number(d, "dispatch_interval_seconds", 5.0, p, 0.05),
+        max_spawn=r.integer(d, "max_spawn", 4, p, 0),
+        max_spawn_host=host_cap,
+        failure_limit=r.integer(d, "failure_limit", 2, p, 1),
+        claim_ttl_seconds=r.number(d, "claim_ttl_seconds", 900.0, p, 1.0),
+        auto_decompose=r.boolean(d, "auto_decompose", True, p),
+        auto_decompose_per_tick=r.integer(d, "auto_decompose_per_tick", 3, p, 0),
+        auto_promote_children=r.boolean(d, "auto_promote_children", True, p),
+        orchestrator_profile=r.text(d, "orchestrator_profile", p),
+        default_assignee=r.text(d, "default_assignee", p),
+        max_fanout=r.integer(d, "max_fanout", 8, p, 1),
+        decompose_cooldown_seconds=r.number(d, "decompose_cooldown_seconds", 300.0, p),
+    )
+
+
+def _slot(r: _Reader, d: dict[str, Any], prefix: str, env: Mapping[str, str]) -> AuxSlot:
+    key_env = r.text(d, "api_key_env", prefix)
+    return AuxSlot(
+        base_url=r.text(d, "base_url", prefix),
+        model=r.text(d, "model", prefix),
+        api_key_env=key_env,
+        api_key=env.get(key_env) if key_env else None,
+        timeout=r.number(d, "timeout", 60.0, prefix, 0.01),
+        retries=r.integer(d, "retries", 2, prefix, 0),
+    )
+
+
+def _auxiliary(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> AuxiliaryConfig:
+    return AuxiliaryConfig(
+        kanban_decomposer=_slot(r, r.section(d, "kanban_decomposer", "auxiliary."),
+                                "auxiliary.kanban_decomposer.", env),
+        profile_describer=_slot(r, r.section(d, "profile_describer", "auxiliary."),
+                                "auxiliary.profile_describer.", env),
+    )
+
+
+def _agent(r: _Reader, d: dict[str, Any]) -> AgentConfig:
+    kind = r.text(d, "kind", "agent.") or "none"
+    if kind not in ("none", "openai", "command"):
+        raise r.fail("agent.kind", "one of none, openai, command", kind)
+    return AgentConfig(kind=kind, options={k: v for k, v in d.items() if k != "kind"})
+
+
+_SECRET_KEYS = ("token_env", "bot_token_env", "app_token_env")
+_PLATFORM_KEYS = {"enabled", "allowed_users", "base_url", "gateway_url", *_SECRET_KEYS}
+
+
+def _platforms(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> dict[str, PlatformConfig]:
+    out: dict[str, PlatformConfig] = {}
+    for name in sorted(set(d) | {"web"}):
+        p = f"platforms.{name}."
+        section = r.section(d, name, "platforms.")
+        secrets = {}
+        for key in _SECRET_KEYS:
+            var = r.text(section, key, p)
+            if var:
+                secrets[key.removesuffix("_env")] = env.get(var)
+        out[name] = PlatformConfig(
+            name=name,
+            enabled=r.boolean(section, "enabled", name == "web", p),
+            allowed_users=r.strings(section, "allowed_users", p),
+            base_url=r.text(section, "base_url", p),
+            gateway_url=r.text(section, "gateway_url", p),
+            secrets=secrets,
+            options={k: v for k, v in section.items() if k not in _PLATFORM_KEYS},
+        )
+    return out
+
+
+def _delivery(r: _Reader, d: dict[str, Any]) -> DeliveryConfig:
+    roots = tuple(Path(s).expanduser() for s in r.strings(d, "allowed_roots", "delivery."))
+    return DeliveryConfig(
+        allowed_roots=roots,
+        max_attachment_bytes=r.integer(d, "max_attachment_bytes", 50 * 1024 * 1024,
+                                       "delivery.", 1),
+    )
+
+
+def _dashboard(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> DashboardConfig:
+    p = "dashboard."
+    token_env = r.text(d, "token_env", p)
+    return DashboardConfig(
+        enabled=r.boolean(d, "enabled", True, p),
+        host=r.text(d, "host", p) or "127.0.0.1",
+        port=r.integer(d, "port", 8765, p, 0),
+        token_env=token_env,
+        token=env.get(token_env) if token_env else None,
+    )

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.telegram_server import TelegramServer
+
+
+@pytest.fixture(autouse=True)
+def _sdk_settings(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO)
+    # PTB 22 builds RetryAfter with a deprecation warning unless it may use timedelta values
+    # (the adapter handles both); with filterwarnings=error the warning would fail a 429 test.
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture
+async def telegram_server() -> AsyncIterator[TelegramServer]:
+    server = TelegramServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
