@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
+from kanban.board import Board
 from kanban.boards import Boards
 from kanban.errors import KanbanError
 from kanban.profiles import Profiles
@@ -119,3 +120,27 @@ def fail_cleanly() -> Iterator[None]:
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def app_of(ctx: click.Context) -> AppContext:
+    app = ctx.find_object(AppContext)
+    if app is None:  # pragma: no cover - the root group always sets it
+        raise click.UsageError("internal: no application context")
+    return app
+
+
+def board_call(ctx: click.Context, fn: Callable[[Board], Awaitable[T]]) -> T:
+    """Open the selected board (``--board``, the worker's board, or the default), run ``fn``,
+    close everything."""
+    app = app_of(ctx)
+    slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
+
+    async def go() -> T:
+        boards = app.boards()
+        try:
+            board = await boards.open(slug)
+            return await fn(board)
+        finally:
+            await boards.close()
+
+    return asyncio.run(go())
