@@ -11,7 +11,7 @@ import contextlib
 import datetime as dtm
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import telegram
@@ -46,8 +46,14 @@ GROUP_SIZE = 10
 
 def photo_ok(path: Path, size: int) -> bool:
     """Whether Telegram accepts the file as a photo; otherwise it must go as a document."""
-    if size > PHOTO_MAX_BYTES or path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".gif",
-                                                             ".webp", ".bmp"}:
+    if size > PHOTO_MAX_BYTES or path.suffix.lower() not in {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".gif",
+        ".webp",
+        ".bmp",
+    }:
         return False
     dims = image_size(path)
     if dims is None:
@@ -116,12 +122,13 @@ class TelegramAdapter(PlatformAdapter):
         self.poll_timeout = poll_timeout
         self.backoff = backoff or Backoff(base=1.0, cap=60.0)
         self.connections = 0  # getUpdates failures followed by a retry (for health checks)
+        self._requests = (self._request(request_timeout), self._request(request_timeout))
         self.bot: ExtBot[int] = ExtBot(
             token,
             base_url=f"{root}/bot",
             base_file_url=base_file_url or f"{root}/file/bot",
-            request=self._request(request_timeout),
-            get_updates_request=self._request(request_timeout),
+            request=self._requests[0],
+            get_updates_request=self._requests[1],
             rate_limiter=AIORateLimiter(max_retries=rate_limiter_retries),
         )
         self._inbox: asyncio.Queue[InboundMessage] | None = None
@@ -149,9 +156,15 @@ class TelegramAdapter(PlatformAdapter):
     # --- lifecycle ---
 
     async def _ensure_initialized(self) -> None:
-        if not self._initialized:
+        if self._initialized:
+            return
+        try:
             await self.bot.initialize()  # getMe: learns the bot's own id
-            self._initialized = True
+        except BaseException:
+            # A failed getMe leaves PTB's HTTP clients open; close them so no socket leaks.
+            await asyncio.gather(*(r.shutdown() for r in self._requests))
+            raise
+        self._initialized = True
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
         try:
@@ -243,11 +256,10 @@ class TelegramAdapter(PlatformAdapter):
         chunks = split_text(text, TEXT_LIMIT, length=utf16_len)
         if not chunks:
             return Receipt.rejected("empty message")
-        await self._ensure_initialized()
         ids: list[str] = []
         for chunk in chunks:
-            receipt = await self.guarded(
-                lambda c=chunk: self._send_message(dest, c), map_error  # type: ignore[misc]
+            receipt = await self._guarded(
+                lambda c=chunk: self._send_message(dest, c)  # type: ignore[misc]
             )
             if not receipt.ok:
                 # Report what already went out: a retry must not duplicate delivered chunks.
@@ -260,6 +272,15 @@ class TelegramAdapter(PlatformAdapter):
                 return receipt
             ids.extend(receipt.message_ids)
         return Receipt.delivered(ids)
+
+    async def _guarded(
+        self, call: Callable[[], Awaitable[Sequence[str]]], *, name: str | None = None
+    ) -> Receipt:
+        async def initialized_call() -> Sequence[str]:
+            await self._ensure_initialized()
+            return await call()
+
+        return await self.guarded(initialized_call, map_error, name=name)
 
     async def _send_message(self, dest: Destination, text: str) -> list[str]:
         msg = await self.bot.send_message(text=text, **self._where(dest))  # type: ignore[arg-type]
@@ -277,16 +298,17 @@ class TelegramAdapter(PlatformAdapter):
         refusal = self.check_file(path, FileKind.DOCUMENT)
         if refusal is not None:
             return refusal
-        await self._ensure_initialized()
 
         async def call() -> list[str]:
             msg = await self.bot.send_document(
-                document=path, caption=self._caption(caption), filename=path.name,
+                document=path,
+                caption=self._caption(caption),
+                filename=path.name,
                 **self._where(dest),  # type: ignore[arg-type]
             )
             return [str(msg.message_id)]
 
-        return await self.guarded(call, map_error, name=path.name)
+        return await self._guarded(call, name=path.name)
 
     async def send_video(
         self, dest: Destination, path: Path, caption: str | None = None
@@ -294,30 +316,32 @@ class TelegramAdapter(PlatformAdapter):
         refusal = self.check_file(path, FileKind.VIDEO)
         if refusal is not None:
             return refusal
-        await self._ensure_initialized()
 
         async def call() -> list[str]:
             msg = await self.bot.send_video(
-                video=path, caption=self._caption(caption), filename=path.name,
-                supports_streaming=True, **self._where(dest),  # type: ignore[arg-type]
-            )
-            return [str(msg.message_id)]
-
-        return await self.guarded(call, map_error, name=path.name)
-
-    async def send_photo(
-        self, dest: Destination, path: Path, caption: str | None = None
-    ) -> Receipt:
-        await self._ensure_initialized()
-
-        async def call() -> list[str]:
-            msg = await self.bot.send_photo(
-                photo=path, caption=self._caption(caption), filename=path.name,
+                video=path,
+                caption=self._caption(caption),
+                filename=path.name,
+                supports_streaming=True,
                 **self._where(dest),  # type: ignore[arg-type]
             )
             return [str(msg.message_id)]
 
-        return await self.guarded(call, map_error, name=path.name)
+        return await self._guarded(call, name=path.name)
+
+    async def send_photo(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt:
+        async def call() -> list[str]:
+            msg = await self.bot.send_photo(
+                photo=path,
+                caption=self._caption(caption),
+                filename=path.name,
+                **self._where(dest),  # type: ignore[arg-type]
+            )
+            return [str(msg.message_id)]
+
+        return await self._guarded(call, name=path.name)
 
     async def send_multiple_images(
         self, dest: Destination, paths: Sequence[Path], caption: str | None = None
@@ -349,8 +373,6 @@ class TelegramAdapter(PlatformAdapter):
     async def _send_group(
         self, dest: Destination, group: Sequence[Path], caption: str | None
     ) -> Receipt:
-        await self._ensure_initialized()
-
         async def call() -> list[str]:
             media = [
                 telegram.InputMediaPhoto(
@@ -363,4 +385,4 @@ class TelegramAdapter(PlatformAdapter):
             msgs = await self.bot.send_media_group(media=media, **self._where(dest))  # type: ignore[arg-type]
             return [str(m.message_id) for m in msgs]
 
-        return await self.guarded(call, map_error, name=", ".join(p.name for p in group))
+        return await self._guarded(call, name=", ".join(p.name for p in group))

@@ -64,7 +64,7 @@ class FakeServer:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait_until(self, predicate: Callable[[], Any], limit: float = 5.0) -> Any:
         """Wait (bounded) until ``predicate()`` is truthy; return its value."""
 
         async def waiter() -> Any:
@@ -73,10 +73,14 @@ class FakeServer:
                     await self._changed.wait()
                 return value
 
-        return await asyncio.wait_for(waiter(), timeout)
+        return await asyncio.wait_for(waiter(), limit)
 
     def fail_next(
-        self, method: str, status: int, body: Any, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
         times: int = 1,
     ) -> None:
         self.failures.setdefault(method, []).extend([(status, body, headers or {})] * times)

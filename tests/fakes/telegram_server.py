@@ -45,8 +45,12 @@ class TelegramServer(FakeServer):
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "supergroup" if thread_id else "private"},
-            "from": {"id": user_id, "is_bot": is_bot, "first_name": username.title(),
-                     "username": username},
+            "from": {
+                "id": user_id,
+                "is_bot": is_bot,
+                "first_name": username.title(),
+                "username": username,
+            },
             "text": text,
         }
         if thread_id is not None:

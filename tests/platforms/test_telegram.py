@@ -145,7 +145,9 @@ async def test_api_errors_become_receipts(
     adapter: TelegramAdapter, telegram_server: TelegramServer
 ) -> None:
     telegram_server.fail_next(
-        "sendMessage", 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        "sendMessage",
+        400,
+        {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
     )
     telegram_server.fail_next(
         "sendMessage", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
