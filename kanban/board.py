@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kanban import store
+from kanban.context import build_context
 from kanban.db import Database, Tx
 from kanban.errors import Conflict, InvalidInput, TaskNotFound
 from kanban.graph import GraphMixin
@@ -456,6 +457,10 @@ class Board(RunsMixin, GraphMixin):
             return counts
 
         return await self.db.write(run)
+
+    async def context(self, task_id: int) -> str:
+        """The worker context markdown for a task (see :mod:`kanban.context`)."""
+        return await self.db.read(lambda tx: build_context(tx, task_id))
 
     # ---- events -----------------------------------------------------------------------------
     async def events(

@@ -1,0 +1,126 @@
+"""Human output of the CLI (rich tables). JSON output never goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from gateway.cli_context import console
+from kanban.boards import BoardInfo
+from kanban.models import Event, Subscription, Task, TaskDetail
+from kanban.timeutil import age_text, iso
+
+STATUS_STYLE = {
+    "triage": "magenta", "todo": "white", "ready": "cyan", "running": "yellow",
+    "blocked": "red", "done": "green", "archived": "dim",
+}
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ", ".join(map(str, ids)) or "-"
+
+
+def task_table(tasks: Sequence[Task], board: str) -> None:
+    table = Table(title=f"board {board}", title_justify="left")
+    for column in ("id", "status", "pri", "assignee", "title", "parents", "age"):
+        table.add_column(column, no_wrap=column != "title")
+    for t in tasks:
+        title = t.title if t.corrupt is None else f"{t.title} [red]({t.corrupt})[/]"
+        table.add_row(str(t.id), _status(t.status), str(t.priority), t.assignee or "-",
+                      title, _ids(t.parents), age_text(t.created_at))
+    if not tasks:
+        console().print(f"No tasks on board {board}.")
+        return
+    console().print(table)
+
+
+def task_detail(detail: TaskDetail) -> None:
+    t = detail.task
+    out = console()
+    out.print(f"[bold]Task {t.id}[/]: {t.title}  {_status(t.status)}")
+    rows: list[tuple[str, Any]] = [
+        ("assignee", t.assignee or "-"), ("priority", t.priority),
+        ("parents", _ids(t.parents)), ("children", _ids(t.children)),
+        ("created", iso(t.created_at) or "unknown"),
+        ("started", iso(t.started_at) or "-"), ("completed", iso(t.completed_at) or "-"),
+        ("failures", f"{t.consecutive_failures}"
+         + (f" (last: {t.last_failure_error})" if t.last_failure_error else "")),
+        ("max runtime", "-" if t.max_runtime_seconds is None else f"{t.max_runtime_seconds}s"),
+        ("max retries", t.max_retries if t.max_retries is not None else "board default"),
+        ("model", t.model_override or "-"), ("skills", ", ".join(t.skills) or "-"),
+        ("workspace", t.workspace_spec),
+    ]
+    if t.status == "blocked":
+        rows.append(("blocked", f"by {t.blocked_by or '?'}: {t.blocked_reason or ''}"))
+    if t.result:
+        rows.append(("result", t.result))
+    if t.summary:
+        rows.append(("summary", t.summary))
+    if t.artifacts:
+        rows.append(("artifacts", "\n".join(t.artifacts)))
+    for key, value in rows:
+        out.print(f"  [dim]{key:>12}[/]  {value}")
+    if t.body:
+        out.print("\n" + t.body)
+    if detail.comments:
+        out.print("\n[bold]Comments[/]")
+        for c in detail.comments:
+            out.print(f"  [dim]{iso(c.created_at) or '?'} {c.author} ({c.author_kind})[/]")
+            out.print("    " + c.body.replace("\n", "\n    "))
+    if detail.runs:
+        out.print("\n[bold]Runs[/]")
+        for r in detail.runs:
+            extra = f" exit {r.exit_code}" if r.exit_code is not None else ""
+            out.print(f"  run {r.id}: {r.status}{extra} claimed {iso(r.claimed_at) or '?'}"
+                      + (f" — {r.error}" if r.error else ""))
+    if detail.events:
+        out.print("\n[bold]Recent events[/]")
+        events(detail.events)
+
+
+def events(batch: Sequence[Event]) -> None:
+    out = console()
+    for e in batch:
+        payload = ", ".join(f"{k}={v}" for k, v in e.payload.items() if v not in (None, "", []))
+        task = f"task {e.task_id}" if e.task_id is not None else "board"
+        out.print(f"{e.id:>6}  {iso(e.created_at) or '?'}  {task:<10} {e.kind:<16} {payload}",
+                  markup=False)
+
+
+def stats(data: dict[str, Any]) -> None:
+    out = console()
+    out.print(f"[bold]Board {data['board']}[/]: {data['total']} tasks, "
+              f"{data['active_runs']} active run(s), journal {data['journal_mode']}")
+    for status, count in sorted(data["by_status"].items()):
+        out.print(f"  [{STATUS_STYLE.get(status, 'white')}]{status:<10}[/] {count}")
+    if data["open_by_assignee"]:
+        out.print("[bold]Open by assignee[/]")
+        for who, count in sorted(data["open_by_assignee"].items()):
+            out.print(f"  {who:<20} {count}", markup=False)
+
+
+def boards(infos: Sequence[BoardInfo]) -> None:
+    table = Table()
+    for column in ("slug", "name", "created"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.slug, info.name, iso(info.created_at) or "-")
+    console().print(table)
+
+
+def subscriptions(subs: Sequence[Subscription]) -> None:
+    if not subs:
+        console().print("No subscriptions.")
+        return
+    table = Table()
+    for column in ("task", "platform", "chat", "thread", "since event"):
+        table.add_column(column)
+    for s in subs:
+        table.add_row(str(s.task_id), s.platform, s.chat, s.thread or "-", str(s.last_event_id))
+    console().print(table)

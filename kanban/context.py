@@ -1,0 +1,110 @@
+"""The worker context: one markdown document a worker reads before it starts.
+
+Sections: the task, its parents' results, prior attempts, and the comment thread. Each section is
+capped so a long thread or a huge parent result cannot crowd out the task itself. Comment authors
+are framed as ``comment from worker `<author>` at <time>:`` with backticks stripped from the
+author, so an author name can never break out of its code span (S29).
+"""
+
+from __future__ import annotations
+
+from kanban import store
+from kanban.db import Tx
+from kanban.models import Comment, Run, Task
+from kanban.timeutil import iso
+
+SECTION_CAP = 6_000
+ITEM_CAP = 2_000
+MAX_PARENTS = 20
+MAX_ATTEMPTS = 10
+MAX_COMMENTS = 50
+
+
+def _clip(text: str, cap: int) -> str:
+    if len(text) <= cap:
+        return text
+    return text[:cap].rstrip() + f"\n… [truncated, {len(text) - cap} more characters]"
+
+
+def _author(name: str) -> str:
+    cleaned = name.replace("`", "").strip()
+    return cleaned or "unknown"
+
+
+def _when(value: float | None) -> str:
+    return iso(value) or "unknown time"
+
+
+def comment_heading(comment: Comment) -> str:
+    who = _author(comment.author)
+    if comment.author_kind == "worker":
+        return f"comment from worker `{who}` at {_when(comment.created_at)}:"
+    if comment.author_kind == "system":
+        return f"note from `{who}` at {_when(comment.created_at)}:"
+    return f"comment from `{who}` at {_when(comment.created_at)}:"
+
+
+def _capped_section(title: str, parts: list[str]) -> list[str]:
+    out = [f"## {title}", ""]
+    used = 0
+    for index, part in enumerate(parts):
+        if used + len(part) > SECTION_CAP:
+            out.append(f"… [{len(parts) - index} more omitted to keep this section short]")
+            break
+        out.append(part)
+        used += len(part)
+    out.append("")
+    return out
+
+
+def build_context(tx: Tx, task_id: int) -> str:
+    task = store.load_task(tx, task_id, with_links=True)
+    lines = [f"# Task {task.id}: {task.title}", ""]
+    meta = [f"- status: {task.status}", f"- assignee: {task.assignee or 'unassigned'}",
+            f"- priority: {task.priority}"]
+    if task.skills:
+        meta.append(f"- skills: {', '.join(task.skills)}")
+    if task.max_runtime_seconds is not None:
+        meta.append(f"- max runtime: {task.max_runtime_seconds} s")
+    lines += [*meta, ""]
+    lines += _capped_section("Description", [_clip(task.body or "(no description)", SECTION_CAP)])
+
+    parents: list[str] = []
+    for parent_id in task.parents[:MAX_PARENTS]:
+        parent = store.load_task(tx, parent_id)
+        parents.append(_parent_block(parent))
+    if parents:
+        lines += _capped_section("Results from parent tasks", parents)
+
+    runs = [Run.from_row(r) for r in tx.all(
+        "SELECT * FROM task_runs WHERE task_id = ? AND status != 'active' ORDER BY id DESC "
+        "LIMIT ?", (task_id, MAX_ATTEMPTS))]
+    if runs:
+        attempts = [
+            f"- run {r.id} ({r.status}) claimed {_when(r.claimed_at)}"
+            + (f", exit code {r.exit_code}" if r.exit_code is not None else "")
+            + (f": {_clip(r.error, 300)}" if r.error else "")
+            for r in reversed(runs)
+        ]
+        if task.last_failure_error:
+            attempts.append(f"- last failure: {_clip(task.last_failure_error, 500)}")
+        lines += _capped_section("Prior attempts", attempts)
+
+    comments = [Comment.from_row(r) for r in tx.all(
+        "SELECT * FROM (SELECT * FROM task_comments WHERE task_id = ? ORDER BY id DESC LIMIT ?) "
+        "ORDER BY id", (task_id, MAX_COMMENTS))]
+    if comments:
+        lines += _capped_section(
+            "Comments",
+            [f"{comment_heading(c)}\n\n{_clip(c.body, ITEM_CAP)}\n" for c in comments],
+        )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _parent_block(parent: Task) -> str:
+    head = f"### Task {parent.id}: {parent.title} ({parent.status})"
+    body = parent.summary or parent.result or "(no result recorded)"
+    block = f"{head}\n\n{_clip(body, ITEM_CAP)}\n"
+    if parent.artifacts:
+        block += "\nFiles: " + ", ".join(parent.artifacts) + "\n"
+    return block
