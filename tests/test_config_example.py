@@ -1,0 +1,78 @@
+"""config.example.yaml documents every key and loads to exactly the defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import (
+    ConfigError,
+    DashboardConfig,
+    DeliveryConfig,
+    KanbanConfig,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+
+
+def test_example_config_loads_to_the_defaults(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLE, {}, home=tmp_path)
+    assert cfg.kanban == KanbanConfig()
+    assert cfg.delivery == DeliveryConfig()
+    assert cfg.dashboard == DashboardConfig()
+    assert cfg.agent.kind == "none"
+    assert set(cfg.platforms) == {"telegram", "slack", "discord", "web"}
+    assert cfg.platforms["web"].enabled is True
+    assert not any(p.enabled for name, p in cfg.platforms.items() if name != "web")
+    assert cfg.auxiliary.kanban_decomposer.configured is False
+
+
+def test_secrets_come_from_the_named_environment_variables(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "platforms:\n  telegram: {enabled: true, token_env: TG, allowed_users: [42]}\n"
+        "auxiliary:\n  kanban_decomposer: {base_url: 'http://127.0.0.1:1/v1', model: m,"
+        " api_key_env: KEY}\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(file, {"TG": "secret-token", "KEY": "k"}, home=tmp_path)
+    assert cfg.platforms["telegram"].secrets == {"token": "secret-token"}
+    assert cfg.platforms["telegram"].allowed_users == ("42",)
+    assert cfg.auxiliary.kanban_decomposer.api_key == "k"
+    assert cfg.auxiliary.kanban_decomposer.configured
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("kanban: [1]", "kanban must be a mapping"),
+        ("kanban: {max_spawn: -1}", "kanban.max_spawn must be an integer >= 0"),
+        ("kanban: {failure_limit: 'x'}", "kanban.failure_limit"),
+        ("dashboard: {enabled: 'yes'}", "dashboard.enabled must be true or false"),
+        ("agent: {kind: robot}", "agent.kind must be one of none, openai, command"),
+        ("- just a list", "top level must be a mapping"),
+        ("kanban: {max_spawn: [", "cannot read config"),
+    ],
+)
+def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, needle: str) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(file, {}, home=tmp_path)
+    assert needle in str(info.value)
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml", {}, home=tmp_path)
+
+
+def test_home_resolution_order(tmp_path: Path) -> None:
+    from gateway.config import resolve_home
+
+    assert resolve_home(tmp_path / "a", {"RELAYBOARD_HOME": str(tmp_path / "b")}) == tmp_path / "a"
+    assert resolve_home(None, {"RELAYBOARD_HOME": str(tmp_path / "b")}) == tmp_path / "b"
+    assert resolve_home(None, {"HOME": str(tmp_path)}) == tmp_path / ".relayboard"
