@@ -25,6 +25,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import RandomJitter
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -58,7 +60,8 @@ def map_error(exc: BaseException) -> PlatformError | None:
     """Translate slack_sdk / aiohttp exceptions into the ``platforms.errors`` tree."""
     if isinstance(exc, SlackApiError):
         response = exc.response
-        code = str(response.get("error") or "")
+        data = response.data if isinstance(response.data, dict) else {}
+        code = str(data.get("error") or "")
         status = int(response.status_code)
         if code == "ratelimited" or status == 429:
             after = response.headers.get("Retry-After", response.headers.get("retry-after", "1"))
@@ -112,6 +115,8 @@ class SlackAdapter(PlatformAdapter):
         base_url: str | None = None,
         allowed_users: Sequence[str] | None = None,
         max_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_file_bytes: int = MAX_FILE_BYTES,
         ping_interval: float = 5.0,
         timeout: int = 30,
     ) -> None:
@@ -120,6 +125,7 @@ class SlackAdapter(PlatformAdapter):
         self.app_token = app_token
         self.allowed_users = None if allowed_users is None else {str(u) for u in allowed_users}
         self.ping_interval = ping_interval
+        self.max_file_bytes = max_file_bytes
         api = (base_url or "https://slack.com/api/").rstrip("/") + "/"
         self.client = AsyncWebClient(
             token=bot_token,
@@ -128,7 +134,12 @@ class SlackAdapter(PlatformAdapter):
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=max_retries),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
-                AsyncServerErrorRetryHandler(max_retry_count=max_retries),
+                AsyncServerErrorRetryHandler(
+                    max_retry_count=max_retries,
+                    interval_calculator=BackoffRetryIntervalCalculator(
+                        backoff_factor=retry_backoff, jitter=RandomJitter()
+                    ),
+                ),
             ],
         )
         self.bot_user_id: str | None = None
@@ -140,9 +151,9 @@ class SlackAdapter(PlatformAdapter):
     def limits(self) -> Limits:
         return Limits(
             text_length=TEXT_LIMIT,
-            max_bytes={kind: MAX_FILE_BYTES for kind in FileKind},
+            max_bytes={kind: self.max_file_bytes for kind in FileKind},
             group_size=FILES_PER_MESSAGE,
-            default_max_bytes=MAX_FILE_BYTES,
+            default_max_bytes=self.max_file_bytes,
         )
 
     # --- lifecycle ---
@@ -165,14 +176,17 @@ class SlackAdapter(PlatformAdapter):
         )
         self._socket.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
         try:
-            await self._socket.connect()
+            # Ask for the URL ourselves first: connect() alone retries a refused token forever.
+            self._socket.wss_uri = await self._socket.issue_new_wss_url()
+            await self._socket.connect()  # type: ignore[no-untyped-call]
         except Exception as exc:
-            await self._socket.close()
+            await self._socket.close()  # type: ignore[no-untyped-call]
+            self._socket = None
             raise (map_error(exc) or exc) from exc
 
     async def close(self) -> None:
         if self._socket is not None:
-            await self._socket.close()
+            await self._socket.close()  # type: ignore[no-untyped-call]
             self._socket = None
 
     async def _on_request(self, client: SocketModeClient, req: SocketModeRequest) -> None:
@@ -250,9 +264,7 @@ class SlackAdapter(PlatformAdapter):
     ) -> Receipt:
         async def call() -> list[str]:
             resp = await self.client.files_upload_v2(
-                file_uploads=[
-                    {"file": str(p), "filename": p.name, "title": p.name} for p in paths
-                ],
+                file_uploads=[{"file": str(p), "filename": p.name, "title": p.name} for p in paths],
                 channel=dest.chat,
                 thread_ts=dest.thread,
                 initial_comment=to_mrkdwn(caption) if caption else None,
@@ -286,6 +298,8 @@ class SlackAdapter(PlatformAdapter):
                 ok.append(path)
         pending = caption
         for start in range(0, len(ok), FILES_PER_MESSAGE):
-            receipts.append(await self._upload(dest, ok[start : start + FILES_PER_MESSAGE], pending))
+            receipts.append(
+                await self._upload(dest, ok[start : start + FILES_PER_MESSAGE], pending)
+            )
             pending = None
         return receipts

@@ -51,14 +51,20 @@ class LLMServer(FakeServer):
         with self._lock:
             self.script.extend(_Step("reply", content) for _ in range(times))
 
-    def fail(self, status: int, message: str = "scripted failure", times: int = 1,
-             headers: dict[str, str] | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        message: str = "scripted failure",
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         # retry-after-ms keeps the SDK's backoff to a millisecond, so retry tests stay fast.
         hdrs = {"retry-after-ms": "1", **(headers or {})}
         body = {"error": {"message": message, "type": "server_error", "code": status}}
         with self._lock:
-            self.script.extend(_Step("fail", status=status, body=body, headers=hdrs)
-                               for _ in range(times))
+            self.script.extend(
+                _Step("fail", status=status, body=body, headers=hdrs) for _ in range(times)
+            )
 
     def slow(self, content: str = "{}") -> None:
         """A reply held until :meth:`release` or the server stops (the client times out)."""
@@ -115,11 +121,13 @@ class LLMServer(FakeServer):
             "object": "chat.completion",
             "created": 1_700_000_000,
             "model": model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fakes.slack_server import SlackServer
 from tests.fakes.telegram_server import TelegramServer
 
 
@@ -19,6 +20,16 @@ def _sdk_settings(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPa
 @pytest.fixture
 async def telegram_server() -> AsyncIterator[TelegramServer]:
     server = TelegramServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slack_server() -> AsyncIterator[SlackServer]:
+    server = SlackServer()
     await server.start()
     try:
         yield server

@@ -1,0 +1,121 @@
+"""A loopback Slack: Web API (``/api/<method>``), upload URLs and the Socket Mode WebSocket."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.common import FakeServer, Recorded, read_form
+
+BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+
+
+class SlackServer(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids = itertools.count(1)
+        self.uploads: dict[str, tuple[str, int]] = {}  # file id -> (filename, announced length)
+        self.uploaded: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
+        self.sockets: list[web.WebSocketResponse] = []
+        self.acks: list[str] = []
+        self.refuse_sockets = 0  # next N WebSocket handshakes answered with 503
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/{method}", self.api)
+        app.router.add_get("/api/{method}", self.api)
+        app.router.add_post("/upload/{file_id}", self.upload)
+        app.router.add_get("/socket", self.socket)
+
+    # --- Web API ---
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params, files = await read_form(request)
+        params["_auth"] = request.headers.get("Authorization", "")
+        await self.record(Recorded(method, params, files))
+        failure = self.take_failure(method)
+        if failure is not None:
+            return failure
+        token = params["_auth"].removeprefix("Bearer ")
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        body: dict[str, Any] = {"ok": True}
+        if method == "auth.test":
+            body.update(user_id=BOT_USER, bot_id=BOT_ID, user="relay", team_id="T1")
+        elif method == "apps.connections.open":
+            body["url"] = f"ws://127.0.0.1:{self.port}/socket?n={next(self._ids)}"
+        elif method == "users.info":
+            body["user"] = {"id": params.get("user"), "name": "alice", "real_name": "Alice"}
+        elif method == "chat.postMessage":
+            if not str(params.get("channel", "")).startswith("C"):
+                return web.json_response({"ok": False, "error": "channel_not_found"})
+            body.update(channel=params["channel"], ts=f"1700000000.{next(self._ids):06d}")
+        elif method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ids)}"
+            self.uploads[file_id] = (str(params["filename"]), int(params["length"]))
+            body.update(file_id=file_id, upload_url=f"{self.url}/upload/{file_id}")
+        elif method == "files.completeUploadExternal":
+            listed = json.loads(params["files"])
+            body["files"] = [{"id": f["id"], "title": f.get("title")} for f in listed]
+        else:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(body)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        await self.record(Recorded("upload", {"file_id": file_id}, {"file": (file_id, data)}))
+        failure = self.take_failure("upload")
+        if failure is not None:
+            return failure
+        self.uploaded[file_id] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    # --- Socket Mode ---
+
+    async def socket(self, request: web.Request) -> web.StreamResponse:
+        await self.record(Recorded("socket", dict(request.query)))
+        if self.refuse_sockets > 0:
+            self.refuse_sockets -= 1
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        await self.notify()
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if "envelope_id" in data:
+                    self.acks.append(data["envelope_id"])
+                    await self.notify()
+        return ws
+
+    async def push_event(self, event: dict[str, Any]) -> str:
+        """Deliver an Events API envelope on the newest open socket; returns its envelope id."""
+        await self.wait_until(lambda: any(not s.closed for s in self.sockets))
+        ws = [s for s in self.sockets if not s.closed][-1]
+        envelope_id = f"env-{next(self._ids)}"
+        await ws.send_str(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": "events_api",
+                    "accepts_response_payload": False,
+                    "payload": {"type": "event_callback", "team_id": "T1", "event": event},
+                }
+            )
+        )
+        return envelope_id
+
+    async def drop_sockets(self) -> None:
+        for ws in list(self.sockets):
+            if not ws.closed:
+                await ws.close()
