@@ -1,10 +1,165 @@
-"""``relayboard profile …``."""
+"""``relayboard profile …``: create, list, show and describe worker profiles."""
 
 from __future__ import annotations
 
+import asyncio
+
 import click
+from rich.table import Table
+
+from gateway.cli_context import app_of, console, emit_json, json_option
+from gateway.config import AuxSlot
+from kanban.describer import DescribeOutcome, describe_profiles
+from kanban.errors import InvalidInput, KanbanError
+from kanban.llm import DESCRIBER_SLOT, LLMEndpoint
+from kanban.profiles import Profile
+
+
+def endpoint_from_slot(slot: str, aux: AuxSlot) -> LLMEndpoint:
+    """Map one ``auxiliary.<slot>`` config block onto the kernel's plain endpoint value."""
+    return LLMEndpoint(slot=slot, base_url=aux.base_url, model=aux.model, api_key=aux.api_key,
+                       timeout=aux.timeout, retries=aux.retries)
 
 
 @click.group()
 def profile() -> None:
     """Manage worker profiles (the roster of agents)."""
+
+
+@profile.command("create")
+@click.argument("name")
+@click.option("--description", default=None, help="What this profile is good at (routing uses it).")
+@click.option("--command", "command", default=None,
+              help="Worker argv template, one string split like a shell.")
+@click.option("--model", default=None, help="Model for the built-in worker.")
+@json_option
+@click.pass_context
+def create(ctx: click.Context, name: str, description: str | None, command: str | None,
+           model: str | None, as_json: bool) -> None:
+    """Create profile NAME."""
+    fields: dict[str, object] = {}
+    if description is not None:
+        fields["description"] = description.strip()
+        fields["description_auto"] = False
+    if command is not None:
+        fields["command"] = command
+    if model is not None:
+        fields["model"] = model
+    made = app_of(ctx).profiles().create(name, **fields)
+    if as_json:
+        emit_json(made.to_dict())
+    else:
+        click.echo(f"created profile {made.name} at {made.home}")
+
+
+@profile.command("list")
+@json_option
+@click.pass_context
+def list_profiles(ctx: click.Context, as_json: bool) -> None:
+    """List profiles with their descriptions."""
+    profiles = app_of(ctx).profiles().list()
+    if as_json:
+        emit_json([p.to_dict() for p in profiles])
+        return
+    if not profiles:
+        click.echo("no profiles (create one with `relayboard profile create NAME`)")
+        return
+    table = Table("name", "model", "skills", "description")
+    for p in profiles:
+        table.add_row(p.name, p.model or "-", str(len(p.skills or p.installed_skills())),
+                      _description_cell(p))
+    console().print(table)
+
+
+@profile.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show one profile."""
+    p = app_of(ctx).profiles().require(name)
+    if as_json:
+        emit_json(p.to_dict())
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, str]] = [
+        ("name", p.name), ("home", str(p.home)), ("description", _description_cell(p)),
+        ("model", p.model or "-"), ("base_url", p.base_url or "-"),
+        ("api_key_env", p.api_key_env or "-"),
+        ("command", " ".join(p.command) if p.command else "(built-in worker)"),
+        ("skills", ", ".join(p.skills or p.installed_skills()) or "-"),
+        ("toolsets", ", ".join(p.toolsets) or "-"),
+        ("env", ", ".join(sorted(p.env)) or "-"),  # names only: values may be secrets
+    ]
+    if p.problem:
+        rows.append(("problem", p.problem))
+    for key, value in rows:
+        table.add_row(key, value)
+    console().print(table)
+
+
+@profile.command("describe")
+@click.argument("name", required=False)
+@click.option("--text", default=None, help="Set a description written by you.")
+@click.option("--auto", "auto", is_flag=True,
+              help="Generate a 1-2 sentence description with auxiliary.profile_describer.")
+@click.option("--all", "all_profiles", is_flag=True, help="Every profile (with --auto).")
+@click.option("--overwrite", is_flag=True,
+              help="Let --auto replace a description a person wrote.")
+@json_option
+@click.pass_context
+def describe(ctx: click.Context, name: str | None, text: str | None, auto: bool,
+             all_profiles: bool, overwrite: bool, as_json: bool) -> None:
+    """Show, set (--text) or generate (--auto) profile descriptions."""
+    if text is not None and auto:
+        raise InvalidInput("use either --text or --auto, not both")
+    if all_profiles and name:
+        raise InvalidInput("give a profile NAME or --all, not both")
+    if all_profiles and text is not None:
+        raise InvalidInput("--text sets one profile's description; name the profile")
+    if not name and not all_profiles:
+        raise InvalidInput("name a profile, or use --all")
+    app = app_of(ctx)
+    profiles = app.profiles()
+    names = profiles.names() if all_profiles else [str(name)]
+    if not all_profiles:
+        profiles.require(str(name))
+    if text is None and not auto:  # read-only
+        shown = [profiles.load(n) for n in names]
+        if as_json:
+            emit_json([{"name": p.name, "description": p.description,
+                        "description_auto": p.description_auto} for p in shown])
+        else:
+            for p in shown:
+                click.echo(f"{p.name}: {_description_cell(p)}")
+        return
+    endpoint = endpoint_from_slot(DESCRIBER_SLOT, app.config.auxiliary.profile_describer)
+    outcomes = asyncio.run(describe_profiles(
+        profiles, names, text=text, endpoint=endpoint, overwrite=overwrite))
+    if not as_json and not all_profiles and outcomes[0].action == "failed":
+        raise KanbanError(outcomes[0].reason or "describing failed")  # one "error:" line
+    _report(outcomes, as_json)
+    if any(o.action == "failed" for o in outcomes):
+        ctx.exit(1)
+
+
+def _report(outcomes: list[DescribeOutcome], as_json: bool) -> None:
+    if as_json:
+        emit_json([o.to_dict() for o in outcomes])
+        return
+    for o in outcomes:
+        if o.action == "failed":
+            click.echo(f"{o.name}: failed: {o.reason}", err=True)
+        elif o.action == "skipped":
+            click.echo(f"{o.name}: kept: {o.reason}")
+        else:
+            tag = " (auto)" if o.auto else ""
+            click.echo(f"{o.name}: {o.description}{tag}")
+
+
+def _description_cell(p: Profile) -> str:
+    if not p.description:
+        return "(undescribed)"
+    return p.description + (" (auto)" if p.description_auto else "")

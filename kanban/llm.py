@@ -17,7 +17,9 @@ module never reads the environment. Errors::
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,3 +171,43 @@ class AuxiliaryClient:
 def _short(text: str, limit: int = 200) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# ---- reading replies --------------------------------------------------------------------------
+# Models wrap JSON in code fences or chat around it; these helpers find what was meant without
+# ever accepting a wrong shape (the callers check the shape).
+
+_FENCE = re.compile(r"^\s*```[\w+-]*\s*$")
+
+
+def strip_code_fences(text: str) -> str:
+    """Drop Markdown code-fence lines (```json … ```), keeping what they enclose."""
+    return "\n".join(line for line in text.splitlines() if not _FENCE.match(line)).strip()
+
+
+def outermost_json_object(text: str) -> dict[str, Any] | None:
+    """The first complete JSON object in ``text`` (fences and surrounding prose ignored)."""
+    cleaned = strip_code_fences(text)
+    decoder = json.JSONDecoder()
+    start = cleaned.find("{")
+    while start != -1:
+        try:
+            value, _end = decoder.raw_decode(cleaned, start)
+        except ValueError:
+            start = cleaned.find("{", start + 1)
+            continue
+        if isinstance(value, dict):
+            return value
+        start = cleaned.find("{", start + 1)  # pragma: no cover - raw_decode at "{" gives a dict
+    return None
+
+
+def first_paragraph(text: str) -> str:
+    """The first non-empty paragraph, with Markdown emphasis and heading marks removed."""
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = [ln.strip().lstrip("#").strip() for ln in block.splitlines()]
+        joined = " ".join(ln for ln in lines if ln)
+        joined = joined.replace("**", "").replace("__", "").strip()
+        if joined:
+            return joined
+    return ""

@@ -18,11 +18,12 @@ from typing import Any
 import yaml
 
 from kanban.errors import InvalidInput, ProfileNotFound
-from kanban.validation import check_name
+from kanban.validation import NAME_RE, check_name
 
 log = logging.getLogger(__name__)
 
 PROFILE_FILE = "profile.yaml"
+DEFAULT_PROFILE = "default"
 FIELDS = ("description", "description_auto", "model", "base_url", "api_key_env", "command",
           "skills", "toolsets", "env")
 
@@ -98,10 +99,21 @@ class Profiles:
         return (self.path(name) / PROFILE_FILE).is_file() or self.path(name).is_dir()
 
     def names(self) -> list[str]:
-        if not self.root.is_dir():
+        """Profile directory names, sorted; hidden, archived and invalid names are skipped."""
+        try:
+            entries = list(self.root.iterdir()) if self.root.is_dir() else []
+        except OSError as exc:
+            log.warning("cannot list %s: %s", self.root, exc)
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not
-                      p.name.startswith((".", "_")))
+        return sorted(p.name for p in entries if p.is_dir() and NAME_RE.match(p.name))
+
+    def default_name(self) -> str:
+        """The default profile: one named ``default`` if it exists, else the first profile
+        alphabetically, else the literal ``"default"`` (so a task is never left unassigned)."""
+        names = self.names()
+        if DEFAULT_PROFILE in names:
+            return DEFAULT_PROFILE
+        return names[0] if names else DEFAULT_PROFILE
 
     def list(self) -> list[Profile]:
         return [self.load(n) for n in self.names()]
@@ -109,6 +121,9 @@ class Profiles:
     def load(self, name: str) -> Profile:
         """Read a profile; a missing directory or a corrupt file yields an empty profile with
         ``problem`` set, never an exception."""
+        if not NAME_RE.match(name):
+            return Profile(name=name, home=self.root / "_invalid", exists=False,
+                           problem=f"invalid profile name {name!r}")
         home = self.path(name)
         profile = Profile(name=name, home=home)
         if not home.is_dir():
@@ -147,14 +162,13 @@ class Profiles:
         home = self.path(name)
         if home.is_dir():
             raise InvalidInput(f"profile {name!r} already exists")
+        _check_fields(fields)  # before mkdir: a bad field must not leave a half-made profile
         (home / "skills").mkdir(parents=True)
         return self.update(name, **fields)
 
     def update(self, name: str, **fields: Any) -> Profile:
         """Atomically change only the given fields (None values are removed)."""
-        unknown = set(fields) - set(FIELDS)
-        if unknown:
-            raise InvalidInput(f"unknown profile field(s): {', '.join(sorted(unknown))}")
+        _check_fields(fields)
         home = self.path(name)
         if not home.is_dir():
             raise ProfileNotFound(name)
@@ -167,8 +181,6 @@ class Profiles:
                     current = loaded
             except (OSError, yaml.YAMLError, UnicodeDecodeError):
                 log.warning("profile %s: replacing unreadable %s", name, PROFILE_FILE)
-        if "command" in fields and fields["command"] is not None:
-            fields["command"] = split_command(fields["command"])
         for key, value in fields.items():
             if value is None:
                 current.pop(key, None)
@@ -176,6 +188,24 @@ class Profiles:
                 current[key] = value
         _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
         return self.load(name)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    """Validate and normalise fields in place (``command`` becomes a list of words)."""
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown profile field(s): {', '.join(sorted(unknown))}")
+    if fields.get("command") is not None:
+        fields["command"] = split_command(fields["command"])
+    if "description_auto" in fields and fields["description_auto"] is not None:
+        fields["description_auto"] = bool(fields["description_auto"])
+
+
+def _flag(value: object) -> bool:
+    # YAML edited by hand may hold "false"/"no" as strings; bool("false") would be True.
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
 
 
 def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
@@ -198,7 +228,7 @@ def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
         return []
 
     profile.description = text("description") or ""
-    profile.description_auto = bool(data.get("description_auto", False))
+    profile.description_auto = _flag(data.get("description_auto", False))
     profile.model = text("model")
     profile.base_url = text("base_url")
     profile.api_key_env = text("api_key_env")

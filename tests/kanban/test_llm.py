@@ -1,4 +1,4 @@
-"""The auxiliary LLM client through the real openai SDK against a loopback chat-completions server."""
+"""The auxiliary LLM client through the real openai SDK against a loopback fake server."""
 
 from __future__ import annotations
 
