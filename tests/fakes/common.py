@@ -90,6 +90,11 @@ class FakeServer:
         if not queue:
             return None
         status, body, headers = queue.pop(0)
+        return self.json(body, status=status, headers=headers)
+
+    def json(
+        self, body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> web.Response:
         return web.json_response(body, status=status, headers=headers)
 
     def calls(self, method: str) -> list[Recorded]:

@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import platforms.discord  # noqa: F401  (imports discord.py with its audioop warning silenced)
+from tests.fakes.discord_server import DiscordServer
 from tests.fakes.slack_server import SlackServer
 from tests.fakes.telegram_server import TelegramServer
 
@@ -30,6 +32,16 @@ async def telegram_server() -> AsyncIterator[TelegramServer]:
 @pytest.fixture
 async def slack_server() -> AsyncIterator[SlackServer]:
     server = SlackServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def discord_server() -> AsyncIterator[DiscordServer]:
+    server = DiscordServer()
     await server.start()
     try:
         yield server

@@ -1,0 +1,345 @@
+"""Discord through discord.py 2.x: gateway inbound (message-content intent), REST outbound.
+
+A thread is a channel in Discord, so ``Destination.thread`` (when set) is the channel id messages
+go to, overriding ``chat``. Texts are split at 2000 characters; files go as ``discord.File``
+attachments, at most 10 per message, within the guild's upload limit (10 MiB when unknown).
+
+``base_url`` and ``gateway_url`` point discord.py at a Discord-compatible server (or a loopback
+fake). discord.py keeps both as class attributes (``Route.BASE``, ``DiscordWebSocket.
+DEFAULT_GATEWAY``); the adapter sets them while it runs and restores them on ``close()``, so only
+one Discord adapter with custom URLs may run per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+import yarl
+
+# discord.py imports the stdlib ``audioop`` (voice support we never use), deprecated since 3.11;
+# keep that import-time warning from failing ``-W error`` runs of the daemon and its tests.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    import discord
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.errors import (
+    AuthError,
+    BadRequest,
+    ConfigError,
+    NotFound,
+    PermanentError,
+    PlatformError,
+    RateLimited,
+    TransientError,
+)
+from platforms.files import FileKind
+from platforms.text import split_text
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 2000
+FILES_PER_MESSAGE = 10
+DEFAULT_FILE_BYTES = 10 * MiB
+API_VERSION = 10
+
+
+def map_error(exc: BaseException) -> PlatformError | None:
+    """Translate discord.py / aiohttp exceptions into the ``platforms.errors`` tree."""
+    if isinstance(exc, discord.LoginFailure):
+        return AuthError(str(exc), platform="discord")
+    if isinstance(exc, discord.RateLimited):
+        return RateLimited(retry_after=exc.retry_after, platform="discord")
+    if isinstance(exc, discord.HTTPException):
+        text = exc.text or exc.__class__.__name__
+        status = exc.status
+        if status == 429:
+            return RateLimited(text, retry_after=1.0, platform="discord")
+        if status >= 500:
+            return TransientError(text, platform="discord")
+        if status == 401:
+            return AuthError(text, platform="discord")
+        if isinstance(exc, discord.NotFound):
+            return NotFound(text, platform="discord")
+        if isinstance(exc, discord.Forbidden):
+            return PermanentError(text, platform="discord")
+        return BadRequest(text, platform="discord")
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+        return TransientError(type(exc).__name__, platform="discord")
+    if isinstance(exc, discord.DiscordException):
+        return PermanentError(str(exc), platform="discord")
+    return None
+
+
+class _Client(discord.Client):
+    """discord.Client that hands messages to its adapter."""
+
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        super().__init__(**options)
+        self.adapter = adapter
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter._on_message(message)
+
+
+class DiscordAdapter(PlatformAdapter):
+    """A Discord bot user. Needs the privileged message-content intent enabled for the app."""
+
+    name = "discord"
+    _url_owner: ClassVar[DiscordAdapter | None] = None
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str | None = None,
+        gateway_url: str | None = None,
+        allowed_users: Sequence[str] | None = None,
+        guild_ready_timeout: float = 2.0,
+        ready_timeout: float = 30.0,
+    ) -> None:
+        if not token:
+            raise ValueError("discord adapter needs a token")
+        self.token = token
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.gateway_url = gateway_url
+        self.allowed_users = None if allowed_users is None else {str(u) for u in allowed_users}
+        self.guild_ready_timeout = guild_ready_timeout
+        self.ready_timeout = ready_timeout
+        self.client: _Client | None = None
+        self._inbox: asyncio.Queue[InboundMessage] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._saved_urls: tuple[str, yarl.URL] | None = None
+
+    def limits(self) -> Limits:
+        return Limits(
+            text_length=TEXT_LIMIT,
+            max_bytes={kind: DEFAULT_FILE_BYTES for kind in FileKind},
+            group_size=FILES_PER_MESSAGE,
+            default_max_bytes=DEFAULT_FILE_BYTES,
+        )
+
+    def _limit_for(self, channel_id: int) -> int:
+        """The upload limit of the guild owning ``channel_id`` (10 MiB if unknown)."""
+        if self.client is None:
+            return DEFAULT_FILE_BYTES
+        channel = self.client.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        if isinstance(guild, discord.Guild):
+            return max(guild.filesize_limit, DEFAULT_FILE_BYTES)
+        return DEFAULT_FILE_BYTES
+
+    # --- URLs (scoped overrides of discord.py class attributes) ---
+
+    def _apply_urls(self) -> None:
+        if not (self.base_url or self.gateway_url) or self._saved_urls is not None:
+            return
+        owner = DiscordAdapter._url_owner
+        if owner is not None and owner is not self:
+            raise ConfigError("another Discord adapter with custom URLs is running")
+        self._saved_urls = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+        DiscordAdapter._url_owner = self
+        if self.base_url:
+            Route.BASE = f"{self.base_url}/api/v{API_VERSION}"
+        if self.gateway_url:
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+
+    def _restore_urls(self) -> None:
+        if self._saved_urls is not None:
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved_urls
+            self._saved_urls = None
+            DiscordAdapter._url_owner = None
+
+    # --- lifecycle ---
+
+    def _intents(self) -> discord.Intents:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = True
+        return intents
+
+    async def _login(self) -> _Client:
+        if self.client is None:
+            self._apply_urls()
+            client = _Client(
+                self, intents=self._intents(), guild_ready_timeout=self.guild_ready_timeout
+            )
+            try:
+                await client.login(self.token)
+            except Exception as exc:
+                await client.close()
+                self._restore_urls()
+                raise (map_error(exc) or exc) from exc
+            self.client = client
+        return self.client
+
+    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        client = await self._login()
+        self._inbox = inbox
+        self._runner = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
+        done, _ = await asyncio.wait(
+            {self._runner, ready}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready not in done:
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            error: BaseException = TransientError("discord gateway did not become ready")
+            if self._runner in done and self._runner.exception() is not None:
+                exc = self._runner.exception()
+                assert exc is not None
+                error = map_error(exc) or exc
+            await self.close()
+            raise error
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._runner, 5)
+            self._runner = None
+        self.client = None
+        self._restore_urls()
+
+    async def _on_message(self, message: discord.Message) -> None:
+        client = self.client
+        if client is None or self._inbox is None:
+            return
+        author = message.author
+        if client.user is not None and author.id == client.user.id:
+            return  # our own posts come back through the gateway
+        if author.bot:
+            return
+        if self.allowed_users is not None and str(author.id) not in self.allowed_users:
+            log.info("discord: ignoring message from unlisted user %s", author.id)
+            return
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            chat, thread = str(channel.parent_id), str(channel.id)
+        else:
+            chat, thread = str(channel.id), None
+        await self._inbox.put(
+            InboundMessage(
+                platform=self.name,
+                chat=chat,
+                thread=thread,
+                user_id=str(author.id),
+                user_name=author.name,
+                text=message.content,
+                message_id=str(message.id),
+                is_self=False,
+                files=tuple(a.url for a in message.attachments),
+            )
+        )
+
+    # --- sending ---
+
+    @staticmethod
+    def _target(dest: Destination) -> int:
+        return int(dest.thread or dest.chat)
+
+    def _reference(self, dest: Destination) -> discord.MessageReference | None:
+        if dest.reply_to is None:
+            return None
+        return discord.MessageReference(
+            message_id=int(dest.reply_to), channel_id=self._target(dest), fail_if_not_exists=False
+        )
+
+    async def _post(
+        self, dest: Destination, content: str | None, paths: Sequence[Path] = ()
+    ) -> list[str]:
+        client = await self._login()
+        channel = client.get_partial_messageable(self._target(dest))
+        files = [discord.File(p, filename=p.name) for p in paths]
+        try:
+            kwargs: dict[str, Any] = {"files": files}
+            reference = self._reference(dest)
+            if reference is not None:
+                kwargs["reference"] = reference
+            msg = await channel.send(content=content, **kwargs)
+        finally:
+            for f in files:
+                f.close()
+        return [str(msg.id)]
+
+    async def send(self, dest: Destination, text: str) -> Receipt:
+        chunks = split_text(text, TEXT_LIMIT)
+        if not chunks:
+            return Receipt.rejected("empty message")
+        ids: list[str] = []
+        for chunk in chunks:
+
+            async def call(c: str = chunk) -> list[str]:
+                return await self._post(dest, c)
+
+            receipt = await self.guarded(call, map_error)
+            if not receipt.ok:
+                if ids:
+                    return Receipt.failed(
+                        f"{receipt.reason} (after {len(ids)} of {len(chunks)} parts)",
+                        retryable=receipt.retryable,
+                        retry_after=receipt.retry_after,
+                    )
+                return receipt
+            ids.extend(receipt.message_ids)
+        return Receipt.delivered(ids)
+
+    def _check(self, dest: Destination, path: Path) -> Receipt | None:
+        refusal = self.check_file(path)
+        if refusal is not None:
+            return refusal
+        limit = self._limit_for(self._target(dest))
+        size = path.stat().st_size
+        return Receipt.too_large(size, limit, name=path.name) if size > limit else None
+
+    async def _send_files(
+        self, dest: Destination, paths: Sequence[Path], caption: str | None
+    ) -> list[Receipt]:
+        receipts: list[Receipt] = []
+        ok: list[Path] = []
+        for path in paths:
+            refusal = self._check(dest, path)
+            if refusal is not None:
+                receipts.append(refusal)
+            else:
+                ok.append(path)
+        pending = split_text(caption, TEXT_LIMIT)[0] if caption else None
+        for start in range(0, len(ok), FILES_PER_MESSAGE):
+            group = ok[start : start + FILES_PER_MESSAGE]
+
+            async def call(g: Sequence[Path] = group, c: str | None = pending) -> list[str]:
+                return await self._post(dest, c, g)
+
+            receipts.append(
+                await self.guarded(call, map_error, name=", ".join(p.name for p in group))
+            )
+            pending = None
+        return receipts
+
+    async def send_document(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt:
+        return (await self._send_files(dest, [path], caption))[0]
+
+    async def send_video(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt:
+        return (await self._send_files(dest, [path], caption))[0]
+
+    async def send_multiple_images(
+        self, dest: Destination, paths: Sequence[Path], caption: str | None = None
+    ) -> list[Receipt]:
+        return await self._send_files(dest, paths, caption)

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from platforms.base import Destination, InboundMessage, ReceiptStatus
+from platforms.discord import DiscordAdapter
+from platforms.errors import AuthError
+from tests.fakes.discord_server import (
+    BOT_USER,
+    CHANNEL_ID,
+    THREAD_ID,
+    TOKEN,
+    DiscordServer,
+    user,
+)
+
+ORIGINAL_BASE = Route.BASE
+ORIGINAL_GATEWAY = DiscordWebSocket.DEFAULT_GATEWAY
+DEST = Destination("discord", CHANNEL_ID, thread=THREAD_ID)
+MESSAGES = f"POST /channels/{THREAD_ID}/messages"
+
+
+def make_adapter(server: DiscordServer, **kw: object) -> DiscordAdapter:
+    return DiscordAdapter(
+        TOKEN,
+        base_url=server.url,
+        gateway_url=server.gateway_url,
+        guild_ready_timeout=0.1,
+        ready_timeout=10,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def started(
+    discord_server: DiscordServer,
+) -> AsyncIterator[tuple[DiscordAdapter, asyncio.Queue[InboundMessage]]]:
+    adapter = make_adapter(discord_server, allowed_users=["42", "43"])
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    try:
+        yield adapter, inbox
+    finally:
+        await adapter.close()
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
+
+
+async def test_gateway_handshake_and_inbound_messages(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    _, inbox = started
+    (identify,) = discord_server.ops(2)
+    assert identify["d"]["token"] == TOKEN
+    assert identify["d"]["intents"] & (1 << 15)  # MESSAGE_CONTENT
+    assert discord_server.ops(1)  # heartbeat sent after HELLO (answered with op 11)
+    await discord_server.push_message(content="my own echo", author=BOT_USER)
+    await discord_server.push_message(content="other bot", author=user("77", "bot", bot=True))
+    await discord_server.push_message(content="stranger", author=user("5", "eve"))
+    await discord_server.push_message(
+        channel_id=THREAD_ID, content="/status", author=user("42", "bob")
+    )
+    msg = await asyncio.wait_for(inbox.get(), 5)
+    assert (msg.platform, msg.chat, msg.thread, msg.user_id, msg.user_name, msg.text) == (
+        "discord",
+        CHANNEL_ID,
+        THREAD_ID,
+        "42",
+        "bob",
+        "/status",
+    )
+    await discord_server.push_message(content="top level", author=user("43", "amy"))
+    msg = await asyncio.wait_for(inbox.get(), 5)
+    assert (msg.chat, msg.thread, msg.text) == (CHANNEL_ID, None, "top level")
+    assert inbox.empty()
+
+
+async def test_text_split_at_2000_into_the_thread(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, _ = started
+    text = " ".join(f"word{i}" for i in range(900))  # ~6.7k characters
+    receipt = await adapter.send(DEST, text)
+    posts = discord_server.calls(MESSAGES)
+    assert receipt.ok and len(receipt.message_ids) == len(posts) == 4
+    assert all(len(p.params["content"]) <= 2000 for p in posts)
+    assert " ".join(p.params["content"] for p in posts) == text
+    assert discord_server.calls(f"POST /channels/{CHANNEL_ID}/messages") == []
+
+
+async def test_files_at_most_ten_per_message_with_bytes_and_names(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]],
+    discord_server: DiscordServer,
+    tmp_path: Path,
+) -> None:
+    adapter, _ = started
+    pics = []
+    for i in range(11):
+        p = tmp_path / f"img{i:02}.png"
+        p.write_bytes(f"png-{i}".encode())
+        pics.append(p)
+    receipts = await adapter.send_multiple_images(DEST, pics, caption="charts")
+    doc = tmp_path / "report.pdf"
+    doc.write_bytes(b"%PDF")
+    receipts.append(await adapter.send_document(DEST, doc, caption="report"))
+    vid = tmp_path / "clip.mp4"
+    vid.write_bytes(b"mp4")
+    receipts.append(await adapter.send_video(DEST, vid))
+    assert [r.ok for r in receipts] == [True] * 4
+    posts = discord_server.calls(MESSAGES)
+    assert [len(p.files) for p in posts] == [10, 1, 1, 1]
+    assert [p.params.get("content") for p in posts] == ["charts", None, "report", None]
+    sent = [f for p in posts[:2] for f in p.files.values()]
+    assert sent == [(p.name, p.read_bytes()) for p in pics]
+    assert list(posts[2].files.values()) == [("report.pdf", b"%PDF")]
+
+
+async def test_size_limit_from_guild_refuses_before_upload(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]],
+    discord_server: DiscordServer,
+    tmp_path: Path,
+) -> None:
+    adapter, _ = started
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"x" * (10 * 1024 * 1024 + 1))
+    receipt = await adapter.send_document(DEST, big)
+    assert receipt.status is ReceiptStatus.TOO_LARGE
+    assert receipt.limit == 10 * 1024 * 1024
+    assert discord_server.calls(MESSAGES) == []
+
+
+async def test_rate_limit_is_waited_out(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, _ = started
+    discord_server.fail_next(
+        MESSAGES, 429, {"message": "You are being rate limited.", "retry_after": 1.0,
+                        "global": False},
+        {"Retry-After": "1", "X-RateLimit-Scope": "user", "Via": "1.1 google"},
+    )  # fmt: skip
+    receipt = await adapter.send(DEST, "hello")
+    first, second = discord_server.calls(MESSAGES)
+    assert receipt.ok and second.params["content"] == "hello"
+    assert second.at - first.at >= 1.0
+
+
+async def test_unknown_channel_rejected(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, _ = started
+    discord_server.fail_next(
+        "POST /channels/9/messages", 404, {"message": "Unknown Channel", "code": 10003}
+    )
+    receipt = await adapter.send(Destination("discord", "9"), "hi")
+    assert receipt.status is ReceiptStatus.REJECTED
+
+
+async def test_dropped_gateway_reconnects_and_resumes(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    _, inbox = started
+    discord_server.refuse_sockets = 1
+    await discord_server.drop_sockets(code=4000)
+    await discord_server.wait_until(lambda: discord_server.ops(6), limit=10)
+    attempts = discord_server.calls("gateway")
+    assert len(attempts) == 3  # first, refused, resumed
+    assert discord_server.ops(6)[0]["d"]["session_id"] == "sess-1"
+    await discord_server.push_message(content="after resume", author=user("42", "bob"))
+    assert (await asyncio.wait_for(inbox.get(), 5)).text == "after resume"
+
+
+async def test_bad_token_is_an_auth_error_and_urls_restored(discord_server: DiscordServer) -> None:
+    adapter = DiscordAdapter(
+        "wrong", base_url=discord_server.url, gateway_url=discord_server.gateway_url
+    )
+    with pytest.raises(AuthError):
+        await adapter.start(asyncio.Queue())
+    await adapter.close()
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
