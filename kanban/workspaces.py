@@ -1,0 +1,269 @@
+"""Task workspaces: preparing them before a worker starts and cleaning up after completion (S1).
+
+* ``scratch`` — ``<board>/workspaces/<task>/``, created at spawn. After completion, declared
+  artifacts that live inside it are copied to ``<board>/attachments/<task>/`` and the task's
+  artifact list is pointed at the durable copies (one transaction); then the directory is removed,
+  but only when it resolves strictly inside the board's workspaces root.
+* ``dir:PATH`` — the user's directory: created if missing, never removed.
+* ``worktree[:PATH]`` — a ``git worktree add`` of the task's repository (``metadata["repo"]``,
+  else the dispatcher's ``worktree_repo``) at PATH (default ``<board>/workspaces/<task>``);
+  removed after completion only when ``git status`` shows it clean.
+* tmux — a session ``swarm-<assignee>`` whose panes are all dead is killed; live ones are kept.
+
+Cleanup is best-effort: every failure is logged and returned, none is raised, and none ever
+undoes or blocks a completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kanban import store
+from kanban.db import Tx
+from kanban.models import Task, loads_json
+from kanban.timeutil import now
+
+if TYPE_CHECKING:
+    from kanban.board import Board
+
+log = logging.getLogger(__name__)
+
+TMUX_SESSION_PREFIX = "swarm-"
+
+
+class WorkspaceError(Exception):
+    """A workspace could not be prepared; the spawn fails (and is counted)."""
+
+
+def inside(path: Path, root: Path) -> bool:
+    """True when ``path`` resolves strictly inside ``root`` (never ``root`` itself)."""
+    try:
+        resolved, base = path.resolve(), root.resolve()
+    except OSError:
+        return False
+    return resolved != base and resolved.is_relative_to(base)
+
+
+def prompt_path(board: Board, task_id: int) -> Path:
+    """Where the worker's context document is written (beside the board, not in the user's dir)."""
+    return board.root / "prompts" / f"{task_id}.md"
+
+
+# ---- preparation ------------------------------------------------------------------------------
+
+def worktree_path(board: Board, task: Task) -> Path:
+    if task.workspace_path:
+        return Path(task.workspace_path)
+    return board.workspaces_dir / str(task.id)
+
+
+def prepare_workspace(board: Board, task: Task, *, worktree_repo: Path | None = None) -> Path:
+    """Create (or reuse) the task's workspace and return it. Raises :class:`WorkspaceError`."""
+    try:
+        if task.workspace_kind == "dir" and task.workspace_path:
+            path = Path(task.workspace_path)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        if task.workspace_kind == "worktree":
+            return _prepare_worktree(board, task, worktree_repo)
+        path = board.workspaces_dir / str(task.id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError as exc:
+        raise WorkspaceError(f"cannot prepare {task.workspace_kind} workspace: {exc}") from exc
+
+
+def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def _prepare_worktree(board: Board, task: Task, default_repo: Path | None) -> Path:
+    path = worktree_path(board, task)
+    if (path / ".git").exists():
+        return path  # a retry: the worktree from the previous attempt is reused
+    repo_value = task.metadata.get("repo")
+    repo = Path(str(repo_value)) if repo_value else default_repo
+    if repo is None:
+        raise WorkspaceError(
+            "worktree workspace needs a git repository: set the task's metadata \"repo\" or the "
+            "dispatcher's worktree_repo"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    branch = f"relayboard/{board.slug}/task-{task.id}"
+    exists = _git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo)
+    args = ["worktree", "add", str(path), branch] if exists.returncode == 0 else \
+        ["worktree", "add", "-b", branch, str(path)]
+    done = _git(args, cwd=repo)
+    if done.returncode != 0:
+        raise WorkspaceError(f"git worktree add failed: {done.stderr.strip() or done.stdout}")
+    return path
+
+
+# ---- cleanup ----------------------------------------------------------------------------------
+
+@dataclass
+class CleanupReport:
+    task_id: int
+    artifacts: dict[str, str] = field(default_factory=dict)  # original path -> durable copy
+    removed: str | None = None
+    kept: str | None = None  # why the workspace stayed
+    tmux_killed: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "artifacts": self.artifacts, "removed": self.removed,
+                "kept": self.kept, "tmux_killed": self.tmux_killed, "errors": self.errors}
+
+
+async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = None,
+                            worktree_repo: Path | None = None) -> CleanupReport:
+    """Best-effort cleanup after ``task`` completed; never raises."""
+    report = CleanupReport(task.id)
+    try:
+        prompt_path(board, task.id).unlink(missing_ok=True)
+        if task.workspace_kind == "scratch":
+            await _cleanup_scratch(board, task, report)
+        elif task.workspace_kind == "worktree":
+            await asyncio.to_thread(_cleanup_worktree, board, task, worktree_repo, report)
+        else:
+            report.kept = "dir workspaces are never removed"
+    except Exception as exc:  # cleanup must never block a completion
+        report.errors.append(f"workspace cleanup failed: {exc}")
+    if tmux is not None and task.assignee:
+        try:
+            name = TMUX_SESSION_PREFIX + task.assignee
+            if await asyncio.to_thread(tmux.kill_if_dead, name):
+                report.tmux_killed = name
+        except Exception as exc:
+            report.errors.append(f"tmux cleanup failed: {exc}")
+    for error in report.errors:
+        log.warning("task %s: %s", task.id, error)
+    return report
+
+
+async def _cleanup_scratch(board: Board, task: Task, report: CleanupReport) -> None:
+    workspace = board.workspaces_dir / str(task.id)
+    if not workspace.is_dir():
+        return
+    if not inside(workspace, board.workspaces_dir):
+        report.kept = "scratch workspace resolves outside the board's workspaces root"
+        return
+    copied = await asyncio.to_thread(_copy_artifacts, board, task, workspace, report)
+    if copied:
+        await _repoint_artifacts(board, task.id, copied)
+        report.artifacts = copied
+    if any(e.startswith("artifact") for e in report.errors):
+        report.kept = "an artifact could not be copied; the workspace is kept"
+        return
+    await asyncio.to_thread(shutil.rmtree, workspace)
+    report.removed = str(workspace)
+
+
+def _copy_artifacts(board: Board, task: Task, workspace: Path,
+                    report: CleanupReport) -> dict[str, str]:
+    """Copy the artifacts that live in the scratch dir; paths elsewhere are left as declared
+    (copying them would launder arbitrary host files into the attachments root)."""
+    copied: dict[str, str] = {}
+    target_root = board.attachments_path(task.id)
+    for declared in task.artifacts:
+        source = Path(declared)
+        if not source.is_absolute():
+            source = workspace / source
+        if not inside(source, workspace):
+            continue
+        relative = source.resolve().relative_to(workspace.resolve())
+        target = target_root / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, target)
+        except OSError as exc:
+            report.errors.append(f"artifact {declared!r} not copied: {exc}")
+            continue
+        copied[declared] = str(target)
+    return copied
+
+
+async def _repoint_artifacts(board: Board, task_id: int, copied: dict[str, str]) -> None:
+    def run(tx: Tx) -> None:
+        row = tx.one("SELECT metadata, status FROM tasks WHERE id = ?", (task_id,))
+        if row is None or row["status"] != "done":
+            return
+        metadata = loads_json(row["metadata"], {})
+        if not isinstance(metadata, dict):
+            return
+        current = metadata.get("artifacts")
+        if isinstance(current, list):
+            metadata["artifacts"] = [copied.get(str(a), str(a)) for a in current]
+        tx.execute("UPDATE tasks SET metadata = ?, updated_at = ? WHERE id = ? AND status = 'done'",
+                   (store.dumps(metadata), now(), task_id))
+        store.append_event(tx, task_id, "artifacts_saved", {"artifacts": copied})
+
+    await board.db.write(run)
+
+
+def _cleanup_worktree(board: Board, task: Task, default_repo: Path | None,
+                      report: CleanupReport) -> None:
+    path = worktree_path(board, task)
+    if not (path / ".git").exists():
+        return
+    status = _git(["status", "--porcelain"], cwd=path)
+    if status.returncode != 0:
+        report.errors.append(f"git status failed in worktree: {status.stderr.strip()}")
+        return
+    if status.stdout.strip():
+        report.kept = "worktree has uncommitted changes"
+        return
+    done = _git(["worktree", "remove", str(path)], cwd=path)
+    if done.returncode != 0:
+        report.errors.append(f"git worktree remove failed: {done.stderr.strip()}")
+        return
+    report.removed = str(path)
+
+
+# ---- tmux -------------------------------------------------------------------------------------
+
+class Tmux:
+    """A tmux server: the default one, or a private socket (``tmux -L NAME``) in tests."""
+
+    def __init__(self, socket_name: str | None = None, *, executable: str = "tmux") -> None:
+        self.socket_name = socket_name
+        self.executable = executable
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [self.executable]
+        if self.socket_name:
+            argv += ["-L", self.socket_name]
+        return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=10,
+                              check=False)
+
+    def available(self) -> bool:
+        return shutil.which(self.executable) is not None
+
+    def pane_dead_flags(self, session: str) -> list[str] | None:
+        """``#{pane_dead}`` of every pane in the session, or None when there is no session."""
+        if not self.available():
+            return None
+        done = self.run("list-panes", "-s", "-t", f"={session}", "-F", "#{pane_dead}")
+        if done.returncode != 0:
+            return None
+        return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+    def kill_if_dead(self, session: str) -> bool:
+        """Kill ``session`` when every one of its panes is dead; live sessions are untouched."""
+        flags = self.pane_dead_flags(session)
+        if not flags or any(flag != "1" for flag in flags):
+            return False
+        done = self.run("kill-session", "-t", f"={session}")
+        if done.returncode != 0:
+            raise OSError(f"tmux kill-session {session}: {done.stderr.strip()}")
+        return True

@@ -1,0 +1,98 @@
+"""Spawning real worker processes: argv, environment, workspace, logs, failures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.kanban.workers.harness import agent, dispatch_env, same_path
+
+
+async def test_worker_gets_argv_placeholders_env_and_cwd(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        profile = env.profile("w", agent("complete", "done!", "--", "{task_id}", "{board}",
+                                         "{workspace}", "{prompt_file}", "{model}"))
+        task = await env.task("write a poem", body="about sqlite")
+        report = await env.dispatcher.run_cycle(env.board)
+        assert [s["task_id"] for s in report.spawned] == [task.id]
+        done = await env.wait_status(task.id, "done")
+        assert done.result == "done!"
+        rec = env.record_of(task.id)
+        workspace = env.board.workspaces_dir / str(task.id)
+        prompt = env.board.root / "prompts" / f"{task.id}.md"
+        assert rec["argv"][-5:] == [str(task.id), "default", str(workspace), str(prompt), ""]
+        assert "-m" not in rec["argv"] and "--skills" not in rec["argv"]
+        assert same_path(rec["cwd"], workspace)
+        e = rec["env"]
+        run_id = report.spawned[0]["run_id"]
+        assert e["RELAYBOARD_HOME"] == str(profile.home)
+        assert e["RELAYBOARD_PROFILE"] == "w"
+        assert e["RELAYBOARD_BOARD"] == "default"
+        assert e["RELAYBOARD_DB"] == str(env.board.db.path)
+        assert e["RELAYBOARD_TASK_ID"] == str(task.id)
+        assert e["RELAYBOARD_RUN_ID"] == str(run_id)
+        assert e["RELAYBOARD_WORKSPACE"] == str(workspace)
+        detail = await env.board.show_task(task.id)
+        assert e["RELAYBOARD_LEASE"] == detail.runs[0].lease
+        assert detail.runs[0].worker_pid == rec["pid"]
+        assert detail.runs[0].worker_started_at is not None
+        assert [ev.kind for ev in detail.events].count("spawned") == 1
+
+
+async def test_model_override_and_worker_skill_flags(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        env.profile("w", agent("complete"), skills=["kanban-worker"])
+        env.profile("plain", agent("complete"))
+        with_model = await env.task("a", model_override="big-model")
+        no_skill = await env.task("b", assignee="plain", model_override="m2")
+        await env.dispatcher.run_cycle(env.board)
+        await env.wait_status(with_model.id, "done")
+        await env.wait_status(no_skill.id, "done")
+        argv = env.record_of(with_model.id)["argv"]
+        assert argv[-4:] == ["-m", "big-model", "--skills", "kanban-worker"]
+        argv2 = env.record_of(no_skill.id)["argv"]
+        assert argv2[-2:] == ["-m", "m2"] and "--skills" not in argv2
+
+
+async def test_missing_profile_dir_still_spawns_with_profile_named(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path, default_assignee=None) as env:
+        # The profile directory is deleted after the task was assigned: the env still names it.
+        env.profile("ghost", agent("complete"))
+        task = await env.task(assignee="ghost")
+        import shutil
+        shutil.rmtree(env.profiles.path("ghost"))
+        report = await env.dispatcher.run_cycle(env.board)
+        # No command any more (no profile.yaml): blocked with a capability reason, no crash.
+        assert report.blocked and report.blocked[0]["task_id"] == task.id
+        blocked = await env.board.get_task(task.id)
+        assert blocked.status == "blocked"
+        assert "no `command`" in (blocked.blocked_reason or "")
+        assert "relayboard worker run" in (blocked.blocked_reason or "")
+
+
+async def test_spawn_failure_is_counted_with_event(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        env.profile("w", ["/nonexistent/definitely-not-a-command", "{task_id}"])
+        task = await env.task()
+        report = await env.dispatcher.run_cycle(env.board)
+        assert report.spawn_failed and report.spawn_failed[0]["task_id"] == task.id
+        after = await env.board.get_task(task.id)
+        assert after.status == "ready" and after.consecutive_failures == 1
+        events = await env.events(task.id, "spawn_failed")
+        assert len(events) == 1 and "definitely-not-a-command" in events[0].payload["error"]
+        # Second failure trips the default breaker (failure_limit 2).
+        await env.dispatcher.run_cycle(env.board)
+        assert (await env.board.get_task(task.id)).status == "blocked"
+        assert await env.events(task.id, "gave_up")
+
+
+async def test_output_goes_to_task_log(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        env.profile("w", [sys.executable, "-c",
+                          "import sys; print('to stdout'); print('to stderr', file=sys.stderr);"
+                          " sys.exit(75)"])
+        task = await env.task()
+        await env.dispatcher.run_cycle(env.board)
+        await env.cycle_until_exited()
+        text = env.board.log_path(task.id).read_text()
+        assert "to stdout" in text and "to stderr" in text
