@@ -210,3 +210,18 @@ def test_no_environment_reads() -> None:
         text = f.read_text(encoding="utf-8")
         assert "os.environ" not in text and "getenv" not in text, f.name
     assert os.sep  # keep the import used
+
+
+def test_registry_builds_each_real_adapter_from_plain_values() -> None:
+    from platforms.discord import DiscordAdapter
+    from platforms.slack import SlackAdapter
+    from platforms.telegram import TelegramAdapter
+
+    tg = create_adapter("telegram", token="1:x", allowed_users=["42"], base_url="http://h:1")
+    sl = create_adapter("slack", bot_token="xoxb", app_token="xapp", base_url="http://h:2/api")
+    dc = create_adapter("discord", token="t", base_url="http://h:3", gateway_url="ws://h:3/gw")
+    assert isinstance(tg, TelegramAdapter) and tg.limits().text_length == 4096
+    assert isinstance(sl, SlackAdapter) and sl.limits().group_size == 10
+    assert isinstance(dc, DiscordAdapter) and dc.limits().text_length == 2000
+    assert tg.bot.base_url == "http://h:1/bot1:x"
+    assert sl.client.base_url == "http://h:2/api/"
