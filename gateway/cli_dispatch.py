@@ -1,9 +1,113 @@
-"""``relayboard kanban dispatch`` (owned by the dispatcher work; registered on the kanban group)."""
+"""``relayboard kanban dispatch [--max N] [--dry-run] [--loop] [--json]``.
+
+One cycle by default (spawned workers keep running after the command exits; the next dispatcher
+adopts them). ``--loop`` runs the event-driven dispatcher until SIGINT/SIGTERM.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from typing import Any
+
 import click
+
+from gateway.cli_context import app_of, console, emit_json, json_option
+from gateway.config import KanbanConfig
+from kanban.dispatcher import CycleReport, Dispatcher, DispatchSettings
+
+
+def settings_from_config(config: KanbanConfig) -> DispatchSettings:
+    """The dispatcher's settings from ``kanban:`` config (used by the CLI and the gateway)."""
+    return DispatchSettings(
+        max_spawn=config.max_spawn,
+        max_spawn_host=config.max_spawn_host,
+        interval_seconds=config.dispatch_interval_seconds,
+        claim_ttl_seconds=config.claim_ttl_seconds,
+        default_assignee=config.default_assignee,
+    )
+
+
+def _print_report(report: CycleReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        return
+    out = console()
+    verb = "would spawn" if report.dry_run else "spawned"
+    items = report.planned if report.dry_run else report.spawned
+    out.print(f"board {report.board}: {report.running} running, budget {report.budget}, "
+              f"{verb} {len(items)}")
+    for item in items:
+        out.print(f"  task {item['task_id']}" + (f" pid {item['pid']}" if "pid" in item else ""))
+    for name in ("blocked", "spawn_failed", "crashed"):
+        for item in getattr(report, name):
+            out.print(f"  {name}: task {item['task_id']}: {item.get('reason') or item['error']}")
+    for name in ("requeued", "protocol_violations", "timed_out", "extended", "reclaimed",
+                 "terminated", "adopted"):
+        ids = getattr(report, name)
+        if ids:
+            out.print(f"  {name}: {', '.join(map(str, ids))}")
 
 
 def register(group: click.Group) -> None:
     """Add the dispatch verbs to the ``kanban`` group."""
+
+    @group.command("dispatch")
+    @click.option("--max", "max_new", type=click.IntRange(min=0), default=None,
+                  help="Spawn at most N workers this cycle (within the caps).")
+    @click.option("--dry-run", is_flag=True, help="Show what would be spawned; change nothing.")
+    @click.option("--loop", is_flag=True,
+                  help="Keep dispatching (event-driven) until interrupted.")
+    @json_option
+    @click.pass_context
+    def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, loop: bool,
+                 as_json: bool) -> None:
+        """Spawn workers for ready tasks and supervise running ones."""
+        app = app_of(ctx)
+        slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
+        settings = settings_from_config(app.config.kanban)
+        if loop and dry_run:
+            raise click.UsageError("--loop and --dry-run cannot be combined")
+
+        async def once() -> dict[str, Any]:
+            boards = app.boards()
+            dispatcher = Dispatcher(boards, app.profiles(), settings,
+                                    base_env=dict(app.environ), slugs=[slug])
+            try:
+                board = await boards.open(slug)
+                if not dry_run:
+                    await dispatcher.sweep(board)
+                report = await dispatcher.run_cycle(board, max_new=max_new, dry_run=dry_run)
+                return report.to_dict()
+            finally:
+                await dispatcher.aclose()
+                await boards.close()
+
+        async def forever() -> None:
+            boards = app.boards()
+            dispatcher = Dispatcher(boards, app.profiles(), settings,
+                                    base_env=dict(app.environ), slugs=[slug])
+            stop = asyncio.Event()
+            loop_ = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop_.add_signal_handler(sig, stop.set)
+            try:
+                await dispatcher.run(stop)
+            finally:
+                await dispatcher.aclose()
+                await boards.close()
+
+        if loop:
+            logging.basicConfig(level=logging.INFO,
+                                format="%(asctime)s %(name)s %(levelname)s %(message)s")
+            asyncio.run(forever())
+            return
+        data = asyncio.run(once())
+        if as_json:
+            emit_json(data)
+        else:
+            _print_report(CycleReport(**data), False)

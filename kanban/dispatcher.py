@@ -619,7 +619,8 @@ class Dispatcher:
             await asyncio.gather(*(t.proc.terminate(self.settings.kill_grace_seconds)
                                    for t in tracked))
         for t in tracked:
-            self._forget((t.slug, t.run_id))
+            self._workers.pop((t.slug, t.run_id), None)
+            t.proc.detach()
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -328,6 +328,13 @@ class WorkerProcess:
                 await self.wait(max(grace, 5.0))
         return self.returncode
 
+    def detach(self) -> None:
+        """Stop watching and let the process run on; a later dispatcher adopts it. Our Popen is
+        parked (and polled now and then) so the child is reaped instead of left a zombie."""
+        self.close()
+        if self.popen is not None and self.popen.poll() is None:
+            _park(self.popen)
+
     def close(self) -> None:
         """Stop watching (the process itself is left alone)."""
         if self._pidfd is not None:
@@ -336,6 +343,14 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = None
+
+
+_parked: list[subprocess.Popen[bytes]] = []
+
+
+def _park(popen: subprocess.Popen[bytes]) -> None:
+    _parked[:] = [p for p in _parked if p.poll() is None]
+    _parked.append(popen)
 
 
 def start_worker(request: SpawnRequest) -> WorkerProcess:
