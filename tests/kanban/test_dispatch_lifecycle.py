@@ -230,8 +230,12 @@ async def test_restarted_dispatcher_adopts_then_detects_death(tmp_path: Path) ->
             await successor.aclose(terminate=True)
 
 
+def start_sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
 async def test_recycled_pid_is_never_taken_for_our_worker(tmp_path: Path) -> None:
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stranger = start_sleeper()
     try:
         async with dispatch_env(tmp_path) as env:
             task = await env.task(assignee=None)
