@@ -277,12 +277,19 @@ def _tokens(text: str) -> list[str]:
     for word in _WORD.findall(text.lower()):
         if len(word) < 3 or word in _STOP:
             continue
-        for suffix in ("ing", "ers", "er", "ed", "es", "s"):
-            if len(word) > len(suffix) + 3 and word.endswith(suffix):
-                word = word[: -len(suffix)]
-                break
-        out.append(word)
+        out.append(_stem(word))
     return out
+
+
+def _stem(word: str) -> str:
+    """A crude stemmer, enough for "writes/writing/write" and "plots/plotting" to meet."""
+    for suffix in ("ing", "ers", "er", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]  # plott -> plot
+    return word.removesuffix("e") if len(word) > 3 else word
 
 
 def route(text: str, roster: Roster) -> str:
