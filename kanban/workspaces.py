@@ -178,6 +178,10 @@ def _copy_artifacts(board: Board, task: Task, workspace: Path,
             source = workspace / source
         if not inside(source, workspace):
             continue
+        if not source.exists():
+            # Nothing to lose by removing the workspace: report it, don't keep the directory.
+            report.errors.append(f"declared artifact {declared!r} does not exist")
+            continue
         relative = source.resolve().relative_to(workspace.resolve())
         target = target_root / relative
         try:

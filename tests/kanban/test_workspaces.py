@@ -72,7 +72,8 @@ async def test_cleanup_failure_never_blocks_completion(tmp_path: Path) -> None:
         done = await env.board.complete(task.id, artifacts=["missing.txt"])
         report = await cleanup_completed(env.board, done, tmux=BrokenTmux())
         assert (await env.board.get_task(task.id)).status == "done"
-        assert report.errors == ["tmux cleanup failed: tmux server exploded"]
+        assert report.errors == ["declared artifact 'missing.txt' does not exist",
+                                 "tmux cleanup failed: tmux server exploded"]
         assert report.removed == str(workspace)  # the rest of the cleanup still happened
 
 
