@@ -19,10 +19,39 @@ from gateway import render
 from gateway.cli_context import AppContext, app_of, board_call, emit_json, json_option
 from kanban.board import Board
 from kanban.errors import InvalidInput, KanbanError
-from kanban.models import STATUSES
+from kanban.models import STATUSES, Claim
 
 
-@click.group()
+class _UsageLine(click.ClickException):
+    """A usage error shown as the CLI's one ``error: …`` line (exit 2, click's usage code)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# click < 8.2 has no NoArgsIsHelpError; an unmatched placeholder keeps the except clause valid.
+_NoArgsIsHelp: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                             type("_NeverRaised", (Exception,), {}))
+
+
+class _KanbanGroup(click.Group):
+    """Turns click's multi-line usage errors of every kanban verb into one ``error:`` line, like
+    kernel errors (ARCHITECTURE section 5)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _NoArgsIsHelp:
+            raise
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            message = " ".join(exc.format_message().split())
+            raise _UsageLine(f"{message} (see `{where} --help`)") from exc
+
+
+@click.group(cls=_KanbanGroup)
 @click.option("--board", "board_slug", default=None,
               help="Board slug (default: the worker's board, else kanban.default_board).")
 @click.pass_context
@@ -72,8 +101,9 @@ def create(ctx: click.Context, title: str, body: str | None, body_file: str | No
         raise InvalidInput("give --body or --body-file, not both")
     if body_file is not None:
         try:
-            text = (click.get_text_stream("stdin").read() if body_file == "-"
-                    else Path(body_file).read_text(encoding="utf-8"))
+            # click.open_file reads stdin for "-" (click.get_text_stream is deprecated in 8.5).
+            with click.open_file(body_file, encoding="utf-8") as stream:
+                text = stream.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read --body-file: {exc}") from exc
         body = text
@@ -220,13 +250,14 @@ def claim(ctx: click.Context, task_id: int, ttl: float | None, as_json: bool) ->
     app = app_of(ctx)
     who = app.environ.get("USER") or "operator"
 
-    async def go(board: Board) -> Any:
-        result = await board.claim(task_id, ttl=ttl, claimed_by=who)
-        if result.workspace and (board.workspaces_dir / str(task_id)) == Path(result.workspace):
-            Path(result.workspace).mkdir(parents=True, exist_ok=True)
-        return result
+    async def go(board: Board) -> tuple[Claim, Path]:
+        return await board.claim(task_id, ttl=ttl, claimed_by=who), board.workspaces_dir
 
-    result = board_call(ctx, go)
+    result, scratch_root = board_call(ctx, go)
+    # Only the board's own scratch directory is created here; dir:/worktree paths are the
+    # owner's (created outside the event loop: it is blocking filesystem work).
+    if result.workspace and scratch_root / str(task_id) == Path(result.workspace):
+        Path(result.workspace).mkdir(parents=True, exist_ok=True)
     if as_json:
         emit_json({"run_id": result.run_id, "lease": result.lease,
                    "workspace": result.workspace, "expires_at": result.expires_at})

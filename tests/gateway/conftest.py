@@ -1,0 +1,155 @@
+"""Fixtures for CLI tests: the real click entry point in process, and the real ``python -m gateway``
+in a subprocess where exit codes, stderr or streaming matter.
+
+Every test gets its own home (``--home tmp_path``) and a clean environment: no ``RELAYBOARD_*``
+variable leaks in from the developer's shell, so worker mode is only on when a test asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gateway.cli import cli
+
+SUBPROCESS_TIMEOUT = 30.0
+WORKER_VARS = ("RELAYBOARD_TASK_ID", "RELAYBOARD_RUN_ID", "RELAYBOARD_LEASE",
+               "RELAYBOARD_BOARD", "RELAYBOARD_PROFILE")
+
+
+def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment without any Relayboard variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBOARD_")}
+    env["USER"] = "tester"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Cli:
+    """Runs ``relayboard --home <home> …`` in process (CliRunner) or as a subprocess."""
+
+    home: Path
+    runner: CliRunner
+
+    def invoke(self, *args: str, env: Mapping[str, str] | None = None,
+               input: str | None = None) -> Result:
+        return self.runner.invoke(cli, ["--home", str(self.home), *args],
+                                  env=dict(env or {}), input=input, catch_exceptions=True)
+
+    def ok(self, *args: str, env: Mapping[str, str] | None = None,
+           input: str | None = None) -> str:
+        """stdout of a command that must succeed."""
+        result = self.invoke(*args, env=env, input=input)
+        if result.exit_code != 0:
+            detail = repr(result.exception) if result.exception else result.output
+            raise AssertionError(f"{args} exited {result.exit_code}: {detail}")
+        return result.stdout
+
+    def json(self, *args: str, env: Mapping[str, str] | None = None,
+             input: str | None = None) -> Any:
+        """Parsed JSON of a ``--json`` command that must succeed."""
+        return json.loads(self.ok(*args, "--json", env=env, input=input))
+
+    def fail(self, *args: str, env: Mapping[str, str] | None = None,
+             input: str | None = None) -> BaseException:
+        """The error of a command that must fail with exit code 1 and print nothing on stdout."""
+        result = self.invoke(*args, env=env, input=input)
+        assert result.exit_code == 1, (args, result.exit_code, result.output)
+        assert result.stdout == "", result.stdout
+        assert result.exception is not None
+        return result.exception
+
+    def usage_error(self, *args: str) -> str:
+        """stderr of a command that must be refused by argument parsing (exit 2)."""
+        result = self.invoke(*args)
+        assert result.exit_code == 2, (args, result.exit_code, result.output)
+        return result.stderr
+
+    # ---- convenience --------------------------------------------------------------------------
+    def create(self, title: str, *options: str, board: str | None = None) -> int:
+        prefix = ("kanban", "--board", board) if board else ("kanban",)
+        out = self.json(*prefix, "create", title, *options)
+        return int(out["id"])
+
+    def show(self, task_id: int, board: str | None = None) -> dict[str, Any]:
+        prefix = ("kanban", "--board", board) if board else ("kanban",)
+        data: dict[str, Any] = self.json(*prefix, "show", str(task_id))
+        return data
+
+    def claim(self, task_id: int, *options: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.json("kanban", "claim", str(task_id), *options)
+        return data
+
+    # ---- subprocesses -------------------------------------------------------------------------
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "gateway", "--home", str(self.home), *args]
+
+    def sub(self, *args: str, env: Mapping[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), env=clean_environ(env), input=input,
+                              capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                              cwd=self.home, check=False)
+
+    def popen(self, *args: str, env: Mapping[str, str] | None = None
+              ) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.argv(*args), env=clean_environ(env), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, cwd=self.home)
+
+    def sub_many(self, commands: Sequence[Sequence[str]]
+                 ) -> list[subprocess.CompletedProcess[str]]:
+        """Run several CLI processes at once (start-up dominates; this keeps the suite fast)."""
+        procs = [(list(c), self.popen(*c)) for c in commands]
+        done = []
+        for args, proc in procs:
+            out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+        return done
+
+
+def worker_env(claim: Mapping[str, Any], task_id: int, board: str = "default",
+               profile: str | None = None) -> dict[str, str]:
+    """The §6 worker variables for a claim printed by ``kanban claim --json``."""
+    env = {"RELAYBOARD_TASK_ID": str(task_id), "RELAYBOARD_RUN_ID": str(claim["run_id"]),
+           "RELAYBOARD_LEASE": str(claim["lease"]), "RELAYBOARD_BOARD": board}
+    if profile:
+        env["RELAYBOARD_PROFILE"] = profile
+    return env
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess[str], *, contains: str,
+                          code: int = 1) -> str:
+    """The process failed with ``code``, printed nothing on stdout and exactly one ``error:`` line
+    (no traceback) on stderr; returns that line."""
+    assert proc.returncode == code, (proc.args, proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert contains in lines[0], (contains, lines[0])
+    assert proc.stdout == "", proc.stdout
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*WORKER_VARS, "RELAYBOARD_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "tester")
+
+
+@pytest.fixture
+def rb(tmp_path: Path) -> Iterator[Cli]:
+    home = tmp_path / "home"
+    home.mkdir()
+    yield Cli(home=home, runner=CliRunner())
