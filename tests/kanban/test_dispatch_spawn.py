@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
 import sys
 from pathlib import Path
 
-from tests.kanban.workers.harness import agent, dispatch_env, same_path
+from kanban.boards import Boards
+from kanban.profiles import Profiles
+from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
 
 
 async def test_worker_gets_argv_placeholders_env_and_cwd(tmp_path: Path) -> None:
@@ -96,3 +101,31 @@ async def test_output_goes_to_task_log(tmp_path: Path) -> None:
         await env.cycle_until_exited()
         text = env.board.log_path(task.id).read_text()
         assert "to stdout" in text and "to stderr" in text
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_dispatch_cli_dry_run_and_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Profiles(home).create("w", command=agent("complete"))
+    boards = Boards(home)
+    try:
+        board = await boards.open("default")
+        task = (await board.create_task("via cli", assignee="w")).task
+        dry = await asyncio.to_thread(_cli, home, "kanban", "dispatch", "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        assert [p["task_id"] for p in json.loads(dry.stdout)["planned"]] == [task.id]
+        assert (await board.get_task(task.id)).status == "ready"
+        once = await asyncio.to_thread(_cli, home, "kanban", "dispatch", "--max", "1", "--json")
+        assert once.returncode == 0, once.stderr
+        assert [s["task_id"] for s in json.loads(once.stdout)["spawned"]] == [task.id]
+
+        async def done() -> bool:
+            return (await board.get_task(task.id)).status == "done"
+
+        await wait_until(done, what="the CLI-spawned worker to complete")
+    finally:
+        await boards.close()
