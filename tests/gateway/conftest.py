@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from gateway.cli import cli
+from gateway.cli import cli, main
 
 SUBPROCESS_TIMEOUT = 30.0
 WORKER_VARS = ("RELAYBOARD_TASK_ID", "RELAYBOARD_RUN_ID", "RELAYBOARD_LEASE",
@@ -43,8 +43,11 @@ class Cli:
 
     def invoke(self, *args: str, env: Mapping[str, str] | None = None,
                input: str | None = None) -> Result:
+        # None unsets: a worker variable from the developer's shell never leaks into a test.
+        base: dict[str, str | None] = {name: None for name in WORKER_VARS}
+        base.update(env or {})
         return self.runner.invoke(cli, ["--home", str(self.home), *args],
-                                  env=dict(env or {}), input=input, catch_exceptions=True)
+                                  env=base, input=input, catch_exceptions=True)
 
     def ok(self, *args: str, env: Mapping[str, str] | None = None,
            input: str | None = None) -> str:
@@ -74,6 +77,23 @@ class Cli:
         result = self.invoke(*args)
         assert result.exit_code == 2, (args, result.exit_code, result.output)
         return result.stderr
+
+    def main(self, *args: str, env: Mapping[str, str] | None = None,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``gateway.cli.main`` (the console script's function, with its error mapping) in
+        process, with isolated stdio; returns what a subprocess would report."""
+        base: dict[str, str | None] = {name: None for name in WORKER_VARS}
+        base.update(env or {})
+        argv = ["--home", str(self.home), *args]
+        code: int | str | None = 0
+        with self.runner.isolation(input=input, env=base) as (out, err, _):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = exc.code
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+        returncode = code if isinstance(code, int) else (0 if code is None else 1)
+        return subprocess.CompletedProcess(argv, returncode, stdout, stderr)
 
     # ---- convenience --------------------------------------------------------------------------
     def create(self, title: str, *options: str, board: str | None = None) -> int:
@@ -106,13 +126,15 @@ class Cli:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, cwd=self.home)
 
-    def sub_many(self, commands: Sequence[Sequence[str]]
+    def sub_many(self, commands: Sequence[tuple[Sequence[str], Mapping[str, str] | None]]
                  ) -> list[subprocess.CompletedProcess[str]]:
-        """Run several CLI processes at once (start-up dominates; this keeps the suite fast)."""
-        procs = [(list(c), self.popen(*c)) for c in commands]
+        """Run several CLI processes (args, extra env) at once: interpreter start-up dominates,
+        so this keeps the suite fast."""
+        procs = [(list(args), self.popen(*args, env=env)) for args, env in commands]
         done = []
         for args, proc in procs:
-            out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+            with proc:
+                out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
             done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
         return done
 
