@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli_context import console
@@ -26,16 +27,22 @@ def _ids(ids: Iterable[int]) -> str:
     return ", ".join(map(str, ids)) or "-"
 
 
+def _e(value: object) -> str:
+    """User text (titles, bodies, comments, names) is shown literally, never parsed as markup:
+    a "[/]" in a title must not crash the table nor "[bold]" vanish from a body."""
+    return escape(str(value))
+
+
 def task_table(tasks: Sequence[Task], board: str) -> None:
-    table = Table(title=f"board {board}", title_justify="left")
+    table = Table(title=f"board {_e(board)}", title_justify="left")
     for column in ("id", "status", "pri", "assignee", "title", "parents", "age"):
         table.add_column(column, no_wrap=column != "title")
     for t in tasks:
-        title = t.title if t.corrupt is None else f"{t.title} [red]({t.corrupt})[/]"
-        table.add_row(str(t.id), _status(t.status), str(t.priority), t.assignee or "-",
+        title = _e(t.title) if t.corrupt is None else f"{_e(t.title)} [red]({_e(t.corrupt)})[/]"
+        table.add_row(str(t.id), _status(t.status), str(t.priority), _e(t.assignee or "-"),
                       title, _ids(t.parents), age_text(t.created_at))
     if not tasks:
-        console().print(f"No tasks on board {board}.")
+        console().print(f"No tasks on board {_e(board)}.")
         return
     console().print(table)
 
@@ -43,7 +50,7 @@ def task_table(tasks: Sequence[Task], board: str) -> None:
 def task_detail(detail: TaskDetail) -> None:
     t = detail.task
     out = console()
-    out.print(f"[bold]Task {t.id}[/]: {t.title}  {_status(t.status)}")
+    out.print(f"[bold]Task {t.id}[/]: {_e(t.title)}  {_status(t.status)}")
     rows: list[tuple[str, Any]] = [
         ("assignee", t.assignee or "-"), ("priority", t.priority),
         ("parents", _ids(t.parents)), ("children", _ids(t.children)),
@@ -65,20 +72,20 @@ def task_detail(detail: TaskDetail) -> None:
     if t.artifacts:
         rows.append(("artifacts", "\n".join(t.artifacts)))
     for key, value in rows:
-        out.print(f"  [dim]{key:>12}[/]  {value}")
+        out.print(f"  [dim]{key:>12}[/]  {_e(value)}")
     if t.body:
-        out.print("\n" + t.body)
+        out.print("\n" + _e(t.body))
     if detail.comments:
         out.print("\n[bold]Comments[/]")
         for c in detail.comments:
-            out.print(f"  [dim]{iso(c.created_at) or '?'} {c.author} ({c.author_kind})[/]")
-            out.print("    " + c.body.replace("\n", "\n    "))
+            out.print(f"  [dim]{iso(c.created_at) or '?'} {_e(c.author)} ({c.author_kind})[/]")
+            out.print("    " + _e(c.body).replace("\n", "\n    "))
     if detail.runs:
         out.print("\n[bold]Runs[/]")
         for r in detail.runs:
             extra = f" exit {r.exit_code}" if r.exit_code is not None else ""
             out.print(f"  run {r.id}: {r.status}{extra} claimed {iso(r.claimed_at) or '?'}"
-                      + (f" — {r.error}" if r.error else ""))
+                      + (f" — {_e(r.error)}" if r.error else ""))
     if detail.events:
         out.print("\n[bold]Recent events[/]")
         events(detail.events)
@@ -95,7 +102,7 @@ def events(batch: Sequence[Event]) -> None:
 
 def stats(data: dict[str, Any]) -> None:
     out = console()
-    out.print(f"[bold]Board {data['board']}[/]: {data['total']} tasks, "
+    out.print(f"[bold]Board {_e(data['board'])}[/]: {data['total']} tasks, "
               f"{data['active_runs']} active run(s), journal {data['journal_mode']}")
     for status, count in sorted(data["by_status"].items()):
         out.print(f"  [{STATUS_STYLE.get(status, 'white')}]{status:<10}[/] {count}")
@@ -110,7 +117,7 @@ def boards(infos: Sequence[BoardInfo]) -> None:
     for column in ("slug", "name", "created"):
         table.add_column(column)
     for info in infos:
-        table.add_row(info.slug, info.name, iso(info.created_at) or "-")
+        table.add_row(info.slug, _e(info.name), iso(info.created_at) or "-")
     console().print(table)
 
 
@@ -122,5 +129,6 @@ def subscriptions(subs: Sequence[Subscription]) -> None:
     for column in ("task", "platform", "chat", "thread", "since event"):
         table.add_column(column)
     for s in subs:
-        table.add_row(str(s.task_id), s.platform, s.chat, s.thread or "-", str(s.last_event_id))
+        table.add_row(str(s.task_id), _e(s.platform), _e(s.chat), _e(s.thread or "-"),
+                      str(s.last_event_id))
     console().print(table)

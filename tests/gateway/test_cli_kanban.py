@@ -1009,3 +1009,25 @@ def test_usage_errors_are_one_error_line(rb: Cli, args: list[str]) -> None:
 def test_help_still_works(rb: Cli) -> None:
     result = rb.invoke("kanban", "create", "--help")
     assert result.exit_code == 0 and "--idempotency-key" in result.stdout
+
+
+# ---- human output shows user text literally -------------------------------------------------
+
+def test_human_output_never_parses_user_text_as_markup(rb: Cli) -> None:
+    task_id = rb.create("fix [/] in x[0]", "--body", "keep [bold]this[/bold]",
+                        "--assignee", "a[/]")
+    rb.ok("kanban", "comment", str(task_id), "see [link=x]y[/link] [/]")
+    rb.ok("kanban", "subscribe", str(task_id), "--platform", "p[/]", "--chat", "[red]c")
+    rb.ok("kanban", "boards", "create", "mk", "--name", "n[/]x")
+    rb.claim(task_id)
+    rb.ok("kanban", "block", str(task_id), "stuck on [/]")
+    listed = rb.ok("kanban", "list")
+    assert "fix [/] in x[0]" in listed and "a[/]" in listed
+    shown = rb.ok("kanban", "show", str(task_id))
+    for literal in ("fix [/] in x[0]", "keep [bold]this[/bold]", "see [link=x]y[/link] [/]",
+                    "by human: stuck on [/]", "— stuck on [/]"):
+        assert literal in shown, literal
+    assert "a[/]" in rb.ok("kanban", "stats")
+    assert "n[/]x" in rb.ok("kanban", "boards", "list")
+    subs = rb.ok("kanban", "subscriptions")
+    assert "p[/]" in subs and "[red]c" in subs
