@@ -109,12 +109,23 @@ def error_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def os_error_line(exc: OSError) -> str:
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return error_line(exc)
+
+
 @contextlib.contextmanager
 def fail_cleanly() -> Iterator[None]:
     try:
         yield
     except (KanbanError, ConfigError) as exc:
         click.echo(f"error: {error_line(exc)}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        # The home or a board directory cannot be created or read (a file in the way, no
+        # permission, disk full): one line, like every other error. click already handles EPIPE.
+        click.echo(f"error: {os_error_line(exc)}", err=True)
         sys.exit(1)
 
 

@@ -1031,3 +1031,18 @@ def test_human_output_never_parses_user_text_as_markup(rb: Cli) -> None:
     assert "n[/]x" in rb.ok("kanban", "boards", "list")
     subs = rb.ok("kanban", "subscriptions")
     assert "p[/]" in subs and "[red]c" in subs
+
+
+def test_events_follow_human_output(rb: Cli) -> None:
+    rb.create("first")
+    out = rb.ok("kanban", "events", "--follow", "--timeout", "0")
+    assert "created" in out and "title=first" in out
+
+
+def test_create_inside_a_worker_records_its_profile(rb: Cli) -> None:
+    task_id = rb.create("t")
+    claim = rb.claim(task_id)
+    out = rb.json("kanban", "create", "follow-up", env=worker_env(claim, task_id,
+                                                                  profile="planner"))
+    created = rb.show(out["id"])
+    assert created["events"][0]["payload"]["created_by"] == "planner"

@@ -227,3 +227,11 @@ def test_events_follow_from_cursor_without_task(rb: Cli) -> None:
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(e["id"], e["task_id"]) for e in events] == [(2, 2)]
+
+
+def test_unusable_home_is_one_clear_line(rb: Cli, tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory", encoding="utf-8")
+    proc = rb.main("--home", str(in_the_way / "home"), "kanban", "list")
+    line = assert_one_error_line(proc, contains=str(in_the_way))
+    assert "Not a directory" in line
