@@ -435,6 +435,10 @@ def test_heartbeat_refusals(rb: Cli) -> None:
     assert isinstance(err, LeaseError) and "matches no run" in str(err)
     err = rb.fail("kanban", "heartbeat")
     assert isinstance(err, InvalidInput) and "needs a task id" in str(err)
+    other = rb.create("other")
+    other_claim = rb.claim(other)
+    err = rb.fail("kanban", "heartbeat", str(task_id), "--lease", other_claim["lease"])
+    assert isinstance(err, LeaseError) and f"belongs to task {other}" in str(err)
 
 
 # ---- complete --------------------------------------------------------------------------------
@@ -1046,3 +1050,21 @@ def test_create_inside_a_worker_records_its_profile(rb: Cli) -> None:
                                                                   profile="planner"))
     created = rb.show(out["id"])
     assert created["events"][0]["payload"]["created_by"] == "planner"
+
+
+def test_damaged_rows_are_shown_not_fatal_s5(rb: Cli) -> None:
+    task_id = rb.create("old row")
+    with sqlite3.connect(db_path(rb)) as conn:
+        conn.execute("UPDATE tasks SET created_at = 'garbage', started_at = "
+                     "'2026-05-10T15:00:00Z', metadata = '{bad', skills = 'nope', "
+                     "priority = 'high' WHERE id = ?", (task_id,))
+        conn.execute("UPDATE task_events SET payload = '[1' WHERE task_id = ?", (task_id,))
+    conn.close()
+    task = rb.show(task_id)
+    assert task["created_at"] is None
+    assert task["started_at"] == 1778425200.0
+    assert (task["metadata"], task["skills"], task["priority"]) == ({}, [], 0)
+    assert task["events"][0]["payload"] == {}
+    assert "unknown" in rb.ok("kanban", "list")
+    assert "created  unknown" in rb.ok("kanban", "show", str(task_id))
+    assert rb.ok("kanban", "context", str(task_id)).startswith(f"# Task {task_id}: old row")
