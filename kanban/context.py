@@ -48,7 +48,9 @@ def _capped_section(title: str, parts: list[str]) -> list[str]:
     out = [f"## {title}", ""]
     used = 0
     for index, part in enumerate(parts):
-        if used + len(part) > SECTION_CAP:
+        if index == 0 and len(part) > SECTION_CAP:
+            part = _clip(part, SECTION_CAP)
+        elif used + len(part) > SECTION_CAP:
             out.append(f"… [{len(parts) - index} more omitted to keep this section short]")
             break
         out.append(part)
@@ -67,7 +69,7 @@ def build_context(tx: Tx, task_id: int) -> str:
     if task.max_runtime_seconds is not None:
         meta.append(f"- max runtime: {task.max_runtime_seconds} s")
     lines += [*meta, ""]
-    lines += _capped_section("Description", [_clip(task.body or "(no description)", SECTION_CAP)])
+    lines += _capped_section("Description", [task.body or "(no description)"])
 
     parents: list[str] = []
     for parent_id in task.parents[:MAX_PARENTS]:
