@@ -352,9 +352,11 @@ class Board(RunsMixin, GraphMixin):
     async def unblock(self, task_ids: list[int]) -> list[Task]:
         """blocked → ready or todo (re-gated on parents); failure counters reset (S7)."""
 
+        unique = list(dict.fromkeys(task_ids))
+
         def run(tx: Tx) -> list[Task]:
             out = []
-            for task_id in task_ids:
+            for task_id in unique:
                 task = store.load_task(tx, task_id)
                 if task.status != "blocked":
                     raise Conflict(f"task {task_id} is {task.status}, not blocked")
@@ -374,9 +376,11 @@ class Board(RunsMixin, GraphMixin):
         """Archive tasks. Archived parents satisfy their children (S20); a running task's lease
         becomes stale."""
 
+        unique = list(dict.fromkeys(task_ids))
+
         def run(tx: Tx) -> list[Task]:
             out = []
-            for task_id in task_ids:
+            for task_id in unique:
                 task = store.load_task(tx, task_id)
                 if task.status == "archived":
                     out.append(task)
@@ -396,9 +400,11 @@ class Board(RunsMixin, GraphMixin):
         """Permanently delete archived tasks with their links, comments, events, runs,
         subscriptions and attachment files (S12). Any non-archived id refuses the whole call."""
 
+        unique = list(dict.fromkeys(task_ids))
+
         def run(tx: Tx) -> list[int]:
             not_archived = []
-            for task_id in task_ids:
+            for task_id in unique:
                 task = store.load_task(tx, task_id)
                 if task.status != "archived":
                     not_archived.append(f"{task_id} ({task.status})")
@@ -407,11 +413,11 @@ class Board(RunsMixin, GraphMixin):
                     "only archived tasks can be deleted; archive these first: "
                     + ", ".join(not_archived)
                 )
-            for task_id in task_ids:
+            for task_id in unique:
                 tx.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                 store.append_event(tx, None, "deleted", {"task_id": task_id})
                 tx.after_commit(lambda t=task_id: self._remove_task_files(t))
-            return list(task_ids)
+            return unique
 
         return await self.db.write(run)
 
@@ -494,7 +500,8 @@ class Board(RunsMixin, GraphMixin):
             by_assignee = {str(r[0] or "(unassigned)"): int(r[1]) for r in tx.all(
                 "SELECT assignee, COUNT(*) FROM tasks WHERE status NOT IN ('done','archived') "
                 "GROUP BY assignee")}
-            row = tx.one("SELECT COUNT(*) FROM task_runs WHERE status = 'active'")
+            row = tx.one("SELECT COUNT(*) FROM tasks t JOIN task_runs r ON r.id = t.current_run_id "
+                         "WHERE t.status = 'running' AND r.status = 'active'")
             ev = tx.one("SELECT MAX(id) FROM task_events")
             return {
                 "board": self.slug,

@@ -67,7 +67,7 @@ class Boards:
             if not self.exists(slug):
                 if slug != DEFAULT_BOARD:
                     raise BoardNotFound(slug)
-                self._write_meta(slug, "Default")
+                self._write_meta(slug, slug)
             board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
             self._open[slug] = board
             return board

@@ -47,6 +47,11 @@ def _mark_schema(path: Path) -> None:
         _schema_ready.add(str(path.resolve()))
 
 
+def _label(path: Path) -> str:
+    """``board 'slug' (kanban.db)`` — names the board without echoing the host path."""
+    return f"board {path.parent.name!r} database ({path.name})"
+
+
 def set_journal_mode(conn: sqlite3.Connection) -> str:
     """Switch to WAL; on filesystems that refuse it, fall back to DELETE with one warning (S32)."""
     try:
@@ -125,7 +130,7 @@ class Database:
         try:
             conn = await aiosqlite.connect(str(path), isolation_level=None)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open board database {path.name}: {exc}") from exc
+            raise StorageError(f"cannot open {_label(path)}: {exc}") from exc
         run_migrations = not _schema_known(path)
         try:
             mode = await conn._execute(_setup, conn._conn, path, run_migrations)
@@ -133,7 +138,7 @@ class Database:
             # Never leak the connection (and its thread) when setup fails after connect (S4).
             await conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot set up board database {path.name}: {exc}") from exc
+                raise StorageError(f"cannot set up {_label(path)}: {exc}") from exc
             raise
         if run_migrations:
             _mark_schema(path)
@@ -200,11 +205,11 @@ class Database:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
-            raise StorageError(f"board database {self.path.name} is closed")
+            raise StorageError(f"{_label(self.path)} is closed")
         try:
             result: T = await self._conn._execute(fn, self._conn._conn)
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"database error on {self.path.name}: {exc}") from exc
+            raise StorageError(f"database error on {_label(self.path)}: {exc}") from exc
         return result
 
 

@@ -114,7 +114,7 @@ class Task:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Task:
-        keys = row.keys()
+        keys = frozenset(row.keys())
 
         def get(name: str) -> Any:
             return row[name] if name in keys else None

@@ -7,6 +7,7 @@ can never finish its successor's work (ARCHITECTURE section 3, invariant 5).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import socket
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from kanban.timeutil import now
 if TYPE_CHECKING:
     from kanban.board import BoardOptions
     from kanban.db import Database
+
+HOSTNAME = socket.gethostname()
 
 FAILURE_KINDS = ("spawn_failed", "crashed", "timed_out", "protocol_violation")
 
@@ -60,7 +63,7 @@ class RunsMixin:
             raise InvalidInput(f"claim ttl must be positive (got {lease_ttl})")
 
         def run(tx: Tx) -> Claim | NotClaimable:
-            task = store.load_task(tx, task_id)
+            task = store.load_task(tx, task_id, light=True)
             if task.status != "ready":
                 return NotClaimable(task_id, task.status)
             pending = store.unsatisfied_parents(tx, task_id)
@@ -82,7 +85,7 @@ class RunsMixin:
                 "INSERT INTO task_runs (task_id, lease, status, claimed_by, profile, claimed_at, "
                 "expires_at, host, workspace) VALUES (?,?,?,?,?,?,?,?,?)",
                 (task_id, lease, "active", claimed_by, profile or task.assignee, stamp,
-                 stamp + lease_ttl, socket.gethostname(),
+                 stamp + lease_ttl, HOSTNAME,
                  str(workspace) if workspace else None),
             )
             run_id = int(cur.lastrowid or 0)
@@ -125,7 +128,11 @@ class RunsMixin:
 
         def run(tx: Tx) -> list[tuple[Run, Task]]:
             out = []
-            for row in tx.all("SELECT * FROM task_runs WHERE status = 'active' ORDER BY id"):
+            # An active run is always its task's current run, so the status index finds them.
+            for row in tx.all(
+                "SELECT r.* FROM tasks t JOIN task_runs r ON r.id = t.current_run_id "
+                "WHERE t.status = 'running' AND r.status = 'active' ORDER BY r.id"
+            ):
                 active = Run.from_row(row)
                 task_row = tx.one("SELECT * FROM tasks WHERE id = ?", (active.task_id,))
                 if task_row is not None:
@@ -207,7 +214,12 @@ class RunsMixin:
                 "by": "worker" if lease else (by or "operator"),
             }, run_id=run_id)
             store.gate_children(tx, task_id)
-            return store.load_task(tx, task_id, with_links=True)
+            return dataclasses.replace(
+                task, status="done", completed_at=stamp, updated_at=stamp, result=result,
+                summary=summary, metadata=merged, current_run_id=None, blocked_by=None,
+                blocked_reason=None, parents=store.parent_ids(tx, task_id),
+                children=store.child_ids(tx, task_id),
+            )
 
         return await self.db.write(run)
 

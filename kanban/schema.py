@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 -- Claim candidates: ready tasks by priority (high first), then age (oldest first).
 CREATE INDEX IF NOT EXISTS idx_tasks_status_priority
     ON tasks (status, priority DESC, created_at, id);
-CREATE INDEX IF NOT EXISTS idx_tasks_assignee ON tasks (assignee, status);
+CREATE INDEX IF NOT EXISTS idx_tasks_assignee ON tasks (assignee);
 -- An idempotency key names at most one live (non-archived) task; enforced by the database.
 CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_idempotency
     ON tasks (idempotency_key)
@@ -110,7 +110,6 @@ CREATE TABLE IF NOT EXISTS task_runs (
     workspace       TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_runs_task ON task_runs (task_id, id);
-CREATE INDEX IF NOT EXISTS idx_runs_active ON task_runs (status) WHERE status = 'active';
 
 CREATE TABLE IF NOT EXISTS attachments (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -7,6 +7,7 @@ composes them so each public operation is exactly one transaction.
 from __future__ import annotations
 
 import json
+import secrets
 from collections import deque
 from typing import Any
 
@@ -20,8 +21,13 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def load_task(tx: Tx, task_id: int, *, with_links: bool = False) -> Task:
-    row = tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+_LIGHT_COLUMNS = "id, title, status, assignee, priority, workspace_kind, workspace_path"
+
+
+def load_task(tx: Tx, task_id: int, *, with_links: bool = False, light: bool = False) -> Task:
+    """Read one task. ``light`` reads only the columns a claim needs (the rest are defaults)."""
+    columns = _LIGHT_COLUMNS if light else "*"
+    row = tx.one(f"SELECT {columns} FROM tasks WHERE id = ?", (task_id,))
     if row is None:
         raise TaskNotFound(task_id)
     task = Task.from_row(row)
@@ -212,7 +218,19 @@ def end_run(tx: Tx, run_id: int, status: str, *, error: str | None = None,
 
 
 def check_lease(tx: Tx, task_id: int, lease: str) -> Run:
-    """The task's active run if ``lease`` is its token; otherwise a clear :class:`LeaseError`."""
+    """The task's active run if ``lease`` is its token; otherwise a clear :class:`LeaseError`.
+
+    The hot path reads the task's current run by id and compares tokens in constant time; only a
+    refusal looks the token up (indexed) to explain what went wrong.
+    """
+    current = tx.one(
+        "SELECT r.* FROM tasks t JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?",
+        (task_id,),
+    )
+    if current is not None and current["status"] == "active" and secrets.compare_digest(
+        str(current["lease"]), lease
+    ):
+        return Run.from_row(current)
     row = tx.one("SELECT * FROM task_runs WHERE lease = ?", (lease,))
     if row is None:
         raise LeaseError(f"lease refused for task {task_id}: the token matches no run", task_id)
@@ -229,11 +247,8 @@ def check_lease(tx: Tx, task_id: int, lease: str) -> Run:
             "its token is stale",
             task_id, found.id,
         )
-    current = tx.one("SELECT current_run_id, status FROM tasks WHERE id = ?", (task_id,))
-    if current is None or current["current_run_id"] != found.id:
-        raise LeaseError(
-            f"lease refused for task {task_id}: run {found.id} is no longer the task's current "
-            "run (it was reclaimed)",
-            task_id, found.id,
-        )
-    return found
+    raise LeaseError(
+        f"lease refused for task {task_id}: run {found.id} is no longer the task's current "
+        "run (it was reclaimed)",
+        task_id, found.id,
+    )

@@ -74,13 +74,15 @@ async def test_failed_setup_closes_the_connection_S4(
     with pytest.raises(StorageError) as info:
         await Database.open(tmp_path / "broken.db")
     assert closed == [True]
-    assert str(info.value) == "cannot set up board database broken.db: disk I/O error"
+    assert str(info.value) == (
+        f"cannot set up board {tmp_path.name!r} database (broken.db): disk I/O error"
+    )
 
 
 async def test_a_file_that_is_not_a_database_gives_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "kanban.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="kanban.db: file is not a database"):
+    with pytest.raises(StorageError, match=r"\(kanban.db\): file is not a database"):
         await Database.open(path)
 
 
