@@ -9,6 +9,7 @@ Worker-side writes live in :mod:`kanban.runs` (claims, leases, failure accountin
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import sqlite3
@@ -416,7 +417,7 @@ class Board(RunsMixin, GraphMixin):
             for task_id in unique:
                 tx.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                 store.append_event(tx, None, "deleted", {"task_id": task_id})
-                tx.after_commit(lambda t=task_id: self._remove_task_files(t))
+                tx.after_commit(functools.partial(self._remove_task_files, task_id))
             return unique
 
         return await self.db.write(run)

@@ -7,11 +7,11 @@ function on that thread, which roughly doubles write throughput (ARCHITECTURE se
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,17 @@ def _mark_schema(path: Path) -> None:
         _schema_ready.add(str(path.resolve()))
 
 
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(sqlite3_connection)`` as ONE call on aiosqlite's database thread.
+
+    aiosqlite's public API hops threads once per statement; its ``_execute`` queues an arbitrary
+    function on the connection's thread, which is what a whole transaction needs. Kept to this
+    one function so an aiosqlite change has one place to land.
+    """
+    execute: Callable[..., Awaitable[T]] = conn._execute
+    return await execute(fn, conn._conn)
+
+
 def _label(path: Path) -> str:
     """``board 'slug' (kanban.db)`` — names the board without echoing the host path."""
     return f"board {path.parent.name!r} database ({path.name})"
@@ -71,7 +82,7 @@ def set_journal_mode(conn: sqlite3.Connection) -> str:
     return "delete"
 
 
-def _setup(conn: sqlite3.Connection, path: Path, run_migrations: bool) -> str:
+def _setup(conn: sqlite3.Connection, *, path: Path, run_migrations: bool) -> str:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     mode = set_journal_mode(conn)
@@ -133,7 +144,8 @@ class Database:
             raise StorageError(f"cannot open {_label(path)}: {exc}") from exc
         run_migrations = not _schema_known(path)
         try:
-            mode = await conn._execute(_setup, conn._conn, path, run_migrations)
+            mode = await _on_thread(conn, functools.partial(_setup, path=path,
+                                                            run_migrations=run_migrations))
         except BaseException as exc:
             # Never leak the connection (and its thread) when setup fails after connect (S4).
             await conn.close()
@@ -207,16 +219,7 @@ class Database:
         if self._closed:
             raise StorageError(f"{_label(self.path)} is closed")
         try:
-            result: T = await self._conn._execute(fn, self._conn._conn)
+            result: T = await _on_thread(self._conn, fn)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"database error on {_label(self.path)}: {exc}") from exc
         return result
-
-
-async def wait_quietly(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` up to ``timeout`` seconds; True when it fired."""
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        return False
-    return True

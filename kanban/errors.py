@@ -36,7 +36,8 @@ class TaskNotFound(NotFound):
 class BoardNotFound(NotFound):
     def __init__(self, slug: str) -> None:
         super().__init__(
-            f"board {slug!r} does not exist (create it with `relayboard kanban boards create {slug}`)"
+            f"board {slug!r} does not exist "
+            f"(create it with `relayboard kanban boards create {slug}`)"
         )
         self.slug = slug
 

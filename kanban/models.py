@@ -1,4 +1,7 @@
-"""Plain values returned by the kernel. Rows are read tolerantly: one corrupt row never fails a view."""
+"""Plain values returned by the kernel.
+
+Rows are read tolerantly: one corrupt row never fails a view.
+"""
 
 from __future__ import annotations
 

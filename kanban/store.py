@@ -38,12 +38,14 @@ def load_task(tx: Tx, task_id: int, *, with_links: bool = False, light: bool = F
 
 
 def parent_ids(tx: Tx, task_id: int) -> list[int]:
-    rows = tx.all("SELECT parent_id FROM task_links WHERE child_id = ? ORDER BY parent_id", (task_id,))
+    rows = tx.all("SELECT parent_id FROM task_links WHERE child_id = ? ORDER BY parent_id",
+                  (task_id,))
     return [int(r[0]) for r in rows]
 
 
 def child_ids(tx: Tx, task_id: int) -> list[int]:
-    rows = tx.all("SELECT child_id FROM task_links WHERE parent_id = ? ORDER BY child_id", (task_id,))
+    rows = tx.all("SELECT child_id FROM task_links WHERE parent_id = ? ORDER BY child_id",
+                  (task_id,))
     return [int(r[0]) for r in rows]
 
 

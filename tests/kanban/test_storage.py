@@ -46,8 +46,7 @@ async def test_wal_refusal_falls_back_to_delete_with_one_warning_S32(
         assert database.journal_mode == "delete"
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "locking protocol" in warnings[0].getMessage()
-        from kanban.board import Board
-        from kanban.board import BoardOptions
+        from kanban.board import Board, BoardOptions
 
         board = Board("default", database, BoardOptions())
         task = await make_task(board, "still works")
