@@ -7,13 +7,15 @@ function on that thread, which roughly doubles write throughput (ARCHITECTURE se
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 15_000
+MAX_BATCH = 64  # writes grouped into one commit at most
 
 # Paths whose schema this process has already brought up to date. Board removal drops the entry
 # BEFORE touching the filesystem, so a racing open of the same slug sets up a fresh file (S10).
@@ -125,6 +128,43 @@ class Tx:
         return list(self.conn.execute(sql, params).fetchall())
 
 
+@dataclass
+class _Write:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[tuple[Any, Tx]]
+
+
+def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
+               ) -> list[tuple[bool, Any]]:
+    """One transaction for several writes; each write is isolated by a SAVEPOINT."""
+    conn.execute("BEGIN IMMEDIATE")
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        if len(fns) == 1:
+            tx = Tx(conn)
+            try:
+                outcomes.append((True, (fns[0](tx), tx)))
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                return [(False, exc)]
+        else:
+            for fn in fns:
+                conn.execute("SAVEPOINT write")
+                tx = Tx(conn)
+                try:
+                    outcomes.append((True, (fn(tx), tx)))
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO write")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE write")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 class Database:
     """An open board database. Use :meth:`open`; always :meth:`close`."""
 
@@ -133,6 +173,9 @@ class Database:
         self.journal_mode = journal_mode
         self._conn = conn
         self._closed = False
+        self._queue: list[_Write] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0  # commits made by the write queue (a burst shares one)
         self.on_commit: list[Callable[[Tx], None]] = []
 
     @classmethod
@@ -158,6 +201,9 @@ class Database:
 
     async def close(self) -> None:
         if not self._closed:
+            writer = self._writer
+            if writer is not None and not writer.done():
+                await asyncio.wait([writer], timeout=30)
             self._closed = True
             await self._conn.close()
 
@@ -178,33 +224,63 @@ class Database:
         return await self._call(run)
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` as one ``BEGIN IMMEDIATE`` … ``COMMIT`` on the database thread.
+        """Run ``fn`` inside a ``BEGIN IMMEDIATE`` … ``COMMIT`` on the database thread.
 
-        Any exception rolls the whole transaction back and propagates; after-commit effects of a
-        committed transaction then run here, on the event loop.
+        Writes that arrive while another is in flight are grouped into one commit (each in its
+        own SAVEPOINT, so one failing write rolls back only itself): a commit costs an fsync,
+        and a burst of completions then pays for one. An exception from ``fn`` rolls its own
+        changes back and propagates to its caller; after-commit effects run here, on the event
+        loop, once the commit succeeded.
         """
-
-        def run(conn: sqlite3.Connection) -> tuple[T, Tx]:
-            conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(conn)
-            try:
-                result = fn(tx)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result, tx
-
-        result, tx = await self._call(run)
-        for hook in self.on_commit:
-            hook(tx)
+        loop = asyncio.get_running_loop()
+        entry = _Write(fn, loop.create_future())
+        self._queue.append(entry)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain(),
+                                            name=f"kanban-db-writer:{self.path.parent.name}")
+        result, tx = await entry.future
         for effect in tx._effects:
             try:
                 effect()
             except Exception:
                 log.exception("after-commit effect failed")
-        return result
+        return cast(T, result)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = [e for e in self._queue[:MAX_BATCH] if not e.future.done()]
+            del self._queue[:MAX_BATCH]
+            if not batch:
+                continue
+            try:
+                outcomes = await self._call(
+                    functools.partial(_run_batch, fns=[e.fn for e in batch]))
+            except BaseException as exc:
+                for e in batch:
+                    if not e.future.done():
+                        e.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            committed: Tx | None = None
+            for ok, value in outcomes:
+                if ok:
+                    committed = value[1]
+            if committed is not None:
+                self.batches += 1
+                for hook in self.on_commit:
+                    hook(committed)
+            for e, (ok, value) in zip(batch, outcomes, strict=True):
+                if e.future.done():
+                    continue
+                if ok:
+                    e.future.set_result(value)
+                elif isinstance(value, sqlite3.DatabaseError):
+                    error = StorageError(f"database error on {_label(self.path)}: {value}")
+                    error.__cause__ = value
+                    e.future.set_exception(error)
+                else:
+                    e.future.set_exception(value)
 
     async def data_version(self) -> int:
         """SQLite's per-connection counter that moves when ANOTHER connection commits."""
