@@ -33,6 +33,7 @@ class WorkerIdentity:
     lease: str
     board: str | None
     profile: str | None
+    db: Path | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> WorkerIdentity | None:
@@ -47,7 +48,8 @@ class WorkerIdentity:
         run = environ.get("RELAYBOARD_RUN_ID")
         return cls(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
                    lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
-                   profile=environ.get("RELAYBOARD_PROFILE") or None)
+                   profile=environ.get("RELAYBOARD_PROFILE") or None,
+                   db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None)
 
 
 @dataclass
@@ -145,6 +147,25 @@ def board_call(ctx: click.Context, fn: Callable[[Board], Awaitable[T]]) -> T:
     close everything."""
     app = app_of(ctx)
     slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
+
+    worker = app.worker
+    if worker is not None and worker.db is not None and slug == (worker.board or slug):
+        # A worker's RELAYBOARD_HOME is its profile's home (so its own config applies); the
+        # board it works for is named by RELAYBOARD_DB, which the dispatcher set.
+        worker_db = worker.db
+
+        async def go_worker() -> T:
+            if not worker_db.is_file():
+                raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
+                                  f"({worker_db.name})")
+            board = await Board.open(worker_db, slug=slug,
+                                     options=app.config.kanban.board_options())
+            try:
+                return await fn(board)
+            finally:
+                await board.close()
+
+        return asyncio.run(go_worker())
 
     async def go() -> T:
         boards = app.boards()

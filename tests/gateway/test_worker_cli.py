@@ -1,0 +1,53 @@
+"""The worker-side CLI run by a real dispatcher: a profile's command is `relayboard kanban …`
+itself, with RELAYBOARD_HOME pointing at the profile's home (S21) and the board named by
+RELAYBOARD_DB."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.kanban.workers.harness import DEADLINE, dispatch_env
+
+SCRIPT = """
+import subprocess, sys
+cli = [sys.executable, "-m", "gateway", "kanban"]
+def run(*args):
+    subprocess.run([*cli, *args], check=True)
+run("comment", "starting on it")
+run("heartbeat", "--note", "halfway")
+open("report.txt", "w").write("the report")
+run("complete", "--result", "written by the CLI", "--artifact", "report.txt")
+"""
+
+
+async def test_a_worker_completes_its_task_through_the_cli(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        env.profile("w", [sys.executable, "-c", SCRIPT])
+        task = await env.task("write the report")
+        await env.dispatcher.run_cycle(env.board)
+        done = await env.wait_status(task.id, "done", "blocked", within=DEADLINE)
+        assert done.status == "done", await env.board.show_task(task.id)
+        assert done.result == "written by the CLI"
+        detail = await env.board.show_task(task.id)
+        assert [(c.author, c.author_kind, c.body) for c in detail.comments] == [
+            ("w", "worker", "starting on it")
+        ]
+        beats = [e for e in detail.events if e.kind == "heartbeat"]
+        assert beats and beats[0].payload["note"] == "halfway"
+        assert [Path(a).name for a in done.artifacts] == ["report.txt"]
+        # The profile's home never grew a board of its own.
+        assert not (env.profiles.path("w") / "boards").exists()
+
+
+async def test_a_worker_cannot_complete_another_task(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        other = await env.task("someone else's", assignee=None)
+        env.profile("w", [sys.executable, "-m", "gateway", "kanban", "complete", str(other.id)])
+        task = await env.task("mine")
+        await env.dispatcher.run_cycle(env.board)
+        assert await env.dispatcher.wait_workers(DEADLINE)
+        await env.dispatcher.run_cycle(env.board, max_new=0)
+        crashed = await env.events(task.id, "crashed")
+        assert crashed and "may only complete its own task" in crashed[0].payload["log_tail"]
+        assert await env.status(other.id) == "ready"
