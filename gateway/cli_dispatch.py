@@ -95,6 +95,8 @@ def register(group: click.Group) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop_.add_signal_handler(sig, stop.set)
+            click.echo(f"relayboard: dispatching board {slug!r} of {app.home} "
+                       "(Ctrl-C to stop)", err=True)
             try:
                 await dispatcher.run(stop)
             finally:
