@@ -175,6 +175,7 @@ class Database:
         self._closed = False
         self._queue: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
+        self._busy = False
         self.batches = 0  # commits made by the write queue (a burst shares one)
         self.on_commit: list[Callable[[Tx], None]] = []
 
@@ -233,12 +234,24 @@ class Database:
         loop, once the commit succeeded.
         """
         loop = asyncio.get_running_loop()
-        entry = _Write(fn, loop.create_future())
-        self._queue.append(entry)
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._drain(),
-                                            name=f"kanban-db-writer:{self.path.parent.name}")
-        result, tx = await entry.future
+        if not self._busy and not self._queue:
+            # Fast path, nobody else writing: run it now, no queue and no task hand-off.
+            self._busy = True
+            try:
+                [(ok, value)] = await self._call(functools.partial(_run_batch, fns=[fn]))
+            finally:
+                self._busy = False
+                self._start_writer(loop)
+            if not ok:
+                raise self._error(value)
+            self._committed(value[1])
+        else:
+            entry = _Write(fn, loop.create_future())
+            self._queue.append(entry)
+            if not self._busy:
+                self._start_writer(loop)
+            value = await entry.future
+        result, tx = value
         for effect in tx._effects:
             try:
                 effect()
@@ -246,41 +259,54 @@ class Database:
                 log.exception("after-commit effect failed")
         return cast(T, result)
 
+    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._queue and (self._writer is None or self._writer.done()):
+            self._writer = loop.create_task(self._drain(),
+                                            name=f"kanban-db-writer:{self.path.parent.name}")
+
+    def _committed(self, tx: Tx) -> None:
+        self.batches += 1
+        for hook in self.on_commit:
+            hook(tx)
+
+    def _error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, sqlite3.DatabaseError):
+            error = StorageError(f"database error on {_label(self.path)}: {exc}")
+            error.__cause__ = exc
+            return error
+        return exc
+
     async def _drain(self) -> None:
-        while self._queue:
-            batch = [e for e in self._queue[:MAX_BATCH] if not e.future.done()]
-            del self._queue[:MAX_BATCH]
-            if not batch:
-                continue
-            try:
-                outcomes = await self._call(
-                    functools.partial(_run_batch, fns=[e.fn for e in batch]))
-            except BaseException as exc:
-                for e in batch:
-                    if not e.future.done():
-                        e.future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            committed: Tx | None = None
-            for ok, value in outcomes:
-                if ok:
-                    committed = value[1]
-            if committed is not None:
-                self.batches += 1
-                for hook in self.on_commit:
-                    hook(committed)
-            for e, (ok, value) in zip(batch, outcomes, strict=True):
-                if e.future.done():
+        """Write every queued entry, up to MAX_BATCH per commit, until the queue is empty."""
+        self._busy = True
+        try:
+            while self._queue:
+                batch = [e for e in self._queue[:MAX_BATCH] if not e.future.done()]
+                del self._queue[:MAX_BATCH]
+                if not batch:
                     continue
-                if ok:
-                    e.future.set_result(value)
-                elif isinstance(value, sqlite3.DatabaseError):
-                    error = StorageError(f"database error on {_label(self.path)}: {value}")
-                    error.__cause__ = value
-                    e.future.set_exception(error)
-                else:
-                    e.future.set_exception(value)
+                try:
+                    outcomes = await self._call(
+                        functools.partial(_run_batch, fns=[e.fn for e in batch]))
+                except BaseException as exc:
+                    for e in batch:
+                        if not e.future.done():
+                            e.future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                committed = [value[1] for ok, value in outcomes if ok]
+                if committed:
+                    self._committed(committed[-1])
+                for e, (ok, value) in zip(batch, outcomes, strict=True):
+                    if e.future.done():
+                        continue
+                    if ok:
+                        e.future.set_result(value)
+                    else:
+                        e.future.set_exception(self._error(value))
+        finally:
+            self._busy = False
 
     async def data_version(self) -> int:
         """SQLite's per-connection counter that moves when ANOTHER connection commits."""

@@ -81,8 +81,11 @@ CREATE TABLE IF NOT EXISTS task_comments (
 );
 CREATE INDEX IF NOT EXISTS idx_comments_task ON task_comments (task_id, id);
 
+-- Events and runs use plain rowids (no AUTOINCREMENT): it saves a sqlite_sequence write per
+-- commit. Event ids are never reused (a deletion always appends a newer `deleted` event), and a
+-- run id reused after its task was deleted carries a fresh lease token.
 CREATE TABLE IF NOT EXISTS task_events (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY,
     task_id    INTEGER REFERENCES tasks (id) ON DELETE CASCADE,
     run_id     INTEGER,
     kind       TEXT    NOT NULL,
@@ -92,7 +95,7 @@ CREATE TABLE IF NOT EXISTS task_events (
 CREATE INDEX IF NOT EXISTS idx_events_task ON task_events (task_id, id);
 
 CREATE TABLE IF NOT EXISTS task_runs (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     task_id         INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
     lease           TEXT    NOT NULL,
     status          TEXT    NOT NULL DEFAULT 'active',
