@@ -68,6 +68,27 @@ async def board_loop(path: Path, cycles: int) -> float:
         await board.close()
 
 
+async def burst(path: Path, count: int) -> tuple[float, float, int]:
+    """``count`` running tasks completed at once (gathered): sequential vs grouped commits."""
+    board = await Board.open(path)
+    try:
+        claims = []
+        for index in range(2 * count):
+            task = (await board.create_task(f"b{index}")).task
+            claims.append(await board.claim(task.id))
+        start = time.perf_counter()
+        for claim in claims[:count]:
+            await board.complete(claim.task_id, lease=claim.lease)
+        sequential = count / (time.perf_counter() - start)
+        before = board.db.batches
+        start = time.perf_counter()
+        await asyncio.gather(*(board.complete(c.task_id, lease=c.lease) for c in claims[count:]))
+        grouped = count / (time.perf_counter() - start)
+        return sequential, grouped, board.db.batches - before
+    finally:
+        await board.close()
+
+
 async def add_filler(board: Board, count: int) -> None:
     """``count`` unrelated tasks waiting in todo behind one parent that never finishes."""
     blocker = (await board.create_task("never finishes")).task.id
@@ -127,6 +148,11 @@ def main() -> None:
         print(f"  raw sqlite3 loop : {raw_med:8.0f} cycles/s")
         print(f"  Board (aiosqlite): {ours_med:8.0f} cycles/s")
         print(f"  ratio            : {ours_med / raw_med:8.1%}   (goal >= 50 %)")
+        seq, grouped, commits = asyncio.run(burst(root / "burst.db", 500))
+        print("burst of 500 completions:")
+        print(f"  one at a time : {seq:8.0f} completions/s")
+        print(f"  all at once   : {grouped:8.0f} completions/s in {commits} commits "
+              f"({grouped / seq:.1f}x)")
         empty = asyncio.run(chain_latency(root / "chain0.db", args.steps, 0))
         full = asyncio.run(chain_latency(root / "chain20k.db", args.steps, args.filler))
         e50, f50 = statistics.median(empty), statistics.median(full)

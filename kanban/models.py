@@ -117,10 +117,8 @@ class Task:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Task:
-        keys = frozenset(row.keys())
-
-        def get(name: str) -> Any:
-            return row[name] if name in keys else None
+        # One dict per row: sqlite3.Row's lookup by name scans the column list every time.
+        get = dict(zip(row.keys(), tuple(row), strict=True)).get
 
         try:
             skills = loads_json(get("skills"), [])
