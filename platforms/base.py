@@ -214,6 +214,30 @@ class PlatformAdapter(abc.ABC):
             return Receipt.too_large(st.st_size, limit, name=name)
         return None
 
+    async def send_parts(
+        self, parts: Sequence[str], send_one: Callable[[str], Awaitable[Receipt]]
+    ) -> Receipt:
+        """Send a message split into ``parts`` in order, stopping at the first failure.
+
+        The failure receipt says how many parts already went out, so a retry knows it would
+        duplicate them; all delivered message ids are returned on success.
+        """
+        if not parts:
+            return Receipt.rejected("empty message")
+        ids: list[str] = []
+        for part in parts:
+            receipt = await send_one(part)
+            if not receipt.ok:
+                if ids:
+                    return Receipt.failed(
+                        f"{receipt.reason} (after {len(ids)} of {len(parts)} parts)",
+                        retryable=receipt.retryable,
+                        retry_after=receipt.retry_after,
+                    )
+                return receipt
+            ids.extend(receipt.message_ids)
+        return Receipt.delivered(ids)
+
     async def guarded(
         self,
         call: Callable[[], Awaitable[Sequence[str]]],

@@ -276,26 +276,10 @@ class DiscordAdapter(PlatformAdapter):
         return [str(msg.id)]
 
     async def send(self, dest: Destination, text: str) -> Receipt:
-        chunks = split_text(text, TEXT_LIMIT)
-        if not chunks:
-            return Receipt.rejected("empty message")
-        ids: list[str] = []
-        for chunk in chunks:
+        async def one(chunk: str) -> Receipt:
+            return await self.guarded(lambda: self._post(dest, chunk), map_error)
 
-            async def call(c: str = chunk) -> list[str]:
-                return await self._post(dest, c)
-
-            receipt = await self.guarded(call, map_error)
-            if not receipt.ok:
-                if ids:
-                    return Receipt.failed(
-                        f"{receipt.reason} (after {len(ids)} of {len(chunks)} parts)",
-                        retryable=receipt.retryable,
-                        retry_after=receipt.retry_after,
-                    )
-                return receipt
-            ids.extend(receipt.message_ids)
-        return Receipt.delivered(ids)
+        return await self.send_parts(split_text(text, TEXT_LIMIT), one)
 
     def _check(self, dest: Destination, path: Path) -> Receipt | None:
         refusal = self.check_file(path)

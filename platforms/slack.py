@@ -235,29 +235,16 @@ class SlackAdapter(PlatformAdapter):
     # --- sending ---
 
     async def send(self, dest: Destination, text: str) -> Receipt:
-        chunks = split_text(to_mrkdwn(text), TEXT_LIMIT)
-        if not chunks:
-            return Receipt.rejected("empty message")
-        ids: list[str] = []
-        for chunk in chunks:
+        async def post(chunk: str) -> list[str]:
+            resp = await self.client.chat_postMessage(
+                channel=dest.chat, text=chunk, mrkdwn=True, thread_ts=dest.thread
+            )
+            return [str(resp.get("ts"))]
 
-            async def call(c: str = chunk) -> list[str]:
-                resp = await self.client.chat_postMessage(
-                    channel=dest.chat, text=c, mrkdwn=True, thread_ts=dest.thread
-                )
-                return [str(resp.get("ts"))]
+        async def one(chunk: str) -> Receipt:
+            return await self.guarded(lambda: post(chunk), map_error)
 
-            receipt = await self.guarded(call, map_error)
-            if not receipt.ok:
-                if ids:
-                    return Receipt.failed(
-                        f"{receipt.reason} (after {len(ids)} of {len(chunks)} parts)",
-                        retryable=receipt.retryable,
-                        retry_after=receipt.retry_after,
-                    )
-                return receipt
-            ids.extend(receipt.message_ids)
-        return Receipt.delivered(ids)
+        return await self.send_parts(split_text(to_mrkdwn(text), TEXT_LIMIT), one)
 
     async def _upload(
         self, dest: Destination, paths: Sequence[Path], caption: str | None

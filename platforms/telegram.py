@@ -253,25 +253,10 @@ class TelegramAdapter(PlatformAdapter):
         return where
 
     async def send(self, dest: Destination, text: str) -> Receipt:
-        chunks = split_text(text, TEXT_LIMIT, length=utf16_len)
-        if not chunks:
-            return Receipt.rejected("empty message")
-        ids: list[str] = []
-        for chunk in chunks:
-            receipt = await self._guarded(
-                lambda c=chunk: self._send_message(dest, c)  # type: ignore[misc]
-            )
-            if not receipt.ok:
-                # Report what already went out: a retry must not duplicate delivered chunks.
-                if ids:
-                    return Receipt.failed(
-                        f"{receipt.reason} (after {len(ids)} of {len(chunks)} parts)",
-                        retryable=receipt.retryable,
-                        retry_after=receipt.retry_after,
-                    )
-                return receipt
-            ids.extend(receipt.message_ids)
-        return Receipt.delivered(ids)
+        async def one(chunk: str) -> Receipt:
+            return await self._guarded(lambda: self._send_message(dest, chunk))
+
+        return await self.send_parts(split_text(text, TEXT_LIMIT, length=utf16_len), one)
 
     async def _guarded(
         self, call: Callable[[], Awaitable[Sequence[str]]], *, name: str | None = None
