@@ -218,7 +218,7 @@ def parse_plan(text: str) -> Plan:
         if not items:
             raise PlanError('"tasks" is empty')
         try:
-            children = plan_from_json(items)
+            children = plan_from_json([_normalise_item(i) for i in items])
         except InvalidInput as exc:
             raise PlanError(str(exc)) from exc
         return Plan(True, rationale, tuple(children))
@@ -227,7 +227,30 @@ def parse_plan(text: str) -> Plan:
         if value is not None and not isinstance(value, str):
             raise PlanError(f'"{key}" must be a string')
     return Plan(False, rationale, single=ChildSpec(
-        title=(title or "").strip(), body=body or "", assignee=assignee or None))
+        title=_clip_title(title or ""), body=body or "", assignee=assignee or None))
+
+
+def _normalise_item(item: object) -> object:
+    """Forgive what models commonly do: ``"body": null`` and over-long titles (the full title
+    then opens the body, so nothing is lost)."""
+    if not isinstance(item, dict):
+        return item
+    fixed = dict(item)
+    if fixed.get("body") is None:
+        fixed["body"] = ""
+    title = fixed.get("title")
+    if isinstance(title, str) and len(title.strip()) > MAX_CHILD_TITLE:
+        body = fixed["body"] if isinstance(fixed["body"], str) else str(fixed["body"])
+        fixed["title"] = _clip_title(title)
+        fixed["body"] = f"{title.strip()}\n\n{body}".strip()
+    return fixed
+
+
+def _clip_title(title: str) -> str:
+    title = " ".join(title.split())
+    if len(title) <= MAX_CHILD_TITLE:
+        return title
+    return title[:MAX_CHILD_TITLE].rsplit(" ", 1)[0] + "…"
 
 
 # ---- the offline decomposer -------------------------------------------------------------------
@@ -311,11 +334,7 @@ def route(text: str, roster: Roster) -> str:
 
 
 def _child_title(item: str) -> str:
-    first = item.splitlines()[0].strip().rstrip(":").replace("**", "").strip()
-    if len(first) <= MAX_CHILD_TITLE:
-        return first
-    cut = first[:MAX_CHILD_TITLE].rsplit(" ", 1)[0]
-    return cut + "…"
+    return _clip_title(item.splitlines()[0].strip().rstrip(":").replace("**", ""))
 
 
 def offline_plan(task: Task, roster: Roster, *, max_fanout: int) -> Plan:

@@ -311,3 +311,13 @@ def test_roster_and_prompt_with_no_profiles(tmp_path: Path) -> None:
     assert "no profiles exist yet" in messages[1]["content"]
     assert "<<<UNTRUSTED TASK abc>>>" in messages[1]["content"]
     assert "at most 5 tasks" in messages[0]["content"]
+
+
+def test_parse_plan_forgives_null_bodies_and_long_titles() -> None:
+    long_title = "Collect " + "very " * 40 + "many sources"
+    plan = parse_plan(json.dumps({"fanout": True, "tasks": [
+        {"title": "a", "body": None}, {"title": long_title, "body": "details"}]}))
+    assert plan.children[0].body == ""
+    clipped = plan.children[1]
+    assert len(clipped.title) <= 121 and clipped.title.endswith("…")
+    assert clipped.body == long_title + "\n\ndetails"
