@@ -201,10 +201,14 @@ class Database:
         return cls(path, conn, mode)
 
     async def close(self) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             writer = self._writer
             if writer is not None and not writer.done():
                 await asyncio.wait([writer], timeout=30)
+        finally:
+            # Even when cancelled while queued writes finish, never leak the connection.
             self._closed = True
             await self._conn.close()
 

@@ -193,12 +193,16 @@ class GraphMixin:
 
         def run(tx: Tx) -> Task:
             store.load_task(tx, root_id)
-            tx.execute(
+            stamp = now()
+            # Only a task still in triage records the failure: another process may have
+            # decomposed it meanwhile, and its graph must not be stamped as failed.
+            cur = tx.execute(
                 "UPDATE tasks SET decompose_failed_at = ?, decompose_error = ?, updated_at = ? "
-                "WHERE id = ?",
-                (now(), reason, now(), root_id),
+                "WHERE id = ? AND status = 'triage'",
+                (stamp, reason, stamp, root_id),
             )
-            store.append_event(tx, root_id, "decompose_failed", {"reason": reason})
+            if cur.rowcount == 1:
+                store.append_event(tx, root_id, "decompose_failed", {"reason": reason})
             return store.load_task(tx, root_id, with_links=True)
 
         return await self.db.write(run)
@@ -230,7 +234,8 @@ def plan_from_json(items: list[Any]) -> list[ChildSpec]:
         title = item.get("title")
         if not isinstance(title, str) or not title.strip():
             raise InvalidInput(f"task {index} has no title")
-        body = item.get("body", "")
+        body = item.get("body")
+        body = "" if body is None else body
         assignee = item.get("assignee")
         parents = item.get("parents", [])
         if parents is None:

@@ -11,6 +11,7 @@ import pytest
 from kanban.board import Board
 from kanban.errors import Conflict, CycleError, InvalidInput
 from kanban.graph import ChildSpec, plan_from_json, validate_plan
+from kanban.testing import open_board
 
 
 @pytest.fixture
@@ -182,3 +183,21 @@ def test_plan_from_json_shapes() -> None:
     for bad in ([1], [{"body": "no title"}], [{"title": "t", "parents": 0}]):
         with pytest.raises(InvalidInput):
             plan_from_json(bad)
+
+
+async def test_a_late_failure_never_stamps_a_decomposed_task(tmp_path: Path) -> None:
+    b = await open_board(tmp_path / "late")
+    try:
+        root = (await b.create_task("idea", triage=True)).task
+        await b.decompose_triage_task(root.id, [ChildSpec("only child")], orchestrator=None)
+        after = await b.record_decompose_failure(root.id, "LLM timed out (other process)")
+        assert after.decompose_error is None and after.decompose_failed_at is None
+        kinds = [e.kind for e in await b.events(task_id=root.id)]
+        assert "decompose_failed" not in kinds
+    finally:
+        await b.close()
+
+
+def test_a_null_body_in_a_plan_is_empty_text() -> None:
+    [spec] = plan_from_json([{"title": "t", "body": None}])
+    assert spec.body == ""
