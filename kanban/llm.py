@@ -24,9 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import openai
-from openai import AsyncOpenAI
-
 from kanban.errors import KanbanError
 
 log = logging.getLogger(__name__)
@@ -124,6 +121,10 @@ class AuxiliaryClient:
 
         Raises :class:`LLMTimeout` or :class:`LLMUnavailable` (never an SDK exception).
         """
+        # Imported here: the SDK takes most of a second to import, and every CLI verb would pay
+        # for it at start-up although only decomposition and description talk to an LLM.
+        import openai
+
         ep = self.endpoint
         assert ep.model is not None
         extra: dict[str, Any] = {}
@@ -132,7 +133,7 @@ class AuxiliaryClient:
         if max_tokens is not None:
             extra["max_tokens"] = max_tokens
         try:
-            async with AsyncOpenAI(
+            async with openai.AsyncOpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key or PLACEHOLDER_API_KEY,
                 timeout=ep.timeout,
