@@ -7,6 +7,7 @@ import pytest
 
 from kanban.board import Board
 from kanban.testing import open_board
+from tests.fakes.llm_server import LLMServer
 
 
 @pytest.fixture
@@ -16,3 +17,14 @@ async def board(tmp_path: Path) -> AsyncIterator[Board]:
         yield b
     finally:
         await b.close()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[LLMServer]:
+    """A real chat-completions server on 127.0.0.1 with scripted replies."""
+    server = LLMServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ from kanban.board import Board
 from kanban.errors import Conflict, CycleError, InvalidInput
 from kanban.graph import ChildSpec, plan_from_json, validate_plan
 from kanban.testing import open_board
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await Board.open(tmp_path / "boards" / "default" / "kanban.db")
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 async def triage(board: Board, title: str = "rough idea", body: str = "") -> int:

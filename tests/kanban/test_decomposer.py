@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +23,6 @@ from kanban.decomposer import (
 from kanban.llm import LLMEndpoint
 from kanban.profiles import Profiles
 from tests.fakes.llm_server import LLMServer
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await Board.open(tmp_path / "boards" / "default" / "kanban.db")
-    try:
-        yield b
-    finally:
-        await b.close()
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[LLMServer]:
-    server = LLMServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from kanban.decomposer import (
     route,
 )
 from kanban.profiles import Profiles
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await Board.open(tmp_path / "boards" / "default" / "kanban.db")
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from kanban.describer import describe_profiles, parse_description, skill_sample
 from kanban.llm import LLMEndpoint
 from kanban.profiles import Profiles
 from tests.fakes.llm_server import LLMServer
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[LLMServer]:
-    server = LLMServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

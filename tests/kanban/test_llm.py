@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,16 +17,6 @@ from kanban.llm import (
     not_configured_message,
 )
 from tests.fakes.llm_server import LLMServer, threaded_llm_server
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[LLMServer]:
-    server = LLMServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def endpoint(server: LLMServer, **kw: object) -> LLMEndpoint:
