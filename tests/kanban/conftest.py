@@ -22,9 +22,5 @@ async def board(tmp_path: Path) -> AsyncIterator[Board]:
 @pytest.fixture
 async def llm() -> AsyncIterator[LLMServer]:
     """A real chat-completions server on 127.0.0.1 with scripted replies."""
-    server = LLMServer()
-    await server.start()
-    try:
+    async with LLMServer() as server:
         yield server
-    finally:
-        await server.stop()

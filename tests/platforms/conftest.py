@@ -21,29 +21,17 @@ def _sdk_settings(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 async def telegram_server() -> AsyncIterator[TelegramServer]:
-    server = TelegramServer()
-    await server.start()
-    try:
+    async with TelegramServer() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def slack_server() -> AsyncIterator[SlackServer]:
-    server = SlackServer()
-    await server.start()
-    try:
+    async with SlackServer() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def discord_server() -> AsyncIterator[DiscordServer]:
-    server = DiscordServer()
-    await server.start()
-    try:
+    async with DiscordServer() as server:
         yield server
-    finally:
-        await server.stop()
