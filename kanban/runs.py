@@ -213,12 +213,12 @@ class RunsMixin:
                 "artifacts": merged.get("artifacts", []), "run_id": run_id,
                 "by": "worker" if lease else (by or "operator"),
             }, run_id=run_id)
-            store.gate_children(tx, task_id)
+            children = store.child_ids(tx, task_id)
+            store.gate_children(tx, task_id, children)
             return dataclasses.replace(
                 task, status="done", completed_at=stamp, updated_at=stamp, result=result,
                 summary=summary, metadata=merged, current_run_id=None, blocked_by=None,
-                blocked_reason=None, parents=store.parent_ids(tx, task_id),
-                children=store.child_ids(tx, task_id),
+                blocked_reason=None, parents=store.parent_ids(tx, task_id), children=children,
             )
 
         return await self.db.write(run)

@@ -173,10 +173,10 @@ def gate(tx: Tx, task_id: int) -> str | None:
     return None
 
 
-def gate_children(tx: Tx, task_id: int) -> dict[int, str]:
+def gate_children(tx: Tx, task_id: int, children: list[int] | None = None) -> dict[int, str]:
     """Incremental readiness: only the children of a task that finished are re-evaluated."""
     changed: dict[int, str] = {}
-    for child in child_ids(tx, task_id):
+    for child in child_ids(tx, task_id) if children is None else children:
         new = gate(tx, child)
         if new is not None:
             changed[child] = new
