@@ -286,13 +286,23 @@ class Board(RunsMixin, GraphMixin):
 
         def run(tx: Tx) -> list[Task]:
             tasks = [Task.from_row(r) for r in tx.all(sql, params)]
-            if tasks:
-                by_id = {t.id: t for t in tasks}
-                for parent, child in tx.all("SELECT parent_id, child_id FROM task_links"):
-                    if child in by_id:
-                        by_id[child].parents.append(int(parent))
-                    if parent in by_id:
-                        by_id[parent].children.append(int(child))
+            by_id = {t.id: t for t in tasks}
+            ids = list(by_id)
+            # Links of the listed tasks only, in chunks that stay under SQLite's variable limit.
+            links: set[tuple[int, int]] = set()
+            for start in range(0, len(ids), 400):
+                chunk = ids[start:start + 400]
+                marks = ",".join("?" * len(chunk))
+                links.update((int(p), int(c)) for p, c in tx.all(
+                    "SELECT parent_id, child_id FROM task_links "
+                    f"WHERE child_id IN ({marks}) OR parent_id IN ({marks})",
+                    [*chunk, *chunk],
+                ))
+            for parent, child in sorted(links):
+                if child in by_id:
+                    by_id[child].parents.append(parent)
+                if parent in by_id:
+                    by_id[parent].children.append(child)
             return tasks
 
         return await self.db.read(run)

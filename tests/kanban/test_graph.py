@@ -120,3 +120,16 @@ async def test_recompute_repairs_a_hand_edited_board(board: Board) -> None:
     counts = await board.recompute()
     assert counts == {"promoted": 1, "demoted": 0}
     assert (await board.get_task(child.id)).status == "ready"
+
+
+async def test_list_reports_each_link_once_across_large_boards(board: Board) -> None:
+    first = await make_task(board, "first")
+    many = [first]
+    for index in range(450):  # more than one chunk of ids in the link query
+        many.append(await make_task(board, f"t{index}"))
+    await board.link(first.id, many[-1].id)
+    await board.link(many[200].id, many[-1].id)
+    listed = {t.id: t for t in await board.list_tasks()}
+    assert listed[many[-1].id].parents == [first.id, many[200].id]
+    assert listed[first.id].children == [many[-1].id]
+    assert sum(len(t.parents) for t in listed.values()) == 2
