@@ -7,6 +7,7 @@ can never finish its successor's work (ARCHITECTURE section 3, invariant 5).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kanban import store
+from kanban.artifacts import StagedArtifacts, stage_artifacts
 from kanban.db import Tx
 from kanban.errors import Conflict, InvalidInput, NotClaimable
 from kanban.models import Claim, Run, Task
@@ -46,6 +48,13 @@ class RunsMixin:
     slug: str
 
     def workspace_for(self, task: Task) -> Path | None:  # provided by Board
+        raise NotImplementedError
+
+    @property
+    def workspaces_dir(self) -> Path:  # provided by Board
+        raise NotImplementedError
+
+    def attachments_path(self, task_id: int) -> Path:  # provided by Board
         raise NotImplementedError
 
     # ---- claiming ---------------------------------------------------------------------------
@@ -187,15 +196,25 @@ class RunsMixin:
 
         With ``lease`` this is the worker finishing its own run; without, an operator closing any
         open task (a running task's lease then becomes stale). ``artifacts`` are stored in the
-        task's metadata and in the ``completed`` event payload (S15).
+        task's metadata and in the ``completed`` event payload (S15); those inside the task's
+        scratch workspace are first moved to its attachments directory, so the recorded paths
+        outlive the workspace (see :mod:`kanban.artifacts`).
         """
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput("metadata must be a JSON object")
-        artifact_list = [str(a) for a in artifacts]
+        staged = StagedArtifacts(paths=[str(a) for a in artifacts])
+        if staged.paths:
+            staged = await asyncio.to_thread(
+                stage_artifacts, staged.paths, scratch=self.workspaces_dir / str(task_id),
+                attachments=self.attachments_path(task_id),
+            )
+        artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
             task = store.load_task(tx, task_id)
             run_id = _writer_run(tx, task, lease, "complete")
+            # The lease is good: now (and only now) files may land in the task's attachments.
+            staged.publish()
             merged = dict(task.metadata)
             merged.update(metadata or {})
             if artifact_list:
@@ -221,7 +240,10 @@ class RunsMixin:
                 blocked_reason=None, parents=store.parent_ids(tx, task_id), children=children,
             )
 
-        return await self.db.write(run)
+        try:
+            return await self.db.write(run)
+        finally:
+            staged.discard()
 
     async def block(
         self, task_id: int, reason: str, *, lease: str | None = None, by: str | None = None

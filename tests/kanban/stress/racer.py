@@ -28,7 +28,7 @@ async def claimer(board: Board, seconds: float, stop: Path) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         ready = await board.ready_candidates(20)
-        if not ready and stop.exists():  # noqa: ASYNC240 - a test helper process
+        if not ready and stop.exists():
             return
         for task in ready:
             try:

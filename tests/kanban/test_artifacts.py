@@ -1,0 +1,70 @@
+"""Artifacts declared inside the scratch workspace are made durable by ``complete`` (S15)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kanban.board import Board
+from kanban.errors import LeaseError
+from kanban.testing import make_task
+
+
+async def test_scratch_artifacts_move_to_attachments_before_the_event(
+    board: Board, tmp_path: Path
+) -> None:
+    task = await make_task(board, "chart")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    (workspace / "out").mkdir(parents=True)
+    (workspace / "out" / "chart.png").write_bytes(b"\x89PNG fake")
+    (workspace / "report.pdf").write_bytes(b"%PDF-1.7")
+    elsewhere = tmp_path / "shared.csv"
+    elsewhere.write_text("a,b\n", encoding="utf-8")
+    done = await board.complete(task.id, lease=claim.lease, artifacts=[
+        str(workspace / "out" / "chart.png"), "report.pdf", str(elsewhere),
+        str(workspace / "missing.txt"),
+    ])
+    attachments = board.attachments_path(task.id)
+    expected = [str(attachments / "out" / "chart.png"), str(attachments / "report.pdf"),
+                str(elsewhere), str(workspace / "missing.txt")]
+    assert done.artifacts == expected
+    assert (attachments / "out" / "chart.png").read_bytes() == b"\x89PNG fake"
+    assert (attachments / "report.pdf").read_bytes() == b"%PDF-1.7"
+    assert not any(p.name.startswith(".staging") for p in attachments.iterdir())
+    [event] = [e for e in await board.events(task_id=task.id) if e.kind == "completed"]
+    assert event.payload["artifacts"] == expected
+    # The scratch workspace can go now: the recorded files do not live there.
+    for path in expected[:2]:
+        assert not Path(path).is_relative_to(workspace)
+
+
+async def test_a_stale_worker_never_overwrites_its_successors_files(board: Board) -> None:
+    task = await make_task(board, "t")
+    old = await board.claim(task.id)
+    await board.reclaim(old.run_id)
+    new = await board.claim(task.id)
+    workspace = Path(new.workspace or "")
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "result.txt").write_text("new", encoding="utf-8")
+    await board.complete(task.id, lease=new.lease, artifacts=["result.txt"])
+    (workspace / "result.txt").write_text("stale", encoding="utf-8")
+    with pytest.raises(LeaseError):
+        await board.complete(task.id, lease=old.lease, artifacts=["result.txt"])
+    attachments = board.attachments_path(task.id)
+    assert (attachments / "result.txt").read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in attachments.iterdir()) == ["result.txt"]
+
+
+async def test_a_symlink_out_of_the_workspace_is_not_copied(board: Board, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE", encoding="utf-8")
+    task = await make_task(board, "t")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "innocent.txt").symlink_to(secret)
+    done = await board.complete(task.id, lease=claim.lease, artifacts=["innocent.txt"])
+    assert done.artifacts == ["innocent.txt"]
+    assert not board.attachments_path(task.id).exists()
