@@ -1,4 +1,5 @@
-"""The LLM decomposer against the loopback chat-completions fake, end to end on a real board."""
+"""The LLM decomposer (S16) against the loopback chat-completions fake, end to end on a real
+board."""
 
 from __future__ import annotations
 

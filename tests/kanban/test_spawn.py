@@ -27,7 +27,7 @@ def test_relayboard_argv_prefers_the_path_shim() -> None:
     assert relayboard_argv(lambda name: f"/opt/bin/{name}") == ["/opt/bin/relayboard"]
 
 
-def test_relayboard_argv_falls_back_to_the_module_that_runs_the_cli() -> None:
+def test_relayboard_argv_falls_back_to_the_module_that_runs_the_cli_S26() -> None:
     argv = relayboard_argv(lambda name: None)
     assert argv == [sys.executable, "-m", "gateway"]
     # Really run it (a wrong module name would only fail here, not in a string check).
@@ -38,7 +38,7 @@ def test_relayboard_argv_falls_back_to_the_module_that_runs_the_cli() -> None:
     assert "relayboard" in done.stdout.lower()
 
 
-def test_windows_spawns_never_open_a_console_window() -> None:
+def test_windows_spawns_never_open_a_console_window_S17() -> None:
     assert popen_kwargs("win32") == {"creationflags": CREATE_NO_WINDOW}
     assert CREATE_NO_WINDOW == getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
     assert popen_kwargs("linux") == {"start_new_session": True}
