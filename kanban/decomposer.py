@@ -20,6 +20,8 @@ unknown or missing one becomes ``kanban.default_assignee``, else the default pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import math
 import re
@@ -526,3 +528,60 @@ async def decompose_all(board: Board, profiles: Profiles,
     """Every triage task (``decompose --all``), regardless of per_tick and cooldown."""
     candidates = await board.triage_candidates(limit=1_000_000, cooldown_seconds=0.0)
     return await decompose_tasks(board, [t.id for t in candidates], profiles, settings)
+
+
+class BackgroundDecomposer:
+    """Runs decomposition ticks beside the dispatcher, so a slow LLM never delays a cycle.
+
+    ``kick(board)`` starts a tick for that board unless one is still in flight there, and returns
+    at once; the dispatcher watcher calls it every cycle and goes on dispatching. Finished
+    outcomes are kept per board in ``last_outcomes``. ``aclose`` cancels what is in flight (the
+    kernel write of a plan is one transaction, so a cancelled tick leaves nothing half written).
+    """
+
+    def __init__(self, profiles: Profiles, settings: DecomposeSettings) -> None:
+        self.profiles = profiles
+        self.settings = settings
+        self.last_outcomes: dict[str, list[Outcome]] = {}
+        self._ticks: dict[str, asyncio.Task[list[Outcome]]] = {}
+
+    def in_flight(self, slug: str) -> bool:
+        tick = self._ticks.get(slug)
+        return tick is not None and not tick.done()
+
+    def kick(self, board: Board) -> bool:
+        """Start a tick for ``board``; False when one is still running there (or disabled)."""
+        if not self.settings.auto_decompose or self.in_flight(board.slug):
+            return False
+        tick = asyncio.get_running_loop().create_task(
+            decompose_tick(board, self.profiles, self.settings),
+            name=f"decompose-tick:{board.slug}",
+        )
+        tick.add_done_callback(functools.partial(self._finished, board.slug))
+        self._ticks[board.slug] = tick
+        return True
+
+    async def wait(self, slug: str) -> list[Outcome]:
+        """The outcomes of the tick in flight on ``slug`` (or of the last one)."""
+        tick = self._ticks.get(slug)
+        if tick is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(tick)
+        return self.last_outcomes.get(slug, [])
+
+    def _finished(self, slug: str, tick: asyncio.Task[list[Outcome]]) -> None:
+        if tick.cancelled():
+            return
+        error = tick.exception()
+        if error is not None:
+            log.error("decomposition tick on board %s failed: %s", slug, error)
+            return
+        self.last_outcomes[slug] = tick.result()
+
+    async def aclose(self) -> None:
+        ticks = [t for t in self._ticks.values() if not t.done()]
+        for tick in ticks:
+            tick.cancel()
+        if ticks:
+            await asyncio.gather(*ticks, return_exceptions=True)
+        self._ticks.clear()

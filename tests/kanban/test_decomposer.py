@@ -14,6 +14,7 @@ import pytest
 
 from kanban.board import Board
 from kanban.decomposer import (
+    BackgroundDecomposer,
     DecomposeSettings,
     Roster,
     build_messages,
@@ -302,3 +303,37 @@ def test_parse_plan_forgives_null_bodies_and_long_titles() -> None:
     clipped = plan.children[1]
     assert len(clipped.title) <= 121 and clipped.title.endswith("…")
     assert clipped.body == long_title + "\n\ndetails"
+
+
+async def test_background_ticks_never_hold_up_the_caller(
+    board: Board, llm: LLMServer, profiles: Profiles,
+) -> None:
+    task_id = await triage(board)
+    llm.slow(json.dumps({"fanout": False, "assignee": "writer"}))
+    runner = BackgroundDecomposer(profiles, settings(llm))
+    try:
+        assert runner.kick(board)  # returns at once, the LLM still holding its reply
+        await llm.wait_until(lambda: len(llm.completions()) == 1, 10)
+        assert runner.in_flight(board.slug)
+        assert not runner.kick(board)  # one tick per board at a time
+        assert (await board.get_task(task_id)).status == "triage"
+        llm.release()
+        outcomes = await asyncio.wait_for(runner.wait(board.slug), 10)
+        assert [(o.task_id, o.action) for o in outcomes] == [(task_id, "promoted")]
+        assert not runner.in_flight(board.slug)
+    finally:
+        await runner.aclose()
+
+
+async def test_closing_cancels_a_tick_in_flight_and_writes_nothing(
+    board: Board, llm: LLMServer, profiles: Profiles,
+) -> None:
+    task_id = await triage(board)
+    llm.slow(json.dumps(FANOUT))
+    runner = BackgroundDecomposer(profiles, settings(llm))
+    runner.kick(board)
+    await llm.wait_until(lambda: len(llm.completions()) == 1, 10)
+    await runner.aclose()
+    assert not runner.in_flight(board.slug)
+    task = await board.get_task(task_id)
+    assert task.status == "triage" and task.children == []
