@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
+from gateway.kernel_settings import board_options
 from kanban.board import Board
 from kanban.boards import Boards
 from kanban.errors import KanbanError
@@ -73,7 +74,7 @@ class AppContext:
         return self._config
 
     def boards(self) -> Boards:
-        return Boards(self.home, self.config.kanban.board_options())
+        return Boards(self.home, board_options(self.config.kanban))
 
     def profiles(self) -> Profiles:
         return Profiles(self.home)
@@ -159,7 +160,7 @@ def board_call(ctx: click.Context, fn: Callable[[Board], Awaitable[T]]) -> T:
                 raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
                                   f"({worker_db.name})")
             board = await Board.open(worker_db, slug=slug,
-                                     options=app.config.kanban.board_options())
+                                     options=board_options(app.config.kanban))
             try:
                 return await fn(board)
             finally:

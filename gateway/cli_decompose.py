@@ -9,33 +9,14 @@ from __future__ import annotations
 import click
 
 from gateway.cli_context import app_of, board_call, emit_json, json_option
-from gateway.cli_profile import endpoint_from_slot
-from gateway.config import Config
+from gateway.kernel_settings import decompose_settings
 from kanban.board import Board
 from kanban.decomposer import (
-    DecomposeSettings,
     Outcome,
     decompose_all,
     decompose_task,
 )
 from kanban.errors import Conflict, KanbanError
-from kanban.llm import DECOMPOSER_SLOT
-
-
-def decompose_settings(config: Config) -> DecomposeSettings:
-    """Map ``kanban.*`` and ``auxiliary.kanban_decomposer`` onto the decomposer's settings
-    (the gateway's per-tick call uses the same mapping)."""
-    k = config.kanban
-    return DecomposeSettings(
-        auto_decompose=k.auto_decompose,
-        per_tick=k.auto_decompose_per_tick,
-        auto_promote_children=k.auto_promote_children,
-        orchestrator_profile=k.orchestrator_profile,
-        default_assignee=k.default_assignee,
-        max_fanout=k.max_fanout,
-        cooldown_seconds=k.decompose_cooldown_seconds,
-        endpoint=endpoint_from_slot(DECOMPOSER_SLOT, config.auxiliary.kanban_decomposer),
-    )
 
 
 def register(group: click.Group) -> None:

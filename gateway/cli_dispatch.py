@@ -16,19 +16,8 @@ from typing import Any
 import click
 
 from gateway.cli_context import app_of, console, emit_json, json_option
-from gateway.config import KanbanConfig
-from kanban.dispatcher import CycleReport, Dispatcher, DispatchSettings
-
-
-def settings_from_config(config: KanbanConfig) -> DispatchSettings:
-    """The dispatcher's settings from ``kanban:`` config (used by the CLI and the gateway)."""
-    return DispatchSettings(
-        max_spawn=config.max_spawn,
-        max_spawn_host=config.max_spawn_host,
-        interval_seconds=config.dispatch_interval_seconds,
-        claim_ttl_seconds=config.claim_ttl_seconds,
-        default_assignee=config.default_assignee,
-    )
+from gateway.kernel_settings import dispatch_settings
+from kanban.dispatcher import CycleReport, Dispatcher
 
 
 def _print_report(report: CycleReport, as_json: bool) -> None:
@@ -68,7 +57,7 @@ def register(group: click.Group) -> None:
         """Spawn workers for ready tasks and supervise running ones."""
         app = app_of(ctx)
         slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
-        settings = settings_from_config(app.config.kanban)
+        settings = dispatch_settings(app.config.kanban)
         if loop and dry_run:
             raise click.UsageError("--loop and --dry-run cannot be combined")
 

@@ -8,17 +8,11 @@ import click
 from rich.table import Table
 
 from gateway.cli_context import app_of, console, emit_json, json_option
-from gateway.config import AuxSlot
+from gateway.kernel_settings import llm_endpoint
 from kanban.describer import DescribeOutcome, describe_profiles
 from kanban.errors import InvalidInput, KanbanError
-from kanban.llm import DESCRIBER_SLOT, LLMEndpoint
+from kanban.llm import DESCRIBER_SLOT
 from kanban.profiles import Profile
-
-
-def endpoint_from_slot(slot: str, aux: AuxSlot) -> LLMEndpoint:
-    """Map one ``auxiliary.<slot>`` config block onto the kernel's plain endpoint value."""
-    return LLMEndpoint(slot=slot, base_url=aux.base_url, model=aux.model, api_key=aux.api_key,
-                       timeout=aux.timeout, retries=aux.retries)
 
 
 @click.group()
@@ -135,7 +129,7 @@ def describe(ctx: click.Context, name: str | None, text: str | None, auto: bool,
             for p in shown:
                 click.echo(f"{p.name}: {_description_cell(p)}")
         return
-    endpoint = endpoint_from_slot(DESCRIBER_SLOT, app.config.auxiliary.profile_describer)
+    endpoint = llm_endpoint(DESCRIBER_SLOT, app.config.auxiliary.profile_describer)
     outcomes = asyncio.run(describe_profiles(
         profiles, names, text=text, endpoint=endpoint, overwrite=overwrite))
     if not as_json and not all_profiles and outcomes[0].action == "failed":

@@ -15,8 +15,6 @@ from typing import Any
 
 import yaml
 
-from kanban.board import BoardOptions
-
 HOME_ENV = "RELAYBOARD_HOME"
 
 
@@ -42,10 +40,6 @@ class KanbanConfig:
     default_assignee: str | None = None
     max_fanout: int = 8
     decompose_cooldown_seconds: float = 300.0
-
-    def board_options(self) -> BoardOptions:
-        return BoardOptions(failure_limit=self.failure_limit,
-                            claim_ttl_seconds=self.claim_ttl_seconds)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,48 @@
+"""Config → the kernel's plain settings values. One mapping, used by the CLI and the daemon.
+
+``kanban`` never reads config; it takes frozen dataclasses (``BoardOptions``, ``DispatchSettings``,
+``DecomposeSettings``, ``LLMEndpoint``). This module is the only place that builds them.
+"""
+
+from __future__ import annotations
+
+from gateway.config import AuxSlot, Config, KanbanConfig
+from kanban.board import BoardOptions
+from kanban.decomposer import DecomposeSettings
+from kanban.dispatcher import DispatchSettings
+from kanban.llm import DECOMPOSER_SLOT, LLMEndpoint
+
+
+def board_options(config: KanbanConfig) -> BoardOptions:
+    return BoardOptions(failure_limit=config.failure_limit,
+                        claim_ttl_seconds=config.claim_ttl_seconds)
+
+
+def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
+    return DispatchSettings(
+        max_spawn=config.max_spawn,
+        max_spawn_host=config.max_spawn_host,
+        interval_seconds=config.dispatch_interval_seconds,
+        claim_ttl_seconds=config.claim_ttl_seconds,
+        default_assignee=config.default_assignee,
+    )
+
+
+def llm_endpoint(slot: str, aux: AuxSlot) -> LLMEndpoint:
+    """One ``auxiliary.<slot>`` block as the kernel's endpoint value."""
+    return LLMEndpoint(slot=slot, base_url=aux.base_url, model=aux.model, api_key=aux.api_key,
+                       timeout=aux.timeout, retries=aux.retries)
+
+
+def decompose_settings(config: Config) -> DecomposeSettings:
+    k = config.kanban
+    return DecomposeSettings(
+        auto_decompose=k.auto_decompose,
+        per_tick=k.auto_decompose_per_tick,
+        auto_promote_children=k.auto_promote_children,
+        orchestrator_profile=k.orchestrator_profile,
+        default_assignee=k.default_assignee,
+        max_fanout=k.max_fanout,
+        cooldown_seconds=k.decompose_cooldown_seconds,
+        endpoint=llm_endpoint(DECOMPOSER_SLOT, config.auxiliary.kanban_decomposer),
+    )
