@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli_context import app_of, console, emit_json, json_option
@@ -60,8 +61,8 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table("name", "model", "skills", "description")
     for p in profiles:
-        table.add_row(p.name, p.model or "-", str(len(p.skills or p.installed_skills())),
-                      _description_cell(p))
+        table.add_row(p.name, escape(p.model or "-"),
+                      str(len(p.skills or p.installed_skills())), escape(_description_cell(p)))
     console().print(table)
 
 
@@ -90,7 +91,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     if p.problem:
         rows.append(("problem", p.problem))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     console().print(table)
 
 
@@ -154,6 +155,5 @@ def _report(outcomes: list[DescribeOutcome], as_json: bool) -> None:
 
 
 def _description_cell(p: Profile) -> str:
-    if not p.description:
-        return "(undescribed)"
-    return p.description + (" (auto)" if p.description_auto else "")
+    text = p.description + (" (auto)" if p.description_auto else "") or "(undescribed)"
+    return f"{text}  [problem: {p.problem}]" if p.problem else text

@@ -118,3 +118,20 @@ def test_describe_argument_checks(tmp_path: Path) -> None:
     assert both.exit_code == 1 and "not both" in str(both.exception)
     neither = run(tmp_path, "profile", "describe")
     assert neither.exit_code == 1 and "--all" in str(neither.exception)
+
+
+def test_list_marks_a_profile_whose_file_is_unreadable_and_escapes_markup(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    made = runner.invoke(cli, [*home, "profile", "create", "odd", "--description",
+                               "uses [/] and [bold]markup[/bold]", "--model", "m[1]"])
+    assert made.exit_code == 0, made.output
+    broken = tmp_path / "profiles" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "profile.yaml").write_text("description: [unclosed\n", encoding="utf-8")
+    listed = runner.invoke(cli, [*home, "profile", "list"], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    assert "[problem: unreadable profile.yaml" in listed.output
+    assert "uses [/] and [bold]markup[/bold]" in listed.output and "m[1]" in listed.output
+    shown = runner.invoke(cli, [*home, "profile", "show", "odd"], terminal_width=200)
+    assert shown.exit_code == 0 and "[bold]markup[/bold]" in shown.output
