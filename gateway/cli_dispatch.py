@@ -33,7 +33,8 @@ def _print_report(report: CycleReport, as_json: bool) -> None:
         out.print(f"  task {item['task_id']}" + (f" pid {item['pid']}" if "pid" in item else ""))
     for name in ("blocked", "spawn_failed", "crashed"):
         for item in getattr(report, name):
-            out.print(f"  {name}: task {item['task_id']}: {item.get('reason') or item['error']}")
+            out.print(f"  {name}: task {item['task_id']}: {item.get('reason') or item['error']}",
+                      markup=False)
     for name in ("requeued", "protocol_violations", "timed_out", "extended", "reclaimed",
                  "terminated", "adopted"):
         ids = getattr(report, name)
