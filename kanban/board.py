@@ -139,11 +139,14 @@ class Board(RunsMixin, GraphMixin):
 
     def workspace_for(self, task: Task) -> Path | None:
         """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
-        if task.workspace_kind == "dir" and task.workspace_path:
-            return Path(task.workspace_path)
-        if task.workspace_kind == "worktree":
-            return Path(task.workspace_path) if task.workspace_path else None
-        return self.workspaces_dir / str(task.id)
+        return self.workspace_path(task.id, task.workspace_kind, task.workspace_path)
+
+    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
+        if kind == "dir" and path:
+            return Path(path)
+        if kind == "worktree":
+            return Path(path) if path else None
+        return self.workspaces_dir / str(task_id)
 
     # ---- change notification ---------------------------------------------------------------
     def _committed(self, tx: Tx) -> None:

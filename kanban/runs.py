@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kanban import store
 from kanban.artifacts import StagedArtifacts, stage_artifacts
 from kanban.db import Tx
-from kanban.errors import Conflict, InvalidInput, NotClaimable
+from kanban.errors import Conflict, InvalidInput, NotClaimable, TaskNotFound
 from kanban.models import Claim, Run, Task
 from kanban.timeutil import now
 
@@ -50,6 +50,9 @@ class RunsMixin:
     def workspace_for(self, task: Task) -> Path | None:  # provided by Board
         raise NotImplementedError
 
+    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
+        raise NotImplementedError  # provided by Board
+
     @property
     def workspaces_dir(self) -> Path:  # provided by Board
         raise NotImplementedError
@@ -72,10 +75,21 @@ class RunsMixin:
             raise InvalidInput(f"claim ttl must be positive (got {lease_ttl})")
 
         def run(tx: Tx) -> Claim | NotClaimable:
-            task = store.load_task(tx, task_id, light=True)
-            if task.status != "ready":
-                return NotClaimable(task_id, task.status)
-            pending = store.unsatisfied_parents(tx, task_id)
+            # One read for the task and its unfinished parents: this is the hottest write path.
+            row = tx.one(
+                "SELECT t.status, t.assignee, t.workspace_kind, t.workspace_path, "
+                "(SELECT group_concat(l.parent_id) FROM task_links l JOIN tasks p "
+                " ON p.id = l.parent_id WHERE l.child_id = t.id "
+                " AND p.status NOT IN ('done', 'archived')) AS pending "
+                "FROM tasks t WHERE t.id = ?",
+                (task_id,),
+            )
+            if row is None:
+                raise TaskNotFound(task_id)
+            status = str(row["status"])
+            if status != "ready":
+                return NotClaimable(task_id, status)
+            pending = sorted(int(p) for p in str(row["pending"] or "").split(",") if p)
             if pending:
                 store.set_status(tx, task_id, "ready", "todo")
                 store.append_event(tx, task_id, "demoted", {
@@ -89,18 +103,18 @@ class RunsMixin:
                 )
             stamp = now()
             lease = secrets.token_urlsafe(24)
-            workspace = self.workspace_for(task)
+            workspace = self.workspace_path(task_id, row["workspace_kind"], row["workspace_path"])
             cur = tx.execute(
                 "INSERT INTO task_runs (task_id, lease, status, claimed_by, profile, claimed_at, "
                 "expires_at, host, workspace) VALUES (?,?,?,?,?,?,?,?,?)",
-                (task_id, lease, "active", claimed_by, profile or task.assignee, stamp,
+                (task_id, lease, "active", claimed_by, profile or row["assignee"], stamp,
                  stamp + lease_ttl, HOSTNAME,
                  str(workspace) if workspace else None),
             )
             run_id = int(cur.lastrowid or 0)
             if not store.set_status(tx, task_id, "ready", "running", current_run_id=run_id,
                                     started_at=stamp):
-                raise NotClaimable(task_id, task.status, "another claimer won")
+                raise NotClaimable(task_id, status, "another claimer won")
             store.append_event(tx, task_id, "claimed", {
                 "run_id": run_id, "claimed_by": claimed_by, "expires_at": stamp + lease_ttl,
             }, run_id=run_id)
@@ -211,8 +225,19 @@ class RunsMixin:
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
-            task = store.load_task(tx, task_id)
-            run_id = _writer_run(tx, task, lease, "complete")
+            row = tx.one(
+                "SELECT t.*, r.lease AS run_lease, r.status AS run_status FROM tasks t "
+                "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?",
+                (task_id,),
+            )
+            if row is None:
+                raise TaskNotFound(task_id)
+            task = Task.from_row(row)
+            if (lease is not None and row["run_status"] == "active"
+                    and secrets.compare_digest(str(row["run_lease"]), lease)):
+                run_id = task.current_run_id  # the live run's own token: the common case
+            else:
+                run_id = _writer_run(tx, task, lease, "complete")
             # The lease is good: now (and only now) files may land in the task's attachments.
             staged.publish()
             merged = dict(task.metadata)
