@@ -21,13 +21,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-_LIGHT_COLUMNS = "id, title, status, assignee, priority, workspace_kind, workspace_path"
-
-
-def load_task(tx: Tx, task_id: int, *, with_links: bool = False, light: bool = False) -> Task:
-    """Read one task. ``light`` reads only the columns a claim needs (the rest are defaults)."""
-    columns = _LIGHT_COLUMNS if light else "*"
-    row = tx.one(f"SELECT {columns} FROM tasks WHERE id = ?", (task_id,))
+def load_task(tx: Tx, task_id: int, *, with_links: bool = False) -> Task:
+    row = tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,))
     if row is None:
         raise TaskNotFound(task_id)
     task = Task.from_row(row)
