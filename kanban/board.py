@@ -20,10 +20,9 @@ from typing import Any
 from kanban import store
 from kanban.context import build_context
 from kanban.db import Database, Tx
-from kanban.errors import Conflict, InvalidInput, TaskNotFound
+from kanban.errors import Conflict, InvalidInput
 from kanban.graph import GraphMixin
 from kanban.models import (
-    TERMINAL,
     Comment,
     Event,
     Run,
@@ -589,8 +588,6 @@ class Board(RunsMixin, GraphMixin):
         return await self.db.read(run)
 
 
-# ---- helpers shared with kanban.runs ------------------------------------------------------------
-
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -599,11 +596,4 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve() != root.resolve()
 
 
-__all__ = [
-    "TERMINAL",
-    "Board",
-    "BoardOptions",
-    "ChangeSignal",
-    "Created",
-    "TaskNotFound",
-]
+__all__ = ["Board", "BoardOptions", "ChangeSignal", "Created"]
