@@ -52,6 +52,7 @@ from kanban.spawn import (
     TemplateValues,
     WorkerProcess,
     build_argv,
+    find_run_worker,
     is_same_process,
     log_tail,
     relayboard_argv,
@@ -106,6 +107,19 @@ def default_host_cap(cores: int | None = None, memory_bytes: int | None = None) 
     cores = cores if cores is not None else (os.cpu_count() or 1)
     memory = memory_bytes if memory_bytes is not None else int(psutil.virtual_memory().total)
     return max(1, min(cores * 4, memory // (512 * 1024 * 1024)))
+
+
+def _claimer_gone(claimed_by: str | None, me: str) -> bool:
+    """True when a run was claimed by a dispatcher process (``dispatcher@host:pid``) other than
+    this one that no longer runs. Manual claims (a person's name) are never "gone"."""
+    if not claimed_by or not claimed_by.startswith("dispatcher@") or claimed_by == me:
+        return False
+    _, _, pid_text = claimed_by.rpartition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return not psutil.pid_exists(pid)
 
 
 # ---- crash fingerprints -----------------------------------------------------------------------
@@ -342,8 +356,12 @@ class Dispatcher:
         tracked_runs = {t.run_id for t in self._workers.values() if t.slug == board.slug}
         crashes: list[_Crash] = []
         for run, task in await board.active_runs():
-            if run.id in tracked_runs or run.host != self.host or run.worker_pid is None:
-                continue  # foreign hosts and manual claims are left to the lease TTL
+            if run.id in tracked_runs or run.host != self.host:
+                continue  # foreign hosts are left to the lease TTL
+            if run.worker_pid is None:
+                if _claimer_gone(run.claimed_by, self.identity):
+                    await self._recover_unrecorded(board, run, task, report)
+                continue  # manual claims (and our own spawns in progress) are left alone
             if is_same_process(run.worker_pid, run.worker_started_at):
                 proc = WorkerProcess(run.worker_pid, run.worker_started_at)
                 self._track(board.slug, task.id, run.id, proc)
@@ -355,6 +373,24 @@ class Dispatcher:
                                   f"worker pid {run.worker_pid} is gone (exit status unknown)",
                                   None, tail, None))
         return crashes
+
+    async def _recover_unrecorded(self, board: Board, run: Run, task: Task,
+                                  report: CycleReport) -> None:
+        """A run whose dispatcher died between the claim and recording the worker's pid: adopt
+        the worker if it is running (found by its environment), else release the run at once
+        rather than at the lease's expiry — never leave an unknown worker beside a successor."""
+        found = await asyncio.to_thread(find_run_worker, run.id, str(board.db.path))
+        if found is not None:
+            pid, started = found
+            await board.set_worker(run.id, pid=pid, started_at=started, host=self.host)
+            self._track(board.slug, task.id, run.id, WorkerProcess(pid, started))
+            report.adopted.append(task.id)
+            return
+        if await board.reclaim(run.id, payload={
+            "reason": "its dispatcher died before the worker was recorded; no such worker runs",
+            "claimed_by": run.claimed_by, "host_local": True,
+        }):
+            report.reclaimed.append(task.id)
 
     async def _settle_crashes(self, board: Board, crashes: list[_Crash],
                               report: CycleReport) -> None:

@@ -229,6 +229,28 @@ class SpawnRequest:
     platform: str = sys.platform
 
 
+def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
+    """(pid, start time) of the live process started for ``run_id`` of the board at ``db_path``.
+
+    Found by the §6 environment every worker is started with, for the rare run whose pid was
+    never recorded (its dispatcher died between the claim and the spawn's bookkeeping). A worker's
+    own children inherit that environment, so the oldest match — the worker itself — wins.
+    """
+    wanted = str(run_id)
+    found: list[tuple[float, int]] = []
+    for proc in psutil.process_iter(["pid", "create_time"]):
+        try:
+            env = proc.environ()
+        except (psutil.Error, OSError):
+            continue
+        if env.get("RELAYBOARD_RUN_ID") == wanted and env.get("RELAYBOARD_DB") == db_path:
+            found.append((float(proc.info["create_time"]), int(proc.info["pid"])))
+    if not found:
+        return None
+    started, pid = min(found)
+    return pid, started
+
+
 class WorkerProcess:
     """One worker. ``popen`` is set when we started it (exit code known); an adopted worker is
     known only by pid and start time."""
