@@ -239,8 +239,6 @@ class Board(RunsMixin, GraphMixin):
             if blocked:
                 store.append_event(tx, task_id, "blocked",
                                    {"reason": "created blocked for review", "by": "human"})
-            elif status == "ready":
-                tx.wake()
             return Created(store.load_task(tx, task_id, with_links=True), True)
 
         return await self.db.write(run)
@@ -378,8 +376,6 @@ class Board(RunsMixin, GraphMixin):
                                  blocked_reason=None, consecutive_failures=0,
                                  last_failure_error=None, protocol_violations=0)
                 store.append_event(tx, task_id, "unblocked", {"to": target})
-                if target == "ready":
-                    tx.wake()
                 out.append(store.load_task(tx, task_id, with_links=True))
             return out
 

@@ -100,22 +100,18 @@ class Tx:
     """A write transaction in progress on the database thread.
 
     ``after_commit`` callbacks run on the event loop once COMMIT succeeded (side effects such as
-    waking watchers or deleting files never happen for a rolled-back change).
+    deleting files never happen for a rolled-back change). Watchers are woken after every
+    commit by the database's ``on_commit`` hooks, so no write has to ask for it.
     """
 
-    __slots__ = ("_effects", "conn", "woke")
+    __slots__ = ("_effects", "conn")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._effects: list[Callable[[], None]] = []
-        self.woke = False
 
     def after_commit(self, effect: Callable[[], None]) -> None:
         self._effects.append(effect)
-
-    def wake(self) -> None:
-        """Mark that this transaction made a task claimable or otherwise worth a watcher's look."""
-        self.woke = True
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

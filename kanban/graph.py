@@ -182,8 +182,6 @@ class GraphMixin:
             store.append_event(tx, root_id, "specified", {
                 "title": title, "assignee": assignee, "to": target, "author": author,
             })
-            if target == "ready":
-                tx.wake()
             return store.load_task(tx, root_id, with_links=True)
 
         return await self.db.write(run)

@@ -357,8 +357,6 @@ class RunsMixin:
             if task.status == "running" and task.current_run_id == run_id:
                 target = "todo" if store.unsatisfied_parents(tx, task.id) else "ready"
                 store.set_status(tx, task.id, "running", target, current_run_id=None)
-                if target == "ready":
-                    tx.wake()
             store.append_event(tx, task.id, kind, payload, run_id=run_id)
             return True
 
@@ -423,8 +421,6 @@ class RunsMixin:
                     "kind": kind, "failures": failures, "limit": limit, "error": error,
                     "forced": force_trip and failures < limit,
                 }, run_id=run_id)
-            elif target == "ready":
-                tx.wake()
             return FailureOutcome(True, failures, limit, tripped, target)
 
         return await self.db.write(run)

@@ -151,7 +151,6 @@ def gate(tx: Tx, task_id: int) -> str | None:
     if status == "todo" and not pending:
         if set_status(tx, task_id, "todo", "ready"):
             append_event(tx, task_id, "promoted", {"from": "todo", "to": "ready"})
-            tx.wake()
             return "ready"
     elif status == "ready" and pending:
         if set_status(tx, task_id, "ready", "todo"):
@@ -163,7 +162,6 @@ def gate(tx: Tx, task_id: int) -> str | None:
                       consecutive_failures=0, last_failure_error=None):
             append_event(tx, task_id, "promoted",
                          {"from": "blocked", "to": "ready", "reason": "parents done"})
-            tx.wake()
             return "ready"
     return None
 
