@@ -31,6 +31,8 @@ class FakeServer:
         self.port = 0
         # method -> list of (status, json body, headers) served instead of the real answer
         self.failures: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
+        self.sockets: list[web.WebSocketResponse] = []
+        self.refuse_sockets = 0  # next N WebSocket handshakes answered with 503
 
     @property
     def url(self) -> str:
@@ -62,6 +64,18 @@ class FakeServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def accept_socket(self, request: web.Request, name: str) -> web.WebSocketResponse | None:
+        """Record a WebSocket handshake; refuse it with 503 while ``refuse_sockets`` lasts (None),
+        else accept it and keep it in ``sockets``."""
+        await self.record(Recorded(name, dict(request.query)))
+        if self.refuse_sockets > 0:
+            self.refuse_sockets -= 1
+            return None
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        return ws
 
     async def record(self, rec: Recorded) -> None:
         self.requests.append(rec)

@@ -35,9 +35,7 @@ class DiscordServer(FakeServer):
         super().__init__()
         self.premium_tier = premium_tier
         self._ids = itertools.count(5000)
-        self.sockets: list[web.WebSocketResponse] = []
         self.gateway_ops: list[dict[str, Any]] = []  # every payload the client sent
-        self.refuse_sockets = 0
         self._seq = 0
 
     @property
@@ -135,13 +133,9 @@ class DiscordServer(FakeServer):
         }  # fmt: skip
 
     async def gateway(self, request: web.Request) -> web.StreamResponse:
-        await self.record(Recorded("gateway", dict(request.query)))
-        if self.refuse_sockets > 0:
-            self.refuse_sockets -= 1
+        ws = await self.accept_socket(request, "gateway")
+        if ws is None:
             return web.Response(status=503)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.sockets.append(ws)
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 45000}}))
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:

@@ -22,9 +22,7 @@ class SlackServer(FakeServer):
         self._ids = itertools.count(1)
         self.uploads: dict[str, tuple[str, int]] = {}  # file id -> (filename, announced length)
         self.uploaded: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
-        self.sockets: list[web.WebSocketResponse] = []
         self.acks: list[str] = []
-        self.refuse_sockets = 0  # next N WebSocket handshakes answered with 503
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self.api)
@@ -81,13 +79,9 @@ class SlackServer(FakeServer):
     # --- Socket Mode ---
 
     async def socket(self, request: web.Request) -> web.StreamResponse:
-        await self.record(Recorded("socket", dict(request.query)))
-        if self.refuse_sockets > 0:
-            self.refuse_sockets -= 1
+        ws = await self.accept_socket(request, "socket")
+        if ws is None:
             return web.Response(status=503)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.sockets.append(ws)
         await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
         await self.notify()
         async for msg in ws:
