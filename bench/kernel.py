@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kanban.board import Board
-from kanban.db import Tx
+from kanban.storage.db import Tx
 
 
 def raw_loop(path: Path, cycles: int) -> float:

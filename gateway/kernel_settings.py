@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from gateway.config import AuxSlot, Config, KanbanConfig
+from kanban.agents.decomposer import DecomposeSettings
+from kanban.agents.llm import DECOMPOSER_SLOT, LLMEndpoint
 from kanban.board import BoardOptions
-from kanban.decomposer import DecomposeSettings
-from kanban.dispatcher import DispatchSettings
-from kanban.llm import DECOMPOSER_SLOT, LLMEndpoint
+from kanban.runtime.dispatcher import DispatchSettings
 
 
 def board_options(config: KanbanConfig) -> BoardOptions:

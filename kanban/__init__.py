@@ -1,5 +1,96 @@
-"""The board kernel: storage, state machine, graph, dispatcher, decomposer, profiles.
+"""The board kernel: storage, the ``Board`` facade, the process runtime and the LLM parts.
 
-Layering: this package imports only the standard library, aiosqlite, pyyaml, anyio and the LLM
-client library. It never imports ``gateway`` or ``platforms``.
+Layers, one subpackage each::
+
+    kanban/storage/   the SQLite connection and transactions, the schema, transaction blocks
+    kanban/board/     the Board facade, its methods grouped by noun
+    kanban/runtime/   the dispatcher, worker spawning, workspaces
+    kanban/agents/    the auxiliary LLM client, profiles, decomposer, describer
+
+This module exports the public surface a caller needs to open boards and read or change them;
+the runtime and agents export theirs from their own packages. Layering: this package imports only
+the standard library, aiosqlite, pyyaml, anyio, psutil and the LLM client library, never
+``gateway`` or ``platforms``.
 """
+
+from kanban.board import (
+    Board,
+    BoardOptions,
+    BoardPaths,
+    ChangeSignal,
+    ChildSpec,
+    Created,
+    Decomposition,
+    FailureOutcome,
+)
+from kanban.boards import DEFAULT_BOARD, BoardInfo, Boards
+from kanban.errors import (
+    AuxiliaryError,
+    BoardNotFound,
+    Conflict,
+    CycleError,
+    InvalidInput,
+    KanbanError,
+    LeaseError,
+    LLMTimeout,
+    LLMUnavailable,
+    NotClaimable,
+    NotConfigured,
+    NotFound,
+    PlanError,
+    ProfileNotFound,
+    SpawnError,
+    StorageError,
+    TaskNotFound,
+    WorkspaceError,
+)
+from kanban.models import (
+    STATUSES,
+    Claim,
+    Comment,
+    Event,
+    Run,
+    Subscription,
+    Task,
+    TaskDetail,
+)
+
+__all__ = [
+    "AuxiliaryError",
+    "Board",
+    "BoardInfo",
+    "BoardNotFound",
+    "BoardOptions",
+    "BoardPaths",
+    "Boards",
+    "ChangeSignal",
+    "ChildSpec",
+    "Claim",
+    "Comment",
+    "Conflict",
+    "Created",
+    "CycleError",
+    "DEFAULT_BOARD",
+    "Decomposition",
+    "Event",
+    "FailureOutcome",
+    "InvalidInput",
+    "KanbanError",
+    "LLMTimeout",
+    "LLMUnavailable",
+    "LeaseError",
+    "NotClaimable",
+    "NotConfigured",
+    "NotFound",
+    "PlanError",
+    "ProfileNotFound",
+    "Run",
+    "STATUSES",
+    "SpawnError",
+    "StorageError",
+    "Subscription",
+    "Task",
+    "TaskDetail",
+    "TaskNotFound",
+    "WorkspaceError",
+]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kanban.board import Board, BoardOptions
-from kanban.db import forget_schema
 from kanban.errors import BoardNotFound, Conflict, InvalidInput
+from kanban.storage.db import forget_schema
 from kanban.timeutil import now
 from kanban.validation import check_slug
 

@@ -9,11 +9,18 @@ non-zero exit and one line, the dashboard to a 4xx JSON body::
     │   ├── BoardNotFound(slug)
     │   └── ProfileNotFound(name)
     ├── InvalidInput             bad values, unknown parents, toolset-shaped skills
-    │   └── CycleError(path)     a link or a decomposition would close a cycle
+    │   ├── CycleError(path)     a link or a decomposition would close a cycle
+    │   └── PlanError            an LLM reply (or a body) that cannot become a plan
     ├── Conflict                 the task is not in a state that allows the operation
     │   └── NotClaimable(task_id, status)
     ├── LeaseError(task_id, run_id)   stale, finished or wrong lease token
-    └── StorageError             the database could not be opened, set up or migrated
+    ├── StorageError             the database could not be opened, set up or migrated
+    ├── AuxiliaryError(slot)     an auxiliary LLM call failed
+    │   ├── NotConfigured(slot)  no endpoint configured for the slot
+    │   ├── LLMTimeout(slot, seconds)
+    │   └── LLMUnavailable(slot, status)
+    ├── SpawnError               a worker process could not be started
+    └── WorkspaceError           a task's workspace could not be prepared
 """
 
 from __future__ import annotations
@@ -79,3 +86,42 @@ class LeaseError(KanbanError):
 
 class StorageError(KanbanError):
     pass
+
+
+class PlanError(InvalidInput):
+    """A reply (or a body) that cannot become a plan; the message is the recorded reason."""
+
+
+class AuxiliaryError(KanbanError):
+    def __init__(self, message: str, slot: str) -> None:
+        super().__init__(message)
+        self.slot = slot
+
+
+def not_configured_message(slot: str) -> str:
+    return f"no auxiliary client configured for {slot}"
+
+
+class NotConfigured(AuxiliaryError):
+    def __init__(self, slot: str) -> None:
+        super().__init__(not_configured_message(slot), slot)
+
+
+class LLMTimeout(AuxiliaryError):
+    def __init__(self, slot: str, seconds: float) -> None:
+        super().__init__(f"{slot}: the LLM did not answer within {seconds:g}s", slot)
+        self.seconds = seconds
+
+
+class LLMUnavailable(AuxiliaryError):
+    def __init__(self, message: str, slot: str, status: int | None = None) -> None:
+        super().__init__(message, slot)
+        self.status = status
+
+
+class SpawnError(KanbanError):
+    """The worker process could not be started (command not found, bad cwd, …)."""
+
+
+class WorkspaceError(KanbanError):
+    """A workspace could not be prepared; the spawn fails (and is counted)."""

@@ -33,7 +33,7 @@ async def test_claim_demotes_a_ready_task_with_an_unfinished_parent_S30(board: B
     def sneak_link(tx: object) -> None:
         # A link written behind the kernel's back (older version, another tool): the claim
         # must still refuse, since it is the one enforcement point.
-        from kanban.db import Tx
+        from kanban.storage.db import Tx
 
         assert isinstance(tx, Tx)
         tx.execute("INSERT INTO task_links (parent_id, child_id) VALUES (?, ?)",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kanban.board import Board
+from kanban.board.triage import ChildSpec, plan_from_json, validate_plan
 from kanban.errors import Conflict, CycleError, InvalidInput
-from kanban.graph import ChildSpec, plan_from_json, validate_plan
 from kanban.testing import open_board
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from kanban.board import Board
-from kanban.decomposer import (
+from kanban.agents.decomposer import (
     BackgroundDecomposer,
     DecomposeSettings,
     Roster,
@@ -22,8 +21,9 @@ from kanban.decomposer import (
     decompose_tick,
     parse_plan,
 )
-from kanban.llm import LLMEndpoint
-from kanban.profiles import Profiles
+from kanban.agents.llm import LLMEndpoint
+from kanban.agents.profiles import Profiles
+from kanban.board import Board
 from tests.fakes.llm_server import LLMServer
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kanban.board import Board
-from kanban.decomposer import (
+from kanban.agents.decomposer import (
     DecomposeSettings,
     Roster,
     RosterEntry,
@@ -16,7 +15,8 @@ from kanban.decomposer import (
     list_items,
     route,
 )
-from kanban.profiles import Profiles
+from kanban.agents.profiles import Profiles
+from kanban.board import Board
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kanban.describer import describe_profiles, parse_description, skill_sample
-from kanban.llm import LLMEndpoint
-from kanban.profiles import Profiles
+from kanban.agents.describer import describe_profiles, parse_description, skill_sample
+from kanban.agents.llm import LLMEndpoint
+from kanban.agents.profiles import Profiles
 from tests.fakes.llm_server import LLMServer
 
 

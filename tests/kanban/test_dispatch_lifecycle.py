@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from kanban.board import BoardOptions
-from kanban.db import Tx
-from kanban.dispatcher import Dispatcher, DispatchSettings
-from kanban.spawn import is_same_process, process_start_time
+from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
+from kanban.runtime.spawn import is_same_process, process_start_time
+from kanban.storage.db import Tx
 from kanban.timeutil import now
 from tests.kanban.workers.harness import DEADLINE, Env, agent, dispatch_env, wait_until
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.boards import Boards
-from kanban.profiles import Profiles
-from kanban.spawn import is_same_process
+from kanban.runtime.spawn import is_same_process
 from tests.kanban.workers.harness import DEADLINE, agent, dispatch_env, wait_until
 
 

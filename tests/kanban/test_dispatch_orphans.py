@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kanban.spawn import find_run_worker
+from kanban.runtime.spawn import find_run_worker
 from tests.kanban.workers.harness import dispatch_env
 
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
-from kanban.profiles import Profiles
 from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
 
 

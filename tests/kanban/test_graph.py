@@ -110,7 +110,7 @@ async def test_recompute_repairs_a_hand_edited_board(board: Board) -> None:
 
     def corrupt(tx: object) -> None:
         # Simulate an old version that forgot to promote: parent done, child left in todo.
-        from kanban.db import Tx
+        from kanban.storage.db import Tx
 
         assert isinstance(tx, Tx)
         tx.execute("UPDATE tasks SET status = 'done' WHERE id = ?", (parent.id,))

@@ -140,7 +140,7 @@ async def test_archive_rm_deletes_only_archived_tasks_with_everything_S12(
     assert not files.exists()
 
     def counts(tx: object) -> dict[str, int]:
-        from kanban.db import Tx
+        from kanban.storage.db import Tx
 
         assert isinstance(tx, Tx)
         out = {}

@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from kanban.errors import KanbanError
-from kanban.llm import (
+from kanban.agents.llm import (
     AuxiliaryClient,
     LLMEndpoint,
+)
+from kanban.errors import (
+    KanbanError,
     LLMTimeout,
     LLMUnavailable,
     NotConfigured,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kanban.agents.profiles import Profiles
 from kanban.errors import InvalidInput, ProfileNotFound
-from kanban.profiles import Profiles
 
 
 @pytest.fixture

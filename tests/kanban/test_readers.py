@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kanban.board import Board
-from kanban.db import Tx
+from kanban.storage.db import Tx
 from kanban.testing import claim_and_complete, make_task
 from kanban.timeutil import age_text, iso, to_epoch
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kanban.dispatcher import default_host_cap, normalise_error
-from kanban.spawn import (
+from kanban.runtime.dispatcher import default_host_cap, normalise_error
+from kanban.runtime.spawn import (
     CREATE_NO_WINDOW,
     TemplateValues,
     build_argv,

@@ -10,11 +10,11 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from kanban import db as dbmod
-from kanban import schema
 from kanban.boards import Boards
-from kanban.db import Database
 from kanban.errors import BoardNotFound, InvalidInput, StorageError
+from kanban.storage import db as dbmod
+from kanban.storage import schema
+from kanban.storage.db import Database
 from kanban.testing import make_task
 
 
@@ -40,7 +40,7 @@ async def test_wal_refusal_falls_back_to_delete_with_one_warning_S32(
     real_connect = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect",
                         lambda *a, **k: real_connect(*a, **{**k, "factory": Refusing}))
-    with caplog.at_level(logging.WARNING, logger="kanban.db"):
+    with caplog.at_level(logging.WARNING, logger="kanban.storage.db"):
         database = await Database.open(tmp_path / "k.db")
     try:
         assert database.journal_mode == "delete"
@@ -158,7 +158,7 @@ def test_adding_a_column_tolerates_a_racing_process_S28(
         # Another process added the column but had not recorded its migration yet.
         conn.execute("ALTER TABLE tasks ADD COLUMN model_override TEXT")
         conn.execute("COMMIT")
-        with caplog.at_level(logging.INFO, logger="kanban.schema"):
+        with caplog.at_level(logging.INFO, logger="kanban.storage.schema"):
             applied = schema.migrate(conn)
         assert applied == ["0002_task_model_override", "0003_notify_outbox"]
         assert any("already present" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kanban.workspaces import Tmux, cleanup_completed, inside
+from kanban.runtime.workspaces import Tmux, cleanup_completed, inside
 from tests.kanban.workers.harness import DEADLINE, agent, dispatch_env, wait_until
 
 

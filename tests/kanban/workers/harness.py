@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board, BoardOptions
 from kanban.boards import Boards
-from kanban.dispatcher import Dispatcher, DispatchSettings
 from kanban.models import Event, Task
-from kanban.profiles import Profile, Profiles
+from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 
 T = TypeVar("T")
 

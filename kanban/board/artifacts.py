@@ -17,13 +17,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return path != root
+from kanban.errors import InvalidInput
+from kanban.fsutil import UnsafeFile, copy_no_follow, inside
 
 
 @dataclass
@@ -60,19 +55,20 @@ def stage_artifacts(
         source = Path(item)
         if not source.is_absolute():
             source = scratch / source
-        resolved = source.resolve()
-        if not _inside(resolved, scratch_root) or not resolved.exists():
+        # Judge the path as written (a link is refused by the copy, not resolved away).
+        lexical = Path(os.path.normpath(source))
+        if not inside(lexical, scratch) or not os.path.lexists(lexical):
             result.paths.append(item)
             continue
-        relative = resolved.relative_to(scratch_root)
+        relative = lexical.resolve().relative_to(scratch_root)
         if result.staging is None:
             result.staging = attachments / f".staging-{secrets.token_hex(6)}"
         staged = result.staging / relative
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        if resolved.is_dir():
-            shutil.copytree(resolved, staged, symlinks=True)
-        else:
-            shutil.copy2(resolved, staged)
+        try:
+            copy_no_follow(lexical, staged)
+        except UnsafeFile as exc:
+            result.discard()
+            raise InvalidInput(f"artifact refused: {exc}") from exc
         final = attachments / relative
         result.moves.append((staged, final))
         result.paths.append(str(final))

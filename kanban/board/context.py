@@ -8,9 +8,9 @@ author, so an author name can never break out of its code span (S29).
 
 from __future__ import annotations
 
-from kanban import store
-from kanban.db import Tx
 from kanban.models import Comment, Run, Task
+from kanban.storage import store
+from kanban.storage.db import Tx
 from kanban.timeutil import iso
 
 SECTION_CAP = 6_000

@@ -8,12 +8,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli_context import app_of, console, emit_json, json_option
+from gateway.cli.context import app_of, console, emit_json, json_option
 from gateway.kernel_settings import llm_endpoint
-from kanban.describer import DescribeOutcome, describe_profiles
+from kanban.agents.describer import DescribeOutcome, describe_profiles
+from kanban.agents.llm import DESCRIBER_SLOT
+from kanban.agents.profiles import Profile
 from kanban.errors import InvalidInput, KanbanError
-from kanban.llm import DESCRIBER_SLOT
-from kanban.profiles import Profile
 
 
 @click.group()

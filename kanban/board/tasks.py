@@ -1,36 +1,26 @@
-"""The Board: the one writer of a board's SQLite file, used by every surface.
+"""Tasks: create, read, list, edit fields, unblock, archive, delete, comment, recompute.
 
 Each public coroutine is one transaction (``BEGIN IMMEDIATE`` with compare-and-swap updates), so
 the daemon and a CLI in another process stay correct against each other. Every state change
 appends a ``task_events`` row inside the same transaction; side effects run after COMMIT.
-Worker-side writes live in :mod:`kanban.runs` (claims, leases, failure accounting).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import shutil
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from kanban import store
-from kanban.context import build_context
-from kanban.db import Database, Tx
+from kanban.board.context import build_context
+from kanban.board.core import BoardCore
 from kanban.errors import Conflict, InvalidInput
-from kanban.graph import GraphMixin
-from kanban.models import (
-    Comment,
-    Event,
-    Run,
-    Subscription,
-    Task,
-    TaskDetail,
-)
-from kanban.runs import RunsMixin
+from kanban.fsutil import inside
+from kanban.models import Comment, Event, Run, Task, TaskDetail
+from kanban.storage import store
+from kanban.storage.db import Tx
 from kanban.timeutil import now
 from kanban.validation import (
     check_max_retries,
@@ -43,17 +33,6 @@ from kanban.validation import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FAILURE_LIMIT = 2
-DEFAULT_CLAIM_TTL = 900.0
-PROTOCOL_VIOLATION_LIMIT = 2
-
-
-@dataclass(frozen=True)
-class BoardOptions:
-    failure_limit: int = DEFAULT_FAILURE_LIMIT
-    claim_ttl_seconds: float = DEFAULT_CLAIM_TTL
-    protocol_violation_limit: int = PROTOCOL_VIOLATION_LIMIT
-
 
 @dataclass(frozen=True)
 class Created:
@@ -61,106 +40,9 @@ class Created:
     created: bool  # False when an idempotency key returned an existing task
 
 
-class ChangeSignal:
-    """A version counter watchers wait on; bumped after every commit (in-process) and by
-    :meth:`Board.poll_external` when another process committed (``PRAGMA data_version``)."""
+class TasksMixin(BoardCore):
+    """Creating, reading, editing and retiring tasks; comments; the repair sweep."""
 
-    def __init__(self) -> None:
-        self.version = 0
-        self._event = asyncio.Event()
-
-    def bump(self) -> None:
-        self.version += 1
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, since: int, timeout: float | None) -> int:
-        """Return once the version moved past ``since`` or the timeout elapsed."""
-        if self.version != since:
-            return self.version
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-        return self.version
-
-
-class Board(RunsMixin, GraphMixin):
-    """Open with :meth:`open` (or through :class:`kanban.boards.Boards`); close when done."""
-
-    def __init__(self, slug: str, db: Database, options: BoardOptions) -> None:
-        self.slug = slug
-        self.db = db
-        self.options = options
-        self.changes = ChangeSignal()
-        self._data_version: int | None = None
-        db.on_commit.append(self._committed)
-
-    @classmethod
-    async def open(
-        cls, db_path: Path, *, slug: str = "default", options: BoardOptions | None = None
-    ) -> Board:
-        db = await Database.open(db_path)
-        return cls(slug, db, options or BoardOptions())
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def __aenter__(self) -> Board:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    # ---- paths ---------------------------------------------------------------------------
-    @property
-    def root(self) -> Path:
-        return self.db.path.parent
-
-    @property
-    def workspaces_dir(self) -> Path:
-        return self.root / "workspaces"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def attachments_dir(self) -> Path:
-        return self.root / "attachments"
-
-    def log_path(self, task_id: int) -> Path:
-        return self.logs_dir / f"{task_id}.log"
-
-    def attachments_path(self, task_id: int) -> Path:
-        return self.attachments_dir / str(task_id)
-
-    def workspace_for(self, task: Task) -> Path | None:
-        """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
-        return self.workspace_path(task.id, task.workspace_kind, task.workspace_path)
-
-    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
-        if kind == "dir" and path:
-            return Path(path)
-        if kind == "worktree":
-            return Path(path) if path else None
-        return self.workspaces_dir / str(task_id)
-
-    # ---- change notification ---------------------------------------------------------------
-    def _committed(self, tx: Tx) -> None:
-        self.changes.bump()
-
-    async def poll_external(self) -> bool:
-        """Bump the change signal if another connection committed since the last poll."""
-        version = await self.db.data_version()
-        moved = self._data_version is not None and version != self._data_version
-        self._data_version = version
-        if moved:
-            self.changes.bump()
-        return moved
-
-    # ---- creating and reading ---------------------------------------------------------------
     async def create_task(
         self,
         title: str,
@@ -307,35 +189,6 @@ class Board(RunsMixin, GraphMixin):
 
         return await self.db.read(run)
 
-    # ---- graph ------------------------------------------------------------------------------
-    async def link(self, parent: int, child: int) -> Task:
-        """Add parent → child. Rejects cycles; a ready child waiting on an unfinished parent goes
-        back to todo."""
-
-        def run(tx: Tx) -> Task:
-            if store.insert_link(tx, parent, child):
-                store.append_event(tx, child, "linked", {"parent": parent, "child": child})
-                store.gate(tx, child)
-            return store.load_task(tx, child, with_links=True)
-
-        return await self.db.write(run)
-
-    async def unlink(self, parent: int, child: int) -> Task:
-        """Remove parent → child and re-evaluate the child at once (S31)."""
-
-        def run(tx: Tx) -> Task:
-            store.load_task(tx, child)
-            cur = tx.execute(
-                "DELETE FROM task_links WHERE parent_id = ? AND child_id = ?", (parent, child)
-            )
-            if cur.rowcount == 0:
-                raise InvalidInput(f"task {child} has no parent {parent}")
-            store.append_event(tx, child, "unlinked", {"parent": parent, "child": child})
-            store.gate(tx, child)
-            return store.load_task(tx, child, with_links=True)
-
-        return await self.db.write(run)
-
     # ---- fields -----------------------------------------------------------------------------
     async def assign(self, task_id: int, profile: str | None) -> Task:
         return await self._set_field(task_id, "assignee", profile, "assigned")
@@ -432,7 +285,7 @@ class Board(RunsMixin, GraphMixin):
 
     def _remove_task_files(self, task_id: int) -> None:
         for path in (self.attachments_path(task_id), self.workspaces_dir / str(task_id)):
-            if path.is_dir() and _inside(path, self.root):
+            if path.is_dir() and inside(path, self.root):
                 shutil.rmtree(path, ignore_errors=True)
         self.log_path(task_id).unlink(missing_ok=True)
 
@@ -474,122 +327,5 @@ class Board(RunsMixin, GraphMixin):
         return await self.db.write(run)
 
     async def context(self, task_id: int) -> str:
-        """The worker context markdown for a task (see :mod:`kanban.context`)."""
+        """The worker context markdown for a task (see :mod:`kanban.board.context`)."""
         return await self.db.read(lambda tx: build_context(tx, task_id))
-
-    # ---- events -----------------------------------------------------------------------------
-    async def events(
-        self, *, task_id: int | None = None, since: int = 0, limit: int = 500,
-        kinds: tuple[str, ...] | None = None,
-    ) -> list[Event]:
-        """Events with id > ``since``, oldest first (a cursor: pass the last id you saw)."""
-        clauses = ["id > ?"]
-        params: list[Any] = [since]
-        if task_id is not None:
-            clauses.append("task_id = ?")
-            params.append(task_id)
-        if kinds:
-            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
-            params.extend(kinds)
-        sql = (f"SELECT * FROM task_events WHERE {' AND '.join(clauses)} ORDER BY id "
-               f"LIMIT {int(limit)}")
-        return await self.db.read(lambda tx: [Event.from_row(r) for r in tx.all(sql, params)])
-
-    async def last_event_id(self) -> int:
-        def run(tx: Tx) -> int:
-            row = tx.one("SELECT MAX(id) FROM task_events")
-            return int(row[0]) if row and row[0] is not None else 0
-
-        return await self.db.read(run)
-
-    async def stats(self) -> dict[str, Any]:
-        def run(tx: Tx) -> dict[str, Any]:
-            by_status = {str(r[0]): int(r[1]) for r in tx.all(
-                "SELECT status, COUNT(*) FROM tasks GROUP BY status")}
-            by_assignee = {str(r[0] or "(unassigned)"): int(r[1]) for r in tx.all(
-                "SELECT assignee, COUNT(*) FROM tasks WHERE status NOT IN ('done','archived') "
-                "GROUP BY assignee")}
-            row = tx.one("SELECT COUNT(*) FROM tasks t JOIN task_runs r ON r.id = t.current_run_id "
-                         "WHERE t.status = 'running' AND r.status = 'active'")
-            ev = tx.one("SELECT MAX(id) FROM task_events")
-            return {
-                "board": self.slug,
-                "by_status": by_status,
-                "open_by_assignee": by_assignee,
-                "total": sum(by_status.values()),
-                "active_runs": int(row[0]) if row else 0,
-                "last_event_id": int(ev[0]) if ev and ev[0] is not None else 0,
-                "journal_mode": self.db.journal_mode,
-            }
-
-        return await self.db.read(run)
-
-    # ---- subscriptions ------------------------------------------------------------------------
-    async def subscribe(
-        self, task_id: int, *, platform: str, chat: str, thread: str | None = None,
-        created_by: str | None = None,
-    ) -> Subscription:
-        """Subscribe a chat destination to a task's events (idempotent). Only events after this
-        moment are delivered."""
-        if not platform.strip() or not chat.strip():
-            raise InvalidInput("a subscription needs a platform and a chat")
-
-        def run(tx: Tx) -> Subscription:
-            store.load_task(tx, task_id)
-            last = tx.one("SELECT MAX(id) FROM task_events")
-            cursor = int(last[0]) if last and last[0] is not None else 0
-            cur = tx.execute(
-                "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-                "created_at, last_event_id) VALUES (?,?,?,?,?,?,?)",
-                (task_id, platform, chat, thread or "", created_by, now(), cursor),
-            )
-            if cur.rowcount == 1:
-                store.append_event(tx, task_id, "subscribed",
-                                   {"platform": platform, "chat": chat, "thread": thread})
-            row = tx.one(
-                "SELECT * FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
-                (task_id, platform, chat, thread or ""),
-            )
-            assert row is not None
-            return Subscription.from_row(row)
-
-        return await self.db.write(run)
-
-    async def unsubscribe(
-        self, task_id: int, *, platform: str, chat: str, thread: str | None = None
-    ) -> bool:
-        def run(tx: Tx) -> bool:
-            store.load_task(tx, task_id)
-            cur = tx.execute(
-                "DELETE FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
-                (task_id, platform, chat, thread or ""),
-            )
-            if cur.rowcount:
-                store.append_event(tx, task_id, "unsubscribed",
-                                   {"platform": platform, "chat": chat, "thread": thread})
-            return cur.rowcount > 0
-
-        return await self.db.write(run)
-
-    async def subscriptions(self, task_id: int | None = None) -> list[Subscription]:
-        def run(tx: Tx) -> list[Subscription]:
-            if task_id is None:
-                rows = tx.all("SELECT * FROM notify_subs ORDER BY task_id, id")
-            else:
-                store.load_task(tx, task_id)
-                rows = tx.all("SELECT * FROM notify_subs WHERE task_id = ? ORDER BY id",
-                              (task_id,))
-            return [Subscription.from_row(r) for r in rows]
-
-        return await self.db.read(run)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return path.resolve() != root.resolve()
-
-
-__all__ = ["Board", "BoardOptions", "ChangeSignal", "Created"]

@@ -17,10 +17,10 @@ from rich.console import Console
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
 from gateway.kernel_settings import board_options
+from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.boards import Boards
 from kanban.errors import KanbanError
-from kanban.profiles import Profiles
 
 T = TypeVar("T")
 

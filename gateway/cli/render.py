@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli_context import console
+from gateway.cli.context import console
 from kanban.boards import BoardInfo
 from kanban.models import Event, Subscription, Task, TaskDetail
 from kanban.timeutil import age_text, iso

@@ -11,8 +11,12 @@ import sys
 
 import click
 
-from gateway import __version__, cli_decompose, cli_dispatch, cli_kanban, cli_profile
-from gateway.cli_context import AppContext, fail_cleanly
+from gateway import __version__
+from gateway.cli import decompose as cli_decompose
+from gateway.cli import dispatch as cli_dispatch
+from gateway.cli import kanban as cli_kanban
+from gateway.cli import profile as cli_profile
+from gateway.cli.context import AppContext, fail_cleanly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,17 +13,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban.errors import KanbanError
-from kanban.llm import (
+from kanban.agents.llm import (
     AuxiliaryClient,
     LLMEndpoint,
     Message,
     first_paragraph,
-    not_configured_message,
     outermost_json_object,
     strip_code_fences,
 )
-from kanban.profiles import Profile, Profiles
+from kanban.agents.profiles import Profile, Profiles
+from kanban.errors import KanbanError, not_configured_message
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,15 @@ import dataclasses
 import secrets
 import socket
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kanban import store
-from kanban.artifacts import StagedArtifacts, stage_artifacts
-from kanban.db import Tx
+from kanban.board.artifacts import StagedArtifacts, stage_artifacts
+from kanban.board.core import BoardCore
 from kanban.errors import Conflict, InvalidInput, NotClaimable, TaskNotFound
-from kanban.models import Claim, Run, Task
+from kanban.models import Claim, Run, Task, loads_json
+from kanban.storage import store
+from kanban.storage.db import Tx
 from kanban.timeutil import now
-
-if TYPE_CHECKING:
-    from kanban.board import BoardOptions
-    from kanban.db import Database
 
 HOSTNAME = socket.gethostname()
 
@@ -42,23 +38,8 @@ class FailureOutcome:
     status: str
 
 
-class RunsMixin:
-    db: Database
-    options: BoardOptions
-    slug: str
-
-    def workspace_for(self, task: Task) -> Path | None:  # provided by Board
-        raise NotImplementedError
-
-    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
-        raise NotImplementedError  # provided by Board
-
-    @property
-    def workspaces_dir(self) -> Path:  # provided by Board
-        raise NotImplementedError
-
-    def attachments_path(self, task_id: int) -> Path:  # provided by Board
-        raise NotImplementedError
+class RunsMixin(BoardCore):
+    """Claims, leases, worker writes and the dispatcher\'s bookkeeping."""
 
     # ---- claiming ---------------------------------------------------------------------------
     async def claim(
@@ -212,7 +193,7 @@ class RunsMixin:
         open task (a running task's lease then becomes stale). ``artifacts`` are stored in the
         task's metadata and in the ``completed`` event payload (S15); those inside the task's
         scratch workspace are first moved to its attachments directory, so the recorded paths
-        outlive the workspace (see :mod:`kanban.artifacts`).
+        outlive the workspace (see :mod:`kanban.board.artifacts`).
         """
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput("metadata must be a JSON object")
@@ -295,6 +276,26 @@ class RunsMixin:
         return await self.db.write(run)
 
     # ---- dispatcher bookkeeping -------------------------------------------------------------
+    async def record_saved_artifacts(self, task_id: int, copied: dict[str, str]) -> None:
+        """Point a done task's artifact list at the durable copies made when its workspace was
+        cleaned up."""
+
+        def run(tx: Tx) -> None:
+            row = tx.one("SELECT metadata, status FROM tasks WHERE id = ?", (task_id,))
+            if row is None or row["status"] != "done":
+                return
+            metadata = loads_json(row["metadata"], {})
+            if not isinstance(metadata, dict):
+                return
+            current = metadata.get("artifacts")
+            if isinstance(current, list):
+                metadata["artifacts"] = [copied.get(str(a), str(a)) for a in current]
+            tx.execute("UPDATE tasks SET metadata = ?, updated_at = ? WHERE id = ? "
+                       "AND status = 'done'", (store.dumps(metadata), now(), task_id))
+            store.append_event(tx, task_id, "artifacts_saved", {"artifacts": copied})
+
+        await self.db.write(run)
+
     async def set_worker(
         self, run_id: int, *, pid: int, started_at: float | None, host: str | None = None
     ) -> None:

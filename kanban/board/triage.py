@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kanban import store
-from kanban.db import Tx
+from kanban.board.core import BoardCore
 from kanban.errors import Conflict, CycleError, InvalidInput
 from kanban.models import Task
+from kanban.storage import store
+from kanban.storage.db import Tx
 from kanban.timeutil import now
 from kanban.validation import check_title
-
-if TYPE_CHECKING:
-    from kanban.db import Database
 
 DEFAULT_MAX_FANOUT = 8
 
@@ -86,8 +84,8 @@ class Decomposition:
     child_ids: list[int]
 
 
-class GraphMixin:
-    db: Database
+class TriageMixin(BoardCore):
+    """Decomposing, promoting and listing triage tasks."""
 
     async def decompose_triage_task(
         self,

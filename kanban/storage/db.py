@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from kanban.errors import StorageError
-from kanban.schema import migrate
+from kanban.storage.schema import migrate
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from gateway import render
-from gateway.cli_context import AppContext, app_of, board_call, emit_json, json_option
+from gateway.cli import render
+from gateway.cli.context import AppContext, app_of, board_call, emit_json, json_option
 from kanban.board import Board
 from kanban.errors import InvalidInput, KanbanError
 from kanban.models import STATUSES, Claim

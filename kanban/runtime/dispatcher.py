@@ -6,7 +6,7 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
    complete/block is a protocol violation (own budget, comment), anything else is a crash (exit
    code and log tail in the event). A worker whose run ended under it (reclaimed, completed by an
    operator, …) is terminated — TERM, grace, KILL — never left running beside its successor.
-   Completed tasks get their workspace cleanup (:mod:`kanban.workspaces`).
+   Completed tasks get their workspace cleanup (:mod:`kanban.runtime.workspaces`).
 2. adopt — active runs started by a dispatcher that died: a live pid whose start time matches is
    watched from now on; a pid that is gone is a crash with an unknown exit code.
 3. systemic crashes — each crash error is fingerprinted; when ``systemic_threshold`` or more
@@ -40,14 +40,13 @@ from typing import Any
 
 import psutil
 
+from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board
+from kanban.board.context import build_context
 from kanban.boards import Boards
-from kanban.context import build_context
-from kanban.errors import KanbanError, NotClaimable
+from kanban.errors import KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
-from kanban.profiles import Profile, Profiles
-from kanban.spawn import (
-    SpawnError,
+from kanban.runtime.spawn import (
     SpawnRequest,
     TemplateValues,
     WorkerProcess,
@@ -60,14 +59,13 @@ from kanban.spawn import (
     start_worker,
     worker_env,
 )
-from kanban.timeutil import now
-from kanban.workspaces import (
+from kanban.runtime.workspaces import (
     Tmux,
-    WorkspaceError,
     cleanup_completed,
     prepare_workspace,
     prompt_path,
 )
+from kanban.timeutil import now
 
 log = logging.getLogger(__name__)
 

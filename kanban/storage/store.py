@@ -11,9 +11,9 @@ import secrets
 from collections import deque
 from typing import Any
 
-from kanban.db import Tx
 from kanban.errors import CycleError, InvalidInput, LeaseError, TaskNotFound
 from kanban.models import SATISFIED, Run, Task
+from kanban.storage.db import Tx
 from kanban.timeutil import now
 
 

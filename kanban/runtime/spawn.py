@@ -30,6 +30,8 @@ from typing import IO, Any
 
 import psutil
 
+from kanban.errors import SpawnError
+
 log = logging.getLogger(__name__)
 
 # subprocess.CREATE_NO_WINDOW only exists on Windows builds of Python; the value is fixed by Win32.
@@ -39,10 +41,6 @@ KANBAN_WORKER_SKILL = "kanban-worker"
 CLI_MODULE = "gateway"
 # Two readings of one process's start time agree to the clock tick; a recycled pid started later.
 START_TIME_TOLERANCE = 0.5
-
-
-class SpawnError(Exception):
-    """The worker process could not be started (command not found, bad cwd, …)."""
 
 
 # ---- executable and command line ------------------------------------------------------------

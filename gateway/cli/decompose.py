@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli_context import app_of, board_call, emit_json, json_option
+from gateway.cli.context import app_of, board_call, emit_json, json_option
 from gateway.kernel_settings import decompose_settings
-from kanban.board import Board
-from kanban.decomposer import (
+from kanban.agents.decomposer import (
     Outcome,
     decompose_all,
     decompose_task,
 )
+from kanban.board import Board
 from kanban.errors import Conflict, KanbanError
 
 

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kanban import store
-from kanban.db import Tx
-from kanban.models import Task, loads_json
-from kanban.timeutil import now
+from kanban.errors import WorkspaceError
+from kanban.fsutil import copy_no_follow, inside
+from kanban.models import Task
 
 if TYPE_CHECKING:
     from kanban.board import Board
@@ -35,19 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TMUX_SESSION_PREFIX = "swarm-"
-
-
-class WorkspaceError(Exception):
-    """A workspace could not be prepared; the spawn fails (and is counted)."""
-
-
-def inside(path: Path, root: Path) -> bool:
-    """True when ``path`` resolves strictly inside ``root`` (never ``root`` itself)."""
-    try:
-        resolved, base = path.resolve(), root.resolve()
-    except OSError:
-        return False
-    return resolved != base and resolved.is_relative_to(base)
 
 
 def prompt_path(board: Board, task_id: int) -> Path:
@@ -157,7 +143,7 @@ async def _cleanup_scratch(board: Board, task: Task, report: CleanupReport) -> N
         return
     copied = await asyncio.to_thread(_copy_artifacts, board, task, workspace, report)
     if copied:
-        await _repoint_artifacts(board, task.id, copied)
+        await board.record_saved_artifacts(task.id, copied)
         report.artifacts = copied
     if any(e.startswith("artifact") for e in report.errors):
         report.kept = "an artifact could not be copied; the workspace is kept"
@@ -185,34 +171,12 @@ def _copy_artifacts(board: Board, task: Task, workspace: Path,
         relative = source.resolve().relative_to(workspace.resolve())
         target = target_root / relative
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            else:
-                shutil.copy2(source, target)
+            copy_no_follow(source, target)
         except OSError as exc:
             report.errors.append(f"artifact {declared!r} not copied: {exc}")
             continue
         copied[declared] = str(target)
     return copied
-
-
-async def _repoint_artifacts(board: Board, task_id: int, copied: dict[str, str]) -> None:
-    def run(tx: Tx) -> None:
-        row = tx.one("SELECT metadata, status FROM tasks WHERE id = ?", (task_id,))
-        if row is None or row["status"] != "done":
-            return
-        metadata = loads_json(row["metadata"], {})
-        if not isinstance(metadata, dict):
-            return
-        current = metadata.get("artifacts")
-        if isinstance(current, list):
-            metadata["artifacts"] = [copied.get(str(a), str(a)) for a in current]
-        tx.execute("UPDATE tasks SET metadata = ?, updated_at = ? WHERE id = ? AND status = 'done'",
-                   (store.dumps(metadata), now(), task_id))
-        store.append_event(tx, task_id, "artifacts_saved", {"artifacts": copied})
-
-    await board.db.write(run)
 
 
 def _cleanup_worktree(board: Board, task: Task, default_repo: Path | None,

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from gateway.cli_context import app_of, console, emit_json, json_option
+from gateway.cli.context import app_of, console, emit_json, json_option
 from gateway.kernel_settings import dispatch_settings
-from kanban.dispatcher import CycleReport, Dispatcher
+from kanban.runtime.dispatcher import CycleReport, Dispatcher
 
 
 def _print_report(report: CycleReport, as_json: bool) -> None:

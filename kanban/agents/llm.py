@@ -24,7 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kanban.errors import KanbanError
+from kanban.errors import (
+    LLMTimeout,
+    LLMUnavailable,
+    NotConfigured,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +38,6 @@ DESCRIBER_SLOT = "profile_describer"
 PLACEHOLDER_API_KEY = "not-needed"
 
 
-class AuxiliaryError(KanbanError):
-    def __init__(self, message: str, slot: str) -> None:
-        super().__init__(message)
-        self.slot = slot
-
-
-class NotConfigured(AuxiliaryError):
-    def __init__(self, slot: str) -> None:
-        super().__init__(not_configured_message(slot), slot)
-
-
-class LLMTimeout(AuxiliaryError):
-    def __init__(self, slot: str, seconds: float) -> None:
-        super().__init__(f"{slot}: the LLM did not answer within {seconds:g}s", slot)
-        self.seconds = seconds
-
-
-class LLMUnavailable(AuxiliaryError):
-    def __init__(self, message: str, slot: str, status: int | None = None) -> None:
-        super().__init__(message, slot)
-        self.status = status
-
-
-def not_configured_message(slot: str) -> str:
-    return f"no auxiliary client configured for {slot}"
 
 
 @dataclass(frozen=True)

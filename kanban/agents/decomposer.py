@@ -31,18 +31,24 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kanban.errors import Conflict, InvalidInput, KanbanError, NotFound
-from kanban.graph import DEFAULT_MAX_FANOUT, ChildSpec, plan_from_json
-from kanban.llm import (
+from kanban.agents.llm import (
     DECOMPOSER_SLOT,
     AuxiliaryClient,
-    AuxiliaryError,
     LLMEndpoint,
     Message,
-    not_configured_message,
     outermost_json_object,
 )
-from kanban.profiles import Profiles
+from kanban.agents.profiles import Profiles
+from kanban.board.triage import DEFAULT_MAX_FANOUT, ChildSpec, plan_from_json
+from kanban.errors import (
+    AuxiliaryError,
+    Conflict,
+    InvalidInput,
+    KanbanError,
+    NotFound,
+    PlanError,
+    not_configured_message,
+)
 
 if TYPE_CHECKING:
     from kanban.board import Board
@@ -101,10 +107,6 @@ class Outcome:
         data["children"] = list(self.children)
         data["assignees"] = list(self.assignees)
         return data
-
-
-class PlanError(InvalidInput):
-    """A reply (or a body) that cannot become a plan; the message is the recorded reason."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""LLM-backed parts: the auxiliary client, worker profiles, the decomposer and describer."""

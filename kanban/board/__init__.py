@@ -1,0 +1,18 @@
+"""The board facade and the values it works with (see :mod:`kanban.board.facade`)."""
+
+from kanban.board.core import BoardOptions, BoardPaths, ChangeSignal
+from kanban.board.facade import Board
+from kanban.board.runs import FailureOutcome
+from kanban.board.tasks import Created
+from kanban.board.triage import ChildSpec, Decomposition
+
+__all__ = [
+    "Board",
+    "BoardOptions",
+    "BoardPaths",
+    "ChangeSignal",
+    "ChildSpec",
+    "Created",
+    "Decomposition",
+    "FailureOutcome",
+]

@@ -1,0 +1,191 @@
+"""What every part of the :class:`~kanban.board.Board` facade shares: its database, options,
+folders and change signal, and the opener.
+
+The facade's methods live in one mixin per noun (tasks, links, runs, triage, events,
+subscriptions, outbox); each derives from :class:`BoardCore`, so none has to stub another's
+methods and nothing imports the facade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from kanban.models import Task
+from kanban.storage.db import Database, Tx
+
+DEFAULT_FAILURE_LIMIT = 2
+DEFAULT_CLAIM_TTL = 900.0
+PROTOCOL_VIOLATION_LIMIT = 2
+
+B = TypeVar("B", bound="BoardCore")
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    failure_limit: int = DEFAULT_FAILURE_LIMIT
+    claim_ttl_seconds: float = DEFAULT_CLAIM_TTL
+    protocol_violation_limit: int = PROTOCOL_VIOLATION_LIMIT
+
+
+@dataclass(frozen=True)
+class BoardPaths:
+    """The folders beside a board's database file (ARCHITECTURE section 2)."""
+
+    root: Path
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.root / "workspaces"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.root / "attachments"
+
+    def log_path(self, task_id: int) -> Path:
+        return self.logs_dir / f"{task_id}.log"
+
+    def attachments_path(self, task_id: int) -> Path:
+        return self.attachments_dir / str(task_id)
+
+    def scratch_path(self, task_id: int) -> Path:
+        return self.workspaces_dir / str(task_id)
+
+    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
+        """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
+        if kind == "dir" and path:
+            return Path(path)
+        if kind == "worktree":
+            return Path(path) if path else None
+        return self.scratch_path(task_id)
+
+
+class ChangeSignal:
+    """A version counter watchers wait on; bumped after every commit (in-process) and by
+    :meth:`BoardCore.poll_external` when another process committed (``PRAGMA data_version``)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._event = asyncio.Event()
+
+    def bump(self) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, since: int, timeout: float | None) -> int:
+        """Return once the version moved past ``since`` or the timeout elapsed."""
+        if self.version != since:
+            return self.version
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self.version
+
+
+class Opening(Generic[B]):
+    """What :meth:`BoardCore.open` returns: await it for the board, or use it as
+    ``async with Board.open(path) as board:`` to have the board closed on exit."""
+
+    def __init__(self, cls: type[B], path: Path, slug: str, options: BoardOptions) -> None:
+        self._cls, self._path, self._slug, self._options = cls, path, slug, options
+        self._board: B | None = None
+
+    async def _open(self) -> B:
+        db = await Database.open(self._path)
+        return self._cls(self._slug, db, self._options)
+
+    def __await__(self) -> Generator[Any, None, B]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> B:
+        self._board = await self._open()
+        return self._board
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._board is not None:
+            await self._board.close()
+
+
+class BoardCore:
+    """Open with :meth:`open` (or through :class:`kanban.boards.Boards`); close when done."""
+
+    def __init__(self, slug: str, db: Database, options: BoardOptions) -> None:
+        self.slug = slug
+        self.db = db
+        self.options = options
+        self.paths = BoardPaths(db.path.parent)
+        self.changes = ChangeSignal()
+        self._data_version: int | None = None
+        db.on_commit.append(self._committed)
+
+    @classmethod
+    def open(
+        cls: type[B], db_path: str | os.PathLike[str], *, slug: str = "default",
+        options: BoardOptions | None = None,
+    ) -> Opening[B]:
+        return Opening(cls, Path(db_path), slug, options or BoardOptions())
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self: B) -> B:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- paths (kept on the board for callers' convenience; BoardPaths owns them) -------------
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.paths.workspaces_dir
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.paths.logs_dir
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.paths.attachments_dir
+
+    def log_path(self, task_id: int) -> Path:
+        return self.paths.log_path(task_id)
+
+    def attachments_path(self, task_id: int) -> Path:
+        return self.paths.attachments_path(task_id)
+
+    def workspace_for(self, task: Task) -> Path | None:
+        """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
+        return self.paths.workspace_path(task.id, task.workspace_kind, task.workspace_path)
+
+    def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
+        return self.paths.workspace_path(task_id, kind, path)
+
+    # ---- change notification ---------------------------------------------------------------
+    def _committed(self, tx: Tx) -> None:
+        self.changes.bump()
+
+    async def poll_external(self) -> bool:
+        """Bump the change signal if another connection committed since the last poll."""
+        version = await self.db.data_version()
+        moved = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        if moved:
+            self.changes.bump()
+        return moved

@@ -1,0 +1,18 @@
+"""The :class:`Board` facade: the one writer of a board's SQLite file, used by every surface.
+
+Its methods are grouped by noun in the sibling modules; this class only puts them together.
+"""
+
+from __future__ import annotations
+
+from kanban.board.events import EventsMixin
+from kanban.board.links import LinksMixin
+from kanban.board.runs import RunsMixin
+from kanban.board.subscriptions import SubscriptionsMixin
+from kanban.board.tasks import TasksMixin
+from kanban.board.triage import TriageMixin
+
+
+class Board(TasksMixin, LinksMixin, RunsMixin, TriageMixin, EventsMixin, SubscriptionsMixin):
+    """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
+    (or through :class:`kanban.boards.Boards`); close when done."""

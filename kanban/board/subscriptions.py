@@ -1,0 +1,70 @@
+"""Chat subscriptions to a task's events (the notifier's input)."""
+
+from __future__ import annotations
+
+from kanban.board.core import BoardCore
+from kanban.errors import InvalidInput
+from kanban.models import Subscription
+from kanban.storage import store
+from kanban.storage.db import Tx
+from kanban.timeutil import now
+
+
+class SubscriptionsMixin(BoardCore):
+    async def subscribe(
+        self, task_id: int, *, platform: str, chat: str, thread: str | None = None,
+        created_by: str | None = None,
+    ) -> Subscription:
+        """Subscribe a chat destination to a task's events (idempotent). Only events after this
+        moment are delivered."""
+        if not platform.strip() or not chat.strip():
+            raise InvalidInput("a subscription needs a platform and a chat")
+
+        def run(tx: Tx) -> Subscription:
+            store.load_task(tx, task_id)
+            last = tx.one("SELECT MAX(id) FROM task_events")
+            cursor = int(last[0]) if last and last[0] is not None else 0
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
+                "created_at, last_event_id) VALUES (?,?,?,?,?,?,?)",
+                (task_id, platform, chat, thread or "", created_by, now(), cursor),
+            )
+            if cur.rowcount == 1:
+                store.append_event(tx, task_id, "subscribed",
+                                   {"platform": platform, "chat": chat, "thread": thread})
+            row = tx.one(
+                "SELECT * FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
+                (task_id, platform, chat, thread or ""),
+            )
+            assert row is not None
+            return Subscription.from_row(row)
+
+        return await self.db.write(run)
+
+    async def unsubscribe(
+        self, task_id: int, *, platform: str, chat: str, thread: str | None = None
+    ) -> bool:
+        def run(tx: Tx) -> bool:
+            store.load_task(tx, task_id)
+            cur = tx.execute(
+                "DELETE FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
+                (task_id, platform, chat, thread or ""),
+            )
+            if cur.rowcount:
+                store.append_event(tx, task_id, "unsubscribed",
+                                   {"platform": platform, "chat": chat, "thread": thread})
+            return cur.rowcount > 0
+
+        return await self.db.write(run)
+
+    async def subscriptions(self, task_id: int | None = None) -> list[Subscription]:
+        def run(tx: Tx) -> list[Subscription]:
+            if task_id is None:
+                rows = tx.all("SELECT * FROM notify_subs ORDER BY task_id, id")
+            else:
+                store.load_task(tx, task_id)
+                rows = tx.all("SELECT * FROM notify_subs WHERE task_id = ? ORDER BY id",
+                              (task_id,))
+            return [Subscription.from_row(r) for r in rows]
+
+        return await self.db.read(run)

@@ -1,0 +1,1 @@
+"""The process runtime: the dispatcher, worker spawning, workspaces."""

@@ -1,0 +1,1 @@
+"""Storage: the SQLite connection and transactions, the schema, transaction building blocks."""
