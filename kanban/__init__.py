@@ -56,6 +56,8 @@ from kanban.models import (
 )
 
 __all__ = [
+    "DEFAULT_BOARD",
+    "STATUSES",
     "AuxiliaryError",
     "Board",
     "BoardInfo",
@@ -70,7 +72,6 @@ __all__ = [
     "Conflict",
     "Created",
     "CycleError",
-    "DEFAULT_BOARD",
     "Decomposition",
     "Event",
     "FailureOutcome",
@@ -85,7 +86,6 @@ __all__ = [
     "PlanError",
     "ProfileNotFound",
     "Run",
-    "STATUSES",
     "SpawnError",
     "StorageError",
     "Subscription",
