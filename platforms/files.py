@@ -87,7 +87,9 @@ _QUOTED = re.compile(
 _BARE = re.compile(
     r"""(?:^|(?<=[\s(\[<{:=,]))(?P<path>(?:~/|/)[^\s"'`<>()\[\]{}]*?\.(?:"""
     + _EXT_ALT
-    + r"""))(?=$|[\s"'`.,;:!?)\]>}])""",
+    # A following "." / "," / ":" ends the path only as punctuation (then space or end): inside
+    # a name it is another extension ("b.tar.gz" must not stop at ".tar").
+    + r"""))(?=$|[\s"'`)\]>}]|[.,;:!?](?:[\s"'`)\]>}]|$))""",
     re.IGNORECASE | re.MULTILINE,
 )
 

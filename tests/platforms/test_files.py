@@ -150,3 +150,20 @@ def test_image_size_reads_png_jpeg_gif(tmp_path: Path) -> None:
     assert image_size(touch(tmp_path / "c.gif", gif)) == (33, 44)
     assert image_size(touch(tmp_path / "d.png", b"not an image")) is None
     assert image_size(tmp_path / "missing.png") is None
+
+
+@pytest.mark.parametrize("name", ["b.tar.gz", "b.tar.bz2", "b.tar.xz", "report.v2.final.pdf"])
+@pytest.mark.parametrize("after", ["", ".", ",", ")", ":", "!", ". Next", ", then", ": done"])
+def test_multi_dot_names_bare_and_before_punctuation(tmp_path: Path, name: str,
+                                                      after: str) -> None:
+    f = touch(tmp_path / name)
+    touch(tmp_path / name.rsplit(".", 1)[0])  # "b.tar" exists too: it must not be chosen
+    files, cleaned = extract_local_files(f"(see {f}{after}")
+    assert files == [f]
+    assert cleaned == f"(see {after}".strip()
+
+
+def test_multi_dot_name_quoted(tmp_path: Path) -> None:
+    f = touch(tmp_path / "dump.tar.gz")
+    files, _ = extract_local_files(f'archive "{f}" is ready')
+    assert files == [f]
