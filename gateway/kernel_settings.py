@@ -25,6 +25,7 @@ def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
         interval_seconds=config.dispatch_interval_seconds,
         claim_ttl_seconds=config.claim_ttl_seconds,
         default_assignee=config.default_assignee,
+        orchestrator_profile=config.orchestrator_profile,
     )
 
 

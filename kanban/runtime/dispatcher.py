@@ -47,6 +47,7 @@ from kanban.boards import Boards
 from kanban.errors import KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
 from kanban.runtime.spawn import (
+    CLI_MODULE,
     SpawnRequest,
     TemplateValues,
     WorkerProcess,
@@ -87,7 +88,8 @@ class DispatchSettings:
     log_backups: int = 3
     log_tail_bytes: int = 2_000
     systemic_threshold: int = 3
-    builtin_worker: bool = False  # `relayboard worker run` exists (a later issue)
+    builtin_worker: bool = True  # profiles without `command` run `relayboard worker run`
+    orchestrator_profile: str | None = None  # its built-in worker may create tasks
     default_assignee: str | None = None
     tmux_socket: str | None = None
     tmux_cleanup: bool = True
@@ -507,8 +509,13 @@ class Dispatcher:
     def _argv_template(self, profile: Profile) -> list[str]:
         if profile.command is not None:
             return list(profile.command)
-        return [*self.relayboard, "worker", "run", "--board", "{board}", "--task", "{task_id}",
-                "--prompt-file", "{prompt_file}"]
+        # This very interpreter: the worker must run the code that spawned it, and it skips a
+        # PATH lookup on the way to its first model request.
+        argv = [sys.executable, "-m", CLI_MODULE, "worker", "run", "--board", "{board}",
+                "--task", "{task_id}", "--prompt-file", "{prompt_file}"]
+        if profile.name == self.settings.orchestrator_profile:
+            argv.append("--orchestrator")
+        return argv
 
     async def _spawn(self, board: Board, task: Task, profile: Profile,
                      report: CycleReport) -> bool:
@@ -534,6 +541,9 @@ class Dispatcher:
                              profile_name=profile.name, board=board.slug, db_path=board.db.path,
                              task_id=task.id, run_id=claim.run_id, lease=claim.lease,
                              workspace=workspace)
+            if profile.api_key_env and profile.api_key_env in self.base_env:
+                # The one secret a worker gets: its own profile's endpoint key.
+                env[profile.api_key_env] = self.base_env[profile.api_key_env]
             proc = start_worker(SpawnRequest(argv, env, workspace, board.log_path(task.id),
                                              self.settings.log_max_bytes,
                                              self.settings.log_backups, self.settings.platform))

@@ -1,7 +1,9 @@
-"""A loopback fake of the OpenAI chat-completions protocol, for the auxiliary LLM client.
+"""A loopback fake of the OpenAI chat-completions protocol, for the LLM clients.
 
-Replies are scripted in order (``reply``, ``fail``, ``slow``); when the script is empty the
-``default`` reply (if any) is served, else a 500 says so. Every request body is recorded.
+Replies are scripted in order (``reply``, ``tool_call``, ``fail``, ``rate_limit``, ``slow``); when
+the script is empty the ``default`` reply (if any) is served, else a 500 says so. Every request
+body is recorded. ``tool_call`` answers with assistant tool calls (the built-in worker's loop);
+each scripted reply may claim a number of tokens used, for token budgets.
 
 Use it on the test's own loop (``await server.start()``), or, for code that runs its own event loop
 (the CLI through ``CliRunner``), in a background thread with :func:`threaded_llm_server`.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ class _Step:
     status: int = 200
     body: Any = None
     headers: dict[str, str] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tokens: int = 2
 
 
 class LLMServer(FakeServer):
@@ -39,6 +44,7 @@ class LLMServer(FakeServer):
         self.script: list[_Step] = []
         self.default: str | None = None
         self._ids = itertools.count(1)
+        self._call_ids = itertools.count(1)
         self._lock = threading.Lock()  # scripting may happen from another thread
         self._release: asyncio.Event | None = None
 
@@ -47,9 +53,30 @@ class LLMServer(FakeServer):
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def reply(self, content: str, times: int = 1) -> None:
+    def reply(self, content: str, times: int = 1, *, tokens: int = 2) -> None:
         with self._lock:
-            self.script.extend(_Step("reply", content) for _ in range(times))
+            self.script.extend(_Step("reply", content, tokens=tokens) for _ in range(times))
+
+    def tool_call(self, name: str, arguments: dict[str, Any] | str | None = None, *,
+                  content: str = "", tokens: int = 2) -> None:
+        """One assistant turn calling one tool (``arguments`` as a dict, or raw text to send
+        arguments that are not valid JSON)."""
+        self.tool_calls([(name, arguments)], content=content, tokens=tokens)
+
+    def tool_calls(self, calls: list[tuple[str, dict[str, Any] | str | None]], *,
+                   content: str = "", tokens: int = 2) -> None:
+        """One assistant turn calling several tools, in order."""
+        with self._lock:
+            made = []
+            for name, arguments in calls:
+                raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+                made.append({"id": f"call_{next(self._call_ids)}", "type": "function",
+                             "function": {"name": name, "arguments": raw}})
+            self.script.append(_Step("reply", content, tool_calls=made, tokens=tokens))
+
+    def rate_limit(self, times: int = 1) -> None:
+        """HTTP 429, as a provider's rate limiter answers."""
+        self.fail(429, "rate limit reached", times=times)
 
     def fail(
         self,
@@ -113,9 +140,13 @@ class LLMServer(FakeServer):
         if step.kind == "slow":
             assert self._release is not None
             await self._release.wait()
-        return web.json_response(self._envelope(str(params.get("model", "fake")), step.content))
+        return web.json_response(self._envelope(str(params.get("model", "fake")), step))
 
-    def _envelope(self, model: str, content: str) -> dict[str, Any]:
+    def _envelope(self, model: str, step: _Step) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": step.content}
+        if step.tool_calls:
+            message["tool_calls"] = step.tool_calls
+        completion = step.tokens // 2
         return {
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",
@@ -124,11 +155,12 @@ class LLMServer(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
+                    "message": message,
+                    "finish_reason": "tool_calls" if step.tool_calls else "stop",
                 }
             ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            "usage": {"prompt_tokens": step.tokens - completion, "completion_tokens": completion,
+                      "total_tokens": step.tokens},
         }
 
 

@@ -67,12 +67,14 @@ async def test_missing_profile_dir_still_spawns_with_profile_named_S19(tmp_path:
         import shutil
         shutil.rmtree(env.profiles.path("ghost"))
         report = await env.dispatcher.run_cycle(env.board)
-        # No command any more (no profile.yaml): blocked with a capability reason, no crash.
-        assert report.blocked and report.blocked[0]["task_id"] == task.id
-        blocked = await env.board.get_task(task.id)
+        # No command any more (no profile.yaml): the built-in worker starts under the profile's
+        # name and blocks the task with a reason a person can act on, no crash.
+        assert [s["task_id"] for s in report.spawned] == [task.id]
+        blocked = await env.wait_status(task.id, "blocked", "done")
         assert blocked.status == "blocked"
-        assert "no `command`" in (blocked.blocked_reason or "")
-        assert "relayboard worker run" in (blocked.blocked_reason or "")
+        assert "profile 'ghost' does not exist" in (blocked.blocked_reason or "")
+        await env.cycle_until_exited()
+        assert (await env.board.get_task(task.id)).consecutive_failures == 0
 
 
 async def test_spawn_failure_is_counted_with_event(tmp_path: Path) -> None:

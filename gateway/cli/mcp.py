@@ -1,0 +1,109 @@
+"""``relayboard mcp`` — the kanban worker tools as an MCP server on stdio.
+
+An agent CLI that speaks MCP can be a profile ``command``: the dispatcher starts it with the §6
+environment, the agent starts ``relayboard mcp`` from its MCP configuration (the environment is
+inherited), and the agent reports through ``kanban_show``, ``kanban_complete``, ``kanban_block``,
+``kanban_comment``, ``kanban_heartbeat`` (and ``kanban_create`` with ``--orchestrator``) — the
+same tools, with the same lease checks, as the built-in worker's. See docs/worker.md.
+
+Tool failures (a refused artifact, a stale lease) come back as tool results with ``isError`` set,
+so the agent sees them; only a broken protocol stream ends the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gateway.cli.context import app_of
+from gateway.kernel_settings import board_options
+from kanban.errors import KanbanError
+
+if TYPE_CHECKING:
+    from kanban.agents.worker import KanbanTools
+
+SERVER_NAME = "relayboard-kanban"
+REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE")
+
+
+def build_server(tools: KanbanTools) -> Any:
+    """The MCP server (the SDK's low-level ``Server``) serving ``tools``."""
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+
+    from kanban.agents.worker import ToolError, parse_arguments
+    from kanban.errors import LeaseError
+
+    async def list_tools(_ctx: Any, _params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[
+            types.Tool(name=s.name, description=s.description, input_schema=s.schema)
+            for s in tools.specs()
+        ])
+
+    async def call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        error = False
+        try:
+            outcome = await tools.call(params.name, parse_arguments(params.arguments or {}))
+            data: dict[str, Any] = outcome.data
+        except (ToolError, LeaseError) as exc:
+            error, data = True, {"error": str(exc)}
+        return types.CallToolResult(
+            content=[types.TextContent(text=json.dumps(data, ensure_ascii=False, default=str))],
+            structured_content=data, is_error=error)
+
+    from gateway import __version__
+
+    return Server(SERVER_NAME, version=__version__,
+                  instructions="Report on your kanban task: finish it with kanban_complete "
+                               "(declare your files as artifacts) or kanban_block.",
+                  on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
+                workspace: Path | None, orchestrator: bool, options: Any) -> None:
+    from mcp.server.stdio import stdio_server
+
+    from kanban.agents.worker import KanbanTools
+    from kanban.board import Board
+
+    async with Board.open(db_path, slug=slug, options=options) as board:
+        tools = KanbanTools(board, task_id, lease, author=author, workspace=workspace,
+                            orchestrator=orchestrator)
+        server = build_server(tools)
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def _task_id(environ: Mapping[str, str]) -> int:
+    try:
+        return int(environ["RELAYBOARD_TASK_ID"])
+    except ValueError as exc:
+        raise KanbanError("RELAYBOARD_TASK_ID is not a task id") from exc
+
+
+@click.command("mcp")
+@click.option("--orchestrator", is_flag=True, help="Also offer kanban_create.")
+@click.pass_context
+def mcp(ctx: click.Context, orchestrator: bool) -> None:
+    """Serve the kanban worker tools over MCP on stdin/stdout (run inside a worker)."""
+    app = app_of(ctx)
+    environ = app.environ
+    missing = [name for name in REQUIRED if not environ.get(name)]
+    if missing:
+        raise KanbanError(f"`relayboard mcp` runs inside a worker started by the dispatcher; "
+                          f"{', '.join(missing)} not set")
+    db_path = Path(environ["RELAYBOARD_DB"])
+    if not db_path.is_file():
+        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
+                          f"({db_path.name})")
+    workspace = environ.get("RELAYBOARD_WORKSPACE")
+    asyncio.run(serve(db_path, environ.get("RELAYBOARD_BOARD") or "default", _task_id(environ),
+                      environ["RELAYBOARD_LEASE"],
+                      environ.get("RELAYBOARD_PROFILE") or "worker",
+                      Path(workspace) if workspace else None, orchestrator,
+                      board_options(app.config.kanban)))

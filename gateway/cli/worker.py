@@ -1,0 +1,106 @@
+"""``relayboard worker run`` — the built-in worker the dispatcher spawns for a profile that has no
+``command`` (see docs/worker.md).
+
+This is the worker's edge: the only place it reads its environment (ARCHITECTURE §6). Everything
+below gets plain values (:class:`kanban.agents.worker.WorkerJob`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+
+from gateway.cli.context import app_of
+from gateway.kernel_settings import board_options
+from kanban.agents.profiles import Profile, Profiles
+from kanban.errors import KanbanError
+
+REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE", "RELAYBOARD_WORKSPACE",
+            "RELAYBOARD_PROFILE", "RELAYBOARD_HOME")
+
+
+def worker_profile(environ: Mapping[str, str]) -> Profile:
+    """The worker's own profile: ``RELAYBOARD_HOME`` is its directory,
+    ``<home>/profiles/<name>`` (ARCHITECTURE §2), so the profiles root is two levels up."""
+    name = environ["RELAYBOARD_PROFILE"]
+    profile_home = Path(environ["RELAYBOARD_HOME"])
+    profile = Profiles(profile_home.parent.parent).load(name)
+    # A profile whose directory is gone loads empty: the worker then blocks the task saying so.
+    if profile.home.resolve() != profile_home.resolve():
+        raise KanbanError(f"RELAYBOARD_HOME is not the directory of profile {name!r}")
+    return profile
+
+
+def shell_environment(environ: Mapping[str, str], profile: Profile) -> dict[str, str]:
+    """What ``run_shell`` commands get: the worker's own (allowlisted) environment, minus the
+    endpoint's API key — the model's commands have no use for it, and could print it."""
+    env = dict(environ)
+    if profile.api_key_env:
+        env.pop(profile.api_key_env, None)
+    return env
+
+
+@click.group()
+def worker() -> None:
+    """The built-in worker (what the dispatcher runs for a profile without a command)."""
+
+
+@worker.command("run")
+@click.option("--board", "board", default=None, help="Board slug (default: $RELAYBOARD_BOARD).")
+@click.option("--task", "task_id", type=int, default=None,
+              help="Task id; must match $RELAYBOARD_TASK_ID.")
+@click.option("--prompt-file", type=click.Path(dir_okay=False), default=None,
+              help="The task context the dispatcher wrote (read instead of rebuilding it).")
+@click.option("-m", "--model", default=None, help="Model override (the task's).")
+@click.option("--skills", "skills", multiple=True, hidden=True,
+              help="Accepted for command-line compatibility with agent CLIs; unused.")
+@click.option("--orchestrator", is_flag=True,
+              help="Offer kanban_create (the dispatcher sets it for kanban.orchestrator_profile).")
+@click.pass_context
+def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file: str | None,
+        model: str | None, skills: tuple[str, ...], orchestrator: bool) -> None:
+    """Work the claimed task named by the environment until it is completed or blocked.
+
+    Exit codes: 0 the task was completed or blocked, 75 the endpoint rate-limited us (the
+    dispatcher requeues without counting), 1 anything else (counted, retried with backoff).
+    """
+    # Imported here: `relayboard --help` and every other verb should not pay for the loop.
+    from kanban.agents.worker import WorkerJob, run_worker
+
+    app = app_of(ctx)
+    environ = app.environ
+    missing = [name for name in REQUIRED if not environ.get(name)]
+    if missing:
+        raise KanbanError(f"`worker run` is started by the dispatcher; {', '.join(missing)} "
+                          "not set")
+    try:
+        env_task = int(environ["RELAYBOARD_TASK_ID"])
+    except ValueError as exc:
+        raise KanbanError("RELAYBOARD_TASK_ID is not a task id") from exc
+    if task_id is not None and task_id != env_task:
+        raise KanbanError(f"--task {task_id} is not this worker's task ({env_task})")
+    db_path = Path(environ["RELAYBOARD_DB"])
+    if not db_path.is_file():
+        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
+                          f"({db_path.name})")
+    profile = worker_profile(environ)
+    job = WorkerJob(
+        db_path=db_path,
+        board=board or environ.get("RELAYBOARD_BOARD") or "default",
+        task_id=env_task,
+        lease=environ["RELAYBOARD_LEASE"],
+        workspace=Path(environ["RELAYBOARD_WORKSPACE"]),
+        profile=profile,
+        api_key=environ.get(profile.api_key_env) if profile.api_key_env else None,
+        shell_env=shell_environment(environ, profile),
+        orchestrator=orchestrator,
+        model_override=model,
+        prompt_file=Path(prompt_file) if prompt_file else None,
+        board_options=board_options(app.config.kanban),
+    )
+    code = asyncio.run(run_worker(job, sys.stdout))
+    sys.exit(code)

@@ -1,0 +1,50 @@
+"""The built-in worker (``relayboard worker run``) and the kanban tools it shares with
+``relayboard mcp``.
+
+Modules: :mod:`.loop` (the tool-calling loop, exit codes), :mod:`.chat` (the model seam and its
+``openai`` SDK client), :mod:`.kanban_tools` and :mod:`.workspace_tools` (the tools),
+:mod:`.toolkit` (what the tools share), :mod:`.budgets` (profile limits), :mod:`.transcript`
+(the log). Importing this package does not import the ``openai`` SDK; the first request does.
+"""
+
+from kanban.agents.worker.budgets import Budgets, load_budgets
+from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, OpenAIChat, ToolCall, Usage
+from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
+from kanban.agents.worker.loop import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RETRY_LATER,
+    WorkerJob,
+    endpoint_problem,
+    run_worker,
+)
+from kanban.agents.worker.toolkit import ToolError, ToolOutcome, ToolSpec, confine, parse_arguments
+from kanban.agents.worker.transcript import Transcript
+from kanban.agents.worker.workspace_tools import WorkspaceTools
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_RETRY_LATER",
+    "TASK_BLOCKED",
+    "TASK_DONE",
+    "Budgets",
+    "ChatClient",
+    "ChatReply",
+    "Endpoint",
+    "KanbanTools",
+    "OpenAIChat",
+    "ToolCall",
+    "ToolError",
+    "ToolOutcome",
+    "ToolSpec",
+    "Transcript",
+    "Usage",
+    "WorkerJob",
+    "WorkspaceTools",
+    "confine",
+    "endpoint_problem",
+    "load_budgets",
+    "parse_arguments",
+    "run_worker",
+]
