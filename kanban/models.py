@@ -92,6 +92,8 @@ class Task:
     decomposed_at: float | None = None
     decompose_failed_at: float | None = None
     decompose_error: str | None = None
+    not_before: float | None = None  # not claimable before this time (retry back-off)
+    consecutive_requeues: int = 0
     parents: list[int] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
     corrupt: str | None = None
@@ -154,6 +156,8 @@ class Task:
                 decomposed_at=to_epoch(get("decomposed_at")),
                 decompose_failed_at=to_epoch(get("decompose_failed_at")),
                 decompose_error=_opt_str(get("decompose_error")),
+                not_before=to_epoch(get("not_before")),
+                consecutive_requeues=_int(get("consecutive_requeues")),
             )
         except Exception as exc:  # a corrupt row must never fail a board view (S5)
             log.warning("task row %r is unreadable: %s", get("id"), exc)
@@ -190,6 +194,11 @@ class Run:
     exit_code: int | None
     error: str | None
     workspace: str | None
+    # What the worker said when this run completed or blocked (a blocked run's summary is the
+    # reason); each attempt of a retried task keeps its own.
+    summary: str | None = None
+    result: str | None = None
+    metadata: dict[str, Any] | None = None
 
     def to_dict(self, *, with_lease: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -199,6 +208,8 @@ class Run:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Run:
+        get = dict(zip(row.keys(), tuple(row), strict=True)).get
+        metadata = loads_json(get("metadata"), None)
         return cls(
             id=int(row["id"]),
             task_id=int(row["task_id"]),
@@ -216,6 +227,9 @@ class Run:
             exit_code=_opt_int(row["exit_code"]),
             error=_opt_str(row["error"]),
             workspace=_opt_str(row["workspace"]),
+            summary=_opt_str(get("summary")),
+            result=_opt_str(get("result")),
+            metadata=metadata if isinstance(metadata, dict) else None,
         )
 
 

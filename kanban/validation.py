@@ -1,15 +1,38 @@
-"""Input checks shared by every surface. Each failure is one clear :class:`InvalidInput`."""
+"""Input checks shared by every surface. Each failure is one clear :class:`InvalidInput`.
+
+Documented limits (a user hitting one gets a line naming the field and the limit):
+
+- title: 500 characters;
+- body, comment, result, summary, block reason: 1 MB each (UTF-8 bytes);
+- metadata: a JSON object, finite numbers only, nested at most 64 deep, 1 MB serialised;
+- integers stored by SQLite (priority, max runtime, max retries, task ids): 64-bit signed;
+- lease ttl (claim, heartbeat): finite, more than 0 and at most 30 days;
+- ``events`` limit: 1 to 10,000.
+
+Text must be valid Unicode that can be written as UTF-8 (a lone surrogate, which is how Python
+carries undecodable bytes from a command line, cannot).
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
+from typing import Any
 
 from kanban.errors import InvalidInput
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TITLE = 500
+MAX_TEXT_BYTES = 1_000_000
+MAX_METADATA_BYTES = 1_000_000
+MAX_JSON_DEPTH = 64
+MAX_TTL_SECONDS = 30 * 86400.0
+MAX_EVENTS_LIMIT = 10_000
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 # Names of agent toolsets (capabilities switched on in a profile's `toolsets` list). People often
 # pass them as skills; they are reported together in one error instead of one at a time (S24).
@@ -38,7 +61,129 @@ def check_name(name: str, what: str = "profile") -> str:
     return name
 
 
+def check_utf8(value: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid UTF-8 text") from None
+    return value
+
+
+def check_text(value: str, what: str, *, limit: int = MAX_TEXT_BYTES) -> str:
+    """Valid UTF-8 text of at most ``limit`` bytes."""
+    check_utf8(value, what)
+    size = len(value.encode("utf-8")) if len(value) * 4 > limit else len(value)
+    if size > limit:
+        raise InvalidInput(f"{what} is {size:,} bytes; the limit is {limit:,}")
+    return value
+
+
+def check_opt_text(value: str | None, what: str, *, limit: int = MAX_TEXT_BYTES) -> str | None:
+    return None if value is None else check_text(value, what, limit=limit)
+
+
+def check_int64(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be a whole number (got {value!r:.40})")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidInput(f"{what} {value} is out of range (at most {INT64_MAX})")
+    return value
+
+
+def in_int64(value: object) -> bool:
+    """True for an int SQLite can store (task ids beyond it simply do not exist)."""
+    return isinstance(value, int) and not isinstance(value, bool) and (
+        INT64_MIN <= value <= INT64_MAX)
+
+
+def check_ttl(value: float, what: str = "ttl") -> float:
+    """A lease time: finite, more than 0, at most 30 days (a NaN or 1e308 would never expire)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a number of seconds (got {value!r:.40})")
+    if math.isfinite(value) and value <= 0:
+        raise InvalidInput(f"{what} must be positive (got {value!r})")
+    if not math.isfinite(value) or value > MAX_TTL_SECONDS:
+        raise InvalidInput(
+            f"{what} must be a finite number of seconds, at most {MAX_TTL_SECONDS:.0f} "
+            f"(30 days); got {value!r}"
+        )
+    return float(value)
+
+
+def check_events_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not (
+            1 <= limit <= MAX_EVENTS_LIMIT):
+        raise InvalidInput(f"events limit must be 1 to {MAX_EVENTS_LIMIT:,} (got {limit!r:.40})")
+    return limit
+
+
+def check_metadata(value: object, what: str = "metadata") -> dict[str, Any]:
+    """A JSON object with finite numbers, nested at most 64 deep, at most 1 MB serialised."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    # Iterative walk: a 5,000-deep value must not exhaust the interpreter's recursion limit.
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidInput(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InvalidInput(f"{what} keys must be strings (got {key!r:.40})")
+                    check_utf8(key, f"{what} key")
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{what} holds {item!r}; only finite numbers are JSON")
+        elif isinstance(item, str):
+            check_utf8(item, f"{what} text")
+        elif isinstance(item, int) and not isinstance(item, bool) and not (
+                INT64_MIN <= item <= INT64_MAX):
+            raise InvalidInput(f"{what} holds the integer {item}, beyond 64 bits")
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise InvalidInput(f"{what} holds a {type(item).__name__}, which is not JSON")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            f"{what} is {size:,} bytes serialised; the limit is {MAX_METADATA_BYTES:,}"
+        )
+    return value
+
+
+def parse_json_object(text: str, what: str = "metadata") -> dict[str, Any]:
+    """Parse text that must be a JSON object (for surfaces reading metadata from a user).
+
+    NaN/Infinity literals and nesting deep enough to exhaust the parser are one clear line.
+    """
+    check_utf8(text, what)
+
+    def refuse(literal: str) -> Any:
+        raise InvalidInput(f"{what} holds {literal}; only finite numbers are JSON")
+
+    try:
+        loaded = json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise InvalidInput(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    return check_metadata(loaded, what)
+
+
+def describe_chain(path: list[int], *, head: int = 5) -> str:
+    """``1 → 2 → 3`` for a short chain; the first few and the count for a long one."""
+    if len(path) <= head + 2:
+        return " → ".join(map(str, path))
+    return (" → ".join(map(str, path[:head])) + f" → … → {path[-1]} "
+            f"({len(path)} tasks)")
+
+
 def check_title(title: str) -> str:
+    check_utf8(title, "title")
     cleaned = title.strip()
     if not cleaned:
         raise InvalidInput("a task needs a non-empty title")
@@ -48,6 +193,7 @@ def check_title(title: str) -> str:
 
 
 def check_priority(priority: int) -> int:
+    check_int64(priority, "priority")
     if priority < 0:
         raise InvalidInput(f"priority must be 0 or more (got {priority})")
     return priority
@@ -55,13 +201,13 @@ def check_priority(priority: int) -> int:
 
 def check_max_runtime(seconds: int | None) -> int | None:
     # 0 is a real value: "time out at once" (S8). Only None means "no limit".
-    if seconds is not None and seconds < 0:
+    if seconds is not None and check_int64(seconds, "max runtime") < 0:
         raise InvalidInput(f"max runtime must be 0 or more seconds (got {seconds})")
     return seconds
 
 
 def check_max_retries(value: int | None) -> int | None:
-    if value is not None and value < 1:
+    if value is not None and check_int64(value, "max retries") < 1:
         raise InvalidInput(f"max retries must be 1 or more (got {value})")
     return value
 

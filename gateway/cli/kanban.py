@@ -307,7 +307,9 @@ def complete(ctx: click.Context, task_id: int | None, result: str | None, summar
             raise InvalidInput("--metadata must be a JSON object")
         meta = loaded
     paths = [str(Path(a).expanduser().absolute()) for a in artifacts]
-    task = board_call(ctx, lambda b: b.complete(tid, lease=token, result=result, summary=summary,
+    # force=token is None keeps today's CLI behaviour until the command layer adds --force.
+    task = board_call(ctx, lambda b: b.complete(tid, lease=token, as_operator=token is None,
+                                                force=token is None, result=result, summary=summary,
                                                 metadata=meta, artifacts=paths))
     _task_out(task.to_dict(), f"Task {tid} done", as_json)
 
@@ -322,7 +324,8 @@ def block(ctx: click.Context, args: tuple[str, ...], lease: str | None, as_json:
     app = app_of(ctx)
     task_id, reason = _id_and_text(app, args, "block")
     tid, token = _own_task(app, task_id, "block", lease)
-    task = board_call(ctx, lambda b: b.block(tid, reason, lease=token))
+    task = board_call(ctx, lambda b: b.block(tid, reason, lease=token,
+                                             as_operator=token is None, force=token is None))
     _task_out(task.to_dict(), f"Task {tid} blocked: {reason}", as_json)
 
 
@@ -395,7 +398,7 @@ def archive(ctx: click.Context, task_ids: tuple[int, ...], remove: bool, as_json
         else:
             click.echo("Deleted " + ", ".join(map(str, deleted)))
         return
-    tasks = board_call(ctx, lambda b: b.archive(list(task_ids)))
+    tasks = board_call(ctx, lambda b: b.archive(list(task_ids), force=True))
     if as_json:
         emit_json([t.to_dict() for t in tasks])
     else:

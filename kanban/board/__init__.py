@@ -2,7 +2,7 @@
 
 from kanban.board.core import BoardOptions, BoardPaths, ChangeSignal
 from kanban.board.facade import Board
-from kanban.board.runs import FailureOutcome
+from kanban.board.recovery import FailureOutcome
 from kanban.board.tasks import Created
 from kanban.board.triage import ChildSpec, Decomposition
 

@@ -10,27 +10,45 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Generator
+import random
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from kanban.board.artifacts import clean_stale_staging
 from kanban.models import Task
 from kanban.storage.db import Database, Tx
+from kanban.timeutil import now
 
 DEFAULT_FAILURE_LIMIT = 2
 DEFAULT_CLAIM_TTL = 900.0
 PROTOCOL_VIOLATION_LIMIT = 2
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_BACKOFF_CAP = 300.0
+DEFAULT_BACKOFF_JITTER = 0.1
 
 B = TypeVar("B", bound="BoardCore")
 
 
 @dataclass(frozen=True)
 class BoardOptions:
+    """Per-board kernel settings.
+
+    Retry back-off: after the n-th consecutive crash/timeout/spawn failure (that did not trip
+    the breaker), or the n-th consecutive requeue (exit 75), the task is not claimable for
+    ``min(backoff_cap_seconds, backoff_base_seconds * 2**(n-1))`` seconds, shortened by up to
+    ``backoff_jitter`` (a fraction) so tasks that failed together do not retry together.
+    Defaults: base 1 s, cap 300 s, jitter 0.1.
+    """
+
     failure_limit: int = DEFAULT_FAILURE_LIMIT
     claim_ttl_seconds: float = DEFAULT_CLAIM_TTL
     protocol_violation_limit: int = PROTOCOL_VIOLATION_LIMIT
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE
+    backoff_cap_seconds: float = DEFAULT_BACKOFF_CAP
+    backoff_jitter: float = DEFAULT_BACKOFF_JITTER
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,13 @@ class Opening(Generic[B]):
 
     async def _open(self) -> B:
         db = await Database.open(self._path)
-        return self._cls(self._slug, db, self._options)
+        board = self._cls(self._slug, db, self._options)
+        try:
+            await asyncio.to_thread(clean_stale_staging, board.attachments_dir)
+        except BaseException:
+            await db.close()
+            raise
+        return board
 
     def __await__(self) -> Generator[Any, None, B]:
         return self._open().__await__()
@@ -129,6 +153,9 @@ class BoardCore:
         self.paths = BoardPaths(db.path.parent)
         self.changes = ChangeSignal()
         self._data_version: int | None = None
+        # The time the back-off rules read (not_before, claims); tests drive it by hand.
+        self.clock: Callable[[], float] = now
+        self._rng = random.Random()
         db.on_commit.append(self._committed)
 
     @classmethod
@@ -176,6 +203,14 @@ class BoardCore:
 
     def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
         return self.paths.workspace_path(task_id, kind, path)
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 = the first retry)."""
+        opts = self.options
+        delay = opts.backoff_base_seconds * 2.0 ** min(max(attempt, 1) - 1, 60)
+        delay = min(opts.backoff_cap_seconds, delay)
+        # Shortened (never stretched) by the jitter, so the cap stays a cap.
+        return max(0.0, delay * (1.0 - opts.backoff_jitter * self._rng.random()))
 
     # ---- change notification ---------------------------------------------------------------
     def _committed(self, tx: Tx) -> None:

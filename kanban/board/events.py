@@ -7,6 +7,7 @@ from typing import Any
 from kanban.board.core import BoardCore
 from kanban.models import Event
 from kanban.storage.db import Tx
+from kanban.validation import check_events_limit, check_int64
 
 
 class EventsMixin(BoardCore):
@@ -14,7 +15,12 @@ class EventsMixin(BoardCore):
         self, *, task_id: int | None = None, since: int = 0, limit: int = 500,
         kinds: tuple[str, ...] | None = None,
     ) -> list[Event]:
-        """Events with id > ``since``, oldest first (a cursor: pass the last id you saw)."""
+        """Events with id > ``since``, oldest first (a cursor: pass the last id you saw).
+        ``limit`` is 1 to 10,000."""
+        check_events_limit(limit)
+        check_int64(since, "since")
+        if task_id is not None:
+            check_int64(task_id, "task id")
         clauses = ["id > ?"]
         params: list[Any] = [since]
         if task_id is not None:

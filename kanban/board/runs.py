@@ -2,44 +2,47 @@
 
 A claim opens a run (``task_runs``) with a random lease token and an expiry. Worker writes
 (complete, block, heartbeat, comment) must present that token; a run that ended or was reclaimed
-can never finish its successor's work (ARCHITECTURE section 3, invariant 5).
+can never finish its successor's work (ARCHITECTURE section 3, invariant 5). An operator may
+complete or block a task too, but must say so (``as_operator=True``), and a task with a live run
+additionally needs ``force=True``: the run then ends ``superseded`` and the event records it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import secrets
+import shutil
 import socket
-from dataclasses import dataclass
 from typing import Any
 
-from kanban.board.artifacts import StagedArtifacts, stage_artifacts
+from kanban.board.artifacts import StagedArtifacts, stage
 from kanban.board.core import BoardCore
-from kanban.errors import Conflict, InvalidInput, NotClaimable, TaskNotFound
+from kanban.errors import Conflict, InvalidInput, LeaseError, NotClaimable, TaskNotFound
+from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
 from kanban.storage import store
 from kanban.storage.db import Tx
-from kanban.timeutil import now
+from kanban.timeutil import iso, now
+from kanban.validation import (
+    MAX_TEXT_BYTES,
+    check_metadata,
+    check_opt_text,
+    check_text,
+    check_ttl,
+    in_int64,
+)
 
 HOSTNAME = socket.gethostname()
 
-FAILURE_KINDS = ("spawn_failed", "crashed", "timed_out", "protocol_violation")
 
-
-@dataclass(frozen=True)
-class FailureOutcome:
-    """What :meth:`RunsMixin.record_failure` did."""
-
-    recorded: bool  # False: the run was no longer the task's current run (nothing changed)
-    failures: int
-    limit: int
-    tripped: bool  # the breaker blocked the task (``gave_up``)
-    status: str
+def _need_identity(task_id: int, verb: str) -> LeaseError:
+    return LeaseError(
+        f"{verb} needs the run's lease (inside a worker) or an operator override", task_id)
 
 
 class RunsMixin(BoardCore):
-    """Claims, leases, worker writes and the dispatcher\'s bookkeeping."""
+    """Claims, leases, worker writes and the dispatcher's bookkeeping of live runs."""
 
     # ---- claiming ---------------------------------------------------------------------------
     async def claim(
@@ -48,17 +51,20 @@ class RunsMixin(BoardCore):
     ) -> Claim:
         """Claim a ready task: the single enforcement point of the parent gate (S30).
 
-        A ready task with an unfinished parent is demoted to todo (committed) and refused.
+        A ready task with an unfinished parent is demoted to todo (committed) and refused; a
+        task backing off after a requeue or a failure is refused until its ``not_before``.
         Exactly one of several concurrent claimers wins (compare-and-swap on the status).
         """
-        lease_ttl = self.options.claim_ttl_seconds if ttl is None else ttl
-        if lease_ttl <= 0:
-            raise InvalidInput(f"claim ttl must be positive (got {lease_ttl})")
+        lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
+                              "claim ttl")
+        if not in_int64(task_id):
+            raise TaskNotFound(task_id)
+        at = self.clock()
 
         def run(tx: Tx) -> Claim | NotClaimable:
             # One read for the task and its unfinished parents: this is the hottest write path.
             row = tx.one(
-                "SELECT t.status, t.assignee, t.workspace_kind, t.workspace_path, "
+                "SELECT t.status, t.assignee, t.workspace_kind, t.workspace_path, t.not_before, "
                 "(SELECT group_concat(l.parent_id) FROM task_links l JOIN tasks p "
                 " ON p.id = l.parent_id WHERE l.child_id = t.id "
                 " AND p.status NOT IN ('done', 'archived')) AS pending "
@@ -82,6 +88,11 @@ class RunsMixin(BoardCore):
                     "parent(s) " + ", ".join(map(str, pending))
                     + " not done; demoted to todo",
                 )
+            not_before = row["not_before"]
+            if isinstance(not_before, int | float) and not_before > at:
+                return NotClaimable(task_id, status, (
+                    f"retry not before {iso(not_before)} (in {not_before - at:.1f}s; "
+                    "it is backing off after a requeue or a failure)"))
             stamp = now()
             lease = secrets.token_urlsafe(24)
             workspace = self.workspace_path(task_id, row["workspace_kind"], row["workspace_path"])
@@ -94,7 +105,7 @@ class RunsMixin(BoardCore):
             )
             run_id = int(cur.lastrowid or 0)
             if not store.set_status(tx, task_id, "ready", "running", current_run_id=run_id,
-                                    started_at=stamp):
+                                    started_at=stamp, not_before=None):
                 raise NotClaimable(task_id, status, "another claimer won")
             store.append_event(tx, task_id, "claimed", {
                 "run_id": run_id, "claimed_by": claimed_by, "expires_at": stamp + lease_ttl,
@@ -108,15 +119,31 @@ class RunsMixin(BoardCore):
         return outcome
 
     async def ready_candidates(self, limit: int = 50) -> list[Task]:
-        """Claimable tasks, higher priority first, then oldest (uses the status index)."""
+        """Claimable tasks, higher priority first, then oldest (uses the status index).
+        Tasks backing off (``not_before`` in the future) are left out."""
+        at = self.clock()
 
         def run(tx: Tx) -> list[Task]:
             rows = tx.all(
                 "SELECT * FROM tasks WHERE status = 'ready' "
+                "AND (not_before IS NULL OR NOT not_before > ?) "
                 "ORDER BY priority DESC, created_at, id LIMIT ?",
-                (limit,),
+                (at, limit),
             )
             return [Task.from_row(r) for r in rows]
+
+        return await self.db.read(run)
+
+    async def next_wakeup(self) -> float | None:
+        """The earliest future ``not_before`` among ready tasks (epoch seconds), or None: a
+        dispatcher with nothing claimable now can sleep exactly until then."""
+        at = self.clock()
+
+        def run(tx: Tx) -> float | None:
+            row = tx.one("SELECT MIN(not_before) FROM tasks WHERE status = 'ready' "
+                         "AND not_before > ?", (at,))
+            value = row[0] if row is not None else None
+            return float(value) if isinstance(value, int | float) else None
 
         return await self.db.read(run)
 
@@ -147,7 +174,8 @@ class RunsMixin(BoardCore):
 
     async def get_run(self, run_id: int) -> Run:
         def run(tx: Tx) -> Run:
-            row = tx.one("SELECT * FROM task_runs WHERE id = ?", (run_id,))
+            row = (tx.one("SELECT * FROM task_runs WHERE id = ?", (run_id,))
+                   if in_int64(run_id) else None)
             if row is None:
                 raise InvalidInput(f"run {run_id} not found")
             return Run.from_row(row)
@@ -159,7 +187,11 @@ class RunsMixin(BoardCore):
         self, task_id: int, *, lease: str, note: str | None = None, ttl: float | None = None
     ) -> Run:
         """Extend the lease of the task's live run."""
-        lease_ttl = self.options.claim_ttl_seconds if ttl is None else ttl
+        lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
+                              "heartbeat ttl")
+        note = check_opt_text(note, "note")
+        if not in_int64(task_id):
+            raise TaskNotFound(task_id)
 
         def run(tx: Tx) -> Run:
             active = store.check_lease(tx, task_id, lease)
@@ -181,6 +213,8 @@ class RunsMixin(BoardCore):
         task_id: int,
         *,
         lease: str | None = None,
+        as_operator: bool = False,
+        force: bool = False,
         result: str | None = None,
         summary: str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -189,61 +223,93 @@ class RunsMixin(BoardCore):
     ) -> Task:
         """Mark a task done and wake its children.
 
-        With ``lease`` this is the worker finishing its own run; without, an operator closing any
-        open task (a running task's lease then becomes stale). ``artifacts`` are stored in the
-        task's metadata and in the ``completed`` event payload (S15); those inside the task's
-        scratch workspace are first moved to its attachments directory, so the recorded paths
-        outlive the workspace (see :mod:`kanban.board.artifacts`).
+        With ``lease`` this is the worker finishing its own run (its summary, result and
+        metadata are also kept on the run). Without one the caller must be an operator
+        (``as_operator=True``); a task with a live run then also needs ``force=True`` and the
+        run ends ``superseded``. ``artifacts`` are stored in the task's metadata and in the
+        ``completed`` event (S15); those inside the task's scratch workspace are first moved to
+        its attachments directory, so the recorded paths outlive the workspace (see
+        :mod:`kanban.board.artifacts`). A manually claimed run's scratch workspace is removed
+        after the commit (the dispatcher cleans up after its own workers).
         """
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidInput("metadata must be a JSON object")
-        staged = StagedArtifacts(paths=[str(a) for a in artifacts])
+        if lease is None and not as_operator:
+            raise _need_identity(task_id, "complete")
+        if not in_int64(task_id):
+            raise TaskNotFound(task_id)
+        result = check_opt_text(result, "result")
+        summary = check_opt_text(summary, "summary")
+        if metadata is not None:
+            metadata = check_metadata(metadata)
+        staged = StagedArtifacts(paths=[check_text(str(a), "artifact path", limit=4096)
+                                        for a in artifacts])
         if staged.paths:
-            staged = await asyncio.to_thread(
-                stage_artifacts, staged.paths, scratch=self.workspaces_dir / str(task_id),
-                attachments=self.attachments_path(task_id),
-            )
+            staged = await stage(staged.paths, scratch=self.workspaces_dir / str(task_id),
+                                 attachments=self.attachments_path(task_id), track=self.db.track)
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
             row = tx.one(
-                "SELECT t.*, r.lease AS run_lease, r.status AS run_status FROM tasks t "
+                "SELECT t.*, r.lease AS run_lease, r.status AS run_status, "
+                "r.worker_pid AS run_worker_pid FROM tasks t "
                 "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?",
                 (task_id,),
             )
             if row is None:
                 raise TaskNotFound(task_id)
             task = Task.from_row(row)
-            if (lease is not None and row["run_status"] == "active"
-                    and secrets.compare_digest(str(row["run_lease"]), lease)):
-                run_id = task.current_run_id  # the live run's own token: the common case
+            forced = False
+            if lease is not None:
+                if (row["run_status"] == "active"
+                        and secrets.compare_digest(str(row["run_lease"]), lease)):
+                    run_id: int | None = task.current_run_id  # the common case
+                else:
+                    run_id = store.check_lease(tx, task_id, lease).id
+                manual = row["run_worker_pid"] is None
             else:
-                run_id = _writer_run(tx, task, lease, "complete")
-            # The lease is good: now (and only now) files may land in the task's attachments.
+                if task.status in ("done", "archived"):
+                    raise Conflict(f"cannot complete task {task_id}: it is already {task.status}")
+                run_id = store.operator_override(tx, task, "complete it as operator",
+                                                 force=force)
+                forced = run_id is not None
+                manual = False  # no run of its own: any workspace is the dispatcher's to sweep
+            # The caller is entitled: now (and only now) files may land in the attachments.
             staged.publish()
             merged = dict(task.metadata)
             merged.update(metadata or {})
             if artifact_list:
                 merged["artifacts"] = list(dict.fromkeys([*task.artifacts, *artifact_list]))
             if run_id is not None:
-                store.end_run(tx, run_id, "completed" if lease else "superseded")
+                if lease is not None:
+                    said = dict(metadata or {})
+                    if artifact_list:
+                        said["artifacts"] = artifact_list
+                    store.end_run(tx, run_id, "completed", summary=summary, result=result,
+                                  metadata=said or None)
+                else:
+                    store.end_run(tx, run_id, "superseded", error="completed by an operator")
             stamp = now()
             if not store.set_status(tx, task_id, task.status, "done", completed_at=stamp,
                                     result=result, summary=summary,
                                     metadata=store.dumps(merged), current_run_id=None,
-                                    blocked_by=None, blocked_reason=None):
+                                    blocked_by=None, blocked_reason=None, not_before=None,
+                                    consecutive_requeues=0):
                 raise Conflict(f"task {task_id} changed while completing; try again")
             store.append_event(tx, task_id, "completed", {
                 "result": result, "summary": summary,
                 "artifacts": merged.get("artifacts", []), "run_id": run_id,
-                "by": "worker" if lease else (by or "operator"),
+                "by": "worker" if lease is not None else (by or "operator"),
+                **({"forced": True} if forced else {}),
             }, run_id=run_id)
             children = store.child_ids(tx, task_id)
             store.gate_children(tx, task_id, children)
+            if manual and task.workspace_kind == "scratch":
+                tx.after_commit(functools.partial(self._remove_scratch, task_id),
+                                in_thread=True)
             return dataclasses.replace(
                 task, status="done", completed_at=stamp, updated_at=stamp, result=result,
                 summary=summary, metadata=merged, current_run_id=None, blocked_by=None,
-                blocked_reason=None, parents=store.parent_ids(tx, task_id), children=children,
+                blocked_reason=None, not_before=None, consecutive_requeues=0,
+                parents=store.parent_ids(tx, task_id), children=children,
             )
 
         try:
@@ -251,26 +317,52 @@ class RunsMixin(BoardCore):
         finally:
             staged.discard()
 
+    def _remove_scratch(self, task_id: int) -> None:
+        """Remove a done task's scratch workspace (its artifacts were staged already)."""
+        path = self.paths.scratch_path(task_id)
+        if path.is_symlink():
+            path.unlink(missing_ok=True)  # never follow a link a worker left in its place
+        elif path.is_dir() and inside(path, self.workspaces_dir):
+            shutil.rmtree(path, ignore_errors=True)
+
     async def block(
-        self, task_id: int, reason: str, *, lease: str | None = None, by: str | None = None
+        self, task_id: int, reason: str, *, lease: str | None = None, as_operator: bool = False,
+        force: bool = False, by: str | None = None,
     ) -> Task:
         """Block a task for a human. A worker (with its lease) blocks its own run; an operator
-        may block any open task."""
+        (``as_operator=True``) may block any open task, one with a live run only with
+        ``force=True`` (the run ends ``superseded``)."""
+        if lease is None and not as_operator:
+            raise _need_identity(task_id, "block")
+        check_text(reason, "block reason", limit=MAX_TEXT_BYTES)
         if not reason.strip():
             raise InvalidInput("blocking needs a reason")
+        if not in_int64(task_id):
+            raise TaskNotFound(task_id)
 
         def run(tx: Tx) -> Task:
             task = store.load_task(tx, task_id)
-            if task.status == "blocked" and lease is None:
-                raise Conflict(f"task {task_id} is already blocked")
-            run_id = _writer_run(tx, task, lease, "block")
-            if run_id is not None:
-                store.end_run(tx, run_id, "blocked" if lease else "superseded", error=reason)
-            who = "worker" if lease else "human"
+            forced = False
+            if lease is not None:
+                own = store.check_lease(tx, task_id, lease).id
+                store.end_run(tx, own, "blocked", error=reason, summary=reason)
+                run_id: int | None = own
+            else:
+                if task.status in ("done", "archived"):
+                    raise Conflict(f"cannot block task {task_id}: it is already {task.status}")
+                if task.status == "blocked":
+                    raise Conflict(f"task {task_id} is already blocked")
+                run_id = store.operator_override(tx, task, "block it as operator", force=force)
+                if run_id is not None:
+                    forced = True
+                    store.end_run(tx, run_id, "superseded", error=reason)
+            who = "worker" if lease is not None else "human"
             store.set_status(tx, task_id, task.status, "blocked", blocked_by=who,
-                             blocked_reason=reason, current_run_id=None)
-            store.append_event(tx, task_id, "blocked", {"reason": reason, "by": by or who},
-                               run_id=run_id)
+                             blocked_reason=reason, current_run_id=None, not_before=None)
+            payload: dict[str, Any] = {"reason": reason, "by": by or who}
+            if forced:
+                payload["forced"] = True
+            store.append_event(tx, task_id, "blocked", payload, run_id=run_id)
             return store.load_task(tx, task_id, with_links=True)
 
         return await self.db.write(run)
@@ -319,7 +411,8 @@ class RunsMixin(BoardCore):
         payload: dict[str, Any] | None = None,
     ) -> bool:
         """Push an expired claim's deadline out (its worker is alive; S22)."""
-        lease_ttl = self.options.claim_ttl_seconds if ttl is None else ttl
+        lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
+                              "claim ttl")
 
         def run(tx: Tx) -> bool:
             row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
@@ -335,103 +428,3 @@ class RunsMixin(BoardCore):
             return True
 
         return await self.db.write(run)
-
-    async def reclaim(self, run_id: int, *, payload: dict[str, Any] | None = None) -> bool:
-        """End a stale run and put its task back to ready (not counted as a failure)."""
-        return await self._release(run_id, "reclaimed", "reclaimed", payload or {})
-
-    async def requeue(self, run_id: int, *, reason: str, exit_code: int | None = None) -> bool:
-        """End a run without counting a failure (e.g. exit 75, "rate limited, retry later")."""
-        return await self._release(run_id, "requeued", "requeued",
-                                   {"reason": reason, "exit_code": exit_code},
-                                   exit_code=exit_code)
-
-    async def _release(self, run_id: int, run_status: str, kind: str,
-                       payload: dict[str, Any], exit_code: int | None = None) -> bool:
-        def run(tx: Tx) -> bool:
-            row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
-            if row is None:
-                return False
-            active = Run.from_row(row)
-            task = store.load_task(tx, active.task_id)
-            store.end_run(tx, run_id, run_status, error=payload.get("reason"), exit_code=exit_code)
-            if task.status == "running" and task.current_run_id == run_id:
-                target = "todo" if store.unsatisfied_parents(tx, task.id) else "ready"
-                store.set_status(tx, task.id, "running", target, current_run_id=None)
-            store.append_event(tx, task.id, kind, payload, run_id=run_id)
-            return True
-
-        return await self.db.write(run)
-
-    async def record_failure(
-        self,
-        task_id: int,
-        *,
-        run_id: int | None,
-        kind: str,
-        error: str,
-        force_trip: bool = False,
-        exit_code: int | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> FailureOutcome:
-        """Count a spawn failure, crash, timeout or protocol violation against the task.
-
-        The breaker trips at the task's ``max_retries`` (else the board's ``failure_limit``):
-        the task is blocked with a ``gave_up`` event. ``force_trip`` trips at once (systemic
-        crashes, S6). Protocol violations count on their own small budget and leave a comment.
-        """
-        if kind not in FAILURE_KINDS:
-            raise InvalidInput(f"unknown failure kind {kind!r}; expected one of {FAILURE_KINDS}")
-
-        def run(tx: Tx) -> FailureOutcome:
-            task = store.load_task(tx, task_id)
-            violation = kind == "protocol_violation"
-            limit = (self.options.protocol_violation_limit if violation
-                     else task.max_retries or self.options.failure_limit)
-            if run_id is not None:
-                if task.current_run_id != run_id or task.status != "running":
-                    store.end_run(tx, run_id, kind, error=error, exit_code=exit_code)
-                    return FailureOutcome(False, task.consecutive_failures, limit, False,
-                                          task.status)
-                store.end_run(tx, run_id, kind, error=error, exit_code=exit_code)
-            elif task.status not in ("ready", "running"):
-                return FailureOutcome(False, task.consecutive_failures, limit, False, task.status)
-            failures = (task.protocol_violations if violation else task.consecutive_failures) + 1
-            counter = "protocol_violations" if violation else "consecutive_failures"
-            tripped = force_trip or failures >= limit
-            target = "blocked" if tripped else (
-                "todo" if store.unsatisfied_parents(tx, task_id) else "ready")
-            fields: dict[str, Any] = {counter: failures, "last_failure_error": error,
-                                      "current_run_id": None}
-            if tripped:
-                fields.update(blocked_by="breaker",
-                              blocked_reason=f"gave up after {failures} {kind}: {error}")
-            store.set_status(tx, task_id, task.status, target, **fields)
-            store.append_event(tx, task_id, kind, {
-                "error": error, "exit_code": exit_code, "failures": failures, "limit": limit,
-                **(payload or {}),
-            }, run_id=run_id)
-            if violation:
-                store.add_comment(tx, task_id, "dispatcher", (
-                    "The worker exited successfully without calling `relayboard kanban complete`"
-                    " or `block`, so its result was lost. "
-                    f"({failures}/{limit} before the task is blocked.)"
-                ), kind="system")
-            if tripped:
-                store.append_event(tx, task_id, "gave_up", {
-                    "kind": kind, "failures": failures, "limit": limit, "error": error,
-                    "forced": force_trip and failures < limit,
-                }, run_id=run_id)
-            return FailureOutcome(True, failures, limit, tripped, target)
-
-        return await self.db.write(run)
-
-
-def _writer_run(tx: Tx, task: Task, lease: str | None, verb: str) -> int | None:
-    """Who may write: the live run's lease holder, or an operator (no lease) on an open task.
-    Returns the run to end, if any."""
-    if lease is not None:
-        return store.check_lease(tx, task.id, lease).id
-    if task.status in ("done", "archived"):
-        raise Conflict(f"cannot {verb} task {task.id}: it is already {task.status}")
-    return task.current_run_id

@@ -16,18 +16,23 @@ from typing import Any
 
 from kanban.board.context import build_context
 from kanban.board.core import BoardCore
-from kanban.errors import Conflict, InvalidInput
+from kanban.errors import Conflict, InvalidInput, TaskNotFound
 from kanban.fsutil import inside
 from kanban.models import Comment, Event, Run, Task, TaskDetail
 from kanban.storage import store
 from kanban.storage.db import Tx
 from kanban.timeutil import now
 from kanban.validation import (
+    MAX_TITLE,
+    check_int64,
     check_max_retries,
     check_max_runtime,
+    check_opt_text,
     check_priority,
     check_skills,
+    check_text,
     check_title,
+    in_int64,
     parse_workspace,
 )
 
@@ -68,6 +73,10 @@ class TasksMixin(BoardCore):
         ``blocked`` event for a person to review (S2).
         """
         title = check_title(title)
+        check_text(body, "body")
+        for value, what in ((assignee, "assignee"), (model_override, "model"),
+                            (idempotency_key, "idempotency key"), (created_by, "created_by")):
+            check_opt_text(value, what, limit=MAX_TITLE)
         check_priority(priority)
         check_max_runtime(max_runtime_seconds)
         check_max_retries(max_retries)
@@ -77,7 +86,7 @@ class TasksMixin(BoardCore):
             raise InvalidInput(
                 f"initial status must be running or blocked (got {initial_status!r})"
             )
-        parent_list = list(dict.fromkeys(int(p) for p in parents))
+        parent_list = list(dict.fromkeys(check_int64(p, "parent id") for p in parents))
         if idempotency_key is not None and not idempotency_key.strip():
             raise InvalidInput("idempotency key must not be empty")
 
@@ -115,7 +124,7 @@ class TasksMixin(BoardCore):
             for parent in parent_list:
                 store.insert_link(tx, parent, task_id)
             store.append_event(tx, task_id, "created", {
-                "title": title, "status": status, "assignee": assignee,
+                "title": title, "status": "blocked" if blocked else status, "assignee": assignee,
                 "parents": parent_list, "created_by": created_by,
             })
             if blocked:
@@ -190,10 +199,40 @@ class TasksMixin(BoardCore):
         return await self.db.read(run)
 
     # ---- fields -----------------------------------------------------------------------------
-    async def assign(self, task_id: int, profile: str | None) -> Task:
-        return await self._set_field(task_id, "assignee", profile, "assigned")
+    async def assign(self, task_id: int, profile: str | None, *, force: bool = False) -> Task:
+        """Give a task to ``profile`` (None: nobody). A task with a live run is refused — its
+        worker would go on under the old profile — unless ``force``, which releases the run
+        (the task goes back to ready, or todo while parents are unfinished)."""
+        check_opt_text(profile, "assignee", limit=MAX_TITLE)
+        if not in_int64(task_id):
+            raise TaskNotFound(task_id)
+
+        def run(tx: Tx) -> Task:
+            task = store.load_task(tx, task_id)
+            if task.status == "archived":
+                raise Conflict(f"task {task_id} is archived")
+            run_id = store.operator_override(
+                tx, task, "reassign it (its run is released)", force=force)
+            payload: dict[str, Any] = {"assignee": profile, "previous": task.assignee}
+            fields: dict[str, Any] = {"assignee": profile, "not_before": None}
+            if run_id is not None:
+                store.end_run(tx, run_id, "released", error=f"reassigned to {profile}")
+                target = "todo" if store.unsatisfied_parents(tx, task_id) else "ready"
+                if not store.set_status(tx, task_id, task.status, target, current_run_id=None,
+                                        **fields):
+                    raise Conflict(f"task {task_id} changed while reassigning; try again")
+                payload.update(forced=True, released_run=run_id, to=target)
+            else:
+                assignments = ", ".join(f"{column} = ?" for column in fields)
+                tx.execute(f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ?",
+                           (*fields.values(), now(), task_id))
+            store.append_event(tx, task_id, "assigned", payload, run_id=run_id)
+            return store.load_task(tx, task_id, with_links=True)
+
+        return await self.db.write(run)
 
     async def set_model(self, task_id: int, model: str | None) -> Task:
+        check_opt_text(model, "model", limit=MAX_TITLE)
         return await self._set_field(task_id, "model_override", model, "model_set")
 
     async def set_priority(self, task_id: int, priority: int) -> Task:
@@ -227,15 +266,17 @@ class TasksMixin(BoardCore):
                 target = "todo" if store.unsatisfied_parents(tx, task_id) else "ready"
                 store.set_status(tx, task_id, "blocked", target, blocked_by=None,
                                  blocked_reason=None, consecutive_failures=0,
-                                 last_failure_error=None, protocol_violations=0)
+                                 last_failure_error=None, protocol_violations=0,
+                                 not_before=None, consecutive_requeues=0)
                 store.append_event(tx, task_id, "unblocked", {"to": target})
                 out.append(store.load_task(tx, task_id, with_links=True))
             return out
 
         return await self.db.write(run)
 
-    async def archive(self, task_ids: list[int]) -> list[Task]:
-        """Archive tasks. Archived parents satisfy their children (S20); a running task's lease
+    async def archive(self, task_ids: list[int], *, force: bool = False) -> list[Task]:
+        """Archive tasks (all or none). Archived parents satisfy their children (S20). A task
+        with a live run is refused unless ``force``: its run is then cancelled and its lease
         becomes stale."""
 
         unique = list(dict.fromkeys(task_ids))
@@ -247,11 +288,14 @@ class TasksMixin(BoardCore):
                 if task.status == "archived":
                     out.append(task)
                     continue
-                if task.current_run_id is not None:
-                    store.end_run(tx, task.current_run_id, "cancelled", error="task archived")
-                store.set_status(tx, task_id, task.status, "archived", current_run_id=None)
-                store.append_event(tx, task_id, "archived", {"from": task.status},
-                                   run_id=task.current_run_id)
+                run_id = store.operator_override(tx, task, "archive it", force=force)
+                if run_id is not None:
+                    store.end_run(tx, run_id, "cancelled", error="task archived")
+                store.set_status(tx, task_id, task.status, "archived", current_run_id=None,
+                                 not_before=None)
+                store.append_event(tx, task_id, "archived", {
+                    "from": task.status, **({"forced": True} if run_id is not None else {}),
+                }, run_id=run_id)
                 store.gate_children(tx, task_id)
                 out.append(store.load_task(tx, task_id, with_links=True))
             return out
@@ -278,7 +322,8 @@ class TasksMixin(BoardCore):
             for task_id in unique:
                 tx.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                 store.append_event(tx, None, "deleted", {"task_id": task_id})
-                tx.after_commit(functools.partial(self._remove_task_files, task_id))
+                tx.after_commit(functools.partial(self._remove_task_files, task_id),
+                                in_thread=True)
             return unique
 
         return await self.db.write(run)
@@ -293,6 +338,8 @@ class TasksMixin(BoardCore):
         self, task_id: int, text: str, *, author: str, lease: str | None = None
     ) -> Comment:
         """Add a comment. With a lease it is the worker speaking, and the lease must be live."""
+        check_text(text, "comment")
+        check_text(author, "author", limit=MAX_TITLE)
         if not text.strip():
             raise InvalidInput("a comment needs some text")
 
@@ -312,11 +359,13 @@ class TasksMixin(BoardCore):
         return await self.db.write(run)
 
     async def recompute(self) -> dict[str, int]:
-        """Full repair sweep over todo, ready and worker-blocked tasks. Not on any hot path."""
+        """Full repair sweep over todo and ready tasks against their parents. Not on any hot
+        path. It never lifts a block: a blocked task waits for a person (or, if its worker
+        blocked it, for a parent to finish; see :func:`kanban.storage.store.gate`)."""
 
         def run(tx: Tx) -> dict[str, int]:
             counts = {"promoted": 0, "demoted": 0}
-            for row in tx.all("SELECT id FROM tasks WHERE status IN ('todo','ready','blocked')"):
+            for row in tx.all("SELECT id FROM tasks WHERE status IN ('todo','ready')"):
                 new = store.gate(tx, int(row[0]))
                 if new == "ready":
                     counts["promoted"] += 1

@@ -16,7 +16,7 @@ from kanban.models import Task
 from kanban.storage import store
 from kanban.storage.db import Tx
 from kanban.timeutil import now
-from kanban.validation import check_title
+from kanban.validation import check_text, check_title
 
 DEFAULT_MAX_FANOUT = 8
 
@@ -70,11 +70,9 @@ def validate_plan(children: list[ChildSpec], *, max_fanout: int = DEFAULT_MAX_FA
                 queue.append(nxt)
     if len(order) != count:
         stuck = [i for i in range(count) if indegree[i] > 0]
-        raise CycleError(
-            "decomposition graph has a cycle among children "
-            + ", ".join(map(str, stuck)),
-            stuck,
-        )
+        named = ", ".join(map(str, stuck[:5])) + (
+            f", … ({len(stuck)} children)" if len(stuck) > 5 else "")
+        raise CycleError(f"decomposition graph has a cycle among children {named}", stuck)
     return order
 
 
@@ -107,6 +105,7 @@ class TriageMixin(BoardCore):
         order = validate_plan(children, max_fanout=max_fanout)
         for spec in children:
             check_title(spec.title)
+            check_text(spec.body, "body")
 
         def run(tx: Tx) -> Decomposition:
             root = store.load_task(tx, root_id)
@@ -164,6 +163,7 @@ class TriageMixin(BoardCore):
         """Single-task promotion: a triage task gets refined text and an assignee and becomes
         todo or ready (by its parents)."""
         title = check_title(title)
+        check_text(body, "body")
 
         def run(tx: Tx) -> Task:
             root = store.load_task(tx, root_id)

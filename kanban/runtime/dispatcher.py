@@ -502,7 +502,7 @@ class Dispatcher:
         if dry_run:
             return
         try:
-            await board.block(task.id, reason, by="dispatcher")
+            await board.block(task.id, reason, as_operator=True, by="dispatcher")
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
             log.info("not blocking task %s: %s", task.id, exc)
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from kanban.errors import StorageError
+from kanban.errors import InvalidInput, StorageError
 from kanban.storage.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -100,18 +100,20 @@ class Tx:
     """A write transaction in progress on the database thread.
 
     ``after_commit`` callbacks run on the event loop once COMMIT succeeded (side effects such as
-    deleting files never happen for a rolled-back change). Watchers are woken after every
+    deleting files never happen for a rolled-back change); ``in_thread=True`` runs one on a
+    worker thread instead, for file work that can be large. Watchers are woken after every
     commit by the database's ``on_commit`` hooks, so no write has to ask for it.
     """
 
-    __slots__ = ("_effects", "conn")
+    __slots__ = ("_effects", "_pending", "conn")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._effects: list[Callable[[], None]] = []
+        self._effects: list[tuple[Callable[[], None], bool]] = []
+        self._pending: list[asyncio.Future[None]] = []
 
-    def after_commit(self, effect: Callable[[], None]) -> None:
-        self._effects.append(effect)
+    def after_commit(self, effect: Callable[[], None], *, in_thread: bool = False) -> None:
+        self._effects.append((effect, in_thread))
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
@@ -128,6 +130,21 @@ class Tx:
 class _Write:
     fn: Callable[[Tx], Any]
     future: asyncio.Future[tuple[Any, Tx]]
+
+
+def _bad_value(exc: OverflowError | UnicodeEncodeError) -> InvalidInput:
+    """The last line of defence for values the surfaces did not check: SQLite refuses to bind
+    integers beyond 64 bits and text with lone surrogates (undecodable command-line bytes)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidInput("a text value is not valid UTF-8 text")
+    return InvalidInput("a number is out of range (SQLite integers are 64-bit)")
+
+
+def _logged(effect: Callable[[], None]) -> None:
+    try:
+        effect()
+    except Exception:
+        log.exception("after-commit effect failed")
 
 
 def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
@@ -162,7 +179,14 @@ def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
 
 
 class Database:
-    """An open board database. Use :meth:`open`; always :meth:`close`."""
+    """An open board database. Use :meth:`open`; always :meth:`close`.
+
+    Writes are cancel-safe: once a write has been handed to the database thread, its commit,
+    its after-commit effects and the ``on_commit`` hooks (which wake watchers) run to the end
+    in the writer task, whether or not the caller is still waiting. The daemon's task group
+    cancels on every shutdown; a cancelled caller must never leave rows and files (or rows and
+    watchers) disagreeing.
+    """
 
     def __init__(self, path: Path, conn: aiosqlite.Connection, journal_mode: str) -> None:
         self.path = path
@@ -171,7 +195,7 @@ class Database:
         self._closed = False
         self._queue: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
-        self._busy = False
+        self._background: set[asyncio.Future[Any]] = set()
         self.batches = 0  # commits made by the write queue (a burst shares one)
         self.on_commit: list[Callable[[Tx], None]] = []
 
@@ -203,10 +227,28 @@ class Database:
             writer = self._writer
             if writer is not None and not writer.done():
                 await asyncio.wait([writer], timeout=30)
+            if self._background:
+                await asyncio.wait(list(self._background), timeout=30)
         finally:
             # Even when cancelled while queued writes finish, never leak the connection.
             self._closed = True
             await self._conn.close()
+
+    def track(self, work: asyncio.Future[Any]) -> None:
+        """Have :meth:`settled` and :meth:`close` wait for ``work`` (cleanup that outlives a
+        cancelled caller)."""
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
+
+    async def settled(self) -> None:
+        """Wait until every queued write and every after-commit effect has finished."""
+        while True:
+            pending: list[asyncio.Future[Any]] = list(self._background)
+            if self._writer is not None and not self._writer.done():
+                pending.append(self._writer)
+            if not pending:
+                return
+            await asyncio.wait(pending)
 
     @property
     def closed(self) -> bool:
@@ -230,83 +272,98 @@ class Database:
         Writes that arrive while another is in flight are grouped into one commit (each in its
         own SAVEPOINT, so one failing write rolls back only itself): a commit costs an fsync,
         and a burst of completions then pays for one. An exception from ``fn`` rolls its own
-        changes back and propagates to its caller; after-commit effects run here, on the event
-        loop, once the commit succeeded.
+        changes back and propagates to its caller. The writer task, not the caller, runs the
+        after-commit effects, so they happen even when the caller was cancelled meanwhile; a
+        write cancelled before its batch started never runs at all.
         """
+        if self._closed:
+            raise StorageError(f"{_label(self.path)} is closed")
         loop = asyncio.get_running_loop()
-        if not self._busy and not self._queue:
-            # Fast path, nobody else writing: run it now, no queue and no task hand-off.
-            self._busy = True
-            try:
-                [(ok, value)] = await self._call(functools.partial(_run_batch, fns=[fn]))
-            finally:
-                self._busy = False
-                self._start_writer(loop)
-            if not ok:
-                raise self._error(value)
-            self._committed(value[1])
-        else:
-            entry = _Write(fn, loop.create_future())
-            self._queue.append(entry)
-            if not self._busy:
-                self._start_writer(loop)
-            value = await entry.future
-        result, tx = value
-        for effect in tx._effects:
-            try:
-                effect()
-            except Exception:
-                log.exception("after-commit effect failed")
-        return cast(T, result)
-
-    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._queue and (self._writer is None or self._writer.done()):
+        entry = _Write(fn, loop.create_future())
+        self._queue.append(entry)
+        if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._drain(),
                                             name=f"kanban-db-writer:{self.path.parent.name}")
-
-    def _committed(self, tx: Tx) -> None:
-        self.batches += 1
-        for hook in self.on_commit:
-            hook(tx)
+        result, tx = await entry.future
+        if tx._pending:
+            # Thread effects (large file removals) finish before the caller hears back; a
+            # cancelled caller leaves them running (close() waits for them).
+            await asyncio.shield(asyncio.gather(*tx._pending))
+        return cast(T, result)
 
     def _error(self, exc: BaseException) -> BaseException:
+        error: BaseException
         if isinstance(exc, sqlite3.DatabaseError):
             error = StorageError(f"database error on {_label(self.path)}: {exc}")
-            error.__cause__ = exc
-            return error
-        return exc
+        elif isinstance(exc, OverflowError | UnicodeEncodeError):
+            error = _bad_value(exc)
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
 
     async def _drain(self) -> None:
         """Write every queued entry, up to MAX_BATCH per commit, until the queue is empty."""
-        self._busy = True
-        try:
-            while self._queue:
-                batch = [e for e in self._queue[:MAX_BATCH] if not e.future.done()]
-                del self._queue[:MAX_BATCH]
-                if not batch:
-                    continue
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = [e for e in self._queue[:MAX_BATCH] if not e.future.done()]
+            del self._queue[:MAX_BATCH]
+            if not batch:
+                continue
+            call = loop.create_task(
+                self._call(functools.partial(_run_batch, fns=[e.fn for e in batch])))
+            # Registered before anyone awaits `call`, so it runs first when the batch ends:
+            # results and effects are settled even if this task is cancelled while waiting.
+            call.add_done_callback(functools.partial(self._settle, batch))
+            try:
+                await asyncio.shield(call)
+            except asyncio.CancelledError:
+                # Only loop teardown cancels the writer: writes not yet started never will be.
+                for e in self._queue:
+                    if not e.future.done():
+                        e.future.set_exception(StorageError(
+                            f"{_label(self.path)}: the writer stopped before this write ran"))
+                self._queue.clear()
+                raise
+            except BaseException:
+                continue  # already handed to the callers by _settle
+
+    def _settle(self, batch: list[_Write], call: asyncio.Task[list[tuple[bool, Any]]]) -> None:
+        """Hand each write its outcome, wake watchers, run after-commit effects (on the loop)."""
+        if call.cancelled():
+            failure: BaseException | None = asyncio.CancelledError()
+        else:
+            failure = call.exception()
+        if failure is not None:
+            for e in batch:
+                if not e.future.done():
+                    e.future.set_exception(failure)
+            return
+        outcomes = call.result()
+        committed: list[Tx] = [value[1] for ok, value in outcomes if ok]
+        if committed:
+            self.batches += 1
+            for hook in self.on_commit:
                 try:
-                    outcomes = await self._call(
-                        functools.partial(_run_batch, fns=[e.fn for e in batch]))
-                except BaseException as exc:
-                    for e in batch:
-                        if not e.future.done():
-                            e.future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                committed = [value[1] for ok, value in outcomes if ok]
-                if committed:
-                    self._committed(committed[-1])
-                for e, (ok, value) in zip(batch, outcomes, strict=True):
-                    if e.future.done():
-                        continue
-                    if ok:
-                        e.future.set_result(value)
-                    else:
-                        e.future.set_exception(self._error(value))
-        finally:
-            self._busy = False
+                    hook(committed[-1])
+                except Exception:
+                    log.exception("on-commit hook failed")
+        loop = call.get_loop()
+        for tx in committed:
+            for effect, in_thread in tx._effects:
+                if in_thread:
+                    pending = loop.run_in_executor(None, _logged, effect)
+                    tx._pending.append(pending)
+                    self.track(pending)
+                else:
+                    _logged(effect)
+        for e, (ok, value) in zip(batch, outcomes, strict=True):
+            if e.future.done():
+                continue  # its caller was cancelled; the effects above ran regardless
+            if ok:
+                e.future.set_result(value)
+            else:
+                e.future.set_exception(self._error(value))
 
     async def data_version(self) -> int:
         """SQLite's per-connection counter that moves when ANOTHER connection commits."""
@@ -324,4 +381,6 @@ class Database:
             result: T = await _on_thread(self._conn, fn)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"database error on {_label(self.path)}: {exc}") from exc
+        except (OverflowError, UnicodeEncodeError) as exc:
+            raise _bad_value(exc) from exc
         return result

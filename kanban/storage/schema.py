@@ -191,10 +191,30 @@ def add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connecti
     return run
 
 
+def _steps(*steps: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        for step in steps:
+            step(conn)
+
+    return run
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_base", _script(BASE_SCHEMA)),
     Migration("0002_task_model_override", add_column("tasks", "model_override", "TEXT")),
     Migration("0003_notify_outbox", _script(OUTBOX_SCHEMA)),
+    # Retry back-off: a task is not claimable before `not_before` (epoch seconds); requeues
+    # (exit 75) count their own streak, apart from the failures the breaker counts.
+    Migration("0004_task_backoff", _steps(
+        add_column("tasks", "not_before", "REAL"),
+        add_column("tasks", "consecutive_requeues", "INTEGER NOT NULL DEFAULT 0"),
+    )),
+    # Each run keeps what its worker said when it completed or blocked.
+    Migration("0005_run_outcomes", _steps(
+        add_column("task_runs", "summary", "TEXT"),
+        add_column("task_runs", "result", "TEXT"),
+        add_column("task_runs", "metadata", "TEXT"),
+    )),
 )
 
 

@@ -11,10 +11,11 @@ import secrets
 from collections import deque
 from typing import Any
 
-from kanban.errors import CycleError, InvalidInput, LeaseError, TaskNotFound
+from kanban.errors import Conflict, CycleError, InvalidInput, LeaseError, TaskNotFound
 from kanban.models import SATISFIED, Run, Task
 from kanban.storage.db import Tx
 from kanban.timeutil import now
+from kanban.validation import describe_chain, in_int64
 
 
 def dumps(value: Any) -> str:
@@ -22,6 +23,8 @@ def dumps(value: Any) -> str:
 
 
 def load_task(tx: Tx, task_id: int, *, with_links: bool = False) -> Task:
+    if not in_int64(task_id):
+        raise TaskNotFound(task_id)
     row = tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,))
     if row is None:
         raise TaskNotFound(task_id)
@@ -117,11 +120,11 @@ def find_cycle(tx: Tx, parent: int, child: int) -> list[int] | None:
 def insert_link(tx: Tx, parent: int, child: int) -> bool:
     """Add the edge parent → child after the cycle check; False if it already existed."""
     for task_id in (parent, child):
-        if tx.one("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
+        if not in_int64(task_id) or tx.one("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
             raise TaskNotFound(task_id)
     cycle = find_cycle(tx, parent, child)
     if cycle is not None:
-        chain = " → ".join(str(t) for t in [*cycle, child]) if parent != child else str(parent)
+        chain = describe_chain([*cycle, child])
         raise CycleError(
             f"linking {parent} → {child} would create a cycle ({chain})"
             if parent != child else f"task {parent} cannot be its own parent",
@@ -134,18 +137,22 @@ def insert_link(tx: Tx, parent: int, child: int) -> bool:
     return cur.rowcount == 1
 
 
-def gate(tx: Tx, task_id: int) -> str | None:
+def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
     """Re-evaluate one task against its parents; returns its new status when it changed.
 
-    todo → ready when every parent is done or archived; ready → todo when one is not; a task the
-    worker blocked is promoted (with its failure counters reset) once its parents are all
-    satisfied (S9). Human and breaker blocks stay until a person unblocks.
+    todo → ready when every parent is done or archived; ready → todo when one is not. A task its
+    worker blocked is promoted (failure counters reset) only when ``parent_finished`` — one of
+    its parents just became done or archived — and every parent is now satisfied: the block was
+    waiting for that parent's work (S9). A sweep (``recompute``), an unlink or a task without
+    parents never lifts a block; human and breaker blocks wait for a person in every case.
     """
     row = tx.one("SELECT status, blocked_by FROM tasks WHERE id = ?", (task_id,))
     if row is None:
         return None
     status = str(row["status"])
     if status not in ("todo", "ready", "blocked"):
+        return None
+    if status == "blocked" and not (parent_finished and row["blocked_by"] == "worker"):
         return None
     pending = unsatisfied_parents(tx, task_id)
     if status == "todo" and not pending:
@@ -157,9 +164,9 @@ def gate(tx: Tx, task_id: int) -> str | None:
             append_event(tx, task_id, "demoted", {"from": "ready", "to": "todo",
                                                   "waiting_for": pending})
             return "todo"
-    elif status == "blocked" and not pending and row["blocked_by"] == "worker":
+    elif status == "blocked" and not pending:
         if set_status(tx, task_id, "blocked", "ready", blocked_by=None, blocked_reason=None,
-                      consecutive_failures=0, last_failure_error=None):
+                      consecutive_failures=0, last_failure_error=None, not_before=None):
             append_event(tx, task_id, "promoted",
                          {"from": "blocked", "to": "ready", "reason": "parents done"})
             return "ready"
@@ -170,7 +177,7 @@ def gate_children(tx: Tx, task_id: int, children: list[int] | None = None) -> di
     """Incremental readiness: only the children of a task that finished are re-evaluated."""
     changed: dict[int, str] = {}
     for child in child_ids(tx, task_id) if children is None else children:
-        new = gate(tx, child)
+        new = gate(tx, child, parent_finished=True)
         if new is not None:
             changed[child] = new
     return changed
@@ -203,13 +210,38 @@ def check_parents_exist(tx: Tx, parents: list[int]) -> None:
 
 
 def end_run(tx: Tx, run_id: int, status: str, *, error: str | None = None,
-             exit_code: int | None = None) -> bool:
+            exit_code: int | None = None, summary: str | None = None, result: str | None = None,
+            metadata: dict[str, Any] | None = None) -> bool:
+    """End an active run; ``summary``/``result``/``metadata`` are what its worker said."""
     cur = tx.execute(
         "UPDATE task_runs SET status = ?, ended_at = ?, error = COALESCE(?, error), "
-        "exit_code = COALESCE(?, exit_code) WHERE id = ? AND status = 'active'",
-        (status, now(), error, exit_code, run_id),
+        "exit_code = COALESCE(?, exit_code), summary = COALESCE(?, summary), "
+        "result = COALESCE(?, result), metadata = COALESCE(?, metadata) "
+        "WHERE id = ? AND status = 'active'",
+        (status, now(), error, exit_code, summary, result,
+         None if metadata is None else dumps(metadata), run_id),
     )
     return cur.rowcount == 1
+
+
+def live_run_id(tx: Tx, task: Task) -> int | None:
+    """The task's current run if it is still active (a worker may be working on it)."""
+    if task.current_run_id is None:
+        return None
+    row = tx.one("SELECT status FROM task_runs WHERE id = ?", (task.current_run_id,))
+    return task.current_run_id if row is not None and row["status"] == "active" else None
+
+
+def operator_override(tx: Tx, task: Task, action: str, *, force: bool) -> int | None:
+    """The live run an operator write would take over; refused unless ``force``.
+
+    Without this an operator (or a worker that dropped its lease) could finish, block or
+    archive a task under a worker that is still running it.
+    """
+    run_id = live_run_id(tx, task)
+    if run_id is not None and not force:
+        raise Conflict(f"task {task.id} is running (run {run_id}); use --force to {action}")
+    return run_id
 
 
 def check_lease(tx: Tx, task_id: int, lease: str) -> Run:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from kanban.board import Board
-from kanban.errors import LeaseError
-from kanban.testing import make_task
+from kanban.board.artifacts import STALE_STAGING_SECONDS
+from kanban.errors import InvalidInput, LeaseError
+from kanban.testing import make_task, open_board
 
 
 async def test_scratch_artifacts_move_to_attachments_before_the_event(
@@ -49,9 +52,14 @@ async def test_a_stale_worker_never_overwrites_its_successors_files(board: Board
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / "result.txt").write_text("new", encoding="utf-8")
     await board.complete(task.id, lease=new.lease, artifacts=["result.txt"])
+    # The manual lane removed the workspace on completion; the stale worker writes it anew.
+    assert not workspace.exists()
+    workspace.mkdir(parents=True)
     (workspace / "result.txt").write_text("stale", encoding="utf-8")
     with pytest.raises(LeaseError):
         await board.complete(task.id, lease=old.lease, artifacts=["result.txt"])
+    # The refused file was staged by a rename; the refusal put it back.
+    assert (workspace / "result.txt").read_text(encoding="utf-8") == "stale"
     attachments = board.attachments_path(task.id)
     assert (attachments / "result.txt").read_text(encoding="utf-8") == "new"
     assert sorted(p.name for p in attachments.iterdir()) == ["result.txt"]
@@ -68,3 +76,56 @@ async def test_a_symlink_out_of_the_workspace_is_not_copied(board: Board, tmp_pa
     done = await board.complete(task.id, lease=claim.lease, artifacts=["innocent.txt"])
     assert done.artifacts == ["innocent.txt"]
     assert not board.attachments_path(task.id).exists()
+
+
+async def test_staging_renames_a_regular_file_on_the_same_filesystem(board: Board) -> None:
+    task = await make_task(board, "big")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    (workspace / "dir").mkdir(parents=True)
+    (workspace / "video.mp4").write_bytes(b"\0" * 4096)
+    (workspace / "dir" / "a.txt").write_text("a", encoding="utf-8")
+    inode = os.stat(workspace / "video.mp4").st_ino
+    done = await board.complete(task.id, lease=claim.lease, artifacts=["video.mp4", "dir"])
+    attachments = board.attachments_path(task.id)
+    assert os.stat(attachments / "video.mp4").st_ino == inode  # moved, not copied
+    assert (attachments / "dir" / "a.txt").read_text(encoding="utf-8") == "a"  # copied tree
+    assert done.artifacts == [str(attachments / "video.mp4"), str(attachments / "dir")]
+
+
+async def test_a_hard_linked_artifact_is_refused_and_left_alone(board: Board,
+                                                              tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE", encoding="utf-8")
+    task = await make_task(board, "t")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    workspace.mkdir(parents=True)
+    os.link(secret, workspace / "k.txt")
+    with pytest.raises(InvalidInput, match=r"artifact refused: k\.txt: has 2 hard links"):
+        await board.complete(task.id, lease=claim.lease, artifacts=["k.txt"])
+    assert (workspace / "k.txt").read_text(encoding="utf-8") == "PRIVATE"
+    attachments = board.attachments_path(task.id)
+    assert not attachments.exists() or list(attachments.iterdir()) == []
+    assert (await board.get_task(task.id)).status == "running"
+
+
+async def test_stale_staging_is_cleaned_when_a_board_is_opened(tmp_path: Path) -> None:
+    board = await open_board(tmp_path)
+    stale = board.attachments_path(3) / ".staging-dead"
+    live = board.attachments_path(4) / ".staging-live"
+    kept = board.attachments_path(3) / "report.pdf"
+    for folder in (stale, live):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "part.bin").write_bytes(b"x")
+    kept.write_bytes(b"%PDF")
+    old = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(stale, (old, old))
+    await board.close()
+    board = await open_board(tmp_path)
+    try:
+        assert not stale.exists()
+        assert live.exists()  # young: may belong to a complete running elsewhere right now
+        assert kept.read_bytes() == b"%PDF"
+    finally:
+        await board.close()

@@ -109,13 +109,20 @@ async def test_a_reclaimed_worker_cannot_finish_its_successors_run(board: Board)
 async def test_operator_completion_makes_the_lease_stale(board: Board) -> None:
     task = await make_task(board, "t")
     claim = await board.claim(task.id)
-    await board.complete(task.id, result="closed by hand")
+    with pytest.raises(Conflict, match=rf"task {task.id} is running \(run {claim.run_id}\); "
+                       "use --force to complete it as operator"):
+        await board.complete(task.id, as_operator=True, result="closed by hand")
+    done = await board.complete(task.id, as_operator=True, force=True, result="closed by hand",
+                                by="alice")
+    assert done.status == "done"
     run = await board.get_run(claim.run_id)
     assert run.status == "superseded"
+    [event] = [e for e in await board.events(task_id=task.id) if e.kind == "completed"]
+    assert event.payload["forced"] is True and event.payload["by"] == "alice"
     with pytest.raises(LeaseError, match="stale"):
         await board.complete(task.id, lease=claim.lease)
     with pytest.raises(Conflict, match="already done"):
-        await board.complete(task.id)
+        await board.complete(task.id, as_operator=True)
 
 
 async def test_heartbeat_extends_the_lease(board: Board) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
+from kanban.testing import past_backoff
 from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
 
 
@@ -87,7 +88,8 @@ async def test_spawn_failure_is_counted_with_event(tmp_path: Path) -> None:
         assert after.status == "ready" and after.consecutive_failures == 1
         events = await env.events(task.id, "spawn_failed")
         assert len(events) == 1 and "definitely-not-a-command" in events[0].payload["error"]
-        # Second failure trips the default breaker (failure_limit 2).
+        # Second failure (once the back-off has passed) trips the default breaker.
+        await past_backoff(env.board, task.id)
         await env.dispatcher.run_cycle(env.board)
         assert (await env.board.get_task(task.id)).status == "blocked"
         assert await env.events(task.id, "gave_up")

@@ -91,7 +91,7 @@ async def test_worker_blocked_child_is_promoted_when_parents_finish_S9(board: Bo
     await board.block(worker.id, "need the parent's output", lease=claim.lease)
     await board.record_failure(breaker.id, run_id=(await board.claim(breaker.id)).run_id,
                                kind="crashed", error="boom")
-    await board.block(human.id, "waiting for legal")
+    await board.block(human.id, "waiting for legal", as_operator=True)
     for task in (human, worker, breaker):
         await board.link(parent.id, task.id)
     tripped = await board.get_task(worker.id)

@@ -8,10 +8,11 @@ import pytest
 
 from kanban.board import Board
 from kanban.errors import Conflict, InvalidInput, TaskNotFound
-from kanban.testing import make_task, open_board
+from kanban.testing import make_task, open_board, operator_complete, past_backoff
 
 
 async def _fail(board: Board, task_id: int, error: str = "boom", **kw: object) -> object:
+    await past_backoff(board, task_id)
     claim = await board.claim(task_id)
     return await board.record_failure(task_id, run_id=claim.run_id, kind="crashed",
                                       error=error, **kw)  # type: ignore[arg-type]
@@ -49,7 +50,7 @@ async def test_forced_trip_blocks_at_once(board: Board) -> None:
 async def test_failure_of_a_superseded_run_changes_nothing(board: Board) -> None:
     task = await make_task(board, "t")
     claim = await board.claim(task.id)
-    await board.complete(task.id, result="closed by operator")
+    await operator_complete(board, task.id, result="closed by operator")
     outcome = await board.record_failure(task.id, run_id=claim.run_id, kind="crashed",
                                          error="late crash")
     assert not outcome.recorded
@@ -98,7 +99,7 @@ async def test_unblock_resets_counters_and_regates_S7(board: Board) -> None:
     lone = await make_task(board, "lone")
     for _ in range(2):
         await _fail(board, lone.id)
-    await board.block(child.id, "needs a decision")
+    await board.block(child.id, "needs a decision", as_operator=True)
     tripped = await board.get_task(lone.id)
     assert tripped.status == "blocked" and tripped.consecutive_failures == 2
     unblocked = await board.unblock([lone.id, child.id])
@@ -111,8 +112,13 @@ async def test_unblock_resets_counters_and_regates_S7(board: Board) -> None:
 async def test_archive_running_task_stales_its_lease(board: Board) -> None:
     task = await make_task(board, "t")
     claim = await board.claim(task.id)
-    archived = await board.archive([task.id])
+    with pytest.raises(Conflict, match=f"task {task.id} is running .*use --force to archive"):
+        await board.archive([task.id])
+    assert (await board.get_run(claim.run_id)).status == "active"
+    archived = await board.archive([task.id], force=True)
     assert archived[0].status == "archived"
+    [event] = [e for e in await board.events(task_id=task.id) if e.kind == "archived"]
+    assert event.payload["forced"] is True and event.run_id == claim.run_id
     assert (await board.get_run(claim.run_id)).status == "cancelled"
     assert [t.id for t in await board.list_tasks()] == []
     assert [t.id for t in await board.list_tasks(include_archived=True)] == [task.id]

@@ -55,7 +55,7 @@ async def test_scratch_escaping_the_root_is_not_removed(tmp_path: Path) -> None:
         (outside / "keep.txt").write_text("x")
         env.board.workspaces_dir.mkdir(parents=True, exist_ok=True)
         (env.board.workspaces_dir / str(task.id)).symlink_to(outside)
-        done = await env.board.complete(task.id)
+        done = await env.board.complete(task.id, as_operator=True)
         report = await cleanup_completed(env.board, done)
         assert report.removed is None and report.kept
         assert (outside / "keep.txt").exists()
@@ -72,7 +72,7 @@ async def test_cleanup_failure_never_blocks_completion(tmp_path: Path) -> None:
         task = await env.task(assignee="w")
         workspace = env.board.workspaces_dir / str(task.id)
         workspace.mkdir(parents=True)
-        done = await env.board.complete(task.id, artifacts=["missing.txt"])
+        done = await env.board.complete(task.id, as_operator=True, artifacts=["missing.txt"])
         report = await cleanup_completed(env.board, done, tmux=BrokenTmux())
         assert (await env.board.get_task(task.id)).status == "done"
         assert report.errors == ["declared artifact 'missing.txt' does not exist",
