@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from kanban.board.events import EventsMixin
 from kanban.board.links import LinksMixin
+from kanban.board.outbox import OutboxMixin
 from kanban.board.runs import RunsMixin
 from kanban.board.subscriptions import SubscriptionsMixin
 from kanban.board.tasks import TasksMixin
 from kanban.board.triage import TriageMixin
 
 
-class Board(TasksMixin, LinksMixin, RunsMixin, TriageMixin, EventsMixin, SubscriptionsMixin):
+class Board(TasksMixin, LinksMixin, RunsMixin, TriageMixin, EventsMixin, SubscriptionsMixin,
+            OutboxMixin):
     """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
     (or through :class:`kanban.boards.Boards`); close when done."""
