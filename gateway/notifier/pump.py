@@ -104,8 +104,17 @@ class Notifier:
 
     # ---- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
+        """Deliver until cancelled. Rows a previous notifier left mid-send are due at once: the
+        daemon holds the home's lock, so their sender is gone."""
+        released: set[str] = set()
         self.ready.set()
         while True:
+            for board in self.boards():
+                if board.slug not in released:
+                    released.add(board.slug)
+                    if count := await board.release_notification_claims():
+                        log.info("%d notification(s) interrupted by a stop on board %s are "
+                                 "sent again", count, board.slug)
             version = self.changes.version
             await self.pump()
             timeout = self.settings.tick_seconds

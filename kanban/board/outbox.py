@@ -151,6 +151,21 @@ class OutboxMixin(BoardCore):
 
         return await self.db.write(run)
 
+    async def release_notification_claims(self) -> int:
+        """Make every ``sending`` row due now. Only for a notifier starting up under the home's
+        gateway lock: no other notifier can be mid-send, so those rows belong to one that died
+        (at-least-once: their message may have gone out already)."""
+        probe = "SELECT 1 FROM notify_outbox WHERE state = 'sending' LIMIT 1"
+        if await self.db.read(lambda tx: tx.one(probe)) is None:
+            return 0
+
+        def run(tx: Tx) -> int:
+            cur = tx.execute("UPDATE notify_outbox SET state='retry', next_attempt_at=? "
+                             "WHERE state='sending'", (now(),))
+            return cur.rowcount
+
+        return await self.db.write(run)
+
     async def mark_notification_sent(
         self, outbox_id: int, receipts: Sequence[dict[str, Any]]
     ) -> bool:

@@ -130,3 +130,14 @@ async def test_a_subscription_carries_over_to_decomposed_children(board: Board) 
     rows = await board.outbox()
     assert sorted(r["task_id"] for r in rows if r["kind"] == "completed") == sorted(
         [root.id, one, two])
+
+
+async def test_rows_left_mid_send_are_released_at_start(board: Board) -> None:
+    task = await make_task(board, "x")
+    await _sub(board, task.id)
+    await claim_and_complete(board, task.id)
+    await board.queue_notifications()
+    [item] = await board.claim_notifications(lease_seconds=3600)
+    assert await board.release_notification_claims() == 1
+    [again] = await board.claim_notifications()
+    assert again.id == item.id and again.attempts == 2
