@@ -7,6 +7,7 @@ a ``*_env`` key names the environment variable that holds them, resolved here.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 HOME_ENV = "RELAYBOARD_HOME"
 
@@ -74,6 +77,13 @@ class PlatformConfig:
     # Secrets resolved from the *_env keys (token_env, bot_token_env, app_token_env).
     secrets: Mapping[str, str | None] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    # secret name -> the environment variable it is read from (e.g. token -> TELEGRAM_BOT_TOKEN)
+    secret_vars: Mapping[str, str] = field(default_factory=dict)
+
+    def missing_secrets(self) -> list[str]:
+        """The variables of required secrets that are not set (empty: all present)."""
+        return [var for key, var in self.secret_vars.items()
+                if key in REQUIRED_SECRETS.get(self.name, ()) and not self.secrets.get(key)]
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,26 @@ class Config:
     platforms: Mapping[str, PlatformConfig] = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
+
+    def secret_values(self) -> list[str]:
+        """Every secret this config resolved (for log redaction); never print them."""
+        values = [v for p in self.platforms.values() for v in p.secrets.values() if v]
+        values += [s.api_key for s in (self.auxiliary.kanban_decomposer,
+                                       self.auxiliary.profile_describer) if s.api_key]
+        if self.dashboard.token:
+            values.append(self.dashboard.token)
+        return values
+
+
+def require_platform_secrets(config: Config) -> None:
+    """The gateway's check: every enabled platform has its token variables set. (Kanban verbs do
+    not call it: a worker's environment never carries the gateway's tokens.)"""
+    for name, platform in sorted(config.platforms.items()):
+        if platform.enabled:
+            missing = platform.missing_secrets()
+            if missing:
+                raise ConfigError(f"platforms.{name}: {', '.join(missing)} is not set")
 
 
 def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:
@@ -138,6 +168,9 @@ def load_config(
     elif explicit:
         raise ConfigError(f"config file {file} does not exist")
     reader = _Reader(file.name if file.is_file() else "config")
+    warnings = _unknown_keys(data)
+    for warning in warnings:
+        log.warning("%s: %s", reader.source, warning)
     return Config(
         home=home,
         path=file if file.is_file() else None,
@@ -147,6 +180,7 @@ def load_config(
         platforms=_platforms(reader, reader.section(data, "platforms"), env),
         delivery=_delivery(reader, reader.section(data, "delivery")),
         dashboard=_dashboard(reader, reader.section(data, "dashboard"), env),
+        warnings=tuple(warnings),
     )
 
 
@@ -256,6 +290,57 @@ def _agent(r: _Reader, d: dict[str, Any]) -> AgentConfig:
 
 _SECRET_KEYS = ("token_env", "bot_token_env", "app_token_env")
 _PLATFORM_KEYS = {"enabled", "allowed_users", "base_url", "gateway_url", *_SECRET_KEYS}
+# The variables read when a platform block does not name its own.
+DEFAULT_SECRET_VARS: dict[str, dict[str, str]] = {
+    "telegram": {"token": "TELEGRAM_BOT_TOKEN"},
+    "slack": {"bot_token": "SLACK_BOT_TOKEN", "app_token": "SLACK_APP_TOKEN"},
+    "discord": {"token": "DISCORD_BOT_TOKEN"},
+}
+REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
+    "telegram": ("token",), "slack": ("bot_token", "app_token"), "discord": ("token",),
+}
+
+# Every key the loader reads, by section; anything else is reported by name.
+_KNOWN: dict[str, set[str]] = {
+    "": {"kanban", "auxiliary", "agent", "platforms", "delivery", "dashboard", "storage"},
+    "kanban": set(KanbanConfig.__dataclass_fields__),
+    "auxiliary": {"kanban_decomposer", "profile_describer"},
+    "auxiliary.*": {"base_url", "model", "api_key_env", "timeout", "retries"},
+    "agent": {"kind", "openai", "command"},
+    "platforms": {"telegram", "slack", "discord", "web", "fake"},
+    "platforms.telegram": {"enabled", "allowed_users", "base_url", "token_env"},
+    "platforms.slack": {"enabled", "allowed_users", "base_url", "bot_token_env", "app_token_env"},
+    "platforms.discord": {"enabled", "allowed_users", "base_url", "gateway_url", "token_env"},
+    "platforms.web": {"enabled"},
+    "platforms.fake": {"enabled", "allowed_users"},
+    "delivery": {"allowed_roots", "max_attachment_bytes"},
+    "dashboard": {"enabled", "host", "port", "token_env"},
+    "storage": {"backend", "dsn_env"},
+}
+
+
+def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+
+    def check(section: Mapping[str, Any], where: str, known_as: str) -> None:
+        known = _KNOWN.get(known_as)
+        if known is None:
+            return
+        for key in section:
+            if str(key) not in known:
+                found.append(f"unknown key {(where + '.' if where else '') + str(key)} (ignored)")
+
+    check(data, "", "")
+    for name in ("kanban", "auxiliary", "agent", "platforms", "delivery", "dashboard", "storage"):
+        section = data.get(name)
+        if isinstance(section, dict):
+            check(section, name, name)
+            if name in ("auxiliary", "platforms"):
+                for sub, value in section.items():
+                    if isinstance(value, dict):
+                        key = "auxiliary.*" if name == "auxiliary" else f"platforms.{sub}"
+                        check(value, f"{name}.{sub}", key)
+    return found
 
 
 def _platforms(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> dict[str, PlatformConfig]:
@@ -263,11 +348,16 @@ def _platforms(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> dict[st
     for name in sorted(set(d) | {"web"}):
         p = f"platforms.{name}."
         section = r.section(d, name, "platforms.")
-        secrets = {}
+        secrets: dict[str, str | None] = {}
+        secret_vars: dict[str, str] = {}
         for key in _SECRET_KEYS:
-            var = r.text(section, key, p)
+            secret = key.removesuffix("_env")
+            var = r.text(section, key, p) or DEFAULT_SECRET_VARS.get(name, {}).get(secret)
             if var:
-                secrets[key.removesuffix("_env")] = env.get(var)
+                secret_vars[secret] = var
+                value = env.get(var)
+                if value or key in section:
+                    secrets[secret] = value
         out[name] = PlatformConfig(
             name=name,
             enabled=r.boolean(section, "enabled", name == "web", p),
@@ -276,6 +366,7 @@ def _platforms(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> dict[st
             gateway_url=r.text(section, "gateway_url", p),
             secrets=secrets,
             options={k: v for k, v in section.items() if k not in _PLATFORM_KEYS},
+            secret_vars=secret_vars,
         )
     return out
 

@@ -304,17 +304,34 @@ class Subscription:
     created_by: str | None
     created_at: float | None
     last_event_id: int
+    silent: bool = False
+    consecutive_failures: int = 0
+    disabled_at: float | None = None
+    disabled_reason: str | None = None
+    carried_from: int | None = None  # the decomposed task this subscription was carried from
+    # The latest outbox rows of this subscription (state, kind, attempts, receipts, last error).
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Subscription:
+        get = dict(zip(row.keys(), tuple(row), strict=True)).get
         return cls(
             id=int(row["id"]), task_id=int(row["task_id"]), platform=str(row["platform"]),
             chat=str(row["chat"]), thread=(str(row["thread"]) or None),
             created_by=_opt_str(row["created_by"]), created_at=to_epoch(row["created_at"]),
             last_event_id=_int(row["last_event_id"]),
+            silent=bool(_int(get("silent"))),
+            consecutive_failures=_int(get("consecutive_failures")),
+            disabled_at=to_epoch(get("disabled_at")),
+            disabled_reason=_opt_str(get("disabled_reason")),
+            carried_from=_opt_int(get("carried_from")),
         )
 
 

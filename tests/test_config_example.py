@@ -76,3 +76,37 @@ def test_home_resolution_order(tmp_path: Path) -> None:
     assert resolve_home(tmp_path / "a", {"RELAYBOARD_HOME": str(tmp_path / "b")}) == tmp_path / "a"
     assert resolve_home(None, {"RELAYBOARD_HOME": str(tmp_path / "b")}) == tmp_path / "b"
     assert resolve_home(None, {"HOME": str(tmp_path)}) == tmp_path / ".relayboard"
+
+
+def test_the_example_config_has_no_unknown_keys(tmp_path: Path) -> None:
+    assert load_config(EXAMPLE, {}, home=tmp_path).warnings == ()
+
+
+def test_unknown_keys_are_warned_about_by_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("kanban: {max_spwan: 3}\nplatforms:\n  telegram: {tokn_env: X}\n"
+                    "colour: blue\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="gateway.config"):
+        cfg = load_config(file, {}, home=tmp_path)
+    assert cfg.warnings == ("unknown key colour (ignored)",
+                            "unknown key kanban.max_spwan (ignored)",
+                            "unknown key platforms.telegram.tokn_env (ignored)")
+    assert [r.getMessage() for r in caplog.records] == [f"config.yaml: {w}" for w in cfg.warnings]
+
+
+def test_an_enabled_platform_without_its_token_names_the_variable(tmp_path: Path) -> None:
+    from gateway.config import require_platform_secrets
+
+    file = tmp_path / "config.yaml"
+    file.write_text("platforms:\n  telegram: {enabled: true}\n  discord: {token_env: DT}\n",
+                    encoding="utf-8")
+    cfg = load_config(file, {}, home=tmp_path)  # kanban verbs never need the tokens
+    with pytest.raises(ConfigError) as info:
+        require_platform_secrets(cfg)
+    assert str(info.value) == "platforms.telegram: TELEGRAM_BOT_TOKEN is not set"
+    cfg = load_config(file, {"TELEGRAM_BOT_TOKEN": "1:x"}, home=tmp_path)
+    require_platform_secrets(cfg)  # discord is not enabled: its missing DT does not matter
+    assert cfg.platforms["telegram"].secrets == {"token": "1:x"}
+    assert cfg.secret_values() == ["1:x"]

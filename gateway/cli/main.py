@@ -14,6 +14,7 @@ import click
 from gateway import __version__
 from gateway.cli import decompose as cli_decompose
 from gateway.cli import dispatch as cli_dispatch
+from gateway.cli import gateway as cli_gateway
 from gateway.cli import kanban as cli_kanban
 from gateway.cli import mcp as cli_mcp
 from gateway.cli import profile as cli_profile
@@ -37,6 +38,7 @@ cli.add_command(cli_kanban.kanban)
 cli.add_command(cli_profile.profile)
 cli.add_command(cli_worker.worker)
 cli.add_command(cli_mcp.mcp)
+cli.add_command(cli_gateway.gateway)
 cli_dispatch.register(cli_kanban.kanban)
 cli_decompose.register(cli_kanban.kanban)
 

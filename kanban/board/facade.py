@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kanban.board.events import EventsMixin
 from kanban.board.links import LinksMixin
+from kanban.board.outbox import OutboxMixin
 from kanban.board.recovery import RecoveryMixin
 from kanban.board.runs import RunsMixin
 from kanban.board.subscriptions import SubscriptionsMixin
@@ -15,6 +16,6 @@ from kanban.board.triage import TriageMixin
 
 
 class Board(TasksMixin, LinksMixin, RunsMixin, RecoveryMixin, TriageMixin, EventsMixin,
-            SubscriptionsMixin):
+            SubscriptionsMixin, OutboxMixin):
     """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
     (or through :class:`kanban.boards.Boards`); close when done."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kanban.board.core import BoardCore
+from kanban.board.outbox import recent_deliveries
 from kanban.errors import InvalidInput
 from kanban.models import Subscription
 from kanban.storage import store
@@ -13,10 +14,11 @@ from kanban.timeutil import now
 class SubscriptionsMixin(BoardCore):
     async def subscribe(
         self, task_id: int, *, platform: str, chat: str, thread: str | None = None,
-        created_by: str | None = None,
+        created_by: str | None = None, silent: bool = False,
     ) -> Subscription:
         """Subscribe a chat destination to a task's events (idempotent). Only events after this
-        moment are delivered."""
+        moment are delivered. Subscribing again re-enables a subscription the notifier disabled.
+        ``silent`` asks platforms that can to deliver without a notification sound."""
         if not platform.strip() or not chat.strip():
             raise InvalidInput("a subscription needs a platform and a chat")
 
@@ -26,12 +28,21 @@ class SubscriptionsMixin(BoardCore):
             cursor = int(last[0]) if last and last[0] is not None else 0
             cur = tx.execute(
                 "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-                "created_at, last_event_id) VALUES (?,?,?,?,?,?,?)",
-                (task_id, platform, chat, thread or "", created_by, now(), cursor),
+                "created_at, last_event_id, silent) VALUES (?,?,?,?,?,?,?,?)",
+                (task_id, platform, chat, thread or "", created_by, now(), cursor, int(silent)),
             )
             if cur.rowcount == 1:
                 store.append_event(tx, task_id, "subscribed",
                                    {"platform": platform, "chat": chat, "thread": thread})
+            else:
+                revived = tx.execute(
+                    "UPDATE notify_subs SET disabled_at=NULL, disabled_reason=NULL, "
+                    "consecutive_failures=0, last_event_id=?, silent=? WHERE task_id=? AND "
+                    "platform=? AND chat=? AND thread=? AND disabled_at IS NOT NULL",
+                    (cursor, int(silent), task_id, platform, chat, thread or ""))
+                if revived.rowcount:
+                    store.append_event(tx, task_id, "subscribed", {
+                        "platform": platform, "chat": chat, "thread": thread, "revived": True})
             row = tx.one(
                 "SELECT * FROM notify_subs WHERE task_id=? AND platform=? AND chat=? AND thread=?",
                 (task_id, platform, chat, thread or ""),
@@ -65,6 +76,9 @@ class SubscriptionsMixin(BoardCore):
                 store.load_task(tx, task_id)
                 rows = tx.all("SELECT * FROM notify_subs WHERE task_id = ? ORDER BY id",
                               (task_id,))
-            return [Subscription.from_row(r) for r in rows]
+            subs = [Subscription.from_row(r) for r in rows]
+            for sub in subs:
+                sub.deliveries = recent_deliveries(tx, sub.id)
+            return subs
 
         return await self.db.read(run)

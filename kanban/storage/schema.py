@@ -157,6 +157,19 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
 CREATE INDEX IF NOT EXISTS idx_outbox_due ON notify_outbox (state, next_attempt_at);
 """
 
+# What the notifier needs beyond the bare outbox: the event kind on each row (so a claim needs no
+# join on task_events), per-attachment receipts, and per-subscription health — a subscription
+# whose sends keep failing permanently is disabled with its reason instead of retrying forever.
+DELIVERY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("notify_outbox", "kind", "TEXT NOT NULL DEFAULT ''"),
+    ("notify_outbox", "receipts", "TEXT NOT NULL DEFAULT '[]'"),
+    ("notify_subs", "silent", "INTEGER NOT NULL DEFAULT 0"),
+    ("notify_subs", "consecutive_failures", "INTEGER NOT NULL DEFAULT 0"),
+    ("notify_subs", "disabled_at", "REAL"),
+    ("notify_subs", "disabled_reason", "TEXT"),
+    ("notify_subs", "carried_from", "INTEGER"),
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -199,6 +212,12 @@ def _steps(*steps: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Co
     return run
 
 
+def _delivery_columns(conn: sqlite3.Connection) -> None:
+    for table, column, decl in DELIVERY_COLUMNS:
+        add_column(table, column, decl)(conn)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_outbox_sub ON notify_outbox (sub_id, id)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_base", _script(BASE_SCHEMA)),
     Migration("0002_task_model_override", add_column("tasks", "model_override", "TEXT")),
@@ -215,6 +234,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         add_column("task_runs", "result", "TEXT"),
         add_column("task_runs", "metadata", "TEXT"),
     )),
+    Migration("0006_notify_delivery", _delivery_columns),
 )
 
 

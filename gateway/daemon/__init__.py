@@ -1,0 +1,27 @@
+"""The gateway daemon: supervisor, board hub, dispatcher watcher, adapters, home lock."""
+
+from gateway.daemon.adapters import AdapterRunner, AdapterState, adapter_factories
+from gateway.daemon.core import Daemon
+from gateway.daemon.hub import BoardHub
+from gateway.daemon.lock import HomeLock, LockHeld
+from gateway.daemon.logs import RedactSecrets, setup_logging
+from gateway.daemon.main import run_gateway
+from gateway.daemon.supervisor import Backoff, Supervisor
+from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
+
+__all__ = [
+    "AdapterRunner",
+    "AdapterState",
+    "Backoff",
+    "BoardHub",
+    "ConfigFollower",
+    "Daemon",
+    "DispatchWatcher",
+    "HomeLock",
+    "LockHeld",
+    "RedactSecrets",
+    "Supervisor",
+    "adapter_factories",
+    "run_gateway",
+    "setup_logging",
+]

@@ -1,0 +1,183 @@
+"""The gateway daemon: every long-running part of Relayboard in one anyio task group.
+
+Components (each restarted with backoff by :class:`~gateway.daemon.supervisor.Supervisor` when
+it fails, never taking the others down):
+
+* ``boards`` — :class:`~gateway.daemon.hub.BoardHub`: boards kept open, one change signal;
+* ``adapter:<name>`` — one per enabled platform, retrying its connection on its own;
+* ``inbox`` — inbound chat messages (the chat router arrives with its issue);
+* ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
+  ``kanban.dispatch_in_gateway``);
+* ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump.
+
+Stopping (``stop`` set) cancels them and cleans up within ``shutdown_seconds``. Workers are
+detached, not stopped: their claims stay valid and the next start adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from gateway.config import Config
+from gateway.daemon.adapters import (
+    EXTERNAL,
+    AdapterFactory,
+    AdapterRunner,
+    adapter_factories,
+    drain_inbox,
+)
+from gateway.daemon.hub import BoardHub
+from gateway.daemon.supervisor import Backoff, Supervisor
+from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
+from gateway.kernel_settings import board_options, decompose_settings, dispatch_settings
+from gateway.notifier import DeliverySettings, Notifier, NotifierSettings
+from kanban.agents.decomposer import BackgroundDecomposer
+from kanban.agents.profiles import Profiles
+from kanban.boards import Boards
+from kanban.runtime.dispatcher import Dispatcher
+from platforms.base import InboundMessage, PlatformAdapter
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 1000
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        environ: Mapping[str, str],
+        config_file: Path | None = None,
+        adapters: Mapping[str, AdapterFactory] | None = None,
+        notifier_settings: NotifierSettings | None = None,
+        poll_seconds: float = 0.015,
+        backoff: Backoff | None = None,
+        shutdown_seconds: float = 10.0,
+        user_home: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.environ = environ
+        self.home = config.home
+        self.follower = ConfigFollower(config, config_file or config.path, environ)
+        self.factories = dict(adapters) if adapters is not None else adapter_factories(config)
+        self.shutdown_seconds = shutdown_seconds
+        self.supervisor = Supervisor(backoff)
+        self.boards = Boards(self.home, board_options(config.kanban))
+        self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
+        self.profiles = Profiles(self.home)
+        self.dispatcher = Dispatcher(self.boards, self.profiles,
+                                     dispatch_settings(config.kanban), base_env=environ)
+        self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
+        self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
+                                       self.follower.current)
+        self.adapters: dict[str, PlatformAdapter] = {}
+        self.inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOX_SIZE)
+        self.runners = {name: AdapterRunner(name, factory, self.adapters, self.inbox)
+                        for name, factory in self.factories.items()}
+        delivery = DeliverySettings(
+            relayboard_home=self.home, config_file=config_file or config.path,
+            extra_roots=config.delivery.allowed_roots, user_home=user_home,
+            max_bytes=config.delivery.max_attachment_bytes)
+        self.notifier = Notifier(self.hub.open_boards, self.hub.changes, self.adapters,
+                                 delivery, notifier_settings)
+        self.ready = anyio.Event()
+        self.started_at: float | None = None
+        self._live_workers_at_stop = 0
+
+    # ---- running --------------------------------------------------------------------------
+    async def run(self, stop: anyio.Event) -> None:
+        """Run every component until ``stop`` is set; then shut down within the deadline."""
+        self.started_at = time.time()
+        self._announce()
+        supervise = self.supervisor.supervise
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(supervise, "boards", self.hub.run, name="boards")
+                for name, runner in self.runners.items():
+                    group.start_soon(supervise, f"adapter:{name}", runner.run,
+                                     name=f"adapter-{name}")
+                group.start_soon(supervise, "inbox", lambda: drain_inbox(self.inbox),
+                                 name="inbox")
+                if self.config.kanban.dispatch_in_gateway:
+                    group.start_soon(supervise, "dispatcher", self.watcher.run,
+                                     name="dispatcher")
+                group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
+                await self.hub.ready.wait()
+                self.ready.set()
+                log.info("gateway running on %s (pid %d)", self.home, os.getpid())
+                await stop.wait()
+                log.info("stopping")
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.move_on_after(self.shutdown_seconds, shield=True) as scope:
+                await self._cleanup()
+            if scope.cancelled_caught:
+                log.warning("shutdown took longer than %.0f s; exiting anyway",
+                            self.shutdown_seconds)
+            log.info("stopped; %d worker(s) left running for the next start to adopt",
+                     self._live_workers_at_stop)
+
+    async def _cleanup(self) -> None:
+        await self.decomposer.aclose()
+        self._live_workers_at_stop = self.dispatcher.live_workers()
+        await self.dispatcher.aclose()  # detaches: workers keep running, claims stay valid
+        await self.boards.close()
+
+    def _announce(self) -> None:
+        external = [n for n in self.factories if n in EXTERNAL or n == "fake"]
+        if not external:
+            where = self.config.path or self.home / "config.yaml"
+            log.info("no chat platform is enabled: boards are served and workers dispatched, "
+                     "nothing is sent to chat. To add one, set platforms.<name>.enabled: true "
+                     "in %s (telegram, slack or discord; see config.example.yaml) and export "
+                     "its token variable, e.g. TELEGRAM_BOT_TOKEN", where)
+        for name in self.factories:
+            users = self.config.platforms.get(name)
+            allowed = list(users.allowed_users) if users is not None else []
+            if not allowed:
+                log.warning("%s: allowed_users is empty, so nobody is served in chat "
+                            "(notifications still go out)", name)
+            elif "*" in allowed:
+                log.warning("%s: allowed_users is ['*']: everyone is served", name)
+
+    # ---- status -----------------------------------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        """What ``/status`` shows: uptime, adapters and their state, boards with counts per
+        status, running workers, components and their restarts, notifications."""
+        boards: dict[str, Any] = {}
+        for board in self.hub.open_boards():
+            try:
+                stats = await board.stats()
+            except Exception as exc:
+                boards[board.slug] = {"error": str(exc)}
+                continue
+            boards[board.slug] = {"by_status": stats["by_status"],
+                                  "active_runs": stats["active_runs"]}
+        started = self.started_at
+        return {
+            "pid": os.getpid(),
+            "home": str(self.home),
+            "started_at": started,
+            "uptime_seconds": round(time.time() - started, 3) if started else 0.0,
+            "adapters": {name: runner.status() for name, runner in self.runners.items()},
+            "boards": boards,
+            "workers": [
+                {"board": slug, "task_id": task_id, "run_id": run_id, "pid": proc.pid}
+                for slug in boards
+                for task_id, run_id, proc in self.dispatcher.workers(slug)
+                if proc.poll()
+            ],
+            "components": self.supervisor.status(),
+            "notifications": {"delivered": self.notifier.delivered,
+                              "failed": self.notifier.failed},
+            "dispatch_cycles": self.watcher.cycles,
+        }

@@ -1,0 +1,62 @@
+"""``relayboard gateway run``: lock the home, set up redacted logging, run the daemon until a
+signal.
+
+SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline); a
+second signal exits at once (exit code 1). A second gateway on the same home is refused at once
+with the holder's pid (:class:`~gateway.daemon.lock.LockHeld`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+
+from gateway.config import Config, require_platform_secrets
+from gateway.daemon.core import Daemon
+from gateway.daemon.lock import HomeLock
+from gateway.daemon.logs import RedactSecrets
+
+log = logging.getLogger(__name__)
+
+FORCED_EXIT = 1
+
+
+def run_gateway(config: Config, environ: Mapping[str, str], *,
+                config_file: Path | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code. Raises ConfigError / LockHeld before
+    anything starts."""
+    require_platform_secrets(config)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactSecrets):
+            handler.setFormatter(RedactSecrets([*handler.formatter.secrets,
+                                                *config.secret_values()]))
+    with HomeLock(config.home):
+        anyio.run(_serve, config, environ, config_file, backend="asyncio")
+    return 0
+
+
+async def _serve(config: Config, environ: Mapping[str, str], config_file: Path | None) -> None:
+    stop = anyio.Event()
+    daemon = Daemon(config, environ=environ, config_file=config_file)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_signals, stop, name="signals")
+        await daemon.run(stop)
+        group.cancel_scope.cancel()
+
+
+async def _signals(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async for signum in received:
+            if not stop.is_set():
+                log.info("%s received: stopping (send it again to exit at once)",
+                         signal.Signals(signum).name)
+                stop.set()
+            else:
+                log.warning("%s received again: exiting now", signal.Signals(signum).name)
+                logging.shutdown()
+                os._exit(FORCED_EXIT)

@@ -1,0 +1,18 @@
+"""The notifier: subscribed task events → chat messages with their files, through the outbox."""
+
+from gateway.notifier.artifacts import artifact_paths, build_policy, screen
+from gateway.notifier.format import headline, refusal_line, render
+from gateway.notifier.pump import DeliverySettings, Notifier, NotifierSettings, backoff
+
+__all__ = [
+    "DeliverySettings",
+    "Notifier",
+    "NotifierSettings",
+    "artifact_paths",
+    "backoff",
+    "build_policy",
+    "headline",
+    "refusal_line",
+    "render",
+    "screen",
+]
