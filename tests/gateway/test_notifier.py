@@ -125,7 +125,9 @@ async def test_paths_in_the_summary_are_delivered_when_no_artifacts(
 
 
 async def test_a_file_in_a_hidden_folder_never_leaves(board: Board, tmp_path: Path) -> None:
-    hidden = board.workspaces_dir / "1" / ".git"
+    # Under the task's own attachments (an allowed root that outlives the workspace, which a
+    # hand-completed run removes), but inside a dot-folder.
+    hidden = board.attachments_dir / "1" / ".git"
     hidden.mkdir(parents=True)
     (hidden / "config.txt").write_text("secret")
     task = await make_task(board, "t")
