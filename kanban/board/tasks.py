@@ -25,6 +25,7 @@ from kanban.timeutil import now
 from kanban.validation import (
     check_max_retries,
     check_max_runtime,
+    check_model,
     check_priority,
     check_skills,
     check_title,
@@ -71,6 +72,7 @@ class TasksMixin(BoardCore):
         check_priority(priority)
         check_max_runtime(max_runtime_seconds)
         check_max_retries(max_retries)
+        model_override = check_model(model_override)
         skill_list = check_skills(list(skills))
         ws_kind, ws_path = parse_workspace(workspace)
         if initial_status not in ("running", "blocked"):
@@ -194,6 +196,7 @@ class TasksMixin(BoardCore):
         return await self._set_field(task_id, "assignee", profile, "assigned")
 
     async def set_model(self, task_id: int, model: str | None) -> Task:
+        model = check_model(model)
         return await self._set_field(task_id, "model_override", model, "model_set")
 
     async def set_priority(self, task_id: int, priority: int) -> Task:
