@@ -13,7 +13,9 @@ placeholders. Two kinds of word exist:
 Values made only of characters no shell treats specially (``[A-Za-z0-9_@%+=:,./-]``) are the
 same however quoted, so they are substituted as they are; this keeps every ordinary template
 working unchanged. A script the scanner cannot follow (a here-document) only accepts such plain
-values: anything else is refused rather than guessed. Every value is also exported to the worker
+values (so does a backtick substitution, and the inline program of another interpreter —
+``python -c CODE``, ``node -e CODE`` — whose quoting rules are not the shell's): anything else is
+refused rather than guessed. Every value is also exported to the worker
 as an environment variable (``RELAYBOARD_MODEL``, ``RELAYBOARD_PROMPT_FILE``, …), so a template
 need not interpolate at all.
 """
@@ -35,6 +37,8 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"
 _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
 # Shell options that take an argument (`-o pipefail`, `+O extglob`).
 _OPTION_WITH_ARGUMENT = frozenset({"-o", "+o", "-O", "+O"})
+# The flag before another interpreter's inline program (python -c, node -e, perl -e, ruby -e).
+_INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "--eval", "--command"})
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,7 @@ def _fill_script(script: str, mapping: dict[str, str]) -> str:
     if not any(key in script for key in mapping):
         return script
     if "<<" in script:
-        for key, value in mapping.items():
-            if key in script and not _PLAIN.match(value):
-                raise SpawnError(
-                    f"cannot safely substitute {key} ({value!r}) into a shell script with a "
-                    f"here-document; read ${_env_name(key)} in the script instead")
+        _require_plain(script, mapping, "a shell script with a here-document")
         return _replace_plain(script, mapping)
     out: list[str] = []
     stack = ["none"]  # none | sub (inside $( or ( ) | tick | single | double | ansi
@@ -134,8 +134,14 @@ def _fill_script(script: str, mapping: dict[str, str]) -> str:
         if script[i] == "{":
             found = next((k for k in mapping if script.startswith(k, i)), None)
             if found is not None:
-                out.append(_quote(mapping[found], top if top in ("single", "double", "ansi")
-                                  else "none"))
+                value = mapping[found]
+                if "tick" in stack and not _PLAIN.match(value):
+                    # Inside `…` the shell finds the closing backtick before it reads quotes,
+                    # so no quoting can hold a value that contains one.
+                    raise SpawnError(
+                        f"cannot safely substitute {found} ({value!r}) inside `…`; use $( … ) "
+                        f"or read ${_env_name(found)} in the script instead")
+                out.append(_quote(value, top if top in ("single", "double", "ansi") else "none"))
                 i += len(found)
                 continue
         c = script[i]
@@ -204,8 +210,24 @@ def expand_template(template: Sequence[str], values: TemplateValues) -> list[str
     check_values(values)
     mapping = values.mapping()
     script = shell_script_index(template)
-    return [_fill_script(word, mapping) if index == script else _replace_plain(word, mapping)
-            for index, word in enumerate(template)]
+    out = []
+    for index, word in enumerate(template):
+        if index == script:
+            out.append(_fill_script(word, mapping))
+            continue
+        if index > 0 and template[index - 1] in _INLINE_CODE_FLAGS:
+            # `python -c CODE`, `node -e CODE`: another language's parser reads the value, and
+            # we cannot quote for every language — only values that need no quoting go in.
+            _require_plain(word, mapping, "inline code")
+        out.append(_replace_plain(word, mapping))
+    return out
+
+
+def _require_plain(word: str, mapping: dict[str, str], where: str) -> None:
+    for key, value in mapping.items():
+        if key in word and not _PLAIN.match(value):
+            raise SpawnError(f"cannot safely substitute {key} ({value!r}) into {where}; read "
+                             f"${_env_name(key)} there instead")
 
 
 def build_argv(
