@@ -25,6 +25,10 @@ from kanban.errors import InvalidInput
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Model names as providers spell them (gpt-4o, llama3.1:8b, openai/gpt-4o, org/model@rev, x+y).
+# No shell metacharacter, no leading '-' (never read as an option), no whitespace.
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_TITLE = 500
 MAX_TEXT_BYTES = 1_000_000
 MAX_METADATA_BYTES = 1_000_000
@@ -182,6 +186,18 @@ def describe_chain(path: list[int], *, head: int = 5) -> str:
             f"({len(path)} tasks)")
 
 
+def check_model(model: str | None) -> str | None:
+    """A task's or profile's model name; None (or "") means "no override"."""
+    if model is None or model == "":
+        return None
+    if not MODEL_RE.match(model):
+        raise InvalidInput(
+            f"invalid model name {model!r}: use up to 200 letters, digits and . _ : / @ + -, "
+            "starting with a letter or digit"
+        )
+    return model
+
+
 def check_title(title: str) -> str:
     check_utf8(title, "title")
     cleaned = title.strip()
@@ -236,6 +252,8 @@ def parse_workspace(spec: str) -> tuple[str, str | None]:
         return "scratch", None
     if spec == "worktree":
         return "worktree", None
+    if any(c in spec for c in "\x00\n\r"):
+        raise InvalidInput("invalid workspace: a path cannot contain NUL or newline characters")
     kind, sep, rest = spec.partition(":")
     if sep and kind == "dir":
         if not rest or not Path(rest).is_absolute():

@@ -3,6 +3,19 @@
 Reading never raises on a missing or corrupt file: the problem is reported (``Profile.problem``)
 and the profile is treated as empty. Writing is atomic (temp file + rename) and changes only the
 fields given.
+
+A worker inherits only a few host basics (see :mod:`kanban.runtime.workerenv`); ``env:`` is how a
+profile gives its workers more. Either a mapping::
+
+    env:
+      AGENT_MODE: fast                          # a literal value
+      OPENAI_API_KEY: {from_env: ANALYST_KEY}   # copied from the gateway's environment
+
+or a list of names copied from the gateway's environment under the same name::
+
+    env: [OPENAI_API_KEY, HTTPS_PROXY]
+
+A name missing from the gateway's environment is simply not set for the worker.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from typing import Any
 import yaml
 
 from kanban.errors import InvalidInput, ProfileNotFound
-from kanban.validation import NAME_RE, check_name
+from kanban.validation import ENV_NAME_RE, MODEL_RE, NAME_RE, check_model, check_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +53,8 @@ class Profile:
     command: list[str] | None = None
     skills: list[str] = field(default_factory=list)
     toolsets: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # literal values
+    env_from: dict[str, str] = field(default_factory=dict)  # worker name → gateway env name
     exists: bool = True
     problem: str | None = None
 
@@ -62,7 +76,9 @@ class Profile:
             "description_auto": self.description_auto, "model": self.model,
             "base_url": self.base_url, "api_key_env": self.api_key_env,
             "command": self.command, "skills": self.skills or self.installed_skills(),
-            "toolsets": self.toolsets, "env": self.env, "exists": self.exists,
+            # Names only: literal values may be secrets, and JSON output ends up in logs.
+            "toolsets": self.toolsets, "env": sorted(self.env), "env_from": self.env_from,
+            "exists": self.exists,
             "problem": self.problem,
         }
 
@@ -197,6 +213,13 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise InvalidInput(f"unknown profile field(s): {', '.join(sorted(unknown))}")
     if fields.get("command") is not None:
         fields["command"] = split_command(fields["command"])
+    if fields.get("model") is not None:
+        check_model(str(fields["model"]))
+    if fields.get("env") is not None:
+        problems: list[str] = []
+        parse_env(fields["env"], problems)
+        if problems:
+            raise InvalidInput("; ".join(problems))
     if "description_auto" in fields and fields["description_auto"] is not None:
         fields["description_auto"] = bool(fields["description_auto"])
 
@@ -238,11 +261,49 @@ def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
         problems.append(str(exc))
     profile.skills = strings("skills")
     profile.toolsets = strings("toolsets")
-    env = data.get("env")
-    if isinstance(env, dict):
-        profile.env = {str(k): str(v) for k, v in env.items() if v is not None}
-    elif env is not None:
-        problems.append("env is not a mapping")
+    if profile.model is not None and not MODEL_RE.match(profile.model):
+        problems.append(f"invalid model name {profile.model!r}")
+        profile.model = None
+    profile.env, profile.env_from = parse_env(data.get("env"), problems)
+
+
+def parse_env(value: object, problems: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``env:`` as (literal values, names copied from the gateway); see the module docstring.
+    Each bad entry is reported in ``problems`` and left out."""
+    literal: dict[str, str] = {}
+    copied: dict[str, str] = {}
+    if value is None:
+        return literal, copied
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str) and ENV_NAME_RE.match(item):
+                copied[item] = item
+            else:
+                problems.append(f"env: {item!r} is not an environment variable name")
+        return literal, copied
+    if not isinstance(value, dict):
+        problems.append("env is not a mapping or a list of names")
+        return literal, copied
+    for key, item in value.items():
+        name = str(key)
+        if not ENV_NAME_RE.match(name):
+            problems.append(f"env: {name!r} is not an environment variable name")
+        elif isinstance(item, dict):
+            source = item.get("from_env")
+            if set(item) != {"from_env"} or not isinstance(source, str) \
+                    or not ENV_NAME_RE.match(source):
+                problems.append(f"env: {name} must be a value or {{from_env: NAME}}")
+            else:
+                copied[name] = source
+        elif isinstance(item, str | int | float | bool):
+            text = str(item)
+            if "\x00" in text:
+                problems.append(f"env: {name} contains a NUL character")
+            else:
+                literal[name] = text
+        elif item is not None:
+            problems.append(f"env: {name} must be a value or {{from_env: NAME}}")
+    return literal, copied
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -27,6 +27,7 @@ from kanban.validation import (
     check_int64,
     check_max_retries,
     check_max_runtime,
+    check_model,
     check_opt_text,
     check_priority,
     check_skills,
@@ -80,6 +81,7 @@ class TasksMixin(BoardCore):
         check_priority(priority)
         check_max_runtime(max_runtime_seconds)
         check_max_retries(max_retries)
+        model_override = check_model(model_override)
         skill_list = check_skills(list(skills))
         ws_kind, ws_path = parse_workspace(workspace)
         if initial_status not in ("running", "blocked"):
@@ -233,6 +235,7 @@ class TasksMixin(BoardCore):
 
     async def set_model(self, task_id: int, model: str | None) -> Task:
         check_opt_text(model, "model", limit=MAX_TITLE)
+        model = check_model(model)
         return await self._set_field(task_id, "model_override", model, "model_set")
 
     async def set_priority(self, task_id: int, priority: int) -> Task:

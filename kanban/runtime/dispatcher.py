@@ -56,9 +56,9 @@ from kanban.runtime.spawn import (
     is_same_process,
     log_tail,
     relayboard_argv,
-    rotate_log,
     start_worker,
     worker_env,
+    write_private_text,
 )
 from kanban.runtime.workspaces import (
     Tmux,
@@ -278,9 +278,6 @@ class Dispatcher:
         for key, tracked in mine:
             if tracked.run_id in active:
                 if alive[key]:
-                    rotate_log(board.log_path(tracked.task_id),
-                               max_bytes=self.settings.log_max_bytes,
-                               backups=self.settings.log_backups)
                     continue
                 self._forget(key)
                 _run, task = active[tracked.run_id]
@@ -537,10 +534,11 @@ class Dispatcher:
             argv = build_argv(self._argv_template(profile), values,
                               model_override=task.model_override,
                               has_worker_skill=profile.has_skill("kanban-worker"))
-            env = worker_env(self.base_env, profile_env=profile.env, profile_home=profile.home,
+            env = worker_env(self.base_env, profile_env=profile.env,
+                             profile_env_from=profile.env_from, profile_home=profile.home,
                              profile_name=profile.name, board=board.slug, db_path=board.db.path,
                              task_id=task.id, run_id=claim.run_id, lease=claim.lease,
-                             workspace=workspace)
+                             workspace=workspace, model=values.model, prompt_file=prompt)
             if profile.api_key_env and profile.api_key_env in self.base_env:
                 # The one secret a worker gets: its own profile's endpoint key.
                 env[profile.api_key_env] = self.base_env[profile.api_key_env]
@@ -669,8 +667,7 @@ class Dispatcher:
 
 def _write_text(path: Path, text: str) -> None:
     # A few KB on the board's own disk: cheaper inline than a thread hop on the spawn path.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_private_text(path, text)
 
 
 def _summary(report: CycleReport) -> str:

@@ -2,14 +2,19 @@
 
 Everything here is mechanism; the dispatcher decides *when*. The pieces:
 
-* :func:`relayboard_argv` — how to run our own CLI: the ``relayboard`` shim on PATH, else the
-  running interpreter with ``-m gateway`` (PATH-independent; a test runs it for real).
-* :func:`build_argv` / :func:`worker_env` — the worker's command line and environment.
+* :func:`relayboard_argv` — how the built-in worker runs our own CLI (``sys.executable -m
+  gateway``); a profile's own ``sh -c '… relayboard …'`` finds it through the PATH shim of
+  :mod:`kanban.runtime.workerenv`.
+* :func:`build_argv` (:mod:`kanban.runtime.template`) / :func:`worker_env`
+  (:mod:`kanban.runtime.workerenv`) — the worker's command line, with substituted values that
+  cannot change the command, and its allowlisted environment.
 * :func:`popen_kwargs` — per-platform process-creation flags (no console window on Windows).
+* :func:`start_worker` — the worker, its output piped through :mod:`kanban.runtime.logpump`,
+  a relay process that enforces the log cap as it writes and outlives the gateway.
 * :class:`WorkerProcess` — one worker, either our child (we hold the :class:`subprocess.Popen`)
   or adopted from a dispatcher that died (pid + start time from ``task_runs``). A pid is only
   ever taken for our worker when its start time matches, so a recycled pid is never signalled.
-* log rotation and tails for ``logs/<task>.log``.
+* private files (0600 in 0700 folders) and tails of ``logs/<task>.log``.
 """
 
 from __future__ import annotations
@@ -18,116 +23,50 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from kanban.errors import SpawnError
+from kanban.runtime import logpump
+from kanban.runtime.template import (
+    KANBAN_WORKER_SKILL,
+    TemplateValues,
+    build_argv,
+    expand_template,
+)
+from kanban.runtime.workerenv import worker_env
 
 log = logging.getLogger(__name__)
 
 # subprocess.CREATE_NO_WINDOW only exists on Windows builds of Python; the value is fixed by Win32.
 CREATE_NO_WINDOW = 0x08000000
-KANBAN_WORKER_SKILL = "kanban-worker"
 # The module that really runs the CLI (``python -m gateway`` runs gateway/__main__.py).
 CLI_MODULE = "gateway"
 # Two readings of one process's start time agree to the clock tick; a recycled pid started later.
 START_TIME_TOLERANCE = 0.5
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# After the worker exits, its relay needs a moment to write the last output (a crash's log tail
+# is read from the file); a grandchild still holding the pipe does not hold up the reaping longer.
+PUMP_DRAIN_SECONDS = 2.0
 
 
 # ---- executable and command line ------------------------------------------------------------
 
-def relayboard_argv(which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """Our own CLI as an argv prefix: the PATH shim first (familiar in ``ps``), else the running
-    interpreter with ``-m gateway`` — cron, systemd and launchd often run with a stripped PATH."""
-    found = which("relayboard")
-    if found:
-        return [found]
+def relayboard_argv() -> list[str]:
+    """Our own CLI as an argv prefix for the built-in worker: the running interpreter with
+    ``-m gateway`` — the very installation that runs now, whatever PATH says (cron, systemd and
+    launchd often run with a stripped PATH; another ``relayboard`` may come first on it)."""
     return [sys.executable, "-m", CLI_MODULE]
-
-
-@dataclass(frozen=True)
-class TemplateValues:
-    task_id: int
-    board: str
-    workspace: str
-    prompt_file: str
-    model: str
-
-
-def expand_template(template: Sequence[str], values: TemplateValues) -> list[str]:
-    """Fill ``{task_id} {board} {workspace} {prompt_file} {model}`` in each word. Other braces are
-    left alone (a template is not a format string: ``{"a": 1}`` stays as written)."""
-    mapping = {
-        "{task_id}": str(values.task_id),
-        "{board}": values.board,
-        "{workspace}": values.workspace,
-        "{prompt_file}": values.prompt_file,
-        "{model}": values.model,
-    }
-    out = []
-    for word in template:
-        for key, value in mapping.items():
-            word = word.replace(key, value)
-        out.append(word)
-    return out
-
-
-def build_argv(
-    template: Sequence[str],
-    values: TemplateValues,
-    *,
-    model_override: str | None,
-    has_worker_skill: bool,
-) -> list[str]:
-    """The worker's argv: the expanded template, then ``-m MODEL`` when the task overrides the
-    model (unless the template already places ``{model}`` itself), then ``--skills kanban-worker``
-    only when the profile really has that skill — agent CLIs refuse to start on an unknown one."""
-    argv = expand_template(template, values)
-    if model_override and not any("{model}" in word for word in template):
-        argv += ["-m", model_override]
-    if has_worker_skill:
-        argv += ["--skills", KANBAN_WORKER_SKILL]
-    return argv
-
-
-def worker_env(
-    base: Mapping[str, str],
-    *,
-    profile_env: Mapping[str, str],
-    profile_home: Path,
-    profile_name: str,
-    board: str,
-    db_path: Path,
-    task_id: int,
-    run_id: int,
-    lease: str,
-    workspace: Path,
-) -> dict[str, str]:
-    """The environment of section 6. ``RELAYBOARD_HOME`` is the profile's home so its own config
-    applies; it is set even when that directory does not exist (the name still travels)."""
-    env = dict(base)
-    env.update(profile_env)
-    env.update({
-        "RELAYBOARD_HOME": str(profile_home),
-        "RELAYBOARD_PROFILE": profile_name,
-        "RELAYBOARD_BOARD": board,
-        "RELAYBOARD_DB": str(db_path),
-        "RELAYBOARD_TASK_ID": str(task_id),
-        "RELAYBOARD_RUN_ID": str(run_id),
-        "RELAYBOARD_LEASE": lease,
-        "RELAYBOARD_WORKSPACE": str(workspace),
-        "PYTHONUNBUFFERED": env.get("PYTHONUNBUFFERED", "1"),
-    })
-    return env
 
 
 def popen_kwargs(platform: str = sys.platform) -> dict[str, Any]:
@@ -139,39 +78,35 @@ def popen_kwargs(platform: str = sys.platform) -> dict[str, Any]:
     return {"start_new_session": True}
 
 
-# ---- logs -------------------------------------------------------------------------------------
+# ---- logs and private files ----------------------------------------------------------------------
 
-def rotate_log(path: Path, *, max_bytes: int, backups: int) -> bool:
-    """Rotate ``path`` → ``path.1`` → … → ``path.N`` when it reached ``max_bytes``.
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700; an existing folder of ours is tightened to 0700."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
 
-    The file is copied then truncated in place rather than renamed: a running worker keeps its
-    descriptor (opened with O_APPEND), so it carries on writing at the new end of the file.
-    """
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``path`` as 0600 in a 0700 folder (prompts hold task bodies; logs, a worker's
+    output). An older file is tightened, never loosened."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+        handle.write(text)
+
+
+def _prepare_log(path: Path) -> None:
+    # Created here (not only by the relay) so a log that cannot be made is a SpawnError now.
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
     try:
-        size = path.stat().st_size
-    except OSError:
-        return False
-    if size < max_bytes:
-        return False
-    try:
-        if backups > 0:
-            for index in range(backups - 1, 0, -1):
-                older = path.with_name(f"{path.name}.{index}")
-                if older.exists():
-                    os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
-            shutil.copyfile(path, path.with_name(f"{path.name}.1"))
-        with path.open("r+b") as handle:
-            handle.truncate(0)
-    except OSError as exc:
-        log.warning("could not rotate %s: %s", path, exc)
-        return False
-    return True
-
-
-def open_log(path: Path, *, max_bytes: int, backups: int) -> IO[bytes]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rotate_log(path, max_bytes=max_bytes, backups=backups)
-    return path.open("ab", buffering=0)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def log_tail(path: Path, *, max_bytes: int = 2_000, max_lines: int = 20) -> str:
@@ -251,16 +186,22 @@ def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
 
 class WorkerProcess:
     """One worker. ``popen`` is set when we started it (exit code known); an adopted worker is
-    known only by pid and start time."""
+    known only by pid and start time. ``pump`` is its log relay, when we started that too: the
+    worker counts as running until the relay has written its last output (bounded by
+    :data:`PUMP_DRAIN_SECONDS`), so a crash's log tail is complete when it is read."""
 
     def __init__(self, pid: int, started_at: float | None,
-                 popen: subprocess.Popen[bytes] | None = None) -> None:
+                 popen: subprocess.Popen[bytes] | None = None,
+                 pump: subprocess.Popen[bytes] | None = None) -> None:
         self.pid = pid
         self.started_at = started_at
         self.popen = popen
-        self._pidfd: int | None = None
+        self.pump = pump
+        self._pidfds: dict[int, int] = {}  # pid → pidfd being watched
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_exit: Callable[[WorkerProcess], None] | None = None
         self._exited = asyncio.Event()
+        self._exit_seen: float | None = None
         self._gone = False
 
     @property
@@ -271,39 +212,63 @@ class WorkerProcess:
     def returncode(self) -> int | None:
         return self.popen.returncode if self.popen is not None else None
 
+    def _worker_running(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return is_same_process(self.pid, self.started_at)
+
     def poll(self) -> bool:
-        """True while the process runs. Reaps our own child as soon as it exited."""
+        """True while the process runs (or its relay still drains its output). Reaps our own
+        child as soon as it exited."""
         if self._gone:
             return False
-        if self.popen is not None:
-            running = self.popen.poll() is None
-        else:
-            running = is_same_process(self.pid, self.started_at)
-        if not running:
-            self._mark_gone()
-        return running
+        if self._worker_running():
+            return True
+        if self.pump is not None and self.pump.poll() is None:
+            if self._exit_seen is None:
+                self._exit_seen = time.monotonic()
+            if time.monotonic() - self._exit_seen < PUMP_DRAIN_SECONDS:
+                return True
+        self._mark_gone()
+        return False
 
     def watch(self, on_exit: Callable[[WorkerProcess], None]) -> None:
         """Call ``on_exit`` (on the event loop) as soon as the process ends, where the OS lets us
         wait on a process handle (Linux pidfd); elsewhere the dispatcher's tick notices."""
         pidfd_open = getattr(os, "pidfd_open", None)
-        if pidfd_open is None or self._pidfd is not None or self._gone:
-            return
-        try:
-            fd: int = pidfd_open(self.pid)
-        except OSError:
+        if pidfd_open is None or self._pidfds or self._gone:
             return
         loop = asyncio.get_running_loop()
-        self._pidfd, self._loop = fd, loop
+        self._loop, self._on_exit = loop, on_exit
+        pids = [self.pid] + ([self.pump.pid] if self.pump is not None else [])
+        for pid in pids:
+            try:
+                fd: int = pidfd_open(pid)
+            except OSError:
+                continue
+            self._pidfds[pid] = fd
+            loop.add_reader(fd, self._pid_ended, pid)
 
-        def readable() -> None:
-            # A readable pidfd means the process ended: reap it (our child) and report.
-            if self.poll() and self.popen is None:
-                self._mark_gone()
-            self.close()
-            on_exit(self)
+    def _pid_ended(self, pid: int) -> None:
+        # A readable pidfd means that process ended; it stays readable, so stop watching it.
+        fd = self._pidfds.pop(pid, None)
+        if fd is not None and self._loop is not None:
+            self._loop.remove_reader(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if pid == self.pid and self.popen is None:
+            self._mark_gone()  # adopted: the pidfd is the authority
+        self._check_exit()
+        if not self._gone and self._loop is not None:
+            # Draining: the relay's own pidfd reports its end; this re-check bounds the wait.
+            self._loop.call_later(PUMP_DRAIN_SECONDS + 0.05, self._check_exit)
 
-        loop.add_reader(fd, readable)
+    def _check_exit(self) -> None:
+        if self._on_exit is None or self.poll():
+            return
+        on_exit, self._on_exit = self._on_exit, None
+        self.close()
+        on_exit(self)
 
     def _mark_gone(self) -> None:
         self._gone = True
@@ -323,7 +288,7 @@ class WorkerProcess:
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the worker's process group (its own session), re-checking identity
         first so a recycled pid is never hit."""
-        if not self.poll():
+        if not self.poll() or not self._worker_running():
             return False
         if self.popen is None and not is_same_process(self.pid, self.started_at):
             return False
@@ -357,43 +322,78 @@ class WorkerProcess:
 
     def close(self) -> None:
         """Stop watching (the process itself is left alone)."""
-        if self._pidfd is not None:
+        for fd in self._pidfds.values():
             if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._pidfd)
+                self._loop.remove_reader(fd)
             with contextlib.suppress(OSError):
-                os.close(self._pidfd)
-            self._pidfd = None
+                os.close(fd)
+        self._pidfds.clear()
 
 
 _parked: list[subprocess.Popen[bytes]] = []
 
 
 def _park(popen: subprocess.Popen[bytes]) -> None:
+    """Keep a child we no longer watch referenced and reap it when it ends (no zombies, and no
+    "still running" warning from a collected Popen)."""
     _parked[:] = [p for p in _parked if p.poll() is None]
     _parked.append(popen)
 
 
+def pump_argv(log_path: Path, max_bytes: int, backups: int) -> list[str]:
+    """The log relay, run by file path in isolated mode: stdlib only, fast to start, and blind
+    to PYTHONPATH and the like."""
+    return [sys.executable, "-I", logpump.__file__, str(log_path), str(max_bytes), str(backups)]
+
+
+def _pump_env(env: dict[str, str]) -> dict[str, str]:
+    # Nothing of the worker's: above all no RELAYBOARD_RUN_ID, which identifies the worker.
+    return {k: v for k, v in env.items() if k in ("SYSTEMROOT", "LANG") or k.startswith("LC_")}
+
+
 def start_worker(request: SpawnRequest) -> WorkerProcess:
-    """Start the worker with its output appended to its log. Raises :class:`SpawnError`."""
+    """Start the worker with its output piped through a log relay that caps ``logs/<task>.log``
+    as it writes (see :mod:`kanban.runtime.logpump`). Raises :class:`SpawnError`."""
     try:
-        handle = open_log(request.log_path, max_bytes=request.log_max_bytes,
-                          backups=request.log_backups)
+        _prepare_log(request.log_path)
     except OSError as exc:
         raise SpawnError(f"cannot open worker log {request.log_path.name}: {exc}") from exc
+    read_end, write_end = os.pipe()
     try:
-        popen = subprocess.Popen(
-            request.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=str(request.cwd),
-            env=request.env,
-            close_fds=True,
-            **popen_kwargs(request.platform),
-        )
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        raise SpawnError(f"cannot start {request.argv[0]!r}: {exc}") from exc
+        try:
+            pump = subprocess.Popen(
+                pump_argv(request.log_path, request.log_max_bytes, request.log_backups),
+                stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=_pump_env(request.env), close_fds=True, **popen_kwargs(request.platform))
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise SpawnError(f"cannot start the log relay: {exc}") from exc
+        _park(pump)
+        os.close(read_end)
+        read_end = -1
+        try:
+            popen = subprocess.Popen(
+                request.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=subprocess.STDOUT,
+                cwd=str(request.cwd),
+                env=request.env,
+                close_fds=True,
+                **popen_kwargs(request.platform),
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise SpawnError(f"cannot start {request.argv[0]!r}: {exc}") from exc
     finally:
-        handle.close()  # the child holds its own descriptor
+        # The children hold their own ends; closing ours lets the relay see end-of-file when the
+        # worker (and whatever it started) is done — or at once, when the worker never started.
+        os.close(write_end)
+        if read_end >= 0:
+            os.close(read_end)
     started = process_start_time(popen.pid)
-    return WorkerProcess(popen.pid, started, popen)
+    return WorkerProcess(popen.pid, started, popen, pump)
+
+
+__all__ = ["KANBAN_WORKER_SKILL", "SpawnRequest", "TemplateValues", "WorkerProcess", "build_argv",
+           "expand_template", "find_run_worker", "is_same_process", "log_tail", "popen_kwargs",
+           "private_dir", "process_start_time", "relayboard_argv", "start_worker",
+           "worker_env", "write_private_text"]

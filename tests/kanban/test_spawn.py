@@ -1,5 +1,5 @@
-"""Spawn mechanics: executable resolution (run for real), Windows flags, log rotation, tails,
-process identity, crash fingerprints, the host cap."""
+"""Spawn mechanics: executable resolution (run for real), Windows flags, the capped log relay,
+tails, process identity, crash fingerprints, the host cap."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kanban.runtime.dispatcher import default_host_cap, normalise_error
+from kanban.runtime.logpump import CappedLog
 from kanban.runtime.spawn import (
     CREATE_NO_WINDOW,
     TemplateValues,
@@ -19,16 +20,11 @@ from kanban.runtime.spawn import (
     popen_kwargs,
     process_start_time,
     relayboard_argv,
-    rotate_log,
 )
 
 
-def test_relayboard_argv_prefers_the_path_shim() -> None:
-    assert relayboard_argv(lambda name: f"/opt/bin/{name}") == ["/opt/bin/relayboard"]
-
-
-def test_relayboard_argv_falls_back_to_the_module_that_runs_the_cli_S26() -> None:
-    argv = relayboard_argv(lambda name: None)
+def test_relayboard_argv_is_the_running_installation_whatever_path_says_S26() -> None:
+    argv = relayboard_argv()
     assert argv == [sys.executable, "-m", "gateway"]
     # Really run it (a wrong module name would only fail here, not in a string check).
     done = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=60,
@@ -56,19 +52,29 @@ def test_template_expansion_leaves_other_braces_alone() -> None:
         "a", "--skills", "kanban-worker"]
 
 
-def test_log_rotation_keeps_backups_and_truncates_in_place(tmp_path: Path) -> None:
+def test_capped_log_rotates_before_a_write_would_pass_the_cap(tmp_path: Path) -> None:
     log = tmp_path / "1.log"
-    log.write_bytes(b"a" * 100)
-    assert not rotate_log(log, max_bytes=1000, backups=2)
-    with log.open("ab") as handle:  # a worker's O_APPEND descriptor survives rotation
-        assert rotate_log(log, max_bytes=50, backups=2)
-        handle.write(b"after")
-    assert log.read_bytes() == b"after"
-    assert (tmp_path / "1.log.1").read_bytes() == b"a" * 100
-    log.write_bytes(b"b" * 100)
-    assert rotate_log(log, max_bytes=50, backups=2)
-    assert (tmp_path / "1.log.2").read_bytes() == b"a" * 100
-    assert (tmp_path / "1.log.1").read_bytes() == b"b" * 100
+    log.write_bytes(b"a" * 30)  # an earlier run's output counts against the cap
+    capped = CappedLog(str(log), max_bytes=50, backups=2)
+    capped.write(b"b" * 30)  # 20 fit, then rotate, then 10
+    assert (tmp_path / "1.log.1").read_bytes() == b"a" * 30 + b"b" * 20
+    assert log.read_bytes() == b"b" * 10
+    capped.write(b"c" * 100)
+    capped.close()
+    assert log.read_bytes() == b"c" * 10
+    assert (tmp_path / "1.log.1").read_bytes() == b"c" * 50
+    assert (tmp_path / "1.log.2").read_bytes() == b"b" * 10 + b"c" * 40
+    assert not (tmp_path / "1.log.3").exists()  # the oldest backup fell off
+    assert oct(log.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_capped_log_without_backups_keeps_only_the_newest(tmp_path: Path) -> None:
+    log = tmp_path / "1.log"
+    capped = CappedLog(str(log), max_bytes=10, backups=0)
+    capped.write(b"0123456789abc")
+    capped.close()
+    assert log.read_bytes() == b"abc"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.log"]
 
 
 def test_log_tail(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """A scriptable worker: ``agent.py ACTION [ARG…] [-- EXTRA…]``, run by the dispatcher as a profile
 command.
 
-It first records what it was given (argv, cwd, the RELAYBOARD_* environment) as JSON in
+It first records what it was given (argv, cwd, the RELAYBOARD_* environment, and the whole
+environment as ``all_env``) as JSON in
 ``$AGENT_RECORD_DIR/<task>-<run>.json`` when that variable is set, then acts:
 
 * ``complete [RESULT]``     complete its own task through the kernel with its lease
@@ -35,7 +36,8 @@ def record() -> None:
     if not target:
         return
     env = {k: v for k, v in os.environ.items() if k.startswith(("RELAYBOARD_", "AGENT_"))}
-    data = {"argv": sys.argv, "cwd": os.getcwd(), "env": env, "pid": os.getpid()}
+    data = {"argv": sys.argv, "cwd": os.getcwd(), "env": env, "all_env": dict(os.environ),
+            "pid": os.getpid()}
     name = f"{os.environ.get('RELAYBOARD_TASK_ID')}-{os.environ.get('RELAYBOARD_RUN_ID')}.json"
     tmp = Path(target) / (name + ".tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")

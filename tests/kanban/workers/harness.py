@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +58,7 @@ class Env:
     records: Path
 
     def profile(self, name: str, command: Sequence[str] | None, *, skills: Sequence[str] = (),
-                env: dict[str, str] | None = None) -> Profile:
+                env: Mapping[str, Any] | None = None) -> Profile:
         self.profiles.create(name, command=list(command) if command else None,
                              env={"AGENT_RECORD_DIR": str(self.records), **(env or {})})
         for skill in skills:
@@ -96,7 +96,10 @@ class Env:
 
 @asynccontextmanager
 async def dispatch_env(tmp_path: Path, *, options: BoardOptions | None = None,
+                       base_env: Mapping[str, str] | None = None,
                        **settings: Any) -> AsyncIterator[Env]:
+    """A home, its default board, and a dispatcher whose workers are given ``base_env`` (default:
+    this process's environment) to pick their allowlisted variables from."""
     home = tmp_path / "home"
     records = tmp_path / "records"
     records.mkdir(parents=True)
@@ -107,7 +110,8 @@ async def dispatch_env(tmp_path: Path, *, options: BoardOptions | None = None,
         profiles = Profiles(home)
         settings.setdefault("tmux_cleanup", False)
         dispatcher = Dispatcher(boards, profiles, DispatchSettings(**settings),
-                                base_env=dict(os.environ), slugs=["default"])
+                                base_env=dict(os.environ if base_env is None else base_env),
+                                slugs=["default"])
         yield Env(home, boards, board, profiles, dispatcher, records)
     finally:
         if dispatcher is not None:
