@@ -10,9 +10,7 @@ from rich.table import Table
 
 from gateway.cli.context import app_of, console, emit_json, json_option
 from gateway.kernel_settings import llm_endpoint
-from kanban.agents.describer import DescribeOutcome, describe_profiles
-from kanban.agents.llm import DESCRIBER_SLOT
-from kanban.agents.profiles import Profile
+from kanban.agents import DESCRIBER_SLOT, DescribeOutcome, Profile, describe_profiles
 from kanban.errors import InvalidInput, KanbanError
 
 
