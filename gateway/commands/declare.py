@@ -21,8 +21,33 @@ import click
 # SQLite integers are signed 64-bit: a bigger number must be refused by the parser with one line,
 # not overflow deep in the driver.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-BIG_INT = click.IntRange(INT64_MIN, INT64_MAX)
-TASK_ID = click.IntRange(INT64_MIN, INT64_MAX)
+
+
+class BoundedInt(click.ParamType[int]):
+    """An integer within ``[low, high]``; the messages say "integer", not "integer range"."""
+
+    name = "integer"
+
+    def __init__(self, low: int = INT64_MIN, high: int = INT64_MAX) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail(f"{str(value)[:40]!r} is not a valid integer", param, ctx)
+        if not self.low <= number <= self.high:
+            self.fail(f"{str(value)[:40]} is out of range ({self.low} to {self.high})", param,
+                      ctx)
+        return number
+
+
+BIG_INT = BoundedInt()
+TASK_ID = BoundedInt()
 
 
 class FiniteFloat(click.ParamType[float]):

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gateway.commands import results as r
 from gateway.commands import verbs as v
 from gateway.commands.callers import Caller, ChatUser, Worker
-from gateway.commands.declare import INT64_MAX, Request
+from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
 from kanban import DEFAULT_BOARD, Board, Boards, Conflict, Event, InvalidInput, KanbanError
 
@@ -104,19 +105,31 @@ async def execute(request: Request, caller: Caller, services: Services) -> r.Res
     handler = HANDLERS.get(type(request))
     if handler is None:
         raise UsageError(f"unknown verb {request.verb!r}", "try: help")
-    check_text(request)
+    check_values(request)
     return await handler(request, caller, services)
 
 
-def check_text(request: Request) -> None:
-    """Every string of a request is valid UTF-8 text of bounded size (argv may carry undecodable
-    bytes as lone surrogates; SQLite would fail on them deep in a write)."""
+def check_values(request: Request) -> None:
+    """Every value of a request fits the database: strings are valid UTF-8 text of bounded size
+    (argv may carry undecodable bytes as lone surrogates), integers fit 64 bits, numbers are
+    finite. The parsers check this too; requests built in code (the dashboard) are checked
+    here, before SQLite would fail deep in a write."""
     for f in dataclasses.fields(request):
         value = getattr(request, f.name)
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
-            if not isinstance(item, str):
+            if isinstance(item, bool) or item is None:
                 continue
+            if isinstance(item, int):
+                if not INT64_MIN <= item <= INT64_MAX:
+                    raise InvalidInput(f"{_label(f.name)} is out of range")
+                continue
+            if isinstance(item, float):
+                if not math.isfinite(item):
+                    raise InvalidInput(f"{_label(f.name)} must be a finite number")
+                continue
+            if not isinstance(item, str):
+                raise InvalidInput(f"{_label(f.name)} has an unexpected value")
             try:
                 size = len(item.encode("utf-8"))
             except UnicodeEncodeError:
@@ -423,7 +436,7 @@ async def follow_events(req: v.EventsRequest, caller: Caller,
                         services: Services) -> AsyncIterator[list[Event]]:
     """Batches of new events (the first is everything after ``since``) until ``req.timeout``
     passes; without a timeout, until the caller stops iterating."""
-    check_text(req)
+    check_values(req)
     board = await services.open_board(req, caller)
     if req.task_id is not None:
         await board.get_task(req.task_id)

@@ -13,6 +13,7 @@ import click
 from gateway.commands.declare import (
     BIG_INT,
     TASK_ID,
+    BoundedInt,
     FiniteFloat,
     Request,
     argument,
@@ -195,9 +196,9 @@ class RecomputeRequest(Request):
 @dataclass(frozen=True)
 class EventsRequest(Request):
     task_id: int | None = argument(type=TASK_ID, default=None)
-    since: int = option("--since", type=click.IntRange(0, 2**63 - 1), default=0,
+    since: int = option("--since", type=BoundedInt(0), default=0,
                         show_default=True, help="Only events after this id.")
-    limit: int = option("--limit", type=click.IntRange(1, 100_000), default=500,
+    limit: int = option("--limit", type=BoundedInt(1, 100_000), default=500,
                         show_default=True)
     follow: bool = option("--follow", is_flag=True, chat=False,
                           help="Keep printing new events as they happen.")
