@@ -23,6 +23,7 @@ from gateway.commands import (
     EventsRequest,
     ListRequest,
     Request,
+    VerbGroup,
     build,
     build_group,
     follow_events,
@@ -50,7 +51,7 @@ _NoArgsIsHelp: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpErro
 _LAZY = {"dispatch": "gateway.cli.dispatch"}
 
 
-class _KanbanGroup(click.Group):
+class _KanbanGroup(VerbGroup):
     """Turns click's multi-line usage errors of every kanban verb into one ``error:`` line, like
     kernel errors (ARCHITECTURE section 5)."""
 
@@ -145,7 +146,18 @@ def _show(ctx: click.Context, result: r.Result, as_json: bool, *, show_all: bool
         else:
             emit_json(data)
         return
-    from gateway.cli import render  # rich: only for human output
+    if isinstance(result, r.TaskCreated):
+        # The common verb of scripts and workers: plain text, without loading rich.
+        from gateway.commands import printable
+
+        verb = "Created" if result.created else "Existing"
+        t = result.task
+        click.echo(f"{verb} task {t.id} ({t.status}): {printable(t.title)}")
+        return
+    if not isinstance(result, r.TABULAR):
+        click.echo(result.text())
+        return
+    from gateway.cli import render  # rich: only for tables and detail views
 
     render.human(result, show_all=show_all)
 

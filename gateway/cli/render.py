@@ -44,11 +44,7 @@ def _e(value: object, *, multiline: bool = False) -> str:
 
 def human(result: r.Result, *, show_all: bool = False) -> None:
     """Print any command result for a person."""
-    if isinstance(result, r.TaskCreated):
-        verb = "Created" if result.created else "Existing"
-        t = result.task
-        click.echo(f"{verb} task {t.id} ({t.status}): {printable(t.title)}")
-    elif isinstance(result, r.TaskList):
+    if isinstance(result, r.TaskList):
         task_table(result.tasks, result.board, show_all=show_all)
     elif isinstance(result, r.TaskShown):
         task_detail(result.detail)

@@ -15,7 +15,13 @@ from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
 from gateway.commands.execute import MAX_TEXT_BYTES, Services, execute, follow_events
-from gateway.commands.parse import build_group, example_for, parse_command, verb_path
+from gateway.commands.parse import (
+    VerbGroup,
+    build_group,
+    example_for,
+    parse_command,
+    verb_path,
+)
 from gateway.commands.results import Result, render_text, task_json
 from gateway.commands.text import printable, split_words
 from gateway.commands.verbs import (
@@ -83,6 +89,7 @@ __all__ = [
     "UnlinkRequest",
     "UnsubscribeRequest",
     "UsageError",
+    "VerbGroup",
     "Worker",
     "build",
     "build_group",

@@ -54,37 +54,59 @@ EXAMPLES: dict[tuple[str, ...], str] = {
 Callback = Callable[..., Any]
 
 
+class VerbGroup(click.Group):
+    """A group whose verbs are built from their declarations when first used: ``kanban create``
+    builds one click command, not thirty (start-up time)."""
+
+    def __init__(self, name: str, *, prefix: tuple[str, ...], make: Callable[
+                     [tuple[str, ...]], click.Command | None], **attrs: Any) -> None:
+        super().__init__(name, **attrs)
+        self.prefix = prefix
+        self.make = make
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        depth = len(self.prefix)
+        names = {path[depth] for path in REGISTRY
+                 if len(path) > depth and path[:depth] == self.prefix}
+        return sorted({*names, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            made = self.make((*self.prefix, cmd_name))
+            if made is not None:
+                self.add_command(made, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 def build_group(callback_for: Callable[[type[Request]], Callback], *, chat: bool,
                 extra_params: Callable[[type[Request]], list[click.Parameter]] | None = None,
-                group_cls: type[click.Group] = click.Group,
+                group_cls: type[VerbGroup] = VerbGroup,
                 group_callback: Callback | None = None, name: str = "kanban",
-                help: str | None = None) -> click.Group:
-    """The ``kanban`` group with one command per declared verb. ``extra_params`` adds
-    transport-only options (the CLI's ``--json``, ``--body-file``)."""
+                help: str | None = None) -> VerbGroup:
+    """The ``kanban`` group with one command per declared verb (built on first use).
+    ``extra_params`` adds transport-only options (the CLI's ``--json``, ``--body-file``)."""
 
     def remember_board(board_slug: str | None) -> None:
         click.get_current_context().meta["board_slug"] = board_slug
 
-    group = group_cls(name, help=help, callback=group_callback or remember_board,
-                      add_help_option=not chat, params=[click.Option(
-                          ["--board", "board_slug"], default=None,
-                          help="Board slug (default: the worker's board, else "
-                               "kanban.default_board).")])
-    for path, cls in REGISTRY.items():
-        parent: click.Group = group
-        for word in path[:-1]:
-            sub = parent.commands.get(word)
-            if not isinstance(sub, click.Group):
-                sub = click.Group(word, help=f"{word.capitalize()}: list, create, remove.",
-                                  add_help_option=not chat)
-                parent.add_command(sub)
-            parent = sub
-        params = params_of(cls, chat=chat) + (extra_params(cls) if extra_params else [])
-        first_line = cls.HELP.split(". ")[0]
-        parent.add_command(click.Command(
-            path[-1], params=params, callback=callback_for(cls), help=cls.HELP,
-            short_help=first_line, add_help_option=not chat))
-    return group
+    def make(path: tuple[str, ...]) -> click.Command | None:
+        cls = REGISTRY.get(path)
+        if cls is not None:
+            params = params_of(cls, chat=chat) + (extra_params(cls) if extra_params else [])
+            return click.Command(path[-1], params=params, callback=callback_for(cls),
+                                 help=cls.HELP, short_help=cls.HELP.split(". ")[0],
+                                 add_help_option=not chat)
+        if any(p[:len(path)] == path for p in REGISTRY):
+            return VerbGroup(path[-1], prefix=path, make=make, add_help_option=not chat,
+                             help=f"{path[-1].capitalize()}: "
+                                  + ", ".join(p[-1] for p in REGISTRY if p[:-1] == path) + ".")
+        return None
+
+    return group_cls(name, prefix=(), make=make, help=help,
+                     callback=group_callback or remember_board, add_help_option=not chat,
+                     params=[click.Option(["--board", "board_slug"], default=None,
+                                          help="Board slug (default: the worker's board, "
+                                               "else kanban.default_board).")])
 
 
 def _chat_callback(cls: type[Request]) -> Callback:
@@ -96,7 +118,7 @@ def _chat_callback(cls: type[Request]) -> Callback:
 
 
 @functools.cache
-def chat_group() -> click.Group:
+def chat_group() -> VerbGroup:
     return build_group(_chat_callback, chat=True, name=CHAT_PREFIX)
 
 

@@ -6,6 +6,9 @@ ARCHITECTURE §5) and ``text()`` (short chat text, untrusted text escaped). Huma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+# Plain dataclasses (eq=False): twenty of them are created at start-up of every CLI call, and
+# generated __eq__/__hash__/frozen setters cost measurable milliseconds there.
 from typing import Any
 
 from gateway.commands.text import one_line, printable
@@ -32,7 +35,7 @@ def task_line(task: Task) -> str:
     return f"#{task.id} {printable(one_line(task.title, 120))} · {task.status}{_who(task)}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TaskCreated:
     task: Task
     created: bool  # False: an idempotency key returned the existing task
@@ -45,7 +48,7 @@ class TaskCreated:
         return f"{verb} {task_line(self.task)}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TaskList:
     board: str
     tasks: list[Task]
@@ -62,7 +65,7 @@ class TaskList:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TaskShown:
     detail: TaskDetail
 
@@ -91,7 +94,7 @@ class TaskShown:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TaskContext:
     task_id: int
     markdown: str
@@ -103,7 +106,7 @@ class TaskContext:
         return printable(self.markdown, multiline=True)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BoardStats:
     data: dict[str, Any]
 
@@ -117,7 +120,7 @@ class BoardStats:
                 + f", {self.data['active_runs']} running")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TaskUpdated:
     """One task changed (link, unlink, assign, set-model, complete, block)."""
 
@@ -131,7 +134,7 @@ class TaskUpdated:
         return printable(self.message)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TasksChanged:
     """Several tasks changed (unblock, archive)."""
 
@@ -147,7 +150,7 @@ class TasksChanged:
         return "Archived " + ", ".join(str(t.id) for t in self.tasks)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TasksDeleted:
     ids: list[int]
 
@@ -158,7 +161,7 @@ class TasksDeleted:
         return "Deleted " + ", ".join(map(str, self.ids))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Claimed:
     claim: Claim
 
@@ -172,7 +175,7 @@ class Claimed:
         return f"Claimed task {c.task_id}: run {c.run_id}\nlease: {c.lease}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CommentAdded:
     comment: Comment
 
@@ -183,7 +186,7 @@ class CommentAdded:
         return f"Comment {self.comment.id} added to task {self.comment.task_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class LeaseExtended:
     run: Run
 
@@ -194,7 +197,7 @@ class LeaseExtended:
         return f"Task {self.run.task_id} lease extended to {self.run.expires_at}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Recomputed:
     counts: dict[str, int]
 
@@ -205,7 +208,7 @@ class Recomputed:
         return f"Promoted {self.counts['promoted']}, demoted {self.counts['demoted']}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class EventList:
     events: list[Event]
 
@@ -223,7 +226,7 @@ class EventList:
         return printable("\n".join(lines), multiline=True)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Subscribed:
     subscription: Subscription
 
@@ -236,7 +239,7 @@ class Subscribed:
         return printable(f"Subscribed {where} to task {s.task_id}")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Unsubscribed:
     task_id: int
 
@@ -247,7 +250,7 @@ class Unsubscribed:
         return f"Unsubscribed from task {self.task_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SubscriptionList:
     subscriptions: list[Subscription]
 
@@ -262,7 +265,7 @@ class SubscriptionList:
             for s in self.subscriptions), multiline=True)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BoardList:
     boards: list[BoardInfo]
 
@@ -274,7 +277,7 @@ class BoardList:
                                    for b in self.boards))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BoardCreated:
     info: BoardInfo
 
@@ -285,7 +288,7 @@ class BoardCreated:
         return f"Created board {self.info.slug}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BoardRemoved:
     slug: str
     deleted: bool
@@ -298,7 +301,7 @@ class BoardRemoved:
         return f"{'Deleted' if self.deleted else 'Archived'} board {self.slug}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Decomposed:
     """Outcomes of the decomposer (``kanban.agents.decomposer.Outcome``, kept untyped here so
     that importing the layer does not import the LLM client)."""
@@ -324,6 +327,11 @@ Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUp
           | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
           | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
           | BoardRemoved | Decomposed)
+
+
+# Results a terminal shows as tables or detail views rather than as their chat text.
+TABULAR = (TaskList, TaskShown, TaskContext, BoardStats, EventList, SubscriptionList, BoardList,
+           Claimed)
 
 
 def render_text(result: Result) -> str:
