@@ -6,11 +6,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gateway.config import AuxSlot, Config, KanbanConfig
-from kanban.agents.decomposer import DecomposeSettings
-from kanban.agents.llm import DECOMPOSER_SLOT, LLMEndpoint
-from kanban.board import BoardOptions
-from kanban.runtime.dispatcher import DispatchSettings
+from kanban import BoardOptions
+
+if TYPE_CHECKING:
+    from kanban.agents import DecomposeSettings, LLMEndpoint
+    from kanban.runtime import DispatchSettings
+
+# The dispatcher's and the LLM client's modules are imported inside the functions that need
+# them: `relayboard kanban create` builds only BoardOptions and must start fast.
 
 
 def board_options(config: KanbanConfig) -> BoardOptions:
@@ -19,6 +25,8 @@ def board_options(config: KanbanConfig) -> BoardOptions:
 
 
 def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
+    from kanban.runtime import DispatchSettings
+
     return DispatchSettings(
         max_spawn=config.max_spawn,
         max_spawn_host=config.max_spawn_host,
@@ -31,11 +39,15 @@ def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
 
 def llm_endpoint(slot: str, aux: AuxSlot) -> LLMEndpoint:
     """One ``auxiliary.<slot>`` block as the kernel's endpoint value."""
+    from kanban.agents import LLMEndpoint
+
     return LLMEndpoint(slot=slot, base_url=aux.base_url, model=aux.model, api_key=aux.api_key,
                        timeout=aux.timeout, retries=aux.retries)
 
 
 def decompose_settings(config: Config) -> DecomposeSettings:
+    from kanban.agents import DECOMPOSER_SLOT, DecomposeSettings
+
     k = config.kanban
     return DecomposeSettings(
         auto_decompose=k.auto_decompose,

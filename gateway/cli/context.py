@@ -1,4 +1,8 @@
-"""State shared by every CLI verb: home, config, boards, output helpers, worker identity."""
+"""State shared by every CLI verb: home, config, the caller, and running a command.
+
+This is the CLI's edge: the only place that turns the process environment (the §6 worker
+variables, ``$USER``) into an explicit :class:`~gateway.commands.Caller`.
+"""
 
 from __future__ import annotations
 
@@ -10,47 +14,43 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
+from gateway.commands import Caller, Operator, Request, Result, Services, Worker, execute
 from gateway.config import Config, ConfigError, load_config, resolve_home
 from gateway.kernel_settings import board_options
-from kanban.agents.profiles import Profiles
-from kanban.board import Board
-from kanban.boards import Boards
-from kanban.errors import KanbanError
+from kanban import Boards, KanbanError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kanban.agents import Profiles
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """The §6 variables a worker process is started with (read only here, at the CLI edge)."""
+def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
+    """The worker identity of ARCHITECTURE §6, or None when the variables are absent or
+    malformed (then the caller is an operator)."""
+    task = environ.get("RELAYBOARD_TASK_ID")
+    lease = environ.get("RELAYBOARD_LEASE")
+    if not task or not lease:
+        return None
+    try:
+        task_id = int(task)
+    except ValueError:
+        return None
+    run = environ.get("RELAYBOARD_RUN_ID")
+    return Worker(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
+                  lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
+                  profile=environ.get("RELAYBOARD_PROFILE") or None,
+                  db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None)
 
-    task_id: int
-    run_id: int | None
-    lease: str
-    board: str | None
-    profile: str | None
-    db: Path | None = None
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> WorkerIdentity | None:
-        task = environ.get("RELAYBOARD_TASK_ID")
-        lease = environ.get("RELAYBOARD_LEASE")
-        if not task or not lease:
-            return None
-        try:
-            task_id = int(task)
-        except ValueError:
-            return None
-        run = environ.get("RELAYBOARD_RUN_ID")
-        return cls(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
-                   lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
-                   profile=environ.get("RELAYBOARD_PROFILE") or None,
-                   db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None)
+def caller_from_environ(environ: Mapping[str, str]) -> Caller:
+    return worker_from_environ(environ) or Operator(environ.get("USER") or "operator")
 
 
 @dataclass
@@ -77,11 +77,17 @@ class AppContext:
         return Boards(self.home, board_options(self.config.kanban))
 
     def profiles(self) -> Profiles:
+        from kanban.agents import Profiles
+
         return Profiles(self.home)
 
     @property
-    def worker(self) -> WorkerIdentity | None:
-        return WorkerIdentity.from_environ(self.environ)
+    def worker(self) -> Worker | None:
+        return worker_from_environ(self.environ)
+
+    @property
+    def caller(self) -> Caller:
+        return caller_from_environ(self.environ)
 
     def board_slug(self, explicit: str | None) -> str:
         if explicit:
@@ -91,19 +97,59 @@ class AppContext:
             return worker.board
         return self.config.kanban.default_board
 
+    def roster_home(self) -> Path | None:
+        """Whose profiles an assignee must name. A worker's home is its profile's home; the
+        roster is the home that owns the board (``<home>/boards/<slug>/kanban.db``)."""
+        worker = self.worker
+        if worker is None:
+            return self.home
+        if worker.db is not None and worker.db.parent.parent.name == "boards":
+            return worker.db.parent.parent.parent
+        return None  # unknown: skip the check rather than refuse every assignee
 
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def runner() -> T:
-        return await coro_fn()
+    def services(self) -> Services:
+        from gateway.kernel_settings import decompose_settings
 
-    return asyncio.run(runner())
+        roster = self.roster_home()
+        profiles = None
+        if roster is not None:
+            from kanban.agents import Profiles
+
+            profiles = Profiles(roster)
+        return Services(boards=self.boards(), profiles=profiles,
+                        default_board=self.config.kanban.default_board,
+                        decompose_settings=lambda: decompose_settings(self.config))
+
+    def run(self, request: Request) -> Result:
+        """Execute one request as this process's caller, on a fresh event loop."""
+
+        async def go() -> Result:
+            services = self.services()
+            try:
+                return await execute(request, self.caller, services)
+            finally:
+                await services.aclose()
+
+        return asyncio.run(go())
 
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def emit_json_list(items: list[Any]) -> None:
+    """A JSON array, one compact item per line: the C encoder serialises each item (``indent``
+    would fall back to the pure-Python encoder, slow on 10,000 tasks)."""
+    if not items:
+        click.echo("[]")
+        return
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    click.echo("[\n" + ",\n".join(dumps(item) for item in items) + "\n]")
+
+
 def console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
@@ -143,37 +189,8 @@ def app_of(ctx: click.Context) -> AppContext:
     return app
 
 
-def board_call(ctx: click.Context, fn: Callable[[Board], Awaitable[T]]) -> T:
-    """Open the selected board (``--board``, the worker's board, or the default), run ``fn``,
-    close everything."""
-    app = app_of(ctx)
-    slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        return await fn()
 
-    worker = app.worker
-    if worker is not None and worker.db is not None and slug == (worker.board or slug):
-        # A worker's RELAYBOARD_HOME is its profile's home (so its own config applies); the
-        # board it works for is named by RELAYBOARD_DB, which the dispatcher set.
-        worker_db = worker.db
-
-        async def go_worker() -> T:
-            if not worker_db.is_file():
-                raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
-                                  f"({worker_db.name})")
-            board = await Board.open(worker_db, slug=slug,
-                                     options=board_options(app.config.kanban))
-            try:
-                return await fn(board)
-            finally:
-                await board.close()
-
-        return asyncio.run(go_worker())
-
-    async def go() -> T:
-        boards = app.boards()
-        try:
-            board = await boards.open(slug)
-            return await fn(board)
-        finally:
-            await boards.close()
-
-    return asyncio.run(go())
+    return asyncio.run(runner())

@@ -17,7 +17,7 @@ import click
 
 from gateway.cli.context import app_of, console, emit_json, json_option
 from gateway.kernel_settings import dispatch_settings
-from kanban.runtime.dispatcher import CycleReport, Dispatcher
+from kanban.runtime import CycleReport, Dispatcher
 
 
 def _print_report(report: CycleReport, as_json: bool) -> None:
@@ -42,64 +42,61 @@ def _print_report(report: CycleReport, as_json: bool) -> None:
             out.print(f"  {name}: {', '.join(map(str, ids))}")
 
 
-def register(group: click.Group) -> None:
-    """Add the dispatch verbs to the ``kanban`` group."""
+@click.command("dispatch")
+@click.option("--max", "max_new", type=click.IntRange(min=0), default=None,
+              help="Spawn at most N workers this cycle (within the caps).")
+@click.option("--dry-run", is_flag=True, help="Show what would be spawned; change nothing.")
+@click.option("--loop", is_flag=True,
+              help="Keep dispatching (event-driven) until interrupted.")
+@json_option
+@click.pass_context
+def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, loop: bool,
+             as_json: bool) -> None:
+    """Spawn workers for ready tasks and supervise running ones."""
+    app = app_of(ctx)
+    slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
+    settings = dispatch_settings(app.config.kanban)
+    if loop and dry_run:
+        raise click.UsageError("--loop and --dry-run cannot be combined")
 
-    @group.command("dispatch")
-    @click.option("--max", "max_new", type=click.IntRange(min=0), default=None,
-                  help="Spawn at most N workers this cycle (within the caps).")
-    @click.option("--dry-run", is_flag=True, help="Show what would be spawned; change nothing.")
-    @click.option("--loop", is_flag=True,
-                  help="Keep dispatching (event-driven) until interrupted.")
-    @json_option
-    @click.pass_context
-    def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, loop: bool,
-                 as_json: bool) -> None:
-        """Spawn workers for ready tasks and supervise running ones."""
-        app = app_of(ctx)
-        slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
-        settings = dispatch_settings(app.config.kanban)
-        if loop and dry_run:
-            raise click.UsageError("--loop and --dry-run cannot be combined")
+    async def once() -> dict[str, Any]:
+        boards = app.boards()
+        dispatcher = Dispatcher(boards, app.profiles(), settings,
+                                base_env=dict(app.environ), slugs=[slug])
+        try:
+            board = await boards.open(slug)
+            if not dry_run:
+                await dispatcher.sweep(board)
+            report = await dispatcher.run_cycle(board, max_new=max_new, dry_run=dry_run)
+            return report.to_dict()
+        finally:
+            await dispatcher.aclose()
+            await boards.close()
 
-        async def once() -> dict[str, Any]:
-            boards = app.boards()
-            dispatcher = Dispatcher(boards, app.profiles(), settings,
-                                    base_env=dict(app.environ), slugs=[slug])
-            try:
-                board = await boards.open(slug)
-                if not dry_run:
-                    await dispatcher.sweep(board)
-                report = await dispatcher.run_cycle(board, max_new=max_new, dry_run=dry_run)
-                return report.to_dict()
-            finally:
-                await dispatcher.aclose()
-                await boards.close()
+    async def forever() -> None:
+        boards = app.boards()
+        dispatcher = Dispatcher(boards, app.profiles(), settings,
+                                base_env=dict(app.environ), slugs=[slug])
+        stop = asyncio.Event()
+        loop_ = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop_.add_signal_handler(sig, stop.set)
+        click.echo(f"relayboard: dispatching board {slug!r} of {app.home} "
+                   "(Ctrl-C to stop)", err=True)
+        try:
+            await dispatcher.run(stop)
+        finally:
+            await dispatcher.aclose()
+            await boards.close()
 
-        async def forever() -> None:
-            boards = app.boards()
-            dispatcher = Dispatcher(boards, app.profiles(), settings,
-                                    base_env=dict(app.environ), slugs=[slug])
-            stop = asyncio.Event()
-            loop_ = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop_.add_signal_handler(sig, stop.set)
-            click.echo(f"relayboard: dispatching board {slug!r} of {app.home} "
-                       "(Ctrl-C to stop)", err=True)
-            try:
-                await dispatcher.run(stop)
-            finally:
-                await dispatcher.aclose()
-                await boards.close()
-
-        if loop:
-            logging.basicConfig(level=logging.INFO,
-                                format="%(asctime)s %(name)s %(levelname)s %(message)s")
-            asyncio.run(forever())
-            return
-        data = asyncio.run(once())
-        if as_json:
-            emit_json(data)
-        else:
-            _print_report(CycleReport(**data), False)
+    if loop:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        asyncio.run(forever())
+        return
+    data = asyncio.run(once())
+    if as_json:
+        emit_json(data)
+    else:
+        _print_report(CycleReport(**data), False)

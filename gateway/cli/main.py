@@ -2,27 +2,43 @@
 
 Every verb takes ``--json``. Any :class:`~kanban.errors.KanbanError` or
 :class:`~gateway.config.ConfigError` becomes one ``error: …`` line on stderr and exit code 1;
-usage errors exit 2 (click's convention).
+usage errors exit 2 (click's convention). Groups are imported when used, so ``kanban create``
+does not pay for the profile describer's imports.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from gateway import __version__
-from gateway.cli import decompose as cli_decompose
-from gateway.cli import dispatch as cli_dispatch
-from gateway.cli import gateway as cli_gateway
-from gateway.cli import kanban as cli_kanban
-from gateway.cli import mcp as cli_mcp
-from gateway.cli import profile as cli_profile
-from gateway.cli import worker as cli_worker
 from gateway.cli.context import AppContext, fail_cleanly
 
+_GROUPS = {
+    "gateway": "gateway.cli.gateway",
+    "kanban": "gateway.cli.kanban",
+    "mcp": "gateway.cli.mcp",
+    "profile": "gateway.cli.profile",
+    "worker": "gateway.cli.worker",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyRoot(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _GROUPS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            command = getattr(importlib.import_module(module), cmd_name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyRoot, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="relayboard")
 @click.option("--home", type=click.Path(file_okay=False), default=None,
               help="Relayboard home (default: $RELAYBOARD_HOME, else ~/.relayboard).")
@@ -32,15 +48,6 @@ from gateway.cli.context import AppContext, fail_cleanly
 def cli(ctx: click.Context, home: str | None, config_file: str | None) -> None:
     """Relayboard: a chat gateway with a durable multi-agent kanban board."""
     ctx.obj = AppContext.create(home, config_file)
-
-
-cli.add_command(cli_kanban.kanban)
-cli.add_command(cli_profile.profile)
-cli.add_command(cli_worker.worker)
-cli.add_command(cli_mcp.mcp)
-cli.add_command(cli_gateway.gateway)
-cli_dispatch.register(cli_kanban.kanban)
-cli_decompose.register(cli_kanban.kanban)
 
 
 def main(argv: list[str] | None = None) -> None:

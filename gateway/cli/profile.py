@@ -10,9 +10,7 @@ from rich.table import Table
 
 from gateway.cli.context import app_of, console, emit_json, json_option
 from gateway.kernel_settings import llm_endpoint
-from kanban.agents.describer import DescribeOutcome, describe_profiles
-from kanban.agents.llm import DESCRIBER_SLOT
-from kanban.agents.profiles import Profile
+from kanban.agents import DESCRIBER_SLOT, DescribeOutcome, Profile, describe_profiles
 from kanban.errors import InvalidInput, KanbanError
 
 
@@ -42,7 +40,7 @@ def create(ctx: click.Context, name: str, description: str | None, command: str 
         fields["model"] = model
     made = app_of(ctx).profiles().create(name, **fields)
     if as_json:
-        emit_json(made.to_dict())
+        emit_json(_public(made))
     else:
         click.echo(f"created profile {made.name} at {made.home}")
 
@@ -54,7 +52,7 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
     """List profiles with their descriptions."""
     profiles = app_of(ctx).profiles().list()
     if as_json:
-        emit_json([p.to_dict() for p in profiles])
+        emit_json([_public(p) for p in profiles])
         return
     if not profiles:
         click.echo("no profiles (create one with `relayboard profile create NAME`)")
@@ -74,7 +72,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show one profile."""
     p = app_of(ctx).profiles().require(name)
     if as_json:
-        emit_json(p.to_dict())
+        emit_json(_public(p))
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
@@ -152,6 +150,17 @@ def _report(outcomes: list[DescribeOutcome], as_json: bool) -> None:
         else:
             tag = " (auto)" if o.auto else ""
             click.echo(f"{o.name}: {o.description}{tag}")
+
+
+REDACTED = "***"
+
+
+def _public(p: Profile) -> dict[str, object]:
+    """A profile as JSON without secret values: ``env`` entries may hold tokens, so only their
+    names are shown (each value is replaced by ``***``)."""
+    data = p.to_dict()
+    data["env"] = {name: REDACTED for name in sorted(p.env)}
+    return data
 
 
 def _description_cell(p: Profile) -> str:

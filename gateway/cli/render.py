@@ -1,50 +1,88 @@
-"""Human output of the CLI (rich tables). JSON output never goes through here."""
+"""Human output of the CLI (rich tables). JSON output never goes through here.
+
+Untrusted text (titles, bodies, comments, names, event payloads) is shown literally: never parsed
+as rich markup, and with control characters and escape sequences made visible
+(:func:`gateway.commands.printable`), so a title cannot recolour or clear the terminal.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import click
 from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli.context import console
-from kanban.boards import BoardInfo
-from kanban.models import Event, Subscription, Task, TaskDetail
+from gateway.commands import printable
+from gateway.commands import results as r
+from kanban import BoardInfo, Event, Subscription, Task, TaskDetail
 from kanban.timeutil import age_text, iso
 
 STATUS_STYLE = {
     "triage": "magenta", "todo": "white", "ready": "cyan", "running": "yellow",
     "blocked": "red", "done": "green", "archived": "dim",
 }
+# The human table stops here unless --all: drawing 10,000 rows takes seconds and helps nobody.
+TABLE_ROWS = 100
 
 
 def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
 
 
 def _ids(ids: Iterable[int]) -> str:
     return ", ".join(map(str, ids)) or "-"
 
 
-def _e(value: object) -> str:
-    """User text (titles, bodies, comments, names) is shown literally, never parsed as markup:
-    a "[/]" in a title must not crash the table nor "[bold]" vanish from a body."""
-    return escape(str(value))
+def _e(value: object, *, multiline: bool = False) -> str:
+    """User text shown literally: control characters escaped, never parsed as markup (a "[/]"
+    in a title must not crash the table nor "[bold]" vanish from a body)."""
+    return escape(printable(value, multiline=multiline))
 
 
-def task_table(tasks: Sequence[Task], board: str) -> None:
-    table = Table(title=f"board {_e(board)}", title_justify="left")
-    for column in ("id", "status", "pri", "assignee", "title", "parents", "age"):
-        table.add_column(column, no_wrap=column != "title")
-    for t in tasks:
-        title = _e(t.title) if t.corrupt is None else f"{_e(t.title)} [red]({_e(t.corrupt)})[/]"
-        table.add_row(str(t.id), _status(t.status), str(t.priority), _e(t.assignee or "-"),
-                      title, _ids(t.parents), age_text(t.created_at))
+def human(result: r.Result, *, show_all: bool = False) -> None:
+    """Print any command result for a person."""
+    if isinstance(result, r.TaskList):
+        task_table(result.tasks, result.board, show_all=show_all)
+    elif isinstance(result, r.TaskShown):
+        task_detail(result.detail)
+    elif isinstance(result, r.TaskContext):
+        # The worker's prompt, verbatim: what the worker will read.
+        click.echo(result.markdown, nl=False)
+    elif isinstance(result, r.BoardStats):
+        stats(result.data)
+    elif isinstance(result, r.EventList):
+        events(result.events)
+    elif isinstance(result, r.SubscriptionList):
+        subscriptions(result.subscriptions)
+    elif isinstance(result, r.BoardList):
+        boards(result.boards)
+    elif isinstance(result, r.Claimed):
+        c = result.claim
+        click.echo(f"Claimed task {c.task_id}: run {c.run_id}\nlease: {c.lease}\n"
+                   f"workspace: {c.workspace}")
+    else:
+        click.echo(result.text())
+
+
+def task_table(tasks: Sequence[Task], board: str, *, show_all: bool = False) -> None:
     if not tasks:
         console().print(f"No tasks on board {_e(board)}.")
         return
-    console().print(table)
+    shown = tasks if show_all else tasks[:TABLE_ROWS]
+    table = Table(title=f"board {_e(board)}", title_justify="left")
+    for column in ("id", "status", "pri", "assignee", "title", "parents", "age"):
+        table.add_column(column, no_wrap=column != "title")
+    for t in shown:
+        title = _e(t.title) if t.corrupt is None else f"{_e(t.title)} [red]({_e(t.corrupt)})[/]"
+        table.add_row(str(t.id), _status(t.status), str(t.priority), _e(t.assignee or "-"),
+                      title, _ids(t.parents), age_text(t.created_at))
+    out = console()
+    out.print(table)
+    if len(tasks) > len(shown):
+        out.print(f"… {len(tasks) - len(shown)} more, --all to show", markup=False)
 
 
 def task_detail(detail: TaskDetail) -> None:
@@ -72,20 +110,29 @@ def task_detail(detail: TaskDetail) -> None:
     if t.artifacts:
         rows.append(("artifacts", "\n".join(t.artifacts)))
     for key, value in rows:
-        out.print(f"  [dim]{key:>12}[/]  {_e(value)}")
+        out.print(f"  [dim]{key:>12}[/]  {_e(value, multiline=key == 'artifacts')}")
     if t.body:
-        out.print("\n" + _e(t.body))
+        out.print("\n" + _e(t.body, multiline=True))
     if detail.comments:
         out.print("\n[bold]Comments[/]")
         for c in detail.comments:
             out.print(f"  [dim]{iso(c.created_at) or '?'} {_e(c.author)} ({c.author_kind})[/]")
-            out.print("    " + _e(c.body).replace("\n", "\n    "))
+            out.print("    " + _e(c.body, multiline=True).replace("\n", "\n    "))
     if detail.runs:
         out.print("\n[bold]Runs[/]")
-        for r in detail.runs:
-            extra = f" exit {r.exit_code}" if r.exit_code is not None else ""
-            out.print(f"  run {r.id}: {r.status}{extra} claimed {iso(r.claimed_at) or '?'}"
-                      + (f" — {_e(r.error)}" if r.error else ""))
+        for run in detail.runs:
+            extra = f" exit {run.exit_code}" if run.exit_code is not None else ""
+            error = f" — {_e(run.error)}" if run.error else ""
+            out.print(f"  run {run.id}: {run.status}{extra} claimed "
+                      f"{iso(run.claimed_at) or '?'}{error}")
+            # Runs carry their own outcome once the kernel records it per run.
+            for key in ("summary", "result"):
+                value = getattr(run, key, None)
+                if value:
+                    out.print(f"      [dim]{key}[/] {_e(value)}")
+            metadata = getattr(run, "metadata", None)
+            if metadata:
+                out.print(f"      [dim]metadata[/] {_e(metadata)}")
     if detail.events:
         out.print("\n[bold]Recent events[/]")
         events(detail.events)
@@ -96,8 +143,8 @@ def events(batch: Sequence[Event]) -> None:
     for e in batch:
         payload = ", ".join(f"{k}={v}" for k, v in e.payload.items() if v not in (None, "", []))
         task = f"task {e.task_id}" if e.task_id is not None else "board"
-        out.print(f"{e.id:>6}  {iso(e.created_at) or '?'}  {task:<10} {e.kind:<16} {payload}",
-                  markup=False)
+        out.print(printable(f"{e.id:>6}  {iso(e.created_at) or '?'}  {task:<10} {e.kind:<16} "
+                            f"{payload}"), markup=False)
 
 
 def stats(data: dict[str, Any]) -> None:
@@ -105,11 +152,11 @@ def stats(data: dict[str, Any]) -> None:
     out.print(f"[bold]Board {_e(data['board'])}[/]: {data['total']} tasks, "
               f"{data['active_runs']} active run(s), journal {data['journal_mode']}")
     for status, count in sorted(data["by_status"].items()):
-        out.print(f"  [{STATUS_STYLE.get(status, 'white')}]{status:<10}[/] {count}")
+        out.print(f"  [{STATUS_STYLE.get(status, 'white')}]{escape(status):<10}[/] {count}")
     if data["open_by_assignee"]:
         out.print("[bold]Open by assignee[/]")
         for who, count in sorted(data["open_by_assignee"].items()):
-            out.print(f"  {who:<20} {count}", markup=False)
+            out.print(printable(f"  {who:<20} {count}"), markup=False)
 
 
 def boards(infos: Sequence[BoardInfo]) -> None:

@@ -1,1 +1,106 @@
-"""The transport-neutral command layer shared by the CLI, the chat router and the dashboard."""
+"""The transport-neutral command layer shared by the CLI, the chat router and the dashboard.
+
+parse → request → :func:`execute` (async ``Board`` calls) → typed result or a ``KanbanError``::
+
+    request = parse_command("create Quarterly report --assignee reporter")   # chat text
+    result = await execute(request, ChatUser("slack", "U1"), services)
+    render_text(result)   # "Created #12 Quarterly report · ready · @reporter"
+
+Each verb's arguments are declared once (:mod:`gateway.commands.verbs`); the CLI builds its
+click commands from the same declarations (:func:`build_group`). The caller (:class:`Operator`,
+:class:`Worker`, :class:`ChatUser`) is always an explicit argument.
+"""
+
+from gateway.commands.callers import Caller, ChatUser, Operator, Worker
+from gateway.commands.declare import REGISTRY, Request, build, params_of
+from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
+from gateway.commands.execute import MAX_TEXT_BYTES, Services, execute, follow_events
+from gateway.commands.parse import (
+    VerbGroup,
+    build_group,
+    example_for,
+    parse_command,
+    verb_path,
+)
+from gateway.commands.results import Result, render_text, task_json
+from gateway.commands.text import printable, split_words
+from gateway.commands.verbs import (
+    ArchiveRequest,
+    AssignRequest,
+    BlockRequest,
+    BoardsCreateRequest,
+    BoardsListRequest,
+    BoardsRemoveRequest,
+    ClaimRequest,
+    CommentRequest,
+    CompleteRequest,
+    ContextRequest,
+    CreateRequest,
+    DecomposeRequest,
+    EventsRequest,
+    HeartbeatRequest,
+    LinkRequest,
+    ListRequest,
+    RecomputeRequest,
+    SetModelRequest,
+    ShowRequest,
+    StatsRequest,
+    SubscribeRequest,
+    SubscriptionsRequest,
+    UnblockRequest,
+    UnlinkRequest,
+    UnsubscribeRequest,
+)
+
+__all__ = [
+    "MAX_TEXT_BYTES",
+    "REGISTRY",
+    "ArchiveRequest",
+    "AssignRequest",
+    "BlockRequest",
+    "BoardsCreateRequest",
+    "BoardsListRequest",
+    "BoardsRemoveRequest",
+    "Caller",
+    "ChatUser",
+    "ClaimRequest",
+    "CommentRequest",
+    "CompleteRequest",
+    "ContextRequest",
+    "CreateRequest",
+    "DecomposeRequest",
+    "EventsRequest",
+    "HeartbeatRequest",
+    "LinkRequest",
+    "ListRequest",
+    "NotAllowed",
+    "Operator",
+    "RecomputeRequest",
+    "Request",
+    "Result",
+    "Services",
+    "SetModelRequest",
+    "ShowRequest",
+    "StatsRequest",
+    "SubscribeRequest",
+    "SubscriptionsRequest",
+    "UnblockRequest",
+    "UnknownProfile",
+    "UnlinkRequest",
+    "UnsubscribeRequest",
+    "UsageError",
+    "VerbGroup",
+    "Worker",
+    "build",
+    "build_group",
+    "example_for",
+    "execute",
+    "follow_events",
+    "params_of",
+    "parse_command",
+    "printable",
+    "render_text",
+    "split_words",
+    "task_json",
+    "verb_path",
+]

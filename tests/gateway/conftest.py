@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.cli import cli, main
+from kanban.agents import Profiles
 
 SUBPROCESS_TIMEOUT = 30.0
 WORKER_VARS = ("RELAYBOARD_TASK_ID", "RELAYBOARD_RUN_ID", "RELAYBOARD_LEASE",
@@ -170,8 +171,16 @@ def _no_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "tester")
 
 
+ROSTER = ("alice", "bob")
+
+
 @pytest.fixture
 def rb(tmp_path: Path) -> Iterator[Cli]:
+    """A home with two profiles, ``alice`` and ``bob``: ``create --assignee`` and ``assign``
+    refuse names that are no profile."""
     home = tmp_path / "home"
     home.mkdir()
+    profiles = Profiles(home)
+    for name in ROSTER:
+        profiles.create(name)
     yield Cli(home=home, runner=CliRunner())

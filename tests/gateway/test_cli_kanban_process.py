@@ -106,7 +106,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
     own_claim = rb.claim(own)
     stale_task = rb.create("five")
     stale_claim = rb.claim(stale_task)
-    rb.ok("kanban", "complete", str(stale_task), "--result", "by operator")
+    rb.ok("kanban", "complete", str(stale_task), "--result", "by operator", "--force")
     envs = {
         "own": worker_env(own_claim, own),
         "stale": worker_env(stale_claim, stale_task),

@@ -1,0 +1,544 @@
+"""Running a request: open the board, check who asks, call the async ``Board``, return a result.
+
+Nothing here reads the environment, prints, or knows the transport. Refusals are
+:class:`kanban.KanbanError` subclasses with one line.
+
+Who may do what:
+
+- an :class:`Operator` or a :class:`ChatUser` may change any task; the layer passes
+  ``as_operator=True`` (and ``force`` when asked) to the kernel's writes;
+- a :class:`Worker` writes to its own task with its lease (``complete``, ``block``,
+  ``heartbeat``, ``comment`` default to it) and may not change another task: ``complete``,
+  ``block``, ``archive``, ``unblock``, ``assign``, ``set-model``, ``claim``, ``decompose``,
+  ``link``/``unlink`` of another child, and board removal are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import inspect
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gateway.commands import results as r
+from gateway.commands import verbs as v
+from gateway.commands.callers import Caller, ChatUser, Worker
+from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
+from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
+from kanban import DEFAULT_BOARD, Board, Boards, Conflict, Event, InvalidInput, KanbanError
+
+if TYPE_CHECKING:
+    from kanban.agents.profiles import Profiles
+
+# Bodies, comments, results and metadata larger than this are refused (documented in README).
+MAX_TEXT_BYTES = 1_000_000
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass
+class Services:
+    """What the layer works with; built once by each transport (the CLI per process, the daemon
+    for its lifetime). ``profiles=None`` skips the assignee check (no roster is known)."""
+
+    boards: Boards
+    profiles: Profiles | None = None
+    default_board: str = DEFAULT_BOARD
+    # Built on demand: decomposition settings import the LLM client, which `create` never needs.
+    decompose_settings: Callable[[], Any] | None = None
+    _direct: dict[Path, Board] = field(default_factory=dict, repr=False)
+
+    def slug_for(self, request: Request, caller: Caller) -> str:
+        if request.board:
+            return request.board
+        if isinstance(caller, Worker) and caller.board:
+            return caller.board
+        return self.default_board
+
+    async def open_board(self, request: Request, caller: Caller) -> Board:
+        slug = self.slug_for(request, caller)
+        if isinstance(caller, Worker) and caller.db is not None and slug == (caller.board or slug):
+            # A worker's home is its profile's home (so its own config applies); the board it
+            # works for is the database the dispatcher named.
+            board = self._direct.get(caller.db)
+            if board is None or board.db.closed:
+                exists = await asyncio.to_thread(caller.db.is_file)
+                if not exists:
+                    raise KanbanError("RELAYBOARD_DB names a board database that does not exist "
+                                      f"({caller.db.name})")
+                board = await Board.open(caller.db, slug=slug, options=self.boards.options)
+                self._direct[caller.db] = board
+            return board
+        return await self.boards.open(slug)
+
+    async def aclose(self) -> None:
+        direct = list(self._direct.values())
+        self._direct.clear()
+        for board in direct:
+            await board.close()
+        await self.boards.close()
+
+
+Q = TypeVar("Q", bound=Request)
+Handler = Callable[[Any, Caller, Services], Awaitable[r.Result]]
+HANDLERS: dict[type[Request], Handler] = {}
+
+
+def handles(cls: type[Q]) -> Callable[[Callable[[Q, Caller, Services], Awaitable[Any]]],
+                                      Callable[[Q, Caller, Services], Awaitable[Any]]]:
+    def register(fn: Callable[[Q, Caller, Services], Awaitable[Any]]
+                 ) -> Callable[[Q, Caller, Services], Awaitable[Any]]:
+        HANDLERS[cls] = fn
+        return fn
+
+    return register
+
+
+async def execute(request: Request, caller: Caller, services: Services) -> r.Result:
+    """Run one request for ``caller``; a typed result, or a one-line :class:`KanbanError`."""
+    handler = HANDLERS.get(type(request))
+    if handler is None:
+        raise UsageError(f"unknown verb {request.verb!r}", "try: help")
+    check_values(request)
+    return await handler(request, caller, services)
+
+
+def check_values(request: Request) -> None:
+    """Every value of a request fits the database: strings are valid UTF-8 text of bounded size
+    (argv may carry undecodable bytes as lone surrogates), integers fit 64 bits, numbers are
+    finite. The parsers check this too; requests built in code (the dashboard) are checked
+    here, before SQLite would fail deep in a write."""
+    for f in dataclasses.fields(request):
+        value = getattr(request, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, bool) or item is None:
+                continue
+            if isinstance(item, int):
+                if not INT64_MIN <= item <= INT64_MAX:
+                    raise InvalidInput(f"{_label(f.name)} is out of range")
+                continue
+            if isinstance(item, float):
+                if not math.isfinite(item):
+                    raise InvalidInput(f"{_label(f.name)} must be a finite number")
+                continue
+            if not isinstance(item, str):
+                raise InvalidInput(f"{_label(f.name)} has an unexpected value")
+            try:
+                size = len(item.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise InvalidInput(f"{_label(f.name)} is not valid UTF-8 text") from None
+            if size > MAX_TEXT_BYTES:
+                raise InvalidInput(f"{_label(f.name)} is {size:,} bytes; the limit is "
+                                   f"{MAX_TEXT_BYTES:,}")
+
+
+def _label(name: str) -> str:
+    return {"words": "the text", "title": "the title", "task_ids": "a task id"}.get(
+        name, "--" + name.replace("_", "-"))
+
+
+# ---- who may write ---------------------------------------------------------------------------
+
+def _refuse_other(caller: Caller, task_id: int, verb: str) -> None:
+    if isinstance(caller, Worker) and task_id != caller.task_id:
+        raise NotAllowed(f"a worker may only {verb} its own task ({caller.task_id}), "
+                         f"not task {task_id}")
+
+
+def _refuse_worker(caller: Caller, what: str) -> None:
+    if isinstance(caller, Worker):
+        raise NotAllowed(f"a worker may not {what} (it may only change its own task "
+                         f"{caller.task_id})")
+
+
+def _own_task(caller: Caller, task_id: int | None, verb: str,
+              lease: str | None) -> tuple[int, str | None]:
+    """(task, lease) of a worker-side verb: a worker's own task and lease by default."""
+    if isinstance(caller, Worker):
+        if task_id is not None and task_id != caller.task_id:
+            raise NotAllowed(f"a worker may only {verb} its own task ({caller.task_id}), "
+                             f"not task {task_id}")
+        return caller.task_id, lease or caller.lease
+    if task_id is None:
+        raise UsageError(f"{verb} needs a task id", f"try: {verb} 12")
+    return task_id, lease
+
+
+@functools.cache
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+def _authority(fn: Callable[..., Any], lease: str | None, force: bool) -> dict[str, Any]:
+    """The lease, or an explicit operator write (``as_operator=True``, ``force`` if asked)."""
+    if lease is not None:
+        return {"lease": lease}
+    kwargs: dict[str, Any] = {}
+    func = getattr(fn, "__func__", fn)
+    if _accepts(func, "as_operator"):
+        kwargs["as_operator"] = True
+    if force and _accepts(func, "force"):
+        kwargs["force"] = True
+    return kwargs
+
+
+def _force(fn: Callable[..., Any], force: bool) -> dict[str, Any]:
+    return {"force": True} if force and _accepts(getattr(fn, "__func__", fn), "force") else {}
+
+
+def _name_of(caller: Caller) -> str | None:
+    if isinstance(caller, Worker):
+        return caller.profile
+    return caller.display
+
+
+def _check_profile(services: Services, name: str | None) -> None:
+    if name is None or services.profiles is None:
+        return
+    known = services.profiles.names()
+    if name not in known:
+        raise UnknownProfile(name, known)
+
+
+def _none(value: str) -> str | None:
+    return None if value.strip().lower() == "none" else value
+
+
+def _id_and_text(caller: Caller, words: tuple[str, ...], verb: str) -> tuple[int | None, str]:
+    if len(words) >= 2 and _DIGITS.fullmatch(words[0]):
+        return _task_number(words[0]), " ".join(words[1:])
+    if not isinstance(caller, Worker):
+        if words and _DIGITS.fullmatch(words[0]):
+            raise UsageError(f"{verb} needs text after the task id",
+                             f"try: {verb} {words[0]} waiting for the data")
+        raise UsageError(f"usage: {verb} ID TEXT", f"try: {verb} 12 waiting for the data")
+    return None, " ".join(words)
+
+
+def _task_number(text: str) -> int:
+    number = int(text)
+    if number > INT64_MAX:
+        raise InvalidInput(f"task id {text[:24]}… is out of range")
+    return number
+
+
+def _metadata(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON number")
+
+    try:
+        loaded = json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise InvalidInput("--metadata is nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidInput(f"--metadata is not valid JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise InvalidInput("--metadata must be a JSON object")
+    return loaded
+
+
+# ---- create and read -------------------------------------------------------------------------
+
+@handles(v.CreateRequest)
+async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r.TaskCreated:
+    _check_profile(services, req.assignee)
+    board = await services.open_board(req, caller)
+    made = await board.create_task(
+        req.title, body=req.body or "", assignee=req.assignee, parents=list(req.parents),
+        triage=req.triage, initial_status=req.initial_status, priority=req.priority,
+        max_runtime_seconds=req.max_runtime, max_retries=req.max_retries,
+        model_override=req.model, skills=list(req.skills), workspace=req.workspace,
+        idempotency_key=req.idempotency_key, created_by=_name_of(caller),
+    )
+    return r.TaskCreated(made.task, made.created)
+
+
+@handles(v.ListRequest)
+async def _list(req: v.ListRequest, caller: Caller, services: Services) -> r.TaskList:
+    board = await services.open_board(req, caller)
+    kwargs: dict[str, Any] = {}
+    if not req.with_bodies and _accepts(type(board).list_tasks, "with_body"):
+        kwargs["with_body"] = False
+    tasks = await board.list_tasks(status=req.status, assignee=req.assignee,
+                                   include_archived=req.archived, **kwargs)
+    return r.TaskList(board.slug, tasks)
+
+
+@handles(v.ShowRequest)
+async def _show(req: v.ShowRequest, caller: Caller, services: Services) -> r.TaskShown:
+    board = await services.open_board(req, caller)
+    return r.TaskShown(await board.show_task(req.task_id))
+
+
+@handles(v.ContextRequest)
+async def _context(req: v.ContextRequest, caller: Caller, services: Services) -> r.TaskContext:
+    board = await services.open_board(req, caller)
+    return r.TaskContext(req.task_id, await board.context(req.task_id))
+
+
+@handles(v.StatsRequest)
+async def _stats(req: v.StatsRequest, caller: Caller, services: Services) -> r.BoardStats:
+    board = await services.open_board(req, caller)
+    return r.BoardStats(await board.stats())
+
+
+# ---- graph and fields ------------------------------------------------------------------------
+
+@handles(v.LinkRequest)
+async def _link(req: v.LinkRequest, caller: Caller, services: Services) -> r.TaskUpdated:
+    _refuse_other(caller, req.child, "link")
+    board = await services.open_board(req, caller)
+    task = await board.link(req.parent, req.child)
+    return r.TaskUpdated(task, f"Linked {req.parent} → {req.child}; task {req.child} is "
+                               f"{task.status}")
+
+
+@handles(v.UnlinkRequest)
+async def _unlink(req: v.UnlinkRequest, caller: Caller, services: Services) -> r.TaskUpdated:
+    _refuse_other(caller, req.child, "unlink")
+    board = await services.open_board(req, caller)
+    task = await board.unlink(req.parent, req.child)
+    return r.TaskUpdated(task, f"Unlinked {req.parent} → {req.child}; task {req.child} is "
+                               f"{task.status}")
+
+
+@handles(v.AssignRequest)
+async def _assign(req: v.AssignRequest, caller: Caller, services: Services) -> r.TaskUpdated:
+    _refuse_worker(caller, f"assign task {req.task_id}")
+    value = _none(req.profile)
+    _check_profile(services, value)
+    board = await services.open_board(req, caller)
+    task = await board.assign(req.task_id, value, **_force(board.assign, req.force))
+    return r.TaskUpdated(task, f"Task {req.task_id} assigned to {value or 'nobody'}")
+
+
+@handles(v.SetModelRequest)
+async def _set_model(req: v.SetModelRequest, caller: Caller,
+                     services: Services) -> r.TaskUpdated:
+    _refuse_worker(caller, f"set the model of task {req.task_id}")
+    value = _none(req.model)
+    board = await services.open_board(req, caller)
+    task = await board.set_model(req.task_id, value)
+    return r.TaskUpdated(task, f"Task {req.task_id} model override: {value or 'none'}")
+
+
+# ---- lifecycle -------------------------------------------------------------------------------
+
+@handles(v.ClaimRequest)
+async def _claim(req: v.ClaimRequest, caller: Caller, services: Services) -> r.Claimed:
+    _refuse_worker(caller, f"claim task {req.task_id}")
+    board = await services.open_board(req, caller)
+    claim = await board.claim(req.task_id, ttl=req.ttl, claimed_by=_name_of(caller))
+    # Only the board's own scratch directory is created here; dir:/worktree paths are the
+    # owner's.
+    scratch = board.workspaces_dir / str(req.task_id)
+    if claim.workspace and Path(claim.workspace) == scratch:
+        await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
+    return r.Claimed(claim)
+
+
+@handles(v.CompleteRequest)
+async def _complete(req: v.CompleteRequest, caller: Caller,
+                    services: Services) -> r.TaskUpdated:
+    task_id, lease = _own_task(caller, req.task_id, "complete", req.lease)
+    if req.artifacts and isinstance(caller, ChatUser):
+        raise NotAllowed("artifacts are declared by the worker or an operator, not from chat")
+    metadata = _metadata(req.metadata)
+    board = await services.open_board(req, caller)
+    task = await board.complete(
+        task_id, result=req.result, summary=req.summary, metadata=metadata,
+        artifacts=list(req.artifacts),
+        by=caller.display if isinstance(caller, ChatUser) else None,
+        **_authority(board.complete, lease, req.force))
+    return r.TaskUpdated(task, f"Task {task_id} done")
+
+
+@handles(v.BlockRequest)
+async def _block(req: v.BlockRequest, caller: Caller, services: Services) -> r.TaskUpdated:
+    given, reason = _id_and_text(caller, req.words, "block")
+    task_id, lease = _own_task(caller, given, "block", req.lease)
+    board = await services.open_board(req, caller)
+    task = await board.block(task_id, reason, **_authority(board.block, lease, req.force))
+    return r.TaskUpdated(task, f"Task {task_id} blocked: {reason}")
+
+
+@handles(v.UnblockRequest)
+async def _unblock(req: v.UnblockRequest, caller: Caller, services: Services) -> r.TasksChanged:
+    _refuse_worker(caller, "unblock tasks")
+    board = await services.open_board(req, caller)
+    return r.TasksChanged("unblocked", await board.unblock(list(req.task_ids)))
+
+
+@handles(v.CommentRequest)
+async def _comment(req: v.CommentRequest, caller: Caller, services: Services) -> r.CommentAdded:
+    given, text = _id_and_text(caller, req.words, "comment")
+    lease = req.lease
+    task_id = given
+    if isinstance(caller, Worker) and (given is None or given == caller.task_id):
+        task_id, lease = caller.task_id, req.lease or caller.lease
+    if task_id is None:  # pragma: no cover - _id_and_text demands an id outside a worker
+        raise UsageError("comment needs a task id", "try: comment 12 looks good")
+    author = req.author or _name_of(caller) or "operator"
+    board = await services.open_board(req, caller)
+    return r.CommentAdded(await board.comment(task_id, text, author=author, lease=lease))
+
+
+@handles(v.HeartbeatRequest)
+async def _heartbeat(req: v.HeartbeatRequest, caller: Caller,
+                     services: Services) -> r.LeaseExtended:
+    task_id, lease = _own_task(caller, req.task_id, "heartbeat", req.lease)
+    if lease is None:
+        raise InvalidInput("heartbeat needs the run's lease (--lease, or run inside a worker)")
+    board = await services.open_board(req, caller)
+    return r.LeaseExtended(await board.heartbeat(task_id, lease=lease, note=req.note))
+
+
+@handles(v.ArchiveRequest)
+async def _archive(req: v.ArchiveRequest, caller: Caller,
+                   services: Services) -> r.TasksChanged | r.TasksDeleted:
+    _refuse_worker(caller, "archive or delete tasks")
+    board = await services.open_board(req, caller)
+    if req.remove:
+        return r.TasksDeleted(await board.delete_archived(list(req.task_ids)))
+    tasks = await board.archive(list(req.task_ids), **_force(board.archive, req.force))
+    return r.TasksChanged("archived", tasks)
+
+
+@handles(v.RecomputeRequest)
+async def _recompute(req: v.RecomputeRequest, caller: Caller,
+                     services: Services) -> r.Recomputed:
+    board = await services.open_board(req, caller)
+    return r.Recomputed(await board.recompute())
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+@handles(v.EventsRequest)
+async def _events(req: v.EventsRequest, caller: Caller, services: Services) -> r.EventList:
+    board = await services.open_board(req, caller)
+    if req.task_id is not None:
+        await board.get_task(req.task_id)
+    return r.EventList(await board.events(task_id=req.task_id, since=req.since,
+                                          limit=req.limit))
+
+
+async def follow_events(req: v.EventsRequest, caller: Caller,
+                        services: Services) -> AsyncIterator[list[Event]]:
+    """Batches of new events (the first is everything after ``since``) until ``req.timeout``
+    passes; without a timeout, until the caller stops iterating."""
+    check_values(req)
+    board = await services.open_board(req, caller)
+    if req.task_id is not None:
+        await board.get_task(req.task_id)
+    loop = asyncio.get_running_loop()
+    deadline = None if req.timeout is None else loop.time() + req.timeout
+    cursor = req.since
+    batch = await board.events(task_id=req.task_id, since=cursor, limit=req.limit)
+    await board.poll_external()
+    while True:
+        if batch:
+            cursor = batch[-1].id
+            yield batch
+        if deadline is not None and loop.time() >= deadline:
+            return
+        wait = 0.25 if deadline is None else min(0.25, max(0.0, deadline - loop.time()))
+        version = board.changes.version
+        await board.poll_external()
+        await board.changes.wait(version, wait)
+        batch = await board.events(task_id=req.task_id, since=cursor, limit=req.limit)
+
+
+# ---- subscriptions ---------------------------------------------------------------------------
+
+@handles(v.SubscribeRequest)
+async def _subscribe(req: v.SubscribeRequest, caller: Caller, services: Services) -> r.Subscribed:
+    board = await services.open_board(req, caller)
+    return r.Subscribed(await board.subscribe(req.task_id, platform=req.platform, chat=req.chat,
+                                              thread=req.thread, created_by=_name_of(caller)))
+
+
+@handles(v.UnsubscribeRequest)
+async def _unsubscribe(req: v.UnsubscribeRequest, caller: Caller,
+                       services: Services) -> r.Unsubscribed:
+    board = await services.open_board(req, caller)
+    if not await board.unsubscribe(req.task_id, platform=req.platform, chat=req.chat,
+                                   thread=req.thread):
+        raise KanbanError(f"task {req.task_id} has no such subscription")
+    return r.Unsubscribed(req.task_id)
+
+
+@handles(v.SubscriptionsRequest)
+async def _subscriptions(req: v.SubscriptionsRequest, caller: Caller,
+                         services: Services) -> r.SubscriptionList:
+    board = await services.open_board(req, caller)
+    return r.SubscriptionList(await board.subscriptions(req.task_id))
+
+
+# ---- boards ----------------------------------------------------------------------------------
+
+@handles(v.BoardsListRequest)
+async def _boards_list(req: v.BoardsListRequest, caller: Caller,
+                       services: Services) -> r.BoardList:
+    return r.BoardList(await asyncio.to_thread(services.boards.list))
+
+
+@handles(v.BoardsCreateRequest)
+async def _boards_create(req: v.BoardsCreateRequest, caller: Caller,
+                         services: Services) -> r.BoardCreated:
+    _refuse_worker(caller, "create boards")
+    return r.BoardCreated(await services.boards.create(req.slug, name=req.name))
+
+
+@handles(v.BoardsRemoveRequest)
+async def _boards_remove(req: v.BoardsRemoveRequest, caller: Caller,
+                         services: Services) -> r.BoardRemoved:
+    _refuse_worker(caller, "remove boards")
+    archived = await services.boards.remove(req.slug, delete=req.delete)
+    return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None)
+
+
+# ---- decomposition ---------------------------------------------------------------------------
+
+@handles(v.DecomposeRequest)
+async def _decompose(req: v.DecomposeRequest, caller: Caller, services: Services) -> r.Decomposed:
+    _refuse_worker(caller, "decompose tasks")
+    if (req.task_id is None) == (not req.all):
+        raise UsageError("give a task ID or --all (not both)", "try: decompose 12")
+    if services.decompose_settings is None or services.profiles is None:
+        raise KanbanError("decomposition is not available here")
+    from kanban.agents import decompose_all, decompose_task  # the LLM client: only when asked
+
+    settings = services.decompose_settings()
+    board = await services.open_board(req, caller)
+    if req.task_id is None:
+        outcomes = await decompose_all(board, services.profiles, settings)
+    else:
+        task = await board.get_task(req.task_id)
+        if task.status != "triage":
+            raise Conflict(f"task {req.task_id} is {task.status}; only a triage task can be "
+                           "decomposed")
+        outcomes = [await decompose_task(board, req.task_id, services.profiles, settings)]
+    return r.Decomposed(list(outcomes), req.task_id is not None,
+                        [describe_outcome(o) for o in outcomes])
+
+
+def describe_outcome(o: Any) -> str:
+    how = "offline decomposer" if o.decomposer == "offline" else "LLM decomposer"
+    if o.action == "decomposed":
+        pairs = ", ".join(f"#{c}→{a}" for c, a in zip(o.children, o.assignees, strict=True))
+        line = f"#{o.task_id}: decomposed by the {how} into {len(o.children)} task(s): {pairs}"
+    elif o.action == "promoted":
+        line = f"#{o.task_id}: promoted as one task for {o.assignees[0]} ({how})"
+    else:
+        line = f"#{o.task_id}: {o.action}: {o.reason}"
+    return str(line + (f"  [{o.note}]" if o.note else ""))

@@ -1,0 +1,339 @@
+"""Typed replies of the command layer. Each has ``to_json()`` (the ``--json`` shapes of
+ARCHITECTURE §5) and ``text()`` (short chat text, untrusted text escaped). Human terminal output
+(rich tables) is the CLI's business: :mod:`gateway.cli.render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Plain dataclasses (eq=False): twenty of them are created at start-up of every CLI call, and
+# generated __eq__/__hash__/frozen setters cost measurable milliseconds there.
+from typing import Any
+
+from gateway.commands.text import one_line, printable
+from kanban import BoardInfo, Claim, Comment, Event, Run, Subscription, Task, TaskDetail
+
+CHAT_LIST_ROWS = 20
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """``Task.to_dict()`` without the deep copy of ``asdict`` (a list of 10,000 tasks is
+    serialised right away; nothing mutates these values)."""
+    data = dict(vars(task))
+    if data.get("corrupt") is None:
+        data.pop("corrupt", None)
+    return data
+
+
+def _who(task: Task) -> str:
+    return f" · @{printable(task.assignee)}" if task.assignee else ""
+
+
+def task_line(task: Task) -> str:
+    """``#12 Quarterly report · ready · @reporter`` — one task in chat."""
+    return f"#{task.id} {printable(one_line(task.title, 120))} · {task.status}{_who(task)}"
+
+
+@dataclass(eq=False)
+class TaskCreated:
+    task: Task
+    created: bool  # False: an idempotency key returned the existing task
+
+    def to_json(self) -> Any:
+        return {"id": self.task.id, "status": self.task.status, "created": self.created}
+
+    def text(self) -> str:
+        verb = "Created" if self.created else "Existing"
+        return f"{verb} {task_line(self.task)}"
+
+
+@dataclass(eq=False)
+class TaskList:
+    board: str
+    tasks: list[Task]
+
+    def to_json(self) -> Any:
+        return [task_json(t) for t in self.tasks]
+
+    def text(self) -> str:
+        if not self.tasks:
+            return f"No tasks on board {self.board}."
+        lines = [task_line(t) for t in self.tasks[:CHAT_LIST_ROWS]]
+        if len(self.tasks) > CHAT_LIST_ROWS:
+            lines.append(f"… {len(self.tasks) - CHAT_LIST_ROWS} more")
+        return "\n".join(lines)
+
+
+@dataclass(eq=False)
+class TaskShown:
+    detail: TaskDetail
+
+    def to_json(self) -> Any:
+        data = task_json(self.detail.task)
+        data["comments"] = [c.to_dict() for c in self.detail.comments]
+        data["runs"] = [r.to_dict() for r in self.detail.runs]
+        data["events"] = [e.to_dict() for e in self.detail.events]
+        return data
+
+    def text(self) -> str:
+        t = self.detail.task
+        lines = [task_line(t)]
+        if t.parents or t.children:
+            lines.append("parents: " + (", ".join(f"#{p}" for p in t.parents) or "-")
+                         + " · children: " + (", ".join(f"#{c}" for c in t.children) or "-"))
+        if t.status == "blocked" and t.blocked_reason:
+            lines.append(f"blocked: {printable(one_line(t.blocked_reason))}")
+        if t.summary or t.result:
+            lines.append(f"result: {printable(one_line(t.summary or t.result or ''))}")
+        if t.body:
+            lines.append(printable(one_line(t.body)))
+        if self.detail.comments:
+            c = self.detail.comments[-1]
+            lines.append(f"last comment ({printable(c.author)}): {printable(one_line(c.body))}")
+        return "\n".join(lines)
+
+
+@dataclass(eq=False)
+class TaskContext:
+    task_id: int
+    markdown: str
+
+    def to_json(self) -> Any:
+        return {"task_id": self.task_id, "context": self.markdown}
+
+    def text(self) -> str:
+        return printable(self.markdown, multiline=True)
+
+
+@dataclass(eq=False)
+class BoardStats:
+    data: dict[str, Any]
+
+    def to_json(self) -> Any:
+        return self.data
+
+    def text(self) -> str:
+        counts = ", ".join(f"{s} {n}" for s, n in sorted(self.data["by_status"].items()))
+        return (f"Board {self.data['board']}: {self.data['total']} tasks"
+                + (f" ({counts})" if counts else "")
+                + f", {self.data['active_runs']} running")
+
+
+@dataclass(eq=False)
+class TaskUpdated:
+    """One task changed (link, unlink, assign, set-model, complete, block)."""
+
+    task: Task
+    message: str
+
+    def to_json(self) -> Any:
+        return task_json(self.task)
+
+    def text(self) -> str:
+        return printable(self.message)
+
+
+@dataclass(eq=False)
+class TasksChanged:
+    """Several tasks changed (unblock, archive)."""
+
+    verb: str  # "unblocked" | "archived"
+    tasks: list[Task]
+
+    def to_json(self) -> Any:
+        return [task_json(t) for t in self.tasks]
+
+    def text(self) -> str:
+        if self.verb == "unblocked":
+            return "\n".join(f"Task {t.id} unblocked → {t.status}" for t in self.tasks)
+        return "Archived " + ", ".join(str(t.id) for t in self.tasks)
+
+
+@dataclass(eq=False)
+class TasksDeleted:
+    ids: list[int]
+
+    def to_json(self) -> Any:
+        return {"deleted": self.ids}
+
+    def text(self) -> str:
+        return "Deleted " + ", ".join(map(str, self.ids))
+
+
+@dataclass(eq=False)
+class Claimed:
+    claim: Claim
+
+    def to_json(self) -> Any:
+        c = self.claim
+        return {"run_id": c.run_id, "lease": c.lease, "workspace": c.workspace,
+                "expires_at": c.expires_at}
+
+    def text(self) -> str:
+        c = self.claim
+        return f"Claimed task {c.task_id}: run {c.run_id}\nlease: {c.lease}"
+
+
+@dataclass(eq=False)
+class CommentAdded:
+    comment: Comment
+
+    def to_json(self) -> Any:
+        return self.comment.to_dict()
+
+    def text(self) -> str:
+        return f"Comment {self.comment.id} added to task {self.comment.task_id}"
+
+
+@dataclass(eq=False)
+class LeaseExtended:
+    run: Run
+
+    def to_json(self) -> Any:
+        return self.run.to_dict()
+
+    def text(self) -> str:
+        return f"Task {self.run.task_id} lease extended to {self.run.expires_at}"
+
+
+@dataclass(eq=False)
+class Recomputed:
+    counts: dict[str, int]
+
+    def to_json(self) -> Any:
+        return self.counts
+
+    def text(self) -> str:
+        return f"Promoted {self.counts['promoted']}, demoted {self.counts['demoted']}"
+
+
+@dataclass(eq=False)
+class EventList:
+    events: list[Event]
+
+    def to_json(self) -> Any:
+        return [e.to_dict() for e in self.events]
+
+    def text(self) -> str:
+        if not self.events:
+            return "No events."
+        shown = self.events[-CHAT_LIST_ROWS:]
+        lines = [f"{e.id} {'#' + str(e.task_id) if e.task_id is not None else 'board'} {e.kind}"
+                 for e in shown]
+        if len(self.events) > len(shown):
+            lines.insert(0, f"… {len(self.events) - len(shown)} earlier")
+        return printable("\n".join(lines), multiline=True)
+
+
+@dataclass(eq=False)
+class Subscribed:
+    subscription: Subscription
+
+    def to_json(self) -> Any:
+        return self.subscription.to_dict()
+
+    def text(self) -> str:
+        s = self.subscription
+        where = f"{s.platform}:{s.chat}" + (f"/{s.thread}" if s.thread else "")
+        return printable(f"Subscribed {where} to task {s.task_id}")
+
+
+@dataclass(eq=False)
+class Unsubscribed:
+    task_id: int
+
+    def to_json(self) -> Any:
+        return {"task_id": self.task_id, "removed": True}
+
+    def text(self) -> str:
+        return f"Unsubscribed from task {self.task_id}"
+
+
+@dataclass(eq=False)
+class SubscriptionList:
+    subscriptions: list[Subscription]
+
+    def to_json(self) -> Any:
+        return [s.to_dict() for s in self.subscriptions]
+
+    def text(self) -> str:
+        if not self.subscriptions:
+            return "No subscriptions."
+        return printable("\n".join(
+            f"#{s.task_id} → {s.platform}:{s.chat}" + (f"/{s.thread}" if s.thread else "")
+            for s in self.subscriptions), multiline=True)
+
+
+@dataclass(eq=False)
+class BoardList:
+    boards: list[BoardInfo]
+
+    def to_json(self) -> Any:
+        return [b.to_dict() for b in self.boards]
+
+    def text(self) -> str:
+        return printable(", ".join(b.slug if b.name == b.slug else f"{b.slug} ({b.name})"
+                                   for b in self.boards))
+
+
+@dataclass(eq=False)
+class BoardCreated:
+    info: BoardInfo
+
+    def to_json(self) -> Any:
+        return self.info.to_dict()
+
+    def text(self) -> str:
+        return f"Created board {self.info.slug}"
+
+
+@dataclass(eq=False)
+class BoardRemoved:
+    slug: str
+    deleted: bool
+    archived_as: str | None
+
+    def to_json(self) -> Any:
+        return {"slug": self.slug, "deleted": self.deleted, "archived_as": self.archived_as}
+
+    def text(self) -> str:
+        return f"{'Deleted' if self.deleted else 'Archived'} board {self.slug}"
+
+
+@dataclass(eq=False)
+class Decomposed:
+    """Outcomes of the decomposer (``kanban.agents.decomposer.Outcome``, kept untyped here so
+    that importing the layer does not import the LLM client)."""
+
+    outcomes: list[Any]
+    single: bool
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    def to_json(self) -> Any:
+        if self.single:
+            return self.outcomes[0].to_dict()
+        return [o.to_dict() for o in self.outcomes]
+
+    def text(self) -> str:
+        return printable("\n".join(self.lines) or "no triage tasks", multiline=True)
+
+
+Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUpdated
+          | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
+          | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
+          | BoardRemoved | Decomposed)
+
+
+# Results a terminal shows as tables or detail views rather than as their chat text.
+TABULAR = (TaskList, TaskShown, TaskContext, BoardStats, EventList, SubscriptionList, BoardList,
+           Claimed)
+
+
+def render_text(result: Result) -> str:
+    """Short chat text for any result (the chat router and the web chat use this)."""
+    return result.text()

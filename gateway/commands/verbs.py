@@ -1,0 +1,257 @@
+"""Every verb of ``relayboard kanban`` as one request dataclass: its arguments, declared once.
+
+The CLI (:mod:`gateway.cli.kanban`) and the chat parser (:mod:`gateway.commands.parse`) both build
+their click commands from these classes; :func:`gateway.commands.execute.execute` runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from gateway.commands.declare import (
+    BIG_INT,
+    TASK_ID,
+    BoundedInt,
+    FiniteFloat,
+    Request,
+    argument,
+    option,
+    verb,
+)
+from kanban import STATUSES
+
+# A lease longer than a year is a typo (or an attempt to hold a task forever).
+MAX_TTL_SECONDS = 366 * 86400.0
+
+
+@verb("create", help="Create a task.")
+@dataclass(frozen=True)
+class CreateRequest(Request):
+    title: str = argument(join=True, required=True, metavar="TITLE")
+    body: str | None = option("--body", help="Task description.")
+    assignee: str | None = option("--assignee", help="Profile that should work on it.")
+    parents: tuple[int, ...] = option("--parent", type=TASK_ID, multiple=True,
+                                      help="Parent task id (repeatable).")
+    triage: bool = option("--triage", is_flag=True,
+                          help="A rough idea to be decomposed or specified first.")
+    initial_status: str = option(
+        "--initial-status", type=click.Choice(["running", "blocked"]), default="running",
+        show_default=True,
+        help="running: derive from parents (triage/todo/ready); blocked: park for review.")
+    priority: int = option("--priority", type=BIG_INT, default=0, show_default=True,
+                           help="Higher runs first.")
+    max_runtime: int | None = option("--max-runtime", type=BIG_INT,
+                                     help="Seconds per attempt; 0 times out at once.")
+    max_retries: int | None = option(
+        "--max-retries", type=BIG_INT,
+        help="Failures tolerated before the breaker blocks it (default: board limit).")
+    model: str | None = option("--model", help="Model override passed to the worker as -m.")
+    skills: tuple[str, ...] = option("--skill", multiple=True,
+                                     help="Skill for the worker (repeatable).")
+    workspace: str = option("--workspace", default="scratch", show_default=True,
+                            help="scratch | dir:/abs/path | worktree[:PATH]")
+    idempotency_key: str | None = option(
+        "--idempotency-key",
+        help="Return the existing live task with this key instead of creating another.")
+
+
+@verb("list", help="List tasks: priority (high first), then age (oldest first).")
+@dataclass(frozen=True)
+class ListRequest(Request):
+    status: str | None = option("--status", type=click.Choice(STATUSES))
+    assignee: str | None = option("--assignee")
+    archived: bool = option("--archived", is_flag=True, help="Include archived tasks.")
+    all: bool = option("--all", is_flag=True,
+                       help="Show every row (the table stops after 100 otherwise).")
+    # Not a parameter: a renderer that shows no bodies (the human table, chat) sets it False.
+    with_bodies: bool = True
+
+
+@verb("show", help="Show a task with its parents, children, comments, runs and recent events.")
+@dataclass(frozen=True)
+class ShowRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+
+
+@verb("context", help="Print the worker context (markdown) of a task.")
+@dataclass(frozen=True)
+class ContextRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+
+
+@verb("stats", help="Counts by status and assignee.")
+@dataclass(frozen=True)
+class StatsRequest(Request):
+    pass
+
+
+@verb("link", help="Make CHILD wait for PARENT.")
+@dataclass(frozen=True)
+class LinkRequest(Request):
+    parent: int = argument(type=TASK_ID)
+    child: int = argument(type=TASK_ID)
+
+
+@verb("unlink", help="Remove the PARENT → CHILD dependency (the child is re-evaluated at once).")
+@dataclass(frozen=True)
+class UnlinkRequest(Request):
+    parent: int = argument(type=TASK_ID)
+    child: int = argument(type=TASK_ID)
+
+
+@verb("assign", help="Assign a task to PROFILE (or 'none').")
+@dataclass(frozen=True)
+class AssignRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    profile: str = argument()
+    force: bool = option("--force", is_flag=True,
+                         help="Reassign even while a run is active (the run's lease goes stale).")
+
+
+@verb("set-model", help="Set the model override of a task (or 'none').")
+@dataclass(frozen=True)
+class SetModelRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    model: str = argument()
+
+
+@verb("claim", help="Claim a ready task by hand (manual lanes): prints the run id, lease token "
+                    "and workspace.")
+@dataclass(frozen=True)
+class ClaimRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    ttl: float | None = option("--ttl", type=FiniteFloat(MAX_TTL_SECONDS),
+                               help="Lease seconds (default claim_ttl_seconds).")
+
+
+@verb("complete", help="Mark a task done (inside a worker: its own task, by lease).")
+@dataclass(frozen=True)
+class CompleteRequest(Request):
+    task_id: int | None = argument(type=TASK_ID, default=None)
+    result: str | None = option("--result", help="What the task produced.")
+    summary: str | None = option("--summary", help="A short summary for people and children.")
+    metadata: str | None = option("--metadata", help="A JSON object merged into the task metadata.")
+    artifacts: tuple[str, ...] = option(
+        "--artifact", multiple=True, chat=False,
+        help="Path of a produced file (repeatable); delivered with the completion.")
+    lease: str | None = option("--lease", help="Lease token of a manual claim.")
+    force: bool = option("--force", is_flag=True,
+                         help="Complete even while a run is active (its lease goes stale).")
+
+
+@verb("block", help="Block a task for a human: ``block ID REASON`` (inside a worker: "
+                    "``block REASON``).")
+@dataclass(frozen=True)
+class BlockRequest(Request):
+    words: tuple[str, ...] = argument(nargs=-1, required=True, metavar="[ID] REASON")
+    lease: str | None = option("--lease", help="Lease token of a manual claim.")
+    force: bool = option("--force", is_flag=True,
+                         help="Block even while a run is active (its lease goes stale).")
+
+
+@verb("unblock", help="Unblock tasks: back to ready (or todo while parents are unfinished), "
+                      "counters reset.")
+@dataclass(frozen=True)
+class UnblockRequest(Request):
+    task_ids: tuple[int, ...] = argument(type=TASK_ID, nargs=-1, required=True)
+
+
+@verb("comment", help="Comment on a task: ``comment ID TEXT`` (inside a worker: ``comment TEXT``).")
+@dataclass(frozen=True)
+class CommentRequest(Request):
+    words: tuple[str, ...] = argument(nargs=-1, required=True, metavar="[ID] TEXT")
+    author: str | None = option("--author", chat=False, help="Comment author (default: $USER).")
+    lease: str | None = option("--lease", help="Lease token of a manual claim.")
+
+
+@verb("heartbeat", help="Extend the lease of a running task (inside a worker: its own).")
+@dataclass(frozen=True)
+class HeartbeatRequest(Request):
+    task_id: int | None = argument(type=TASK_ID, default=None)
+    note: str | None = option("--note", help="What the worker is doing now.")
+    lease: str | None = option("--lease", help="Lease token of a manual claim.")
+
+
+@verb("archive", help="Archive tasks (archived parents satisfy their children); --rm deletes "
+                      "archived ones.")
+@dataclass(frozen=True)
+class ArchiveRequest(Request):
+    task_ids: tuple[int, ...] = argument(type=TASK_ID, nargs=-1, required=True)
+    remove: bool = option("--rm", is_flag=True,
+                          help="Permanently delete already-archived tasks and everything they own.")
+    force: bool = option("--force", is_flag=True,
+                         help="Archive even while a run is active (its lease goes stale).")
+
+
+@verb("recompute", help="Repair sweep: re-evaluate every waiting task against its parents.")
+@dataclass(frozen=True)
+class RecomputeRequest(Request):
+    pass
+
+
+@verb("events", help="Events by cursor (ids increase); --follow streams (one JSON object per "
+                     "line with --json).")
+@dataclass(frozen=True)
+class EventsRequest(Request):
+    task_id: int | None = argument(type=TASK_ID, default=None)
+    since: int = option("--since", type=BoundedInt(0), default=0,
+                        show_default=True, help="Only events after this id.")
+    limit: int = option("--limit", type=BoundedInt(1, 100_000), default=500,
+                        show_default=True)
+    follow: bool = option("--follow", is_flag=True, chat=False,
+                          help="Keep printing new events as they happen.")
+    timeout: float | None = option("--timeout", type=FiniteFloat(10 * 366 * 86400.0),
+                                   chat=False, help="With --follow: stop after this many seconds.")
+
+
+@verb("subscribe", help="Post this task's progress and result to a chat thread.")
+@dataclass(frozen=True)
+class SubscribeRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+
+
+@verb("unsubscribe", help="Stop posting this task to a chat thread.")
+@dataclass(frozen=True)
+class UnsubscribeRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+
+
+@verb("subscriptions", help="List subscriptions (of one task, or all).")
+@dataclass(frozen=True)
+class SubscriptionsRequest(Request):
+    task_id: int | None = argument(type=TASK_ID, default=None)
+
+
+@verb("boards", "list", help="List boards.")
+@dataclass(frozen=True)
+class BoardsListRequest(Request):
+    pass
+
+
+@verb("boards", "create", help="Create a board.")
+@dataclass(frozen=True)
+class BoardsCreateRequest(Request):
+    slug: str = argument()
+    name: str | None = option("--name", help="Display name.")
+
+
+@verb("boards", "remove", help="Archive a board (or delete it with --delete).")
+@dataclass(frozen=True)
+class BoardsRemoveRequest(Request):
+    slug: str = argument()
+    delete: bool = option("--delete", is_flag=True, help="Delete instead of archiving.")
+
+
+@verb("decompose", help="Decompose triage task ID (or --all) into assigned sub-tasks.")
+@dataclass(frozen=True)
+class DecomposeRequest(Request):
+    task_id: int | None = argument(type=TASK_ID, default=None)
+    all: bool = option("--all", is_flag=True, help="Every triage task on the board.")
