@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psutil
 
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board
@@ -59,6 +58,7 @@ from kanban.runtime.breaker import (
 )
 from kanban.runtime.launch import (
     LaunchRequest,
+    claimer_gone,
     launch,
     probe_adoptable,
     rotate_logs,
@@ -76,19 +76,6 @@ EXIT_RETRY_LATER = 75  # EX_TEMPFAIL: "rate limited, retry later" — requeued, 
 # Never sleep less than this before the next cycle, even when a back-off is already due: a
 # kernel that reports a past wake-up time must not turn the loop into a busy spin.
 MIN_WAIT_SECONDS = 0.01
-
-
-def _claimer_gone(claimed_by: str | None, me: str) -> bool:
-    """True when a run was claimed by a dispatcher process (``dispatcher@host:pid``) other than
-    this one that no longer runs. Manual claims (a person's name) are never "gone"."""
-    if not claimed_by or not claimed_by.startswith("dispatcher@") or claimed_by == me:
-        return False
-    _, _, pid_text = claimed_by.rpartition(":")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    return not psutil.pid_exists(pid)
 
 
 @dataclass
@@ -285,7 +272,7 @@ class Dispatcher:
                 continue  # foreign hosts are left to the lease TTL
             if run.worker_pid is not None:
                 recorded.append((run, task))
-            elif _claimer_gone(run.claimed_by, self.identity):
+            elif claimer_gone(run.claimed_by, self.identity):
                 await self._recover_unrecorded(board, run, task, report)
             # else: a manual claim, or one of our own spawns in progress: left alone
         if not recorded:

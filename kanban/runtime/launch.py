@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from kanban.agents.profiles import Profile
 from kanban.models import Claim, Run, Task
 from kanban.runtime.breaker import run_tail
@@ -96,4 +98,18 @@ def workspace_task_ids(root: Path) -> list[int]:
     return sorted(int(entry.name) for entry in root.iterdir() if entry.name.isdigit())
 
 
-__all__ = ["LaunchRequest", "launch", "probe_adoptable", "rotate_logs", "workspace_task_ids"]
+def claimer_gone(claimed_by: str | None, me: str) -> bool:
+    """True when a run was claimed by a dispatcher process (``dispatcher@host:pid``) other than
+    this one that no longer runs. Manual claims (a person's name) are never "gone"."""
+    if not claimed_by or not claimed_by.startswith("dispatcher@") or claimed_by == me:
+        return False
+    _, _, pid_text = claimed_by.rpartition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return not psutil.pid_exists(pid)
+
+
+__all__ = ["LaunchRequest", "claimer_gone", "launch", "probe_adoptable", "rotate_logs",
+           "workspace_task_ids"]
