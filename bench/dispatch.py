@@ -7,12 +7,15 @@ Each worker writes ``time.time()`` to a marker file as its first act. For the di
 clock starts when the task's creating transaction committed (it is ready); for the bare case
 just before ``subprocess.Popen``. Both therefore include the interpreter's start-up; the
 difference is what the dispatcher adds (wake-up, claim, workspace, prompt, spawn, set_worker).
+It also prints the event loop's worst lag over the dispatched run (a 5 ms ticker): the daemon
+shares that loop with chat, so the dispatcher's file and process work must stay off it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import statistics
 import subprocess
@@ -64,7 +67,20 @@ def bare(n: int, root: Path) -> list[float]:
     return out
 
 
-async def dispatched(n: int, root: Path) -> list[float]:
+class LagMeter:
+    """How late a 5 ms periodic coroutine wakes up, worst case."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, time.monotonic() - before - 0.005)
+
+
+async def dispatched(n: int, root: Path, meter: LagMeter) -> list[float]:
     home = root / "home"
     Profiles(home).create("bench", command=[sys.executable, "-S", "-c", WORKER,
                                             "{workspace}/marker", "0.3"])
@@ -77,6 +93,11 @@ async def dispatched(n: int, root: Path) -> list[float]:
     stop = asyncio.Event()
     runner = asyncio.create_task(dispatcher.run(stop), name="bench-dispatcher")
     await dispatcher.ready.wait()
+    ticker = asyncio.create_task(meter.run(), name="bench-lag-meter")
+    # An operator close must be asked for explicitly in newer kernels.
+    close: dict[str, object] = (
+        {"as_operator": True} if "as_operator" in inspect.signature(board.complete).parameters
+        else {})
     out = []
     try:
         for i in range(n):
@@ -90,9 +111,9 @@ async def dispatched(n: int, root: Path) -> list[float]:
                 await asyncio.sleep(0.0005)
             started = await asyncio.to_thread(_read_marker, marker, deadline)
             out.append(started - ready_at)
-            # operator close: the worker just lingers
-            await board.complete(created.task.id, as_operator=True, force=True)
+            await board.complete(created.task.id, **close)  # operator close: the worker lingers
     finally:
+        ticker.cancel()
         stop.set()
         await runner
         await dispatcher.wait_workers(30)
@@ -114,12 +135,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relayboard-bench-") as tmp:
         root = Path(tmp)
         bare_times = bare(args.tasks, root)
-        dispatch_times = asyncio.run(dispatched(args.tasks, root))
+        meter = LagMeter()
+        dispatch_times = asyncio.run(dispatched(args.tasks, root, meter))
     show("bare Popen → first line", bare_times)
     show("ready → worker first line", dispatch_times)
     delta50 = percentile(dispatch_times, 50) - percentile(bare_times, 50)
     delta95 = percentile(dispatch_times, 95) - percentile(bare_times, 95)
     print(f"dispatcher overhead: p50 +{delta50 * 1000:.2f} ms, p95 +{delta95 * 1000:.2f} ms")
+    print(f"worst event-loop lag while dispatching: {meter.worst * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

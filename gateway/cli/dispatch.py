@@ -1,7 +1,9 @@
-"""``relayboard kanban dispatch [--max N] [--dry-run] [--loop] [--json]``.
+"""``relayboard kanban dispatch [--max N] [--dry-run] [--wait SECONDS] [--loop] [--json]``.
 
-One cycle by default (spawned workers keep running after the command exits; the next dispatcher
-adopts them). ``--loop`` runs the event-driven dispatcher until SIGINT/SIGTERM.
+One cycle by default, then up to ``--wait`` seconds (default 2) for the workers it started, so
+fast failures are recorded by this run (spawned workers still running after that keep running;
+the next dispatcher adopts them). ``--loop`` runs the event-driven dispatcher until
+SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -46,11 +48,15 @@ def _print_report(report: CycleReport, as_json: bool) -> None:
 @click.option("--max", "max_new", type=click.IntRange(min=0), default=None,
               help="Spawn at most N workers this cycle (within the caps).")
 @click.option("--dry-run", is_flag=True, help="Show what would be spawned; change nothing.")
+@click.option("--wait", "wait", type=click.FloatRange(min=0), default=2.0,
+              show_default=True, metavar="SECONDS",
+              help="One-shot only: wait up to SECONDS for the workers this run started, "
+              "and record those that exit (crashes with exit status and log tail).")
 @click.option("--loop", is_flag=True,
               help="Keep dispatching (event-driven) until interrupted.")
 @json_option
 @click.pass_context
-def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, loop: bool,
+def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float, loop: bool,
              as_json: bool) -> None:
     """Spawn workers for ready tasks and supervise running ones."""
     app = app_of(ctx)
@@ -65,9 +71,8 @@ def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, loop: bool,
                                 base_env=dict(app.environ), slugs=[slug])
         try:
             board = await boards.open(slug)
-            if not dry_run:
-                await dispatcher.sweep(board)
-            report = await dispatcher.run_cycle(board, max_new=max_new, dry_run=dry_run)
+            report = await dispatcher.run_once(board, max_new=max_new, dry_run=dry_run,
+                                               wait=wait)
             return report.to_dict()
         finally:
             await dispatcher.aclose()

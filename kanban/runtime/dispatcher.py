@@ -8,8 +8,9 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
    operator, …) is terminated — TERM, grace, KILL — never left running beside its successor.
    Completed tasks get their workspace cleanup (:mod:`kanban.runtime.workspaces`).
 2. adopt — active runs started by a dispatcher that died: a live pid whose start time matches is
-   watched from now on; a pid that is gone is a crash with an unknown exit code.
-3. systemic crashes — each crash error is fingerprinted; when ``systemic_threshold`` or more
+   watched from now on; a pid that is gone is a crash with an unknown exit code, fingerprinted
+   from its log.
+3. systemic crashes — see :mod:`kanban.runtime.breaker`: when ``systemic_threshold`` or more
    crashes of one cycle share a fingerprint, every one of them trips its breaker at once (S6).
 4. stale claims — a claim past its TTL whose worker is alive on this host is extended
    (``claim_extended``, S22); otherwise the run is reclaimed and the task goes back to ready.
@@ -18,167 +19,68 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
 6. spawn — ready tasks, higher priority first then oldest, within the caps.
 
 :meth:`Dispatcher.run` is the event-driven loop: it wakes on a board change (in-process commit,
-or another process's commit seen through ``PRAGMA data_version``), a worker exit, or the
-interval tick, whichever comes first.
+or another process's commit seen through ``PRAGMA data_version``), a worker exit, the earliest
+retry back-off of a ready task, or the interval tick, whichever comes first.
+:meth:`Dispatcher.run_once` is one-shot ``relayboard kanban dispatch``.
+
+Nothing here blocks the event loop the daemon shares with chat: file work (log rotation and
+tails, prompts, workspaces), process starts, git and process-table probes run on worker threads
+(:mod:`kanban.runtime.launch`), and the database only through the :class:`Board` facade.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
-import re
-import signal
 import socket
 import sys
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import psutil
+import anyio
 
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board
-from kanban.board.context import build_context
 from kanban.boards import Boards
 from kanban.errors import KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
+from kanban.runtime.breaker import (
+    Crash,
+    exited_crash,
+    gone_crash,
+    normalise_error,
+    run_tail,
+    systemic_fingerprints,
+)
+from kanban.runtime.launch import (
+    LaunchRequest,
+    claimer_gone,
+    launch,
+    probe_adoptable,
+    workspace_task_ids,
+)
+from kanban.runtime.report import CycleReport
+from kanban.runtime.settings import DispatchSettings, default_host_cap
 from kanban.runtime.spawn import (
     CLI_MODULE,
-    SpawnRequest,
-    TemplateValues,
     WorkerProcess,
-    build_argv,
     find_run_worker,
     is_same_process,
-    log_tail,
     relayboard_argv,
-    start_worker,
-    worker_env,
-    write_private_text,
 )
-from kanban.runtime.workspaces import (
-    Tmux,
-    cleanup_completed,
-    prepare_workspace,
-    prompt_path,
-)
+from kanban.runtime.workspaces import Tmux, cleanup_completed
 from kanban.timeutil import now
 
 log = logging.getLogger(__name__)
 
 EXIT_RETRY_LATER = 75  # EX_TEMPFAIL: "rate limited, retry later" — requeued, not counted
-
-
-@dataclass(frozen=True)
-class DispatchSettings:
-    """Plain settings (the gateway maps its config onto these; kanban never reads config)."""
-
-    max_spawn: int = 4  # live per-board cap: running tasks on the board, not spawns per cycle
-    max_spawn_host: int | None = None  # None: derived from cores and memory
-    interval_seconds: float = 5.0  # safety-net tick; changes and worker exits wake sooner
-    poll_seconds: float = 0.5  # how often other processes' commits are looked for
-    claim_ttl_seconds: float | None = None  # None: the board's claim_ttl_seconds (900)
-    kill_grace_seconds: float = 5.0  # TERM → KILL
-    exit_grace_seconds: float = 10.0  # a worker whose run it finished itself may linger this long
-    log_max_bytes: int = 5_000_000
-    log_backups: int = 3
-    log_tail_bytes: int = 2_000
-    systemic_threshold: int = 3
-    builtin_worker: bool = True  # profiles without `command` run `relayboard worker run`
-    orchestrator_profile: str | None = None  # its built-in worker may create tasks
-    default_assignee: str | None = None
-    tmux_socket: str | None = None
-    tmux_cleanup: bool = True
-    worktree_repo: Path | None = None
-    platform: str = sys.platform
-    shutdown_seconds: float = 10.0
-
-    def host_cap(self) -> int:
-        return self.max_spawn_host if self.max_spawn_host is not None else default_host_cap()
-
-
-def default_host_cap(cores: int | None = None, memory_bytes: int | None = None) -> int:
-    """Workers are mostly waiting on LLM calls, so several per core; each may hold a few hundred
-    MB, so also at most one per 512 MiB of RAM."""
-    cores = cores if cores is not None else (os.cpu_count() or 1)
-    memory = memory_bytes if memory_bytes is not None else int(psutil.virtual_memory().total)
-    return max(1, min(cores * 4, memory // (512 * 1024 * 1024)))
-
-
-def _claimer_gone(claimed_by: str | None, me: str) -> bool:
-    """True when a run was claimed by a dispatcher process (``dispatcher@host:pid``) other than
-    this one that no longer runs. Manual claims (a person's name) are never "gone"."""
-    if not claimed_by or not claimed_by.startswith("dispatcher@") or claimed_by == me:
-        return False
-    _, _, pid_text = claimed_by.rpartition(":")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    return not psutil.pid_exists(pid)
-
-
-# ---- crash fingerprints -----------------------------------------------------------------------
-
-_NORMALISE: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
-     "<ts>"),
-    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<ts>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
-     "<id>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.I), "<hex>"),
-    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+)+[\\/]?"), "<path>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
-]
-
-
-def normalise_error(text: str) -> str:
-    """An error with host details stripped (timestamps, ids, hex, paths, pids, numbers), so the
-    same failure on different workers reads the same."""
-    out = text.strip().lower()
-    for pattern, replacement in _NORMALISE:
-        out = pattern.sub(replacement, out)
-    return re.sub(r"\s+", " ", out)[:500]
-
-
-# ---- reports ----------------------------------------------------------------------------------
-
-@dataclass
-class CycleReport:
-    board: str
-    dry_run: bool = False
-    running: int = 0
-    budget: int = 0
-    host_budget: int = 0
-    spawned: list[dict[str, Any]] = field(default_factory=list)
-    planned: list[dict[str, Any]] = field(default_factory=list)
-    blocked: list[dict[str, Any]] = field(default_factory=list)
-    spawn_failed: list[dict[str, Any]] = field(default_factory=list)
-    crashed: list[dict[str, Any]] = field(default_factory=list)
-    systemic: list[str] = field(default_factory=list)
-    requeued: list[int] = field(default_factory=list)
-    protocol_violations: list[int] = field(default_factory=list)
-    timed_out: list[int] = field(default_factory=list)
-    extended: list[int] = field(default_factory=list)
-    reclaimed: list[int] = field(default_factory=list)
-    terminated: list[int] = field(default_factory=list)
-    adopted: list[int] = field(default_factory=list)
-    cleaned: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def busy(self) -> bool:
-        return any((self.spawned, self.blocked, self.spawn_failed, self.crashed, self.requeued,
-                    self.protocol_violations, self.timed_out, self.extended, self.reclaimed,
-                    self.terminated, self.adopted, self.cleaned, self.errors, self.planned))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+# Never sleep less than this before the next cycle, even when a back-off is already due: a
+# kernel that reports a past wake-up time must not turn the loop into a busy spin.
+MIN_WAIT_SECONDS = 0.01
 
 
 @dataclass
@@ -188,16 +90,6 @@ class _Tracked:
     run_id: int
     proc: WorkerProcess
     ended_seen_at: float | None = None
-
-
-@dataclass
-class _Crash:
-    task_id: int
-    run_id: int
-    error: str
-    exit_code: int | None
-    tail: str
-    fingerprint: str | None  # None: nothing to compare (exit status unknown)
 
 
 class Dispatcher:
@@ -231,6 +123,7 @@ class Dispatcher:
         self.last_reports: dict[str, CycleReport] = {}
         self._workers: dict[tuple[str, int], _Tracked] = {}
         self._wake = asyncio.Event()
+        self._host_cap: int | None = None
 
     # ---- introspection ------------------------------------------------------------------------
     def live_workers(self) -> int:
@@ -241,12 +134,14 @@ class Dispatcher:
         return [(t.task_id, t.run_id, t.proc) for t in self._workers.values()
                 if slug is None or t.slug == slug]
 
-    async def wait_workers(self, within: float) -> bool:
-        """Wait up to ``within`` seconds until every watched worker has exited (tests, shutdown);
-        True when they did."""
-        deadline = asyncio.get_running_loop().time() + within
+    async def wait_workers(self, within: float, *, run_ids: set[int] | None = None) -> bool:
+        """Wait up to ``within`` seconds until every watched worker (or those of ``run_ids``)
+        has exited; True when they did."""
+        deadline = anyio.current_time() + within
         for tracked in list(self._workers.values()):
-            remaining = deadline - asyncio.get_running_loop().time()
+            if run_ids is not None and tracked.run_id not in run_ids:
+                continue
+            remaining = deadline - anyio.current_time()
             if remaining <= 0 or not await tracked.proc.wait(remaining):
                 return False
         return True
@@ -267,21 +162,44 @@ class Dispatcher:
         self.cycles += 1
         return report
 
-    async def _reap(self, board: Board, report: CycleReport) -> list[_Crash]:
+    async def run_once(self, board: Board, *, max_new: int | None = None, dry_run: bool = False,
+                       wait: float = 0.0) -> CycleReport:
+        """One-shot dispatch (``relayboard kanban dispatch``): clean up after dead dispatchers,
+        run one cycle, then wait up to ``wait`` seconds for the workers it started and reap the
+        ones that ended in a second cycle that spawns nothing.
+
+        Without the wait a worker that fails at once is only found by the next run, as "gone,
+        exit status unknown"; with it, fast crashes are recorded with their exit status and log
+        tail, and crashes sharing one error trip the breaker together as under ``--loop``.
+        Workers still running afterwards keep running (the next dispatcher adopts them).
+        """
+        if dry_run:
+            return await self.run_cycle(board, max_new=max_new, dry_run=True)
+        cleaned = await self.sweep(board)
+        report = await self.run_cycle(board, max_new=max_new)
+        report.cleaned[:0] = cleaned
+        started = {int(s["run_id"]) for s in report.spawned}
+        if started and wait > 0:
+            await self.wait_workers(wait, run_ids=started)
+            report.absorb(await self.run_cycle(board, max_new=0))
+            self.last_reports[board.slug] = report
+        return report
+
+    async def _reap(self, board: Board, report: CycleReport) -> list[Crash]:
         mine = [(key, t) for key, t in self._workers.items() if t.slug == board.slug]
         # Look at the processes BEFORE reading the runs: a worker commits its completion before
         # it exits, so "exited, yet its run is active" then really means it never completed.
         alive = {key: t.proc.poll() for key, t in mine}
         active = {run.id: (run, task) for run, task in await board.active_runs()}
-        crashes: list[_Crash] = []
+        crashes: list[Crash] = []
         stop: list[_Tracked] = []
         for key, tracked in mine:
             if tracked.run_id in active:
                 if alive[key]:
-                    continue
+                    continue  # its log relay enforces the size cap as it writes
                 self._forget(key)
-                _run, task = active[tracked.run_id]
-                crash = await self._worker_exited(board, tracked, task, report)
+                crash = await self._worker_exited(board, tracked, *active[tracked.run_id],
+                                                  report)
                 if crash is not None:
                     crashes.append(crash)
                 continue
@@ -299,7 +217,10 @@ class Dispatcher:
                     continue
             stop.append(tracked)
         if stop:
-            await asyncio.gather(*(self._terminate(t, report) for t in stop))
+            async with anyio.create_task_group() as group:
+                for tracked in stop:
+                    group.start_soon(self._terminate, tracked, report,
+                                     name=f"terminate-task-{tracked.task_id}")
             for tracked in stop:
                 await self._after_run(board, tracked.task_id, report)
         return crashes
@@ -309,8 +230,8 @@ class Dispatcher:
         self._forget((tracked.slug, tracked.run_id))
         report.terminated.append(tracked.task_id)
 
-    async def _worker_exited(self, board: Board, tracked: _Tracked, task: Task,
-                             report: CycleReport) -> _Crash | None:
+    async def _worker_exited(self, board: Board, tracked: _Tracked, run: Run, task: Task,
+                             report: CycleReport) -> Crash | None:
         code = tracked.proc.returncode
         if code == EXIT_RETRY_LATER:
             if await board.requeue(tracked.run_id, reason="worker asked to retry later (exit 75)",
@@ -324,17 +245,10 @@ class Dispatcher:
             if outcome.recorded:
                 report.protocol_violations.append(task.id)
             return None
-        tail = log_tail(board.log_path(task.id), max_bytes=self.settings.log_tail_bytes)
-        last_line = tail.splitlines()[-1] if tail else ""
-        if code is not None and code < 0:
-            try:
-                what = f"worker killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                what = f"worker killed by signal {-code}"
-        else:
-            what = f"worker exited with code {code}"
-        error = f"{what}: {last_line}" if last_line else what
-        return _Crash(task.id, tracked.run_id, error, code, tail, normalise_error(error))
+        tail = await anyio.to_thread.run_sync(
+            lambda: run_tail(board.log_path(task.id), since=run.claimed_at,
+                             max_bytes=self.settings.log_tail_bytes))
+        return exited_crash(task.id, tracked.run_id, code, tail)
 
     async def _after_run(self, board: Board, task_id: int, report: CycleReport) -> None:
         """A run is over and its worker gone: clean up if the task is done."""
@@ -348,27 +262,31 @@ class Dispatcher:
                                           worktree_repo=self.settings.worktree_repo)
         report.cleaned.append(cleanup.to_dict())
 
-    async def _adopt(self, board: Board, report: CycleReport) -> list[_Crash]:
+    async def _adopt(self, board: Board, report: CycleReport) -> list[Crash]:
         """Runs started by another dispatcher (one that died, or a one-shot CLI)."""
         tracked_runs = {t.run_id for t in self._workers.values() if t.slug == board.slug}
-        crashes: list[_Crash] = []
+        recorded: list[tuple[Run, Task]] = []
         for run, task in await board.active_runs():
             if run.id in tracked_runs or run.host != self.host:
                 continue  # foreign hosts are left to the lease TTL
-            if run.worker_pid is None:
-                if _claimer_gone(run.claimed_by, self.identity):
-                    await self._recover_unrecorded(board, run, task, report)
-                continue  # manual claims (and our own spawns in progress) are left alone
-            if is_same_process(run.worker_pid, run.worker_started_at):
-                proc = WorkerProcess(run.worker_pid, run.worker_started_at)
-                self._track(board.slug, task.id, run.id, proc)
+            if run.worker_pid is not None:
+                recorded.append((run, task))
+            elif claimer_gone(run.claimed_by, self.identity):
+                await self._recover_unrecorded(board, run, task, report)
+            # else: a manual claim, or one of our own spawns in progress: left alone
+        if not recorded:
+            return []
+        probes = await anyio.to_thread.run_sync(
+            probe_adoptable, [(run, board.log_path(task.id)) for run, task in recorded],
+            self.settings.log_tail_bytes)
+        crashes: list[Crash] = []
+        for (run, task), (alive, tail) in zip(recorded, probes, strict=True):
+            if alive:
+                self._track(board.slug, task.id, run.id,
+                            WorkerProcess(run.worker_pid or 0, run.worker_started_at))
                 report.adopted.append(task.id)
-                continue
-            tail = log_tail(board.log_path(task.id), max_bytes=self.settings.log_tail_bytes)
-            # No exit status to compare: such crashes keep their own budget (no fingerprint).
-            crashes.append(_Crash(task.id, run.id,
-                                  f"worker pid {run.worker_pid} is gone (exit status unknown)",
-                                  None, tail, None))
+            else:
+                crashes.append(gone_crash(task.id, run.id, run.worker_pid, tail))
         return crashes
 
     async def _recover_unrecorded(self, board: Board, run: Run, task: Task,
@@ -376,7 +294,7 @@ class Dispatcher:
         """A run whose dispatcher died between the claim and recording the worker's pid: adopt
         the worker if it is running (found by its environment), else release the run at once
         rather than at the lease's expiry — never leave an unknown worker beside a successor."""
-        found = await asyncio.to_thread(find_run_worker, run.id, str(board.db.path))
+        found = await anyio.to_thread.run_sync(find_run_worker, run.id, str(board.db.path))
         if found is not None:
             pid, started = found
             await board.set_worker(run.id, pid=pid, started_at=started, host=self.host)
@@ -389,10 +307,9 @@ class Dispatcher:
         }):
             report.reclaimed.append(task.id)
 
-    async def _settle_crashes(self, board: Board, crashes: list[_Crash],
+    async def _settle_crashes(self, board: Board, crashes: list[Crash],
                               report: CycleReport) -> None:
-        counts = Counter(c.fingerprint for c in crashes if c.fingerprint)
-        systemic = {fp for fp, n in counts.items() if n >= self.settings.systemic_threshold}
+        systemic = systemic_fingerprints(crashes, self.settings.systemic_threshold)
         report.systemic = sorted(systemic)
         for crash in crashes:
             forced = crash.fingerprint in systemic
@@ -413,8 +330,13 @@ class Dispatcher:
                 continue
             local = run.host == self.host
             tracked = self._workers.get((board.slug, run.id))
-            alive = local and (tracked.proc.poll() if tracked is not None
-                               else is_same_process(run.worker_pid, run.worker_started_at))
+            if not local:
+                alive = False
+            elif tracked is not None:
+                alive = tracked.proc.poll()
+            else:
+                alive = await anyio.to_thread.run_sync(is_same_process, run.worker_pid,
+                                                       run.worker_started_at)
             details = {"claim_expires": run.expires_at,
                        "last_heartbeat_at": run.last_heartbeat_at,
                        "worker_pid": run.worker_pid, "host_local": local}
@@ -440,7 +362,8 @@ class Dispatcher:
             tracked = self._workers.get((board.slug, run.id))
             if tracked is not None:
                 await self._terminate(tracked, report)
-            elif run.host == self.host and is_same_process(run.worker_pid, run.worker_started_at):
+            elif run.host == self.host and await anyio.to_thread.run_sync(
+                    is_same_process, run.worker_pid, run.worker_started_at):
                 await WorkerProcess(run.worker_pid or 0, run.worker_started_at).terminate(
                     self.settings.kill_grace_seconds)
             outcome = await board.record_failure(
@@ -451,6 +374,12 @@ class Dispatcher:
                 report.timed_out.append(task.id)
 
     # ---- spawning -----------------------------------------------------------------------------
+    async def _host_budget(self) -> int:
+        if self._host_cap is None:
+            # Reads the machine's memory size: once per dispatcher, on a thread.
+            self._host_cap = await anyio.to_thread.run_sync(self.settings.host_cap)
+        return max(0, self._host_cap - self.live_workers())
+
     async def _spawn_ready(self, board: Board, report: CycleReport, *, max_new: int | None,
                            dry_run: bool) -> None:
         # max_spawn is a LIVE per-board concurrency cap (S23): the budget is max_spawn minus the
@@ -458,16 +387,22 @@ class Dispatcher:
         # per cycle — counted per cycle, workers would pile up without bound across cycles.
         report.running = await board.count_running()
         report.budget = max(0, self.settings.max_spawn - report.running)
-        report.host_budget = max(0, self.settings.host_cap() - self.live_workers())
+        report.host_budget = await self._host_budget()
         room = min(report.budget, report.host_budget)
         if max_new is not None:
             room = min(room, max_new)
         if room <= 0:
             return
         started = 0
+        stamp = now()
         for task in await board.ready_candidates(limit=room * 4 + 20):
             if started >= room:
                 break
+            # A task backing off after a crash or an exit 75 waits for its not-before time. The
+            # kernel's claim is the real gate; this only avoids a claim bound to be refused.
+            not_before = getattr(task, "not_before", None)
+            if isinstance(not_before, int | float) and not_before > stamp:
+                continue
             assignee = task.assignee or self.settings.default_assignee
             if not assignee:
                 continue  # nobody to run it: stays ready for a human to assign
@@ -499,7 +434,7 @@ class Dispatcher:
         if dry_run:
             return
         try:
-            await board.block(task.id, reason, as_operator=True, by="dispatcher")
+            await board.block(task.id, reason, by="dispatcher")
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
             log.info("not blocking task %s: %s", task.id, exc)
 
@@ -522,45 +457,28 @@ class Dispatcher:
         except NotClaimable:
             return False
         try:
-            if task.workspace_kind == "worktree":
-                workspace = await asyncio.to_thread(
-                    prepare_workspace, board, task, worktree_repo=self.settings.worktree_repo)
-            else:
-                workspace = prepare_workspace(board, task)
-            prompt = prompt_path(board, task.id)
-            await self._write_prompt(board, task, prompt)
-            values = TemplateValues(task.id, board.slug, str(workspace), str(prompt),
-                                    task.model_override or profile.model or "")
-            argv = build_argv(self._argv_template(profile), values,
-                              model_override=task.model_override,
-                              has_worker_skill=profile.has_skill("kanban-worker"))
-            env = worker_env(self.base_env, profile_env=profile.env,
-                             profile_env_from=profile.env_from, profile_home=profile.home,
-                             profile_name=profile.name, board=board.slug, db_path=board.db.path,
-                             task_id=task.id, run_id=claim.run_id, lease=claim.lease,
-                             workspace=workspace, model=values.model, prompt_file=prompt)
-            if profile.api_key_env and profile.api_key_env in self.base_env:
-                # The one secret a worker gets: its own profile's endpoint key.
-                env[profile.api_key_env] = self.base_env[profile.api_key_env]
-            proc = start_worker(SpawnRequest(argv, env, workspace, board.log_path(task.id),
-                                             self.settings.log_max_bytes,
-                                             self.settings.log_backups, self.settings.platform))
-        except (SpawnError, WorkspaceError, OSError) as exc:
+            request = LaunchRequest(
+                board=board, task=task, profile=profile, claim=claim,
+                context=await board.context(task.id),
+                template=self._argv_template(profile), base_env=self.base_env,
+                settings=self.settings)
+            # Workspace (git worktree add), prompt file, log and Popen: one hop to a thread.
+            argv, proc = await anyio.to_thread.run_sync(launch, request)
+        except (KanbanError, SpawnError, WorkspaceError, OSError) as exc:
             outcome = await board.record_failure(task.id, run_id=claim.run_id,
                                                  kind="spawn_failed", error=str(exc))
             report.spawn_failed.append({"task_id": task.id, "error": str(exc),
                                         "tripped": outcome.tripped})
             return False
         self._track(board.slug, task.id, claim.run_id, proc)
-        await board.set_worker(claim.run_id, pid=proc.pid, started_at=proc.started_at,
-                               host=self.host)
+        # The worker runs now: record its pid even if we are being cancelled (shutdown), so a
+        # later dispatcher can adopt it instead of hunting for it by its environment.
+        with anyio.CancelScope(shield=True):
+            await board.set_worker(claim.run_id, pid=proc.pid, started_at=proc.started_at,
+                                   host=self.host)
         report.spawned.append({"task_id": task.id, "run_id": claim.run_id, "pid": proc.pid,
                                "argv": argv})
         return True
-
-    async def _write_prompt(self, board: Board, task: Task, path: Path) -> None:
-        text = await board.db.read(lambda tx: build_context(tx, task.id))
-        _write_text(path, text)
 
     # ---- tracking -----------------------------------------------------------------------------
     def _track(self, slug: str, task_id: int, run_id: int, proc: WorkerProcess) -> None:
@@ -581,14 +499,12 @@ class Dispatcher:
         """Clean the scratch workspaces of done tasks left by a dispatcher that died (bounded by
         the workspaces that exist, never a scan of the board)."""
         cleaned: list[dict[str, Any]] = []
-        if not board.workspaces_dir.is_dir():
-            return cleaned
         busy = {t.task_id for t in self._workers.values() if t.slug == board.slug}
-        for entry in board.workspaces_dir.iterdir():
-            if not entry.name.isdigit() or int(entry.name) in busy:
+        for task_id in await anyio.to_thread.run_sync(workspace_task_ids, board.workspaces_dir):
+            if task_id in busy:
                 continue
             try:
-                task = await board.get_task(int(entry.name))
+                task = await board.get_task(task_id)
             except KanbanError:
                 continue
             if task.status == "done":
@@ -599,38 +515,63 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set: signal :attr:`ready`, then cycle whenever a board
-        changes, a worker exits, or the interval elapses."""
+        changes, a worker exits, a backed-off task becomes due, or the interval elapses."""
         boards = await self._open_boards()
-        helpers = [asyncio.create_task(self._watch_changes(b), name=f"dispatch-changes-{b.slug}")
-                   for b in boards]
-        helpers.append(asyncio.create_task(self._poll_external(boards), name="dispatch-poll"))
-        helpers.append(asyncio.create_task(self._forward_stop(stop), name="dispatch-stop"))
-        try:
+        async with anyio.create_task_group() as helpers:
             for board in boards:
-                with contextlib.suppress(KanbanError, OSError):
-                    await self.sweep(board)
-            self.ready.set()
-            while not stop.is_set():
-                self._wake.clear()
-                for board in boards:
-                    if stop.is_set():
-                        break
-                    try:
-                        report = await self.run_cycle(board)
-                        if report.busy:
-                            log.info("dispatch %s: %s", board.slug, _summary(report))
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("dispatch cycle failed on board %s", board.slug)
+                helpers.start_soon(self._watch_changes, board,
+                                   name=f"dispatch-changes-{board.slug}")
+            helpers.start_soon(self._poll_external, boards, name="dispatch-poll")
+            helpers.start_soon(self._forward_stop, stop, name="dispatch-stop")
+            try:
+                await self._cycle_until(stop, boards)
+            finally:
+                helpers.cancel_scope.cancel()
+
+    async def _cycle_until(self, stop: asyncio.Event, boards: list[Board]) -> None:
+        for board in boards:
+            with contextlib.suppress(KanbanError, OSError):
+                await self.sweep(board)
+        self.ready.set()
+        while not stop.is_set():
+            self._wake.clear()
+            for board in boards:
                 if stop.is_set():
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.interval_seconds)
-        finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.wait(helpers, timeout=self.settings.shutdown_seconds)
+                # CancelledError is a BaseException: cancellation passes this broad except.
+                try:
+                    report = await self.run_cycle(board)
+                    if report.busy:
+                        log.info("dispatch %s: %s", board.slug, report.summary())
+                except Exception:
+                    log.exception("dispatch cycle failed on board %s", board.slug)
+            if stop.is_set():
+                break
+            timeout = self.settings.interval_seconds
+            due = await self._next_wakeup(boards)
+            if due is not None:
+                timeout = min(timeout, max(MIN_WAIT_SECONDS, due - now()))
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+
+    async def _next_wakeup(self, boards: list[Board]) -> float | None:
+        """The earliest not-before time of a backed-off ready task on any board, when the
+        kernel offers ``Board.next_wakeup()`` (older kernels do not: the tick then covers it)."""
+        earliest: float | None = None
+        for board in boards:
+            probe = getattr(board, "next_wakeup", None)
+            if probe is None:
+                continue
+            try:
+                value = probe()
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:
+                log.warning("next_wakeup failed on board %s: %s", board.slug, exc)
+                continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                earliest = float(value) if earliest is None else min(earliest, float(value))
+        return earliest
 
     async def _watch_changes(self, board: Board) -> None:
         version = board.changes.version
@@ -643,11 +584,9 @@ class Dispatcher:
             for board in boards:
                 try:
                     await board.poll_external()  # bumps board.changes → _watch_changes wakes us
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
+                except Exception as exc:  # cancellation is a BaseException and passes
                     log.warning("polling board %s failed: %s", board.slug, exc)
-            await asyncio.sleep(self.settings.poll_seconds)
+            await anyio.sleep(self.settings.poll_seconds)
 
     async def _forward_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -658,27 +597,13 @@ class Dispatcher:
         ``terminate`` is set."""
         tracked = list(self._workers.values())
         if terminate:
-            await asyncio.gather(*(t.proc.terminate(self.settings.kill_grace_seconds)
-                                   for t in tracked))
+            async with anyio.create_task_group() as group:
+                for t in tracked:
+                    group.start_soon(t.proc.terminate, self.settings.kill_grace_seconds,
+                                     name=f"terminate-task-{t.task_id}")
         for t in tracked:
             self._workers.pop((t.slug, t.run_id), None)
             t.proc.detach()
-
-
-def _write_text(path: Path, text: str) -> None:
-    # A few KB on the board's own disk: cheaper inline than a thread hop on the spawn path.
-    write_private_text(path, text)
-
-
-def _summary(report: CycleReport) -> str:
-    parts = []
-    for name in ("spawned", "blocked", "spawn_failed", "crashed", "requeued",
-                 "protocol_violations", "timed_out", "extended", "reclaimed", "terminated",
-                 "adopted", "cleaned"):
-        value = getattr(report, name)
-        if value:
-            parts.append(f"{name}={len(value)}")
-    return " ".join(parts) or "idle"
 
 
 __all__ = ["CycleReport", "DispatchSettings", "Dispatcher", "Run", "default_host_cap",

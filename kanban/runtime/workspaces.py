@@ -11,18 +11,20 @@
 * tmux — a session ``swarm-<assignee>`` whose panes are all dead is killed; live ones are kept.
 
 Cleanup is best-effort: every failure is logged and returned, none is raised, and none ever
-undoes or blocks a completion.
+undoes or blocks a completion. Its file, git and tmux work runs on worker threads: the dispatcher
+shares its event loop with the daemon's chat adapters.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from kanban.errors import WorkspaceError
 from kanban.fsutil import copy_no_follow, inside
@@ -113,11 +115,11 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
     """Best-effort cleanup after ``task`` completed; never raises."""
     report = CleanupReport(task.id)
     try:
-        prompt_path(board, task.id).unlink(missing_ok=True)
+        await anyio.to_thread.run_sync(_unlink, prompt_path(board, task.id))
         if task.workspace_kind == "scratch":
             await _cleanup_scratch(board, task, report)
         elif task.workspace_kind == "worktree":
-            await asyncio.to_thread(_cleanup_worktree, board, task, worktree_repo, report)
+            await anyio.to_thread.run_sync(_cleanup_worktree, board, task, worktree_repo, report)
         else:
             report.kept = "dir workspaces are never removed"
     except Exception as exc:  # cleanup must never block a completion
@@ -125,7 +127,7 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
     if tmux is not None and task.assignee:
         try:
             name = TMUX_SESSION_PREFIX + task.assignee
-            if await asyncio.to_thread(tmux.kill_if_dead, name):
+            if await anyio.to_thread.run_sync(tmux.kill_if_dead, name):
                 report.tmux_killed = name
         except Exception as exc:
             report.errors.append(f"tmux cleanup failed: {exc}")
@@ -134,22 +136,34 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
     return report
 
 
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
 async def _cleanup_scratch(board: Board, task: Task, report: CleanupReport) -> None:
     workspace = board.workspaces_dir / str(task.id)
-    if not workspace.is_dir():
+    copied = await anyio.to_thread.run_sync(_save_scratch, board, task, workspace, report)
+    if copied is None:
         return
-    if not inside(workspace, board.workspaces_dir):
-        report.kept = "scratch workspace resolves outside the board's workspaces root"
-        return
-    copied = await asyncio.to_thread(_copy_artifacts, board, task, workspace, report)
     if copied:
         await board.record_saved_artifacts(task.id, copied)
         report.artifacts = copied
     if any(e.startswith("artifact") for e in report.errors):
         report.kept = "an artifact could not be copied; the workspace is kept"
         return
-    await asyncio.to_thread(shutil.rmtree, workspace)
+    await anyio.to_thread.run_sync(shutil.rmtree, workspace)
     report.removed = str(workspace)
+
+
+def _save_scratch(board: Board, task: Task, workspace: Path,
+                  report: CleanupReport) -> dict[str, str] | None:
+    """Copy the scratch dir's artifacts; None when there is nothing to remove."""
+    if not workspace.is_dir():
+        return None
+    if not inside(workspace, board.workspaces_dir):
+        report.kept = "scratch workspace resolves outside the board's workspaces root"
+        return None
+    return _copy_artifacts(board, task, workspace, report)
 
 
 def _copy_artifacts(board: Board, task: Task, workspace: Path,

@@ -39,6 +39,22 @@ async def test_crash_is_counted_with_exit_code_and_log_tail(tmp_path: Path) -> N
         assert after.status == "ready" and after.consecutive_failures == 1
 
 
+async def test_crash_error_ignores_output_of_an_earlier_attempt(tmp_path: Path) -> None:
+    async with dispatch_env(tmp_path) as env:
+        env.profile("w", agent("exit", "1"))  # dies without a word
+        task = await env.task()
+        log = env.board.log_path(task.id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("quota exceeded (from yesterday's attempt)\n")
+        os.utime(log, (now() - 3600, now() - 3600))
+        await env.dispatcher.run_cycle(env.board)
+        await env.cycle_until_exited()
+        [event] = await env.events(task.id, "crashed")
+        assert event.payload["error"] == "worker exited with code 1"
+        assert event.payload["log_tail"] == ""
+        assert event.payload["fingerprint"] == "worker exited with code <n>"
+
+
 async def test_exit_75_requeues_without_counting(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path) as env:
         env.profile("w", agent("exit", "75", "rate limited"))

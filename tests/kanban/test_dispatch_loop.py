@@ -17,7 +17,7 @@ from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.boards import Boards
 from kanban.runtime.spawn import is_same_process
-from tests.kanban.workers.harness import DEADLINE, agent, dispatch_env, wait_until
+from tests.kanban.workers.harness import AGENT, DEADLINE, agent, dispatch_env, wait_until
 
 
 async def test_loop_wakes_on_changes_not_on_the_tick(tmp_path: Path) -> None:
@@ -114,3 +114,30 @@ async def test_reliability_under_sigkill(tmp_path: Path) -> None:
     finally:
         await asyncio.to_thread(_stop, dispatcher, signal.SIGTERM)
         await boards.close()
+
+
+# Crashes on its first attempt (leaving a marker), completes through agent.py on the next.
+_CRASH_ONCE = ("import os, subprocess, sys; marker, agent = sys.argv[1], sys.argv[2]\n"
+               "if not os.path.exists(marker):\n"
+               "    open(marker, 'w').close(); print('transient failure'); sys.exit(1)\n"
+               "sys.exit(subprocess.call([sys.executable, agent, 'complete']))")
+
+
+@pytest.mark.skipif(not hasattr(Board, "next_wakeup"),
+                    reason="the kernel has no retry back-off yet (Board.next_wakeup)")
+async def test_loop_wakes_when_a_backed_off_retry_is_due(tmp_path: Path) -> None:
+    # The tick is far beyond the deadline and nothing commits while the task backs off: only
+    # the loop's wait until Board.next_wakeup() can start the retry.
+    async with dispatch_env(tmp_path, interval_seconds=600, poll_seconds=0.05) as env:
+        env.profile("w", [sys.executable, "-c", _CRASH_ONCE, str(tmp_path / "crashed"),
+                          str(AGENT)])
+        stop = asyncio.Event()
+        runner = asyncio.create_task(env.dispatcher.run(stop), name="dispatch-under-test")
+        try:
+            await asyncio.wait_for(env.dispatcher.ready.wait(), DEADLINE)
+            task = await env.task("retried after a back-off")
+            await env.wait_status(task.id, "done")
+            assert len(await env.events(task.id, "crashed")) == 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, DEADLINE)

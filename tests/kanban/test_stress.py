@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,17 +28,52 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return out
 
 
+def _snapshot(db: Path) -> tuple[dict[str, int], list[tuple[int, str]]]:
+    conn = sqlite3.connect(db)
+    try:
+        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+        pending = conn.execute(
+            "SELECT id, status FROM tasks WHERE status != 'done' ORDER BY id LIMIT 20").fetchall()
+    finally:
+        conn.close()
+    return statuses, pending
+
+
+async def _wait_all_done(db: Path, total: int, claimers: list[subprocess.Popen[str]], *,
+                         within: float) -> None:
+    """Wait on the board's state, not the clock: every task done, or fail saying what was still
+    pending (and whether a claimer died) once ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        statuses, pending = await asyncio.to_thread(_snapshot, db)
+        if statuses == {"done": total}:
+            return
+        exited = [(p.pid, p.returncode) for p in claimers if p.poll() is not None]
+        if exited or time.monotonic() > deadline:
+            errors = [p.communicate(timeout=5)[1].strip() for p in claimers
+                      if p.returncode is not None]
+            raise AssertionError(
+                f"after {within:.0f} s: {statuses} of {total} tasks; first not done "
+                f"(id, status): {pending}; claimers exited early: {exited} {errors}")
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.slow
 async def test_no_child_is_claimed_while_a_parent_is_unfinished_S30(tmp_path: Path) -> None:
     board = await open_board(tmp_path)  # creates the schema before the racers start
     db = board.db.path
     await board.close()
-    claimers = [_spawn("claimer", db, "40"), _spawn("claimer", db, "40")]
-    creator = _spawn("creator", db, "120")
-    _finish(creator)
-    (db.parent / "stop").write_text("")
+    # The claimers' own bound is only a safety net (far beyond the wait below); they stop when
+    # told to, once the board says every task is done.
+    claimers = [_spawn("claimer", db, "110"), _spawn("claimer", db, "110")]
+    try:
+        creator = _spawn("creator", db, "120")
+        await asyncio.to_thread(_finish, creator, 50)
+        await _wait_all_done(db, 240, claimers, within=50)
+    finally:
+        (db.parent / "stop").write_text("")
     for proc in claimers:
-        _finish(proc)
+        await asyncio.to_thread(_finish, proc, 10)
 
     conn = sqlite3.connect(db)
     try:

@@ -1,8 +1,9 @@
 """A stress participant run as its own process: ``python racer.py ROLE DB ARG``.
 
 creator N   — N times: create a parent, create a child, link parent → child.
-claimer S   — for S seconds (or until a ``stop`` file appears beside the DB): claim every ready
-              task and complete it at once.
+claimer S   — claim every ready task and complete it at once, until a ``stop`` file appears
+              beside the DB and nothing is ready. S seconds is only a safety bound: reaching it
+              is a failure (exit 3, with what was still ready), never a quiet stop.
 grabber IDS — try to claim each task id in IDS (comma-separated); print the ids it won.
 """
 
@@ -26,10 +27,13 @@ async def creator(board: Board, rounds: int) -> None:
 
 async def claimer(board: Board, seconds: float, stop: Path) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while True:
         ready = await board.ready_candidates(20)
         if not ready and stop.exists():
             return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"claimer gave up after {seconds:.0f} s with tasks "
+                             f"{[t.id for t in ready]} still ready")
         for task in ready:
             try:
                 claim = await board.claim(task.id)
