@@ -394,15 +394,11 @@ class Dispatcher:
         if room <= 0:
             return
         started = 0
-        stamp = now()
+        # ready_candidates() already leaves out tasks backing off (not_before in the future, by
+        # the board's clock); claim() is the real gate.
         for task in await board.ready_candidates(limit=room * 4 + 20):
             if started >= room:
                 break
-            # A task backing off after a crash or an exit 75 waits for its not-before time. The
-            # kernel's claim is the real gate; this only avoids a claim bound to be refused.
-            not_before = getattr(task, "not_before", None)
-            if isinstance(not_before, int | float) and not_before > stamp:
-                continue
             assignee = task.assignee or self.settings.default_assignee
             if not assignee:
                 continue  # nobody to run it: stays ready for a human to assign

@@ -1,5 +1,6 @@
-"""The dispatcher shares the daemon's event loop with chat: its blocking work (log rotation,
-prompt writes, Popen) runs on worker threads, and the loop stays responsive meanwhile.
+"""The dispatcher shares the daemon's event loop with chat: its blocking work (workspaces,
+prompt writes, Popen) runs on worker threads, and the loop stays responsive meanwhile. (Worker
+logs are capped by each worker's own log relay, so the dispatcher never copies them.)
 
 Two kinds of evidence. Loop lag is what a chat user feels, but a 5 MB copy costs only a few ms
 on a fast disk, so lag alone cannot show where the work ran. Python's audit events can: the
@@ -59,38 +60,6 @@ class LagMeter:
             await asyncio.sleep(self.period)
             self.worst = max(self.worst, time.monotonic() - before - self.period)
             self.ticks += 1
-
-
-async def test_rotating_a_large_log_keeps_the_loop_responsive(tmp_path: Path) -> None:
-    async with dispatch_env(tmp_path, log_max_bytes=5_000_000) as env:
-        flag = tmp_path / "go"
-        env.profile("w", agent("wait-file", str(flag)))
-        task = await env.task()
-        assert (await env.dispatcher.run_cycle(env.board)).spawned
-        log = env.board.log_path(task.id)
-        with log.open("ab") as handle:  # the live worker has been chatty: 5.5 MB
-            for _ in range(5_500):
-                handle.write(b"x" * 1023 + b"\n")
-        meter = LagMeter()
-        ticker = asyncio.create_task(meter.run(), name="lag-meter")
-        try:
-            await asyncio.sleep(0.05)  # let the meter take its first readings
-            with recording() as events:
-                await env.dispatcher.run_cycle(env.board, max_new=0)
-        finally:
-            ticker.cancel()
-        loop_thread = threading.get_ident()
-        copies = [thread for event, _, thread in events if event == "shutil.copyfile"]
-        assert copies, "the cycle did not rotate the 5.5 MB log"
-        assert loop_thread not in copies, "log rotation ran on the event loop"
-        assert log.with_name(log.name + ".1").stat().st_size >= 5_500_000
-        assert log.stat().st_size < 5_000_000
-        # ~100 ms is the target; 300 ms leaves room for a loaded 2-core runner whose scheduler
-        # may park the loop for a while, and still fails if a copy of this size ran on the loop
-        # of a slow disk. The thread check above is the one that holds on any disk.
-        assert meter.ticks > 0 and meter.worst < 0.3, meter.worst
-        flag.write_text("go")
-        await env.wait_status(task.id, "done")
 
 
 async def test_spawning_writes_the_prompt_and_starts_the_worker_off_the_loop(
