@@ -260,7 +260,7 @@ class RunsMixin(BoardCore):
             forced = False
             if lease is not None:
                 if (row["run_status"] == "active"
-                        and secrets.compare_digest(str(row["run_lease"]), lease)):
+                        and store.same_token(row["run_lease"], lease)):
                     run_id: int | None = task.current_run_id  # the common case
                 else:
                     run_id = store.check_lease(tx, task_id, lease).id

@@ -18,6 +18,13 @@ from kanban.timeutil import now
 from kanban.validation import describe_chain, in_int64
 
 
+def same_token(stored: object, offered: str) -> bool:
+    """Constant-time token comparison that takes any text (``compare_digest`` refuses non-ASCII
+    ``str``; a worker may send anything as its lease)."""
+    return secrets.compare_digest(str(stored).encode("utf-8", "surrogatepass"),
+                                  offered.encode("utf-8", "surrogatepass"))
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -254,8 +261,8 @@ def check_lease(tx: Tx, task_id: int, lease: str) -> Run:
         "SELECT r.* FROM tasks t JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?",
         (task_id,),
     )
-    if current is not None and current["status"] == "active" and secrets.compare_digest(
-        str(current["lease"]), lease
+    if current is not None and current["status"] == "active" and same_token(
+        current["lease"], lease
     ):
         return Run.from_row(current)
     row = tx.one("SELECT * FROM task_runs WHERE lease = ?", (lease,))

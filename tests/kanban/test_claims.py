@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kanban.board import Board
-from kanban.errors import Conflict, LeaseError, NotClaimable
+from kanban.errors import Conflict, InvalidInput, LeaseError, NotClaimable
 from kanban.testing import make_task, open_board
 
 
@@ -157,3 +157,16 @@ async def test_worker_comment_is_attributed_to_the_profile(board: Board) -> None
     assert (note.author, note.author_kind) == ("analyst", "worker")
     human = await board.comment(task.id, "thanks", author="ana")
     assert (human.author, human.author_kind) == ("ana", "human")
+
+
+async def test_a_non_ascii_or_surrogate_lease_is_refused_not_a_type_error(board: Board) -> None:
+    task = await make_task(board, "t")
+    await board.claim(task.id)
+    for lease in ("\x80", "clé"):
+        with pytest.raises(LeaseError):
+            await board.heartbeat(task.id, lease=lease)
+        with pytest.raises(LeaseError):
+            await board.complete(task.id, lease=lease)
+    with pytest.raises(InvalidInput, match="not valid UTF-8"):
+        await board.heartbeat(task.id, lease="\udcff")
+    assert (await board.get_task(task.id)).status == "running"
