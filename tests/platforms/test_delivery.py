@@ -217,7 +217,7 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
     from platforms.slack import SlackAdapter
     from platforms.telegram import TelegramAdapter
 
-    tg = create_adapter("telegram", token="1:x", allowed_users=["42"], base_url="http://h:1")
+    tg = create_adapter("telegram", token="1:x", allowed_users=["42"], base_url="http://h:1/bot/")
     sl = create_adapter(
         "slack", bot_token="xoxb", app_token="xapp", allowed_users=[], base_url="http://h:2/api"
     )
@@ -228,4 +228,5 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
     assert isinstance(sl, SlackAdapter) and sl.limits().group_size == 10
     assert isinstance(dc, DiscordAdapter) and dc.limits().text_length == 2000
     assert tg.bot.base_url == "http://h:1/bot1:x"
+    assert tg.bot.base_file_url == "http://h:1/file/bot1:x"
     assert sl.client.base_url == "http://h:2/api/"
