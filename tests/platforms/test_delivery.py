@@ -222,7 +222,11 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
         "slack", bot_token="xoxb", app_token="xapp", allowed_users=[], base_url="http://h:2/api"
     )
     dc = create_adapter(
-        "discord", token="t", allowed_users=["*"], base_url="http://h:3", gateway_url="ws://h:3/gw"
+        "discord",
+        token="t",
+        allowed_users=["*"],
+        base_url="http://h:3/api/v10/",
+        gateway_url="ws://h:3/gw",
     )
     assert isinstance(tg, TelegramAdapter) and tg.limits().text_length == 4096
     assert isinstance(sl, SlackAdapter) and sl.limits().group_size == 10
@@ -230,3 +234,4 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
     assert tg.bot.base_url == "http://h:1/bot1:x"
     assert tg.bot.base_file_url == "http://h:1/file/bot1:x"
     assert sl.client.base_url == "http://h:2/api/"
+    assert dc.base_url == "http://h:3/api/v10"  # used as Route.BASE, as given
