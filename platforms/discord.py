@@ -224,7 +224,9 @@ class DiscordAdapter(PlatformAdapter):
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
         if self._runner is not None:
-            return
+            if not self._runner.done():
+                return
+            await self.close()  # the gateway task ended for good: start over with a new client
         self._set_status(AdapterState.STARTING, "connecting")
         self.users.announce(self.name)
         try:

@@ -73,6 +73,7 @@ SDK_LOGGERS = (
     "telegram.request.BaseRequest",
     "telegram.request.HTTPXRequest",
     "telegram.ext.AIORateLimiter",
+    __name__,  # our own tracebacks, in case an SDK message inside one names the token
 )
 CONFLICT_DETAIL = (
     "409 Conflict: another process is polling with this bot token, or a webhook was set; retrying"
@@ -219,7 +220,9 @@ class TelegramAdapter(PlatformAdapter):
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
         if self._poller is not None:
-            return
+            if not self._poller.done():
+                return
+            self._poller = None  # it ended (status says why): start over
         self._set_status(AdapterState.STARTING, "connecting")
         self.users.announce(self.name)
         try:
@@ -231,6 +234,15 @@ class TelegramAdapter(PlatformAdapter):
         self._inbox = inbox
         self._set_status(AdapterState.CONNECTED, "long polling")
         self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+        self._poller.add_done_callback(self._poller_ended)
+
+    def _poller_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return  # close()
+        exc = task.exception()
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "ended"
+        self._set_status(AdapterState.STOPPED, f"polling stopped: {reason}")
+        log.error("telegram: %s", self._status.detail, exc_info=exc)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -266,7 +278,11 @@ class TelegramAdapter(PlatformAdapter):
             self._set_status(AdapterState.CONNECTED, "long polling")
             for update in updates:
                 offset = update.update_id + 1
-                msg = self._inbound(update)
+                try:
+                    msg = self._inbound(update)
+                except Exception:  # one odd update must not stop the bot
+                    log.exception("telegram: skipped update %s", update.update_id)
+                    continue
                 if msg is not None and self._inbox is not None:
                     await self._inbox.put(msg)
 

@@ -221,6 +221,9 @@ async def test_a_gateway_that_ends_for_good_shows_as_stopped(
     status = adapter.status()
     assert status.state is AdapterState.STOPPED
     assert "refused the token" in status.detail
+    await adapter.start(asyncio.Queue())  # what the gateway's retry does: a fresh connection
+    assert adapter.status().state is AdapterState.CONNECTED
+    assert len(discord_server.ops(2)) == 2  # identified again
 
 
 async def test_missing_message_content_intent_is_a_config_error(
