@@ -2,7 +2,7 @@
 
 Scripted failures make the unhappy paths testable::
 
-    fake = FakeAdapter(allowed_users=["u1"])                          # or ["*"] for everyone
+    fake = FakeAdapter(allowed_users=["u1"])                          # ["*"]: everyone; []: nobody
     fake.script_failures(2, Receipt.failed("boom", retryable=True))   # next two sends fail
     fake.script_failures(1, TransientError("down"))                   # next send raises
     await fake.inject(chat="c1", text="/status", user_id="u1")        # inbound message
@@ -49,11 +49,13 @@ class SentCall:
 class FakeAdapter(PlatformAdapter):
     """Records calls in ``calls``; every delivered message gets a fresh id ``"m1"``, ``"m2"``…
 
-    ``allowed_users`` is required, as for every adapter: ``[]`` serves nobody, ``["*"]`` everyone.
+    ``allowed_users`` means what it means for every adapter: ``[]`` serves nobody, ``["*"]``
+    everyone. Unlike the real adapters it may be left out — tests that only send need no users —
+    and then serves nobody; ``create_adapter("fake", …)`` still requires it.
     """
 
     name = "fake"
-    allowed_users: Sequence[str]
+    allowed_users: Sequence[str] = ()
     platform: str = "fake"
     text_length: int = 4000
     group_size: int = 10

@@ -26,9 +26,12 @@ def test_allowed_users_parse() -> None:
             AllowedUsers.parse("x", bad)  # type: ignore[arg-type]
 
 
-def test_allowed_users_are_required_everywhere() -> None:
-    with pytest.raises(TypeError):
-        FakeAdapter()  # type: ignore[call-arg]
+async def test_allowed_users_required_by_the_registry_and_never_everyone_by_default() -> None:
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    quiet = FakeAdapter()  # a fake for sends only: serves nobody
+    await quiet.start(inbox)
+    await quiet.inject(chat="c", text="hi", user_id="u1")
+    assert inbox.empty()
     with pytest.raises(TypeError):
         create_adapter("fake")  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="allowed_users"):
