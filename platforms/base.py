@@ -1,7 +1,9 @@
 """The adapter contract: destinations, inbound messages, receipts, limits, ``PlatformAdapter``.
 
 Adapters translate between one platform SDK and these platform-neutral values; the gateway decides
-what to do with them. Every send returns a ``Receipt`` — there is no silent success.
+what to do with them. Every send returns a ``Receipt`` — there is no silent success. Every adapter
+reports its connection as an ``AdapterStatus`` (``adapter.status()``) for the gateway's
+``/status``, and serves only the users its ``AllowedUsers`` lets through.
 """
 
 from __future__ import annotations
@@ -10,13 +12,25 @@ import abc
 import asyncio
 import enum
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from platforms.errors import FileTooLarge, PermanentError, PlatformError, RateLimited
+from platforms.errors import (
+    ConfigError,
+    FileTooLarge,
+    PermanentError,
+    PlatformError,
+    ProtocolError,
+    RateLimited,
+    scrub,
+)
 from platforms.files import FileKind, classify, extract_local_files
+from platforms.redact import redact
+from platforms.text import split_message
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +165,75 @@ class Limits:
         return self.max_bytes.get(kind, self.default_max_bytes)
 
 
+class AdapterState(enum.StrEnum):
+    """Where an adapter's connection stands (shown by the gateway's ``/status``)."""
+
+    STARTING = "starting"  # start() is connecting
+    CONNECTED = "connected"  # inbound is flowing
+    RETRYING = "retrying"  # the connection failed or dropped; reconnecting with backoff
+    CONFLICT = "conflict"  # someone else holds the token (Telegram 409); still retrying
+    STOPPED = "stopped"  # not started, closed, or start()/the connection failed for good
+
+
+@dataclass(frozen=True)
+class AdapterStatus:
+    """A snapshot of an adapter's connection. ``detail`` is one short line without secrets;
+    ``since`` is the wall-clock time (``time.time()``) the adapter entered ``state``."""
+
+    state: AdapterState
+    detail: str = ""
+    since: float | None = None
+
+
+_NOT_STARTED = AdapterStatus(AdapterState.STOPPED, "not started")
+EVERYONE = "*"
+
+
+@dataclass(frozen=True)
+class AllowedUsers:
+    """Whom an adapter serves: platform user ids as strings; ``["*"]`` is everyone.
+
+    There is no implicit default: ``[]`` serves nobody (outbound notifications still work), and
+    ``None`` is refused, so an absent setting can never open a bot to the world.
+    """
+
+    ids: frozenset[str] = frozenset()
+    everyone: bool = False
+
+    @classmethod
+    def parse(cls, platform: str, value: Sequence[str] | None) -> AllowedUsers:
+        if value is None or isinstance(value, str | bytes):
+            raise ConfigError(
+                f"{platform}: allowed_users must be a list of user ids "
+                f'(["*"] for everyone, [] for nobody), not {value!r}',
+                platform=platform,
+            )
+        ids = frozenset(str(u).strip() for u in value)
+        if "" in ids:
+            raise ConfigError(f"{platform}: allowed_users has an empty id", platform=platform)
+        return cls(ids=ids - {EVERYONE}, everyone=EVERYONE in ids)
+
+    def allows(self, user_id: str) -> bool:
+        return self.everyone or user_id in self.ids
+
+    def announce(self, platform: str) -> None:
+        """Log, at start, whom the adapter serves when that is surprising (nobody or everyone)."""
+        if self.everyone:
+            log.warning(
+                '%s: allowed_users is ["*"] — everyone who can message the bot is served',
+                platform,
+            )
+        elif not self.ids:
+            log.warning(
+                "%s: allowed_users is empty — nobody will be served (notifications still go "
+                'out); add user ids to platforms.%s.allowed_users, or ["*"] for everyone',
+                platform,
+                platform,
+            )
+        else:
+            log.info("%s: serving %d allowed user(s)", platform, len(self.ids))
+
+
 class PlatformAdapter(abc.ABC):
     """One chat platform. Subclasses translate; they never read the environment or config files.
 
@@ -158,9 +241,17 @@ class PlatformAdapter(abc.ABC):
     it puts ``InboundMessage`` values into ``inbox``, the gateway's router consumes them) and
     returns once the adapter is ready; ``await close()`` stops everything. Sends may be used
     without ``start`` where the platform allows it (Slack, Telegram).
+
+    ``start()`` raises only ``platforms.errors`` exceptions; after a failed start the status is
+    ``stopped`` with the reason, and calling ``start()`` again retries. Constructors take
+    ``allowed_users`` as a required keyword (see ``AllowedUsers``).
     """
 
     name: ClassVar[str]
+    users: AllowedUsers
+    # Instance values replace these class defaults on the first change / in __init__.
+    _status: AdapterStatus = _NOT_STARTED
+    _secrets: tuple[str, ...] = ()
 
     @abc.abstractmethod
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None: ...
@@ -195,7 +286,86 @@ class PlatformAdapter(abc.ABC):
         """Local files mentioned in ``text`` and the text without them (see ``platforms.files``)."""
         return extract_local_files(text)
 
+    def status(self) -> AdapterStatus:
+        """The connection's current state, for ``/status`` (cheap; never does I/O)."""
+        return self._status
+
+    def numbers_parts(self, dest: Destination) -> bool:
+        """Whether a message split into parts gets "(1/3)" markers at ``dest``.
+
+        Outside a thread other messages can land between the parts, so they are numbered; inside
+        a thread they stay together and are not. Adapters may decide otherwise.
+        """
+        return dest.thread is None
+
     # --- helpers shared by the real adapters ----------------------------------------------------
+
+    def _set_status(self, state: AdapterState, detail: str = "") -> bool:
+        """Record the connection state; True if state or detail changed (worth a log line)."""
+        detail = redact(detail, self._secrets)
+        old = self._status
+        if old.state is state and old.detail == detail:
+            return False
+        since = old.since if old.state is state and old.since is not None else time.time()
+        self._status = AdapterStatus(state, detail, since)
+        return True
+
+    def message_parts(
+        self,
+        dest: Destination,
+        text: str,
+        *,
+        limit: int | None = None,
+        length: Callable[[str], int] = len,
+        protect: re.Pattern[str] | None = None,
+    ) -> list[str]:
+        """``text`` split for ``dest``: fences balanced, numbered where ``numbers_parts`` says."""
+        return split_message(
+            text,
+            limit or self.limits().text_length,
+            length=length,
+            number=self.numbers_parts(dest),
+            protect=protect,
+        )
+
+    def map_exception(
+        self, exc: BaseException, map_error: Callable[[BaseException], PlatformError | None]
+    ) -> PlatformError | None:
+        """``exc`` as a ``platforms.errors`` exception with secrets masked (None: not ours)."""
+        mapped = exc if isinstance(exc, PlatformError) else map_error(exc)
+        return None if mapped is None else scrub(mapped, self._secrets)
+
+    def start_failed(
+        self, exc: BaseException, map_error: Callable[[BaseException], PlatformError | None]
+    ) -> PlatformError:
+        """The error ``start()`` raises for ``exc``; the status becomes ``stopped`` with it.
+
+        An exception the SDK map does not know (a ``KeyError`` on an unexpected payload, say)
+        becomes a ``ProtocolError``: a wrong ``base_url`` is the usual cause. Raise the result
+        ``from`` ``chain_for(exc)`` so a token in the original text never reaches a traceback.
+        """
+        mapped = self.map_exception(exc, map_error)
+        if mapped is None:
+            text = redact(str(exc), self._secrets)
+            mapped = ProtocolError(
+                f"{self.name}: unexpected {type(exc).__name__} while connecting"
+                + (f": {text}" if text else "")
+                + " (is base_url the SDK's API base?)",
+                platform=self.name,
+            )
+        self._set_status(AdapterState.STOPPED, f"start failed: {mapped}")
+        return mapped
+
+    def chain_for(self, exc: BaseException) -> BaseException | None:
+        """``exc`` as a ``__cause__`` if no message in its chain holds a secret, else None."""
+        seen: set[int] = set()
+        cur: BaseException | None = exc
+        while cur is not None and id(cur) not in seen:
+            seen.add(id(cur))
+            if redact(str(cur), self._secrets) != str(cur):
+                return None
+            cur = cur.__cause__ or cur.__context__
+        return exc
 
     def check_file(self, path: Path, kind: FileKind | None = None) -> Receipt | None:
         """A refusal receipt if ``path`` is missing or over the platform limit, else None.
@@ -251,7 +421,7 @@ class PlatformAdapter(abc.ABC):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            mapped = exc if isinstance(exc, PlatformError) else map_error(exc)
+            mapped = self.map_exception(exc, map_error)
             if mapped is None:
                 raise
             log.warning("%s send failed: %s", self.name, mapped)

@@ -5,9 +5,15 @@ go to, overriding ``chat``. Texts are split at 2000 characters; files go as ``di
 attachments, at most 10 per message, within the guild's upload limit (10 MiB when unknown).
 
 ``base_url`` and ``gateway_url`` point discord.py at a Discord-compatible server (or a loopback
-fake). discord.py keeps both as class attributes (``Route.BASE``, ``DiscordWebSocket.
-DEFAULT_GATEWAY``); the adapter sets them while it runs and restores them on ``close()``, so only
-one Discord adapter with custom URLs may run per process.
+fake). ``base_url`` is discord.py's ``Route.BASE`` as the SDK spells it, API version included
+(``https://discord.com/api/v10``); it is used as given, less a trailing slash. discord.py keeps
+both as class attributes (``Route.BASE``, ``DiscordWebSocket.DEFAULT_GATEWAY``); the adapter sets
+them while it runs and restores them on ``close()``, so only one Discord adapter with custom URLs
+may run per process.
+
+Status: discord.py reconnects by itself; its connect/disconnect events drive ``status()``. If the
+gateway connection ends for good (a revoked token, the message-content intent switched off), the
+status is ``stopped`` with the reason.
 """
 
 from __future__ import annotations
@@ -31,7 +37,16 @@ with warnings.catch_warnings():
     from discord.gateway import DiscordWebSocket
     from discord.http import Route
 
-from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.base import (
+    AdapterState,
+    AllowedUsers,
+    Destination,
+    InboundMessage,
+    Limits,
+    MiB,
+    PlatformAdapter,
+    Receipt,
+)
 from platforms.errors import (
     AuthError,
     BadRequest,
@@ -39,24 +54,36 @@ from platforms.errors import (
     NotFound,
     PermanentError,
     PlatformError,
+    ProtocolError,
     RateLimited,
     TransientError,
 )
 from platforms.files import FileKind
-from platforms.text import split_text
+from platforms.markup import MARKDOWN_PROTECT
+from platforms.text import split_message
 
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 2000
 FILES_PER_MESSAGE = 10
 DEFAULT_FILE_BYTES = 10 * MiB
-API_VERSION = 10
+AUTHENTICATION_FAILED = 4004
+INTENTS_HELP = (
+    "discord: the gateway refused the bot's intents (close code 4014): enable MESSAGE CONTENT "
+    "INTENT under Bot → Privileged Gateway Intents in the Discord Developer Portal"
+)
 
 
 def map_error(exc: BaseException) -> PlatformError | None:
     """Translate discord.py / aiohttp exceptions into the ``platforms.errors`` tree."""
     if isinstance(exc, discord.LoginFailure):
         return AuthError(str(exc), platform="discord")
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return ConfigError(INTENTS_HELP, platform="discord")
+    if isinstance(exc, discord.ConnectionClosed) and exc.code == AUTHENTICATION_FAILED:
+        return AuthError(
+            "discord: the gateway refused the token (close code 4004)", platform="discord"
+        )
     if isinstance(exc, discord.RateLimited):
         return RateLimited(retry_after=exc.retry_after, platform="discord")
     if isinstance(exc, discord.HTTPException):
@@ -90,6 +117,16 @@ class _Client(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter._on_message(message)
 
+    async def on_ready(self) -> None:
+        self.adapter._set_status(AdapterState.CONNECTED, "gateway")
+
+    async def on_resumed(self) -> None:
+        self.adapter._set_status(AdapterState.CONNECTED, "gateway")
+
+    async def on_disconnect(self) -> None:
+        if not self.is_closed():
+            self.adapter._set_status(AdapterState.RETRYING, "gateway connection lost; reconnecting")
+
 
 class DiscordAdapter(PlatformAdapter):
     """A Discord bot user. Needs the privileged message-content intent enabled for the app."""
@@ -101,18 +138,19 @@ class DiscordAdapter(PlatformAdapter):
         self,
         token: str,
         *,
+        allowed_users: Sequence[str],
         base_url: str | None = None,
         gateway_url: str | None = None,
-        allowed_users: Sequence[str] | None = None,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float = 30.0,
     ) -> None:
         if not token:
-            raise ValueError("discord adapter needs a token")
+            raise ConfigError("discord: no bot token given", platform="discord")
         self.token = token
+        self._secrets = (token,)
+        self.users = AllowedUsers.parse(self.name, allowed_users)
         self.base_url = base_url.rstrip("/") if base_url else None
         self.gateway_url = gateway_url
-        self.allowed_users = None if allowed_users is None else {str(u) for u in allowed_users}
         self.guild_ready_timeout = guild_ready_timeout
         self.ready_timeout = ready_timeout
         self.client: _Client | None = None
@@ -149,7 +187,7 @@ class DiscordAdapter(PlatformAdapter):
         self._saved_urls = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
         DiscordAdapter._url_owner = self
         if self.base_url:
-            Route.BASE = f"{self.base_url}/api/v{API_VERSION}"
+            Route.BASE = self.base_url
         if self.gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
 
@@ -177,42 +215,77 @@ class DiscordAdapter(PlatformAdapter):
             )
             try:
                 await client.login(self.token)
-            except Exception as exc:
+            except BaseException:
                 await client.close()
                 self._restore_urls()
-                raise (map_error(exc) or exc) from exc
+                raise
             self.client = client
         return self.client
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
-        client = await self._login()
+        if self._runner is not None:
+            if not self._runner.done():
+                return
+            await self.close()  # the gateway task ended for good: start over with a new client
+        self._set_status(AdapterState.STARTING, "connecting")
+        self.users.announce(self.name)
+        try:
+            client = await self._login()
+        except discord.NotFound as exc:
+            # The login call (GET /users/@me) exists on every Discord API: a 404 is a wrong base.
+            wrong_base = ProtocolError(
+                f"discord: {self.base_url or Route.BASE}/users/@me answered 404: is base_url "
+                "discord.py's Route.BASE, API version included (https://discord.com/api/v10)?",
+                platform="discord",
+            )
+            raise self.start_failed(wrong_base, map_error) from self.chain_for(exc)
+        except Exception as exc:
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
         self._inbox = inbox
-        self._runner = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        runner = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        self._runner = runner
         ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
         done, _ = await asyncio.wait(
-            {self._runner, ready}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            {runner, ready}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
         )
-        if ready not in done:
-            ready.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ready
-            error: BaseException = TransientError("discord gateway did not become ready")
-            if self._runner in done and self._runner.exception() is not None:
-                exc = self._runner.exception()
-                assert exc is not None
-                error = map_error(exc) or exc
-            await self.close()
-            raise error
+        if ready in done:
+            runner.add_done_callback(self._runner_ended)
+            return
+        ready.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ready
+        error: BaseException = TransientError(
+            f"discord: the gateway did not become ready within {self.ready_timeout:g}s",
+            platform="discord",
+        )
+        if runner in done and not runner.cancelled():
+            error = runner.exception() or error
+        await self.close()
+        raise self.start_failed(error, map_error) from self.chain_for(error)
+
+    def _runner_ended(self, task: asyncio.Task[None]) -> None:
+        """The gateway task ended while the adapter was running: say why, in log and status."""
+        if self.client is None or task.cancelled():
+            return  # close() is under way
+        exc = task.exception()
+        if exc is None:
+            reason = "gateway connection closed"
+        else:
+            mapped = self.map_exception(exc, map_error)
+            reason = str(mapped) if mapped is not None else f"{type(exc).__name__}: {exc}"
+        self._set_status(AdapterState.STOPPED, reason)
+        log.error("discord: inbound stopped: %s", self._status.detail)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._runner, 5)
             self._runner = None
-        self.client = None
         self._restore_urls()
+        self._set_status(AdapterState.STOPPED, "closed")
 
     async def _on_message(self, message: discord.Message) -> None:
         client = self.client
@@ -223,8 +296,8 @@ class DiscordAdapter(PlatformAdapter):
             return  # our own posts come back through the gateway
         if author.bot:
             return
-        if self.allowed_users is not None and str(author.id) not in self.allowed_users:
-            log.info("discord: ignoring message from unlisted user %s", author.id)
+        if not self.users.allows(str(author.id)):
+            log.info("discord: ignoring message from user %s (not in allowed_users)", author.id)
             return
         channel = message.channel
         if isinstance(channel, discord.Thread):
@@ -279,7 +352,8 @@ class DiscordAdapter(PlatformAdapter):
         async def one(chunk: str) -> Receipt:
             return await self.guarded(lambda: self._post(dest, chunk), map_error)
 
-        return await self.send_parts(split_text(text, TEXT_LIMIT), one)
+        parts = self.message_parts(dest, text, protect=MARKDOWN_PROTECT)
+        return await self.send_parts(parts, one)
 
     def _check(self, dest: Destination, path: Path) -> Receipt | None:
         refusal = self.check_file(path)
@@ -300,7 +374,8 @@ class DiscordAdapter(PlatformAdapter):
                 receipts.append(refusal)
             else:
                 ok.append(path)
-        pending = split_text(caption, TEXT_LIMIT)[0] if caption else None
+        captions = split_message(caption or "", TEXT_LIMIT, protect=MARKDOWN_PROTECT)
+        pending = captions[0] if captions else None
         for start in range(0, len(ok), FILES_PER_MESSAGE):
             group = ok[start : start + FILES_PER_MESSAGE]
 

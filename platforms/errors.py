@@ -9,6 +9,7 @@ notifier, router and CLI) react to a small set of classes instead of three SDKs'
     ├── RateLimited(retry_after)       flood control; wait ``retry_after`` seconds   (retryable)
     ├── TransientError                 network failure, timeout, 5xx                   (retryable)
     └── PermanentError                 the same request will fail again
+        ├── ProtocolError              the answer is not the platform's API (wrong base_url?)
         ├── BadRequest                 the platform refused the request (400, bad chat id, ...)
         ├── NotFound                   chat, channel or thread does not exist (or is not visible)
         └── FileRejected(reason)       a file may not or cannot be sent (policy, missing, size)
@@ -16,6 +17,10 @@ notifier, router and CLI) react to a small set of classes instead of three SDKs'
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+from platforms.redact import redact
 
 
 class PlatformError(Exception):
@@ -60,6 +65,11 @@ class PermanentError(PlatformError):
     """The same request will fail again; do not retry."""
 
 
+class ProtocolError(PermanentError):
+    """The server's answer is not what the platform's API returns: a ``base_url`` that is not the
+    SDK's API base, a proxy's error page, an SDK failure on an unexpected payload."""
+
+
 class BadRequest(PermanentError):
     """The platform refused the request as malformed or not allowed."""
 
@@ -81,3 +91,12 @@ class FileTooLarge(FileRejected):
         super().__init__(message, platform=platform)
         self.size = size
         self.limit = limit
+
+
+def scrub(exc: PlatformError, secrets: Iterable[str]) -> PlatformError:
+    """``exc`` with every secret in its message masked (in place; returned for chaining)."""
+    clean = redact(exc.message, secrets)
+    if clean != exc.message:
+        exc.message = clean
+        exc.args = (clean, *exc.args[1:])
+    return exc

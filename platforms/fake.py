@@ -2,9 +2,14 @@
 
 Scripted failures make the unhappy paths testable::
 
+    fake = FakeAdapter(allowed_users=["u1"])                          # ["*"]: everyone; []: nobody
     fake.script_failures(2, Receipt.failed("boom", retryable=True))   # next two sends fail
     fake.script_failures(1, TransientError("down"))                   # next send raises
     await fake.inject(chat="c1", text="/status", user_id="u1")        # inbound message
+    fake.set_status(AdapterState.CONFLICT, "someone else polls")      # what /status shows
+
+``send`` splits text exactly as the real adapters do (fences balanced, "(1/3)" numbering outside
+threads) and records the parts in ``SentCall.chunks``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.base import (
+    AdapterState,
+    AllowedUsers,
+    Destination,
+    InboundMessage,
+    Limits,
+    MiB,
+    PlatformAdapter,
+    Receipt,
+)
 from platforms.files import FileKind
-from platforms.text import split_text
 
 
 @dataclass(frozen=True)
@@ -32,22 +45,30 @@ class SentCall:
     chunks: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FakeAdapter(PlatformAdapter):
-    """Records calls in ``calls``; every delivered message gets a fresh id ``"m1"``, ``"m2"``…"""
+    """Records calls in ``calls``; every delivered message gets a fresh id ``"m1"``, ``"m2"``…
+
+    ``allowed_users`` means what it means for every adapter: ``[]`` serves nobody, ``["*"]``
+    everyone. Unlike the real adapters it may be left out — tests that only send need no users —
+    and then serves nobody; ``create_adapter("fake", …)`` still requires it.
+    """
 
     name = "fake"
+    allowed_users: Sequence[str] = ()
     platform: str = "fake"
     text_length: int = 4000
     group_size: int = 10
     max_bytes: int = 10 * MiB
-    allowed_users: Sequence[str] | None = None
     calls: list[SentCall] = field(default_factory=list)
     _inbox: asyncio.Queue[InboundMessage] | None = field(default=None, repr=False)
     _script: deque[Receipt | BaseException] = field(default_factory=deque, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     started: bool = False
     closed: bool = False
+
+    def __post_init__(self) -> None:
+        self.users = AllowedUsers.parse(self.platform, self.allowed_users)
 
     # --- scripting ---
 
@@ -80,9 +101,13 @@ class FakeAdapter(PlatformAdapter):
             is_self=is_self,
             files=tuple(files),
         )
-        if not is_self and (self.allowed_users is None or user_id in self.allowed_users):
+        if not is_self and self.users.allows(user_id):
             await self._inbox.put(msg)
         return msg
+
+    def set_status(self, state: AdapterState, detail: str = "") -> None:
+        """Put the adapter in ``state`` (e.g. CONFLICT or RETRYING) for status tests."""
+        self._set_status(state, detail)
 
     @property
     def texts(self) -> list[str]:
@@ -91,8 +116,10 @@ class FakeAdapter(PlatformAdapter):
     # --- contract ---
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        self.users.announce(self.platform)
         self._inbox = inbox
         self.started = True
+        self._set_status(AdapterState.CONNECTED, "in memory")
 
     def limits(self) -> Limits:
         return Limits(
@@ -104,9 +131,10 @@ class FakeAdapter(PlatformAdapter):
 
     async def close(self) -> None:
         self.closed = True
+        self._set_status(AdapterState.STOPPED, "closed")
 
     async def send(self, dest: Destination, text: str) -> Receipt:
-        chunks = tuple(split_text(text, self.text_length))
+        chunks = tuple(self.message_parts(dest, text))
         self.calls.append(SentCall("send", dest, text=text, chunks=chunks))
         scripted = self._scripted()
         if scripted is not None:

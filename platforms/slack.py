@@ -3,7 +3,8 @@
 Inbound: ``apps.connections.open`` (app token) gives a WebSocket URL; the SDK's aiohttp
 ``SocketModeClient`` keeps it connected (reconnects on close/disconnect), the adapter acks every
 envelope and turns ``message`` events into ``InboundMessage`` values.
-Outbound: ``chat.postMessage`` (mrkdwn, ``thread_ts``) and the current upload flow
+Outbound: ``chat.postMessage`` (mrkdwn escaped for Slack, see ``platforms.markup``; ``thread_ts``)
+and the current upload flow
 (``files.getUploadURLExternal`` → POST → ``files.completeUploadExternal`` with ``channel_id`` and
 ``thread_ts``; several images in one completion). 429 (Retry-After) and 5xx are retried by the SDK's
 retry handlers.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,32 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.base import (
+    AdapterState,
+    AdapterStatus,
+    AllowedUsers,
+    Destination,
+    InboundMessage,
+    Limits,
+    MiB,
+    PlatformAdapter,
+    Receipt,
+)
 from platforms.errors import (
     AuthError,
     BadRequest,
+    ConfigError,
     NotFound,
     PermanentError,
     PlatformError,
+    ProtocolError,
     RateLimited,
     TransientError,
 )
 from platforms.files import FileKind
-from platforms.text import split_text
+from platforms.markup import SLACK_PROTECT, to_mrkdwn
+
+__all__ = ["SlackAdapter", "map_error", "to_mrkdwn"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +86,12 @@ def map_error(exc: BaseException) -> PlatformError | None:
             return AuthError(code or str(status), platform="slack")
         if status >= 500:
             return TransientError(code or f"HTTP {status}", platform="slack")
+        if not isinstance(response.data, dict):
+            return ProtocolError(
+                f"HTTP {status} from {response.api_url}: not a Slack Web API answer "
+                "(is base_url slack-sdk's API base, like https://slack.com/api/?)",
+                platform="slack",
+            )
         if code in NOT_FOUND_ERRORS:
             return NotFound(code, platform="slack")
         return BadRequest(code or f"HTTP {status}", platform="slack")
@@ -85,23 +105,6 @@ def map_error(exc: BaseException) -> PlatformError | None:
     return None
 
 
-_CODE_SPLIT = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
-
-
-def to_mrkdwn(text: str) -> str:
-    """Common Markdown to Slack mrkdwn (bold, strike, links, headings), leaving code alone."""
-    parts = _CODE_SPLIT.split(text)
-    for i in range(0, len(parts), 2):
-        s = parts[i]
-        s = re.sub(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", s)
-        s = re.sub(r"\*\*(.+?)\*\*", r"*\1*", s)
-        s = re.sub(r"__(.+?)__", r"*\1*", s)
-        s = re.sub(r"~~(.+?)~~", r"~\1~", s)
-        s = re.sub(r"(?m)^#{1,6}\s+(.+)$", r"*\1*", s)
-        parts[i] = s
-    return "".join(parts)
-
-
 class SlackAdapter(PlatformAdapter):
     """Slack app with a bot token (Web API) and an app-level token (Socket Mode)."""
 
@@ -112,8 +115,8 @@ class SlackAdapter(PlatformAdapter):
         bot_token: str,
         app_token: str | None = None,
         *,
+        allowed_users: Sequence[str],
         base_url: str | None = None,
-        allowed_users: Sequence[str] | None = None,
         max_retries: int = 2,
         retry_backoff: float = 0.5,
         max_file_bytes: int = MAX_FILE_BYTES,
@@ -121,11 +124,13 @@ class SlackAdapter(PlatformAdapter):
         timeout: int = 30,
     ) -> None:
         if not bot_token:
-            raise ValueError("slack adapter needs a bot token")
+            raise ConfigError("slack: no bot token given", platform="slack")
         self.app_token = app_token
-        self.allowed_users = None if allowed_users is None else {str(u) for u in allowed_users}
+        self.users = AllowedUsers.parse(self.name, allowed_users)
+        self._secrets = tuple(t for t in (bot_token, app_token) if t)
         self.ping_interval = ping_interval
         self.max_file_bytes = max_file_bytes
+        # slack-sdk joins method names onto its base_url, which therefore ends in a slash.
         api = (base_url or "https://slack.com/api/").rstrip("/") + "/"
         self.client = AsyncWebClient(
             token=bot_token,
@@ -159,12 +164,20 @@ class SlackAdapter(PlatformAdapter):
     # --- lifecycle ---
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        if self._socket is not None:
+            return
+        self._set_status(AdapterState.STARTING, "connecting")
+        self.users.announce(self.name)
         if not self.app_token:
-            raise ValueError("slack inbound (Socket Mode) needs an app token")
+            error = ConfigError(
+                "slack: inbound messages (Socket Mode) need an app-level token (xapp-…)",
+                platform="slack",
+            )
+            raise self.start_failed(error, map_error)
         try:
             auth = await self.client.auth_test()
         except Exception as exc:
-            raise (map_error(exc) or exc) from exc
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self._inbox = inbox
@@ -182,12 +195,25 @@ class SlackAdapter(PlatformAdapter):
         except Exception as exc:
             await self._socket.close()  # type: ignore[no-untyped-call]
             self._socket = None
-            raise (map_error(exc) or exc) from exc
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
+        self._set_status(AdapterState.CONNECTED, "Socket Mode")
 
     async def close(self) -> None:
         if self._socket is not None:
             await self._socket.close()  # type: ignore[no-untyped-call]
             self._socket = None
+        self._set_status(AdapterState.STOPPED, "closed")
+
+    def status(self) -> AdapterStatus:
+        # The SDK reconnects by itself and reports nothing back, so look at its socket.
+        socket = self._socket
+        if socket is not None and self._status.state is AdapterState.CONNECTED:
+            session = socket.current_session
+            if session is None or session.closed or socket.stale:
+                return AdapterStatus(
+                    AdapterState.RETRYING, "Socket Mode connection lost; the SDK is reconnecting"
+                )
+        return self._status
 
     async def _on_request(self, client: SocketModeClient, req: SocketModeRequest) -> None:
         # Ack first: Slack redelivers unacknowledged envelopes.
@@ -205,8 +231,8 @@ class SlackAdapter(PlatformAdapter):
         user = event.get("user")
         if not user or event.get("bot_id") or user == self.bot_user_id:
             return None  # our own posts (and other bots') come back as events too
-        if self.allowed_users is not None and user not in self.allowed_users:
-            log.info("slack: ignoring message from unlisted user %s", user)
+        if not self.users.allows(user):
+            log.info("slack: ignoring message from user %s (not in allowed_users)", user)
             return None
         files = tuple(str(f.get("id")) for f in event.get("files") or () if f.get("id"))
         return InboundMessage(
@@ -244,7 +270,10 @@ class SlackAdapter(PlatformAdapter):
         async def one(chunk: str) -> Receipt:
             return await self.guarded(lambda: post(chunk), map_error)
 
-        return await self.send_parts(split_text(to_mrkdwn(text), TEXT_LIMIT), one)
+        # Render first, then split: escaping makes the text longer, and Slack's limit applies to
+        # what it receives. Cuts avoid links, mentions and entities (SLACK_PROTECT).
+        parts = self.message_parts(dest, to_mrkdwn(text), protect=SLACK_PROTECT)
+        return await self.send_parts(parts, one)
 
     async def _upload(
         self, dest: Destination, paths: Sequence[Path], caption: str | None

@@ -2,6 +2,14 @@
 
 Only the Bot API client of PTB is used, not ``Application``: the adapter's polling task fetches
 updates and puts ``InboundMessage`` values into the gateway's inbox; the gateway dispatches.
+
+``start()`` deletes any webhook first (Telegram refuses ``getUpdates`` while one is set). A 409
+Conflict on ``getUpdates`` means someone else holds the token — a second poller with the same bot
+token, or a webhook set after we started: the status becomes ``conflict``, the log says so once per
+streak, and polling goes on with backoff until the other side lets go.
+
+Text goes as Bot API HTML converted from our Markdown (``platforms.markup``); if Telegram refuses
+the markup, the same part is sent again as plain text.
 """
 
 from __future__ import annotations
@@ -20,10 +28,20 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.base import (
+    AdapterState,
+    AllowedUsers,
+    Destination,
+    InboundMessage,
+    Limits,
+    MiB,
+    PlatformAdapter,
+    Receipt,
+)
 from platforms.errors import (
     AuthError,
     BadRequest,
+    ConfigError,
     NotFound,
     PermanentError,
     PlatformError,
@@ -31,8 +49,10 @@ from platforms.errors import (
     TransientError,
 )
 from platforms.files import FileKind, image_size
+from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
+from platforms.redact import protect_loggers
 from platforms.retry import Backoff
-from platforms.text import split_text, utf16_len
+from platforms.text import split_message, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +62,22 @@ PHOTO_MAX_BYTES = 10 * MiB
 PHOTO_MAX_SIDES = 10000  # width + height
 PHOTO_MAX_RATIO = 20
 GROUP_SIZE = 10
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
+HTML = "HTML"
+# Loggers that print the token (PTB puts it in every URL; httpx logs URLs at INFO).
+SDK_LOGGERS = (
+    "httpx",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+    "telegram.request.BaseRequest",
+    "telegram.request.HTTPXRequest",
+    "telegram.ext.AIORateLimiter",
+    __name__,  # our own tracebacks, in case an SDK message inside one names the token
+)
+CONFLICT_DETAIL = (
+    "409 Conflict: another process is polling with this bot token, or a webhook was set; retrying"
+)
 
 
 def photo_ok(path: Path, size: int) -> bool:
@@ -96,8 +132,14 @@ def map_error(exc: BaseException) -> PlatformError | None:
     return None
 
 
+def file_base_url(base_url: str) -> str | None:
+    """PTB's file URL beside an API base that ends in ``/bot`` (None: not derivable)."""
+    return base_url.removesuffix("/bot") + "/file/bot" if base_url.endswith("/bot") else None
+
+
 class TelegramAdapter(PlatformAdapter):
-    """Telegram bot. ``base_url`` points at a self-hosted Bot API server (or a test fake)."""
+    """Telegram bot. ``base_url`` is PTB's ``base_url`` (``https://api.telegram.org/bot``, the
+    token is appended to it): a self-hosted Bot API server, a proxy, or a test fake."""
 
     name = "telegram"
 
@@ -105,7 +147,7 @@ class TelegramAdapter(PlatformAdapter):
         self,
         token: str,
         *,
-        allowed_users: Sequence[str] | None = None,
+        allowed_users: Sequence[str],
         base_url: str | None = None,
         base_file_url: str | None = None,
         max_upload_bytes: int = 50 * MiB,
@@ -115,18 +157,27 @@ class TelegramAdapter(PlatformAdapter):
         rate_limiter_retries: int = 2,
     ) -> None:
         if not token:
-            raise ValueError("telegram adapter needs a token")
-        root = (base_url or "https://api.telegram.org").rstrip("/")
-        self.allowed_users = None if allowed_users is None else {str(u) for u in allowed_users}
+            raise ConfigError("telegram: no bot token given", platform="telegram")
+        self.users = AllowedUsers.parse(self.name, allowed_users)
+        self._secrets = (token,)
+        protect_loggers(self._secrets, SDK_LOGGERS)  # before PTB logs its URLs
+        base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        if not base.endswith("/bot") and "{token}" not in base:
+            log.warning(
+                "telegram: base_url %s does not end in /bot; python-telegram-bot appends the "
+                "token to it as it is (the official value is %s)",
+                base,
+                DEFAULT_BASE_URL,
+            )
         self.max_upload_bytes = max_upload_bytes
         self.poll_timeout = poll_timeout
         self.backoff = backoff or Backoff(base=1.0, cap=60.0)
-        self.connections = 0  # getUpdates failures followed by a retry (for health checks)
         self._requests = (self._request(request_timeout), self._request(request_timeout))
+        file_url = base_file_url or file_base_url(base) or DEFAULT_FILE_URL
         self.bot: ExtBot[int] = ExtBot(
             token,
-            base_url=f"{root}/bot",
-            base_file_url=base_file_url or f"{root}/file/bot",
+            base_url=base,
+            base_file_url=file_url,
             request=self._requests[0],
             get_updates_request=self._requests[1],
             rate_limiter=AIORateLimiter(max_retries=rate_limiter_retries),
@@ -161,18 +212,37 @@ class TelegramAdapter(PlatformAdapter):
         try:
             await self.bot.initialize()  # getMe: learns the bot's own id
         except BaseException:
-            # A failed getMe leaves PTB's HTTP clients open; close them so no socket leaks.
-            await asyncio.gather(*(r.shutdown() for r in self._requests))
+            # A failed getMe leaves PTB's HTTP clients open; close them so no socket leaks, through
+            # the bot so that a later initialize() opens them again.
+            await self.bot.shutdown()
             raise
         self._initialized = True
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        if self._poller is not None:
+            if not self._poller.done():
+                return
+            self._poller = None  # it ended (status says why): start over
+        self._set_status(AdapterState.STARTING, "connecting")
+        self.users.announce(self.name)
         try:
             await self._ensure_initialized()
+            # getUpdates is refused (409) while a webhook is set; pending updates are kept.
+            await self.bot.delete_webhook(drop_pending_updates=False)
         except Exception as exc:
-            raise (map_error(exc) or exc) from exc
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
         self._inbox = inbox
+        self._set_status(AdapterState.CONNECTED, "long polling")
         self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+        self._poller.add_done_callback(self._poller_ended)
+
+    def _poller_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return  # close()
+        exc = task.exception()
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "ended"
+        self._set_status(AdapterState.STOPPED, f"polling stopped: {reason}")
+        log.error("telegram: %s", self._status.detail, exc_info=exc)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -183,9 +253,11 @@ class TelegramAdapter(PlatformAdapter):
         if self._initialized:
             await self.bot.shutdown()
             self._initialized = False
+        self._set_status(AdapterState.STOPPED, "closed")
 
     async def _poll(self) -> None:
         offset: int | None = None
+        failures = 0
         while True:
             try:
                 updates = await self.bot.get_updates(
@@ -196,19 +268,46 @@ class TelegramAdapter(PlatformAdapter):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                mapped = map_error(exc)
-                retry_after = mapped.retry_after if isinstance(mapped, RateLimited) else None
-                delay = self.backoff.next_delay(retry_after)
-                self.connections += 1
-                log.warning("telegram getUpdates failed (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
+                failures += 1
+                await asyncio.sleep(self._poll_failed(exc))
                 continue
+            if failures:
+                log.info("telegram: polling again after %d failed getUpdates call(s)", failures)
+                failures = 0
             self.backoff.reset()
+            self._set_status(AdapterState.CONNECTED, "long polling")
             for update in updates:
                 offset = update.update_id + 1
-                msg = self._inbound(update)
+                try:
+                    msg = self._inbound(update)
+                except Exception:  # one odd update must not stop the bot
+                    log.exception("telegram: skipped update %s", update.update_id)
+                    continue
                 if msg is not None and self._inbox is not None:
                     await self._inbox.put(msg)
+
+    def _poll_failed(self, exc: Exception) -> float:
+        """Record a failed getUpdates (status, one log line per streak); the delay to wait."""
+        if isinstance(exc, tg_error.Conflict):
+            delay = self.backoff.next_delay()
+            if self._set_status(AdapterState.CONFLICT, CONFLICT_DETAIL):
+                log.error(
+                    "telegram: getUpdates answered 409 Conflict (%s): another process is polling "
+                    "with this bot token, or a webhook was set after start; only one of them can "
+                    "receive updates. Stop the other poller or remove the webhook. Retrying with "
+                    "backoff (logged once until polling works again)",
+                    self.map_exception(exc, map_error),
+                )
+            return delay
+        mapped = self.map_exception(exc, map_error)
+        reason = str(mapped) if mapped is not None else type(exc).__name__
+        retry_after = mapped.retry_after if isinstance(mapped, RateLimited) else None
+        delay = self.backoff.next_delay(retry_after)
+        if self._set_status(AdapterState.RETRYING, f"getUpdates failed: {reason}"):
+            log.warning("telegram: getUpdates failed (%s); retrying with backoff", reason)
+        else:
+            log.debug("telegram: getUpdates failed again (%s); next try in %.2fs", reason, delay)
+        return delay
 
     def _inbound(self, update: telegram.Update) -> InboundMessage | None:
         message = update.message
@@ -218,8 +317,8 @@ class TelegramAdapter(PlatformAdapter):
         is_self = user.id == self.bot.id
         if is_self:
             return None
-        if self.allowed_users is not None and str(user.id) not in self.allowed_users:
-            log.info("telegram: ignoring message from unlisted user %s", user.id)
+        if not self.users.allows(str(user.id)):
+            log.info("telegram: ignoring message from user %s (not in allowed_users)", user.id)
             return None
         thread = message.message_thread_id if message.is_topic_message else None
         files: list[str] = []
@@ -253,29 +352,51 @@ class TelegramAdapter(PlatformAdapter):
         return where
 
     async def send(self, dest: Destination, text: str) -> Receipt:
-        async def one(chunk: str) -> Receipt:
-            return await self._guarded(lambda: self._send_message(dest, chunk))
+        # Split the Markdown, then render each part: Telegram counts the limit on the text after
+        # entity parsing, which is never longer than its Markdown source.
+        parts = self.message_parts(dest, text, length=utf16_len, protect=MARKDOWN_PROTECT)
 
-        return await self.send_parts(split_text(text, TEXT_LIMIT, length=utf16_len), one)
+        async def one(part: str) -> Receipt:
+            async def call(html: bool) -> list[str]:
+                msg = await self.bot.send_message(
+                    text=to_telegram_html(part) if html else part,
+                    parse_mode=HTML if html else None,
+                    **self._where(dest),  # type: ignore[arg-type]
+                )
+                return [str(msg.message_id)]
+
+            return await self._guarded(call)
+
+        return await self.send_parts(parts, one)
 
     async def _guarded(
-        self, call: Callable[[], Awaitable[Sequence[str]]], *, name: str | None = None
+        self, call: Callable[[bool], Awaitable[Sequence[str]]], *, name: str | None = None
     ) -> Receipt:
+        """Run ``call(html=True)``; if Telegram refuses the markup, ``call(html=False)``."""
+
         async def initialized_call() -> Sequence[str]:
             await self._ensure_initialized()
-            return await call()
+            try:
+                return await call(True)
+            except tg_error.BadRequest as exc:
+                if "can't parse entities" not in str(exc).lower():
+                    raise
+                log.warning("telegram: markup refused (%s); sending it as plain text", exc)
+                return await call(False)
 
         return await self.guarded(initialized_call, map_error, name=name)
 
-    async def _send_message(self, dest: Destination, text: str) -> list[str]:
-        msg = await self.bot.send_message(text=text, **self._where(dest))  # type: ignore[arg-type]
-        return [str(msg.message_id)]
-
-    def _caption(self, caption: str | None) -> str | None:
+    @staticmethod
+    def _caption(caption: str | None, html: bool) -> dict[str, object]:
+        """Caption keywords: the first 1024 units of ``caption``, rendered or plain."""
         if caption is None:
-            return None
-        chunks = split_text(caption, CAPTION_LIMIT, length=utf16_len)
-        return chunks[0] if chunks else None
+            return {}
+        parts = split_message(caption, CAPTION_LIMIT, length=utf16_len, protect=MARKDOWN_PROTECT)
+        if not parts:
+            return {}
+        if not html:
+            return {"caption": parts[0]}
+        return {"caption": to_telegram_html(parts[0]), "parse_mode": HTML}
 
     async def send_document(
         self, dest: Destination, path: Path, caption: str | None = None
@@ -284,11 +405,11 @@ class TelegramAdapter(PlatformAdapter):
         if refusal is not None:
             return refusal
 
-        async def call() -> list[str]:
+        async def call(html: bool) -> list[str]:
             msg = await self.bot.send_document(
                 document=path,
-                caption=self._caption(caption),
                 filename=path.name,
+                **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
             )
             return [str(msg.message_id)]
@@ -302,12 +423,12 @@ class TelegramAdapter(PlatformAdapter):
         if refusal is not None:
             return refusal
 
-        async def call() -> list[str]:
+        async def call(html: bool) -> list[str]:
             msg = await self.bot.send_video(
                 video=path,
-                caption=self._caption(caption),
                 filename=path.name,
                 supports_streaming=True,
+                **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
             )
             return [str(msg.message_id)]
@@ -317,11 +438,11 @@ class TelegramAdapter(PlatformAdapter):
     async def send_photo(
         self, dest: Destination, path: Path, caption: str | None = None
     ) -> Receipt:
-        async def call() -> list[str]:
+        async def call(html: bool) -> list[str]:
             msg = await self.bot.send_photo(
                 photo=path,
-                caption=self._caption(caption),
                 filename=path.name,
+                **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
             )
             return [str(msg.message_id)]
@@ -358,12 +479,12 @@ class TelegramAdapter(PlatformAdapter):
     async def _send_group(
         self, dest: Destination, group: Sequence[Path], caption: str | None
     ) -> Receipt:
-        async def call() -> list[str]:
+        async def call(html: bool) -> list[str]:
             media = [
                 telegram.InputMediaPhoto(
                     media=path.read_bytes(),
                     filename=path.name,
-                    caption=self._caption(caption) if i == 0 else None,
+                    **(self._caption(caption, html) if i == 0 else {}),  # type: ignore[arg-type]
                 )
                 for i, path in enumerate(group)
             ]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import BodyPartReader, web
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for "unreachable host" tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
 
 
 @dataclass

@@ -1,7 +1,11 @@
 """A loopback Discord: REST under ``/api/v10`` and the gateway WebSocket at ``/gateway``.
 
 Gateway script: HELLO (op 10) → IDENTIFY (op 2) or RESUME (op 6) → READY / RESUMED dispatch
-(+ GUILD_CREATE after READY); heartbeats (op 1) are answered with ACK (op 11).
+(+ GUILD_CREATE after READY); heartbeats (op 1) are answered with ACK (op 11). With
+``message_content_enabled = False`` (the Developer Portal switch off) an IDENTIFY asking for the
+privileged MESSAGE_CONTENT intent is closed with code 4014, as Discord does.
+
+``api_base`` is what discord.py calls ``Route.BASE`` (``…/api/v10``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ BOT_USER_ID = "1000"
 GUILD_ID = "2000"
 CHANNEL_ID = "3000"
 THREAD_ID = "3001"
+MESSAGE_CONTENT = 1 << 15
+DISALLOWED_INTENTS = 4014
 BOT_USER = {
     "id": BOT_USER_ID, "username": "relay", "discriminator": "0", "avatar": None,
     "bot": True, "global_name": "Relay",
@@ -37,6 +43,12 @@ class DiscordServer(FakeServer):
         self._ids = itertools.count(5000)
         self.gateway_ops: list[dict[str, Any]] = []  # every payload the client sent
         self._seq = 0
+        self.message_content_enabled = True
+
+    @property
+    def api_base(self) -> str:
+        """discord.py's ``Route.BASE`` for this server."""
+        return f"{self.url}/api/v10"
 
     @property
     def gateway_url(self) -> str:
@@ -145,6 +157,10 @@ class DiscordServer(FakeServer):
             op = payload.get("op")
             if op == 1:
                 await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2 and not self._intents_allowed(payload):
+                await self.notify()
+                await ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+                break
             elif op == 2:
                 await self.dispatch(ws, "READY", {
                     "v": 10, "user": BOT_USER, "session_id": "sess-1",
@@ -157,6 +173,10 @@ class DiscordServer(FakeServer):
                 await self.dispatch(ws, "RESUMED", {})
             await self.notify()
         return ws
+
+    def _intents_allowed(self, identify: dict[str, Any]) -> bool:
+        intents = int(identify.get("d", {}).get("intents", 0))
+        return self.message_content_enabled or not intents & MESSAGE_CONTENT
 
     async def push_message(self, *, channel_id: str = CHANNEL_ID, content: str,
                            author: dict[str, Any]) -> None:  # fmt: skip

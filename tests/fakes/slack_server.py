@@ -1,4 +1,7 @@
-"""A loopback Slack: Web API (``/api/<method>``), upload URLs and the Socket Mode WebSocket."""
+"""A loopback Slack: Web API (``/api/<method>``), upload URLs and the Socket Mode WebSocket.
+
+``api_base`` is what slack-sdk calls ``base_url`` (``…/api/``).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ class SlackServer(FakeServer):
         self.uploads: dict[str, tuple[str, int]] = {}  # file id -> (filename, announced length)
         self.uploaded: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
         self.acks: list[str] = []
+
+    @property
+    def api_base(self) -> str:
+        """slack-sdk's ``base_url`` for this server."""
+        return f"{self.url}/api/"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self.api)

@@ -1,10 +1,18 @@
-"""A loopback Telegram Bot API: ``/bot<token>/<method>`` with JSON, form and multipart bodies."""
+"""A loopback Telegram Bot API: ``/bot<token>/<method>`` with JSON, form and multipart bodies.
+
+``api_base`` is what python-telegram-bot calls ``base_url`` (``…/bot``, the token follows).
+Like the real server, ``getUpdates`` answers 409 Conflict while a webhook is set
+(``webhook_url``, cleared by ``deleteWebhook``) or while ``other_poller`` is true (another process
+polling with the same token).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
+import re
 import time
 from typing import Any
 
@@ -14,6 +22,57 @@ from tests.fakes.common import FakeServer, Recorded, read_form
 
 BOT_ID = 999
 TOKEN = "999:TEST-token"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# The tags the Bot API's HTML parse mode accepts.
+HTML_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a",
+    "tg-spoiler", "span", "blockquote", "tg-emoji",
+}  # fmt: skip
+_TAG = re.compile(r"<(/?)([a-zA-Z-]+)((?:\s[^<>]*)?)>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+class EntityError(ValueError):
+    """The text is not valid Bot API HTML (Telegram answers 400 "can't parse entities")."""
+
+
+def visible_text(text: str) -> str:
+    """The text a Telegram user sees for ``text`` sent with ``parse_mode=HTML``.
+
+    Strict like the real parser: only the Bot API's tags, balanced; ``<``, ``>`` and ``&`` in text
+    only as entities. Raises ``EntityError`` otherwise.
+    """
+    out: list[str] = []
+    stack: list[str] = []
+    last = 0
+    for m in _TAG.finditer(text):
+        out.append(_plain(text[last : m.start()]))
+        closing, tag = m[1] == "/", m[2].lower()
+        if tag not in HTML_TAGS:
+            raise EntityError(f'Unsupported start tag "{tag}"')
+        if closing:
+            if not stack or stack.pop() != tag:
+                raise EntityError(f'Unmatched end tag "{tag}"')
+        else:
+            stack.append(tag)
+        last = m.end()
+    out.append(_plain(text[last:]))
+    if stack:
+        raise EntityError(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def _plain(segment: str) -> str:
+    if "<" in segment or ">" in segment:
+        raise EntityError("unescaped < or > in text")
+    if "&" in _ENTITY.sub("", segment):
+        raise EntityError("unescaped & in text")
+    return html.unescape(segment)
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 class TelegramServer(FakeServer):
@@ -24,6 +83,13 @@ class TelegramServer(FakeServer):
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
         self.poll_wait = 0.2  # seconds a getUpdates call waits for an update before returning []
+        self.webhook_url = ""  # a webhook set for the bot: getUpdates is refused with 409
+        self.other_poller = False  # another process polls with the token: 409 on every poll
+
+    @property
+    def api_base(self) -> str:
+        """python-telegram-bot's ``base_url`` for this server."""
+        return f"{self.url}/bot"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/bot{token}/{method}", self.handle)
@@ -87,15 +153,39 @@ class TelegramServer(FakeServer):
         if method == "getMe":
             result = {"id": BOT_ID, "is_bot": True, "first_name": "Relay", "username": "relay_bot"}
         elif method == "getUpdates":
+            conflict = self._conflict()
+            if conflict is not None:
+                return conflict
             result = await self._get_updates(params)
         elif method == "sendMessage":
+            refusal = self._check_text(params, "text", TEXT_LIMIT, "message is too long")
+            if refusal is not None:
+                return refusal
             result = self._message(params, text=params.get("text", ""))
         elif method in {"sendPhoto", "sendDocument", "sendVideo"}:
+            refusal = self._check_text(
+                params, "caption", CAPTION_LIMIT, "message caption is too long"
+            )
+            if refusal is not None:
+                return refusal
             result = self._message(params, caption=params.get("caption"))
         elif method == "sendMediaGroup":
             media = json.loads(params["media"])
+            for item in media:
+                refusal = self._check_text(item, "caption", CAPTION_LIMIT, "caption is too long")
+                if refusal is not None:
+                    return refusal
             result = [self._message(params) for _ in media]
-        elif method in {"deleteWebhook", "close", "logOut"}:
+        elif method == "deleteWebhook":
+            self.webhook_url = ""
+            result = True
+        elif method == "setWebhook":
+            self.webhook_url = str(params.get("url", ""))
+            result = True
+        elif method == "getWebhookInfo":
+            result = {"url": self.webhook_url, "has_custom_certificate": False,
+                      "pending_update_count": self.updates.qsize()}  # fmt: skip
+        elif method in {"close", "logOut"}:
             result = True
         else:
             return web.json_response(
@@ -103,6 +193,43 @@ class TelegramServer(FakeServer):
                 status=404,
             )
         return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    def _check_text(
+        params: dict[str, Any], key: str, limit: int, too_long: str
+    ) -> web.Response | None:
+        """Refuse what Telegram refuses: bad HTML, or too long after entity parsing."""
+        text = params.get(key)
+        if text is None:
+            return None
+        try:
+            seen = visible_text(str(text)) if params.get("parse_mode") == "HTML" else str(text)
+        except EntityError as exc:
+            description = f"Bad Request: can't parse entities: {exc}"
+        else:
+            if utf16_units(seen) <= limit:
+                return None
+            description = f"Bad Request: {too_long}"
+        return web.json_response(
+            {"ok": False, "error_code": 400, "description": description}, status=400
+        )
+
+    def _conflict(self) -> web.Response | None:
+        if self.webhook_url:
+            description = (
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first"
+            )
+        elif self.other_poller:
+            description = (
+                "Conflict: terminated by other getUpdates request; "
+                "make sure that only one bot instance is running"
+            )
+        else:
+            return None
+        return web.json_response(
+            {"ok": False, "error_code": 409, "description": description}, status=409
+        )
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -9,6 +9,7 @@ import platforms.discord  # noqa: F401  (imports discord.py with its audioop war
 from tests.fakes.discord_server import DiscordServer
 from tests.fakes.slack_server import SlackServer
 from tests.fakes.telegram_server import TelegramServer
+from tests.platforms.logs import LogWaiter
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +36,14 @@ async def slack_server() -> AsyncIterator[SlackServer]:
 async def discord_server() -> AsyncIterator[DiscordServer]:
     async with DiscordServer() as server:
         yield server
+
+
+@pytest.fixture
+def platform_log() -> Iterator[LogWaiter]:
+    waiter = LogWaiter()
+    logger = logging.getLogger("platforms")
+    logger.addHandler(waiter)
+    try:
+        yield waiter
+    finally:
+        logger.removeHandler(waiter)

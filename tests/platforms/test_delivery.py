@@ -117,7 +117,7 @@ def test_policy_cap_gives_too_large_receipt(root: Path, home: Path) -> None:
 
 
 async def test_deliver_files_partitions_checks_and_captions(root: Path, home: Path) -> None:
-    fake = FakeAdapter(max_bytes=1 * MiB, group_size=2)
+    fake = FakeAdapter(max_bytes=1 * MiB, group_size=2, allowed_users=[])
     imgs = [touch(root / f"i{n}.png") for n in range(3)]
     video = touch(root / "v.mp4")
     song = touch(root / "s.mp3")
@@ -176,7 +176,7 @@ async def test_fake_records_chunks_scripts_failures_and_injects() -> None:
 
 
 async def test_fake_refuses_missing_and_oversize_files(tmp_path: Path) -> None:
-    fake = FakeAdapter(max_bytes=10)
+    fake = FakeAdapter(max_bytes=10, allowed_users=[])
     r = await fake.send_document(DEST, tmp_path / "nope.pdf")
     assert r.status is ReceiptStatus.REJECTED and r.reason == "nope.pdf: file not found"
     r = await fake.send_video(DEST, touch(tmp_path / "v.mp4", size=11))
@@ -199,9 +199,9 @@ def test_registry_builds_fake_and_refuses_unknown() -> None:
     adapter = create_adapter("fake", allowed_users=["1"])
     assert isinstance(adapter, FakeAdapter) and adapter.name == "fake"
     with pytest.raises(ConfigError, match="unknown platform 'irc'"):
-        create_adapter("irc")
+        create_adapter("irc", allowed_users=[])
     with pytest.raises(ConfigError, match="bad options"):
-        create_adapter("fake", tokne="x")
+        create_adapter("fake", allowed_users=[], tokne="x")
 
 
 def test_no_environment_reads() -> None:
@@ -217,11 +217,21 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
     from platforms.slack import SlackAdapter
     from platforms.telegram import TelegramAdapter
 
-    tg = create_adapter("telegram", token="1:x", allowed_users=["42"], base_url="http://h:1")
-    sl = create_adapter("slack", bot_token="xoxb", app_token="xapp", base_url="http://h:2/api")
-    dc = create_adapter("discord", token="t", base_url="http://h:3", gateway_url="ws://h:3/gw")
+    tg = create_adapter("telegram", token="1:x", allowed_users=["42"], base_url="http://h:1/bot/")
+    sl = create_adapter(
+        "slack", bot_token="xoxb", app_token="xapp", allowed_users=[], base_url="http://h:2/api"
+    )
+    dc = create_adapter(
+        "discord",
+        token="t",
+        allowed_users=["*"],
+        base_url="http://h:3/api/v10/",
+        gateway_url="ws://h:3/gw",
+    )
     assert isinstance(tg, TelegramAdapter) and tg.limits().text_length == 4096
     assert isinstance(sl, SlackAdapter) and sl.limits().group_size == 10
     assert isinstance(dc, DiscordAdapter) and dc.limits().text_length == 2000
     assert tg.bot.base_url == "http://h:1/bot1:x"
+    assert tg.bot.base_file_url == "http://h:1/file/bot1:x"
     assert sl.client.base_url == "http://h:2/api/"
+    assert dc.base_url == "http://h:3/api/v10"  # used as Route.BASE, as given

@@ -8,9 +8,15 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from platforms.base import Destination, InboundMessage, ReceiptStatus
+from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
 from platforms.discord import DiscordAdapter
-from platforms.errors import AuthError
+from platforms.errors import (
+    AuthError,
+    ConfigError,
+    ProtocolError,
+    TransientError,
+)
+from tests.fakes.common import free_port
 from tests.fakes.discord_server import (
     BOT_USER,
     CHANNEL_ID,
@@ -19,6 +25,7 @@ from tests.fakes.discord_server import (
     DiscordServer,
     user,
 )
+from tests.platforms.logs import LogWaiter
 
 ORIGINAL_BASE = Route.BASE
 ORIGINAL_GATEWAY = DiscordWebSocket.DEFAULT_GATEWAY
@@ -27,12 +34,13 @@ MESSAGES = f"POST /channels/{THREAD_ID}/messages"
 
 
 def make_adapter(server: DiscordServer, **kw: object) -> DiscordAdapter:
+    kw.setdefault("allowed_users", ["42"])
+    kw.setdefault("base_url", server.api_base)
     return DiscordAdapter(
         TOKEN,
-        base_url=server.url,
         gateway_url=server.gateway_url,
         guild_ready_timeout=0.1,
-        ready_timeout=10,
+        ready_timeout=30,  # generous: a loaded CI machine, not the adapter, is the slow part
         **kw,  # type: ignore[arg-type]
     )
 
@@ -166,7 +174,7 @@ async def test_dropped_gateway_reconnects_and_resumes(
     _, inbox = started
     discord_server.refuse_sockets = 1
     await discord_server.drop_sockets(code=4000)
-    await discord_server.wait_until(lambda: discord_server.ops(6), limit=10)
+    await discord_server.wait_until(lambda: discord_server.ops(6), limit=30)
     attempts = discord_server.calls("gateway")
     assert len(attempts) == 3  # first, refused, resumed
     assert discord_server.ops(6)[0]["d"]["session_id"] == "sess-1"
@@ -176,9 +184,110 @@ async def test_dropped_gateway_reconnects_and_resumes(
 
 async def test_bad_token_is_an_auth_error_and_urls_restored(discord_server: DiscordServer) -> None:
     adapter = DiscordAdapter(
-        "wrong", base_url=discord_server.url, gateway_url=discord_server.gateway_url
+        "wrong",
+        allowed_users=[],
+        base_url=discord_server.api_base,
+        gateway_url=discord_server.gateway_url,
     )
     with pytest.raises(AuthError):
         await adapter.start(asyncio.Queue())
     await adapter.close()
     assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
+
+
+async def test_status_through_a_resumed_connection(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, inbox = started
+    assert adapter.status().state is AdapterState.CONNECTED
+    discord_server.refuse_sockets = 1
+    await discord_server.drop_sockets(code=4000)
+    await discord_server.wait_until(lambda: len(discord_server.calls("gateway")) == 2, limit=30)
+    assert adapter.status().state is AdapterState.RETRYING  # refused; backing off
+    await discord_server.wait_until(lambda: discord_server.ops(6), limit=30)
+    await discord_server.push_message(content="hello again", author=user("42", "bob"))
+    await asyncio.wait_for(inbox.get(), 5)
+    assert adapter.status().state is AdapterState.CONNECTED
+
+
+async def test_a_gateway_that_ends_for_good_shows_as_stopped(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]],
+    discord_server: DiscordServer,
+    platform_log: LogWaiter,
+) -> None:
+    adapter, _ = started
+    await discord_server.drop_sockets(code=4004)  # authentication failed: no reconnect
+    await platform_log.wait_for("discord: inbound stopped")
+    status = adapter.status()
+    assert status.state is AdapterState.STOPPED
+    assert "refused the token" in status.detail
+    await adapter.start(asyncio.Queue())  # what the gateway's retry does: a fresh connection
+    assert adapter.status().state is AdapterState.CONNECTED
+    assert len(discord_server.ops(2)) == 2  # identified again
+
+
+async def test_missing_message_content_intent_is_a_config_error(
+    discord_server: DiscordServer,
+) -> None:
+    discord_server.message_content_enabled = False
+    adapter = make_adapter(discord_server)
+    with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
+        await adapter.start(asyncio.Queue())
+    assert adapter.status().state is AdapterState.STOPPED
+    assert "Privileged Gateway Intents" in adapter.status().detail
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
+    discord_server.message_content_enabled = True  # the operator flips the switch
+    await adapter.start(asyncio.Queue())  # and the gateway's next attempt works
+    assert adapter.status().state is AdapterState.CONNECTED
+    await adapter.close()
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
+
+
+def test_allowed_users_is_required_and_explicit() -> None:
+    with pytest.raises(TypeError, match="allowed_users"):
+        DiscordAdapter(TOKEN)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="allowed_users"):
+        DiscordAdapter(TOKEN, allowed_users="42")
+
+
+async def test_start_errors_are_mapped_never_raw(discord_server: DiscordServer) -> None:
+    # base_url as the bare host (the old meaning) reaches no API: a mapped error, not a KeyError
+    host_only = make_adapter(discord_server, base_url=discord_server.url)
+    with pytest.raises(ProtocolError, match=r"is base_url discord.py's Route.BASE"):
+        await host_only.start(asyncio.Queue())
+    await host_only.close()
+    unreachable = make_adapter(discord_server, base_url=f"http://127.0.0.1:{free_port()}/api/v10")
+    with pytest.raises(TransientError):
+        await unreachable.start(asyncio.Queue())
+    await unreachable.close()
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (ORIGINAL_BASE, ORIGINAL_GATEWAY)
+
+
+async def test_parts_in_a_channel_are_numbered_and_code_stays_fenced(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, _ = started
+    code = "\n".join(f"line {i}: ok" for i in range(300))
+    receipt = await adapter.send(Destination("discord", CHANNEL_ID), f"```py\n{code}\n```")
+    posts = discord_server.calls(f"POST /channels/{CHANNEL_ID}/messages")
+    assert receipt.ok and len(posts) >= 2
+    for i, post in enumerate(posts, 1):
+        content = post.params["content"]
+        assert len(content) <= 2000
+        assert content.startswith(f"({i}/{len(posts)})\n```py\n")
+        assert content.endswith("\n```")
+
+
+async def test_allowed_users_empty_serves_nobody(
+    discord_server: DiscordServer, platform_log: LogWaiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = make_adapter(discord_server, allowed_users=[])
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    try:
+        await discord_server.push_message(content="hi", author=user("42", "bob"))
+        await platform_log.wait_for("ignoring message from user 42")
+        assert inbox.empty()
+    finally:
+        await adapter.close()
+    assert "discord: allowed_users is empty — nobody will be served" in caplog.text

@@ -2,25 +2,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from platforms.base import Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AuthError
+from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
+from platforms.errors import AuthError, ConfigError, ProtocolError, TransientError
 from platforms.slack import SlackAdapter, to_mrkdwn
+from tests.fakes.common import free_port
 from tests.fakes.slack_server import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, SlackServer
 from tests.platforms.images import png_bytes
+from tests.platforms.logs import LogWaiter
 
 DEST = Destination("slack", "C123", thread="1700000000.000100")
 
 
 def make_adapter(server: SlackServer, **kw: object) -> SlackAdapter:
+    kw.setdefault("allowed_users", ["U1"])
     return SlackAdapter(
         BOT_TOKEN,
         APP_TOKEN,
-        base_url=f"{server.url}/api/",
+        base_url=server.api_base,
         ping_interval=0.3,
         timeout=5,
         retry_backoff=0.05,
@@ -183,7 +187,131 @@ async def test_dropped_socket_reconnects(adapter: SlackAdapter, slack_server: Sl
 
 
 async def test_bad_token_is_an_auth_error(slack_server: SlackServer) -> None:
-    a = SlackAdapter("xoxb-wrong", APP_TOKEN, base_url=f"{slack_server.url}/api/")
+    a = SlackAdapter("xoxb-wrong", APP_TOKEN, allowed_users=[], base_url=slack_server.api_base)
     with pytest.raises(AuthError):
         await a.start(asyncio.Queue())
     await a.close()
+
+
+async def test_text_is_escaped_for_slack_exactly(
+    adapter: SlackAdapter, slack_server: SlackServer
+) -> None:
+    src = "5 < 6 && 7 > 3 <!channel> for <@U024BE7LH>: **done**, see [q&a](https://x.io/?a=1&b=2)"
+    assert (await adapter.send(DEST, src)).ok
+    (post,) = slack_server.calls("chat.postMessage")
+    assert post.params["text"] == (
+        "5 &lt; 6 &amp;&amp; 7 &gt; 3 &lt;!channel&gt; for <@U024BE7LH>: *done*, "
+        "see <https://x.io/?a=1&amp;b=2|q&amp;a>"
+    )
+
+
+async def test_parts_are_numbered_in_a_channel_but_not_in_a_thread(
+    adapter: SlackAdapter, slack_server: SlackServer
+) -> None:
+    code = "\n".join(f"row {i}: a<b & c>d" for i in range(400))  # ~8k characters once escaped
+    src = f"Log:\n```text\n{code}\n```"
+    assert (await adapter.send(Destination("slack", "C123"), src)).ok
+    channel_posts = slack_server.calls("chat.postMessage")
+    total = len(channel_posts)
+    assert total >= 3
+    for i, post in enumerate(channel_posts, 1):
+        text = post.params["text"]
+        assert len(text) <= 4000 and "thread_ts" not in post.params
+        assert text.startswith(f"({i}/{total})")
+        assert text.count("```") == 2  # every part is a closed code block
+        assert "&lt;" in text and "<b" not in text
+    assert channel_posts[1].params["text"].startswith(f"(2/{total})\n```\nrow ")
+    assert (await adapter.send(DEST, src)).ok
+    thread_posts = slack_server.calls("chat.postMessage")[total:]
+    assert thread_posts[0].params["text"].startswith("Log:\n```\nrow 0")
+    assert not any(p.params["text"].startswith("(") for p in thread_posts)
+
+
+def test_allowed_users_is_required_and_explicit() -> None:
+    with pytest.raises(TypeError, match="allowed_users"):
+        SlackAdapter(BOT_TOKEN, APP_TOKEN)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="allowed_users"):
+        SlackAdapter(BOT_TOKEN, APP_TOKEN, allowed_users=None)  # type: ignore[arg-type]
+
+
+async def test_start_errors_are_mapped(slack_server: SlackServer) -> None:
+    no_app_token = SlackAdapter(BOT_TOKEN, None, allowed_users=[], base_url=slack_server.api_base)
+    with pytest.raises(ConfigError, match="app-level token"):
+        await no_app_token.start(asyncio.Queue())
+    assert no_app_token.status().state is AdapterState.STOPPED
+    unreachable = SlackAdapter(
+        BOT_TOKEN,
+        APP_TOKEN,
+        allowed_users=[],
+        base_url=f"http://127.0.0.1:{free_port()}/api/",
+        max_retries=0,
+    )
+    with pytest.raises(TransientError):
+        await unreachable.start(asyncio.Queue())
+    await unreachable.close()
+    not_slack = SlackAdapter(BOT_TOKEN, APP_TOKEN, allowed_users=[], base_url=slack_server.url)
+    with pytest.raises(ProtocolError, match="not a Slack Web API answer"):
+        await not_slack.start(asyncio.Queue())  # the fake answers 404 off /api/
+    await not_slack.close()
+
+
+async def test_status_follows_the_socket(adapter: SlackAdapter, slack_server: SlackServer) -> None:
+    assert adapter.status().state is AdapterState.STOPPED
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    assert adapter.status().state is AdapterState.CONNECTED
+    slack_server.refuse_sockets = 1
+    await slack_server.drop_sockets()
+    await slack_server.wait_until(lambda: len(slack_server.calls("socket")) == 2)
+    # the refused handshake: the SDK waits ping_interval before the next try
+    assert adapter.status().state is AdapterState.RETRYING
+    await slack_server.wait_until(lambda: len(slack_server.sockets) == 2)
+    await slack_server.push_event(
+        {"type": "message", "channel": "C1", "user": "U1", "text": "back", "ts": "1.3"}
+    )
+    await asyncio.wait_for(inbox.get(), 5)
+    assert adapter.status().state is AdapterState.CONNECTED
+    await adapter.close()
+    assert adapter.status().state is AdapterState.STOPPED
+
+
+async def test_allowed_users_empty_serves_nobody_and_star_everyone(
+    slack_server: SlackServer, caplog: pytest.LogCaptureFixture, platform_log: LogWaiter
+) -> None:
+    event = {"type": "message", "channel": "C1", "user": "U7", "text": "hi", "ts": "2.1"}
+    nobody = make_adapter(slack_server, allowed_users=[])
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await nobody.start(inbox)
+    try:
+        await slack_server.push_event(event)
+        await platform_log.wait_for("ignoring message from user U7 (not in allowed_users)")
+        assert inbox.empty()
+    finally:
+        await nobody.close()
+    everyone = make_adapter(slack_server, allowed_users=["*"])
+    await everyone.start(inbox)
+    try:
+        await slack_server.push_event(event)
+        assert (await asyncio.wait_for(inbox.get(), 5)).user_id == "U7"
+    finally:
+        await everyone.close()
+    assert "slack: allowed_users is empty — nobody will be served" in caplog.text
+    assert 'slack: allowed_users is ["*"] — everyone' in caplog.text
+
+
+async def test_tokens_never_reach_the_log(
+    slack_server: SlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = SlackAdapter(
+        "xoxb-wrong-token", APP_TOKEN, allowed_users=[], base_url=slack_server.api_base
+    )
+    with pytest.raises(AuthError):
+        await bad.start(asyncio.Queue())
+    a = make_adapter(slack_server)
+    await a.start(asyncio.Queue())
+    assert (await a.send(DEST, "hi")).ok
+    await a.close()
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    for token in (BOT_TOKEN, APP_TOKEN, "xoxb-wrong-token"):
+        assert token not in ours

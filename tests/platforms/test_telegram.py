@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from platforms.base import Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AuthError
+from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
+from platforms.errors import AuthError, ConfigError, ProtocolError, TransientError
 from platforms.retry import Backoff
 from platforms.telegram import TelegramAdapter
 from platforms.text import utf16_len
-from tests.fakes.telegram_server import BOT_ID, TOKEN, TelegramServer
+from tests.fakes.common import free_port
+from tests.fakes.telegram_server import BOT_ID, TOKEN, TelegramServer, visible_text
 from tests.platforms.images import png_bytes
 
 CHAT = "4242"
@@ -20,12 +22,13 @@ DEST = Destination("telegram", CHAT, thread="77")
 
 
 def make_adapter(server: TelegramServer, **kw: object) -> TelegramAdapter:
+    kw.setdefault("allowed_users", ["42"])
+    kw.setdefault("backoff", Backoff(base=0.3, cap=1, jitter=0))
     return TelegramAdapter(
         TOKEN,
-        base_url=server.url,
+        base_url=server.api_base,
         poll_timeout=0,
         request_timeout=5,
-        backoff=Backoff(base=0.3, cap=1, jitter=0),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -160,7 +163,9 @@ async def test_api_errors_become_receipts(
 
 
 async def test_bad_token_is_an_auth_error(telegram_server: TelegramServer) -> None:
-    a = TelegramAdapter("1:wrong", base_url=telegram_server.url, request_timeout=5)
+    a = TelegramAdapter(
+        "1:wrong", allowed_users=[], base_url=telegram_server.api_base, request_timeout=5
+    )
     with pytest.raises(AuthError):
         await a.start(asyncio.Queue())
     await a.close()
@@ -206,6 +211,260 @@ async def test_polling_survives_failures_with_backoff(telegram_server: TelegramS
         assert polls[2].at - polls[1].at >= 0.6
         telegram_server.push_message(chat_id=1, text="back")
         msg = await asyncio.wait_for(inbox.get(), 5)
-        assert msg.text == "back" and a.connections == 2
+        assert msg.text == "back"
+        assert a.status().state is AdapterState.CONNECTED
+    finally:
+        await a.close()
+
+
+# --- start: webhook, conflicts, errors, allowed users ---------------------------------------------
+
+
+async def test_start_deletes_a_webhook_before_polling(telegram_server: TelegramServer) -> None:
+    telegram_server.webhook_url = "https://example.com/hook"
+    a = make_adapter(telegram_server)
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await a.start(inbox)
+    try:
+        telegram_server.push_message(chat_id=1, text="hello")
+        assert (await asyncio.wait_for(inbox.get(), 5)).text == "hello"
+        methods = [r.method for r in telegram_server.requests]
+        assert methods[:3] == ["getMe", "deleteWebhook", "getUpdates"]
+        (delete,) = telegram_server.calls("deleteWebhook")
+        assert delete.params.get("drop_pending_updates") in (None, False, "False", "false")
+        assert telegram_server.webhook_url == ""
+        assert a.status().state is AdapterState.CONNECTED
+    finally:
+        await a.close()
+    assert a.status().state is AdapterState.STOPPED
+
+
+async def test_a_second_poller_is_reported_once_per_streak_and_polling_recovers(
+    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    telegram_server.other_poller = True
+    a = make_adapter(telegram_server, backoff=Backoff(base=0.05, cap=0.2, jitter=0))
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await a.start(inbox)
+    try:
+        polls = await telegram_server.wait_until(
+            lambda: (c := telegram_server.calls("getUpdates")) and len(c) >= 4 and c
+        )
+        # the 4th poll is only sent once the 3rd 409 was handled: the state is settled here
+        status = a.status()
+        assert status.state is AdapterState.CONFLICT
+        assert "another process is polling with this bot token" in status.detail
+        assert status.since is not None
+        assert polls[2].at - polls[1].at >= 0.05 and polls[3].at - polls[2].at >= 0.1  # backoff
+        telegram_server.other_poller = False
+        telegram_server.push_message(chat_id=1, text="free again")
+        assert (await asyncio.wait_for(inbox.get(), 5)).text == "free again"
+        n = len(telegram_server.calls("getUpdates"))
+        await telegram_server.wait_until(lambda: len(telegram_server.calls("getUpdates")) > n)
+        assert a.status().state is AdapterState.CONNECTED
+    finally:
+        await a.close()
+    conflicts = [r for r in caplog.records if r.name == "platforms.telegram" and "409" in r.message]
+    assert len(conflicts) == 1 and conflicts[0].levelno == logging.ERROR
+    assert "another process is polling" in conflicts[0].getMessage()
+    assert any("polling again after" in r.getMessage() for r in caplog.records)
+
+
+async def test_transient_poll_failures_are_logged_once_per_streak(
+    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = make_adapter(telegram_server, backoff=Backoff(base=0.02, cap=0.05, jitter=0))
+    telegram_server.fail_next(
+        "getUpdates", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, times=4
+    )
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await a.start(inbox)
+    try:
+        await telegram_server.wait_until(lambda: len(telegram_server.calls("getUpdates")) >= 4)
+        assert a.status().state is AdapterState.RETRYING
+        assert "Bad Gateway" in a.status().detail
+        telegram_server.push_message(chat_id=1, text="up")
+        await asyncio.wait_for(inbox.get(), 5)
+    finally:
+        await a.close()
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "getUpdates" in r.message
+    ]
+    assert len(warnings) == 1
+
+
+async def test_start_errors_are_mapped_and_never_show_the_token(
+    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = TelegramAdapter(
+        "1:wrong-token", allowed_users=[], base_url=telegram_server.api_base, request_timeout=5
+    )
+    with pytest.raises(AuthError) as auth:
+        await bad.start(asyncio.Queue())
+    assert "1:wrong-token" not in str(auth.value)
+    assert auth.value.__cause__ is None  # the SDK's message named the token
+    assert bad.status().state is AdapterState.STOPPED
+    assert "start failed" in bad.status().detail and "1:wrong-token" not in bad.status().detail
+    await bad.close()
+
+    telegram_server.fail_next("getMe", 200, {"ok": True, "result": {"unexpected": True}})
+    odd = make_adapter(telegram_server)
+    with pytest.raises(ProtocolError, match="unexpected TypeError while connecting"):
+        await odd.start(asyncio.Queue())  # PTB fails building its User from the answer
+    await odd.close()
+
+    unreachable = TelegramAdapter(
+        TOKEN, allowed_users=[], base_url=f"http://127.0.0.1:{free_port()}/bot", request_timeout=2
+    )
+    with pytest.raises(TransientError):
+        await unreachable.start(asyncio.Queue())
+    await unreachable.close()
+
+    a = make_adapter(telegram_server)
+    await a.start(asyncio.Queue())
+    assert (await a.send(DEST, "hi")).ok
+    await a.close()
+    # every record but the fake server's own access log (which is not ours to mask)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert "1:wrong-token" not in ours and TOKEN not in ours
+    assert "HTTP Request: POST" in ours and "/bot***/sendMessage" in ours  # httpx, masked
+
+
+async def test_empty_allowed_users_serves_nobody_and_says_so(
+    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = make_adapter(telegram_server, allowed_users=[])
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await a.start(inbox)
+    try:
+        telegram_server.push_message(chat_id=1, text="anyone?", user_id=42)
+        await telegram_server.wait_until(
+            lambda: any(c.params.get("offset") == "2" for c in telegram_server.calls("getUpdates"))
+        )
+        assert inbox.empty()
+    finally:
+        await a.close()
+    (notice,) = [r for r in caplog.records if "allowed_users is empty" in r.message]
+    assert notice.levelno == logging.WARNING
+    assert "nobody will be served" in notice.message
+    assert "ignoring message from user 42" in caplog.text  # how an operator finds an id
+
+
+async def test_star_serves_everyone_with_a_warning(
+    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = make_adapter(telegram_server, allowed_users=["*"])
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await a.start(inbox)
+    try:
+        telegram_server.push_message(chat_id=1, text="hi", user_id=7)
+        assert (await asyncio.wait_for(inbox.get(), 5)).user_id == "7"
+    finally:
+        await a.close()
+    (warning,) = [r for r in caplog.records if "everyone" in r.message]
+    assert warning.levelno == logging.WARNING
+
+
+@pytest.mark.parametrize("value", [None, "42", ["42", ""]])
+def test_allowed_users_must_be_an_explicit_list(value: object) -> None:
+    with pytest.raises(ConfigError, match="allowed_users"):
+        TelegramAdapter(TOKEN, allowed_users=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="allowed_users"):
+        TelegramAdapter(TOKEN)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="no bot token"):
+        TelegramAdapter("", allowed_users=[])
+
+
+def test_base_url_is_ptbs_own_and_a_bare_host_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = TelegramAdapter(TOKEN, allowed_users=[], base_url="http://h:1/custom/bot/")
+    assert a.bot.base_url == f"http://h:1/custom/bot{TOKEN}"
+    assert a.bot.base_file_url == f"http://h:1/custom/file/bot{TOKEN}"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    TelegramAdapter(TOKEN, allowed_users=[], base_url="http://h:1")
+    assert "does not end in /bot" in caplog.text
+
+
+# --- formatting and chunking ---------------------------------------------------------------------
+
+
+async def test_text_goes_as_html_with_everything_else_escaped(
+    adapter: TelegramAdapter, telegram_server: TelegramServer
+) -> None:
+    src = "**Done** · 5 < 6 & `a<b` see [report](https://x.io/r?a=1&b=2) <i>not a tag</i>"
+    assert (await adapter.send(DEST, src)).ok
+    (call,) = telegram_server.calls("sendMessage")
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["text"] == (
+        "<b>Done</b> · 5 &lt; 6 &amp; <code>a&lt;b</code> see "
+        '<a href="https://x.io/r?a=1&amp;b=2">report</a> &lt;i&gt;not a tag&lt;/i&gt;'
+    )
+    assert visible_text(call.params["text"]) == ("Done · 5 < 6 & a<b see report <i>not a tag</i>")
+
+
+async def test_markup_the_server_refuses_is_resent_as_plain_text(
+    adapter: TelegramAdapter, telegram_server: TelegramServer
+) -> None:
+    telegram_server.fail_next(
+        "sendMessage",
+        400,
+        {"ok": False, "error_code": 400,
+         "description": "Bad Request: can't parse entities: unsupported start tag"},
+    )  # fmt: skip
+    assert (await adapter.send(DEST, "**bold**")).ok
+    first, second = telegram_server.calls("sendMessage")
+    assert (first.params["text"], first.params["parse_mode"]) == ("<b>bold</b>", "HTML")
+    assert second.params["text"] == "**bold**" and "parse_mode" not in second.params
+
+
+async def test_a_long_code_block_in_a_chat_is_numbered_and_keeps_valid_markup(
+    adapter: TelegramAdapter, telegram_server: TelegramServer
+) -> None:
+    code = "\n".join(f"if x_{i} < {i}: total += {i}  # & more" for i in range(200))
+    src = f"Output:\n```python\n{code}\n```\nend"
+    receipt = await adapter.send(Destination("telegram", CHAT), src)  # no thread: numbered
+    sent = telegram_server.calls("sendMessage")
+    assert receipt.ok and len(sent) == len(receipt.message_ids) >= 2
+    total = len(sent)
+    for i, call in enumerate(sent, 1):
+        text = call.params["text"]
+        seen = visible_text(text)  # the fake refuses unbalanced or unescaped HTML
+        assert utf16_len(seen) <= 4096
+        assert seen.startswith(f"({i}/{total})")
+        if i > 1:
+            assert text.startswith(f'({i}/{total})\n<pre><code class="language-python">')
+        assert text.count("<pre>") == text.count("</pre>") == 1
+    assert visible_text(sent[-1].params["text"]).endswith("\nend")
+    joined = "".join(visible_text(c.params["text"]) for c in sent)
+    assert all(f"if x_{i} < {i}: total += {i}  # & more" in joined for i in range(200))
+
+
+async def test_captions_are_html_too(
+    adapter: TelegramAdapter, telegram_server: TelegramServer, tmp_path: Path
+) -> None:
+    doc = write(tmp_path / "q3.pdf", b"%PDF-1.4")
+    assert (await adapter.send_document(DEST, doc, caption="**Q3** report <final>")).ok
+    (call,) = telegram_server.calls("sendDocument")
+    assert call.params["caption"] == "<b>Q3</b> report &lt;final&gt;"
+    assert call.params["parse_mode"] == "HTML"
+
+
+async def test_start_can_be_called_again_after_a_failure(telegram_server: TelegramServer) -> None:
+    telegram_server.fail_next(
+        "getMe", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+    )
+    a = make_adapter(telegram_server)
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    with pytest.raises(TransientError):
+        await a.start(inbox)
+    assert a.status().state is AdapterState.STOPPED
+    assert "Bad Gateway" in a.status().detail
+    await a.start(inbox)
+    try:
+        assert a.status().state is AdapterState.CONNECTED
+        telegram_server.push_message(chat_id=1, text="ok")
+        assert (await asyncio.wait_for(inbox.get(), 5)).text == "ok"
     finally:
         await a.close()
