@@ -12,6 +12,7 @@ import sys
 import click
 
 from gateway import __version__
+from gateway.cli import dashboard as cli_dashboard
 from gateway.cli import decompose as cli_decompose
 from gateway.cli import dispatch as cli_dispatch
 from gateway.cli import kanban as cli_kanban
@@ -35,6 +36,7 @@ cli.add_command(cli_kanban.kanban)
 cli.add_command(cli_profile.profile)
 cli_dispatch.register(cli_kanban.kanban)
 cli_decompose.register(cli_kanban.kanban)
+cli_dashboard.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
