@@ -111,7 +111,7 @@ export class Drawer {
     const buttons = [];
     const act = (label, fn, cls = "") => buttons.push(h("button", { type: "button", class: cls, onclick: fn }, label));
     if (s === "triage") act("Decompose", () => this.run(() => post(`/api/tasks/${task.id}/decompose`), "Decomposed"), "primary");
-    if (!["done", "archived"].includes(s)) act("Complete", () => this.complete(task), s === "triage" ? "" : "primary");
+    if (!["done", "archived"].includes(s)) act("Complete", () => this.complete(task), ["triage", "blocked"].includes(s) ? "" : "primary");
     if (!["blocked", "done", "archived"].includes(s)) act("Block", () => { this.pending = { kind: "block" }; this.render(this.task); this.root.querySelector("#block-reason")?.focus(); });
     if (s === "blocked") act("Unblock", () => this.run(() => post(`/api/tasks/${task.id}/unblock`)), "primary");
     if (s !== "archived") act("Archive", () => this.archive(task), "danger");
