@@ -32,6 +32,7 @@ ADAPTERS: dict[str, str] = {
     "slack": "platforms.slack:SlackAdapter",
     "discord": "platforms.discord:DiscordAdapter",
     "fake": "platforms.fake:FakeAdapter",
+    "web": "platforms.web:WebAdapter",
 }
 
 

@@ -17,6 +17,8 @@ from gateway import __version__
 from gateway.cli.context import AppContext, fail_cleanly
 
 _GROUPS = {
+    "dashboard": "gateway.cli.dashboard",
+    "example": "gateway.cli.dashboard",
     "gateway": "gateway.cli.gateway",
     "kanban": "gateway.cli.kanban",
     "mcp": "gateway.cli.mcp",

@@ -25,12 +25,19 @@ def profile() -> None:
 @click.option("--command", "command", default=None,
               help="Worker argv template, one string split like a shell.")
 @click.option("--model", default=None, help="Model for the built-in worker.")
+@click.option("--example", type=click.Choice(["chart"]), default=None,
+              help="Run a built-in demo worker (no LLM or agent CLI needed): `chart` draws a PNG "
+              "chart and a CSV from the numbers in the task.")
 @json_option
 @click.pass_context
 def create(ctx: click.Context, name: str, description: str | None, command: str | None,
-           model: str | None, as_json: bool) -> None:
+           model: str | None, example: str | None, as_json: bool) -> None:
     """Create profile NAME."""
     fields: dict[str, object] = {}
+    if example is not None:
+        from gateway.examples import example_fields
+
+        fields.update(example_fields(example))  # explicit --description/--command still win
     if description is not None:
         fields["description"] = description.strip()
         fields["description_auto"] = False
@@ -166,3 +173,13 @@ def _public(p: Profile) -> dict[str, object]:
 def _description_cell(p: Profile) -> str:
     text = p.description + (" (auto)" if p.description_auto else "") or "(undescribed)"
     return f"{text}  [problem: {p.problem}]" if p.problem else text
+
+
+def _register_example() -> None:
+    # `profile example NAME --kind chart` lives with the demo machinery; it imports nothing heavy.
+    from gateway.cli.dashboard import profile_example
+
+    profile.add_command(profile_example, "example")
+
+
+_register_example()

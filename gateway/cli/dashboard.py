@@ -1,0 +1,152 @@
+"""``relayboard dashboard`` (the web dashboard alone, under uvicorn), the demo worker
+``relayboard example chart``, and ``relayboard profile example NAME --kind chart``.
+
+``relayboard gateway run`` mounts the same app beside the chat router; run alone, the dashboard's
+web chat answers that the router is not running here, instead of leaving messages unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from gateway.cli.context import app_of, emit_json, json_option
+from gateway.examples import EXAMPLES, create_example_profile
+
+if TYPE_CHECKING:  # the web stack is imported by the verb that serves, not by every CLI call
+    from gateway.config import Config
+    from platforms.base import InboundMessage
+    from platforms.web import WebAdapter
+
+log = logging.getLogger(__name__)
+
+WEB_HISTORY_DIR = "web-chat"
+NO_ROUTER_REPLY = ("This is `relayboard dashboard` on its own: nothing answers chat here. Run "
+                   "`relayboard gateway run` for the chat commands (/kanban …, /status, /help).")
+
+
+def register(root: click.Group) -> None:
+    """Add ``dashboard`` and ``example`` to the root group, ``example`` to ``profile``."""
+    root.add_command(dashboard)
+    root.add_command(example)
+    profile_group = root.commands.get("profile")
+    if isinstance(profile_group, click.Group):
+        profile_group.add_command(profile_example)
+
+
+@click.command("dashboard")
+@click.option("--host", default=None, help="Address to bind (default: dashboard.host).")
+@click.option("--port", type=int, default=None, help="Port (default: dashboard.port; 0 picks one).")
+@click.pass_context
+def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the web dashboard and web chat (Ctrl-C stops it)."""
+    from gateway.dashboard.security import check_bind
+
+    app_ctx = app_of(ctx)
+    config = app_ctx.config
+    dash = dataclasses.replace(config.dashboard, host=host or config.dashboard.host,
+                               port=config.dashboard.port if port is None else port)
+    config = dataclasses.replace(config, dashboard=dash)
+    check_bind(dash.host, dash.token, dash.token_env)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config))
+
+
+async def serve(config: Config) -> None:
+    import uvicorn
+
+    from gateway.dashboard import close_streams, create_app
+    from platforms.web import WebAdapter
+
+    web = WebAdapter(history_dir=config.home / WEB_HISTORY_DIR)
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=100)
+    await web.start(inbox)
+    app = create_app(config.home, config, web_adapter=web)
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await close_streams(app)  # open browsers would otherwise hold the exit up
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn.Config(
+        app, host=config.dashboard.host, port=config.dashboard.port, log_level="warning",
+        lifespan="on", timeout_graceful_shutdown=3, access_log=False))
+    # Bind first, so the printed address carries the real port (``--port 0`` picks one).
+    sock = _bind(config.dashboard.host, config.dashboard.port)
+    port = sock.getsockname()[1]
+    host = config.dashboard.host
+    shown = f"[{host}]" if ":" in host else host
+    token_hint = (f"?token=<value of ${config.dashboard.token_env}>"
+                  if config.dashboard.token else "")
+    responder = asyncio.create_task(_answer_without_router(web, inbox), name="dashboard-chat")
+    click.echo(f"Relayboard dashboard on http://{shown}:{port}/{token_hint}  (Ctrl-C stops it)")
+    sys.stdout.flush()
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        responder.cancel()
+        await web.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await responder
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _answer_without_router(web: WebAdapter, inbox: asyncio.Queue[InboundMessage]) -> None:
+    from platforms.base import Destination
+
+    while True:
+        message = await inbox.get()
+        await web.send(Destination(message.platform, message.chat, message.thread),
+                       NO_ROUTER_REPLY)
+
+
+# ---- the demo worker and its profile -------------------------------------------------------
+
+@click.group("example")
+def example() -> None:
+    """Built-in demo workers (run by the dispatcher, not by hand)."""
+
+
+@example.command("chart")
+def example_chart() -> None:
+    """Chart the task's numbers (or sample sales) as PNG + CSV and complete it."""
+    from gateway.examples.chart import main as chart_main
+
+    # A worker-side helper reads the worker variables of ARCHITECTURE §6 (allowed at this edge).
+    sys.exit(chart_main(dict(os.environ)))
+
+
+@click.command("example")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(sorted(EXAMPLES)), default="chart", show_default=True,
+              help="Which built-in demo worker the profile runs.")
+@json_option
+@click.pass_context
+def profile_example(ctx: click.Context, name: str, kind: str, as_json: bool) -> None:
+    """Create profile NAME that runs a built-in demo worker (no LLM needed)."""
+    made = create_example_profile(app_of(ctx).profiles(), name, kind)
+    if as_json:
+        emit_json(made.to_dict())
+    else:
+        click.echo(f"created profile {made.name} ({kind} demo worker) at {made.home}")

@@ -1,0 +1,430 @@
+"""The REST API under ``/api`` (JSON; ``?board=SLUG`` everywhere; errors as ``{"error": …}``).
+
+Reads go to the board's facade through :mod:`gateway.dashboard.views`; every change goes through
+:mod:`gateway.dashboard.actions`. Kernel errors map to status codes by class (400 bad input, 404
+unknown, 409 wrong state, 502 an auxiliary LLM failed); nothing else leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.config import ConfigError
+from gateway.dashboard import actions, orchestration, views
+from gateway.dashboard.openapi import openapi_schema
+from gateway.dashboard.state import DashboardState
+from gateway.kernel_settings import decompose_settings, llm_endpoint
+from kanban import (
+    AuxiliaryError,
+    Board,
+    Conflict,
+    InvalidInput,
+    KanbanError,
+    LeaseError,
+    NotFound,
+)
+from kanban.agents.llm import DESCRIBER_SLOT
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+LOG_CHUNK = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def status_for(exc: Exception) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict | LeaseError):
+        return 409
+    if isinstance(exc, AuxiliaryError):
+        return 502
+    return 400  # InvalidInput, ConfigError and any other KanbanError
+
+
+def endpoint(fn: Handler) -> Handler:
+    """Map the error trees to JSON bodies with one line for a person."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except (KanbanError, ConfigError, ApiError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return JSONResponse({"error": message}, status_code=status_for(exc))
+        except OSError as exc:
+            log.warning("dashboard: %s", exc)
+            return JSONResponse({"error": exc.strerror or "file system error"}, status_code=500)
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def state_of(request: Request) -> DashboardState:
+    state: DashboardState = request.app.state.dashboard
+    return state
+
+
+async def board_of(request: Request) -> Board:
+    state = state_of(request)
+    slug = request.query_params.get("board") or state.config.kanban.default_board
+    return await state.boards.open(slug)
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput("the request body must be JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return data
+
+
+def task_id_of(request: Request) -> int:
+    raw = request.path_params["task_id"]
+    return int(raw)
+
+
+def flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be an integer") from exc
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+# ---- boards, stats, events ----------------------------------------------------------------------
+
+@endpoint
+async def get_board(request: Request) -> Response:
+    """Columns of cards with counts; each column holds its first ``limit`` cards."""
+    board = await board_of(request)
+    limit = int_param(request, "limit", views.DEFAULT_LIMIT, lo=1, hi=views.MAX_LIMIT)
+    data = await state_of(request).views.board(
+        board, limit=limit, archived=flag(request, "archived"),
+        assignee=request.query_params.get("assignee") or None,
+        text=request.query_params.get("q") or None)
+    return ok(data)
+
+
+@endpoint
+async def list_boards(request: Request) -> Response:
+    state = state_of(request)
+    return ok({"default": state.config.kanban.default_board,
+               "boards": [{"slug": b.slug, "name": b.name, "created_at": b.created_at}
+                          for b in state.boards.list()]})
+
+
+@endpoint
+async def create_board(request: Request) -> Response:
+    body = await body_of(request)
+    slug = body.get("slug")
+    if not isinstance(slug, str):
+        raise InvalidInput("a board needs a slug")
+    name = body.get("name")
+    info = await state_of(request).boards.create(slug, name=name if isinstance(name, str) else None)
+    return ok({"slug": info.slug, "name": info.name, "created_at": info.created_at}, 201)
+
+
+@endpoint
+async def get_stats(request: Request) -> Response:
+    return ok(await (await board_of(request)).stats())
+
+
+@endpoint
+async def stream_events(request: Request) -> Response:
+    """Server-sent events: the board's event log from ``Last-Event-ID`` (or ``?since=``)."""
+    board = await board_of(request)
+    raw = request.headers.get("last-event-id") or request.query_params.get("since")
+    since = int(raw) if raw and raw.isdigit() else None
+    tail = state_of(request).live.tail(board)
+    await tail.ensure_started()
+    return StreamingResponse(tail.stream(since), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# ---- tasks --------------------------------------------------------------------------------------
+
+@endpoint
+async def list_tasks(request: Request) -> Response:
+    board = await board_of(request)
+    tasks = await board.list_tasks(status=request.query_params.get("status") or None,
+                                   assignee=request.query_params.get("assignee") or None,
+                                   include_archived=flag(request, "archived"))
+    by_id = {t.id: t.status for t in tasks}
+    return ok([views.card(t, by_id) for t in tasks])
+
+
+@endpoint
+async def create_task(request: Request) -> Response:
+    board = await board_of(request)
+    task = await actions.create_task(board, await body_of(request))
+    return ok({"id": task.id, "status": task.status}, 201)
+
+
+@endpoint
+async def get_task(request: Request) -> Response:
+    board = await board_of(request)
+    roots = state_of(request).config.delivery.allowed_roots
+    return ok(await views.detail(board, task_id_of(request), roots))
+
+
+@endpoint
+async def patch_task(request: Request) -> Response:
+    board = await board_of(request)
+    body = await body_of(request)
+    force = bool(body.pop("force", False))
+    task = await actions.update_task(board, task_id_of(request), body, force=force)
+    return ok({"id": task.id, "status": task.status, "assignee": task.assignee,
+               "priority": task.priority, "model_override": task.model_override})
+
+
+@endpoint
+async def delete_task(request: Request) -> Response:
+    """Archive the task; ``?purge=1`` deletes an archived task for good."""
+    board = await board_of(request)
+    task_id = task_id_of(request)
+    if flag(request, "purge"):
+        return ok({"deleted": await actions.delete(board, [task_id])})
+    tasks = await actions.archive(board, [task_id], force=flag(request, "force"))
+    return ok({"id": tasks[0].id, "status": tasks[0].status})
+
+
+@endpoint
+async def add_comment(request: Request) -> Response:
+    board = await board_of(request)
+    text = (await body_of(request)).get("text")
+    if not isinstance(text, str):
+        raise InvalidInput("a comment needs some text")
+    made = await actions.comment(board, task_id_of(request), text)
+    return ok(made.to_dict(), 201)
+
+
+@endpoint
+async def add_link(request: Request) -> Response:
+    board = await board_of(request)
+    parent, child = _link_ends(request, await body_of(request))
+    task = await actions.link(board, parent, child)
+    return ok({"id": task.id, "parents": task.parents, "children": task.children}, 201)
+
+
+@endpoint
+async def remove_link(request: Request) -> Response:
+    board = await board_of(request)
+    parent, child = _link_ends(request, await body_of(request))
+    task = await actions.unlink(board, parent, child)
+    return ok({"id": task.id, "parents": task.parents, "children": task.children})
+
+
+def _link_ends(request: Request, body: dict[str, Any]) -> tuple[int, int]:
+    """``{"parent": P}`` makes P a parent of this task; ``{"child": C}`` C a child of it."""
+    me = task_id_of(request)
+    parent, child = body.get("parent"), body.get("child")
+    if isinstance(parent, int) and not isinstance(parent, bool) and child is None:
+        return parent, me
+    if isinstance(child, int) and not isinstance(child, bool) and parent is None:
+        return me, child
+    raise InvalidInput('give {"parent": ID} or {"child": ID}')
+
+
+@endpoint
+async def complete_task(request: Request) -> Response:
+    board = await board_of(request)
+    body = await body_of(request)
+    task = await actions.complete(board, task_id_of(request), result=_opt_text(body, "result"),
+                                  summary=_opt_text(body, "summary"),
+                                  force=bool(body.get("force")))
+    return ok({"id": task.id, "status": task.status})
+
+
+@endpoint
+async def block_task(request: Request) -> Response:
+    board = await board_of(request)
+    body = await body_of(request)
+    reason = _opt_text(body, "reason")
+    if not reason:
+        raise InvalidInput("blocking needs a reason")
+    task = await actions.block(board, task_id_of(request), reason, force=bool(body.get("force")))
+    return ok({"id": task.id, "status": task.status})
+
+
+@endpoint
+async def unblock_task(request: Request) -> Response:
+    task = await actions.unblock(await board_of(request), task_id_of(request))
+    return ok({"id": task.id, "status": task.status})
+
+
+@endpoint
+async def archive_task(request: Request) -> Response:
+    board = await board_of(request)
+    body = await body_of(request)
+    tasks = await actions.archive(board, [task_id_of(request)], force=bool(body.get("force")))
+    return ok({"id": tasks[0].id, "status": tasks[0].status})
+
+
+@endpoint
+async def decompose(request: Request) -> Response:
+    state = state_of(request)
+    board = await board_of(request)
+    outcome = await actions.decompose(board, task_id_of(request), state.profiles,
+                                      decompose_settings(state.config))
+    return ok(outcome.to_dict(), 200 if outcome.ok else 422)
+
+
+@endpoint
+async def download_artifact(request: Request) -> Response:
+    """One of the task's own files (never any other path), with Content-Disposition."""
+    board = await board_of(request)
+    task = await board.get_task(task_id_of(request))
+    index = int(request.path_params["index"])
+    if not 0 <= index < len(task.artifacts):
+        raise ApiError(404, "no such file")
+    raw = task.artifacts[index]
+    roots = state_of(request).config.delivery.allowed_roots
+    path = await asyncio.to_thread(views.servable, board, raw, roots)
+    if path is None or Path(raw).name != request.path_params["name"]:
+        raise ApiError(404, "this file is not available")
+    inline = views.kind_of(path.name) == "image" and not flag(request, "download")
+    return FileResponse(path, filename=path.name,
+                        content_disposition_type="inline" if inline else "attachment",
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Cache-Control": "private, max-age=60"})
+
+
+@endpoint
+async def read_log(request: Request) -> Response:
+    """The worker log from ``offset``: ``{text, offset, size, running}``; poll while running."""
+    board = await board_of(request)
+    task_id = task_id_of(request)
+    task = await board.get_task(task_id)
+    offset = int_param(request, "offset", 0, lo=0, hi=2**62)
+    text, next_offset, size = await asyncio.to_thread(
+        views.read_log, board.log_path(task_id), offset, LOG_CHUNK)
+    return ok({"text": text, "offset": next_offset, "size": size,
+               "running": task.status == "running"})
+
+
+def _opt_text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be text")
+    return value.strip() or None
+
+
+# ---- profiles and orchestration -----------------------------------------------------------------
+
+@endpoint
+async def list_profiles(request: Request) -> Response:
+    profiles = await asyncio.to_thread(state_of(request).profiles.list)
+    return ok([{"name": p.name, "description": p.description,
+                "description_auto": p.description_auto, "model": p.model,
+                "command": p.command, "skills": p.skills or p.installed_skills(),
+                "problem": p.problem} for p in profiles])
+
+
+@endpoint
+async def patch_profile(request: Request) -> Response:
+    body = await body_of(request)
+    text = body.get("description")
+    if not isinstance(text, str) or set(body) != {"description"}:
+        raise InvalidInput('send {"description": "..."}')
+    outcome = await asyncio.to_thread(actions.describe_by_hand, state_of(request).profiles,
+                                      request.path_params["name"], text)
+    return ok(outcome.to_dict())
+
+
+@endpoint
+async def describe_auto(request: Request) -> Response:
+    state = state_of(request)
+    endpoint_ = llm_endpoint(DESCRIBER_SLOT, state.config.auxiliary.profile_describer)
+    outcome = await actions.describe_auto(state.profiles, request.path_params["name"], endpoint_)
+    return ok(outcome.to_dict(), 200 if outcome.action == "described" else 422)
+
+
+@endpoint
+async def get_orchestration(request: Request) -> Response:
+    state = state_of(request)
+    return ok(await asyncio.to_thread(orchestration.view, state.config, state.profiles))
+
+
+@endpoint
+async def put_orchestration(request: Request) -> Response:
+    state = state_of(request)
+    body = await body_of(request)
+    changes = await asyncio.to_thread(orchestration.validate, body, state.profiles)
+    async with state.config_lock:
+        state.config = await orchestration.apply(state.config, changes)
+    for listener in state.config_listeners:
+        listener(state.config)
+    return ok(await asyncio.to_thread(orchestration.view, state.config, state.profiles))
+
+
+async def get_openapi(request: Request) -> Response:
+    return JSONResponse(openapi_schema())
+
+
+def routes() -> list[Route]:
+    t = "/api/tasks/{task_id:int}"
+    return [
+        Route("/api/openapi.json", get_openapi, methods=["GET"]),
+        Route("/api/board", get_board, methods=["GET"]),
+        Route("/api/boards", list_boards, methods=["GET"]),
+        Route("/api/boards", create_board, methods=["POST"]),
+        Route("/api/stats", get_stats, methods=["GET"]),
+        Route("/api/events", stream_events, methods=["GET"]),
+        Route("/api/tasks", list_tasks, methods=["GET"]),
+        Route("/api/tasks", create_task, methods=["POST"]),
+        Route(t, get_task, methods=["GET"]),
+        Route(t, patch_task, methods=["PATCH"]),
+        Route(t, delete_task, methods=["DELETE"]),
+        Route(f"{t}/comments", add_comment, methods=["POST"]),
+        Route(f"{t}/links", add_link, methods=["POST"]),
+        Route(f"{t}/links", remove_link, methods=["DELETE"]),
+        Route(f"{t}/complete", complete_task, methods=["POST"]),
+        Route(f"{t}/block", block_task, methods=["POST"]),
+        Route(f"{t}/unblock", unblock_task, methods=["POST"]),
+        Route(f"{t}/archive", archive_task, methods=["POST"]),
+        Route(f"{t}/decompose", decompose, methods=["POST"]),
+        Route(f"{t}/log", read_log, methods=["GET"]),
+        Route(t + "/artifacts/{index:int}/{name}", download_artifact, methods=["GET"]),
+        Route("/api/profiles", list_profiles, methods=["GET"]),
+        Route("/api/profiles/{name}", patch_profile, methods=["PATCH"]),
+        Route("/api/profiles/{name}/describe-auto", describe_auto, methods=["POST"]),
+        Route("/api/orchestration", get_orchestration, methods=["GET"]),
+        Route("/api/orchestration", put_orchestration, methods=["PUT"]),
+    ]

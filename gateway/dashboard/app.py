@@ -1,0 +1,122 @@
+"""The dashboard as one Starlette app: the REST API, the live event stream, the page and the chat.
+
+``create_app`` is used by ``relayboard dashboard`` (alone, under uvicorn) and by the gateway
+daemon (mounted beside the adapters, with the web chat adapter it runs). The app owns the
+``Boards`` it opens itself and closes them on shutdown; boards passed in stay the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.config import Config
+from gateway.dashboard import api
+from gateway.dashboard.live import LiveHub
+from gateway.dashboard.security import Guard, check_bind
+from gateway.dashboard.state import DashboardState
+from gateway.kernel_settings import board_options
+from kanban import Boards
+from kanban.agents.profiles import Profiles
+from platforms.web import WebAdapter
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+# Everything the page loads comes from this server: no CDN, no inline script.
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def create_app(home: Path, config: Config, *, boards: Boards | None = None,
+               web_adapter: WebAdapter | None = None, poll_seconds: float = 0.5) -> Starlette:
+    """The dashboard for ``home``. Raises ``ConfigError`` for an off-loopback host without a
+    token (so the daemon, which mounts this app, refuses to start as the CLI does)."""
+    dash = config.dashboard
+    check_bind(dash.host, dash.token, dash.token_env)
+    owned = boards is None
+    state = DashboardState(home=home, config=config,
+                           boards=boards or Boards(home, board_options(config.kanban)),
+                           profiles=Profiles(home), live=LiveHub(poll_seconds=poll_seconds),
+                           web_adapter=web_adapter)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.live.aclose()
+            if owned:
+                await state.boards.close()
+
+    async def session(request: Request) -> Response:
+        return JSONResponse({"chat": web_adapter is not None,
+                             "default_board": state.config.kanban.default_board,
+                             "operator": "dashboard"})
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET"]),
+        Route("/api/session", session, methods=["GET"]),
+        *api.routes(),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    if web_adapter is not None:
+        routes.append(Mount("/chat", web_adapter.asgi_app()))
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})  # type: ignore[dict-item]
+    app.state.dashboard = state
+    app.add_middleware(Guard, token=dash.token)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+async def close_streams(app: Starlette) -> None:
+    """End every open event stream (board events and web chat), so a server shutting down does
+    not wait out its grace period on browsers that never hang up. Call before stopping uvicorn."""
+    state: DashboardState = app.state.dashboard
+    await state.live.aclose()
+    if state.web_adapter is not None:
+        await state.web_adapter.close()
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, exc.detail)
+    return JSONResponse({"error": message}, status_code=exc.status_code)
+
+
+class SecurityHeaders:
+    """Adds the content security policy and friends to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"content-security-policy", CSP.encode()),
+                            (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"same-origin"),
+                            (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,172 @@
+"""Live updates: ONE tail of a board's event log, shared by every browser watching that board.
+
+A :class:`BoardTail` is a single background task per board. It waits on the board's change
+signal (bumped after every in-process commit) or, every ``poll_seconds``, asks SQLite whether
+another process committed (``PRAGMA data_version``); then it reads the new ``task_events`` rows
+once and hands them to each subscriber's queue. A browser therefore costs a queue, never a query
+loop of its own. A client resuming with ``Last-Event-ID`` first gets the rows after its cursor
+(one read), then joins the shared tail; ids at or below what it already got are skipped.
+
+A subscriber that stops reading (a stalled tab) has its bounded queue overflow; it is then told to
+reload (an ``overflow`` event) and dropped, so one slow client never holds the tail back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from kanban import Board, Event, KanbanError
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+BATCH = 500
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(eq=False)  # compared and hashed by identity: it lives in a set
+class _Subscriber:
+    queue: asyncio.Queue[list[Event] | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+
+class BoardTail:
+    """The shared tail of one board. Start it with :meth:`ensure_started`; stop with
+    :meth:`aclose`."""
+
+    def __init__(self, board: Board, *, poll_seconds: float = 0.5) -> None:
+        self.board = board
+        self.poll_seconds = poll_seconds
+        self.cursor = 0
+        self.reads = 0  # event-log reads made by the tail (tests check it is shared)
+        self._subscribers: set[_Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    async def ensure_started(self) -> None:
+        if self._task is None:
+            self.cursor = await self.board.last_event_id()
+            self._task = asyncio.create_task(self._run(), name=f"dashboard-tail:{self.board.slug}")
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        version = self.board.changes.version
+        self._ready.set()
+        while True:
+            try:
+                moved = await self.board.changes.wait(version, self.poll_seconds)
+                if moved == version:
+                    await self.board.poll_external()
+                version = self.board.changes.version
+                await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except KanbanError as exc:  # the board closed or could not be read: retry later
+                log.warning("dashboard tail of %s: %s", self.board.slug, exc)
+                await asyncio.sleep(self.poll_seconds)
+            except Exception:
+                log.exception("dashboard tail of %s failed; retrying", self.board.slug)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _drain(self) -> None:
+        while True:
+            events = await self.board.events(since=self.cursor, limit=BATCH)
+            self.reads += 1
+            if not events:
+                return
+            self.cursor = events[-1].id
+            for sub in list(self._subscribers):
+                try:
+                    sub.queue.put_nowait(events)
+                except asyncio.QueueFull:
+                    sub.overflowed = True
+                    self._subscribers.discard(sub)
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        sub.queue.get_nowait()
+                    sub.queue.put_nowait(None)
+            if len(events) < BATCH:
+                return
+
+    async def stream(self, since: int | None) -> AsyncIterator[str]:
+        """Server-sent events from cursor ``since`` (None: from now on)."""
+        await self.ensure_started()
+        sub = _Subscriber()
+        self._subscribers.add(sub)
+        try:
+            yield "retry: 2000\n\n"
+            sent = self.cursor if since is None else since
+            yield _frame("hello", {"board": self.board.slug, "cursor": sent}, None)
+            if since is not None:
+                while True:  # catch up from the client's cursor with direct reads
+                    backlog = await self.board.events(since=sent, limit=BATCH)
+                    for event in backlog:
+                        sent = event.id
+                        yield _event_frame(event)
+                    if len(backlog) < BATCH:
+                        break
+            while True:
+                try:
+                    batch = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if batch is None:
+                    if sub.overflowed:
+                        yield _frame("overflow", {"reason": "client too slow; reload"}, None)
+                    return
+                for event in batch:
+                    if event.id > sent:
+                        sent = event.id
+                        yield _event_frame(event)
+        finally:
+            self._subscribers.discard(sub)
+
+    async def aclose(self) -> None:
+        for sub in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+        self._subscribers.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class LiveHub:
+    """One :class:`BoardTail` per board slug."""
+
+    def __init__(self, *, poll_seconds: float = 0.5) -> None:
+        self.poll_seconds = poll_seconds
+        self.tails: dict[str, BoardTail] = {}
+
+    def tail(self, board: Board) -> BoardTail:
+        tail = self.tails.get(board.slug)
+        if tail is None or tail.board is not board:
+            tail = self.tails[board.slug] = BoardTail(board, poll_seconds=self.poll_seconds)
+        return tail
+
+    async def aclose(self) -> None:
+        tails = list(self.tails.values())
+        self.tails.clear()
+        for tail in tails:
+            await tail.aclose()
+
+
+def _event_frame(event: Event) -> str:
+    return _frame("task", event.to_dict(), event.id)
+
+
+def _frame(kind: str, data: object, event_id: int | None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"

@@ -1,0 +1,129 @@
+"""Who may talk to the dashboard: a bearer token off loopback, and same-origin writes.
+
+* Bound to a loopback address with no token configured, the dashboard serves the local user.
+* Bound anywhere else it refuses to start without a token (:func:`check_bind`); with a token every
+  request must carry it — ``Authorization: Bearer …`` for scripts, or the ``relayboard_token``
+  cookie a browser gets by opening ``/?token=…`` once (an EventSource cannot send headers). The
+  comparison is constant-time.
+* Every mutating request (anything but GET/HEAD/OPTIONS) whose ``Origin`` is present must come from
+  the dashboard's own origin, so another page open in the same browser cannot post to it (CSRF).
+  Requests without ``Origin`` are not from a browser page and are judged by the token alone.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.config import ConfigError
+
+COOKIE = "relayboard_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None, token_env: str | None) -> None:
+    """Refuse to serve a non-loopback address without a bearer token."""
+    if is_loopback(host) or token:
+        return
+    if token_env:
+        raise ConfigError(f"dashboard.host is {host}, but ${token_env} (dashboard.token_env) "
+                          "is empty; set it, or bind 127.0.0.1")
+    raise ConfigError(f"dashboard.host is {host}: serving beyond this machine needs a bearer "
+                      "token; set dashboard.token_env to a variable holding one")
+
+
+class Guard:
+    """ASGI middleware applying the rules of this module to every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        method = str(scope.get("method", "GET")).upper()
+        if self.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            offered = query.get("token", [None])[0]
+            if offered and method == "GET" and self._matches(offered):
+                await _set_cookie_and_redirect(scope, send, offered, query)
+                return
+            if not self._authorised(headers):
+                await _plain(send, 401, "a valid dashboard token is required",
+                             {"www-authenticate": "Bearer"})
+                return
+        if method not in SAFE_METHODS and not _same_origin(headers, scope):
+            await _plain(send, 403, "cross-origin request refused")
+            return
+        await self.app(scope, receive, send)
+
+    def _matches(self, offered: str) -> bool:
+        assert self.token is not None
+        return hmac.compare_digest(offered.encode(), self.token)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer " and self._matches(auth[7:].strip()):
+            return True
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header is simply no cookie
+            return False
+        morsel = cookie.get(COOKIE)
+        return morsel is not None and self._matches(morsel.value)
+
+
+def _same_origin(headers: dict[str, str], scope: Scope) -> bool:
+    if headers.get("sec-fetch-site") == "cross-site":
+        return False
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else ""
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+async def _plain(send: Send, status: int, message: str,
+                 extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _set_cookie_and_redirect(scope: Scope, send: Send, token: str,
+                                   query: dict[str, list[str]]) -> None:
+    rest = {k: v for k, v in query.items() if k != "token"}
+    location = str(scope.get("path") or "/") + (f"?{urlencode(rest, doseq=True)}" if rest else "")
+    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
+                            (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,42 @@
+// Talking to the server: JSON in and out, one readable error line on failure.
+
+export class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+export const state = { board: null };
+
+export function withBoard(path) {
+  if (!state.board) return path;
+  const sep = path.includes("?") ? "&" : "?";
+  return `${path}${sep}board=${encodeURIComponent(state.board)}`;
+}
+
+export async function api(method, path, body, { board = true } = {}) {
+  const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(board ? withBoard(path) : path, init);
+  } catch (err) {
+    throw new ApiError(0, "could not reach the board");
+  }
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!response.ok) {
+    const message = (data && data.error) || `${response.status} ${response.statusText}`;
+    const err = new ApiError(response.status, message);
+    err.data = data;
+    throw err;
+  }
+  return data;
+}
+
+export const get = (path, opts) => api("GET", path, undefined, opts);
+export const post = (path, body, opts) => api("POST", path, body ?? {}, opts);

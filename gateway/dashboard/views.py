@@ -1,0 +1,225 @@
+"""Read models for the browser: board columns of compact cards, and a task's detail.
+
+``GET /api/board`` is the hot read. It lists the board once per *change* (the board's change
+version, after asking SQLite whether another process wrote), keeps that snapshot, and cuts each
+column to its first ``limit`` cards; repeated reads of an unchanged board — every open tab
+refreshing after the same event — reuse it. Cards are built straight from the task attributes,
+never through ``asdict`` (a deep copy per task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kanban import Board, Task, TaskDetail
+from kanban.fsutil import inside
+
+COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 5000
+REASON_CHARS = 90
+
+
+@dataclass
+class Snapshot:
+    version: int
+    archived: bool
+    tasks: list[Task]
+    status_by_id: dict[int, str]
+
+
+class BoardViews:
+    """Board snapshots, one per (board, archived flag), refreshed when the board changed."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[tuple[str, bool], Snapshot] = {}
+        self._locks: dict[tuple[str, bool], asyncio.Lock] = {}
+
+    async def snapshot(self, board: Board, *, archived: bool) -> Snapshot:
+        key = (board.slug, archived)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # ten tabs refreshing at once cost one listing, not ten
+            await board.poll_external()
+            version = board.changes.version
+            snap = self._snapshots.get(key)
+            if snap is not None and snap.version == version:
+                return snap
+            tasks = await board.list_tasks(include_archived=archived)
+            snap = Snapshot(version, archived, tasks, {t.id: t.status for t in tasks})
+            self._snapshots[key] = snap
+            return snap
+
+    def forget(self, slug: str) -> None:
+        for key in [k for k in self._snapshots if k[0] == slug]:
+            self._snapshots.pop(key, None)
+
+    async def board(self, board: Board, *, limit: int, archived: bool,
+                    assignee: str | None, text: str | None) -> dict[str, Any]:
+        snap = await self.snapshot(board, archived=archived)
+        statuses = (*COLUMNS, "archived") if archived else COLUMNS
+        buckets: dict[str, list[Task]] = {s: [] for s in statuses}
+        counts: dict[str, int] = dict.fromkeys(statuses, 0)
+        assignees: set[str] = set()
+        needle = text.lower().strip() if text else None
+        want_id = int(needle.lstrip("#")) if needle and needle.lstrip("#").isdigit() else None
+        for task in snap.tasks:
+            if task.assignee:
+                assignees.add(task.assignee)
+            bucket = buckets.get(task.status)
+            if bucket is None:
+                continue
+            if assignee is not None and (task.assignee or "") != assignee:
+                continue
+            if needle is not None and task.id != want_id and needle not in task.title.lower():
+                continue
+            counts[task.status] += 1
+            bucket.append(task)
+        for status in ("done", "archived"):
+            if status in buckets:  # most recently finished first
+                buckets[status].sort(key=lambda t: -(t.completed_at or t.updated_at or 0.0))
+        by_id = snap.status_by_id
+        columns = []
+        for status in statuses:
+            shown = buckets[status][:limit]
+            columns.append({
+                "status": status, "count": counts[status],
+                "more": max(0, counts[status] - len(shown)),
+                "tasks": [card(t, by_id) for t in shown],
+            })
+        return {
+            "board": board.slug, "version": snap.version,
+            "counts": counts, "total": sum(counts.values()),
+            "assignees": sorted(assignees), "limit": limit, "columns": columns,
+        }
+
+
+def card(task: Task, status_by_id: dict[int, str]) -> dict[str, Any]:
+    children = task.children
+    done = sum(1 for c in children if status_by_id.get(c, "archived") in ("done", "archived"))
+    reason = task.blocked_reason or task.last_failure_error
+    if reason and len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS - 1].rstrip() + "…"
+    artifacts = task.metadata.get("artifacts") if isinstance(task.metadata, dict) else None
+    return {
+        "id": task.id, "title": task.title, "status": task.status,
+        "assignee": task.assignee, "priority": task.priority,
+        "created_at": task.created_at, "updated_at": task.updated_at,
+        "completed_at": task.completed_at, "failures": task.consecutive_failures,
+        "children": [done, len(children)] if children else None,
+        "parents": len(task.parents),
+        "files": len(artifacts) if isinstance(artifacts, list) else 0,
+        "reason": reason if task.status == "blocked" else None,
+        "corrupt": task.corrupt,
+    }
+
+
+# ---- a task's detail ----------------------------------------------------------------------------
+
+def artifact_list(board: Board, task: Task, extra_roots: tuple[Path, ...]) -> list[dict[str, Any]]:
+    """The task's files that may be served, with size and kind (run on a worker thread)."""
+    out = []
+    for index, raw in enumerate(task.artifacts):
+        path = servable(board, raw, extra_roots)
+        name = Path(raw).name or f"file-{index}"
+        entry: dict[str, Any] = {"index": index, "name": name, "available": path is not None,
+                                 "size": None, "kind": kind_of(name)}
+        if path is not None:
+            entry["size"] = path.stat().st_size
+            entry["url"] = f"/api/tasks/{task.id}/artifacts/{index}/{name}"
+        out.append(entry)
+    return out
+
+
+def servable(board: Board, raw: str, extra_roots: tuple[Path, ...]) -> Path | None:
+    """``raw`` as a real file under the board's folders or an allowed root, else None.
+
+    Workers may declare any path as an artifact; only these roots are ever served, after
+    symlinks are resolved, so a declared ``/etc/passwd`` stays on the host.
+    """
+    try:
+        real = Path(raw).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not real.is_file() or real.name.startswith(".env"):
+        return None
+    roots = (board.attachments_dir, board.workspaces_dir, *extra_roots)
+    for root in roots:
+        try:
+            resolved_root = root.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if inside(real, resolved_root):
+            return real
+    return None
+
+
+def kind_of(name: str) -> str:
+    mime, _ = mimetypes.guess_type(name)
+    if mime and mime.startswith("image/") and not name.lower().endswith(".svg"):
+        return "image"
+    if mime and mime.startswith("video/"):
+        return "video"
+    return "file"
+
+
+async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...]) -> dict[str, Any]:
+    shown: TaskDetail = await board.show_task(task_id, event_limit=200)
+    data = shown.to_dict()
+    task = shown.task
+    linked: dict[int, dict[str, Any]] = {}
+    for other in (*task.parents, *task.children):
+        try:
+            t = await board.get_task(other)
+        except Exception:  # a link to a task being deleted: show the id only
+            linked[other] = {"id": other, "title": None, "status": None}
+            continue
+        linked[other] = {"id": t.id, "title": t.title, "status": t.status}
+    data["parents"] = [linked[p] for p in task.parents]
+    data["children"] = [linked[c] for c in task.children]
+    data["artifacts"] = await asyncio.to_thread(artifact_list, board, task, extra_roots)
+    data["subscriptions"] = [s.to_dict() for s in await board.subscriptions(task_id)]
+    log = board.log_path(task_id)
+    size = await asyncio.to_thread(_size, log)
+    data["log"] = {"size": size, "url": f"/api/tasks/{task_id}/log"}
+    for run in data["runs"]:
+        run.pop("workspace", None)  # host paths stay on the host
+    data.pop("workspace_path", None)
+    return data
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def read_log(path: Path, offset: int, max_bytes: int) -> tuple[str, int, int]:
+    """(text, next offset, file size) from ``offset``; a rotated (shorter) log restarts at 0."""
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if offset > size:
+                offset = 0
+            fh.seek(offset)
+            chunk = fh.read(max_bytes)
+    except OSError:
+        return "", 0, 0
+    cut = _whole_characters(chunk)
+    return chunk[:cut].decode("utf-8", errors="replace"), offset + cut, size
+
+
+def _whole_characters(chunk: bytes) -> int:
+    """How many bytes of ``chunk`` to send so a UTF-8 character is never cut in half (the
+    rest comes with the next read)."""
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return exc.start
+    return len(chunk)

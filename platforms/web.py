@@ -1,0 +1,461 @@
+"""``WebAdapter``: the browser chat, a platform like the others, served as an ASGI sub-app.
+
+The gateway mounts :meth:`WebAdapter.asgi_app` under its dashboard (``/chat``), so the browser
+user is whoever the dashboard authenticated; this module adds no authentication of its own and
+never imports ``gateway``. Inbound: ``POST /messages`` puts an :class:`InboundMessage` into the
+inbox given to :meth:`start` (the router consumes it like a Slack or Telegram message). Outbound:
+every ``send*`` stores a message in its thread — in memory, and as one JSON line in a bounded
+per-thread history file when a history directory is given — and pushes it to the open browsers
+over server-sent events (``GET /stream``, resumable with ``Last-Event-ID``).
+
+Files: a sent file is copied into the history directory (so the picture in the chat outlives the
+task's workspace) and is served back under an unguessable id; ``GET /files/{id}/{name}`` serves
+only files this adapter was asked to send, never a path a browser names.
+
+Routes (relative to the mount point)::
+
+    GET  /threads                  thread ids with their last message
+    GET  /messages?thread=T        the thread's messages (oldest first)
+    POST /messages                 {"thread": T, "text": "..."} -> the stored user message
+    GET  /stream                   SSE: every new message of every thread ("message" events)
+    GET  /files/{id}/{name}        an attachment (inline for images, else a download)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import secrets
+import shutil
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, Router
+
+from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.files import FileKind, classify
+from platforms.text import split_text
+
+log = logging.getLogger(__name__)
+
+THREAD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+DEFAULT_THREAD = "main"
+DEFAULT_CHAT = "dashboard"
+MAX_INBOUND_CHARS = 8000
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class WebFile:
+    """One attachment of a message. ``path`` stays on the server; browsers get ``url``."""
+
+    id: str
+    name: str
+    kind: str  # a FileKind value
+    size: int
+    path: Path
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "kind": self.kind, "size": self.size,
+                "url": f"files/{self.id}/{self.name}"}
+
+
+@dataclass(frozen=True)
+class WebMessage:
+    seq: int
+    chat: str
+    thread: str
+    role: str  # "user" (typed in the browser) or "bot" (sent by the gateway)
+    text: str
+    created_at: float
+    files: tuple[WebFile, ...] = ()
+    user_name: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": str(self.seq), "seq": self.seq, "chat": self.chat, "thread": self.thread,
+                "role": self.role, "text": self.text, "created_at": self.created_at,
+                "user_name": self.user_name, "files": [f.public() for f in self.files]}
+
+    def record(self) -> dict[str, Any]:
+        data = self.public()
+        data["files"] = [{**f.public(), "path": str(f.path)} for f in self.files]
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> WebMessage:
+        files = tuple(
+            WebFile(id=str(f["id"]), name=str(f["name"]), kind=str(f["kind"]),
+                    size=int(f["size"]), path=Path(str(f["path"])))
+            for f in data.get("files") or ()
+        )
+        return cls(seq=int(data["seq"]), chat=str(data["chat"]), thread=str(data["thread"]),
+                   role=str(data["role"]), text=str(data.get("text") or ""),
+                   created_at=float(data.get("created_at") or 0.0), files=files,
+                   user_name=data.get("user_name"))
+
+
+@dataclass
+class WebAdapter(PlatformAdapter):
+    """The dashboard's chat. ``history_dir`` (given by the gateway) keeps ``history_limit``
+    messages per thread across restarts; without it history lives in memory only."""
+
+    name = "web"
+    history_dir: Path | None = None
+    history_limit: int = 500
+    chat: str = DEFAULT_CHAT
+    user_id: str = "web"
+    user_name: str = "You"
+    text_length: int = 16_000
+    max_bytes: int = 50 * MiB
+    group_size: int = 10
+    allowed_users: Sequence[str] | None = None  # accepted for config symmetry; the router decides
+    _inbox: asyncio.Queue[InboundMessage] | None = field(default=None, repr=False)
+    _threads: dict[str, deque[WebMessage]] = field(default_factory=dict, repr=False)
+    _files: dict[str, WebFile] = field(default_factory=dict, repr=False)
+    _listeners: set[asyncio.Queue[WebMessage | None]] = field(default_factory=set, repr=False)
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _loaded: bool = False
+    closed: bool = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        self._inbox = inbox
+        self.closed = False
+        await self.load_history()
+
+    async def close(self) -> None:
+        self.closed = True
+        for queue in list(self._listeners):
+            queue.put_nowait(None)  # ends every open stream
+
+    async def load_history(self) -> None:
+        """Read the history files once (also done lazily by the first request)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.history_dir is None:
+            return
+        messages = await asyncio.to_thread(_read_history, self.history_dir, self.history_limit)
+        top = 0
+        for message in messages:
+            self._thread(message.thread).append(message)
+            for f in message.files:
+                self._files[f.id] = f
+            top = max(top, message.seq)
+        self._seq = itertools.count(top + 1)
+
+    def limits(self) -> Limits:
+        return Limits(text_length=self.text_length, max_bytes={k: self.max_bytes for k in FileKind},
+                      group_size=self.group_size, default_max_bytes=self.max_bytes)
+
+    # ---- reading (for the gateway and tests) --------------------------------------------------
+    def messages(self, thread: str = DEFAULT_THREAD) -> list[WebMessage]:
+        return list(self._threads.get(thread, ()))
+
+    def threads(self) -> list[str]:
+        return sorted(self._threads)
+
+    # ---- sending ------------------------------------------------------------------------------
+    async def send(self, dest: Destination, text: str) -> Receipt:
+        thread = self._dest_thread(dest)
+        if isinstance(thread, Receipt):
+            return thread
+        parts = split_text(text, self.text_length)
+        if not parts:
+            return Receipt.rejected("empty message")
+        ids = [str((await self._store(thread, "bot", part)).seq) for part in parts]
+        return Receipt.delivered(ids)
+
+    async def send_document(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt:
+        return (await self._send_files(dest, [path], caption, FileKind.DOCUMENT))[0]
+
+    async def send_video(
+        self, dest: Destination, path: Path, caption: str | None = None
+    ) -> Receipt:
+        return (await self._send_files(dest, [path], caption, FileKind.VIDEO))[0]
+
+    async def send_multiple_images(
+        self, dest: Destination, paths: Sequence[Path], caption: str | None = None
+    ) -> list[Receipt]:
+        receipts: list[Receipt] = []
+        for start in range(0, len(paths), self.group_size):
+            group = list(paths[start:start + self.group_size])
+            receipts.extend(await self._send_files(
+                dest, group, caption if start == 0 else None, FileKind.IMAGE))
+        return receipts
+
+    async def _send_files(self, dest: Destination, paths: list[Path], caption: str | None,
+                          kind: FileKind) -> list[Receipt]:
+        thread = self._dest_thread(dest)
+        if isinstance(thread, Receipt):
+            return [thread for _ in paths] or [thread]
+        refusals: list[Receipt] = []
+        accepted: list[Path] = []
+        for path in paths:
+            refusal = self.check_file(path, kind)
+            if refusal is None:
+                accepted.append(path)
+            else:
+                refusals.append(refusal)
+        if not accepted:
+            return refusals or [Receipt.rejected("no files")]
+        try:
+            files = [await self._keep(path, kind) for path in accepted]
+        except OSError as exc:
+            name = accepted[0].name
+            return [*refusals, Receipt.failed(f"{name}: cannot store file ({exc.strerror})",
+                                              retryable=True, name=name)]
+        message = await self._store(thread, "bot", caption or "", files=tuple(files))
+        return [*refusals, *(Receipt.delivered([str(message.seq)], name=f.name) for f in files)]
+
+    def _dest_thread(self, dest: Destination) -> str | Receipt:
+        thread = dest.thread or DEFAULT_THREAD
+        if not THREAD_RE.match(thread):
+            return Receipt.rejected("invalid web chat thread")
+        return thread
+
+    async def _keep(self, path: Path, kind: FileKind) -> WebFile:
+        """Register a file for download; with a history directory, copy it there first."""
+        file_id = secrets.token_urlsafe(12)
+        name = _safe_name(path.name)
+        target = None if self.history_dir is None else self.history_dir / "files" / file_id / name
+        real, size = await asyncio.to_thread(_place, path, target)
+        actual = classify(path)
+        kind_value = (FileKind.IMAGE if kind is FileKind.IMAGE and actual is FileKind.IMAGE
+                      else (actual or kind))
+        web_file = WebFile(id=file_id, name=name, kind=kind_value.value, size=size, path=real)
+        self._files[file_id] = web_file
+        return web_file
+
+    async def _store(self, thread: str, role: str, text: str, *,
+                     files: tuple[WebFile, ...] = (), user_name: str | None = None) -> WebMessage:
+        await self.load_history()
+        message = WebMessage(seq=next(self._seq), chat=self.chat, thread=thread, role=role,
+                             text=text, created_at=time.time(), files=files, user_name=user_name)
+        self._thread(thread).append(message)
+        for queue in list(self._listeners):
+            queue.put_nowait(message)
+        if self.history_dir is not None:
+            async with self._write_lock:
+                await asyncio.to_thread(_append_history, self.history_dir, message,
+                                        self.history_limit)
+        return message
+
+    def _thread(self, thread: str) -> deque[WebMessage]:
+        queue = self._threads.get(thread)
+        if queue is None:
+            queue = self._threads[thread] = deque(maxlen=self.history_limit)
+        return queue
+
+    # ---- receiving ----------------------------------------------------------------------------
+    async def receive(self, text: str, *, thread: str = DEFAULT_THREAD) -> WebMessage:
+        """What ``POST /messages`` does: store the user's message and hand it to the router."""
+        if self._inbox is None or self.closed:
+            raise WebChatError(503, "the chat is not running")
+        if not THREAD_RE.match(thread):
+            raise WebChatError(400, "invalid thread id")
+        text = text.strip()
+        if not text:
+            raise WebChatError(400, "empty message")
+        if len(text) > MAX_INBOUND_CHARS:
+            raise WebChatError(400, f"message too long (over {MAX_INBOUND_CHARS} characters)")
+        if self._inbox.full():
+            raise WebChatError(503, "the gateway is busy; try again in a moment")
+        message = await self._store(thread, "user", text, user_name=self.user_name)
+        self._inbox.put_nowait(InboundMessage(
+            platform=self.name, chat=self.chat, thread=thread, user_id=self.user_id,
+            user_name=self.user_name, text=text, message_id=str(message.seq)))
+        return message
+
+    # ---- the ASGI sub-app ---------------------------------------------------------------------
+    def asgi_app(self) -> Router:
+        """Routes for the gateway to mount (e.g. at ``/chat``), behind its own authentication."""
+        return Router(routes=[
+            Route("/threads", self._http_threads, methods=["GET"]),
+            Route("/messages", self._http_messages, methods=["GET"]),
+            Route("/messages", self._http_post, methods=["POST"]),
+            Route("/stream", self._http_stream, methods=["GET"]),
+            Route("/files/{file_id}/{name}", self._http_file, methods=["GET"]),
+        ])
+
+    async def _http_threads(self, request: Request) -> Response:
+        await self.load_history()
+        out = []
+        for thread, queue in sorted(self._threads.items()):
+            last = queue[-1].public() if queue else None
+            out.append({"thread": thread, "count": len(queue), "last": last})
+        return JSONResponse({"threads": out})
+
+    async def _http_messages(self, request: Request) -> Response:
+        await self.load_history()
+        thread = request.query_params.get("thread", DEFAULT_THREAD)
+        if not THREAD_RE.match(thread):
+            return _error(400, "invalid thread id")
+        return JSONResponse({"thread": thread,
+                             "messages": [m.public() for m in self._threads.get(thread, ())]})
+
+    async def _http_post(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body must be JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return _error(400, "send {\"text\": \"...\", \"thread\": \"...\"}")
+        thread = body.get("thread") or DEFAULT_THREAD
+        try:
+            message = await self.receive(body["text"], thread=str(thread))
+        except WebChatError as exc:
+            return _error(exc.status, str(exc))
+        return JSONResponse(message.public(), status_code=201)
+
+    async def _http_stream(self, request: Request) -> Response:
+        await self.load_history()
+        raw = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
+        since = int(raw) if raw.isdigit() else 0
+        queue: asyncio.Queue[WebMessage | None] = asyncio.Queue()
+        backlog = sorted((m for q in self._threads.values() for m in q if m.seq > since),
+                         key=lambda m: m.seq)
+        self._listeners.add(queue)
+        return StreamingResponse(self._events(queue, backlog), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store",
+                                          "X-Accel-Buffering": "no"})
+
+    async def _events(self, queue: asyncio.Queue[WebMessage | None],
+                      backlog: list[WebMessage]) -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            sent = 0
+            for message in backlog:
+                sent = message.seq
+                yield _sse(message)
+            while not self.closed:
+                try:
+                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                if item.seq > sent:
+                    sent = item.seq
+                    yield _sse(item)
+        finally:
+            self._listeners.discard(queue)
+
+    async def _http_file(self, request: Request) -> Response:
+        web_file = self._files.get(request.path_params["file_id"])
+        if web_file is None or web_file.name != request.path_params["name"]:
+            return _error(404, "no such file")
+        if not web_file.path.is_file():
+            return _error(404, "the file is no longer available")
+        wants_download = request.query_params.get("download") == "1"
+        inline = web_file.kind == FileKind.IMAGE.value and not wants_download
+        return FileResponse(web_file.path, filename=web_file.name,
+                            content_disposition_type="inline" if inline else "attachment",
+                            headers={"Cache-Control": "private, max-age=3600",
+                                     "X-Content-Type-Options": "nosniff"})
+
+
+class WebChatError(Exception):
+    """A refused browser request: an HTTP status and one line for the person."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _sse(message: WebMessage) -> str:
+    data = json.dumps(message.public(), ensure_ascii=False)
+    return f"id: {message.seq}\nevent: message\ndata: {data}\n\n"
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "file"
+    return cleaned[:120]
+
+
+def _place(source: Path, target: Path | None) -> tuple[Path, int]:
+    """Copy ``source`` to ``target`` (when given); the path to serve and its size."""
+    real = source.resolve()
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, target)
+        real = target
+    return real, real.stat().st_size
+
+
+# ---- history files: one JSON line per message, per thread, bounded ----------------------------
+
+def _history_file(directory: Path, thread: str) -> Path:
+    return directory / f"{thread}.jsonl"
+
+
+def _append_history(directory: Path, message: WebMessage, limit: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = _history_file(directory, message.thread)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(message.record(), ensure_ascii=False) + "\n")
+    # Compact once the file holds twice the limit: amortised O(1) per message, and bounded.
+    with path.open("rb") as fh:
+        lines = sum(1 for _ in fh)
+    if lines > 2 * limit:
+        _compact(path, limit)
+
+
+def _compact(path: Path, limit: int) -> None:
+    with path.open(encoding="utf-8") as fh:
+        kept = deque(fh, maxlen=limit)
+    temp = path.with_suffix(".tmp")
+    temp.write_text("".join(kept), encoding="utf-8")
+    temp.replace(path)
+    # Files no thread mentions any more are removed with the messages that carried them.
+    files_dir = path.parent / "files"
+    if files_dir.is_dir():
+        referenced = _referenced_files(path.parent)
+        for folder in files_dir.iterdir():
+            if folder.name not in referenced:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _referenced_files(directory: Path) -> set[str]:
+    ids: set[str] = set()
+    for message in _read_history(directory, limit=None):
+        ids.update(f.id for f in message.files)
+    return ids
+
+
+def _read_history(directory: Path, limit: int | None) -> list[WebMessage]:
+    if not directory.is_dir():
+        return []
+    out: list[WebMessage] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        if not THREAD_RE.match(path.stem):
+            continue
+        try:
+            with path.open(encoding="utf-8") as fh:
+                lines = deque(fh, maxlen=limit) if limit else list(fh)
+        except OSError as exc:
+            log.warning("web chat history %s unreadable: %s", path.name, exc)
+            continue
+        for line in lines:
+            try:
+                out.append(WebMessage.from_record(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                log.warning("web chat history %s: skipped an unreadable line", path.name)
+    return out
