@@ -38,7 +38,7 @@ def client_for(adapter: WebAdapter) -> httpx.AsyncClient:
 
 
 def test_registry_builds_the_web_adapter(tmp_path: Path) -> None:
-    adapter = create_adapter("web", history_dir=tmp_path)
+    adapter = create_adapter("web", allowed_users=["web"], history_dir=tmp_path)
     assert isinstance(adapter, WebAdapter) and adapter.name == "web"
 
 

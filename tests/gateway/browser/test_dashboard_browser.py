@@ -60,7 +60,7 @@ async def test_created_task_appears_live_without_reload(site: Site) -> None:
     tasks = await site.board.list_tasks()
     assert [(t.title, t.created_by) for t in tasks] == [("Write the launch post", "dashboard")]
     # A change made elsewhere moves the card live too.
-    await site.board.block(tasks[0].id, "waiting for legal")
+    await site.board.block(tasks[0].id, "waiting for legal", as_operator=True)
     await card(page, "Write the launch post", "blocked")
     assert "waiting for legal" in await page.locator('.column[data-status="blocked"]').inner_text()
     # The drawer renders the body's markdown, and its HTML only as text.
@@ -261,8 +261,9 @@ async def make_showcase(site: Site, tmp_path: Path) -> None:
     claim = await board.claim(chart.id)
     workspace = board.workspaces_dir / str(chart.id)
     summary, files = await asyncio.to_thread(write_chart, chart, workspace, [])
-    await board.complete(chart.id, lease=claim.lease, result=summary, summary=summary,
-                         artifacts=[str(f) for f in files])
+    done = await board.complete(chart.id, lease=claim.lease, result=summary, summary=summary,
+                                artifacts=[str(f) for f in files])
+    files = [Path(a) for a in done.artifacts]  # the durable copies (the workspace is removed)
     report = (await board.create_task("Write the quarterly report", assignee="writer",
                                       parents=[chart.id])).task
     await board.create_task("Send the report to the board", assignee="writer",
