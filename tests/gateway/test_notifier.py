@@ -71,7 +71,8 @@ def test_message_format() -> None:
 async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
     board: Board, tmp_path: Path
 ) -> None:
-    work = board.workspaces_dir / "out"
+    task = await make_task(board, "Quarterly report", assignee="reporter")
+    work = board.attachments_path(task.id)
     work.mkdir(parents=True)
     (work / "chart.png").write_bytes(png_bytes())
     (work / "report.pdf").write_bytes(b"%PDF-1.4 report")
@@ -80,7 +81,6 @@ async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
     ssh.mkdir(parents=True)
     (ssh / "id_rsa").write_text("PRIVATE")
     long_result = "line one\n" * 40
-    task = await make_task(board, "Quarterly report", assignee="reporter")
     await board.subscribe(task.id, platform="fake", chat="c1", thread="t1")
     await claim_and_complete(board, task.id, summary="Revenue up 4 %", result=long_result,
                              metadata={"artifacts": [str(work / "chart.png"),
@@ -113,10 +113,10 @@ async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
 async def test_paths_in_the_summary_are_delivered_when_no_artifacts(
     board: Board, tmp_path: Path
 ) -> None:
-    attach = board.attachments_dir / "9"
+    task = await make_task(board, "t")
+    attach = board.attachments_path(task.id)
     attach.mkdir(parents=True)
     (attach / "notes.txt").write_text("hi")
-    task = await make_task(board, "t")
     await board.subscribe(task.id, platform="fake", chat="c1")
     await claim_and_complete(board, task.id, summary=f"saved to {attach / 'notes.txt'}")
     fake = FakeAdapter(platform="fake")
@@ -165,10 +165,10 @@ async def test_transient_failures_retry_honouring_retry_after_and_send_once(
 
 
 async def test_a_retry_repeats_only_the_steps_that_failed(board: Board, tmp_path: Path) -> None:
-    work = board.workspaces_dir / "x"
+    task = await make_task(board, "t")
+    work = board.attachments_path(task.id)
     work.mkdir(parents=True)
     (work / "a.pdf").write_bytes(b"%PDF a")
-    task = await make_task(board, "t")
     await board.subscribe(task.id, platform="fake", chat="c1")
     await claim_and_complete(board, task.id, metadata={"artifacts": [str(work / "a.pdf")]})
     fake = FakeAdapter(platform="fake")

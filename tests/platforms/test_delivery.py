@@ -41,25 +41,29 @@ def assert_no_dirs(receipt: Receipt, *dirs: Path) -> None:
         assert str(d) not in (receipt.reason or "")
 
 
-def test_file_inside_root_is_allowed_and_resolved(root: Path, home: Path) -> None:
+def test_file_inside_root_is_allowed_and_a_link_never_followed(root: Path, home: Path) -> None:
     f = touch(root / "w" / "chart.png")
     link = root / "link.png"
-    link.symlink_to(f)
-    assert policy(root, home).check(f) == f.resolve()
-    assert policy(root, home).check(link) == f.resolve()
+    link.symlink_to(f)  # even to a file that is itself allowed: nothing goes through a link
+    assert policy(root, home).check(f) == f
+    verdict = policy(root, home).check(link)
+    assert isinstance(verdict, Receipt) and verdict.reason == "link.png: refused (a symbolic link)"
 
 
-def test_outside_root_refused_even_through_a_symlink(
+def test_outside_root_refused_and_a_link_out_of_it_too(
     tmp_path: Path, root: Path, home: Path
 ) -> None:
     secret = touch(tmp_path / "elsewhere" / "report.pdf")
     root.mkdir()
     (root / "sneaky.pdf").symlink_to(secret)
-    for candidate in (secret, root / "sneaky.pdf"):
+    (root / "sub").symlink_to(secret.parent)  # a linked folder below the root
+    for candidate, why in ((secret, "outside the allowed folders"),
+                           (root / "sneaky.pdf", "a symbolic link"),
+                           (root / "sub" / "report.pdf", "a symbolic link")):
         verdict = policy(root, home).check(candidate)
         assert isinstance(verdict, Receipt)
         assert verdict.status is ReceiptStatus.REJECTED
-        assert "outside the allowed folders" in (verdict.reason or "")
+        assert why in (verdict.reason or ""), candidate
         assert_no_dirs(verdict, tmp_path)
 
 
