@@ -10,6 +10,7 @@ through a link, and links inside them are skipped.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -45,7 +46,9 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
 
 
-def _is_link(path: str | Path, dir_fd: int | None) -> bool:
+def _is_link(path: str | Path, dir_fd: int | None, exc: OSError | None = None) -> bool:
+    if exc is not None and exc.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a link
+        return True
     try:
         return stat.S_ISLNK(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
@@ -57,7 +60,7 @@ def open_dir_no_follow(path: str | Path, *, dir_fd: int | None = None) -> int:
     try:
         return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        if _is_link(path, dir_fd):
+        if _is_link(path, dir_fd, exc):
             raise UnsafeFile(f"{Path(path).name}: is a symbolic link") from exc
         raise
 
@@ -69,7 +72,7 @@ def open_regular_no_follow(path: str | Path, *, dir_fd: int | None = None) -> in
     try:
         fd = os.open(path, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        if _is_link(path, dir_fd):
+        if _is_link(path, dir_fd, exc):
             raise UnsafeFile(f"{name}: is a symbolic link") from exc
         raise
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -154,7 +155,7 @@ class DeliveryPolicy:
         refusal: Receipt | None = None
         if not stat.S_ISREG(info.st_mode):
             refusal = Receipt.rejected(f"{name}: not a regular file", name=name)
-        elif info.st_nlink != 1:
+        elif info.st_nlink > 1:  # 0 is fine: renamed over since we opened it, bytes unchanged
             log.warning("delivery refused a file with %d links (%s)", info.st_nlink, name)
             refusal = Receipt.rejected(f"{name}: refused (a hard link)", name=name)
         elif self.max_bytes is not None and info.st_size > self.max_bytes:
@@ -209,6 +210,8 @@ def _open_beneath(root: Path, relative: PurePath) -> int:
 
 
 def _raise_if_link(name: str, dir_fd: int, exc: OSError) -> None:
+    if exc.errno == errno.ELOOP:  # what O_NOFOLLOW answers for a link (it may be gone by now)
+        raise _Refused("a symbolic link") from exc
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:

@@ -12,7 +12,7 @@ import pytest
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, render
 from kanban.board import Board
 from kanban.models import Event
-from kanban.testing import claim_and_complete, make_task, open_board
+from kanban.testing import claim_and_complete, fake_clock, make_task, open_board
 from platforms.base import Receipt
 from platforms.errors import RateLimited
 from platforms.fake import FakeAdapter
@@ -206,3 +206,25 @@ async def test_a_bad_subscription_is_disabled_and_never_holds_up_another(
     assert [c.dest.chat for c in fake.calls] == ["c2"]
     [sub_a] = await board.subscriptions(a.id)
     assert sub_a.disabled and "not enabled in this gateway" in (sub_a.disabled_reason or "")
+
+
+async def test_a_crash_that_trips_the_breaker_sends_one_gave_up_naming_the_error(
+    board: Board, tmp_path: Path
+) -> None:
+    task = await make_task(board, "flaky", assignee="w", max_retries=2)
+    await board.subscribe(task.id, platform="fake", chat="c1")
+    fake = FakeAdapter(platform="fake")
+    n = notifier(board, fake, tmp_path)
+    clock = fake_clock(board)
+    for error in ("exit 1: first boom", "exit 1: ConnectionError: api.example.com"):
+        claim = await board.claim(task.id)
+        await board.record_failure(task.id, run_id=claim.run_id, kind="crashed", error=error)
+        await n.pump()
+        clock.advance(3600)  # past the crash's back-off
+    assert fake.texts == [
+        "✖ crashed · #1 flaky · @w\nexit 1: first boom",
+        "✖ gave up · #1 flaky · @w\nexit 1: ConnectionError: api.example.com",
+    ]
+    rows = await board.outbox()
+    assert [r["state"] for r in rows] == ["sent", "sent", "sent"]  # gave_up, crashed, crashed
+    assert rows[1]["receipts"][0]["step"] == "superseded"
