@@ -1,6 +1,6 @@
 """The notifier: subscribed task events → chat messages with their files, through the outbox."""
 
-from gateway.notifier.artifacts import artifact_paths, build_policy, screen
+from gateway.notifier.artifacts import artifact_paths, build_policy, screen, task_roots
 from gateway.notifier.format import headline, refusal_line, render
 from gateway.notifier.pump import DeliverySettings, Notifier, NotifierSettings, backoff
 
@@ -15,4 +15,5 @@ __all__ = [
     "refusal_line",
     "render",
     "screen",
+    "task_roots",
 ]

@@ -1,21 +1,24 @@
 """Which files go with a completion, and the policy that decides whether each may leave the host.
 
 Files come from the ``completed`` event's ``artifacts`` (the durable copies ``complete`` made),
-else from paths mentioned in the summary or result. The policy allows the board's workspaces and
-attachments plus ``delivery.allowed_roots``; it denies the home's config and profile files, the
-credential folders ``platforms.delivery`` always denies, every dot-directory in the user's home,
-and any file inside a dot-directory below an allowed root (``.git``, ``.ssh`` …).
+else from paths mentioned in the summary or result. The policy is built per task: it allows only
+that task's own ``attachments/<id>/`` and workspace plus ``delivery.allowed_roots`` — another
+task's files, named in this task's artifacts or summary, never reach this task's subscribers. It
+denies the home's config and profile files, the credential folders ``platforms.delivery`` always
+denies, every dot-directory in the user's home, and any file inside a dot-directory below an
+allowed root (``.git``, ``.ssh`` …). A workspace that is a symbolic link is no root at all.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kanban.board import Board
-from kanban.models import Event
+from kanban.models import Event, Task
 from platforms.base import PlatformAdapter, Receipt
 from platforms.delivery import DeliveryPolicy
 from platforms.files import FileKind, classify, extract_local_files
@@ -44,18 +47,34 @@ def artifact_paths(event: Event, *, user_home: Path | None = None) -> list[Path]
     return list(dict.fromkeys(found))
 
 
-def build_policy(board: Board, *, relayboard_home: Path, config_file: Path | None,
+def task_roots(board: Board, task: Task) -> list[Path]:
+    """The folders a task's own files live in: its attachments and its workspace (the board's
+    scratch folder, or its ``dir:``/``worktree`` path) — a workspace that is a link is left out."""
+    roots = [board.attachments_path(task.id)]
+    workspace = board.workspaces_dir / str(task.id)
+    if task.workspace_kind in ("dir", "worktree") and task.workspace_path:
+        workspace = Path(task.workspace_path)
+    if os.path.islink(workspace):
+        log.warning("task #%s: its workspace is a symbolic link; no file is sent from it",
+                    task.id)
+    else:
+        roots.append(workspace)
+    return roots
+
+
+def build_policy(board: Board, task: Task, *, relayboard_home: Path, config_file: Path | None,
                  extra_roots: Sequence[Path], user_home: Path | None = None,
                  max_bytes: int | None = None) -> DeliveryPolicy:
+    """The delivery policy for one task's files (see the module docstring)."""
     home = (user_home or Path.home()).expanduser()
-    roots = [board.workspaces_dir, board.attachments_dir, *extra_roots]
+    roots = [*task_roots(board, task), *extra_roots]
     denied: list[Path] = [relayboard_home / "config.yaml", relayboard_home / "profiles",
                           relayboard_home / "gateway.lock"]
     if config_file is not None:
         denied.append(config_file)
     denied.extend(_home_dot_dirs(home, keep=[relayboard_home, *roots]))
     return DeliveryPolicy(allowed_roots=roots, denied_paths=denied, home=home,
-                          max_bytes=max_bytes)
+                          max_bytes=max_bytes, refuse_hidden_dirs=True)
 
 
 def _home_dot_dirs(home: Path, keep: Sequence[Path]) -> list[Path]:
@@ -85,33 +104,22 @@ def _resolve(path: Path) -> Path:
 
 
 def screen(paths: Sequence[Path], policy: DeliveryPolicy, adapter: PlatformAdapter) -> Screened:
-    """Check each file before anything is sent, so the message can name the refused ones."""
+    """Check each file before anything is sent, so the message can name the refused ones.
+    (The upload opens and checks each file again: this look ahead is not what keeps it safe.)"""
     accepted: list[Path] = []
     refused: list[Receipt] = []
+    seen: set[tuple[int, int]] = set()
     limits = adapter.limits()
-    roots = [_resolve(Path(r)) for r in policy.allowed_roots]
     for path in paths:
-        verdict = policy.check(path)
-        if isinstance(verdict, Receipt):
-            refused.append(verdict)
+        opened = policy.open(path)
+        if isinstance(opened, Receipt):
+            refused.append(opened)
             continue
-        if _in_hidden_folder(verdict, roots):
-            log.warning("delivery refused a file in a hidden folder (%s)", verdict.name)
-            refused.append(Receipt.rejected(f"{verdict.name}: refused (a hidden folder)",
-                                            name=verdict.name))
-            continue
-        size = verdict.stat().st_size
-        limit = limits.bytes_for(classify(verdict) or FileKind.DOCUMENT)
-        if size > limit:
-            refused.append(Receipt.too_large(size, limit, name=verdict.name))
-            continue
-        if verdict not in accepted:
-            accepted.append(verdict)
+        with opened:
+            limit = limits.bytes_for(classify(opened.path) or FileKind.DOCUMENT)
+            if opened.size > limit:
+                refused.append(Receipt.too_large(opened.size, limit, name=opened.name))
+            elif opened.identity not in seen:
+                seen.add(opened.identity)
+                accepted.append(opened.path)
     return Screened(accepted, refused)
-
-
-def _in_hidden_folder(path: Path, roots: Sequence[Path]) -> bool:
-    for root in roots:
-        if path.is_relative_to(root):
-            return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
-    return False

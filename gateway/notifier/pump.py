@@ -28,7 +28,8 @@ import anyio
 from gateway.notifier.artifacts import artifact_paths, build_policy, screen
 from gateway.notifier.format import render
 from kanban.board import Board, ChangeSignal
-from kanban.board.outbox import OutboxItem
+from kanban.board.outbox import NOTIFY_KINDS, OutboxItem
+from kanban.models import Task
 from kanban.timeutil import now
 from platforms.base import Destination, PlatformAdapter, Receipt, ReceiptStatus
 from platforms.delivery import DeliveryPolicy, deliver_files
@@ -153,8 +154,16 @@ class Notifier:
             await self._settle(board, item, _Outcome(
                 permanent=f"platform {item.platform!r} is not enabled in this gateway"))
             return
+        if await self._superseded(board, item):
+            # The same failure tripped the breaker: its ``gave_up`` (next in this chat's queue)
+            # says it all, naming the last error; two messages for one crash would be noise.
+            await board.mark_notification_sent(item.id, [{
+                "step": "superseded", "status": "skipped", "name": None, "message_ids": [],
+                "reason": "the gave_up message for the same failure says it",
+                "retryable": False}])
+            return
         dest = Destination(item.platform, item.chat, item.thread)
-        policy = self._policy(board)
+        policy = self._policy(board, item.task)
         files = (artifact_paths(item.event, user_home=self.delivery.user_home)
                  if item.kind == "completed" else [])
         screened = screen(files, policy, adapter)
@@ -180,6 +189,20 @@ class Notifier:
                 outcome.permanent = failed[0].reason or failed[0].status.value
                 break
         await self._settle(board, item, outcome)
+
+    async def _superseded(self, board: Board, item: OutboxItem) -> bool:
+        """True for a ``crashed``/``timed_out`` event followed, in the same transaction, by the
+        ``gave_up`` it caused (same run, same failure kind)."""
+        if item.kind not in ("crashed", "timed_out"):
+            return False
+        later = await board.events(task_id=item.task_id, since=item.event_id, limit=5)
+        for event in later:
+            if event.kind == "gave_up":
+                return (event.run_id == item.event.run_id
+                        and event.payload.get("kind") == item.kind)
+            if event.kind in NOTIFY_KINDS:
+                return False
+        return False
 
     def _steps(self, adapter: PlatformAdapter, dest: Destination, policy: DeliveryPolicy,
                text: str, result: str | None, files: Sequence[Path]) -> list[Step]:
@@ -241,8 +264,8 @@ class Notifier:
         self.delivered += 1
         log.info("notified %s", where)
 
-    def _policy(self, board: Board) -> DeliveryPolicy:
+    def _policy(self, board: Board, task: Task) -> DeliveryPolicy:
         d = self.delivery
-        return build_policy(board, relayboard_home=d.relayboard_home, config_file=d.config_file,
-                            extra_roots=d.extra_roots, user_home=d.user_home,
-                            max_bytes=d.max_bytes)
+        return build_policy(board, task, relayboard_home=d.relayboard_home,
+                            config_file=d.config_file, extra_roots=d.extra_roots,
+                            user_home=d.user_home, max_bytes=d.max_bytes)

@@ -6,7 +6,9 @@ attachments directory before its transaction (the slow part, done without the wr
 them into place inside the transaction once the lease has been checked (a stale worker never
 overwrites its successor's files), and records the durable paths in the task's metadata and the
 ``completed`` event. Paths outside the scratch workspace are kept as declared; copying them would
-launder arbitrary host files into the attachments root.
+launder arbitrary host files into the attachments root. Nothing is read through a link: a
+workspace that is a link refuses its artifacts, and each file is reached from the workspace's
+descriptor one folder at a time (:mod:`kanban.fsutil`).
 
 Staging renames a regular, single-link file when the workspace and the attachments share a
 filesystem (instant, whatever the size) and copies otherwise; the renamed file is checked after
@@ -27,11 +29,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from kanban.errors import Conflict, InvalidInput
-from kanban.fsutil import UnsafeFile, copy_no_follow, inside, open_regular_no_follow
+from kanban.fsutil import (
+    UnsafeFile,
+    copy_at,
+    inside,
+    open_dir_no_follow,
+    open_parent_beneath,
+    open_regular_no_follow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,63 +99,118 @@ class StagedArtifacts:
             self.staging = None
 
 
-def _move_or_copy(source: Path, staged: Path) -> bool:
-    """Stage one declared path; True when it was renamed (so a discard can put it back)."""
-    info = os.lstat(source)
+def _move_or_copy(parent_fd: int, name: str, staged: Path) -> bool:
+    """Stage the entry ``name`` of the directory ``parent_fd``; True when it was renamed (so a
+    discard can put it back)."""
+    info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     if stat.S_ISLNK(info.st_mode):
-        raise UnsafeFile(f"{source.name}: is a symbolic link")
+        raise UnsafeFile(f"{name}: is a symbolic link")
     if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.rename(source, staged)
+            os.rename(name, staged, src_dir_fd=parent_fd)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
         else:
-            # Judge what actually moved (the path may have been swapped before the rename).
+            # Judge what actually moved (the entry may have been swapped before the rename).
             try:
                 os.close(open_regular_no_follow(staged))
             except OSError:
-                os.rename(staged, source)
+                os.rename(staged, name, dst_dir_fd=parent_fd)
                 raise
             return True
-    copy_no_follow(source, staged)
+    copy_at(parent_fd, name, staged)
     return False
+
+
+def _below(path: Path, forms: tuple[Path, ...]) -> PurePath | None:
+    """``path`` relative to the first of ``forms`` it lies strictly below (judged lexically)."""
+    for form in forms:
+        if path != form and path.is_relative_to(form):
+            return path.relative_to(form)
+    return None
+
+
+def _open_scratch(scratch: Path) -> int | None:
+    """The scratch workspace's descriptor; None when there is none. A workspace that is a link
+    (a worker replaced it, say with a link to ``~/.ssh``) refuses every artifact in it."""
+    try:
+        return open_dir_no_follow(scratch)
+    except UnsafeFile as exc:
+        raise InvalidInput("artifacts refused: the task's workspace is a symbolic link, not a "
+                           "folder; nothing was copied") from exc
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError as exc:
+        raise InvalidInput("artifacts refused: the task's workspace is not a folder") from exc
 
 
 def stage_artifacts(
     declared: list[str], *, scratch: Path, attachments: Path
 ) -> StagedArtifacts:
     """Stage every declared artifact that lives inside ``scratch`` under ``attachments``;
-    return the paths the task should record."""
-    scratch_root = scratch.resolve()
+    return the paths the task should record.
+
+    Inside is judged lexically (against the workspace's path as the board knows it, and with its
+    parent folder resolved, as a worker's ``getcwd()`` spells it); then the file is reached from
+    the workspace's own descriptor without following any link, so neither a linked workspace nor
+    a linked folder inside it can launder a file from elsewhere into the attachments."""
+    scratch = Path(os.path.abspath(scratch))
+    forms = (scratch, _resolve(scratch.parent) / scratch.name)
     result = StagedArtifacts(paths=[])
-    for item in declared:
-        source = Path(item)
-        if not source.is_absolute():
-            source = scratch / source
-        # Judge the path as written (a link is refused by the copy, not resolved away).
-        lexical = Path(os.path.normpath(source))
-        if not inside(lexical, scratch) or not os.path.lexists(lexical):
-            result.paths.append(item)
-            continue
-        relative = lexical.resolve().relative_to(scratch_root)
-        if result.staging is None:
-            result.staging = attachments / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
-        staged = result.staging / relative
-        try:
-            if _move_or_copy(lexical, staged):
-                result.renamed.append((staged, lexical))
-        except UnsafeFile as exc:
-            result.discard()
-            raise InvalidInput(f"artifact refused: {exc}") from exc
-        except BaseException:
-            result.discard()
-            raise
-        final = attachments / relative
-        result.moves.append((staged, final))
-        result.paths.append(str(final))
+    scratch_fd: int | None = None
+    opened = False
+    try:
+        for item in declared:
+            source = Path(item)
+            if not source.is_absolute():
+                source = scratch / source
+            lexical = Path(os.path.normpath(source))
+            relative = _below(lexical, forms)
+            if relative is not None and not opened:
+                opened, scratch_fd = True, _open_scratch(scratch)
+            if relative is None or scratch_fd is None:
+                result.paths.append(item)  # outside the workspace: kept as declared
+                continue
+            try:
+                staged = _stage_one(result, scratch_fd, relative, attachments)
+            except FileNotFoundError:
+                result.paths.append(item)  # missing: the notifier names it
+                continue
+            except UnsafeFile as exc:
+                raise InvalidInput(f"artifact refused: {exc}") from exc
+            if staged:
+                result.renamed.append((result.moves[-1][0], lexical))
+            result.paths.append(str(result.moves[-1][1]))
+    except BaseException:
+        result.discard()
+        raise
+    finally:
+        if scratch_fd is not None:
+            os.close(scratch_fd)
     return result
+
+
+def _stage_one(result: StagedArtifacts, scratch_fd: int, relative: PurePath,
+               attachments: Path) -> bool:
+    if result.staging is None:
+        result.staging = attachments / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
+    staged = result.staging / relative
+    parent_fd = open_parent_beneath(scratch_fd, relative)
+    try:
+        renamed = _move_or_copy(parent_fd, relative.name, staged)
+    finally:
+        os.close(parent_fd)
+    result.moves.append((staged, attachments / relative))
+    return renamed
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 async def stage(declared: list[str], *, scratch: Path, attachments: Path,

@@ -18,6 +18,7 @@ shares its event loop with the daemon's chat adapters.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from kanban.errors import WorkspaceError
-from kanban.fsutil import copy_no_follow, inside
+from kanban.fsutil import copy_at, inside, open_dir_no_follow, open_parent_beneath
 from kanban.models import Task
 
 if TYPE_CHECKING:
@@ -142,6 +143,14 @@ def _unlink(path: Path) -> None:
 
 async def _cleanup_scratch(board: Board, task: Task, report: CleanupReport) -> None:
     workspace = board.workspaces_dir / str(task.id)
+    if workspace.is_symlink():
+        # A worker replaced its workspace with a link (to ~/.ssh, say): copy nothing through it,
+        # never follow it, and remove only the link.
+        await anyio.to_thread.run_sync(_unlink, workspace)
+        report.errors.append("the scratch workspace was a symbolic link: nothing was copied "
+                             "through it, and only the link was removed")
+        report.removed = str(workspace)
+        return
     copied = await anyio.to_thread.run_sync(_save_scratch, board, task, workspace, report)
     if copied is None:
         return
@@ -151,8 +160,19 @@ async def _cleanup_scratch(board: Board, task: Task, report: CleanupReport) -> N
     if any(e.startswith("artifact") for e in report.errors):
         report.kept = "an artifact could not be copied; the workspace is kept"
         return
-    await anyio.to_thread.run_sync(shutil.rmtree, workspace)
+    await anyio.to_thread.run_sync(_remove_workspace, workspace)
     report.removed = str(workspace)
+
+
+def _remove_workspace(workspace: Path) -> None:
+    """rmtree never follows links (and refuses one at the top): a workspace swapped for a link
+    since it was checked loses only the link."""
+    try:
+        shutil.rmtree(workspace)
+    except OSError:
+        if not workspace.is_symlink():
+            raise
+        workspace.unlink(missing_ok=True)
 
 
 def _save_scratch(board: Board, task: Task, workspace: Path,
@@ -169,27 +189,41 @@ def _save_scratch(board: Board, task: Task, workspace: Path,
 def _copy_artifacts(board: Board, task: Task, workspace: Path,
                     report: CleanupReport) -> dict[str, str]:
     """Copy the artifacts that live in the scratch dir; paths elsewhere are left as declared
-    (copying them would launder arbitrary host files into the attachments root)."""
+    (copying them would launder arbitrary host files into the attachments root). Each is reached
+    from the workspace's own descriptor without following any link."""
     copied: dict[str, str] = {}
     target_root = board.attachments_path(task.id)
-    for declared in task.artifacts:
-        source = Path(declared)
-        if not source.is_absolute():
-            source = workspace / source
-        if not inside(source, workspace):
-            continue
-        if not source.exists():
-            # Nothing to lose by removing the workspace: report it, don't keep the directory.
-            report.errors.append(f"declared artifact {declared!r} does not exist")
-            continue
-        relative = source.resolve().relative_to(workspace.resolve())
-        target = target_root / relative
-        try:
-            copy_no_follow(source, target)
-        except OSError as exc:
-            report.errors.append(f"artifact {declared!r} not copied: {exc}")
-            continue
-        copied[declared] = str(target)
+    try:
+        root_fd = open_dir_no_follow(workspace)
+    except OSError as exc:
+        report.errors.append(f"artifacts not copied: the workspace cannot be opened ({exc})")
+        return copied
+    try:
+        for declared in task.artifacts:
+            source = Path(declared)
+            if not source.is_absolute():
+                source = workspace / source
+            lexical = Path(os.path.normpath(source))
+            if lexical == workspace or not lexical.is_relative_to(workspace):
+                continue
+            relative = lexical.relative_to(workspace)
+            target = target_root / relative
+            try:
+                parent_fd = open_parent_beneath(root_fd, relative)
+                try:
+                    copy_at(parent_fd, relative.name, target)
+                finally:
+                    os.close(parent_fd)
+            except FileNotFoundError:
+                # Nothing to lose by removing the workspace: report it, don't keep the directory.
+                report.errors.append(f"declared artifact {declared!r} does not exist")
+                continue
+            except OSError as exc:
+                report.errors.append(f"artifact {declared!r} not copied: {exc}")
+                continue
+            copied[declared] = str(target)
+    finally:
+        os.close(root_fd)
     return copied
 
 

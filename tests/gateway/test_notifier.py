@@ -12,7 +12,7 @@ import pytest
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, render
 from kanban.board import Board
 from kanban.models import Event
-from kanban.testing import claim_and_complete, make_task, open_board
+from kanban.testing import claim_and_complete, fake_clock, make_task, open_board
 from platforms.base import Receipt
 from platforms.errors import RateLimited
 from platforms.fake import FakeAdapter
@@ -71,7 +71,8 @@ def test_message_format() -> None:
 async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
     board: Board, tmp_path: Path
 ) -> None:
-    work = board.workspaces_dir / "out"
+    task = await make_task(board, "Quarterly report", assignee="reporter")
+    work = board.attachments_path(task.id)
     work.mkdir(parents=True)
     (work / "chart.png").write_bytes(png_bytes())
     (work / "report.pdf").write_bytes(b"%PDF-1.4 report")
@@ -80,7 +81,6 @@ async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
     ssh.mkdir(parents=True)
     (ssh / "id_rsa").write_text("PRIVATE")
     long_result = "line one\n" * 40
-    task = await make_task(board, "Quarterly report", assignee="reporter")
     await board.subscribe(task.id, platform="fake", chat="c1", thread="t1")
     await claim_and_complete(board, task.id, summary="Revenue up 4 %", result=long_result,
                              metadata={"artifacts": [str(work / "chart.png"),
@@ -113,10 +113,10 @@ async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
 async def test_paths_in_the_summary_are_delivered_when_no_artifacts(
     board: Board, tmp_path: Path
 ) -> None:
-    attach = board.attachments_dir / "9"
+    task = await make_task(board, "t")
+    attach = board.attachments_path(task.id)
     attach.mkdir(parents=True)
     (attach / "notes.txt").write_text("hi")
-    task = await make_task(board, "t")
     await board.subscribe(task.id, platform="fake", chat="c1")
     await claim_and_complete(board, task.id, summary=f"saved to {attach / 'notes.txt'}")
     fake = FakeAdapter(platform="fake")
@@ -165,10 +165,10 @@ async def test_transient_failures_retry_honouring_retry_after_and_send_once(
 
 
 async def test_a_retry_repeats_only_the_steps_that_failed(board: Board, tmp_path: Path) -> None:
-    work = board.workspaces_dir / "x"
+    task = await make_task(board, "t")
+    work = board.attachments_path(task.id)
     work.mkdir(parents=True)
     (work / "a.pdf").write_bytes(b"%PDF a")
-    task = await make_task(board, "t")
     await board.subscribe(task.id, platform="fake", chat="c1")
     await claim_and_complete(board, task.id, metadata={"artifacts": [str(work / "a.pdf")]})
     fake = FakeAdapter(platform="fake")
@@ -206,3 +206,25 @@ async def test_a_bad_subscription_is_disabled_and_never_holds_up_another(
     assert [c.dest.chat for c in fake.calls] == ["c2"]
     [sub_a] = await board.subscriptions(a.id)
     assert sub_a.disabled and "not enabled in this gateway" in (sub_a.disabled_reason or "")
+
+
+async def test_a_crash_that_trips_the_breaker_sends_one_gave_up_naming_the_error(
+    board: Board, tmp_path: Path
+) -> None:
+    task = await make_task(board, "flaky", assignee="w", max_retries=2)
+    await board.subscribe(task.id, platform="fake", chat="c1")
+    fake = FakeAdapter(platform="fake")
+    n = notifier(board, fake, tmp_path)
+    clock = fake_clock(board)
+    for error in ("exit 1: first boom", "exit 1: ConnectionError: api.example.com"):
+        claim = await board.claim(task.id)
+        await board.record_failure(task.id, run_id=claim.run_id, kind="crashed", error=error)
+        await n.pump()
+        clock.advance(3600)  # past the crash's back-off
+    assert fake.texts == [
+        "✖ crashed · #1 flaky · @w\nexit 1: first boom",
+        "✖ gave up · #1 flaky · @w\nexit 1: ConnectionError: api.example.com",
+    ]
+    rows = await board.outbox()
+    assert [r["state"] for r in rows] == ["sent", "sent", "sent"]  # gave_up, crashed, crashed
+    assert rows[1]["receipts"][0]["step"] == "superseded"

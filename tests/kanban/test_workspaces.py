@@ -4,6 +4,7 @@ inside the board's root, dir kept, worktrees, dead tmux sessions (real tmux, pri
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import uuid
@@ -57,8 +58,10 @@ async def test_scratch_escaping_the_root_is_not_removed(tmp_path: Path) -> None:
         (env.board.workspaces_dir / str(task.id)).symlink_to(outside)
         done = await env.board.complete(task.id, as_operator=True)
         report = await cleanup_completed(env.board, done)
-        assert report.removed is None and report.kept
+        # Only the link goes; what it pointed at is never followed.
+        assert not os.path.lexists(env.board.workspaces_dir / str(task.id))
         assert (outside / "keep.txt").exists()
+        assert any("symbolic link" in e for e in report.errors)
         assert not inside(env.board.workspaces_dir, env.board.workspaces_dir)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,25 +42,29 @@ def assert_no_dirs(receipt: Receipt, *dirs: Path) -> None:
         assert str(d) not in (receipt.reason or "")
 
 
-def test_file_inside_root_is_allowed_and_resolved(root: Path, home: Path) -> None:
+def test_file_inside_root_is_allowed_and_a_link_never_followed(root: Path, home: Path) -> None:
     f = touch(root / "w" / "chart.png")
     link = root / "link.png"
-    link.symlink_to(f)
-    assert policy(root, home).check(f) == f.resolve()
-    assert policy(root, home).check(link) == f.resolve()
+    link.symlink_to(f)  # even to a file that is itself allowed: nothing goes through a link
+    assert policy(root, home).check(f) == f
+    verdict = policy(root, home).check(link)
+    assert isinstance(verdict, Receipt) and verdict.reason == "link.png: refused (a symbolic link)"
 
 
-def test_outside_root_refused_even_through_a_symlink(
+def test_outside_root_refused_and_a_link_out_of_it_too(
     tmp_path: Path, root: Path, home: Path
 ) -> None:
     secret = touch(tmp_path / "elsewhere" / "report.pdf")
     root.mkdir()
     (root / "sneaky.pdf").symlink_to(secret)
-    for candidate in (secret, root / "sneaky.pdf"):
+    (root / "sub").symlink_to(secret.parent)  # a linked folder below the root
+    for candidate, why in ((secret, "outside the allowed folders"),
+                           (root / "sneaky.pdf", "a symbolic link"),
+                           (root / "sub" / "report.pdf", "a symbolic link")):
         verdict = policy(root, home).check(candidate)
         assert isinstance(verdict, Receipt)
         assert verdict.status is ReceiptStatus.REJECTED
-        assert "outside the allowed folders" in (verdict.reason or "")
+        assert why in (verdict.reason or ""), candidate
         assert_no_dirs(verdict, tmp_path)
 
 
@@ -235,3 +240,81 @@ def test_registry_builds_each_real_adapter_from_plain_values() -> None:
     assert tg.bot.base_file_url == "http://h:1/file/bot1:x"
     assert sl.client.base_url == "http://h:2/api/"
     assert dc.base_url == "http://h:3/api/v10"  # used as Route.BASE, as given
+
+
+class _ReadingFake(FakeAdapter):
+    """Keeps the bytes of every uploaded file, read at the moment of the upload."""
+
+    def __init__(self) -> None:
+        super().__init__(allowed_users=[])
+        self.received: list[bytes] = []
+
+    async def send_document(self, dest: Destination, path: Path,
+                            caption: str | None = None) -> Receipt:
+        try:
+            self.received.append(path.read_bytes())
+        except OSError:
+            pass
+        return await super().send_document(dest, path, caption)
+
+
+async def test_a_file_swapped_for_a_link_between_check_and_upload_never_leaks(
+    root: Path, home: Path, tmp_path: Path
+) -> None:
+    secret = touch(home / ".ssh" / "id_rsa")
+    secret.write_bytes(b"PRIVATE KEY")
+    target = touch(root / "data.csv")
+    target.write_bytes(b"public")
+    stop = threading.Event()
+    flips = 0
+
+    def swap() -> None:
+        nonlocal flips
+        tmp_file, tmp_link = root / ".f", root / ".l"
+        while not stop.is_set():
+            tmp_file.write_bytes(b"public")
+            os.replace(tmp_file, target)
+            tmp_link.unlink(missing_ok=True)
+            tmp_link.symlink_to(secret)
+            os.replace(tmp_link, target)
+            flips += 1
+
+    fake = _ReadingFake()
+    pol = policy(root, home)
+    private = tmp_path / "private"
+    private.mkdir()
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    outcomes: list[str] = []
+    try:
+        for _ in range(2000):
+            receipts = await deliver_files(fake, DEST, [target], policy=pol,
+                                           scratch_parent=private)
+            outcomes.extend(r.status.value for r in receipts)
+    finally:
+        stop.set()
+        swapper.join(10)
+    assert not any(b"PRIVATE" in data for data in fake.received)
+    assert set(fake.received) == {b"public"}
+    assert flips > 100 and {"delivered", "rejected"} <= set(outcomes)  # the race really ran
+    assert not any(private.iterdir())  # every private copy was removed
+
+
+async def test_uploads_go_from_a_private_copy(root: Path, home: Path) -> None:
+    doc = touch(root / "r.pdf")
+    doc.write_bytes(b"%PDF")
+    seen: list[tuple[Path, int, int, bytes]] = []
+
+    class Spy(FakeAdapter):
+        async def send_document(self, dest: Destination, path: Path,
+                                caption: str | None = None) -> Receipt:
+            seen.append((path, path.stat().st_mode & 0o777,
+                         path.parent.parent.stat().st_mode & 0o777, path.read_bytes()))
+            return await super().send_document(dest, path, caption)
+
+    [receipt] = await deliver_files(Spy(allowed_users=[]), DEST, [doc], policy=policy(root, home))
+    assert receipt.ok
+    [(path, mode, dir_mode, data)] = seen
+    assert path.name == "r.pdf" and path != doc and not path.is_relative_to(root)
+    assert (mode, dir_mode, data) == (0o600, 0o700, b"%PDF")
+    assert not path.exists()  # removed once sent
