@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import mimetypes
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.config import ConfigError
@@ -33,6 +36,7 @@ from kanban import (
     NotFound,
 )
 from kanban.agents.llm import DESCRIBER_SLOT
+from platforms.delivery import OpenedFile
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +202,9 @@ async def create_task(request: Request) -> Response:
 @endpoint
 async def get_task(request: Request) -> Response:
     board = await board_of(request)
-    roots = state_of(request).config.delivery.allowed_roots
-    return ok(await views.detail(board, task_id_of(request), roots))
+    state = state_of(request)
+    return ok(await views.detail(board, task_id_of(request), state.config.delivery.allowed_roots,
+                                 state.home))
 
 
 @endpoint
@@ -313,15 +318,34 @@ async def download_artifact(request: Request) -> Response:
     if not 0 <= index < len(task.artifacts):
         raise ApiError(404, "no such file")
     raw = task.artifacts[index]
-    roots = state_of(request).config.delivery.allowed_roots
-    path = await asyncio.to_thread(views.servable, board, raw, roots)
-    if path is None or Path(raw).name != request.path_params["name"]:
+    state = state_of(request)
+    if Path(raw).name != request.path_params["name"]:
         raise ApiError(404, "this file is not available")
-    inline = views.kind_of(path.name) == "image" and not flag(request, "download")
-    return FileResponse(path, filename=path.name,
-                        content_disposition_type="inline" if inline else "attachment",
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 "Cache-Control": "private, max-age=60"})
+    opened = await asyncio.to_thread(views.open_servable, board, task, raw,
+                                     state.config.delivery.allowed_roots, state.home)
+    if opened is None:
+        raise ApiError(404, "this file is not available")
+    name = opened.name
+    inline = views.kind_of(name) == "image" and not flag(request, "download")
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    disposition = "inline" if inline else "attachment"
+    return StreamingResponse(
+        _read_opened(opened), media_type=media,
+        headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+                 "Content-Length": str(opened.size), "X-Content-Type-Options": "nosniff",
+                 "Cache-Control": "private, max-age=60"})
+
+
+async def _read_opened(opened: OpenedFile, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """The bytes of a file opened once by the delivery policy (never re-opened by path)."""
+    try:
+        while True:
+            data = await asyncio.to_thread(os.read, opened.fd, chunk)
+            if not data:
+                return
+            yield data
+    finally:
+        opened.close()
 
 
 @endpoint

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.notifier import build_policy
 from kanban import Board, Task, TaskDetail
-from kanban.fsutil import inside
+from platforms.delivery import OpenedFile
 
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
 DEFAULT_LIMIT = 200
@@ -120,42 +121,36 @@ def card(task: Task, status_by_id: dict[int, str]) -> dict[str, Any]:
 
 # ---- a task's detail ----------------------------------------------------------------------------
 
-def artifact_list(board: Board, task: Task, extra_roots: tuple[Path, ...]) -> list[dict[str, Any]]:
+def artifact_list(board: Board, task: Task, extra_roots: tuple[Path, ...],
+                  home: Path) -> list[dict[str, Any]]:
     """The task's files that may be served, with size and kind (run on a worker thread)."""
     out = []
     for index, raw in enumerate(task.artifacts):
-        path = servable(board, raw, extra_roots)
+        opened = open_servable(board, task, raw, extra_roots, home)
         name = Path(raw).name or f"file-{index}"
-        entry: dict[str, Any] = {"index": index, "name": name, "available": path is not None,
+        entry: dict[str, Any] = {"index": index, "name": name, "available": opened is not None,
                                  "size": None, "kind": kind_of(name)}
-        if path is not None:
-            entry["size"] = path.stat().st_size
+        if opened is not None:
+            with opened:
+                entry["size"] = opened.size
             entry["url"] = f"/api/tasks/{task.id}/artifacts/{index}/{name}"
         out.append(entry)
     return out
 
 
-def servable(board: Board, raw: str, extra_roots: tuple[Path, ...]) -> Path | None:
-    """``raw`` as a real file under the board's folders or an allowed root, else None.
+def open_servable(board: Board, task: Task, raw: str, extra_roots: tuple[Path, ...],
+                  home: Path) -> OpenedFile | None:
+    """Open ``raw`` once, as the notifier would deliver it, or None.
 
-    Workers may declare any path as an artifact; only these roots are ever served, after
-    symlinks are resolved, so a declared ``/etc/passwd`` stays on the host.
+    The same per-task policy as chat delivery: only the task's own attachments and workspace
+    (plus ``delivery.allowed_roots``), never through a link, never a hard-linked file, never a
+    credential location. The caller serves the bytes from the returned descriptor, so the file
+    cannot be swapped between the check and the read.
     """
-    try:
-        real = Path(raw).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not real.is_file() or real.name.startswith(".env"):
-        return None
-    roots = (board.attachments_dir, board.workspaces_dir, *extra_roots)
-    for root in roots:
-        try:
-            resolved_root = root.resolve()
-        except (OSError, RuntimeError):
-            continue
-        if inside(real, resolved_root):
-            return real
-    return None
+    policy = build_policy(board, task, relayboard_home=home, config_file=None,
+                          extra_roots=extra_roots)
+    opened = policy.open(Path(raw))
+    return opened if isinstance(opened, OpenedFile) else None
 
 
 def kind_of(name: str) -> str:
@@ -167,7 +162,8 @@ def kind_of(name: str) -> str:
     return "file"
 
 
-async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...]) -> dict[str, Any]:
+async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...],
+                 home: Path) -> dict[str, Any]:
     shown: TaskDetail = await board.show_task(task_id, event_limit=200)
     data = shown.to_dict()
     task = shown.task
@@ -181,7 +177,7 @@ async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...]) -> d
         linked[other] = {"id": t.id, "title": t.title, "status": t.status}
     data["parents"] = [linked[p] for p in task.parents]
     data["children"] = [linked[c] for c in task.children]
-    data["artifacts"] = await asyncio.to_thread(artifact_list, board, task, extra_roots)
+    data["artifacts"] = await asyncio.to_thread(artifact_list, board, task, extra_roots, home)
     data["subscriptions"] = [s.to_dict() for s in await board.subscriptions(task_id)]
     log = board.log_path(task_id)
     size = await asyncio.to_thread(_size, log)

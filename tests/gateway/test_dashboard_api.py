@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,35 @@ async def test_artifacts_only_the_tasks_own_files(dash: Dash, tmp_path: Path) ->
     other = (await board.create_task("other")).task
     assert (await dash.client.get(f"/api/tasks/{other.id}/artifacts/0/chart.png")).status_code \
         == 404
+
+
+async def test_artifacts_of_another_task_links_and_hard_links_are_not_served(
+    dash: Dash, tmp_path: Path,
+) -> None:
+    board = await dash.board()
+    first = (await board.create_task("first")).task
+    claim = await board.claim(first.id)
+    workspace = board.workspaces_dir / str(first.id)
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "mine.csv").write_text("a,b\n", encoding="utf-8")
+    done = await board.complete(first.id, lease=claim.lease, artifacts=["mine.csv"])
+    [mine] = done.artifacts
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY", encoding="utf-8")
+    second = (await board.create_task("second")).task
+    attach = board.attachments_path(second.id)
+    attach.mkdir(parents=True)
+    (attach / "link.txt").symlink_to(secret)
+    os.link(secret, attach / "hard.txt")
+    await board.complete(second.id, as_operator=True, artifacts=[
+        mine, str(attach / "link.txt"), str(attach / "hard.txt")])
+    shown = await dash.ok("GET", f"/api/tasks/{second.id}")
+    assert [f["available"] for f in shown["artifacts"]] == [False, False, False]
+    for index, name in enumerate(("mine.csv", "link.txt", "hard.txt")):
+        got = await dash.client.get(f"/api/tasks/{second.id}/artifacts/{index}/{name}")
+        assert got.status_code == 404 and b"PRIVATE KEY" not in got.content
+    own = await dash.client.get(f"/api/tasks/{first.id}/artifacts/0/mine.csv")
+    assert own.status_code == 200 and own.content == b"a,b\n"
 
 
 async def test_log_is_read_from_an_offset(dash: Dash) -> None:
