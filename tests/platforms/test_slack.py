@@ -163,7 +163,7 @@ async def test_socket_mode_inbound_acked_and_self_ignored(
     msg = await asyncio.wait_for(inbox.get(), 5)
     assert msg == InboundMessage(
         platform="slack", chat="C123", thread="1700000000.000100", user_id="U1",
-        user_name="alice", text="!kanban list", message_id="1700000001.000200",
+        user_name="alice", text="!kanban list", message_id="1700000001.000200", authorized=True,
     )  # fmt: skip
     await slack_server.wait_until(lambda: set(slack_server.acks) >= set(envs))
     assert inbox.empty()
@@ -284,15 +284,16 @@ async def test_allowed_users_empty_serves_nobody_and_star_everyone(
     await nobody.start(inbox)
     try:
         await slack_server.push_event(event)
-        await platform_log.wait_for("ignoring message from user U7 (not in allowed_users)")
-        assert inbox.empty()
+        await platform_log.wait_for("message from user U7, who is not in allowed_users")
+        assert (await asyncio.wait_for(inbox.get(), 5)).authorized is False
     finally:
         await nobody.close()
     everyone = make_adapter(slack_server, allowed_users=["*"])
     await everyone.start(inbox)
     try:
         await slack_server.push_event(event)
-        assert (await asyncio.wait_for(inbox.get(), 5)).user_id == "U7"
+        msg = await asyncio.wait_for(inbox.get(), 5)
+        assert (msg.user_id, msg.authorized) == ("U7", True)
     finally:
         await everyone.close()
     assert "slack: allowed_users is empty — nobody will be served" in caplog.text
