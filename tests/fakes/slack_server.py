@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -101,7 +102,7 @@ class SlackServer(FakeServer):
 
     def file_object(self, file_id: str) -> dict[str, Any]:
         name, data = self.hosted[file_id]
-        url = f"{self.url}/private/{file_id}/{name}"
+        url = f"{self.url}/private/{file_id}/{quote(name, safe='')}"
         return {"id": file_id, "name": name, "size": len(data), "url_private": url,
                 "url_private_download": url}
 
