@@ -8,7 +8,6 @@ Replies are short chat text; a usage error is one line with a hint, never a usag
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -104,6 +103,3 @@ def render_status(status: Mapping[str, Any]) -> str:
         lines.append("Workers: none running")
     return "\n".join(lines)
 
-
-def now() -> float:
-    return time.monotonic()
