@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,39 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class CommandAgentConfig:
+    """``agent.command``: an external agent CLI, one process per chat message."""
+
+    # argv template; ``{message}``, ``{user}``, ``{platform}``, ``{chat}``, ``{thread}`` are
+    # replaced inside each element (never through a shell, so a value cannot change the command).
+    argv: tuple[str, ...] = ()
+    timeout: float = 120.0
+    max_output_bytes: int = 64_000
+    # Variables passed through from the gateway's environment, beyond the worker allowlist
+    # (PATH, HOME, LANG, …). The gateway's own tokens never travel unless named here.
+    env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenAIAgentConfig:
+    """``agent.openai``: an OpenAI-compatible chat-completions endpoint with kanban tools."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = None  # resolved from api_key_env at load time; never printed
+    timeout: float = 60.0
+    retries: int = 2
+    max_tool_rounds: int = 5
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     kind: str = "none"
-    options: Mapping[str, Any] = field(default_factory=dict)
+    history_messages: int = 20  # kept per chat thread (in the home), given to the agent
+    command: CommandAgentConfig = field(default_factory=CommandAgentConfig)
+    openai: OpenAIAgentConfig = field(default_factory=OpenAIAgentConfig)
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,8 @@ class Config:
         values = [v for p in self.platforms.values() for v in p.secrets.values() if v]
         values += [s.api_key for s in (self.auxiliary.kanban_decomposer,
                                        self.auxiliary.profile_describer) if s.api_key]
+        if self.agent.openai.api_key:
+            values.append(self.agent.openai.api_key)
         if self.dashboard.token:
             values.append(self.dashboard.token)
         return values
@@ -176,7 +209,7 @@ def load_config(
         path=file if file.is_file() else None,
         kanban=_kanban(reader, reader.section(data, "kanban")),
         auxiliary=_auxiliary(reader, reader.section(data, "auxiliary"), env),
-        agent=_agent(reader, reader.section(data, "agent")),
+        agent=_agent(reader, reader.section(data, "agent"), env),
         platforms=_platforms(reader, reader.section(data, "platforms"), env),
         delivery=_delivery(reader, reader.section(data, "delivery")),
         dashboard=_dashboard(reader, reader.section(data, "dashboard"), env),
@@ -281,11 +314,54 @@ def _auxiliary(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> Auxilia
     )
 
 
-def _agent(r: _Reader, d: dict[str, Any]) -> AgentConfig:
-    kind = r.text(d, "kind", "agent.") or "none"
+def _agent(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> AgentConfig:
+    p = "agent."
+    kind = r.text(d, "kind", p) or "none"
     if kind not in ("none", "openai", "command"):
         raise r.fail("agent.kind", "one of none, openai, command", kind)
-    return AgentConfig(kind=kind, options={k: v for k, v in d.items() if k != "kind"})
+    c = r.section(d, "command", p)
+    cp = "agent.command."
+    raw_argv = c.get("argv")
+    if raw_argv is None:
+        argv: tuple[str, ...] = ()
+    elif isinstance(raw_argv, str):
+        try:
+            argv = tuple(shlex.split(raw_argv))
+        except ValueError as exc:
+            raise r.fail(cp + "argv", f"a command line ({exc})", raw_argv) from None
+    elif isinstance(raw_argv, list) and all(isinstance(a, str | int | float) for a in raw_argv):
+        argv = tuple(str(a) for a in raw_argv)
+    else:
+        raise r.fail(cp + "argv", "a list of strings or one command line", raw_argv)
+    if kind == "command" and not argv:
+        raise ConfigError(f"{r.source}: agent.kind is command, but agent.command.argv is empty")
+    o = r.section(d, "openai", p)
+    op = "agent.openai."
+    key_env = r.text(o, "api_key_env", op)
+    openai = OpenAIAgentConfig(
+        base_url=r.text(o, "base_url", op),
+        model=r.text(o, "model", op),
+        api_key_env=key_env,
+        api_key=env.get(key_env) if key_env else None,
+        timeout=r.number(o, "timeout", 60.0, op, 0.01),
+        retries=r.integer(o, "retries", 2, op, 0),
+        max_tool_rounds=r.integer(o, "max_tool_rounds", 5, op, 1),
+        system_prompt=r.text(o, "system_prompt", op),
+    )
+    if kind == "openai" and not (openai.base_url and openai.model):
+        raise ConfigError(f"{r.source}: agent.kind is openai, but agent.openai.base_url and "
+                          "agent.openai.model are not both set")
+    return AgentConfig(
+        kind=kind,
+        history_messages=r.integer(d, "history_messages", 20, p, 0),
+        command=CommandAgentConfig(
+            argv=argv,
+            timeout=r.number(c, "timeout", 120.0, cp, 0.01),
+            max_output_bytes=r.integer(c, "max_output_bytes", 64_000, cp, 1),
+            env=r.strings(c, "env", cp),
+        ),
+        openai=openai,
+    )
 
 
 _SECRET_KEYS = ("token_env", "bot_token_env", "app_token_env")
@@ -306,12 +382,14 @@ _KNOWN: dict[str, set[str]] = {
     "kanban": set(KanbanConfig.__dataclass_fields__),
     "auxiliary": {"kanban_decomposer", "profile_describer"},
     "auxiliary.*": {"base_url", "model", "api_key_env", "timeout", "retries"},
-    "agent": {"kind", "openai", "command"},
+    "agent": {"kind", "openai", "command", "history_messages"},
+    "agent.command": set(CommandAgentConfig.__dataclass_fields__),
+    "agent.openai": set(OpenAIAgentConfig.__dataclass_fields__) - {"api_key"} | {"api_key_env"},
     "platforms": {"telegram", "slack", "discord", "web", "fake"},
     "platforms.telegram": {"enabled", "allowed_users", "base_url", "token_env"},
     "platforms.slack": {"enabled", "allowed_users", "base_url", "bot_token_env", "app_token_env"},
     "platforms.discord": {"enabled", "allowed_users", "base_url", "gateway_url", "token_env"},
-    "platforms.web": {"enabled"},
+    "platforms.web": {"enabled", "history_limit"},
     "platforms.fake": {"enabled", "allowed_users"},
     "delivery": {"allowed_roots", "max_attachment_bytes"},
     "dashboard": {"enabled", "host", "port", "token_env"},
@@ -335,10 +413,10 @@ def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
         section = data.get(name)
         if isinstance(section, dict):
             check(section, name, name)
-            if name in ("auxiliary", "platforms"):
+            if name in ("auxiliary", "platforms", "agent"):
                 for sub, value in section.items():
                     if isinstance(value, dict):
-                        key = "auxiliary.*" if name == "auxiliary" else f"platforms.{sub}"
+                        key = "auxiliary.*" if name == "auxiliary" else f"{name}.{sub}"
                         check(value, f"{name}.{sub}", key)
     return found
 

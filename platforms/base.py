@@ -14,7 +14,7 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -52,8 +52,29 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class InboundFile:
+    """A file attached to an inbound message; fetch it with ``adapter.download``.
+
+    ``ref`` is the platform's handle (Telegram ``file_id``, Slack file id, Discord attachment URL,
+    web upload id); ``name`` the file name the user gave it; ``size`` in bytes when the platform
+    says (so an oversized file is refused before any byte is fetched). ``url`` is a download URL
+    when the platform hands one out with the message (Slack ``url_private``, Discord CDN).
+    """
+
+    ref: str
+    name: str
+    size: int | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class InboundMessage:
-    """A message received from a platform, ready for the gateway's router."""
+    """A message received from a platform, ready for the gateway's router.
+
+    Every human message is delivered, with ``authorized`` saying whether ``allowed_users`` lists
+    its sender: the router answers the others with a polite refusal instead of silence. (Messages
+    of the bot itself and of other bots are still dropped by the adapters.)
+    """
 
     platform: str
     chat: str
@@ -63,7 +84,8 @@ class InboundMessage:
     text: str
     message_id: str
     is_self: bool = False
-    files: tuple[str, ...] = ()
+    files: tuple[InboundFile, ...] = ()
+    authorized: bool = False
 
     def reply_destination(self) -> Destination:
         """Where a reply to this message belongs (same chat and thread)."""
@@ -186,6 +208,30 @@ class AdapterStatus:
 
 
 _NOT_STARTED = AdapterStatus(AdapterState.STOPPED, "not started")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A user-given file name made safe to write: no directories, no leading dot, bounded."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_NAME.sub("_", base).strip(" .") or "file"
+    stem, dot, ext = cleaned.rpartition(".")
+    if dot and len(ext) <= 10:
+        return f"{stem[:100]}.{ext}"
+    return cleaned[:110]
+
+
+def unique_path(directory: Path, name: str) -> Path:
+    """``directory/name``, or ``name-2.ext``, ``name-3.ext``… if it is taken."""
+    candidate = directory / name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 2
+    while candidate.exists():
+        candidate = directory / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
+        n += 1
+    return candidate
 EVERYONE = "*"
 
 
@@ -290,6 +336,20 @@ class PlatformAdapter(abc.ABC):
         """The connection's current state, for ``/status`` (cheap; never does I/O)."""
         return self._status
 
+    async def typing(self, dest: Destination) -> None:
+        """Show that the bot is working on an answer at ``dest`` (Telegram "typing…", Discord's
+        typing indicator, a reaction on Slack). Best effort: the default does nothing, and an
+        adapter never raises from it. The router repeats it every few seconds while it works."""
+        return None
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        """Fetch an inbound file into ``dest_dir`` (created if needed); the path written.
+
+        Refuses with ``FileTooLarge`` when the file is (or turns out, while streaming) larger than
+        ``max_bytes`` — nothing partial is left behind. The name is made safe for the file system
+        (no directories, no leading dots) and made unique within ``dest_dir``."""
+        raise PermanentError(f"{self.name}: receiving files is not supported", platform=self.name)
+
     def numbers_parts(self, dest: Destination) -> bool:
         """Whether a message split into parts gets "(1/3)" markers at ``dest``.
 
@@ -299,6 +359,48 @@ class PlatformAdapter(abc.ABC):
         return dest.thread is None
 
     # --- helpers shared by the real adapters ----------------------------------------------------
+
+    def refuse_size(self, file: InboundFile, max_bytes: int) -> None:
+        """Raise ``FileTooLarge`` before fetching a file the platform says is too large."""
+        if file.size is not None and file.size > max_bytes:
+            raise FileTooLarge(
+                f"{safe_file_name(file.name)}: {too_large_reason(file.size, max_bytes)}",
+                size=file.size,
+                limit=max_bytes,
+                platform=self.name,
+            )
+
+    async def save_stream(
+        self,
+        file: InboundFile,
+        chunks: AsyncIterator[bytes],
+        dest_dir: Path,
+        max_bytes: int,
+    ) -> Path:
+        """Write ``chunks`` to a unique safe name in ``dest_dir``, stopping (and removing the part
+        written) as soon as more than ``max_bytes`` arrived."""
+        self.refuse_size(file, max_bytes)
+        await asyncio.to_thread(dest_dir.mkdir, parents=True, exist_ok=True)
+        target = await asyncio.to_thread(unique_path, dest_dir, safe_file_name(file.name))
+        part = target.with_name(f".{target.name}.part")
+        size = 0
+        try:
+            with part.open("wb") as fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FileTooLarge(
+                            f"{target.name}: {too_large_reason(size, max_bytes)}",
+                            size=size,
+                            limit=max_bytes,
+                            platform=self.name,
+                        )
+                    fh.write(chunk)
+            part.replace(target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return target
 
     def _set_status(self, state: AdapterState, detail: str = "") -> bool:
         """Record the connection state; True if state or detail changed (worth a log line)."""

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import yarl
@@ -41,6 +42,7 @@ from platforms.base import (
     AdapterState,
     AllowedUsers,
     Destination,
+    InboundFile,
     InboundMessage,
     Limits,
     MiB,
@@ -296,9 +298,9 @@ class DiscordAdapter(PlatformAdapter):
             return  # our own posts come back through the gateway
         if author.bot:
             return
-        if not self.users.allows(str(author.id)):
-            log.info("discord: ignoring message from user %s (not in allowed_users)", author.id)
-            return
+        authorized = self.users.allows(str(author.id))
+        if not authorized:
+            log.info("discord: message from user %s, who is not in allowed_users", author.id)
         channel = message.channel
         if isinstance(channel, discord.Thread):
             chat, thread = str(channel.parent_id), str(channel.id)
@@ -314,9 +316,43 @@ class DiscordAdapter(PlatformAdapter):
                 text=message.content,
                 message_id=str(message.id),
                 is_self=False,
-                files=tuple(a.url for a in message.attachments),
+                files=tuple(
+                    InboundFile(str(a.id), a.filename, a.size, a.url) for a in message.attachments
+                ),
+                authorized=authorized,
             )
         )
+
+    # --- chat extras ---
+
+    async def typing(self, dest: Destination) -> None:
+        try:
+            client = await self._login()
+            await client.get_partial_messageable(self._target(dest)).typing()
+        except Exception as exc:  # an indicator is never worth failing a reply for
+            log.debug("discord: typing failed: %s", self.map_exception(exc, map_error))
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        """The attachment's CDN URL (signed by Discord; no token is sent with it)."""
+        self.refuse_size(file, max_bytes)
+        if not file.url or urlsplit(file.url).scheme not in ("http", "https"):
+            raise PermanentError(f"{file.name}: no download URL", platform=self.name)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+                async with http.get(file.url) as resp:
+                    if resp.status != 200:
+                        raise (TransientError if resp.status >= 500 else PermanentError)(
+                            f"{file.name}: download answered HTTP {resp.status}",
+                            platform=self.name,
+                        )
+                    return await self.save_stream(
+                        file, resp.content.iter_chunked(65536), dest_dir, max_bytes
+                    )
+        except PlatformError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransientError(f"{file.name}: download failed ({type(exc).__name__})",
+                                 platform=self.name) from None
 
     # --- sending ---
 

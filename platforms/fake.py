@@ -6,6 +6,8 @@ Scripted failures make the unhappy paths testable::
     fake.script_failures(2, Receipt.failed("boom", retryable=True))   # next two sends fail
     fake.script_failures(1, TransientError("down"))                   # next send raises
     await fake.inject(chat="c1", text="/status", user_id="u1")        # inbound message
+    await fake.inject(chat="c1", text="look", files=["/tmp/data.csv"])  # with a file (a local
+                                                                      # path; download copies it)
     fake.set_status(AdapterState.CONFLICT, "someone else polls")      # what /status shows
 
 ``send`` splits text exactly as the real adapters do (fences balanced, "(1/3)" numbering outside
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +27,14 @@ from platforms.base import (
     AdapterState,
     AllowedUsers,
     Destination,
+    InboundFile,
     InboundMessage,
     Limits,
     MiB,
     PlatformAdapter,
     Receipt,
 )
+from platforms.errors import PermanentError
 from platforms.files import FileKind
 
 
@@ -85,11 +89,14 @@ class FakeAdapter(PlatformAdapter):
         user_name: str = "User",
         thread: str | None = None,
         is_self: bool = False,
-        files: Iterable[str] = (),
+        files: Iterable[str | InboundFile] = (),
     ) -> InboundMessage:
-        """Push an inbound message into the inbox given to ``start`` (users filtered as live)."""
+        """Push an inbound message into the inbox given to ``start``, marked ``authorized`` as the
+        real adapters mark it (the bot's own messages are dropped as live). A file given as a
+        string is a local path that ``download`` copies."""
         if self._inbox is None:
             raise RuntimeError("FakeAdapter.inject() before start()")
+        refs = tuple(f if isinstance(f, InboundFile) else _local_file(f) for f in files)
         msg = InboundMessage(
             platform=self.platform,
             chat=chat,
@@ -99,9 +106,10 @@ class FakeAdapter(PlatformAdapter):
             text=text,
             message_id=f"in{next(self._ids)}",
             is_self=is_self,
-            files=tuple(files),
+            files=refs,
+            authorized=self.users.allows(user_id),
         )
-        if not is_self and self.users.allows(user_id):
+        if not is_self:
             await self._inbox.put(msg)
         return msg
 
@@ -186,6 +194,21 @@ class FakeAdapter(PlatformAdapter):
             return scripted
         return Receipt.delivered([self._new_id()], name=path.name)
 
+    async def typing(self, dest: Destination) -> None:
+        self.calls.append(SentCall("typing", dest))
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        source = Path(file.ref)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            data = await asyncio.to_thread(source.read_bytes)
+            for start in range(0, len(data), 65536):
+                yield data[start : start + 65536]
+
+        if not await asyncio.to_thread(source.is_file):
+            raise PermanentError(f"{file.name}: no such file", platform=self.platform)
+        return await self.save_stream(file, chunks(), dest_dir, max_bytes)
+
     def _scripted(self) -> Receipt | None:
         if not self._script:
             return None
@@ -196,3 +219,12 @@ class FakeAdapter(PlatformAdapter):
 
     def _new_id(self) -> str:
         return f"m{next(self._ids)}"
+
+
+def _local_file(path: str) -> InboundFile:
+    p = Path(path)
+    try:
+        size: int | None = p.stat().st_size
+    except OSError:
+        size = None
+    return InboundFile(ref=str(p), name=p.name, size=size)

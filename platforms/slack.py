@@ -2,7 +2,9 @@
 
 Inbound: ``apps.connections.open`` (app token) gives a WebSocket URL; the SDK's aiohttp
 ``SocketModeClient`` keeps it connected (reconnects on close/disconnect), the adapter acks every
-envelope and turns ``message`` events into ``InboundMessage`` values.
+envelope and turns ``message`` events — and ``app_mention`` events (a message that mentions the
+bot in a channel, handled like a DM; the mention itself is dropped from the text) — into
+``InboundMessage`` values. A message seen both ways is delivered once.
 Outbound: ``chat.postMessage`` (mrkdwn escaped for Slack, see ``platforms.markup``; ``thread_ts``)
 and the current upload flow
 (``files.getUploadURLExternal`` → POST → ``files.completeUploadExternal`` with ``channel_id`` and
@@ -13,10 +15,12 @@ retry handlers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
@@ -37,6 +41,7 @@ from platforms.base import (
     AdapterStatus,
     AllowedUsers,
     Destination,
+    InboundFile,
     InboundMessage,
     Limits,
     MiB,
@@ -68,6 +73,8 @@ AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"
 NOT_FOUND_ERRORS = {"channel_not_found", "thread_not_found", "message_not_found", "not_in_channel"}
 # Message subtypes that are people talking (everything else: joins, edits, bot posts …).
 HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
+SEEN_MESSAGES = 500  # recent (channel, ts) pairs remembered to deliver a mention once
+WORKING_REACTION = "eyes"
 
 
 def map_error(exc: BaseException) -> PlatformError | None:
@@ -147,6 +154,9 @@ class SlackAdapter(PlatformAdapter):
                 ),
             ],
         )
+        self._bot_token = bot_token
+        self._api_host = urlsplit(api).hostname or "slack.com"
+        self._seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self._socket: SocketModeClient | None = None
@@ -226,26 +236,108 @@ class SlackAdapter(PlatformAdapter):
             await self._inbox.put(msg)
 
     async def _inbound(self, event: dict[str, Any]) -> InboundMessage | None:
-        if event.get("type") != "message" or event.get("subtype") not in HUMAN_SUBTYPES:
+        kind = event.get("type")
+        if kind not in ("message", "app_mention") or event.get("subtype") not in HUMAN_SUBTYPES:
             return None
         user = event.get("user")
         if not user or event.get("bot_id") or user == self.bot_user_id:
             return None  # our own posts (and other bots') come back as events too
-        if not self.users.allows(user):
-            log.info("slack: ignoring message from user %s (not in allowed_users)", user)
-            return None
-        files = tuple(str(f.get("id")) for f in event.get("files") or () if f.get("id"))
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        if self._already_seen(channel, ts):
+            return None  # a mention in a channel the app reads arrives as both event types
+        authorized = self.users.allows(user)
+        if not authorized:
+            log.info("slack: message from user %s, who is not in allowed_users", user)
+        files = tuple(
+            InboundFile(str(f["id"]), str(f.get("name") or f["id"]),
+                        int(f["size"]) if isinstance(f.get("size"), int) else None,
+                        f.get("url_private_download") or f.get("url_private"))
+            for f in event.get("files") or () if f.get("id")
+        )
         return InboundMessage(
             platform=self.name,
-            chat=str(event.get("channel", "")),
+            chat=channel,
             thread=event.get("thread_ts"),
             user_id=user,
             user_name=await self._user_name(user),
-            text=str(event.get("text") or ""),
-            message_id=str(event.get("ts", "")),
+            text=self._without_mention(str(event.get("text") or "")),
+            message_id=ts,
             is_self=False,
             files=files,
+            authorized=authorized,
         )
+
+    def _already_seen(self, channel: str, ts: str) -> bool:
+        key = (channel, ts)
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        while len(self._seen) > SEEN_MESSAGES:
+            self._seen.popitem(last=False)
+        return False
+
+    def _without_mention(self, text: str) -> str:
+        """``<@UBOT> /kanban list`` → ``/kanban list`` (the mention is how it was addressed)."""
+        if self.bot_user_id:
+            mention = f"<@{self.bot_user_id}>"
+            if text.lstrip().startswith(mention):
+                return text.lstrip()[len(mention):].lstrip()
+        return text
+
+    # --- chat extras ---
+
+    async def typing(self, dest: Destination) -> None:
+        """Slack has no typing indicator for bots: a reaction on the message being answered."""
+        if dest.reply_to is None:
+            return
+        try:
+            await self.client.reactions_add(channel=dest.chat, timestamp=dest.reply_to,
+                                            name=WORKING_REACTION)
+        except Exception as exc:  # already reacted, no permission …: never worth a failure
+            log.debug("slack: reactions.add failed: %s", self.map_exception(exc, map_error))
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        """The file's ``url_private`` (asked for with ``files.info`` if the event had none),
+        fetched with the bot token — sent only to Slack's own hosts (or the configured API's)."""
+        self.refuse_size(file, max_bytes)
+        url = file.url
+        try:
+            if url is None:
+                info = await self.client.files_info(file=file.ref)
+                data = info.get("file") or {}
+                url = data.get("url_private_download") or data.get("url_private")
+                if isinstance(data.get("size"), int):
+                    self.refuse_size(InboundFile(file.ref, file.name, data["size"]), max_bytes)
+        except Exception as exc:
+            mapped = self.map_exception(exc, map_error)
+            if mapped is None:
+                raise
+            raise mapped from self.chain_for(exc)
+        if not url:
+            raise PermanentError(f"{file.name}: Slack gave no download URL", platform=self.name)
+        host = urlsplit(url).hostname or ""
+        if not (host == self._api_host or host == "slack.com" or host.endswith(".slack.com")):
+            raise PermanentError(f"{file.name}: download URL is not Slack's", platform=self.name)
+        headers = {"Authorization": f"Bearer {self._bot_token}"}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+                async with http.get(url, headers=headers) as resp:
+                    if resp.status != 200:
+                        error = (TransientError if resp.status >= 500 else PermanentError)(
+                            f"{file.name}: download answered HTTP {resp.status}",
+                            platform=self.name,
+                        )
+                        raise error
+                    return await self.save_stream(
+                        file, resp.content.iter_chunked(65536), dest_dir, max_bytes
+                    )
+        except PlatformError:
+            raise
+        except Exception as exc:
+            mapped = self.map_exception(exc, map_error)
+            if mapped is None:
+                raise
+            raise mapped from self.chain_for(exc)
 
     async def _user_name(self, user: str) -> str:
         if user not in self._names:

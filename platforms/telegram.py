@@ -19,7 +19,7 @@ import contextlib
 import datetime as dtm
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import telegram
@@ -32,6 +32,7 @@ from platforms.base import (
     AdapterState,
     AllowedUsers,
     Destination,
+    InboundFile,
     InboundMessage,
     Limits,
     MiB,
@@ -315,17 +316,22 @@ class TelegramAdapter(PlatformAdapter):
             return None
         user = message.from_user
         is_self = user.id == self.bot.id
-        if is_self:
+        if is_self or user.is_bot:
             return None
-        if not self.users.allows(str(user.id)):
-            log.info("telegram: ignoring message from user %s (not in allowed_users)", user.id)
-            return None
+        authorized = self.users.allows(str(user.id))
+        if not authorized:
+            # The id, never the text: this is how an operator finds an id for allowed_users.
+            log.info("telegram: message from user %s, who is not in allowed_users", user.id)
         thread = message.message_thread_id if message.is_topic_message else None
-        files: list[str] = []
+        files: list[InboundFile] = []
         if message.document is not None:
-            files.append(message.document.file_id)
+            doc = message.document
+            files.append(InboundFile(doc.file_id, doc.file_name or f"{doc.file_unique_id}.bin",
+                                     doc.file_size))
         if message.photo:
-            files.append(message.photo[-1].file_id)
+            photo = message.photo[-1]  # the largest size
+            files.append(InboundFile(photo.file_id, f"photo-{photo.file_unique_id}.jpg",
+                                     photo.file_size))
         return InboundMessage(
             platform=self.name,
             chat=str(message.chat.id),
@@ -336,7 +342,42 @@ class TelegramAdapter(PlatformAdapter):
             message_id=str(message.message_id),
             is_self=is_self,
             files=tuple(files),
+            authorized=authorized,
         )
+
+    # --- chat extras ---
+
+    async def typing(self, dest: Destination) -> None:
+        try:
+            await self.bot.send_chat_action(
+                chat_id=dest.chat,
+                action=telegram.constants.ChatAction.TYPING,
+                message_thread_id=int(dest.thread) if dest.thread is not None else None,
+            )
+        except Exception as exc:  # an indicator is never worth failing a reply for
+            log.debug("telegram: sendChatAction failed: %s", self.map_exception(exc, map_error))
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        """getFile, then the file from the Bot API's file URL (``base_file_url``)."""
+        self.refuse_size(file, max_bytes)
+        try:
+            await self._ensure_initialized()
+            tg_file = await self.bot.get_file(file.ref)
+            if tg_file.file_size is not None:
+                self.refuse_size(InboundFile(file.ref, file.name, tg_file.file_size), max_bytes)
+            data = bytes(await tg_file.download_as_bytearray())
+        except PlatformError:
+            raise
+        except Exception as exc:
+            mapped = self.map_exception(exc, map_error)
+            if mapped is None:
+                raise
+            raise mapped from self.chain_for(exc)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.save_stream(file, chunks(), dest_dir, max_bytes)
 
     # --- sending ---
 

@@ -16,8 +16,12 @@ Routes (relative to the mount point)::
 
     GET  /threads                  thread ids with their last message
     GET  /messages?thread=T        the thread's messages (oldest first)
-    POST /messages                 {"thread": T, "text": "..."} -> the stored user message
-    GET  /stream                   SSE: every new message of every thread ("message" events)
+    POST /messages                 {"thread": T, "text": "...", "files": [ref…]} -> the stored
+                                   user message
+    POST /upload?name=data.csv     the raw bytes of one file -> {"ref", "name", "size"}, a ref to
+                                   send with the next message (``adapter.download`` fetches it)
+    GET  /stream                   SSE: every new message of every thread ("message" events) and
+                                   "typing" events ({"thread": T}) while the gateway works
     GET  /files/{id}/{name}        an attachment (inline for images, else a download)
 """
 
@@ -30,6 +34,7 @@ import logging
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -41,7 +46,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 
-from platforms.base import Destination, InboundMessage, Limits, MiB, PlatformAdapter, Receipt
+from platforms.base import (
+    AdapterState,
+    Destination,
+    InboundFile,
+    InboundMessage,
+    Limits,
+    MiB,
+    PlatformAdapter,
+    Receipt,
+    too_large_reason,
+)
+from platforms.errors import PermanentError
 from platforms.files import FileKind, classify
 from platforms.text import split_text
 
@@ -103,6 +119,11 @@ class WebMessage:
                    user_name=data.get("user_name"))
 
 
+@dataclass(frozen=True)
+class _Typing:
+    thread: str
+
+
 @dataclass
 class WebAdapter(PlatformAdapter):
     """The dashboard's chat. ``history_dir`` (given by the gateway) keeps ``history_limit``
@@ -121,7 +142,9 @@ class WebAdapter(PlatformAdapter):
     _inbox: asyncio.Queue[InboundMessage] | None = field(default=None, repr=False)
     _threads: dict[str, deque[WebMessage]] = field(default_factory=dict, repr=False)
     _files: dict[str, WebFile] = field(default_factory=dict, repr=False)
-    _listeners: set[asyncio.Queue[WebMessage | None]] = field(default_factory=set, repr=False)
+    _listeners: set[asyncio.Queue[WebMessage | _Typing | None]] = field(default_factory=set,
+                                                                          repr=False)
+    _uploads: dict[str, WebFile] = field(default_factory=dict, repr=False)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _loaded: bool = False
@@ -132,9 +155,11 @@ class WebAdapter(PlatformAdapter):
         self._inbox = inbox
         self.closed = False
         await self.load_history()
+        self._set_status(AdapterState.CONNECTED, "web chat")
 
     async def close(self) -> None:
         self.closed = True
+        self._set_status(AdapterState.STOPPED, "closed")
         for queue in list(self._listeners):
             queue.put_nowait(None)  # ends every open stream
 
@@ -260,24 +285,72 @@ class WebAdapter(PlatformAdapter):
         return queue
 
     # ---- receiving ----------------------------------------------------------------------------
-    async def receive(self, text: str, *, thread: str = DEFAULT_THREAD) -> WebMessage:
-        """What ``POST /messages`` does: store the user's message and hand it to the router."""
+    async def receive(self, text: str, *, thread: str = DEFAULT_THREAD,
+                      files: Sequence[str] = ()) -> WebMessage:
+        """What ``POST /messages`` does: store the user's message and hand it to the router.
+        ``files`` are refs from ``POST /upload``. The browser user is whoever the dashboard let
+        in, so the message is ``authorized``."""
         if self._inbox is None or self.closed:
             raise WebChatError(503, "the chat is not running")
         if not THREAD_RE.match(thread):
             raise WebChatError(400, "invalid thread id")
         text = text.strip()
-        if not text:
+        uploads = []
+        for ref in files:
+            upload = self._uploads.get(str(ref))
+            if upload is None:
+                raise WebChatError(400, "unknown file ref (upload it first)")
+            uploads.append(upload)
+        if not text and not uploads:
             raise WebChatError(400, "empty message")
         if len(text) > MAX_INBOUND_CHARS:
             raise WebChatError(400, f"message too long (over {MAX_INBOUND_CHARS} characters)")
         if self._inbox.full():
             raise WebChatError(503, "the gateway is busy; try again in a moment")
-        message = await self._store(thread, "user", text, user_name=self.user_name)
+        message = await self._store(thread, "user", text, user_name=self.user_name,
+                                    files=tuple(uploads))
         self._inbox.put_nowait(InboundMessage(
             platform=self.name, chat=self.chat, thread=thread, user_id=self.user_id,
-            user_name=self.user_name, text=text, message_id=str(message.seq)))
+            user_name=self.user_name, text=text, message_id=str(message.seq),
+            files=tuple(InboundFile(u.id, u.name, u.size) for u in uploads), authorized=True))
         return message
+
+    async def upload(self, name: str, data: bytes) -> WebFile:
+        """Keep an uploaded file for the next message (what ``POST /upload`` does)."""
+        if len(data) > self.max_bytes:
+            reason = too_large_reason(len(data), self.max_bytes)
+            raise WebChatError(413, f"{_safe_name(name)}: {reason}")
+        if not data:
+            raise WebChatError(400, "empty file")
+        file_id = secrets.token_urlsafe(12)
+        safe = _safe_name(name)
+        root = (self.history_dir / "uploads") if self.history_dir is not None else Path(
+            tempfile.gettempdir()) / "relayboard-web-uploads"
+        target = root / file_id / safe
+        await asyncio.to_thread(_write_new, target, data)
+        kind = classify(target) or FileKind.DOCUMENT
+        web_file = WebFile(id=file_id, name=safe, kind=kind.value, size=len(data), path=target)
+        self._uploads[file_id] = web_file
+        self._files[file_id] = web_file  # shown (and downloadable) in the user's message
+        return web_file
+
+    async def download(self, file: InboundFile, dest_dir: Path, max_bytes: int) -> Path:
+        upload = self._uploads.get(file.ref)
+        if upload is None:
+            raise PermanentError(f"{file.name}: no such upload", platform=self.name)
+        self.refuse_size(InboundFile(file.ref, file.name, upload.size), max_bytes)
+        data = await asyncio.to_thread(upload.path.read_bytes)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.save_stream(file, chunks(), dest_dir, max_bytes)
+
+    async def typing(self, dest: Destination) -> None:
+        thread = self._dest_thread(dest)
+        if isinstance(thread, str):
+            for queue in list(self._listeners):
+                queue.put_nowait(_Typing(thread))
 
     # ---- the ASGI sub-app ---------------------------------------------------------------------
     def asgi_app(self) -> Router:
@@ -286,6 +359,7 @@ class WebAdapter(PlatformAdapter):
             Route("/threads", self._http_threads, methods=["GET"]),
             Route("/messages", self._http_messages, methods=["GET"]),
             Route("/messages", self._http_post, methods=["POST"]),
+            Route("/upload", self._http_upload, methods=["POST"]),
             Route("/stream", self._http_stream, methods=["GET"]),
             Route("/files/{file_id}/{name}", self._http_file, methods=["GET"]),
         ])
@@ -314,17 +388,38 @@ class WebAdapter(PlatformAdapter):
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             return _error(400, "send {\"text\": \"...\", \"thread\": \"...\"}")
         thread = body.get("thread") or DEFAULT_THREAD
+        refs = body.get("files") or []
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            return _error(400, "files must be a list of upload refs")
         try:
-            message = await self.receive(body["text"], thread=str(thread))
+            message = await self.receive(body["text"], thread=str(thread), files=refs)
         except WebChatError as exc:
             return _error(exc.status, str(exc))
         return JSONResponse(message.public(), status_code=201)
+
+    async def _http_upload(self, request: Request) -> Response:
+        name = request.query_params.get("name") or "file"
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            reason = too_large_reason(int(length), self.max_bytes)
+            return _error(413, f"{_safe_name(name)}: {reason}")
+        data = bytearray()
+        async for chunk in request.stream():
+            data.extend(chunk)
+            if len(data) > self.max_bytes:
+                return _error(413, f"{_safe_name(name)}: too large")
+        try:
+            web_file = await self.upload(name, bytes(data))
+        except WebChatError as exc:
+            return _error(exc.status, str(exc))
+        return JSONResponse({"ref": web_file.id, "name": web_file.name, "size": web_file.size,
+                             "kind": web_file.kind}, status_code=201)
 
     async def _http_stream(self, request: Request) -> Response:
         await self.load_history()
         raw = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
         since = int(raw) if raw.isdigit() else 0
-        queue: asyncio.Queue[WebMessage | None] = asyncio.Queue()
+        queue: asyncio.Queue[WebMessage | _Typing | None] = asyncio.Queue()
         backlog = sorted((m for q in self._threads.values() for m in q if m.seq > since),
                          key=lambda m: m.seq)
         self._listeners.add(queue)
@@ -332,7 +427,7 @@ class WebAdapter(PlatformAdapter):
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
 
-    async def _events(self, queue: asyncio.Queue[WebMessage | None],
+    async def _events(self, queue: asyncio.Queue[WebMessage | _Typing | None],
                       backlog: list[WebMessage]) -> AsyncIterator[str]:
         try:
             yield "retry: 2000\n\n"
@@ -348,6 +443,9 @@ class WebAdapter(PlatformAdapter):
                     continue
                 if item is None:
                     return
+                if isinstance(item, _Typing):
+                    yield f"event: typing\ndata: {json.dumps({'thread': item.thread})}\n\n"
+                    continue
                 if item.seq > sent:
                     sent = item.seq
                     yield _sse(item)
@@ -388,6 +486,11 @@ def _sse(message: WebMessage) -> str:
 def _safe_name(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "file"
     return cleaned[:120]
+
+
+def _write_new(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
 
 
 def _place(source: Path, target: Path | None) -> tuple[Path, int]:

@@ -110,3 +110,20 @@ def test_an_enabled_platform_without_its_token_names_the_variable(tmp_path: Path
     require_platform_secrets(cfg)  # discord is not enabled: its missing DT does not matter
     assert cfg.platforms["telegram"].secrets == {"token": "1:x"}
     assert cfg.secret_values() == ["1:x"]
+
+
+def test_agent_settings_are_typed_and_checked(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "agent:\n  kind: command\n  command: {argv: 'my-agent --user {user}', timeout: 5}\n"
+        "  openai: {api_key_env: AGENT_KEY}\n", encoding="utf-8")
+    cfg = load_config(cfg_file, {"AGENT_KEY": "k-123"}, home=tmp_path)
+    assert cfg.agent.command.argv == ("my-agent", "--user", "{user}")
+    assert cfg.agent.command.timeout == 5.0 and cfg.agent.history_messages == 20
+    assert "k-123" in cfg.secret_values()  # redacted from logs like every other secret
+    for text, needle in (("agent: {kind: command}", "agent.command.argv is empty"),
+                         ("agent: {kind: openai}", "agent.openai.base_url"),
+                         ("agent: {command: {argv: {a: 1}}}", "agent.command.argv must be")):
+        cfg_file.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=needle):
+            load_config(cfg_file, {}, home=tmp_path)

@@ -4,6 +4,11 @@ An adapter that cannot connect (a refused token, a server that is down) does not
 daemon: its state says ``retrying`` with the reason, the log says when it tries again, and sends
 through it keep being attempted by the notifier (which retries them on its own schedule).
 ``allowed_users`` is always passed explicitly: ``[]`` serves nobody, ``["*"]`` everyone.
+
+Once connected, the runner watches the adapter's own ``status()``: an adapter whose inbound side
+gave up for good (discord.py stops after a revoked token or a switched-off intent; a Telegram
+poller that died) reports ``stopped``, and the runner closes it and starts a fresh one with the
+same backoff as a failed connection.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
 
 
 def adapter_factories(config: Config) -> dict[str, AdapterFactory]:
-    """One factory per enabled platform the registry knows (the web chat is not one yet)."""
+    """One factory per enabled external platform (the daemon adds the web chat itself)."""
     out: dict[str, AdapterFactory] = {}
     for name, platform in sorted(config.platforms.items()):
         if not platform.enabled or name == "web":
@@ -73,13 +78,14 @@ class AdapterRunner:
     def __init__(self, name: str, factory: AdapterFactory,
                  adapters: MutableMapping[str, PlatformAdapter],
                  inbox: asyncio.Queue[InboundMessage], backoff: Backoff | None = None,
-                 close_seconds: float = 5.0) -> None:
+                 close_seconds: float = 5.0, watch_seconds: float = 1.0) -> None:
         self.name = name
         self.factory = factory
         self.adapters = adapters
         self.inbox = inbox
         self.backoff = backoff or Backoff(base=1.0, cap=60.0)
         self.close_seconds = close_seconds
+        self.watch_seconds = watch_seconds
         self.state = AdapterState(since=time.time())
 
     def status(self) -> dict[str, Any]:
@@ -115,14 +121,39 @@ class AdapterRunner:
             except BaseException:
                 await self._close(adapter)
                 raise
-            failures = 0
             self._set("connected")
             log.info("%s: connected", self.name)
+            connected_at = time.monotonic()
             try:
-                await anyio.sleep_forever()
+                reason = await self._watch(adapter, time.time())
             finally:
                 self._set("stopped")
                 await self._close(adapter)
+            if time.monotonic() - connected_at >= self.backoff.steady_seconds:
+                failures = 0
+            failures += 1
+            delay = self.backoff.delay(failures)
+            self._set("retrying", f"{reason} (restart {failures} in {delay:.0f} s)")
+            log.warning("%s: stopped after connecting (%s); starting it again in %.1f s",
+                        self.name, reason, delay)
+            await anyio.sleep(delay)
+
+    async def _watch(self, adapter: PlatformAdapter, connected: float) -> str:
+        """Wait while the adapter runs; the reason once it reports ``stopped`` by itself.
+
+        Only a stop that began after the connection counts: an adapter that never reports its
+        status keeps the "not started" value it was built with, and is left alone."""
+        while True:
+            await anyio.sleep(self.watch_seconds)
+            try:
+                own = adapter.status()
+            except Exception as exc:  # a status probe never kills the runner
+                log.debug("%s: status() failed: %s", self.name, exc)
+                continue
+            since = getattr(own, "since", None)
+            if (str(getattr(own, "state", "")) == "stopped" and isinstance(since, float | int)
+                    and since >= connected - 1.0):
+                return str(getattr(own, "detail", "") or "the adapter stopped")
 
     def _set(self, state: str, detail: str | None = None) -> None:
         self.state.state, self.state.detail, self.state.since = state, detail, time.time()
@@ -136,10 +167,3 @@ class AdapterRunner:
             except Exception as exc:
                 log.warning("%s: close failed: %s", self.name, exc)
 
-
-async def drain_inbox(inbox: asyncio.Queue[InboundMessage]) -> None:
-    """Until the chat router exists, inbound messages are read and dropped (never piled up)."""
-    while True:
-        msg = await inbox.get()
-        log.info("%s: message in %s not handled (the chat router is not part of this "
-                 "version)", msg.platform, msg.chat)

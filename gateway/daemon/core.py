@@ -4,8 +4,10 @@ Components (each restarted with backoff by :class:`~gateway.daemon.supervisor.Su
 it fails, never taking the others down):
 
 * ``boards`` — :class:`~gateway.daemon.hub.BoardHub`: boards kept open, one change signal;
-* ``adapter:<name>`` — one per enabled platform, retrying its connection on its own;
-* ``inbox`` — inbound chat messages (the chat router arrives with its issue);
+* ``adapter:<name>`` — one per enabled platform (and ``web``, the dashboard's chat), retrying
+  its connection on its own and restarted when it stops by itself;
+* ``chat`` — :class:`~gateway.chat.ChatRouter`: inbound messages → commands, the agent, replies;
+* ``dashboard`` — the dashboard and web chat under uvicorn (``dashboard.enabled``);
 * ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
   ``kanban.dispatch_in_gateway``);
 * ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump.
@@ -26,24 +28,27 @@ from typing import Any
 
 import anyio
 
+from gateway.chat import ChatRouter, History, RouterSettings, build_agent
+from gateway.commands import Services
 from gateway.config import Config
 from gateway.daemon.adapters import (
     EXTERNAL,
     AdapterFactory,
     AdapterRunner,
     adapter_factories,
-    drain_inbox,
 )
 from gateway.daemon.hub import BoardHub
 from gateway.daemon.supervisor import Backoff, Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
+from gateway.daemon.web import DashboardServer, web_adapter
 from gateway.kernel_settings import board_options, decompose_settings, dispatch_settings
-from gateway.notifier import DeliverySettings, Notifier, NotifierSettings
+from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, build_policy
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
 from kanban.runtime.dispatcher import Dispatcher
 from platforms.base import InboundMessage, PlatformAdapter
+from platforms.delivery import DeliveryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +68,24 @@ class Daemon:
         backoff: Backoff | None = None,
         shutdown_seconds: float = 10.0,
         user_home: Path | None = None,
+        web: bool | None = None,
+        dashboard: bool | None = None,
+        router_settings: RouterSettings | None = None,
     ) -> None:
+        """``adapters`` replaces the configured external platforms (tests, benchmarks); the web
+        chat then runs only with ``web=True``. ``web``/``dashboard`` default to the config
+        (``platforms.web.enabled``, ``dashboard.enabled``)."""
         self.config = config
         self.environ = environ
         self.home = config.home
         self.follower = ConfigFollower(config, config_file or config.path, environ)
         self.factories = dict(adapters) if adapters is not None else adapter_factories(config)
+        if web is None:
+            web = adapters is None
+        self.web = web_adapter(config) if web else None
+        if self.web is not None:
+            chat = self.web
+            self.factories["web"] = lambda: chat  # one instance: the dashboard mounts it
         self.shutdown_seconds = shutdown_seconds
         self.supervisor = Supervisor(backoff)
         self.boards = Boards(self.home, board_options(config.kanban))
@@ -87,8 +104,21 @@ class Daemon:
             relayboard_home=self.home, config_file=config_file or config.path,
             extra_roots=config.delivery.allowed_roots, user_home=user_home,
             max_bytes=config.delivery.max_attachment_bytes)
+        self.delivery = delivery
         self.notifier = Notifier(self.hub.open_boards, self.hub.changes, self.adapters,
                                  delivery, notifier_settings)
+        self.services = Services(boards=self.boards, profiles=self.profiles,
+                                 default_board=config.kanban.default_board,
+                                 decompose_settings=lambda: decompose_settings(config))
+        settings = router_settings or RouterSettings(
+            max_attachment_bytes=config.delivery.max_attachment_bytes)
+        self.router = ChatRouter(
+            services=self.services, adapters=self.adapters, home=self.home,
+            agent=build_agent(config.agent, environ, self.home),
+            history=History(self.home / "chat" / "history", config.agent.history_messages),
+            status=self.status, policy=self.chat_policy, settings=settings)
+        serve = config.dashboard.enabled if dashboard is None else dashboard
+        self.dashboard = (DashboardServer(config, self.boards, self.web) if serve else None)
         self.ready = anyio.Event()
         self.started_at: float | None = None
         self._live_workers_at_stop = 0
@@ -105,8 +135,11 @@ class Daemon:
                 for name, runner in self.runners.items():
                     group.start_soon(supervise, f"adapter:{name}", runner.run,
                                      name=f"adapter-{name}")
-                group.start_soon(supervise, "inbox", lambda: drain_inbox(self.inbox),
-                                 name="inbox")
+                group.start_soon(supervise, "chat", lambda: self.router.run(self.inbox),
+                                 name="chat")
+                if self.dashboard is not None:
+                    group.start_soon(supervise, "dashboard", self.dashboard.run,
+                                     name="dashboard")
                 if self.config.kanban.dispatch_in_gateway:
                     group.start_soon(supervise, "dispatcher", self.watcher.run,
                                      name="dispatcher")
@@ -116,6 +149,8 @@ class Daemon:
                 log.info("gateway running on %s (pid %d)", self.home, os.getpid())
                 await stop.wait()
                 log.info("stopping")
+                if self.dashboard is not None:
+                    self.dashboard.stopping = True
                 group.cancel_scope.cancel()
         finally:
             with anyio.move_on_after(self.shutdown_seconds, shield=True) as scope:
@@ -140,14 +175,21 @@ class Daemon:
                      "nothing is sent to chat. To add one, set platforms.<name>.enabled: true "
                      "in %s (telegram, slack or discord; see config.example.yaml) and export "
                      "its token variable, e.g. TELEGRAM_BOT_TOKEN", where)
-        for name in self.factories:
-            users = self.config.platforms.get(name)
-            allowed = list(users.allowed_users) if users is not None else []
-            if not allowed:
-                log.warning("%s: allowed_users is empty, so nobody is served in chat "
-                            "(notifications still go out)", name)
-            elif "*" in allowed:
-                log.warning("%s: allowed_users is ['*']: everyone is served", name)
+        # Whom each platform serves is said by the adapter itself when it starts.
+
+    async def chat_policy(self) -> DeliveryPolicy:
+        """Which files a chat reply may carry: every board's workspaces and attachments, the
+        chat threads' own folders, ``delivery.allowed_roots``; the notifier's denials apply."""
+        boards = self.hub.open_boards() or [await self.boards.open(
+            self.config.kanban.default_board)]
+        extra = [self.home / "chat" / "threads", *self.delivery.extra_roots]
+        for board in boards[1:]:
+            extra += [board.workspaces_dir, board.attachments_dir]
+        d = self.delivery
+        return await asyncio.to_thread(
+            build_policy, boards[0], relayboard_home=d.relayboard_home,
+            config_file=d.config_file, extra_roots=extra, user_home=d.user_home,
+            max_bytes=d.max_bytes)
 
     # ---- status -----------------------------------------------------------------------------
     async def status(self) -> dict[str, Any]:
@@ -174,10 +216,12 @@ class Daemon:
                 {"board": slug, "task_id": task_id, "run_id": run_id, "pid": proc.pid}
                 for slug in boards
                 for task_id, run_id, proc in self.dispatcher.workers(slug)
-                if proc.poll()
+                if proc.poll() is None
             ],
             "components": self.supervisor.status(),
             "notifications": {"delivered": self.notifier.delivered,
                               "failed": self.notifier.failed},
             "dispatch_cycles": self.watcher.cycles,
+            "dashboard": self.dashboard.url if self.dashboard is not None else None,
+            "chat": {"handled": self.router.handled, "refusals": self.router.refusals},
         }

@@ -44,6 +44,7 @@ class DiscordServer(FakeServer):
         self.gateway_ops: list[dict[str, Any]] = []  # every payload the client sent
         self._seq = 0
         self.message_content_enabled = True
+        self.hosted: dict[str, bytes] = {}  # attachment path -> bytes (the CDN)
 
     @property
     def api_base(self) -> str:
@@ -57,6 +58,7 @@ class DiscordServer(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/gateway", self.gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self.rest)
+        app.router.add_get("/att/{name}", self.attachment)
 
     # --- REST ---
 
@@ -100,6 +102,9 @@ class DiscordServer(FakeServer):
                 "bot_public": True, "bot_require_code_grant": False, "verify_key": "00",
                 "owner": user("1", "owner"), "flags": 0, "summary": "",
             })  # fmt: skip
+        if request.method == "POST" and path.startswith("/channels/") and path.endswith(
+                "/typing"):
+            return web.Response(status=204)
         if key in {"GET /gateway", "GET /gateway/bot"}:
             return self.json({"url": self.gateway_url, "shards": 1,
                                       "session_start_limit": {"total": 1000, "remaining": 1000,
@@ -178,11 +183,26 @@ class DiscordServer(FakeServer):
         intents = int(identify.get("d", {}).get("intents", 0))
         return self.message_content_enabled or not intents & MESSAGE_CONTENT
 
+    async def attachment(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        await self.record(Recorded("GET /att", {"name": name}))
+        data = self.hosted.get(name)
+        return web.Response(status=404) if data is None else web.Response(body=data)
+
     async def push_message(self, *, channel_id: str = CHANNEL_ID, content: str,
-                           author: dict[str, Any]) -> None:  # fmt: skip
+                           author: dict[str, Any],
+                           files: dict[str, bytes] | None = None) -> None:  # fmt: skip
+        """A MESSAGE_CREATE; ``files`` (name → bytes) become attachments on the fake CDN."""
         await self.wait_until(lambda: any(not s.closed for s in self.sockets))
         ws = [s for s in self.sockets if not s.closed][-1]
-        msg = self.message(channel_id, content, author)
+        attachments = []
+        for name, data in (files or {}).items():
+            stored = f"in-{next(self._ids)}-{name}"
+            self.hosted[stored] = data
+            attachments.append({"id": str(next(self._ids)), "filename": name,
+                                "size": len(data), "url": f"{self.url}/att/{stored}",
+                                "proxy_url": f"{self.url}/att/{stored}"})
+        msg = self.message(channel_id, content, author, attachments)
         msg["guild_id"] = GUILD_ID
         await self.dispatch(ws, "MESSAGE_CREATE", msg)
 

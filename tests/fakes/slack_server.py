@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -26,6 +27,7 @@ class SlackServer(FakeServer):
         self.uploads: dict[str, tuple[str, int]] = {}  # file id -> (filename, announced length)
         self.uploaded: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
         self.acks: list[str] = []
+        self.hosted: dict[str, tuple[str, bytes]] = {}  # file id -> (name, bytes) users shared
 
     @property
     def api_base(self) -> str:
@@ -37,6 +39,7 @@ class SlackServer(FakeServer):
         app.router.add_get("/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
         app.router.add_get("/socket", self.socket)
+        app.router.add_get("/private/{file_id}/{name}", self.private_file)
 
     # --- Web API ---
 
@@ -67,6 +70,13 @@ class SlackServer(FakeServer):
             file_id = f"F{next(self._ids)}"
             self.uploads[file_id] = (str(params["filename"]), int(params["length"]))
             body.update(file_id=file_id, upload_url=f"{self.url}/upload/{file_id}")
+        elif method == "reactions.add":
+            pass
+        elif method == "files.info":
+            found = self.hosted.get(str(params.get("file")))
+            if found is None:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+            body["file"] = self.file_object(str(params["file"]))
         elif method == "files.completeUploadExternal":
             listed = json.loads(params["files"])
             body["files"] = [{"id": f["id"], "title": f.get("title")} for f in listed]
@@ -83,6 +93,27 @@ class SlackServer(FakeServer):
             return failure
         self.uploaded[file_id] = data
         return web.Response(text=f"OK - {len(data)}")
+
+    def share_file(self, name: str, data: bytes) -> dict[str, Any]:
+        """A file a user attached: its object for a ``message`` event's ``files``."""
+        file_id = f"FU{next(self._ids)}"
+        self.hosted[file_id] = (name, data)
+        return self.file_object(file_id)
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        name, data = self.hosted[file_id]
+        url = f"{self.url}/private/{file_id}/{quote(name, safe='')}"
+        return {"id": file_id, "name": name, "size": len(data), "url_private": url,
+                "url_private_download": url}
+
+    async def private_file(self, request: web.Request) -> web.StreamResponse:
+        """``url_private``: only with the bot token, as Slack requires."""
+        file_id = request.match_info["file_id"]
+        auth = request.headers.get("Authorization", "")
+        await self.record(Recorded("private_file", {"file": file_id, "_auth": auth}))
+        if auth != f"Bearer {BOT_TOKEN}" or file_id not in self.hosted:
+            return web.Response(status=404 if auth == f"Bearer {BOT_TOKEN}" else 403)
+        return web.Response(body=self.hosted[file_id][1])
 
     # --- Socket Mode ---
 

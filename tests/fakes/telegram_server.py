@@ -85,6 +85,7 @@ class TelegramServer(FakeServer):
         self.poll_wait = 0.2  # seconds a getUpdates call waits for an update before returning []
         self.webhook_url = ""  # a webhook set for the bot: getUpdates is refused with 409
         self.other_poller = False  # another process polls with the token: 409 on every poll
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
 
     @property
     def api_base(self) -> str:
@@ -94,6 +95,7 @@ class TelegramServer(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/bot{token}/{method}", self.handle)
         app.router.add_get("/bot{token}/{method}", self.handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self.download)
 
     # --- scripting ---
 
@@ -106,7 +108,10 @@ class TelegramServer(FakeServer):
         username: str = "alice",
         thread_id: int | None = None,
         is_bot: bool = False,
+        document: tuple[str, bytes] | None = None,
     ) -> None:
+        """Queue an update; ``document`` = (file name, bytes) attaches a file (then ``text`` is
+        its caption), served by ``getFile`` and the file URL like the real Bot API."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -122,6 +127,14 @@ class TelegramServer(FakeServer):
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
+        if document is not None:
+            name, data = document
+            file_id = f"doc{len(self.files) + 1}"
+            self.files[file_id] = (f"documents/{file_id}_{name}", data)
+            message.pop("text")
+            message["caption"] = text
+            message["document"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                                   "file_name": name, "file_size": len(data)}
         self.updates.put_nowait({"update_id": next(self._update_ids), "message": message})
 
     # --- handler ---
@@ -176,6 +189,16 @@ class TelegramServer(FakeServer):
                 if refusal is not None:
                     return refusal
             result = [self._message(params) for _ in media]
+        elif method == "getFile":
+            found = self.files.get(str(params.get("file_id")))
+            if found is None:
+                return web.json_response({"ok": False, "error_code": 400,
+                                          "description": "Bad Request: invalid file_id"},
+                                         status=400)
+            result = {"file_id": params["file_id"], "file_unique_id": f"u{params['file_id']}",
+                      "file_size": len(found[1]), "file_path": found[0]}
+        elif method == "sendChatAction":
+            result = True
         elif method == "deleteWebhook":
             self.webhook_url = ""
             result = True
@@ -193,6 +216,16 @@ class TelegramServer(FakeServer):
                 status=404,
             )
         return web.json_response({"ok": True, "result": result})
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        await self.record(Recorded("file", {"path": path}))
+        for file_path, data in self.files.values():
+            if file_path == path:
+                return web.Response(body=data)
+        return web.Response(status=404)
 
     @staticmethod
     def _check_text(

@@ -28,7 +28,7 @@ FAST_BACKOFF = Backoff(base=0.01, cap=0.05, steady_seconds=5.0)
 @asynccontextmanager
 async def running(home: Path, config_text: str = "",
                   adapters: dict[str, Callable[[], PlatformAdapter]] | None = None,
-                  ) -> AsyncIterator[Daemon]:
+                  **options: Any) -> AsyncIterator[Daemon]:
     home.mkdir(parents=True, exist_ok=True)
     if config_text:
         (home / "config.yaml").write_text(config_text, encoding="utf-8")
@@ -36,7 +36,7 @@ async def running(home: Path, config_text: str = "",
     daemon = Daemon(config, environ=dict(os.environ), adapters=adapters or {},
                     backoff=FAST_BACKOFF,
                     notifier_settings=NotifierSettings(backoff_base=0.01, tick_seconds=0.2),
-                    user_home=home / "user")
+                    user_home=home / "user", **{"dashboard": False, **options})
     stop = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(daemon.run, stop)

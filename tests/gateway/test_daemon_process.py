@@ -103,6 +103,8 @@ class Gateway:
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
+    # The dashboard on a port of its own: tests run side by side, 8765 may be taken.
+    (path / "config.yaml").write_text("dashboard: {port: 0}\n", encoding="utf-8")
     return path
 
 
@@ -150,6 +152,7 @@ async def telegram() -> AsyncIterator[GatedTelegram]:
 def write_setup(gw: Gateway, telegram: TelegramServer, tmp_path: Path) -> None:
     (gw.home / "config.yaml").write_text(
         "kanban: {auto_decompose: false}\n"
+        "dashboard: {port: 0}\n"
         "platforms:\n"
         f"  telegram: {{enabled: true, base_url: '{telegram_base_url(telegram.url)}',"
         " allowed_users: []}\n", encoding="utf-8")

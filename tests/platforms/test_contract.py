@@ -31,7 +31,8 @@ async def test_allowed_users_required_by_the_registry_and_never_everyone_by_defa
     quiet = FakeAdapter()  # a fake for sends only: serves nobody
     await quiet.start(inbox)
     await quiet.inject(chat="c", text="hi", user_id="u1")
-    assert inbox.empty()
+    # Delivered so the router can refuse politely, but never authorized.
+    assert inbox.get_nowait().authorized is False
     with pytest.raises(TypeError):
         create_adapter("fake")  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="allowed_users"):
@@ -78,11 +79,12 @@ async def test_fake_serves_only_allowed_users() -> None:
     nobody = FakeAdapter(allowed_users=[])
     await nobody.start(inbox)
     await nobody.inject(chat="c", text="hi", user_id="u1")
-    assert inbox.empty()
+    assert inbox.get_nowait().authorized is False
     everyone = FakeAdapter(allowed_users=["*"])
     await everyone.start(inbox)
     await everyone.inject(chat="c", text="hi", user_id="u1")
-    assert (await asyncio.wait_for(inbox.get(), 1)).user_id == "u1"
+    msg = await asyncio.wait_for(inbox.get(), 1)
+    assert (msg.user_id, msg.authorized) == ("u1", True)
 
 
 def test_start_failed_maps_unknown_errors_and_masks_secrets() -> None:

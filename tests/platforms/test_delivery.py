@@ -170,11 +170,16 @@ async def test_fake_records_chunks_scripts_failures_and_injects() -> None:
     await fake.inject(chat="c1", text="nope", user_id="stranger")
     await fake.inject(chat="c1", text="me", user_id="u1", is_self=True)
     msg = await asyncio.wait_for(inbox.get(), 1)
-    assert (msg.text, msg.thread, msg.reply_destination()) == (
+    assert (msg.text, msg.thread, msg.reply_destination(), msg.authorized) == (
         "/status",
         "t",
         Destination("fake", "c1", "t"),
+        True,
     )
+    # A stranger's message is delivered, marked unauthorized (the router refuses politely);
+    # the bot's own message is dropped.
+    stranger = await asyncio.wait_for(inbox.get(), 1)
+    assert (stranger.user_id, stranger.authorized) == ("stranger", False)
     assert inbox.empty()
     await fake.close()
     assert fake.closed

@@ -73,7 +73,11 @@ async def test_gateway_handshake_and_inbound_messages(
     await discord_server.push_message(
         channel_id=THREAD_ID, content="/status", author=user("42", "bob")
     )
+    # Bots (ourselves included) are dropped; a stranger is delivered, not authorized.
+    stranger = await asyncio.wait_for(inbox.get(), 5)
+    assert (stranger.user_id, stranger.text, stranger.authorized) == ("5", "stranger", False)
     msg = await asyncio.wait_for(inbox.get(), 5)
+    assert msg.authorized
     assert (msg.platform, msg.chat, msg.thread, msg.user_id, msg.user_name, msg.text) == (
         "discord",
         CHANNEL_ID,
@@ -286,8 +290,8 @@ async def test_allowed_users_empty_serves_nobody(
     await adapter.start(inbox)
     try:
         await discord_server.push_message(content="hi", author=user("42", "bob"))
-        await platform_log.wait_for("ignoring message from user 42")
-        assert inbox.empty()
+        await platform_log.wait_for("message from user 42, who is not in allowed_users")
+        assert inbox.get_nowait().authorized is False
     finally:
         await adapter.close()
     assert "discord: allowed_users is empty — nobody will be served" in caplog.text

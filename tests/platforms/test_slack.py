@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AuthError, ConfigError, ProtocolError, TransientError
+from platforms.errors import AuthError, ConfigError, FileTooLarge, ProtocolError, TransientError
 from platforms.slack import SlackAdapter, to_mrkdwn
 from tests.fakes.common import free_port
 from tests.fakes.slack_server import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, SlackServer
@@ -163,7 +163,7 @@ async def test_socket_mode_inbound_acked_and_self_ignored(
     msg = await asyncio.wait_for(inbox.get(), 5)
     assert msg == InboundMessage(
         platform="slack", chat="C123", thread="1700000000.000100", user_id="U1",
-        user_name="alice", text="!kanban list", message_id="1700000001.000200",
+        user_name="alice", text="!kanban list", message_id="1700000001.000200", authorized=True,
     )  # fmt: skip
     await slack_server.wait_until(lambda: set(slack_server.acks) >= set(envs))
     assert inbox.empty()
@@ -284,15 +284,16 @@ async def test_allowed_users_empty_serves_nobody_and_star_everyone(
     await nobody.start(inbox)
     try:
         await slack_server.push_event(event)
-        await platform_log.wait_for("ignoring message from user U7 (not in allowed_users)")
-        assert inbox.empty()
+        await platform_log.wait_for("message from user U7, who is not in allowed_users")
+        assert (await asyncio.wait_for(inbox.get(), 5)).authorized is False
     finally:
         await nobody.close()
     everyone = make_adapter(slack_server, allowed_users=["*"])
     await everyone.start(inbox)
     try:
         await slack_server.push_event(event)
-        assert (await asyncio.wait_for(inbox.get(), 5)).user_id == "U7"
+        msg = await asyncio.wait_for(inbox.get(), 5)
+        assert (msg.user_id, msg.authorized) == ("U7", True)
     finally:
         await everyone.close()
     assert "slack: allowed_users is empty — nobody will be served" in caplog.text
@@ -315,3 +316,40 @@ async def test_tokens_never_reach_the_log(
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     for token in (BOT_TOKEN, APP_TOKEN, "xoxb-wrong-token"):
         assert token not in ours
+
+
+async def test_app_mention_is_handled_like_a_dm_and_delivered_once(
+    adapter: SlackAdapter, slack_server: SlackServer
+) -> None:
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    said = {"channel": "C1", "user": "U1", "ts": "1700000002.000100",
+            "text": f"<@{BOT_USER}> !kanban list"}
+    # A channel the app reads delivers the mention as a message and as an app_mention.
+    await slack_server.push_event({"type": "app_mention", **said})
+    await slack_server.push_event({"type": "message", **said})
+    msg = await asyncio.wait_for(inbox.get(), 5)
+    assert (msg.text, msg.chat, msg.authorized) == ("!kanban list", "C1", True)
+    await slack_server.push_event({"type": "app_mention", **said, "ts": "1700000003.000100",
+                                   "text": f"<@{BOT_USER}> hello"})
+    assert (await asyncio.wait_for(inbox.get(), 5)).text == "hello"
+    assert inbox.empty()
+
+
+async def test_a_shared_file_is_downloaded_with_the_bot_token_and_capped(
+    adapter: SlackAdapter, slack_server: SlackServer, tmp_path: Path
+) -> None:
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    shared = slack_server.share_file("../sales.csv", b"month,sales\nJan,1\n")
+    await slack_server.push_event({"type": "message", "subtype": "file_share", "channel": "C1",
+                                   "user": "U1", "ts": "1.5", "text": "", "files": [shared]})
+    (ref,) = (await asyncio.wait_for(inbox.get(), 5)).files
+    path = await adapter.download(ref, tmp_path / "in", 1024)
+    assert (path.parent, path.name) == (tmp_path / "in", "sales.csv")  # no way out of the folder
+    assert path.read_bytes() == b"month,sales\nJan,1\n"
+    (fetch,) = slack_server.calls("private_file")
+    assert fetch.params["_auth"] == f"Bearer {BOT_TOKEN}"
+    with pytest.raises(FileTooLarge):
+        await adapter.download(ref, tmp_path / "in", 5)
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["sales.csv"]

@@ -181,10 +181,12 @@ async def test_inbound_messages_filtered_and_threaded(
         telegram_server.push_message(chat_id=-100, text="from myself", user_id=BOT_ID, is_bot=True)
         telegram_server.push_message(chat_id=-100, text="stranger", user_id=7)
         telegram_server.push_message(chat_id=-100, text="/kanban list", user_id=42, thread_id=5)
+        stranger = await asyncio.wait_for(inbox.get(), 5)
+        assert (stranger.user_id, stranger.authorized) == ("7", False)  # refused by the router
         msg = await asyncio.wait_for(inbox.get(), 5)
         assert msg == InboundMessage(
             platform="telegram", chat="-100", thread="5", user_id="42", user_name="alice",
-            text="/kanban list", message_id=msg.message_id, is_self=False,
+            text="/kanban list", message_id=msg.message_id, is_self=False, authorized=True,
         )  # fmt: skip
         assert inbox.empty()
         # the next poll acknowledges the batch with offset = last update_id + 1
@@ -342,13 +344,15 @@ async def test_empty_allowed_users_serves_nobody_and_says_so(
         await telegram_server.wait_until(
             lambda: any(c.params.get("offset") == "2" for c in telegram_server.calls("getUpdates"))
         )
-        assert inbox.empty()
+        assert inbox.get_nowait().authorized is False
     finally:
         await a.close()
     (notice,) = [r for r in caplog.records if "allowed_users is empty" in r.message]
     assert notice.levelno == logging.WARNING
     assert "nobody will be served" in notice.message
-    assert "ignoring message from user 42" in caplog.text  # how an operator finds an id
+    # How an operator finds an id; the text itself is not logged.
+    assert "message from user 42, who is not in allowed_users" in caplog.text
+    assert "anyone?" not in caplog.text
 
 
 async def test_star_serves_everyone_with_a_warning(

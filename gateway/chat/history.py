@@ -1,0 +1,96 @@
+"""Conversation history per chat thread, kept in the home so it survives a restart.
+
+One JSON-lines file per thread under ``<home>/chat/history/<platform>/``, named by a hash of
+(chat, thread) so no platform id becomes a path. Bounded: only the last ``limit`` entries are
+read, and a file is compacted when it holds twice that many lines (amortised O(1) per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    role: str  # "user" or "assistant"
+    text: str
+    name: str | None = None  # the user's display name
+    at: float = 0.0
+
+
+def thread_key(platform: str, chat: str, thread: str | None) -> str:
+    """A file-system-safe key for one conversation (a chat, or a thread inside it)."""
+    raw = f"{platform}\0{chat}\0{thread or ''}"
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class History:
+    def __init__(self, root: Path, limit: int = 20) -> None:
+        self.root = root
+        self.limit = limit
+        self._locks: dict[Path, asyncio.Lock] = {}
+
+    def path(self, platform: str, chat: str, thread: str | None) -> Path:
+        safe = "".join(c for c in platform if c.isalnum() or c in "-_") or "chat"
+        return self.root / safe / f"{thread_key(platform, chat, thread)}.jsonl"
+
+    async def recent(self, platform: str, chat: str, thread: str | None) -> list[Entry]:
+        if self.limit <= 0:
+            return []
+        return await asyncio.to_thread(_read, self.path(platform, chat, thread), self.limit)
+
+    async def append(self, platform: str, chat: str, thread: str | None, *entries: Entry) -> None:
+        if self.limit <= 0 or not entries:
+            return
+        path = self.path(platform, chat, thread)
+        lock = self._locks.setdefault(path, asyncio.Lock())
+        async with lock:
+            await asyncio.to_thread(_append, path, entries, self.limit)
+
+
+def entry(role: str, text: str, name: str | None = None) -> Entry:
+    return Entry(role=role, text=text, name=name, at=time.time())
+
+
+def _read(path: Path, limit: int) -> list[Entry]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            lines = deque(fh, maxlen=limit)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("chat history %s unreadable: %s", path.name, exc)
+        return []
+    out: list[Entry] = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+            out.append(Entry(role=str(data["role"]), text=str(data["text"]),
+                             name=data.get("name"), at=float(data.get("at") or 0.0)))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line after a crash: skip it
+    return out
+
+
+def _append(path: Path, entries: tuple[Entry, ...], limit: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for e in entries:
+            fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+    with path.open("rb") as fh:
+        count = sum(1 for _ in fh)
+    if count > 2 * limit:
+        with path.open(encoding="utf-8") as fh:
+            kept = deque(fh, maxlen=limit)
+        temp = path.with_suffix(".tmp")
+        temp.write_text("".join(kept), encoding="utf-8")
+        temp.replace(path)

@@ -1,0 +1,220 @@
+"""The chat router: inbound messages from every adapter → commands, the agent, replies.
+
+It consumes the daemon's inbox (adapters only fetch; the router decides). Per conversation (a
+chat, or a thread inside it) one message is handled at a time, in arrival order: a message that
+arrives while the agent is still working on the previous one waits its turn, and the user sees a
+typing indicator meanwhile. Different conversations never wait for each other.
+
+Who is served: only messages the adapter marked ``authorized`` (the platform's
+``allowed_users``). Anyone else gets one polite refusal per user per hour; nothing runs, nothing
+is created, and their text is never logged (the user id is, at INFO, so an operator can add it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from gateway.chat.agents import Agent, NoAgent, Turn
+from gateway.chat.commands import StatusSource, run_command, split_command
+from gateway.chat.history import History, entry, thread_key
+from gateway.chat.reply import send_reply
+from gateway.chat.tools import ThreadTools
+from gateway.commands import ChatUser, Services
+from platforms.base import Destination, InboundMessage, PlatformAdapter
+from platforms.delivery import DeliveryPolicy
+from platforms.errors import FileTooLarge, PlatformError
+
+log = logging.getLogger(__name__)
+
+REFUSAL = ("Sorry — I only answer people on this bot's allow-list. If you should have access, "
+           "ask the person who runs it to add your user id ({user_id}) to "
+           "platforms.{platform}.allowed_users.")
+MAX_QUEUED = 20  # per conversation; beyond this a message is answered "busy" instead
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    refusal_interval: float = 3600.0  # one refusal per user per this many seconds
+    typing_interval: float = 4.0  # Telegram's indicator lasts ~5 s; repeat before it fades
+    max_attachment_bytes: int = 50 * 1024 * 1024
+    download_timeout: float = 120.0
+
+
+PolicySource = Callable[[], Awaitable[DeliveryPolicy]]
+
+
+class ChatRouter:
+    def __init__(self, *, services: Services, adapters: Mapping[str, PlatformAdapter],
+                 home: Path, agent: Agent | None = None, history: History | None = None,
+                 status: StatusSource | None = None, policy: PolicySource | None = None,
+                 settings: RouterSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.services = services
+        self.adapters = adapters
+        self.home = home
+        self.agent: Agent = agent or NoAgent()
+        self.history = history or History(home / "chat" / "history")
+        self.status = status
+        self.policy = policy
+        self.settings = settings or RouterSettings()
+        self.clock = clock
+        self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
+        self._refused: dict[tuple[str, str], float] = {}
+        self.handled = 0  # messages answered (for tests and status)
+        self.refusals = 0
+
+    # ---- the loop --------------------------------------------------------------------------
+    async def run(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        async with anyio.create_task_group() as group:
+            while True:
+                message = await inbox.get()
+                self.dispatch(message, group)
+
+    def dispatch(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
+        if message.is_self:
+            return
+        if not message.authorized:
+            group.start_soon(self._refuse, message, name="chat-refusal")
+            return
+        key = (message.platform, message.chat, message.thread)
+        lane = self._lanes.get(key)
+        if lane is not None:
+            if len(lane) >= MAX_QUEUED:
+                group.start_soon(self._busy, message, name="chat-busy")
+                return
+            lane.append(message)  # the conversation is busy: this one waits its turn
+            return
+        self._lanes[key] = deque([message])
+        group.start_soon(self._drain, key, name=f"chat-{message.platform}")
+
+    async def _drain(self, key: tuple[str, str, str | None]) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane:
+                message = lane.popleft()
+                try:
+                    await self.handle(message)
+                except Exception:  # one bad message never stops the conversation
+                    log.exception("chat: handling a %s message failed", message.platform)
+                    await self._say(message, "Something went wrong on my side; the log has "
+                                             "the details.")
+        finally:
+            del self._lanes[key]
+
+    # ---- one message -------------------------------------------------------------------------
+    async def handle(self, message: InboundMessage) -> None:
+        adapter = self.adapters.get(message.platform)
+        if adapter is None:
+            log.warning("chat: a %s message arrived, but that adapter is gone", message.platform)
+            return
+        dest = message.reply_destination()
+        text = message.text.strip()
+        command = split_command(text, message.platform)
+        works = command is None and self.agent.kind != "none"
+        caller = ChatUser(message.platform, message.user_id, message.user_name or None)
+        async with anyio.create_task_group() as group:
+            if works or message.files:
+                group.start_soon(self._typing, adapter, message, name="chat-typing")
+            workdir = self.thread_dir(message)
+            files, notes = await self._download(adapter, message, workdir)
+            tools = ThreadTools(self.services, caller, dest, files)
+            if command is not None:
+                answer = await run_command(*command, tools, message.platform, self.status)
+            elif not text and not files:
+                group.cancel_scope.cancel()
+                return
+            else:
+                history = await self.history.recent(message.platform, message.chat,
+                                                    message.thread)
+                turn = Turn(message=message, text=text, history=history, files=files,
+                            tools=tools, workdir=workdir, notes=notes)
+                answer = await self.agent.reply(turn)
+            group.cancel_scope.cancel()  # stop the typing indicator
+        if notes:
+            answer = "\n".join([*notes, answer])
+        policy = await self.policy() if self.policy is not None else None
+        await send_reply(adapter, dest, answer, policy)
+        await self.history.append(message.platform, message.chat, message.thread,
+                                  entry("user", text, message.user_name),
+                                  entry("assistant", answer))
+        self.handled += 1
+
+    def thread_dir(self, message: InboundMessage) -> Path:
+        """The conversation's own folder: downloaded files, the command agent's cwd."""
+        safe = "".join(c for c in message.platform if c.isalnum() or c in "-_") or "chat"
+        return self.home / "chat" / "threads" / safe / thread_key(
+            message.platform, message.chat, message.thread)
+
+    async def _download(self, adapter: PlatformAdapter, message: InboundMessage,
+                        workdir: Path) -> tuple[list[Path], list[str]]:
+        files: list[Path] = []
+        notes: list[str] = []
+        for ref in message.files:
+            try:
+                with anyio.fail_after(self.settings.download_timeout):
+                    path = await adapter.download(ref, workdir / "inbox",
+                                                  self.settings.max_attachment_bytes)
+            except FileTooLarge as exc:
+                notes.append(f"{ref.name} was not received: {_after_colon(str(exc))}")
+            except TimeoutError:
+                notes.append(f"{ref.name} was not received: the download timed out")
+            except PlatformError as exc:
+                log.warning("chat: download of a %s file failed: %s", message.platform, exc)
+                notes.append(f"{ref.name} was not received: {_after_colon(str(exc))}")
+            else:
+                files.append(path)
+        return files, notes
+
+    async def _typing(self, adapter: PlatformAdapter, message: InboundMessage) -> None:
+        dest = Destination(message.platform, message.chat, message.thread,
+                           reply_to=message.message_id or None)
+        while True:
+            await adapter.typing(dest)
+            await anyio.sleep(self.settings.typing_interval)
+
+    # ---- refusals ---------------------------------------------------------------------------
+    async def _refuse(self, message: InboundMessage) -> None:
+        who = (message.platform, message.user_id)
+        now = self.clock()
+        last = self._refused.get(who)
+        if last is not None and now - last < self.settings.refusal_interval:
+            log.info("%s: message from user %s (not allowed) ignored; refused already",
+                     message.platform, message.user_id)
+            return
+        self._refused[who] = now
+        self.refusals += 1
+        log.info("%s: refused a message from user %s (not in allowed_users)",
+                 message.platform, message.user_id)
+        await self._say(message, REFUSAL.format(user_id=message.user_id,
+                                                platform=message.platform))
+
+    async def _busy(self, message: InboundMessage) -> None:
+        await self._say(message, "I'm still working on your earlier messages; send this one "
+                                 "again in a moment.")
+
+    async def _say(self, message: InboundMessage, text: str) -> None:
+        adapter = self.adapters.get(message.platform)
+        if adapter is None:
+            return
+        try:
+            receipt = await adapter.send(message.reply_destination(), text)
+        except PlatformError as exc:
+            log.warning("%s: could not answer: %s", message.platform, exc)
+            return
+        if not receipt.ok:
+            log.warning("%s: could not answer: %s", message.platform, receipt.reason)
+
+
+def _after_colon(text: str) -> str:
+    """``data.csv: too large (…)`` → ``too large (…)`` (the name is said already)."""
+    head, sep, tail = text.partition(": ")
+    return tail if sep and " " not in head.strip() else text

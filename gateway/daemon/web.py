@@ -1,0 +1,148 @@
+"""The dashboard (and the web chat mounted in it) as one of the daemon's components.
+
+Uvicorn's server runs inside the daemon's task group. It never installs its own signal handlers
+(the daemon owns SIGINT/SIGTERM); when the component is cancelled the server is told to exit and
+given a short grace period, after the open event streams were ended (browsers never hang up on
+their own). A port already in use fails the component with one clear line, and the supervisor
+retries it with backoff — the rest of the daemon keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import anyio
+import uvicorn
+
+from gateway.config import Config
+from gateway.dashboard.security import check_bind
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from kanban.boards import Boards
+    from platforms.web import WebAdapter
+
+log = logging.getLogger(__name__)
+
+WEB_HISTORY_DIR = "web-chat"  # the same folder `relayboard dashboard` uses
+
+
+class DashboardUnavailable(Exception):
+    """The dashboard could not bind its address (one line; the supervisor retries)."""
+
+
+class DashboardServer:
+    def __init__(self, config: Config, boards: Boards, web: WebAdapter | None,
+                 *, grace_seconds: float = 3.0, poll_seconds: float = 0.5) -> None:
+        dash = config.dashboard
+        check_bind(dash.host, dash.token, dash.token_env)  # refuse before anything starts
+        self.config = config
+        self.boards = boards
+        self.web = web
+        self.grace_seconds = grace_seconds
+        self.poll_seconds = poll_seconds
+        self.port: int | None = None  # the bound port, once serving (dashboard.port may be 0)
+        self.stopping = False
+        self.app: Starlette | None = None
+
+    @property
+    def url(self) -> str | None:
+        if self.port is None:
+            return None
+        host = self.config.dashboard.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+
+    def _app(self) -> Starlette:
+        if self.app is None:
+            from gateway.dashboard import create_app
+
+            self.app = create_app(self.config.home, self.config, boards=self.boards,
+                                  web_adapter=self.web, poll_seconds=self.poll_seconds)
+        return self.app
+
+    async def run(self) -> None:
+        app = self._app()
+        dash = self.config.dashboard
+        try:
+            sock = bind(dash.host, dash.port)
+        except OSError as exc:
+            raise DashboardUnavailable(
+                f"dashboard: cannot listen on {dash.host}:{dash.port} ({exc.strerror}); is "
+                "another gateway or `relayboard dashboard` running? Set dashboard.port to "
+                "another port") from None
+        server = _Server(uvicorn.Config(
+            app, host=dash.host, port=dash.port, log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=int(self.grace_seconds) or 1, access_log=False))
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        self.port = sock.getsockname()[1]
+        token_hint = f" (open it once with ?token=<${dash.token_env}>)" if dash.token else ""
+        log.info("dashboard and web chat on %s%s", self.url, token_hint)
+        try:
+            await asyncio.shield(serving)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stop(server, serving, app)
+                sock.close()
+                self.port = None
+
+    async def _stop(self, server: uvicorn.Server, serving: asyncio.Future[None],
+                    app: Starlette) -> None:
+        from gateway.dashboard import close_streams
+
+        if self.stopping:
+            await close_streams(app)  # ends the board streams and the web chat's
+        else:
+            state = app.state.dashboard
+            await state.live.aclose()
+        server.should_exit = True
+        with anyio.move_on_after(self.grace_seconds + 2):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await serving
+        if not serving.done():
+            serving.cancel()
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its signal handling: the daemon's handlers stay in charge."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def web_adapter(config: Config) -> WebAdapter | None:
+    """The web chat adapter when ``platforms.web.enabled`` (the default), history in the home."""
+    from platforms.web import WebAdapter
+
+    platform = config.platforms.get("web")
+    if platform is None or not platform.enabled:
+        return None
+    limit = platform.options.get("history_limit", 500)
+    return WebAdapter(history_dir=config.home / WEB_HISTORY_DIR,
+                      history_limit=limit if isinstance(limit, int) and limit > 0 else 500,
+                      allowed_users=["*"], max_bytes=config.delivery.max_attachment_bytes)
+
+
+__all__ = ["DashboardServer", "DashboardUnavailable", "bind", "web_adapter"]
