@@ -19,6 +19,7 @@ detached, not stopped: their claims stay valid and the next start adopts them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -42,7 +43,7 @@ from gateway.daemon.supervisor import Backoff, Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.daemon.web import DashboardServer, web_adapter
 from gateway.kernel_settings import board_options, decompose_settings, dispatch_settings
-from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, build_policy
+from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
@@ -182,14 +183,14 @@ class Daemon:
         chat threads' own folders, ``delivery.allowed_roots``; the notifier's denials apply."""
         boards = self.hub.open_boards() or [await self.boards.open(
             self.config.kanban.default_board)]
-        extra = [self.home / "chat" / "threads", *self.delivery.extra_roots]
-        for board in boards[1:]:
-            extra += [board.workspaces_dir, board.attachments_dir]
+        roots = [self.home / "chat" / "threads", *self.delivery.extra_roots]
+        for board in boards:
+            roots += [board.workspaces_dir, board.attachments_dir]
         d = self.delivery
         return await asyncio.to_thread(
-            build_policy, boards[0], relayboard_home=d.relayboard_home,
-            config_file=d.config_file, extra_roots=extra, user_home=d.user_home,
-            max_bytes=d.max_bytes)
+            functools.partial(policy_for_roots, roots, relayboard_home=d.relayboard_home,
+                              config_file=d.config_file, user_home=d.user_home,
+                              max_bytes=d.max_bytes))
 
     # ---- status -----------------------------------------------------------------------------
     async def status(self) -> dict[str, Any]:

@@ -1,6 +1,12 @@
 """The notifier: subscribed task events → chat messages with their files, through the outbox."""
 
-from gateway.notifier.artifacts import artifact_paths, build_policy, screen, task_roots
+from gateway.notifier.artifacts import (
+    artifact_paths,
+    build_policy,
+    policy_for_roots,
+    screen,
+    task_roots,
+)
 from gateway.notifier.format import headline, refusal_line, render
 from gateway.notifier.pump import DeliverySettings, Notifier, NotifierSettings, backoff
 
@@ -12,6 +18,7 @@ __all__ = [
     "backoff",
     "build_policy",
     "headline",
+    "policy_for_roots",
     "refusal_line",
     "render",
     "screen",

@@ -66,8 +66,18 @@ def build_policy(board: Board, task: Task, *, relayboard_home: Path, config_file
                  extra_roots: Sequence[Path], user_home: Path | None = None,
                  max_bytes: int | None = None) -> DeliveryPolicy:
     """The delivery policy for one task's files (see the module docstring)."""
+    return policy_for_roots([*task_roots(board, task), *extra_roots],
+                            relayboard_home=relayboard_home, config_file=config_file,
+                            user_home=user_home, max_bytes=max_bytes)
+
+
+def policy_for_roots(roots: Sequence[Path], *, relayboard_home: Path, config_file: Path | None,
+                     user_home: Path | None = None,
+                     max_bytes: int | None = None) -> DeliveryPolicy:
+    """A delivery policy over ``roots`` with the notifier's denials (the home's config and
+    profiles, the lock, dot-folders of the user's home)."""
     home = (user_home or Path.home()).expanduser()
-    roots = [*task_roots(board, task), *extra_roots]
+    roots = list(roots)
     denied: list[Path] = [relayboard_home / "config.yaml", relayboard_home / "profiles",
                           relayboard_home / "gateway.lock"]
     if config_file is not None:
