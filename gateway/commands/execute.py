@@ -503,8 +503,10 @@ async def _boards_create(req: v.BoardsCreateRequest, caller: Caller,
 async def _boards_remove(req: v.BoardsRemoveRequest, caller: Caller,
                          services: Services) -> r.BoardRemoved:
     _refuse_worker(caller, "remove boards")
-    archived = await services.boards.remove(req.slug, delete=req.delete)
-    return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None)
+    released = (await services.boards.stop_runs(req.slug, by=_name_of(caller))
+                if req.force and services.boards.exists(req.slug) else [])
+    archived = await services.boards.remove(req.slug, delete=req.delete, force=req.force)
+    return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None, released)
 
 
 # ---- decomposition ---------------------------------------------------------------------------

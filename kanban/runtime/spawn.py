@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import stat
 import subprocess
@@ -215,6 +216,15 @@ class WorkerProcess:
     def _worker_running(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
+        fd = self._pidfds.get(self.pid)
+        if fd is not None:
+            # An adopted worker being watched: its pidfd turns readable when it exits, and
+            # until then the pid cannot have been recycled. A zero-timeout select is one cheap
+            # system call, where a psutil probe reads /proc on the event loop.
+            try:
+                return not select.select([fd], [], [], 0)[0]
+            except (OSError, ValueError):
+                pass
         return is_same_process(self.pid, self.started_at)
 
     def poll(self) -> bool:
@@ -288,9 +298,9 @@ class WorkerProcess:
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the worker's process group (its own session), re-checking identity
         first so a recycled pid is never hit."""
-        if not self.poll() or not self._worker_running():
-            return False
-        if self.popen is None and not is_same_process(self.pid, self.started_at):
+        # One identity check: our own child by its Popen, an adopted worker by its pidfd when
+        # watched, else by its start time (so a recycled pid is never hit).
+        if self._gone or not self._worker_running():
             return False
         try:
             if hasattr(os, "killpg"):
