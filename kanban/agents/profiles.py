@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ class Profile:
     env_from: dict[str, str] = field(default_factory=dict)  # worker name → gateway env name
     exists: bool = True
     problem: str | None = None
+    # Set when the profile cannot be used as written (its file cannot be read or parsed, or
+    # its command cannot be split): running the built-in worker in its place would be wrong.
+    unreadable: str | None = None
 
     @property
     def skills_dir(self) -> Path:
@@ -70,6 +74,17 @@ class Profile:
             return []
         return sorted(p.name for p in self.skills_dir.iterdir() if p.is_dir())
 
+    def unusable(self) -> str | None:
+        """Why no worker can run as this profile (it does not exist, or its file cannot be
+        read as written), as one line for a person; None when it can run."""
+        if not self.exists:
+            return (f"unknown profile {self.name!r}: no profile named {self.name!r} (create it "
+                    f"with `relayboard profile create {self.name}` or assign another profile)")
+        if self.unreadable is not None:
+            return (f"profile {self.name!r} is unreadable: {self.unreadable} "
+                    "(fix its profile.yaml)")
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "home": str(self.home), "description": self.description,
@@ -80,6 +95,7 @@ class Profile:
             "toolsets": self.toolsets, "env": sorted(self.env), "env_from": self.env_from,
             "exists": self.exists,
             "problem": self.problem,
+            "unreadable": self.unreadable,
         }
 
 
@@ -142,25 +158,33 @@ class Profiles:
                            problem=f"invalid profile name {name!r}")
         home = self.path(name)
         profile = Profile(name=name, home=home)
-        if not home.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(home.stat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        except OSError as exc:
+            return _unreadable(profile, f"its folder: {_why(exc)}")
+        if not is_dir:
             profile.exists = False
             profile.problem = "profile directory does not exist"
             return profile
-        file = home / PROFILE_FILE
-        if not file.is_file():
-            return profile
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            profile.problem = f"unreadable {PROFILE_FILE}: {str(exc).splitlines()[0]}"
-            log.warning("profile %s: %s", name, profile.problem)
-            return profile
+            raw = (home / PROFILE_FILE).read_bytes()
+        except FileNotFoundError:
+            return profile  # a folder without a file: every field at its default
+        except OSError as exc:
+            return _unreadable(profile, f"{PROFILE_FILE}: {_why(exc)}")
+        try:
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return _unreadable(profile, f"{PROFILE_FILE}: not UTF-8 text")
+        except yaml.YAMLError as exc:
+            return _unreadable(
+                profile, f"{PROFILE_FILE}: not valid YAML ({str(exc).splitlines()[0]})")
         if data is None:
             return profile
         if not isinstance(data, dict):
-            profile.problem = f"{PROFILE_FILE} is not a mapping"
-            log.warning("profile %s: %s", name, profile.problem)
-            return profile
+            return _unreadable(profile, f"{PROFILE_FILE}: not a mapping")
         problems: list[str] = []
         _apply(profile, data, problems)
         if problems:
@@ -204,6 +228,17 @@ class Profiles:
                 current[key] = value
         _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
         return self.load(name)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _unreadable(profile: Profile, reason: str) -> Profile:
+    profile.unreadable = reason
+    profile.problem = f"unreadable {reason}"
+    log.warning("profile %s: %s", profile.name, profile.problem)
+    return profile
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -259,6 +294,7 @@ def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
         profile.command = split_command(data.get("command"))
     except InvalidInput as exc:
         problems.append(str(exc))
+        profile.unreadable = f"command: {exc}"
     profile.skills = strings("skills")
     profile.toolsets = strings("toolsets")
     if profile.model is not None and not MODEL_RE.match(profile.model):

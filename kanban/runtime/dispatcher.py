@@ -403,10 +403,12 @@ class Dispatcher:
             assignee = task.assignee or self.settings.default_assignee
             if not assignee:
                 continue  # nobody to run it: stays ready for a human to assign
-            try:
-                profile = self.profiles.load(assignee)
-            except KanbanError as exc:
-                await self._block(board, task, f"cannot load profile {assignee!r}: {exc}", report,
+            profile = self.profiles.load(assignee)  # never raises: problems are reported
+            unusable = profile.unusable()
+            if unusable is not None:
+                # Nothing to run (the built-in worker in its place would be wrong): blocked at
+                # once, no spawn and no failure counted; subscribers hear of it.
+                await self._block(board, task, f"{unusable}, then unblock the task", report,
                                   dry_run)
                 continue
             if profile.command is None and not self.settings.builtin_worker:
@@ -434,7 +436,7 @@ class Dispatcher:
         if dry_run:
             return
         try:
-            await board.block(task.id, reason, by="dispatcher")
+            await board.block(task.id, reason, as_operator=True, by="dispatcher")
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
             log.info("not blocking task %s: %s", task.id, exc)
 
