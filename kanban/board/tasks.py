@@ -160,8 +160,12 @@ class TasksMixin(BoardCore):
         assignee: str | None = None,
         include_archived: bool = False,
         limit: int | None = None,
+        with_body: bool = True,
     ) -> list[Task]:
-        """Tasks by priority (high first), then age (oldest first). Corrupt rows still appear."""
+        """Tasks by priority (high first), then age (oldest first). Corrupt rows still appear.
+
+        ``with_body=False`` leaves the body column unread (``Task.body`` is then ""): a body may
+        be up to 1 MB, and a board view or a table never shows it."""
         clauses: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -173,12 +177,19 @@ class TasksMixin(BoardCore):
             clauses.append("assignee = ?")
             params.append(assignee)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT * FROM tasks {where} ORDER BY priority DESC, created_at, id"
+        order = f"FROM tasks {where} ORDER BY priority DESC, created_at, id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            order += f" LIMIT {int(limit)}"
 
         def run(tx: Tx) -> list[Task]:
-            tasks = [Task.from_row(r) for r in tx.all(sql, params)]
+            columns = "*"
+            if not with_body:
+                # Named from the table itself (one cheap pragma), so a column added by a later
+                # migration is never silently left out.
+                columns = ", ".join(
+                    f'"{name}"' for (name,) in tx.all("SELECT name FROM pragma_table_info('tasks')")
+                    if name != "body")
+            tasks = [Task.from_row(r) for r in tx.all(f"SELECT {columns} {order}", params)]
             by_id = {t.id: t for t in tasks}
             ids = list(by_id)
             # Links of the listed tasks only, in chunks that stay under SQLite's variable limit.
