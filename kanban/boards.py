@@ -10,6 +10,7 @@ import asyncio
 import builtins
 import json
 import logging
+import os
 import shutil
 import socket
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import anyio
 from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput
 from kanban.storage.db import forget_schema
+from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
 from kanban.timeutil import now
 from kanban.validation import check_slug
 
@@ -73,6 +75,8 @@ class Boards:
                 if slug != DEFAULT_BOARD:
                     raise BoardNotFound(slug)
                 self._write_meta(slug, slug)
+            else:
+                await asyncio.to_thread(self._private, slug)
             board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
             self._open[slug] = board
             return board
@@ -186,7 +190,7 @@ class Boards:
             shutil.rmtree(board_dir)
             return None
         archive_root = self.root / "_archived"
-        archive_root.mkdir(parents=True, exist_ok=True)
+        private_dirs(archive_root)
         target = archive_root / f"{slug}-{int(now())}"
         suffix = 1
         while target.exists():
@@ -202,10 +206,17 @@ class Boards:
         for board in boards:
             await board.close()
 
+    def _private(self, slug: str) -> None:
+        """The home, ``boards/`` and the board's folder 0700, its ``board.json`` 0600 (made so,
+        or tightened when an older version left them open)."""
+        private_dirs(self.home, self.root, self.root / slug)
+        private_files(self.root / slug / META_NAME)
+
     def _write_meta(self, slug: str, name: str) -> None:
-        board_dir = self.root / slug
-        board_dir.mkdir(parents=True, exist_ok=True)
-        meta_path = board_dir / META_NAME
+        self._private(slug)
+        meta_path = self.root / slug / META_NAME
         if not meta_path.exists():
-            meta_path.write_text(json.dumps({"slug": slug, "name": name, "created_at": now()}),
-                                 encoding="utf-8")
+            fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps({"slug": slug, "name": name, "created_at": now()}))
+            private_files(meta_path)

@@ -20,9 +20,11 @@ A name missing from the gateway's environment is simply not set for the worker.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
+import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -31,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from kanban.errors import InvalidInput, ProfileNotFound
+from kanban.errors import InvalidInput, KanbanError, ProfileNotFound, StorageError
+from kanban.storage.private import PRIVATE_DIR_MODE, private_dir, tighten
 from kanban.validation import ENV_NAME_RE, MODEL_RE, NAME_RE, check_model, check_name
 
 log = logging.getLogger(__name__)
@@ -199,12 +202,36 @@ class Profiles:
         return profile
 
     def create(self, name: str, **fields: Any) -> Profile:
+        """Create a profile atomically: it is built in a hidden folder beside its final place
+        and renamed into place whole, so a full disk or a crash never leaves a half-made
+        profile that blocks creating it again."""
         home = self.path(name)
-        if home.is_dir():
+        if home.is_dir() and not _empty_leftover(home):
             raise InvalidInput(f"profile {name!r} already exists")
-        _check_fields(fields)  # before mkdir: a bad field must not leave a half-made profile
-        (home / "skills").mkdir(parents=True)
-        return self.update(name, **fields)
+        _check_fields(fields)  # before any write: a bad field must not leave anything behind
+        private_dir(self.root)
+        text = yaml.safe_dump({k: v for k, v in fields.items() if v is not None},
+                              sort_keys=True, allow_unicode=True)
+        try:
+            building = Path(tempfile.mkdtemp(dir=self.root, prefix=f".new-{name}-"))
+        except OSError as exc:
+            raise _write_error(name, exc) from exc
+        try:
+            (building / "skills").mkdir(mode=PRIVATE_DIR_MODE)
+            _atomic_write(building / PROFILE_FILE, text)
+            if home.is_dir():  # an empty leftover of an older, failed create (checked above)
+                if (home / "skills").is_dir():
+                    (home / "skills").rmdir()
+                home.rmdir()
+            os.rename(building, home)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise InvalidInput(f"profile {name!r} already exists") from exc
+            raise _write_error(name, exc) from exc
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        tighten(home, PRIVATE_DIR_MODE)
+        return self.load(name)
 
     def update(self, name: str, **fields: Any) -> Profile:
         """Atomically change only the given fields (None values are removed)."""
@@ -226,7 +253,10 @@ class Profiles:
                 current.pop(key, None)
             else:
                 current[key] = value
-        _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
+        try:
+            _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
+        except OSError as exc:
+            raise _write_error(name, exc) from exc
         return self.load(name)
 
 
@@ -342,7 +372,25 @@ def parse_env(value: object, problems: list[str]) -> tuple[dict[str, str], dict[
     return literal, copied
 
 
+def _empty_leftover(home: Path) -> bool:
+    """True for a profile folder holding nothing but an empty ``skills/`` (what a create that
+    failed before the atomic write left behind): it may be created again."""
+    try:
+        entries = list(home.iterdir())
+        return all(e.name == "skills" and e.is_dir() and not any(e.iterdir()) for e in entries)
+    except OSError:
+        return False
+
+
+def _write_error(name: str, exc: OSError) -> KanbanError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"disk full: cannot write profile {name!r}; free some space and "
+                            "try again")
+    return StorageError(f"cannot write profile {name!r}: {exc.strerror or exc}")
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    # mkstemp makes the file 0600 whatever the umask: a profile's env may hold secrets.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -12,6 +12,7 @@ import logging
 import shutil
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kanban.board.context import build_context
@@ -33,6 +34,7 @@ from kanban.validation import (
     check_skills,
     check_text,
     check_title,
+    check_workspace_dir,
     in_int64,
     parse_workspace,
 )
@@ -84,6 +86,11 @@ class TasksMixin(BoardCore):
         model_override = check_model(model_override)
         skill_list = check_skills(list(skills))
         ws_kind, ws_path = parse_workspace(workspace)
+        if ws_path is not None and (ws_kind == "dir" or Path(ws_path).is_absolute()):
+            # <home>/boards/<slug>/kanban.db: the home is two levels above the board's folder
+            # (a board file opened outside a home protects its own folder).
+            home = self.root.parent.parent if self.root.parent.name == "boards" else self.root
+            check_workspace_dir(ws_path, home=home)
         if initial_status not in ("running", "blocked"):
             raise InvalidInput(
                 f"initial status must be running or blocked (got {initial_status!r})"

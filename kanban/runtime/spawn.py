@@ -25,7 +25,6 @@ import logging
 import os
 import select
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from kanban.runtime.template import (
     expand_template,
 )
 from kanban.runtime.workerenv import worker_env
+from kanban.storage.private import PRIVATE_FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ CREATE_NO_WINDOW = 0x08000000
 CLI_MODULE = "gateway"
 # Two readings of one process's start time agree to the clock tick; a recycled pid started later.
 START_TIME_TOLERANCE = 0.5
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 # After the worker exits, its relay needs a moment to write the last output (a crash's log tail
 # is read from the file); a grandchild still holding the pipe does not hold up the reaping longer.
 PUMP_DRAIN_SECONDS = 2.0
@@ -80,13 +78,6 @@ def popen_kwargs(platform: str = sys.platform) -> dict[str, Any]:
 
 
 # ---- logs and private files ----------------------------------------------------------------------
-
-def private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700; an existing folder of ours is tightened to 0700."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
-        os.chmod(path, PRIVATE_DIR_MODE)
-
 
 def write_private_text(path: Path, text: str) -> None:
     """Write ``path`` as 0600 in a 0700 folder (prompts hold task bodies; logs, a worker's
