@@ -27,6 +27,7 @@ from kanban.boards import DEFAULT_BOARD, BoardInfo, Boards
 from kanban.errors import (
     AuxiliaryError,
     BoardNotFound,
+    CapReached,
     Conflict,
     CycleError,
     InvalidInput,
@@ -65,6 +66,7 @@ __all__ = [
     "BoardOptions",
     "BoardPaths",
     "Boards",
+    "CapReached",
     "ChangeSignal",
     "ChildSpec",
     "Claim",

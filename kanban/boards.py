@@ -7,15 +7,21 @@ deletes it; either way the schema cache entry is dropped first (S10).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
+import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+import anyio
 
 from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput
 from kanban.storage.db import forget_schema
+from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
 from kanban.timeutil import now
 from kanban.validation import check_slug
 
@@ -24,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BOARD = "default"
 DB_NAME = "kanban.db"
 META_NAME = "board.json"
+DEFAULT_KILL_GRACE = 5.0  # seconds between TERM and KILL when a removal stops workers
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class Boards:
                 if slug != DEFAULT_BOARD:
                     raise BoardNotFound(slug)
                 self._write_meta(slug, slug)
+            else:
+                await asyncio.to_thread(self._private, slug)
             board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
             self._open[slug] = board
             return board
@@ -109,14 +118,66 @@ class Boards:
             created_at=float(created) if isinstance(created, int | float) else None,
         )
 
-    async def remove(self, slug: str, *, delete: bool = False) -> Path | None:
+    async def stop_runs(self, slug: str, *, kill_grace: float = DEFAULT_KILL_GRACE,
+                        by: str | None = None) -> builtins.list[int]:
+        """Stop the workers of the board's active runs on this host (TERM, ``kill_grace``
+        seconds, KILL — only a process whose start time matches the recorded one) and release
+        every active run, manual claims and other hosts' runs included (their leases go
+        stale). Returns the ids of the tasks whose runs were released."""
+        board = await self.open(slug)
+        active = await board.active_runs()
+        if not active:
+            return []
+        # The runtime imports this module; import its process helpers only when needed.
+        from kanban.runtime.spawn import WorkerProcess, is_same_process
+
+        host = socket.gethostname()
+
+        async def stop(pid: int, started: float | None) -> None:
+            if not await anyio.to_thread.run_sync(is_same_process, pid, started):
+                return  # gone already, or the pid now belongs to somebody else
+            proc = WorkerProcess(pid, started)
+            proc.watch(lambda _p: None)  # wait on its pidfd, not on process-table probes
+            try:
+                await proc.terminate(kill_grace)
+            finally:
+                proc.close()
+
+        async with anyio.create_task_group() as group:
+            for run, _task in active:
+                if run.worker_pid is not None and run.host == host:
+                    group.start_soon(stop, run.worker_pid, run.worker_started_at,
+                                     name=f"stop-worker-{run.task_id}")
+        released = []
+        for run, task in active:
+            if await board.release(run.id, reason=f"board {slug!r} is being removed", by=by):
+                released.append(task.id)
+        return released
+
+    async def remove(self, slug: str, *, delete: bool = False, force: bool = False,
+                     kill_grace: float = DEFAULT_KILL_GRACE) -> Path | None:
         """Archive (rename under ``boards/_archived/``) or delete a board; returns the archive
-        path. ``default`` cannot be removed."""
+        path. ``default`` cannot be removed.
+
+        A board with active runs is refused (a :class:`Conflict` naming the tasks): its workers
+        would go on writing to an archived file and recreate the folder. ``force`` first stops
+        them and releases the runs (:meth:`stop_runs`)."""
         check_slug(slug)
         if slug == DEFAULT_BOARD:
             raise InvalidInput("the default board cannot be removed")
         if not self.exists(slug):
             raise BoardNotFound(slug)
+        if force:
+            await self.stop_runs(slug, kill_grace=kill_grace)
+        else:
+            active = await (await self.open(slug)).active_runs()
+            if active:
+                ids = [task.id for _run, task in active]
+                named = ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more"
+                                                         if len(ids) > 5 else "")
+                raise Conflict(
+                    f"board {slug!r} has {len(ids)} active run(s) (task {named}); let them "
+                    "finish, or use --force to stop their workers and release the runs")
         board_dir = self.root / slug
         # Drop the schema cache BEFORE the filesystem changes, so a racing open of this slug
         # sets up a fresh file instead of trusting a stale "schema ready" entry (S10).
@@ -129,7 +190,7 @@ class Boards:
             shutil.rmtree(board_dir)
             return None
         archive_root = self.root / "_archived"
-        archive_root.mkdir(parents=True, exist_ok=True)
+        private_dirs(archive_root)
         target = archive_root / f"{slug}-{int(now())}"
         suffix = 1
         while target.exists():
@@ -145,10 +206,17 @@ class Boards:
         for board in boards:
             await board.close()
 
+    def _private(self, slug: str) -> None:
+        """The home, ``boards/`` and the board's folder 0700, its ``board.json`` 0600 (made so,
+        or tightened when an older version left them open)."""
+        private_dirs(self.home, self.root, self.root / slug)
+        private_files(self.root / slug / META_NAME)
+
     def _write_meta(self, slug: str, name: str) -> None:
-        board_dir = self.root / slug
-        board_dir.mkdir(parents=True, exist_ok=True)
-        meta_path = board_dir / META_NAME
+        self._private(slug)
+        meta_path = self.root / slug / META_NAME
         if not meta_path.exists():
-            meta_path.write_text(json.dumps({"slug": slug, "name": name, "created_at": now()}),
-                                 encoding="utf-8")
+            fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps({"slug": slug, "name": name, "created_at": now()}))
+            private_files(meta_path)

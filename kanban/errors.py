@@ -13,6 +13,7 @@ non-zero exit and one line, the dashboard to a 4xx JSON body::
     │   └── PlanError            an LLM reply (or a body) that cannot become a plan
     ├── Conflict                 the task is not in a state that allows the operation
     │   └── NotClaimable(task_id, status)
+    │       └── CapReached       the board already runs ``max_running`` tasks
     ├── LeaseError(task_id, run_id)   stale, finished or wrong lease token
     ├── StorageError             the database could not be opened, set up or migrated
     ├── AuxiliaryError(slot)     an auxiliary LLM call failed
@@ -75,6 +76,11 @@ class NotClaimable(Conflict):
         super().__init__(f"task {task_id} cannot be claimed: {detail}")
         self.task_id = task_id
         self.status = status
+
+
+class CapReached(NotClaimable):
+    """A claim refused because the board's concurrency cap (``max_spawn``) is reached: no other
+    ready task can be claimed either until one finishes."""
 
 
 class LeaseError(KanbanError):

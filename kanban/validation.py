@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,33 @@ def parse_workspace(spec: str) -> tuple[str, str | None]:
     raise InvalidInput(
         f"invalid workspace {spec!r}: use scratch, dir:/absolute/path, worktree or worktree:PATH"
     )
+
+
+# System folders a worker's dir: workspace must never be, nor lie inside: a worker runs there
+# with the user's rights, writes its files there, and cleanup treats it as the task's own.
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys",
+               "/usr")
+
+
+def check_workspace_dir(path: str, *, home: Path) -> None:
+    """Refuse a ``dir:``/``worktree:`` workspace that is the file-system root, a system folder
+    (or inside one), the Relayboard home, a folder inside it (boards, profiles), or a folder
+    that contains it."""
+    try:
+        target = Path(os.path.realpath(path))
+        base = Path(os.path.realpath(home))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"workspace {path!r} cannot be resolved: {exc}") from exc
+    if target == Path(target.anchor):
+        raise InvalidInput(f"workspace {path!r} is the file-system root; give a folder of its "
+                           "own (e.g. dir:/home/me/work/task)")
+    for system in SYSTEM_DIRS:
+        if target == Path(system) or target.is_relative_to(system):
+            raise InvalidInput(f"workspace {path!r} is a system folder ({system}); give a "
+                               "folder of its own")
+    if target == base or target.is_relative_to(base):
+        raise InvalidInput(f"workspace {path!r} is inside the Relayboard home (its boards and "
+                           "profiles); use scratch, or a folder outside it")
+    if base.is_relative_to(target):
+        raise InvalidInput(f"workspace {path!r} contains the Relayboard home; give a folder "
+                           "of its own")

@@ -88,7 +88,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         ("name", p.name), ("home", str(p.home)), ("description", _description_cell(p)),
         ("model", p.model or "-"), ("base_url", p.base_url or "-"),
         ("api_key_env", p.api_key_env or "-"),
-        ("command", " ".join(p.command) if p.command else "(built-in worker)"),
+        ("command", _command_cell(p)),
         ("skills", ", ".join(p.skills or p.installed_skills()) or "-"),
         ("toolsets", ", ".join(p.toolsets) or "-"),
         ("env", ", ".join(sorted(p.env)) or "-"),  # names only: values may be secrets
@@ -168,6 +168,13 @@ def _public(p: Profile) -> dict[str, object]:
     data = p.to_dict()
     data["env"] = {name: REDACTED for name in sorted(p.env)}
     return data
+
+
+def _command_cell(p: Profile) -> str:
+    # An unreadable file is not an empty one: never claim the built-in worker would run.
+    if p.unreadable is not None:
+        return "(unknown: the profile is unreadable)"
+    return " ".join(p.command) if p.command else "(built-in worker)"
 
 
 def _description_cell(p: Profile) -> str:

@@ -266,11 +266,9 @@ async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r
 @handles(v.ListRequest)
 async def _list(req: v.ListRequest, caller: Caller, services: Services) -> r.TaskList:
     board = await services.open_board(req, caller)
-    kwargs: dict[str, Any] = {}
-    if not req.with_bodies and _accepts(type(board).list_tasks, "with_body"):
-        kwargs["with_body"] = False
+    # The human table and chat show no bodies: they are left unread (up to 1 MB each).
     tasks = await board.list_tasks(status=req.status, assignee=req.assignee,
-                                   include_archived=req.archived, **kwargs)
+                                   include_archived=req.archived, with_body=req.with_bodies)
     return r.TaskList(board.slug, tasks)
 
 
@@ -503,8 +501,10 @@ async def _boards_create(req: v.BoardsCreateRequest, caller: Caller,
 async def _boards_remove(req: v.BoardsRemoveRequest, caller: Caller,
                          services: Services) -> r.BoardRemoved:
     _refuse_worker(caller, "remove boards")
-    archived = await services.boards.remove(req.slug, delete=req.delete)
-    return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None)
+    released = (await services.boards.stop_runs(req.slug, by=_name_of(caller))
+                if req.force and services.boards.exists(req.slug) else [])
+    archived = await services.boards.remove(req.slug, delete=req.delete, force=req.force)
+    return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None, released)
 
 
 # ---- decomposition ---------------------------------------------------------------------------

@@ -293,12 +293,18 @@ class BoardRemoved:
     slug: str
     deleted: bool
     archived_as: str | None
+    released: list[int] = field(default_factory=list)  # tasks whose runs --force released
 
     def to_json(self) -> Any:
-        return {"slug": self.slug, "deleted": self.deleted, "archived_as": self.archived_as}
+        return {"slug": self.slug, "deleted": self.deleted, "archived_as": self.archived_as,
+                "released": self.released}
 
     def text(self) -> str:
-        return f"{'Deleted' if self.deleted else 'Archived'} board {self.slug}"
+        done = f"{'Deleted' if self.deleted else 'Archived'} board {self.slug}"
+        if self.released:
+            done += (f" (stopped and released the runs of task(s) "
+                     f"{', '.join(map(str, self.released))})")
+        return done
 
 
 @dataclass(eq=False)

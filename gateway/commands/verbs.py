@@ -248,6 +248,9 @@ class BoardsCreateRequest(Request):
 class BoardsRemoveRequest(Request):
     slug: str = argument()
     delete: bool = option("--delete", is_flag=True, help="Delete instead of archiving.")
+    force: bool = option("--force", is_flag=True,
+                         help="Stop the workers of its running tasks and release their runs "
+                         "first (refused otherwise).")
 
 
 @verb("decompose", help="Decompose triage task ID (or --all) into assigned sub-tasks.")

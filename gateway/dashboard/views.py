@@ -50,7 +50,8 @@ class BoardViews:
             snap = self._snapshots.get(key)
             if snap is not None and snap.version == version:
                 return snap
-            tasks = await board.list_tasks(include_archived=archived)
+            # Cards never show a body (up to 1 MB each): the listing leaves that column unread.
+            tasks = await board.list_tasks(include_archived=archived, with_body=False)
             snap = Snapshot(version, archived, tasks, {t.id: t.status for t in tasks})
             self._snapshots[key] = snap
             return snap

@@ -20,9 +20,12 @@ A name missing from the gateway's environment is simply not set for the worker.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from kanban.errors import InvalidInput, ProfileNotFound
+from kanban.errors import InvalidInput, KanbanError, ProfileNotFound, StorageError
+from kanban.storage.private import PRIVATE_DIR_MODE, private_dir, tighten
 from kanban.validation import ENV_NAME_RE, MODEL_RE, NAME_RE, check_model, check_name
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ class Profile:
     env_from: dict[str, str] = field(default_factory=dict)  # worker name → gateway env name
     exists: bool = True
     problem: str | None = None
+    # Set when the profile cannot be used as written (its file cannot be read or parsed, or
+    # its command cannot be split): running the built-in worker in its place would be wrong.
+    unreadable: str | None = None
 
     @property
     def skills_dir(self) -> Path:
@@ -70,6 +77,17 @@ class Profile:
             return []
         return sorted(p.name for p in self.skills_dir.iterdir() if p.is_dir())
 
+    def unusable(self) -> str | None:
+        """Why no worker can run as this profile (it does not exist, or its file cannot be
+        read as written), as one line for a person; None when it can run."""
+        if not self.exists:
+            return (f"unknown profile {self.name!r}: no profile named {self.name!r} (create it "
+                    f"with `relayboard profile create {self.name}` or assign another profile)")
+        if self.unreadable is not None:
+            return (f"profile {self.name!r} is unreadable: {self.unreadable} "
+                    "(fix its profile.yaml)")
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "home": str(self.home), "description": self.description,
@@ -80,6 +98,7 @@ class Profile:
             "toolsets": self.toolsets, "env": sorted(self.env), "env_from": self.env_from,
             "exists": self.exists,
             "problem": self.problem,
+            "unreadable": self.unreadable,
         }
 
 
@@ -142,25 +161,33 @@ class Profiles:
                            problem=f"invalid profile name {name!r}")
         home = self.path(name)
         profile = Profile(name=name, home=home)
-        if not home.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(home.stat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        except OSError as exc:
+            return _unreadable(profile, f"its folder: {_why(exc)}")
+        if not is_dir:
             profile.exists = False
             profile.problem = "profile directory does not exist"
             return profile
-        file = home / PROFILE_FILE
-        if not file.is_file():
-            return profile
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            profile.problem = f"unreadable {PROFILE_FILE}: {str(exc).splitlines()[0]}"
-            log.warning("profile %s: %s", name, profile.problem)
-            return profile
+            raw = (home / PROFILE_FILE).read_bytes()
+        except FileNotFoundError:
+            return profile  # a folder without a file: every field at its default
+        except OSError as exc:
+            return _unreadable(profile, f"{PROFILE_FILE}: {_why(exc)}")
+        try:
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return _unreadable(profile, f"{PROFILE_FILE}: not UTF-8 text")
+        except yaml.YAMLError as exc:
+            return _unreadable(
+                profile, f"{PROFILE_FILE}: not valid YAML ({str(exc).splitlines()[0]})")
         if data is None:
             return profile
         if not isinstance(data, dict):
-            profile.problem = f"{PROFILE_FILE} is not a mapping"
-            log.warning("profile %s: %s", name, profile.problem)
-            return profile
+            return _unreadable(profile, f"{PROFILE_FILE}: not a mapping")
         problems: list[str] = []
         _apply(profile, data, problems)
         if problems:
@@ -175,12 +202,36 @@ class Profiles:
         return profile
 
     def create(self, name: str, **fields: Any) -> Profile:
+        """Create a profile atomically: it is built in a hidden folder beside its final place
+        and renamed into place whole, so a full disk or a crash never leaves a half-made
+        profile that blocks creating it again."""
         home = self.path(name)
-        if home.is_dir():
+        if home.is_dir() and not _empty_leftover(home):
             raise InvalidInput(f"profile {name!r} already exists")
-        _check_fields(fields)  # before mkdir: a bad field must not leave a half-made profile
-        (home / "skills").mkdir(parents=True)
-        return self.update(name, **fields)
+        _check_fields(fields)  # before any write: a bad field must not leave anything behind
+        private_dir(self.root)
+        text = yaml.safe_dump({k: v for k, v in fields.items() if v is not None},
+                              sort_keys=True, allow_unicode=True)
+        try:
+            building = Path(tempfile.mkdtemp(dir=self.root, prefix=f".new-{name}-"))
+        except OSError as exc:
+            raise _write_error(name, exc) from exc
+        try:
+            (building / "skills").mkdir(mode=PRIVATE_DIR_MODE)
+            _atomic_write(building / PROFILE_FILE, text)
+            if home.is_dir():  # an empty leftover of an older, failed create (checked above)
+                if (home / "skills").is_dir():
+                    (home / "skills").rmdir()
+                home.rmdir()
+            os.rename(building, home)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise InvalidInput(f"profile {name!r} already exists") from exc
+            raise _write_error(name, exc) from exc
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        tighten(home, PRIVATE_DIR_MODE)
+        return self.load(name)
 
     def update(self, name: str, **fields: Any) -> Profile:
         """Atomically change only the given fields (None values are removed)."""
@@ -202,8 +253,22 @@ class Profiles:
                 current.pop(key, None)
             else:
                 current[key] = value
-        _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
+        try:
+            _atomic_write(file, yaml.safe_dump(current, sort_keys=True, allow_unicode=True))
+        except OSError as exc:
+            raise _write_error(name, exc) from exc
         return self.load(name)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _unreadable(profile: Profile, reason: str) -> Profile:
+    profile.unreadable = reason
+    profile.problem = f"unreadable {reason}"
+    log.warning("profile %s: %s", profile.name, profile.problem)
+    return profile
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -259,6 +324,7 @@ def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
         profile.command = split_command(data.get("command"))
     except InvalidInput as exc:
         problems.append(str(exc))
+        profile.unreadable = f"command: {exc}"
     profile.skills = strings("skills")
     profile.toolsets = strings("toolsets")
     if profile.model is not None and not MODEL_RE.match(profile.model):
@@ -306,7 +372,25 @@ def parse_env(value: object, problems: list[str]) -> tuple[dict[str, str], dict[
     return literal, copied
 
 
+def _empty_leftover(home: Path) -> bool:
+    """True for a profile folder holding nothing but an empty ``skills/`` (what a create that
+    failed before the atomic write left behind): it may be created again."""
+    try:
+        entries = list(home.iterdir())
+        return all(e.name == "skills" and e.is_dir() and not any(e.iterdir()) for e in entries)
+    except OSError:
+        return False
+
+
+def _write_error(name: str, exc: OSError) -> KanbanError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"disk full: cannot write profile {name!r}; free some space and "
+                            "try again")
+    return StorageError(f"cannot write profile {name!r}: {exc.strerror or exc}")
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    # mkstemp makes the file 0600 whatever the umask: a profile's env may hold secrets.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

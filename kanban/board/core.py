@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from kanban.board.artifacts import clean_stale_staging
 from kanban.models import Task
 from kanban.storage.db import Database, Tx
+from kanban.storage.private import PRIVATE_DIR_MODE, tighten
 from kanban.timeutil import now
 
 DEFAULT_FAILURE_LIMIT = 2
@@ -112,6 +113,14 @@ class ChangeSignal:
         return self.version
 
 
+def _on_open(paths: BoardPaths) -> None:
+    # The folders beside the database are private (an older version made them 0755); files
+    # inside them are made 0600 by whoever writes them.
+    for folder in (paths.attachments_dir, paths.logs_dir, paths.workspaces_dir):
+        tighten(folder, PRIVATE_DIR_MODE)
+    clean_stale_staging(paths.attachments_dir)
+
+
 class Opening(Generic[B]):
     """What :meth:`BoardCore.open` returns: await it for the board, or use it as
     ``async with Board.open(path) as board:`` to have the board closed on exit."""
@@ -124,7 +133,7 @@ class Opening(Generic[B]):
         db = await Database.open(self._path)
         board = self._cls(self._slug, db, self._options)
         try:
-            await asyncio.to_thread(clean_stale_staging, board.attachments_dir)
+            await asyncio.to_thread(_on_open, board.paths)
         except BaseException:
             await db.close()
             raise

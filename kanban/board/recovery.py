@@ -39,6 +39,13 @@ class RecoveryMixin(BoardCore):
         """End a stale run and put its task back to ready (not counted, not delayed)."""
         return await self._release(run_id, "reclaimed", "reclaimed", payload or {})
 
+    async def release(self, run_id: int, *, reason: str, by: str | None = None) -> bool:
+        """End a live run on an operator's decision (its worker was stopped) and put the task
+        back to ready (not counted, not delayed); the event is ``released`` with
+        ``forced: true``. False when the run had already ended."""
+        return await self._release(run_id, "released", "released",
+                                   {"reason": reason, "forced": True, "by": by})
+
     async def requeue(self, run_id: int, *, reason: str, exit_code: int | None = None) -> bool:
         """End a run without counting a failure (e.g. exit 75, "rate limited, retry later");
         the task backs off by its count of consecutive requeues."""

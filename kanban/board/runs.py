@@ -18,7 +18,14 @@ from typing import Any
 
 from kanban.board.artifacts import StagedArtifacts, stage
 from kanban.board.core import BoardCore
-from kanban.errors import Conflict, InvalidInput, LeaseError, NotClaimable, TaskNotFound
+from kanban.errors import (
+    CapReached,
+    Conflict,
+    InvalidInput,
+    LeaseError,
+    NotClaimable,
+    TaskNotFound,
+)
 from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
 from kanban.storage import store
@@ -47,18 +54,25 @@ class RunsMixin(BoardCore):
     # ---- claiming ---------------------------------------------------------------------------
     async def claim(
         self, task_id: int, *, ttl: float | None = None, claimed_by: str | None = None,
-        profile: str | None = None,
+        profile: str | None = None, max_running: int | None = None,
     ) -> Claim:
         """Claim a ready task: the single enforcement point of the parent gate (S30).
 
         A ready task with an unfinished parent is demoted to todo (committed) and refused; a
         task backing off after a requeue or a failure is refused until its ``not_before``.
         Exactly one of several concurrent claimers wins (compare-and-swap on the status).
+
+        ``max_running`` is a board-wide concurrency cap: the claim is refused
+        (``NotClaimable``, "max_spawn reached") when that many tasks already run. It is counted
+        inside the claim's ``BEGIN IMMEDIATE`` transaction, so dispatchers in several processes
+        can never overshoot it together.
         """
         lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
                               "claim ttl")
         if not in_int64(task_id):
             raise TaskNotFound(task_id)
+        if max_running is not None and (isinstance(max_running, bool) or max_running < 0):
+            raise InvalidInput(f"max_running must be a whole number >= 0, not {max_running!r}")
         at = self.clock()
 
         def run(tx: Tx) -> Claim | NotClaimable:
@@ -93,6 +107,12 @@ class RunsMixin(BoardCore):
                 return NotClaimable(task_id, status, (
                     f"retry not before {iso(not_before)} (in {not_before - at:.1f}s; "
                     "it is backing off after a requeue or a failure)"))
+            if max_running is not None:
+                # The write lock is held: no other claimer can slip in between count and insert.
+                running = tx.one("SELECT COUNT(*) FROM tasks WHERE status = 'running'")
+                if running is not None and int(running[0]) >= max_running:
+                    return CapReached(task_id, status, (
+                        f"max_spawn reached ({int(running[0])} of {max_running} running)"))
             stamp = now()
             lease = secrets.token_urlsafe(24)
             workspace = self.workspace_path(task_id, row["workspace_kind"], row["workspace_path"])

@@ -12,6 +12,7 @@ import logging
 import shutil
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kanban.board.context import build_context
@@ -33,6 +34,7 @@ from kanban.validation import (
     check_skills,
     check_text,
     check_title,
+    check_workspace_dir,
     in_int64,
     parse_workspace,
 )
@@ -84,6 +86,11 @@ class TasksMixin(BoardCore):
         model_override = check_model(model_override)
         skill_list = check_skills(list(skills))
         ws_kind, ws_path = parse_workspace(workspace)
+        if ws_path is not None and (ws_kind == "dir" or Path(ws_path).is_absolute()):
+            # <home>/boards/<slug>/kanban.db: the home is two levels above the board's folder
+            # (a board file opened outside a home protects its own folder).
+            home = self.root.parent.parent if self.root.parent.name == "boards" else self.root
+            check_workspace_dir(ws_path, home=home)
         if initial_status not in ("running", "blocked"):
             raise InvalidInput(
                 f"initial status must be running or blocked (got {initial_status!r})"
@@ -160,8 +167,12 @@ class TasksMixin(BoardCore):
         assignee: str | None = None,
         include_archived: bool = False,
         limit: int | None = None,
+        with_body: bool = True,
     ) -> list[Task]:
-        """Tasks by priority (high first), then age (oldest first). Corrupt rows still appear."""
+        """Tasks by priority (high first), then age (oldest first). Corrupt rows still appear.
+
+        ``with_body=False`` leaves the body column unread (``Task.body`` is then ""): a body may
+        be up to 1 MB, and a board view or a table never shows it."""
         clauses: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -173,12 +184,19 @@ class TasksMixin(BoardCore):
             clauses.append("assignee = ?")
             params.append(assignee)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT * FROM tasks {where} ORDER BY priority DESC, created_at, id"
+        order = f"FROM tasks {where} ORDER BY priority DESC, created_at, id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            order += f" LIMIT {int(limit)}"
 
         def run(tx: Tx) -> list[Task]:
-            tasks = [Task.from_row(r) for r in tx.all(sql, params)]
+            columns = "*"
+            if not with_body:
+                # Named from the table itself (one cheap pragma), so a column added by a later
+                # migration is never silently left out.
+                columns = ", ".join(
+                    f'"{name}"' for (name,) in tx.all("SELECT name FROM pragma_table_info('tasks')")
+                    if name != "body")
+            tasks = [Task.from_row(r) for r in tx.all(f"SELECT {columns} {order}", params)]
             by_id = {t.id: t for t in tasks}
             ids = list(by_id)
             # Links of the listed tasks only, in chunks that stay under SQLite's variable limit.

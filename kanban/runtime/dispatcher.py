@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import socket
@@ -46,7 +45,7 @@ import anyio
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board
 from kanban.boards import Boards
-from kanban.errors import KanbanError, NotClaimable, SpawnError, WorkspaceError
+from kanban.errors import CapReached, KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
 from kanban.runtime.breaker import (
     Crash,
@@ -385,6 +384,8 @@ class Dispatcher:
         # max_spawn is a LIVE per-board concurrency cap (S23): the budget is max_spawn minus the
         # tasks running on this board right now (whoever spawned them), not a number of spawns
         # per cycle — counted per cycle, workers would pile up without bound across cycles.
+        # This count is only a hint; claim(max_running=) enforces the cap inside its own write
+        # transaction, so dispatchers in other processes cannot overshoot it together.
         report.running = await board.count_running()
         report.budget = max(0, self.settings.max_spawn - report.running)
         report.host_budget = await self._host_budget()
@@ -402,10 +403,12 @@ class Dispatcher:
             assignee = task.assignee or self.settings.default_assignee
             if not assignee:
                 continue  # nobody to run it: stays ready for a human to assign
-            try:
-                profile = self.profiles.load(assignee)
-            except KanbanError as exc:
-                await self._block(board, task, f"cannot load profile {assignee!r}: {exc}", report,
+            profile = self.profiles.load(assignee)  # never raises: problems are reported
+            unusable = profile.unusable()
+            if unusable is not None:
+                # Nothing to run (the built-in worker in its place would be wrong): blocked at
+                # once, no spawn and no failure counted; subscribers hear of it.
+                await self._block(board, task, f"{unusable}, then unblock the task", report,
                                   dry_run)
                 continue
             if profile.command is None and not self.settings.builtin_worker:
@@ -421,8 +424,11 @@ class Dispatcher:
                                        "command": profile.command or ["(built-in worker)"]})
                 started += 1
                 continue
-            if await self._spawn(board, task, profile, report):
-                started += 1
+            try:
+                if await self._spawn(board, task, profile, report):
+                    started += 1
+            except CapReached:
+                return  # other dispatchers filled the board meanwhile
 
     async def _block(self, board: Board, task: Task, reason: str, report: CycleReport,
                      dry_run: bool) -> None:
@@ -430,7 +436,7 @@ class Dispatcher:
         if dry_run:
             return
         try:
-            await board.block(task.id, reason, by="dispatcher")
+            await board.block(task.id, reason, as_operator=True, by="dispatcher")
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
             log.info("not blocking task %s: %s", task.id, exc)
 
@@ -449,7 +455,10 @@ class Dispatcher:
                      report: CycleReport) -> bool:
         try:
             claim = await board.claim(task.id, ttl=self.settings.claim_ttl_seconds,
-                                      claimed_by=self.identity, profile=profile.name)
+                                      claimed_by=self.identity, profile=profile.name,
+                                      max_running=self.settings.max_spawn)
+        except CapReached:
+            raise
         except NotClaimable:
             return False
         try:
@@ -551,22 +560,16 @@ class Dispatcher:
                 await self._wake.wait()
 
     async def _next_wakeup(self, boards: list[Board]) -> float | None:
-        """The earliest not-before time of a backed-off ready task on any board, when the
-        kernel offers ``Board.next_wakeup()`` (older kernels do not: the tick then covers it)."""
+        """The earliest not-before time of a backed-off ready task on any board."""
         earliest: float | None = None
         for board in boards:
-            probe = getattr(board, "next_wakeup", None)
-            if probe is None:
-                continue
             try:
-                value = probe()
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
+                value = await board.next_wakeup()
+            except KanbanError as exc:
                 log.warning("next_wakeup failed on board %s: %s", board.slug, exc)
                 continue
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                earliest = float(value) if earliest is None else min(earliest, float(value))
+            if value is not None:
+                earliest = value if earliest is None else min(earliest, value)
         return earliest
 
     async def _watch_changes(self, board: Board) -> None:

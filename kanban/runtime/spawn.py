@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -44,6 +44,7 @@ from kanban.runtime.template import (
     expand_template,
 )
 from kanban.runtime.workerenv import worker_env
+from kanban.storage.private import PRIVATE_FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ CREATE_NO_WINDOW = 0x08000000
 CLI_MODULE = "gateway"
 # Two readings of one process's start time agree to the clock tick; a recycled pid started later.
 START_TIME_TOLERANCE = 0.5
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 # After the worker exits, its relay needs a moment to write the last output (a crash's log tail
 # is read from the file); a grandchild still holding the pipe does not hold up the reaping longer.
 PUMP_DRAIN_SECONDS = 2.0
@@ -79,13 +78,6 @@ def popen_kwargs(platform: str = sys.platform) -> dict[str, Any]:
 
 
 # ---- logs and private files ----------------------------------------------------------------------
-
-def private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700; an existing folder of ours is tightened to 0700."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
-        os.chmod(path, PRIVATE_DIR_MODE)
-
 
 def write_private_text(path: Path, text: str) -> None:
     """Write ``path`` as 0600 in a 0700 folder (prompts hold task bodies; logs, a worker's
@@ -215,6 +207,15 @@ class WorkerProcess:
     def _worker_running(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
+        fd = self._pidfds.get(self.pid)
+        if fd is not None:
+            # An adopted worker being watched: its pidfd turns readable when it exits, and
+            # until then the pid cannot have been recycled. A zero-timeout select is one cheap
+            # system call, where a psutil probe reads /proc on the event loop.
+            try:
+                return not select.select([fd], [], [], 0)[0]
+            except (OSError, ValueError):
+                pass
         return is_same_process(self.pid, self.started_at)
 
     def poll(self) -> bool:
@@ -288,9 +289,9 @@ class WorkerProcess:
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the worker's process group (its own session), re-checking identity
         first so a recycled pid is never hit."""
-        if not self.poll() or not self._worker_running():
-            return False
-        if self.popen is None and not is_same_process(self.pid, self.started_at):
+        # One identity check: our own child by its Popen, an adopted worker by its pidfd when
+        # watched, else by its start time (so a recycled pid is never hit).
+        if self._gone or not self._worker_running():
             return False
         try:
             if hasattr(os, "killpg"):

@@ -8,8 +8,10 @@ function on that thread, which roughly doubles write throughput (ARCHITECTURE se
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from kanban.errors import InvalidInput, StorageError
+from kanban.storage.private import PRIVATE_FILE_MODE, private_dir, private_files
 from kanban.storage.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ def set_journal_mode(conn: sqlite3.Connection) -> str:
             return mode
         cause = f"SQLite kept journal_mode={mode or 'unknown'}"
     except sqlite3.OperationalError as exc:
+        if _disk_full(exc):
+            raise  # not a filesystem without WAL: reported as "disk full" by the opener
         cause = str(exc)
     log.warning(
         "WAL journal mode unavailable (%s); using DELETE journal mode instead "
@@ -94,6 +99,61 @@ def _setup(conn: sqlite3.Connection, *, path: Path, run_migrations: bool) -> str
     if run_migrations:
         migrate(conn)
     return mode
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _prepare_file(path: Path) -> None:
+    """Refuse a 0-byte database, and create a missing one atomically as 0600.
+
+    SQLite takes an empty file for an empty database, so a copy that failed half-way would
+    silently become a new, empty board. A fresh database is therefore built beside its final
+    name and linked into place only once it has its schema: a 0-byte ``kanban.db`` is then
+    never ours, and a racing opener never sees one half-made.
+    """
+    private_dir(path.parent)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise StorageError(f"cannot open {_label(path)}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise StorageError(f"{_label(path)} is empty (0 bytes) — it may be a failed copy; "
+                           "move it away to start fresh")
+    if size is not None:
+        return
+    temp = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE))
+        private_files(temp)
+        conn = sqlite3.connect(temp, isolation_level=None)
+        try:
+            # The schema only: journal mode and the rest are set by the real open.
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another opener made it first: use theirs
+        except OSError:
+            if not path.exists():  # no hard links on this filesystem
+                os.replace(temp, path)
+    except (OSError, sqlite3.Error) as exc:
+        if _disk_full(exc):
+            raise StorageError(f"disk full: cannot create {_label(path)}") from exc
+        raise StorageError(f"cannot create {_label(path)}: {exc}") from exc
+    finally:
+        for leftover in (temp, temp.with_name(temp.name + "-wal"),
+                         temp.with_name(temp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 class Tx:
@@ -201,7 +261,7 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_prepare_file, path)
         try:
             conn = await aiosqlite.connect(str(path), isolation_level=None)
         except sqlite3.Error as exc:
@@ -214,10 +274,14 @@ class Database:
             # Never leak the connection (and its thread) when setup fails after connect (S4).
             await conn.close()
             if isinstance(exc, sqlite3.Error):
+                if _disk_full(exc):
+                    raise StorageError(f"disk full: cannot set up {_label(path)}") from exc
                 raise StorageError(f"cannot set up {_label(path)}: {exc}") from exc
             raise
         if run_migrations:
             _mark_schema(path)
+        # SQLite makes -wal and -shm with the database's own mode; an older file is tightened.
+        private_files(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         return cls(path, conn, mode)
 
     async def close(self) -> None:

@@ -832,7 +832,7 @@ def test_boards_remove_archives_and_delete(rb: Cli) -> None:
     assert isinstance(err, BoardNotFound)
     rb.ok("kanban", "boards", "create", "tmp2")
     out = rb.json("kanban", "boards", "remove", "tmp2", "--delete")
-    assert out == {"slug": "tmp2", "deleted": True, "archived_as": None}
+    assert out == {"slug": "tmp2", "deleted": True, "archived_as": None, "released": []}
     assert not (rb.home / "boards" / "tmp2").exists()
     # A removed slug can be created again, fresh.
     rb.ok("kanban", "boards", "create", "tmp1")

@@ -135,3 +135,19 @@ def test_list_marks_a_profile_whose_file_is_unreadable_and_escapes_markup(tmp_pa
     assert "uses [/] and [bold]markup[/bold]" in listed.output
     shown = runner.invoke(cli, [*home, "profile", "show", "odd"], terminal_width=200)
     assert shown.exit_code == 0 and "[bold]markup[/bold]" in shown.output
+
+
+def test_an_unreadable_profile_is_reported_as_such_never_as_the_built_in_worker(
+        tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    folder = tmp_path / "profiles" / "locked"
+    (folder / "profile.yaml").mkdir(parents=True)  # unreadable as a file, whoever runs this
+    shown = runner.invoke(cli, [*home, "profile", "show", "locked"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.stdout
+    assert "(unknown: the profile is unreadable)" in shown.stdout
+    assert "built-in worker" not in shown.stdout
+    listed = runner.invoke(cli, [*home, "profile", "list"], env={"COLUMNS": "200"})
+    assert "[problem: unreadable profile.yaml: Is a directory]" in listed.stdout
+    data = json.loads(runner.invoke(cli, [*home, "profile", "show", "locked", "--json"]).output)
+    assert data["unreadable"] == "profile.yaml: Is a directory" and data["command"] is None

@@ -277,6 +277,9 @@ async def test_list_without_bodies_still_lists(services: Services) -> None:
     await run(services, "create a --body long")
     listed = await execute(ListRequest(with_bodies=False), OPERATOR, services)
     assert isinstance(listed, r.TaskList) and [t.title for t in listed.tasks] == ["a"]
+    assert listed.tasks[0].body == ""  # never read
+    full = await execute(ListRequest(), OPERATOR, services)  # what `list --json` prints
+    assert isinstance(full, r.TaskList) and full.tasks[0].body == "long"
 
 
 async def test_show_text_escapes_control_characters(services: Services) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
@@ -60,22 +63,51 @@ async def test_model_override_and_worker_skill_flags_S3_S11(tmp_path: Path) -> N
         assert argv2[-2:] == ["-m", "m2"] and "--skills" not in argv2
 
 
-async def test_missing_profile_dir_still_spawns_with_profile_named_S19(tmp_path: Path) -> None:
+async def test_unknown_profile_blocks_at_once_without_a_spawn_S19(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path, default_assignee=None) as env:
-        # The profile directory is deleted after the task was assigned: the env still names it.
+        # The profile directory is deleted after the task was assigned.
         env.profile("ghost", agent("complete"))
         task = await env.task(assignee="ghost")
-        import shutil
         shutil.rmtree(env.profiles.path("ghost"))
         report = await env.dispatcher.run_cycle(env.board)
-        # No command any more (no profile.yaml): the built-in worker starts under the profile's
-        # name and blocks the task with a reason a person can act on, no crash.
-        assert [s["task_id"] for s in report.spawned] == [task.id]
-        blocked = await env.wait_status(task.id, "blocked", "done")
-        assert blocked.status == "blocked"
-        assert "profile 'ghost' does not exist" in (blocked.blocked_reason or "")
-        await env.cycle_until_exited()
-        assert (await env.board.get_task(task.id)).consecutive_failures == 0
+        # Nothing to run: blocked by the dispatcher itself, no worker, no failure counted.
+        assert report.spawned == [] and env.dispatcher.workers() == []
+        assert [b["task_id"] for b in report.blocked] == [task.id]
+        blocked = await env.board.get_task(task.id)
+        assert blocked.status == "blocked" and blocked.consecutive_failures == 0
+        assert (blocked.blocked_reason or "").startswith(
+            "unknown profile 'ghost': no profile named 'ghost'")
+        assert blocked.current_run_id is None
+        events = await env.events(task.id)
+        assert [e.kind for e in events] == ["created", "blocked"]
+        assert events[-1].payload["by"] == "dispatcher"
+        assert events[-1].payload["reason"] == blocked.blocked_reason
+
+
+@pytest.mark.parametrize("breakage, reason", [
+    ("yaml", "profile 'w' is unreadable: profile.yaml: not valid YAML ("),
+    ("directory", "profile 'w' is unreadable: profile.yaml: Is a directory"),
+    ("command", "profile 'w' is unreadable: command: cannot split command"),
+])
+async def test_unreadable_profile_blocks_with_what_is_wrong(tmp_path: Path, breakage: str,
+                                                            reason: str) -> None:
+    async with dispatch_env(tmp_path, default_assignee=None) as env:
+        env.profile("w", agent("complete"))
+        file = env.profiles.path("w") / "profile.yaml"
+        if breakage == "yaml":
+            file.write_text("command: [unclosed\n", encoding="utf-8")
+        elif breakage == "directory":
+            file.unlink()
+            file.mkdir()
+        else:
+            file.write_text("command: \"sh -c 'unbalanced\"\n", encoding="utf-8")
+        task = await env.task()
+        report = await env.dispatcher.run_cycle(env.board)
+        assert report.spawned == [] and [b["task_id"] for b in report.blocked] == [task.id]
+        blocked = await env.board.get_task(task.id)
+        assert blocked.status == "blocked" and blocked.consecutive_failures == 0
+        assert (blocked.blocked_reason or "").startswith(reason), blocked.blocked_reason
+        assert "has no" not in (blocked.blocked_reason or "")
 
 
 async def test_spawn_failure_is_counted_with_event(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from kanban.board import Board
@@ -89,3 +92,16 @@ async def test_context_sections_are_capped(board: Board) -> None:
     assert "[truncated" in text
     assert "more omitted to keep this section short" in text
     assert len(text) < 20_000
+
+
+async def test_list_without_bodies_reads_everything_but_the_body(tmp_path: Path) -> None:
+    async with Board.open(tmp_path / "kanban.db") as board:
+        parent = (await board.create_task("p", body="x" * 100_000, priority=3)).task
+        await board.create_task("c", body="child body", parents=[parent.id],
+                                model_override="m1", skills=["s"])
+        full = await board.list_tasks()
+        light = await board.list_tasks(with_body=False)
+        assert [t.body for t in full] == ["x" * 100_000, "child body"]
+        assert [t.body for t in light] == ["", ""]
+        for a, b in zip(full, light, strict=True):
+            assert dataclasses.replace(a, body="") == b  # links, metadata, skills all there

@@ -4,15 +4,19 @@ tails, process identity, crash fingerprints, the host cap."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kanban.runtime.dispatcher import default_host_cap, normalise_error
 from kanban.runtime.logpump import CappedLog
 from kanban.runtime.spawn import (
     CREATE_NO_WINDOW,
     TemplateValues,
+    WorkerProcess,
     build_argv,
     expand_template,
     is_same_process,
@@ -109,3 +113,31 @@ def test_default_host_cap_from_cores_and_memory() -> None:
     assert default_host_cap(16, 2 * gib) == 4
     assert default_host_cap(1, 100) == 1
     assert default_host_cap() >= 1
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
+async def test_a_watched_adopted_worker_is_polled_and_signalled_through_its_pidfd(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                               start_new_session=True)
+    try:
+        started = process_start_time(sleeper.pid)
+        adopted = WorkerProcess(sleeper.pid, started)  # known by pid and start time only
+        exited: list[WorkerProcess] = []
+        adopted.watch(exited.append)
+
+        def no_probe(pid: int) -> float | None:
+            raise AssertionError("a process-table probe ran on the event loop")
+
+        # Once its pidfd is watched, poll/signal/wait need no process-table probe.
+        monkeypatch.setattr("kanban.runtime.spawn.process_start_time", no_probe)
+        assert adopted.poll()
+        assert adopted.signal(signal.SIGTERM)
+        assert await adopted.wait(30)
+        assert sleeper.wait(timeout=30) == -signal.SIGTERM
+        assert not adopted.poll() and not adopted.signal(signal.SIGTERM)
+        assert exited == [adopted]
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+        sleeper.wait(timeout=30)

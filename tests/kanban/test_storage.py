@@ -68,6 +68,9 @@ async def test_failed_setup_closes_the_connection_S4(
     def broken_migrate(conn: sqlite3.Connection) -> list[str]:
         raise sqlite3.OperationalError("disk I/O error")
 
+    # An existing file whose schema is checked again (a fresh one is built aside first).
+    await (await Database.open(tmp_path / "broken.db")).close()
+    dbmod.forget_schema(tmp_path / "broken.db")
     monkeypatch.setattr(aiosqlite.Connection, "close", tracking_close)
     monkeypatch.setattr(dbmod, "migrate", broken_migrate)
     with pytest.raises(StorageError) as info:
