@@ -88,7 +88,7 @@ async def main(rounds: int) -> None:
         Profiles(home).create("w", command=[sys.executable, "-c", "pass"])
         fake = TimedFake()
         daemon = Daemon(load_config(None, env, home=home), environ=env,
-                        adapters={"fake": lambda: fake})
+                        adapters={"fake": lambda: fake}, web=False, dashboard=False)
         stop = anyio.Event()
         in_process: list[float] = []
         cross_process: list[float] = []

@@ -74,8 +74,10 @@ def long_result(event: Event) -> str | None:
         return None
     text = result.strip()
     summary = event.payload.get("summary")
-    if "\n" in text or len(text) > LONG_RESULT_CHARS or (
-            isinstance(summary, str) and summary.strip()):
+    shown = first_line(summary) if isinstance(summary, str) else None
+    if shown and shown == text:
+        return None  # the headline already carried the whole result, word for word
+    if "\n" in text or len(text) > LONG_RESULT_CHARS or shown:
         # With a summary in the headline the result has not been shown at all yet.
         return text
     return None

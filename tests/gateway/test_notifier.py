@@ -228,3 +228,16 @@ async def test_a_crash_that_trips_the_breaker_sends_one_gave_up_naming_the_error
     rows = await board.outbox()
     assert [r["state"] for r in rows] == ["sent", "sent", "sent"]  # gave_up, crashed, crashed
     assert rows[1]["receipts"][0]["step"] == "superseded"
+
+
+async def test_a_result_equal_to_the_one_line_summary_is_not_sent_twice(
+    board: Board, tmp_path: Path,
+) -> None:
+    task = await make_task(board, "chart")
+    await board.subscribe(task.id, platform="fake", chat="c1")
+    await claim_and_complete(board, task.id, summary="bar chart of 6 values",
+                             result="bar chart of 6 values")
+    fake = FakeAdapter(platform="fake")
+    await notifier(board, fake, tmp_path).pump()
+    assert [c.method for c in fake.calls] == ["send"]
+    assert (fake.calls[0].text or "").endswith("bar chart of 6 values")
