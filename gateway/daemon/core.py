@@ -172,10 +172,12 @@ class Daemon:
         external = [n for n in self.factories if n in EXTERNAL or n == "fake"]
         if not external:
             where = self.config.path or self.home / "config.yaml"
-            log.info("no chat platform is enabled: boards are served and workers dispatched, "
-                     "nothing is sent to chat. To add one, set platforms.<name>.enabled: true "
-                     "in %s (telegram, slack or discord; see config.example.yaml) and export "
-                     "its token variable, e.g. TELEGRAM_BOT_TOKEN", where)
+            chat = ("chat happens in the dashboard's web chat" if "web" in self.factories
+                    else "nothing is sent to chat")
+            log.info("no external chat platform is enabled: %s. To add Telegram, Slack or "
+                     "Discord, set platforms.<name>.enabled: true in %s (see config.example.yaml "
+                     "and docs/platforms/) and export its token variable, e.g. "
+                     "TELEGRAM_BOT_TOKEN", chat, where)
         # Whom each platform serves is said by the adapter itself when it starts.
 
     async def chat_policy(self) -> DeliveryPolicy:

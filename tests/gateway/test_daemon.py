@@ -176,4 +176,4 @@ async def test_no_platform_logs_how_to_add_one(tmp_path: Path,
         async with running(tmp_path / "home"):
             pass
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "no chat platform is enabled" in text and "TELEGRAM_BOT_TOKEN" in text
+    assert "no external chat platform is enabled" in text and "TELEGRAM_BOT_TOKEN" in text
