@@ -108,10 +108,14 @@ async def test_completion_reaches_the_adapter_and_status_reports_everything(
         assert fake.texts == ["✔ done · #1 Quarterly report · @reporter\ndone and dusted"]
 
         async def broken_retrying() -> dict[str, Any] | None:
+            # The delivered count moves once the receipt is stored, just after the send.
             status = await daemon.status()
-            return status if status["adapters"]["broken"]["state"] == "retrying" else None
+            settled = status["notifications"]["delivered"] == 1
+            return status if settled and status["adapters"]["broken"]["state"] == "retrying" \
+                else None
 
-        status = await wait_until(broken_retrying, within=5, what="broken adapter retrying")
+        status = await wait_until(broken_retrying, within=5,
+                                  what="broken adapter retrying, the message marked sent")
         assert "token refused" in status["adapters"]["broken"]["detail"]
         assert status["adapters"]["fake"]["state"] == "connected"
         assert status["boards"]["default"]["by_status"] == {"done": 1}
