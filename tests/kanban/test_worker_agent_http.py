@@ -334,3 +334,23 @@ async def test_a_body_that_is_not_json_blocks_the_task(
     assert "not JSON" in reason or "not with a chat completion" in reason
     assert len(garbling.completions()) == 1
 
+
+# ---- start-up ----------------------------------------------------------------------------------
+def test_the_worker_entry_imports_nothing_heavy_before_the_first_request() -> None:
+    """What `python -m gateway worker run` has imported by its first request: the CLI root, the
+    worker, and httpx without its own CLI — not the SDK, the command layer or the renderers."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "import gateway.__main__, gateway.cli.worker, kanban.agents.worker\n"
+             "gateway.cli.worker.skip_httpx_cli()\n"
+             "import httpx\n"
+             "heavy = ('openai', 'rich', 'pygments', 'gateway.commands', 'mcp', 'aiohttp',\n"
+             "         'starlette', 'httpx._main')\n"
+             "print(sorted(m for m in heavy if sys.modules.get(m) is not None))\n"
+             "print(callable(httpx.AsyncClient))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=30, check=False, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "True"]
