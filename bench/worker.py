@@ -1,18 +1,19 @@
 """Overhead of the built-in worker on a one-step task, against a fake endpoint that answers at
 once (its only reply is a ``kanban_complete`` call). Prints figures; asserts nothing.
 
-    python bench/worker.py [--tasks 20]
+    python bench/worker.py [--tasks 20] [--client httpx|openai]
 
 Per task, through the real dispatcher and a real ``python -m gateway worker run`` process:
 
 * claim → first request: from just before the dispatcher cycle that claims the task and spawns
   its worker, to the fake endpoint receiving the first chat-completions request. This is the
-  worker's start-up: interpreter, CLI, board, profile, context, and the ``openai`` SDK import.
+  worker's start-up: interpreter, CLI, board, profile, context, and the chat client's import
+  (the profile's ``client``: httpx by default; ``--client openai`` measures the SDK instead).
 * final tool call → done: from the endpoint answering with ``kanban_complete`` to the task's
   ``completed_at`` (the worker parsing the reply and committing the completion).
 
-The goal for the first figure is 300 ms; the bare interpreter start and the two big imports are
-printed beside it so a regression can be placed.
+The goal for the first figure is 300 ms; the bare interpreter start and the imports of the
+worker's path are printed beside it so a regression can be placed.
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ def import_cost(statement: str, runs: int = 5) -> list[float]:
     return out
 
 
-async def bench(tasks: int, root: Path) -> tuple[list[float], list[float]]:
+async def bench(tasks: int, root: Path, client: str) -> tuple[list[float], list[float]]:
     home = root / "home"
     boards = Boards(home)
     board = await boards.open("default")
     profiles = Profiles(home)
     async with LLMServer() as llm:
         profiles.create("w", base_url=llm.base_url, model="bench-model")
+        file = profiles.path("w") / "profile.yaml"
+        file.write_text(file.read_text(encoding="utf-8") + f"client: {client}\n",
+                        encoding="utf-8")
         dispatcher = Dispatcher(boards, profiles, DispatchSettings(tmux_cleanup=False),
                                 base_env=dict(os.environ), slugs=["default"])
         # Recorded.at is monotonic; completed_at is wall time: one offset maps between them.
@@ -95,9 +99,12 @@ async def bench(tasks: int, root: Path) -> tuple[list[float], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--client", choices=["httpx", "openai"], default="httpx",
+                        help="the profile's chat client (default: httpx, the worker's default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rb-bench-worker-") as tmp:
-        to_first, to_done = asyncio.run(bench(args.tasks, Path(tmp)))
+        to_first, to_done = asyncio.run(bench(args.tasks, Path(tmp), args.client))
+    print(f"client: {args.client}")
     print(line("claim → first request", to_first))
     print(line("final tool call → task done", to_done))
     print(f"goal: claim → first request ≤ {GOAL_MS:.0f} ms "
@@ -105,7 +112,11 @@ def main() -> None:
     print("start-up costs, for placing the figure above:")
     print(line("  python -c pass", import_cost("pass")))
     print(line("  import gateway.cli.main", import_cost("import gateway.cli.main")))
+    entry = ("import gateway.__main__, gateway.cli.worker, kanban.agents.worker; "
+             "gateway.cli.worker.skip_httpx_cli()")
+    print(line("  the worker's imports (httpx)", import_cost(f"{entry}; import httpx")))
     print(line("  import kanban.agents.worker", import_cost("import kanban.agents.worker")))
+    print(line("  import httpx", import_cost("import httpx")))
     print(line("  import openai", import_cost("import openai")))
 
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gateway.commands import Caller, Operator, Request, Result, Services, Worker, execute
 from gateway.config import Config, ConfigError, load_config, resolve_home
 from gateway.kernel_settings import board_options
 from kanban import Boards, KanbanError
@@ -26,6 +25,9 @@ from kanban import Boards, KanbanError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    # The command layer is imported where it is used: `worker run` never needs it, and every
+    # millisecond of a worker's start-up delays its first model request.
+    from gateway.commands import Caller, Request, Result, Services, Worker
     from kanban.agents import Profiles
 
 T = TypeVar("T")
@@ -34,6 +36,8 @@ T = TypeVar("T")
 def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
     """The worker identity of ARCHITECTURE §6, or None when the variables are absent or
     malformed (then the caller is an operator)."""
+    from gateway.commands import Worker
+
     task = environ.get("RELAYBOARD_TASK_ID")
     lease = environ.get("RELAYBOARD_LEASE")
     if not task or not lease:
@@ -50,6 +54,8 @@ def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
 
 
 def caller_from_environ(environ: Mapping[str, str]) -> Caller:
+    from gateway.commands import Operator
+
     return worker_from_environ(environ) or Operator(environ.get("USER") or "operator")
 
 
@@ -108,6 +114,7 @@ class AppContext:
         return None  # unknown: skip the check rather than refuse every assignee
 
     def services(self) -> Services:
+        from gateway.commands import Services
         from gateway.kernel_settings import decompose_settings
 
         roster = self.roster_home()
@@ -122,6 +129,7 @@ class AppContext:
 
     def run(self, request: Request) -> Result:
         """Execute one request as this process's caller, on a fresh event loop."""
+        from gateway.commands import execute
 
         async def go() -> Result:
             services = self.services()

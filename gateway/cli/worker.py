@@ -44,6 +44,19 @@ def shell_environment(environ: Mapping[str, str], profile: Profile) -> dict[str,
     return env
 
 
+def skip_httpx_cli() -> None:
+    """Let this process's ``import httpx`` skip httpx's own command-line tool.
+
+    ``httpx/__init__`` imports ``httpx._main`` (the ``httpx`` CLI: rich and pygments, ~30 ms,
+    a tenth of the worker's start-up budget) whenever those happen to be installed, and treats
+    an ImportError as "the ``cli`` extra is not installed". A worker process never runs that
+    tool, so it marks the module absent before the first request imports httpx. Only here, at
+    the edge of a process that is nothing but a worker — never in library code.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 @click.group()
 def worker() -> None:
     """The built-in worker (what the dispatcher runs for a profile without a command)."""
@@ -70,6 +83,8 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
     """
     # Imported here: `relayboard --help` and every other verb should not pay for the loop.
     from kanban.agents.worker import WorkerJob, run_worker
+
+    skip_httpx_cli()
 
     app = app_of(ctx)
     environ = app.environ

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from kanban.board import Board
@@ -15,6 +16,8 @@ from tests.kanban.workers.harness import DEADLINE, Env, dispatch_env
 
 KEY_VAR = "RB_TEST_WORKER_KEY"
 KEY = "sk-worker-test"
+# The profile's `client`: the lean httpx client (the default) and the openai SDK.
+CLIENTS = ["httpx", "openai"]
 
 
 def builtin_profile(env: Env, server: LLMServer, name: str = "w", **limits: Any) -> None:
@@ -47,10 +50,11 @@ async def run_to_end(env: Env, task_id: int, *statuses: str) -> Any:
     return task
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_a_csv_made_with_run_shell_is_completed_as_an_artifact(
-        tmp_path: Path, llm: LLMServer) -> None:
+        tmp_path: Path, llm: LLMServer, client: str) -> None:
     async with dispatch_env(tmp_path) as env:
-        builtin_profile(env, llm, heartbeat_seconds=0)
+        builtin_profile(env, llm, heartbeat_seconds=0, client=client)
         task = await env.task("tabulate", body="write report.csv")
         llm.tool_call("run_shell", {
             "command": f"printf 'city,n\\nOslo,3\\n' > report.csv; echo key=${{{KEY_VAR}:-unset}}"})
@@ -144,10 +148,11 @@ async def test_paths_out_of_the_workspace_are_refused_and_the_task_goes_on(
         assert all("hunter2" not in json.dumps(r.params) for r in llm.completions())
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_a_rate_limited_endpoint_requeues_without_a_counted_failure(
-        tmp_path: Path, llm: LLMServer) -> None:
+        tmp_path: Path, llm: LLMServer, client: str) -> None:
     async with dispatch_env(tmp_path) as env:
-        builtin_profile(env, llm, request_retries=0)
+        builtin_profile(env, llm, request_retries=0, client=client)
         task = await env.task("busy endpoint")
         llm.rate_limit()
         await env.dispatcher.run_cycle(env.board)

@@ -23,6 +23,8 @@ def test_budgets_default_and_parse() -> None:
                                 "max_nudges": 0})
     assert (got.max_iterations, got.max_seconds, got.max_tokens, got.max_nudges) == (3, 1.5,
                                                                                     None, 0)
+    assert got.client == "httpx"
+    assert budgets_from_mapping({"client": "openai"}).client == "openai"
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -30,6 +32,7 @@ def test_budgets_default_and_parse() -> None:
     ({"max_iterations": 2.5}, "max_iterations must be a whole number"),
     ({"max_seconds": 0}, "max_seconds must be positive"),
     ({"max_tokens": True}, "max_tokens must be a number"),
+    ({"client": "requests"}, "client must be one of httpx, openai \\(got 'requests'\\)"),
 ])
 def test_bad_budgets_are_one_clear_line(data: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):

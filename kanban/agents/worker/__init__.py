@@ -2,15 +2,19 @@
 ``relayboard mcp``.
 
 Modules: :mod:`.loop` (the tool-calling loop, exit codes), :mod:`.chat` (the model seam and its
-``openai`` SDK client), :mod:`.kanban_tools` and :mod:`.workspace_tools` (the tools),
+``openai`` SDK client), :mod:`.http_chat` (the default client: the protocol over httpx),
+:mod:`.kanban_tools` and :mod:`.workspace_tools` (the tools),
 :mod:`.toolkit` (what the tools share), :mod:`.budgets` (profile limits), :mod:`.transcript`
-(the log). Importing this package does not import the ``openai`` SDK; the first request does.
+(the log). Importing this package imports neither ``httpx`` nor the ``openai`` SDK; the first
+request imports the one the profile's ``client`` names.
 """
 
 from kanban.agents.worker.budgets import Budgets, load_budgets
 from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, OpenAIChat, ToolCall, Usage
+from kanban.agents.worker.http_chat import HTTPXChat
 from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
 from kanban.agents.worker.loop import (
+    CLIENTS,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_RETRY_LATER,
@@ -23,6 +27,7 @@ from kanban.agents.worker.transcript import Transcript
 from kanban.agents.worker.workspace_tools import WorkspaceTools
 
 __all__ = [
+    "CLIENTS",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_RETRY_LATER",
@@ -32,6 +37,7 @@ __all__ = [
     "ChatClient",
     "ChatReply",
     "Endpoint",
+    "HTTPXChat",
     "KanbanTools",
     "OpenAIChat",
     "ToolCall",

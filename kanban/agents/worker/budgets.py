@@ -1,4 +1,4 @@
-"""The built-in worker's limits, read from its profile's ``profile.yaml``.
+"""The built-in worker's limits (and its model client), read from its profile's ``profile.yaml``.
 
 Keys (all optional, top level of ``profile.yaml``)::
 
@@ -11,6 +11,8 @@ Keys (all optional, top level of ``profile.yaml``)::
     request_timeout_seconds: 120  one chat-completions request
     request_retries: 2            SDK retries of transient failures (5xx, connection errors)
     heartbeat_seconds: 30         at most one lease heartbeat per this many seconds of activity
+    client: httpx                 the chat-completions client: httpx (lean, the default) or
+                                  openai (the official SDK; ~0.5 s more start-up)
 
 Exhausting max_iterations, max_seconds or max_tokens blocks the task with a reason naming the key.
 A value of the wrong type is refused with one line (:class:`~kanban.errors.InvalidInput`); the
@@ -42,17 +44,25 @@ class Budgets:
     request_timeout_seconds: float = 120.0
     request_retries: int = 2
     heartbeat_seconds: float = 30.0
+    client: str = "httpx"
 
 
+CLIENTS = ("httpx", "openai")
 _INTS = {"max_iterations", "max_tokens", "max_nudges", "shell_output_bytes", "request_retries"}
 _ZERO_OK = {"max_nudges", "request_retries", "heartbeat_seconds"}
-KEYS = tuple(f.name for f in dataclasses.fields(Budgets))
+KEYS = tuple(f.name for f in dataclasses.fields(Budgets) if f.name != "client")
 
 
 def budgets_from_mapping(data: dict[str, Any], *, where: str = PROFILE_FILE) -> Budgets:
     """Budgets from the keys of ``data`` that name one (other keys are ignored: the profile has
     more than budgets). ``max_tokens: null`` means no token budget."""
     values: dict[str, Any] = {}
+    if "client" in data:
+        client = data["client"]
+        if client not in CLIENTS:
+            raise InvalidInput(f"{where}: client must be one of {', '.join(CLIENTS)} "
+                               f"(got {client!r})")
+        values["client"] = client
     for key in KEYS:
         if key not in data:
             continue

@@ -103,12 +103,12 @@ class OpenAIChat:
             raise LLMTimeout(SLOT, timeout) from exc
         except openai.APIStatusError as exc:
             raise LLMUnavailable(f"HTTP {exc.status_code} from {ep.base_url}: "
-                                 f"{_short(exc.message)}", SLOT, exc.status_code) from exc
+                                 f"{short(exc.message)}", SLOT, exc.status_code) from exc
         except openai.APIConnectionError as exc:
-            raise LLMUnavailable(f"cannot reach {ep.base_url}: {_short(str(exc))}",
+            raise LLMUnavailable(f"cannot reach {ep.base_url}: {short(str(exc))}",
                                  SLOT) from exc
         except openai.OpenAIError as exc:  # malformed responses and the like
-            raise LLMUnavailable(f"{ep.base_url}: {_short(str(exc))}", SLOT) from exc
+            raise LLMUnavailable(f"{ep.base_url}: {short(str(exc))}", SLOT) from exc
         return _reply_of(response, ep.model)
 
     async def aclose(self) -> None:
@@ -120,7 +120,9 @@ class OpenAIChat:
 def _reply_of(response: Any, model: str) -> ChatReply:
     choices = getattr(response, "choices", None) or []
     if not choices or choices[0].message is None:
-        raise LLMUnavailable("the reply had no choices", SLOT)
+        # A 2xx answer that is not a completion: a person must look (see the loop).
+        raise LLMUnavailable("the endpoint answered but not with a chat completion (no "
+                             "choices)", SLOT, 200)
     message = choices[0].message
     calls = []
     for index, call in enumerate(getattr(message, "tool_calls", None) or []):
@@ -142,6 +144,6 @@ def _reply_of(response: Any, model: str) -> ChatReply:
     )
 
 
-def _short(text: str, limit: int = 200) -> str:
+def short(text: str, limit: int = 200) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -32,6 +32,7 @@ from typing import Any, NoReturn, TextIO
 from kanban.agents.profiles import Profile
 from kanban.agents.worker.budgets import Budgets, load_budgets
 from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, Message, OpenAIChat
+from kanban.agents.worker.http_chat import HTTPXChat
 from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
 from kanban.agents.worker.toolkit import ToolError, ToolOutcome, parse_arguments
 from kanban.agents.worker.transcript import Transcript, clip
@@ -86,6 +87,8 @@ class _Stop(Exception):
 
 
 ChatFactory = Callable[[Endpoint], ChatClient]
+# The profile's ``client`` key picks one; both map endpoint failures the same way.
+CLIENTS: dict[str, ChatFactory] = {"httpx": HTTPXChat, "openai": OpenAIChat}
 
 
 def endpoint_problem(profile: Profile, model: str | None) -> str | None:
@@ -104,9 +107,10 @@ def endpoint_problem(profile: Profile, model: str | None) -> str | None:
 
 
 async def run_worker(job: WorkerJob, out: TextIO, *,
-                     chat_factory: ChatFactory = OpenAIChat,
+                     chat_factory: ChatFactory | None = None,
                      clock: Callable[[], float] = time.monotonic) -> int:
-    """Work ``job``'s task to its end; returns the process exit code."""
+    """Work ``job``'s task to its end; returns the process exit code. ``chat_factory``
+    overrides the client the profile's ``client`` key names."""
     transcript = Transcript(out, clock=clock)
     transcript.write("start", task_id=job.task_id, board=job.board, profile=job.profile.name)
     async with Board.open(job.db_path, slug=job.board,
@@ -132,7 +136,7 @@ class _Session:
                                   workspace=job.workspace, orchestrator=job.orchestrator)
         self.files = WorkspaceTools(job.workspace, job.shell_env)
 
-    async def run(self, chat_factory: ChatFactory) -> int:
+    async def run(self, chat_factory: ChatFactory | None) -> int:
         job = self.job
         try:
             self.budgets = load_budgets(job.profile.home)
@@ -150,7 +154,8 @@ class _Session:
         assert job.profile.base_url is not None and model is not None
         self.files.shell_timeout = self.budgets.shell_timeout_seconds
         self.files.output_cap = self.budgets.shell_output_bytes
-        chat = chat_factory(Endpoint(job.profile.base_url, model, job.api_key,
+        factory = chat_factory or CLIENTS[self.budgets.client]
+        chat = factory(Endpoint(job.profile.base_url, model, job.api_key,
                                      self.budgets.request_retries))
         try:
             messages = await self.first_messages()
@@ -215,9 +220,12 @@ class _Session:
             if exc.status == 429:
                 self.finish("retry_later", str(exc))
                 raise _Stop(EXIT_RETRY_LATER) from exc
-            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 408:
-                await self.end_blocked(f"the endpoint refused the request: {exc}",
-                                       why="endpoint_refused")
+            # 4xx (the key, the model, the request) and a 2xx that is not a chat completion
+            # (base_url points elsewhere) need a person; 5xx, 408 and no answer at all are
+            # the endpoint failing: a crash, retried by the dispatcher.
+            if exc.status is not None and exc.status < 500 and exc.status != 408:
+                verb = "refused the request" if exc.status >= 300 else "answered nonsense"
+                await self.end_blocked(f"the endpoint {verb}: {exc}", why="endpoint_refused")
             self.finish("crashed", str(exc))
             raise _Stop(EXIT_FAILED) from exc
         await self.beat()
