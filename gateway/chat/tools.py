@@ -3,7 +3,9 @@
 :class:`ThreadTools` is bound to one message: the chat user (``ChatUser``, the identity every
 write is recorded under), the thread's destination (for subscriptions) and the files that came
 with the message. ``/kanban …`` typed in chat and the ``openai`` agent's tools both end here, so
-a task created either way is auto-subscribed to the thread and gets the message's files.
+a task created either way is auto-subscribed to the thread and gets the message's files: they go
+to the board with the create itself (``attachments=``), which puts them in the task's
+``attachments/<id>/`` before anyone can see the task.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class ThreadTools:
         self.caller = caller
         self.dest = dest
         self.files = list(files)
+        self._downloads = list(files)  # the router's copies, removed once a task holds them
         self.created: list[int] = []
 
     # ---- the command layer ---------------------------------------------------------------
@@ -59,7 +61,8 @@ class ThreadTools:
             names = ", ".join(p.name for p in self.files)
             note = f"Files from chat (in this task's attachments): {names}"
             body = f"{request.body}\n\n{note}" if request.body else note
-            request = dataclasses.replace(request, body=body)
+            request = dataclasses.replace(request, body=body,
+                                          attachments=tuple(str(p) for p in self.files))
         try:
             result = await execute(request, self.caller, self.services)
         except KanbanError as exc:
@@ -72,8 +75,8 @@ class ThreadTools:
             task_id = result.task.id
             self.created.append(task_id)
             lines = [text]
-            if self.files and result.created:
-                lines.extend(await self._attach(request, task_id))
+            if self.files:
+                lines.append(await self._attached(result))
             lines.append(await self._subscribe(request, task_id))
             return "\n".join(line for line in lines if line)
         return text
@@ -116,39 +119,22 @@ class ThreadTools:
             return f"(not subscribed: {exc})"
         return "I'll post the result in this thread."
 
-    async def _attach(self, request: Request, task_id: int) -> list[str]:
-        """Move the message's files into the task's attachments and note their paths on it.
+    async def _attached(self, result: TaskCreated) -> str:
+        """Say which files went with the new task. From now on the thread's files are those
+        durable copies (a second task made in the same turn copies them from there), and the
+        downloads they were made from go."""
+        if not result.created:
+            return "(the files were not attached: that task already existed)"
+        stored = [Path(p) for p in result.task.metadata.get("inputs", []) if isinstance(p, str)]
+        self.files = stored
+        downloads, self._downloads = self._downloads, []
+        await asyncio.to_thread(_remove_downloads, downloads)
+        return f"Attached: {', '.join(p.name for p in stored)}"
 
-        The task body names the files (written at creation); their full paths go in a comment,
-        since the task id — part of the folder — is only known once it exists."""
-        board = await self.services.open_board(request, self.caller)
-        target = board.attachments_path(task_id)
-        placed = await asyncio.to_thread(_move_all, self.files, target)
-        if not placed:
-            return ["(the attached files could not be stored)"]
-        listing = "\n".join(f"- {p}" for p in placed)
+
+def _remove_downloads(files: Sequence[Path]) -> None:
+    for path in files:
         try:
-            await board.comment(task_id, f"Files from chat:\n{listing}",
-                                author=self.caller.display)
-        except KanbanError as exc:
-            log.warning("chat: could not note the files on task %d: %s", task_id, exc)
-        self.files = placed
-        return [f"Attached: {', '.join(p.name for p in placed)}"]
-
-
-def _move_all(files: Sequence[Path], target: Path) -> list[Path]:
-    target.mkdir(parents=True, exist_ok=True)
-    placed: list[Path] = []
-    for source in files:
-        dest = target / source.name
-        n = 2
-        while dest.exists():
-            dest = target / f"{source.stem}-{n}{source.suffix}"
-            n += 1
-        try:
-            shutil.move(str(source), dest)
+            path.unlink(missing_ok=True)
         except OSError as exc:
-            log.warning("chat: could not store %s: %s", source.name, exc)
-            continue
-        placed.append(dest)
-    return placed
+            log.warning("chat: could not remove the download %s: %s", path.name, exc)

@@ -55,6 +55,11 @@ class CreateRequest(Request):
     idempotency_key: str | None = option(
         "--idempotency-key",
         help="Return the existing live task with this key instead of creating another.")
+    # A host path: the CLI's own (chat passes the files that came with the message instead).
+    attachments: tuple[str, ...] = option(
+        "--attach", multiple=True, chat=False, metavar="PATH",
+        help="A file that comes with the task, copied to its attachments (repeatable; links "
+             "and hard-linked files are refused).")
 
 
 @verb("list", help="List tasks: priority (high first), then age (oldest first).")

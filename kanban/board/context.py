@@ -1,6 +1,7 @@
 """The worker context: one markdown document a worker reads before it starts.
 
-Sections: the task, its parents' results, prior attempts, and the comment thread. Each section is
+Sections: the task, the files attached to it when it was created, its parents' results, prior
+attempts, and the comment thread. Each section is
 capped so a long thread or a huge parent result cannot crowd out the task itself. Comment authors
 are framed as ``comment from worker `<author>` at <time>:`` with backticks stripped from the
 author, so an author name can never break out of its code span (S29).
@@ -70,6 +71,10 @@ def build_context(tx: Tx, task_id: int) -> str:
         meta.append(f"- max runtime: {task.max_runtime_seconds} s")
     lines += [*meta, ""]
     lines += _capped_section("Description", [task.body or "(no description)"])
+    inputs = _inputs(task)
+    if inputs:
+        # Durable copies under attachments/<id>/: read them from there, the workspace is empty.
+        lines += _capped_section("Attached files", [f"- {path}" for path in inputs])
 
     parents: list[str] = []
     for parent_id in task.parents[:MAX_PARENTS]:
@@ -101,6 +106,13 @@ def build_context(tx: Tx, task_id: int) -> str:
             [f"{comment_heading(c)}\n\n{_clip(c.body, ITEM_CAP)}\n" for c in comments],
         )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _inputs(task: Task) -> list[str]:
+    value = task.metadata.get("inputs")
+    if not isinstance(value, list):
+        return []
+    return [str(item) for item in value if isinstance(item, str)]
 
 
 def _parent_block(parent: Task) -> str:

@@ -7,14 +7,17 @@ appends a ``task_events`` row inside the same transaction; side effects run afte
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kanban.board.artifacts import MAX_INPUTS, StagedInputs, stage_inputs_async
 from kanban.board.context import build_context
 from kanban.board.core import BoardCore
 from kanban.errors import Conflict, InvalidInput, TaskNotFound
@@ -68,12 +71,19 @@ class TasksMixin(BoardCore):
         workspace: str = "scratch",
         idempotency_key: str | None = None,
         created_by: str | None = None,
+        attachments: Sequence[str | Path] = (),
     ) -> Created:
         """Create a task; its status is derived from its parents.
 
         ``initial_status="running"`` (the default) means "derive": triage with ``triage=True``,
         todo while any parent is unfinished, else ready. ``"blocked"`` parks it in blocked with a
         ``blocked`` event for a person to review (S2).
+
+        ``attachments`` are files that come with the task (a CSV attached in chat, say). They
+        are copied (never through a link; hard-linked files refused) before the transaction and
+        put in ``attachments/<id>/`` inside it, so whoever sees the task sees its files; their
+        durable paths are recorded as ``metadata["inputs"]`` and in the ``created`` event. When
+        an idempotency key returns an existing task, nothing is attached to it.
         """
         title = check_title(title)
         check_text(body, "body")
@@ -98,6 +108,13 @@ class TasksMixin(BoardCore):
         parent_list = list(dict.fromkeys(check_int64(p, "parent id") for p in parents))
         if idempotency_key is not None and not idempotency_key.strip():
             raise InvalidInput("idempotency key must not be empty")
+        sources = [check_text(str(a), "attachment path", limit=4096) for a in attachments]
+        if len(sources) > MAX_INPUTS:
+            raise InvalidInput(f"{len(sources)} attachments; the limit is {MAX_INPUTS}")
+        staged = StagedInputs(names=[])
+        if sources:
+            staged = await stage_inputs_async(sources, attachments=self.attachments_dir,
+                                              track=self.db.track)
 
         def run(tx: Tx) -> Created:
             store.check_parents_exist(tx, parent_list)
@@ -132,16 +149,33 @@ class TasksMixin(BoardCore):
             task_id = int(cur.lastrowid or 0)
             for parent in parent_list:
                 store.insert_link(tx, parent, task_id)
+            inputs = staged.paths_in(self.attachments_path(task_id))
+            if inputs:
+                tx.execute("UPDATE tasks SET metadata = ? WHERE id = ?",
+                           (store.dumps({"inputs": inputs}), task_id))
             store.append_event(tx, task_id, "created", {
                 "title": title, "status": "blocked" if blocked else status, "assignee": assignee,
                 "parents": parent_list, "created_by": created_by,
+                **({"inputs": inputs} if inputs else {}),
             })
             if blocked:
                 store.append_event(tx, task_id, "blocked",
                                    {"reason": "created blocked for review", "by": "human"})
-            return Created(store.load_task(tx, task_id, with_links=True), True)
+            created = Created(store.load_task(tx, task_id, with_links=True), True)
+            # Last, so nothing in this write can fail after the files are in place.
+            staged.publish(self.attachments_path(task_id))
+            return created
 
-        return await self.db.write(run)
+        try:
+            return await self.db.write(run)
+        except asyncio.CancelledError:
+            raise  # the write may still have committed: its files stay with it
+        except Exception:
+            # Rolled back (or the commit failed): the folder belongs to no task.
+            await asyncio.to_thread(staged.unpublish)
+            raise
+        finally:
+            staged.discard()
 
     async def get_task(self, task_id: int) -> Task:
         return await self.db.read(lambda tx: store.load_task(tx, task_id, with_links=True))

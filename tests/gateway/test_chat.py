@@ -3,7 +3,9 @@ served, the agents (none, command, openai), inbound files, one conversation at a
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ import anyio
 import pytest
 
 from gateway.chat import REFUSAL, Turn, render_status
+from gateway.commands import UsageError, parse_command
 from kanban.agents.profiles import Profiles
+from kanban.board import Board
 from platforms.fake import FakeAdapter
 from tests.fakes.llm_server import LLMServer
 from tests.gateway.chat_harness import REPORT_FILES, make_reporter, sent_names, truthy
@@ -186,6 +190,8 @@ async def test_command_agent_replies_with_its_output_and_the_file_it_names(
         # The second turn carries the first exchange (history kept in the home).
         assert "alice: first question" in seen and "assistant: Here you go:" in seen
         assert seen.rstrip().endswith("alice: chart it please")
+        # The history is written after the reply is sent: wait for the turn to end.
+        await wait_until(lambda: truthy(daemon.router.handled == 2), what="second turn handled")
     history = list((tmp_path / "home" / "chat" / "history" / "fake").glob("*.jsonl"))
     assert len(history) == 1 and len(history[0].read_text().splitlines()) == 4
 
@@ -222,7 +228,9 @@ async def test_openai_agent_creates_a_task_through_a_tool_call(tmp_path: Path) -
 
 # ---- files in --------------------------------------------------------------------------------
 
-async def test_an_inbound_csv_lands_in_the_created_tasks_attachments(tmp_path: Path) -> None:
+async def test_an_inbound_csv_is_in_the_tasks_attachments_when_the_task_appears(
+    tmp_path: Path,
+) -> None:
     csv = tmp_path / "sales.csv"
     csv.write_text("month,sales\nJan,10\n", encoding="utf-8")
     big = tmp_path / "big.bin"
@@ -231,19 +239,39 @@ async def test_an_inbound_csv_lands_in_the_created_tasks_attachments(tmp_path: P
     config = "kanban: {dispatch_in_gateway: false}\ndelivery: {max_attachment_bytes: 1024}\n"
     async with running(tmp_path / "home", config, {"fake": lambda: fake}) as daemon:
         await wait_until(lambda: truthy(fake.started), what="adapter started")
+        board = await daemon.boards.open("default")
+        stored = board.attachments_path(1) / "sales.csv"
+        # A dispatcher is woken by the commit: look at the board the moment any commit lands,
+        # through a connection of our own, as another process would.
+        at_creation: list[bool] = []
+
+        def observe(_tx: object) -> None:
+            with closing(sqlite3.connect(board.db.path)) as conn:
+                exists = conn.execute("SELECT 1 FROM tasks WHERE id = 1").fetchone()
+            if exists is not None and not at_creation:
+                at_creation.append(stored.is_file())
+
+        board.db.on_commit.append(observe)
         await fake.inject(chat="c1", user_id=ALICE, text="/kanban create Chart the sales",
                           files=[str(csv), str(big)])
         (reply,) = await replies(fake, 1)
-        assert reply.splitlines()[0] == "big.bin was not received: too large (0.0 MB > 0.0 MB)" \
-            or reply.splitlines()[0].startswith("big.bin was not received: too large")
+        assert reply.splitlines()[0].startswith("big.bin was not received: too large")
         assert "Created #1 Chart the sales" in reply and "Attached: sales.csv" in reply
-        board = await daemon.boards.open("default")
-        stored = board.attachments_path(1) / "sales.csv"
+        assert at_creation == [True]
+        # A worker-like observer: the board opened afresh finds the file and is told about it.
+        async with Board.open(board.db.path, slug="default") as worker_view:
+            task = await worker_view.show_task(1)
+            context = await worker_view.context(1)
         assert stored.read_text(encoding="utf-8") == "month,sales\nJan,10\n"
-        task = await board.show_task(1)
+        assert task.task.metadata["inputs"] == [str(stored)]
         assert "sales.csv" in task.task.body
-        assert any(str(stored) in c.body for c in task.comments)
+        assert task.comments == []  # no after-the-fact note with paths any more
+        created = next(e for e in task.events if e.kind == "created")
+        assert created.payload["inputs"] == [str(stored)]
+        assert f"## Attached files\n\n- {stored}" in context
         assert not list(board.attachments_path(1).glob("big*"))
+        # The download went; the durable copy is the thread's file from now on.
+        assert not list((tmp_path / "home" / "chat" / "threads").rglob("sales*"))
 
 
 # ---- one conversation at a time ----------------------------------------------------------------
@@ -291,3 +319,9 @@ async def test_a_thread_is_one_conversation_at_a_time_and_others_do_not_wait(
         got = await replies(fake, 2, thread="a")
         assert got == ["answer to first", "answer to second"]
         assert sorted(agent.seen[:2]) == ["elsewhere", "first"] and agent.seen[2] == "second"
+
+
+def test_a_chat_user_cannot_spell_attach() -> None:
+    # Host paths are the CLI's: chat passes only the files that came with the message.
+    with pytest.raises(UsageError, match="--attach"):
+        parse_command("create Steal it --attach /home/me/.ssh/id_rsa")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,17 +119,76 @@ async def test_stale_staging_is_cleaned_when_a_board_is_opened(tmp_path: Path) -
     stale = board.attachments_path(3) / ".staging-dead"
     live = board.attachments_path(4) / ".staging-live"
     kept = board.attachments_path(3) / "report.pdf"
-    for folder in (stale, live):
+    stale_create = board.attachments_dir / ".staging-create"  # a killed create's copy
+    live_create = board.attachments_dir / ".staging-create-live"
+    for folder in (stale, live, stale_create, live_create):
         (folder / "sub").mkdir(parents=True)
         (folder / "sub" / "part.bin").write_bytes(b"x")
     kept.write_bytes(b"%PDF")
     old = time.time() - STALE_STAGING_SECONDS - 60
     os.utime(stale, (old, old))
+    os.utime(stale_create, (old, old))
     await board.close()
     board = await open_board(tmp_path)
     try:
-        assert not stale.exists()
-        assert live.exists()  # young: may belong to a complete running elsewhere right now
+        assert not stale.exists() and not stale_create.exists()
+        # Young: may belong to a complete or a create running elsewhere right now.
+        assert live.exists() and live_create.exists()
         assert kept.read_bytes() == b"%PDF"
     finally:
         await board.close()
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+async def test_attachments_are_private_whatever_the_worker_made_them(
+    board: Board, umask_022: None,
+) -> None:
+    task = await make_task(board, "chart")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    (workspace / "out" / "deep").mkdir(parents=True)
+    renamed = workspace / "out" / "deep" / "chart.png"
+    renamed.write_bytes(b"\x89PNG")
+    os.chmod(renamed, 0o755)  # the worker's mode: would travel with a rename
+    (workspace / "nest" / "tree").mkdir(parents=True)
+    (workspace / "nest" / "tree" / "a.txt").write_text("a", encoding="utf-8")
+    # The copy comes first: it makes attachments/<id>/ on its way (with the umask's mode).
+    await board.complete(task.id, lease=claim.lease,
+                         artifacts=["nest/tree", "out/deep/chart.png"])
+    attachments = board.attachments_path(task.id)
+    folders = [attachments, attachments / "out", attachments / "out" / "deep",
+               attachments / "nest", attachments / "nest" / "tree"]
+    files = [attachments / "out" / "deep" / "chart.png", attachments / "nest" / "tree" / "a.txt"]
+    assert [_mode(f) for f in folders] == [0o700] * 5
+    assert [_mode(f) for f in files] == [0o600] * 2
+
+
+async def test_a_refused_completion_gives_the_worker_its_file_back_as_it_was(
+    board: Board, umask_022: None,
+) -> None:
+    task = await make_task(board, "t")
+    old = await board.claim(task.id)
+    await board.reclaim(old.run_id)
+    await board.claim(task.id)
+    workspace = board.workspaces_dir / str(task.id)
+    workspace.mkdir(parents=True, exist_ok=True)
+    script = workspace / "run.sh"
+    script.write_text("echo hi\n", encoding="utf-8")
+    os.chmod(script, 0o754)
+    inode = os.stat(script).st_ino
+    with pytest.raises(LeaseError):
+        await board.complete(task.id, lease=old.lease, artifacts=["run.sh"])
+    assert os.stat(script).st_ino == inode  # renamed away and back, not copied
+    assert _mode(script) == 0o754

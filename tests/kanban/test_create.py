@@ -1,9 +1,13 @@
 """create: status derivation, validation, initial status (S2), max runtime 0 (S8), idempotency
-keys, skills vs toolsets (S24)."""
+keys, skills vs toolsets (S24), files attached at creation."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from kanban.board import Board
 from kanban.errors import InvalidInput
 from kanban.testing import make_task, open_board
+from tests.kanban.workers.harness import wait_until
 
 
 async def test_status_is_derived_from_parents(board: Board) -> None:
@@ -102,3 +107,167 @@ async def test_idempotency_key_holds_across_connections(tmp_path: Path) -> None:
     finally:
         for b in boards:
             await b.close()
+
+
+# ---- files given at creation ------------------------------------------------------------------
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _leftovers(board: Board) -> list[str]:
+    """Everything under the board's attachments folder (staging included)."""
+    return sorted(str(p.relative_to(board.attachments_dir))
+                  for p in board.attachments_dir.rglob("*"))
+
+
+async def test_attachments_are_in_place_when_the_task_is_created(
+    board: Board, tmp_path: Path, umask_022: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "in").mkdir()
+    sales = tmp_path / "in" / "sales.csv"
+    sales.write_text("month,sales\nJan,10\n", encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sales.csv").write_text("second\n", encoding="utf-8")
+    (other / ".env").write_text("hidden name\n", encoding="utf-8")
+    monkeypatch.chdir(other)  # a relative path is the caller's (the CLI's cwd)
+    made = await board.create_task("Chart the sales", attachments=[sales, "sales.csv", ".env"])
+    folder = board.attachments_path(made.task.id)
+    expected = [str(folder / "sales.csv"), str(folder / "sales-2.csv"), str(folder / "_.env")]
+    assert made.task.metadata["inputs"] == expected
+    assert (await board.get_task(made.task.id)).metadata["inputs"] == expected
+    assert [Path(p).read_text(encoding="utf-8") for p in expected] == [
+        "month,sales\nJan,10\n", "second\n", "hidden name\n"]
+    assert sales.read_text(encoding="utf-8") == "month,sales\nJan,10\n"  # copied, not taken
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(Path(p).stat().st_mode) for p in expected} == {0o600}
+    assert _leftovers(board) == sorted(str(Path(p).relative_to(board.attachments_dir))
+                                       for p in [folder, *expected])
+    [event] = [e for e in await board.events(task_id=made.task.id) if e.kind == "created"]
+    assert event.payload["inputs"] == expected
+    context = await board.context(made.task.id)
+    assert "## Attached files\n\n" + "\n".join(f"- {p}" for p in expected) in context
+
+
+async def test_a_task_without_attachments_records_none(board: Board) -> None:
+    made = await board.create_task("plain")
+    assert "inputs" not in made.task.metadata
+    [event] = [e for e in await board.events(task_id=made.task.id) if e.kind == "created"]
+    assert "inputs" not in event.payload
+    assert "Attached files" not in await board.context(made.task.id)
+    assert not board.attachments_path(made.task.id).exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "folder", "missing"])
+async def test_an_unsafe_attachment_refuses_the_create_and_leaves_nothing(
+    board: Board, tmp_path: Path, kind: str,
+) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE", encoding="utf-8")
+    fine = tmp_path / "fine.csv"
+    fine.write_text("a,b\n", encoding="utf-8")
+    bad = tmp_path / "innocent.txt"
+    if kind == "symlink":
+        bad.symlink_to(secret)
+    elif kind == "hardlink":
+        os.link(secret, bad)
+    elif kind == "folder":
+        bad.mkdir()
+    message = {"symlink": r"^attachment refused: innocent\.txt: is a symbolic link$",
+               "hardlink": r"^attachment refused: innocent\.txt: has 2 hard links$",
+               "folder": r"^attachment refused: innocent\.txt: is a folder; attach files$",
+               "missing": r"^attachment innocent\.txt: no such file$"}[kind]
+    # The good file is staged first: the refusal must take it away again.
+    with pytest.raises(InvalidInput, match=message):
+        await board.create_task("t", attachments=[fine, bad])
+    assert await board.list_tasks(include_archived=True) == []
+    assert _leftovers(board) == []
+    assert secret.read_text(encoding="utf-8") == "PRIVATE"
+
+
+async def test_a_refused_create_discards_its_staged_files(board: Board, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="unknown parent task"):
+        await board.create_task("orphan", parents=[99], attachments=[data])
+    assert await board.list_tasks(include_archived=True) == []
+    assert _leftovers(board) == []
+
+
+async def test_an_idempotent_repeat_attaches_nothing(board: Board, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x\n", encoding="utf-8")
+    first = await board.create_task("report", idempotency_key="k", attachments=[data])
+    data.write_text("changed\n", encoding="utf-8")
+    again = await board.create_task("report", idempotency_key="k", attachments=[data])
+    assert not again.created and again.task.metadata["inputs"] == first.task.metadata["inputs"]
+    folder = board.attachments_path(first.task.id)
+    assert (folder / "data.csv").read_text(encoding="utf-8") == "x\n"
+    assert _leftovers(board) == [str(folder.name), f"{folder.name}/data.csv"]
+
+
+async def test_a_folder_left_by_a_failed_commit_is_replaced(board: Board, tmp_path: Path) -> None:
+    # A create whose COMMIT failed after the rename leaves attachments/<id>/ with no task, and
+    # the next create gets the same id.
+    orphan = board.attachments_path(1)
+    orphan.mkdir(parents=True)
+    (orphan / "stale.csv").write_text("old\n", encoding="utf-8")
+    data = tmp_path / "data.csv"
+    data.write_text("new\n", encoding="utf-8")
+    made = await board.create_task("t", attachments=[data])
+    assert made.task.id == 1
+    assert sorted(p.name for p in orphan.iterdir()) == ["data.csv"]
+
+
+async def test_a_create_cancelled_in_flight_leaves_no_task_and_no_staging(
+    board: Board, tmp_path: Path,
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x\n", encoding="utf-8")
+    # Another process holds the write lock, so the create waits inside its batch.
+    other = sqlite3.connect(board.db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        create = asyncio.ensure_future(board.create_task("t", attachments=[data]))
+
+        async def waiting_for_the_lock() -> bool:
+            staged = [p for p in board.attachments_dir.glob(".staging-*/data.csv")]
+            writer = board.db._writer
+            return bool(staged) and writer is not None and not writer.done()
+
+        await wait_until(waiting_for_the_lock, what="the create's write in flight")
+        create.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await create
+        assert _leftovers(board) == []  # the caller's cancellation discarded the copy at once
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    await board.db.settled()
+    assert await board.list_tasks(include_archived=True) == []
+    assert _leftovers(board) == []
+    # The board carries on: the next create gets its files.
+    made = await board.create_task("t", attachments=[data])
+    assert Path(made.task.metadata["inputs"][0]).read_text(encoding="utf-8") == "x\n"
+
+
+async def test_a_create_cancelled_while_copying_leaves_no_staging(
+    board: Board, tmp_path: Path,
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (4 * 1024 * 1024))
+    create = asyncio.ensure_future(board.create_task("t", attachments=[big]))
+    await asyncio.sleep(0)  # one step: the create is now waiting on its copy thread
+    assert not create.done()
+    create.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await create
+    await board.db.settled()  # the copy thread finishes, then its folder is discarded
+    assert await board.list_tasks(include_archived=True) == []
+    assert _leftovers(board) == []
