@@ -30,6 +30,24 @@ def inside(path: Path, root: Path) -> bool:
     return resolved != base and resolved.is_relative_to(base)
 
 
+def make_private_dirs(path: Path) -> None:
+    """``mkdir -p`` where every folder it creates is 0700 whatever the umask (``Path.mkdir``
+    gives ``mode`` to the last folder only)."""
+    missing: list[Path] = []
+    here = path
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(folder, DIR_MODE)
+
+
 class UnsafeFile(OSError):
     """A declared file that must not be copied (a link, a hard link, a device, …)."""
 
@@ -107,7 +125,7 @@ def open_parent_beneath(root_fd: int, relative: PurePath) -> int:
 
 def _copy_fd(fd: int, target: Path) -> None:
     """Copy the open file ``fd`` to ``target`` (mode 0600, written beside it, then renamed)."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    make_private_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.part")
     out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, FILE_MODE)
     with os.fdopen(out_fd, "wb") as dst, os.fdopen(os.dup(fd), "rb") as src:
@@ -142,7 +160,7 @@ def copy_at(dir_fd: int, name: str, target: Path) -> CopyReport:
         for dirpath, _dirnames, filenames, here_fd in os.fwalk(
                 ".", dir_fd=top, follow_symlinks=False):
             rel = Path(os.path.normpath(dirpath))
-            (target / rel).mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            make_private_dirs(target / rel)
             for entry in filenames:
                 try:
                     _copy_file_at(entry, here_fd, target / rel / entry)

@@ -192,3 +192,21 @@ async def test_a_refused_completion_gives_the_worker_its_file_back_as_it_was(
         await board.complete(task.id, lease=old.lease, artifacts=["run.sh"])
     assert os.stat(script).st_ino == inode  # renamed away and back, not copied
     assert _mode(script) == 0o754
+
+
+def test_copies_make_every_new_folder_private_whatever_the_umask(tmp_path: Path) -> None:
+    from kanban.fsutil import copy_no_follow
+
+    source = tmp_path / "src"
+    (source / "a" / "b").mkdir(parents=True)
+    (source / "a" / "b" / "f.csv").write_text("x", encoding="utf-8")
+    old = os.umask(0o022)
+    try:
+        copy_no_follow(source, tmp_path / "out" / "deep" / "copy")
+        copy_no_follow(source / "a" / "b" / "f.csv", tmp_path / "one" / "two" / "f.csv")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "out", tmp_path / "out" / "deep", tmp_path / "out" / "deep" / "copy",
+                   tmp_path / "out" / "deep" / "copy" / "a", tmp_path / "one",
+                   tmp_path / "one" / "two"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
