@@ -117,9 +117,12 @@ async def test_typing_shows_while_the_gateway_works_and_goes_with_the_reply(site
 
 
 async def test_typing_fades_when_the_gateway_stops_repeating_it(site: Site) -> None:
-    page = await site.browser.new_context(bypass_csp=True)
-    page = await page.new_page()
+    # A page of its own: the fake clock must be installed before the page's scripts run.
+    context = await site.browser.new_context(bypass_csp=True)
+    page = await context.new_page()
     site.pages.append(page)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.clock.install()
     await page.goto(site.url + "/?chat=1")
     await page.locator("#chat-input").wait_for()
@@ -128,3 +131,4 @@ async def test_typing_fades_when_the_gateway_stops_repeating_it(site: Site) -> N
     assert await page.locator("#chat-typing.on").count() == 1
     await page.clock.run_for(4000)
     await page.locator("#chat-typing:not(.on)").wait_for(timeout=3000)
+    assert errors == []
