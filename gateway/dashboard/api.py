@@ -185,11 +185,13 @@ async def stream_events(request: Request) -> Response:
 @endpoint
 async def list_tasks(request: Request) -> Response:
     board = await board_of(request)
-    tasks = await board.list_tasks(status=request.query_params.get("status") or None,
-                                   assignee=request.query_params.get("assignee") or None,
-                                   include_archived=flag(request, "archived"))
-    by_id = {t.id: t.status for t in tasks}
-    return ok([views.card(t, by_id) for t in tasks])
+    status = request.query_params.get("status") or None
+    assignee = request.query_params.get("assignee") or None
+    cards = await board.list_cards(include_archived=flag(request, "archived")
+                                   or status == "archived")
+    return ok([views.card_json(c) for c in cards
+               if (status is None or c.status == status)
+               and (assignee is None or c.assignee == assignee)])
 
 
 @endpoint

@@ -1,10 +1,11 @@
 """Read models for the browser: board columns of compact cards, and a task's detail.
 
-``GET /api/board`` is the hot read. It lists the board once per *change* (the board's change
-version, after asking SQLite whether another process wrote), keeps that snapshot, and cuts each
-column to its first ``limit`` cards; repeated reads of an unchanged board — every open tab
-refreshing after the same event — reuse it. Cards are built straight from the task attributes,
-never through ``asdict`` (a deep copy per task).
+``GET /api/board`` is the hot read. It reads the board's cards once per *change* (the board's
+change version, after asking SQLite whether another process wrote), keeps that snapshot, and cuts
+each column to its first ``limit`` cards; repeated reads of an unchanged board — every open tab
+refreshing after the same event — reuse it. The snapshot holds :class:`~kanban.board.cards.Card`
+values (:meth:`Board.list_cards`: one query, no ``Task`` objects); only the cards shown become
+JSON.
 """
 
 from __future__ import annotations
@@ -18,20 +19,19 @@ from typing import Any
 
 from gateway.notifier import build_policy
 from kanban import Board, Task, TaskDetail
+from kanban.board.cards import Card
 from platforms.delivery import OpenedFile
 
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 5000
-REASON_CHARS = 90
 
 
 @dataclass
 class Snapshot:
     version: int
     archived: bool
-    tasks: list[Task]
-    status_by_id: dict[int, str]
+    cards: list[Card]
 
 
 class BoardViews:
@@ -50,9 +50,7 @@ class BoardViews:
             snap = self._snapshots.get(key)
             if snap is not None and snap.version == version:
                 return snap
-            # Cards never show a body (up to 1 MB each): the listing leaves that column unread.
-            tasks = await board.list_tasks(include_archived=archived, with_body=False)
-            snap = Snapshot(version, archived, tasks, {t.id: t.status for t in tasks})
+            snap = Snapshot(version, archived, await board.list_cards(include_archived=archived))
             self._snapshots[key] = snap
             return snap
 
@@ -64,12 +62,12 @@ class BoardViews:
                     assignee: str | None, text: str | None) -> dict[str, Any]:
         snap = await self.snapshot(board, archived=archived)
         statuses = (*COLUMNS, "archived") if archived else COLUMNS
-        buckets: dict[str, list[Task]] = {s: [] for s in statuses}
+        buckets: dict[str, list[Card]] = {s: [] for s in statuses}
         counts: dict[str, int] = dict.fromkeys(statuses, 0)
         assignees: set[str] = set()
         needle = text.lower().strip() if text else None
         want_id = int(needle.lstrip("#")) if needle and needle.lstrip("#").isdigit() else None
-        for task in snap.tasks:
+        for task in snap.cards:
             if task.assignee:
                 assignees.add(task.assignee)
             bucket = buckets.get(task.status)
@@ -79,19 +77,19 @@ class BoardViews:
                 continue
             if needle is not None and task.id != want_id and needle not in task.title.lower():
                 continue
-            counts[task.status] += 1
             bucket.append(task)
+        for status, bucket in buckets.items():
+            counts[status] = len(bucket)
         for status in ("done", "archived"):
             if status in buckets:  # most recently finished first
                 buckets[status].sort(key=lambda t: -(t.completed_at or t.updated_at or 0.0))
-        by_id = snap.status_by_id
         columns = []
         for status in statuses:
             shown = buckets[status][:limit]
             columns.append({
                 "status": status, "count": counts[status],
                 "more": max(0, counts[status] - len(shown)),
-                "tasks": [card(t, by_id) for t in shown],
+                "tasks": [card_json(c) for c in shown],
             })
         return {
             "board": board.slug, "version": snap.version,
@@ -100,23 +98,17 @@ class BoardViews:
         }
 
 
-def card(task: Task, status_by_id: dict[int, str]) -> dict[str, Any]:
-    children = task.children
-    done = sum(1 for c in children if status_by_id.get(c, "archived") in ("done", "archived"))
-    reason = task.blocked_reason or task.last_failure_error
-    if reason and len(reason) > REASON_CHARS:
-        reason = reason[:REASON_CHARS - 1].rstrip() + "…"
-    artifacts = task.metadata.get("artifacts") if isinstance(task.metadata, dict) else None
+def card_json(card: Card) -> dict[str, Any]:
+    """A card as the page reads it (``children`` is ``[finished, total]`` or null)."""
     return {
-        "id": task.id, "title": task.title, "status": task.status,
-        "assignee": task.assignee, "priority": task.priority,
-        "created_at": task.created_at, "updated_at": task.updated_at,
-        "completed_at": task.completed_at, "failures": task.consecutive_failures,
-        "children": [done, len(children)] if children else None,
-        "parents": len(task.parents),
-        "files": len(artifacts) if isinstance(artifacts, list) else 0,
-        "reason": reason if task.status == "blocked" else None,
-        "corrupt": task.corrupt,
+        "id": card.id, "title": card.title, "status": card.status,
+        "assignee": card.assignee, "priority": card.priority,
+        "created_at": card.created_at, "updated_at": card.updated_at,
+        "completed_at": card.completed_at, "failures": card.failures,
+        "children": [card.children_done, card.children] if card.children else None,
+        "parents": card.parents, "files": card.files,
+        "reason": card.reason if card.status == "blocked" else None,
+        "corrupt": card.corrupt,
     }
 
 

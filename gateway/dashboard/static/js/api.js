@@ -18,9 +18,22 @@ export async function api(method, path, body, { board = true } = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  return send(board ? withBoard(path) : path, init);
+}
+
+// One file's raw bytes (the web chat's POST /chat/upload?name=…); answers JSON like api().
+export function upload(path, file) {
+  const url = `${path}${path.includes("?") ? "&" : "?"}name=${encodeURIComponent(file.name)}`;
+  return send(url, {
+    method: "POST", body: file, credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" },
+  });
+}
+
+async function send(url, init) {
   let response;
   try {
-    response = await fetch(board ? withBoard(path) : path, init);
+    response = await fetch(url, init);
   } catch (err) {
     throw new ApiError(0, "could not reach the board");
   }
