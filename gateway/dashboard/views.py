@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.notifier import build_policy
-from kanban import Board, Task, TaskDetail
-from kanban.board.cards import Card
+from kanban import Board, Card, Task, TaskDetail
 from platforms.delivery import OpenedFile
 
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")

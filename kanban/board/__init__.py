@@ -1,5 +1,6 @@
 """The board facade and the values it works with (see :mod:`kanban.board.facade`)."""
 
+from kanban.board.cards import Card
 from kanban.board.core import BoardOptions, BoardPaths, ChangeSignal
 from kanban.board.facade import Board
 from kanban.board.recovery import FailureOutcome
@@ -10,6 +11,7 @@ __all__ = [
     "Board",
     "BoardOptions",
     "BoardPaths",
+    "Card",
     "ChangeSignal",
     "ChildSpec",
     "Created",

@@ -7,7 +7,8 @@ from kanban import errors
 
 PINNED = [
     "AuxiliaryError", "Board", "BoardInfo", "BoardNotFound", "BoardOptions", "BoardPaths",
-    "Boards", "CapReached", "ChangeSignal", "ChildSpec", "Claim", "Comment", "Conflict", "Created",
+    "Boards", "Card", "CapReached", "ChangeSignal", "ChildSpec", "Claim", "Comment", "Conflict",
+    "Created",
     "CycleError", "DEFAULT_BOARD", "Decomposition", "Event", "FailureOutcome", "InvalidInput",
     "KanbanError", "LLMTimeout", "LLMUnavailable", "LeaseError", "NotClaimable", "NotConfigured",
     "NotFound", "PlanError", "ProfileNotFound", "Run", "STATUSES", "SpawnError", "StorageError",
