@@ -80,7 +80,7 @@ async def test_cancelled_complete_with_artifacts_agrees_with_its_files(board: Bo
         await board.db.settled()
         version = board.changes.version
         cancelled = await _cancel_after(
-            rng, board.complete(task.id, lease=claim.lease, artifacts=["chart.png"]), 40)
+            rng, board.complete(task.id, lease=claim.lease, artifacts=["chart.png"]), 400)
         await board.db.settled()
         after = await board.get_task(task.id)
         attachments = board.attachments_path(task.id)
