@@ -101,7 +101,7 @@ async def main(rounds: int) -> None:
                 # Unassigned: the dispatcher leaves it alone; we complete it ourselves.
                 task = (await board.create_task("bench")).task
                 await board.subscribe(task.id, platform="fake", chat="c")
-                await board.complete(task.id, summary="ok")
+                await board.complete(task.id, summary="ok", as_operator=True)
                 sent = await _wait(len(fake.sent_at) + 1, fake)
                 in_process.append(sent - await _completed_at(board, task.id))
             for _ in range(rounds):
