@@ -49,6 +49,9 @@ class Destination:
     chat: str
     thread: str | None = None
     reply_to: str | None = None
+    # Deliver without a notification sound/badge where the platform can (Telegram
+    # disable_notification, Discord's silent flag); Slack has no such option and ignores it.
+    silent: bool = False
 
 
 @dataclass(frozen=True)

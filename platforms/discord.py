@@ -375,6 +375,8 @@ class DiscordAdapter(PlatformAdapter):
         files = [discord.File(p, filename=p.name) for p in paths]
         try:
             kwargs: dict[str, Any] = {"files": files}
+            if dest.silent:
+                kwargs["silent"] = True
             reference = self._reference(dest)
             if reference is not None:
                 kwargs["reference"] = reference

@@ -384,6 +384,8 @@ class TelegramAdapter(PlatformAdapter):
     @staticmethod
     def _where(dest: Destination) -> dict[str, object]:
         where: dict[str, object] = {"chat_id": dest.chat}
+        if dest.silent:
+            where["disable_notification"] = True
         if dest.thread is not None:
             where["message_thread_id"] = int(dest.thread)
         if dest.reply_to is not None:

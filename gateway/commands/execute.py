@@ -463,7 +463,8 @@ async def follow_events(req: v.EventsRequest, caller: Caller,
 async def _subscribe(req: v.SubscribeRequest, caller: Caller, services: Services) -> r.Subscribed:
     board = await services.open_board(req, caller)
     return r.Subscribed(await board.subscribe(req.task_id, platform=req.platform, chat=req.chat,
-                                              thread=req.thread, created_by=_name_of(caller)))
+                                              thread=req.thread, created_by=_name_of(caller),
+                                              silent=req.silent))
 
 
 @handles(v.UnsubscribeRequest)

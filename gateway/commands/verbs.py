@@ -218,6 +218,8 @@ class SubscribeRequest(Request):
     platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
     chat: str = option("--chat", required=True, help="Chat / channel id.")
     thread: str | None = option("--thread", help="Thread / topic id.")
+    silent: bool = option("--silent", is_flag=True,
+                          help="Deliver without a notification (Telegram, Discord).")
 
 
 @verb("unsubscribe", help="Stop posting this task to a chat thread.")

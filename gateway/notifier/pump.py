@@ -162,7 +162,7 @@ class Notifier:
                 "reason": "the gave_up message for the same failure says it",
                 "retryable": False}])
             return
-        dest = Destination(item.platform, item.chat, item.thread)
+        dest = Destination(item.platform, item.chat, item.thread, silent=item.silent)
         policy = self._policy(board, item.task)
         files = (artifact_paths(item.event, user_home=self.delivery.user_home)
                  if item.kind == "completed" else [])

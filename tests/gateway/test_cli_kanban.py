@@ -1086,3 +1086,12 @@ def test_damaged_rows_are_shown_not_fatal_s5(rb: Cli) -> None:
     assert "unknown" in rb.ok("kanban", "list")
     assert "created  unknown" in rb.ok("kanban", "show", str(task_id))
     assert rb.ok("kanban", "context", str(task_id)).startswith(f"# Task {task_id}: old row")
+
+
+def test_subscribe_silent_is_stored_and_listed(rb: Cli) -> None:
+    task_id = rb.create("t")
+    out = rb.json("kanban", "subscribe", str(task_id), "--platform", "telegram", "--chat", "5",
+                  "--silent")
+    assert out["silent"] is True
+    [listed] = rb.json("kanban", "subscriptions", str(task_id))
+    assert listed["silent"] is True

@@ -241,3 +241,17 @@ async def test_a_result_equal_to_the_one_line_summary_is_not_sent_twice(
     await notifier(board, fake, tmp_path).pump()
     assert [c.method for c in fake.calls] == ["send"]
     assert (fake.calls[0].text or "").endswith("bar chart of 6 values")
+
+
+async def test_a_silent_subscription_delivers_to_a_silent_destination(
+    board: Board, tmp_path: Path,
+) -> None:
+    quiet, loud = await make_task(board, "quiet"), await make_task(board, "loud")
+    await board.subscribe(quiet.id, platform="fake", chat="c1", silent=True)
+    await board.subscribe(loud.id, platform="fake", chat="c2")
+    await claim_and_complete(board, quiet.id, summary="s")
+    await claim_and_complete(board, loud.id, summary="s")
+    fake = FakeAdapter(platform="fake")
+    await notifier(board, fake, tmp_path).pump()
+    silent_by_chat = {c.dest.chat: c.dest.silent for c in fake.calls}
+    assert silent_by_chat == {"c1": True, "c2": False}

@@ -295,3 +295,16 @@ async def test_allowed_users_empty_serves_nobody(
     finally:
         await adapter.close()
     assert "discord: allowed_users is empty — nobody will be served" in caplog.text
+
+
+async def test_a_silent_destination_suppresses_notifications(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    adapter, _ = started
+    quiet = Destination(DEST.platform, DEST.chat, DEST.thread, silent=True)
+    assert (await adapter.send(quiet, "shh")).ok
+    assert (await adapter.send(DEST, "loud")).ok
+    quiet_post, loud_post = discord_server.calls(MESSAGES)
+    suppress_notifications = 1 << 12  # Discord's SUPPRESS_NOTIFICATIONS message flag
+    assert int(quiet_post.params.get("flags", 0)) & suppress_notifications
+    assert not int(loud_post.params.get("flags", 0)) & suppress_notifications

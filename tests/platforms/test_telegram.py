@@ -472,3 +472,17 @@ async def test_start_can_be_called_again_after_a_failure(telegram_server: Telegr
         assert (await asyncio.wait_for(inbox.get(), 5)).text == "ok"
     finally:
         await a.close()
+
+
+async def test_a_silent_destination_sends_without_notification(
+    adapter: TelegramAdapter, telegram_server: TelegramServer, tmp_path: Path
+) -> None:
+    quiet = Destination("telegram", CHAT, thread="77", silent=True)
+    assert (await adapter.send(quiet, "shh")).status is ReceiptStatus.DELIVERED
+    await adapter.send_document(quiet, write(tmp_path / "r.pdf", b"%PDF-1.4"))
+    assert (await adapter.send(DEST, "loud")).status is ReceiptStatus.DELIVERED
+    quiet_text, loud_text = telegram_server.calls("sendMessage")
+    (doc,) = telegram_server.calls("sendDocument")
+    assert str(quiet_text.params.get("disable_notification")).lower() == "true"
+    assert str(doc.params.get("disable_notification")).lower() == "true"
+    assert "disable_notification" not in loud_text.params
