@@ -1,150 +1,158 @@
-"""Every change the dashboard makes to a board, in one place.
+"""Every change the dashboard makes to a board, in one place, through the shared command layer.
 
-The dashboard speaks as the operator ``dashboard``. These functions are the only ones in
-``gateway/dashboard`` that write, so moving them onto the shared command layer later touches this
-file alone.
-
-The operator verbs follow the kernel's operator contract: completing, blocking or archiving a
-task with an active run needs ``force`` (the run's lease then becomes stale). The kernel is
-gaining ``as_operator=`` / ``force=`` keywords on those methods; until a running kernel has them,
-:func:`_operator_call` passes only the keywords the installed ``Board`` accepts and applies the
-``force`` rule here, so this module works on both sides of that change.
+The dashboard speaks as the operator ``dashboard``: each action builds the same request the CLI
+and chat build (:mod:`gateway.commands`) and runs it with :func:`gateway.commands.execute`, so
+the rules are one set for every surface — checked assignees ("did you mean …?"), the operator
+contract (completing, blocking, archiving or reassigning a task with an active run needs
+``force``, and the run's lease then goes stale), limits on every value.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from kanban import Board, Comment, Conflict, InvalidInput, Task
-from kanban.agents.decomposer import DecomposeSettings, Outcome, decompose_task
+from gateway.commands import (
+    ArchiveRequest,
+    AssignRequest,
+    BlockRequest,
+    CommentRequest,
+    CompleteRequest,
+    CreateRequest,
+    DecomposeRequest,
+    LinkRequest,
+    Operator,
+    Request,
+    Services,
+    SetModelRequest,
+    UnblockRequest,
+    UnlinkRequest,
+    execute,
+)
+from gateway.commands import results as r
+from kanban import Board, Comment, InvalidInput, Task
+from kanban.agents.decomposer import Outcome
 from kanban.agents.describer import DescribeOutcome, describe_profile, set_description
 from kanban.agents.llm import AuxiliaryClient, LLMEndpoint
 from kanban.agents.profiles import Profiles
 
-OPERATOR = "dashboard"
+OPERATOR = Operator("dashboard")
+
+# Fields of POST /api/tasks → the create request's fields.
+_CREATE_FIELDS = {"body": "body", "assignee": "assignee", "parents": "parents",
+                  "triage": "triage", "priority": "priority",
+                  "max_runtime_seconds": "max_runtime", "max_retries": "max_retries",
+                  "model_override": "model", "skills": "skills", "workspace": "workspace",
+                  "idempotency_key": "idempotency_key"}
 
 
-@functools.cache
-def _accepted(method: Callable[..., Any]) -> frozenset[str]:
-    return frozenset(inspect.signature(method).parameters)
+@dataclass(frozen=True)
+class Actor:
+    """The dashboard's operator on one board."""
 
+    services: Services
+    board: Board
 
-async def _operator_call(method: Callable[..., Awaitable[Any]], *args: Any,
-                         **kwargs: Any) -> Any:
-    func = getattr(method, "__func__", method)
-    accepted = _accepted(func)
-    return await method(*args, **{k: v for k, v in kwargs.items() if k in accepted})
+    async def _run(self, request: Request) -> Any:
+        return await execute(request, OPERATOR, self.services)
 
+    async def create_task(self, fields: dict[str, Any]) -> Task:
+        unknown = set(fields) - set(_CREATE_FIELDS) - {"title"}
+        if unknown:
+            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+        title = fields.get("title")
+        if not isinstance(title, str):
+            raise InvalidInput("a task needs a title")
+        options: dict[str, Any] = {}
+        for key, name in _CREATE_FIELDS.items():
+            value = fields.get(key)
+            if value is None or (key == "assignee" and value == ""):
+                continue
+            if key in ("parents", "skills"):
+                if not isinstance(value, list):
+                    raise InvalidInput(f"{key} must be a list")
+                value = tuple(value)
+            options[name] = value
+        made: r.TaskCreated = await self._run(
+            CreateRequest(title=title, board=self.board.slug, **options))
+        return made.task
 
-async def _require_force(board: Board, task_ids: Sequence[int], force: bool, verb: str) -> None:
-    """The operator rule, for kernels that do not apply it themselves yet."""
-    if force:
-        return
-    for task_id in task_ids:
-        task = await board.get_task(task_id)
-        if task.status == "running" and task.current_run_id is not None:
-            raise Conflict(f"task {task_id} is running; {verb} it with force (its worker's "
-                           "lease becomes stale)")
+    async def update_task(self, task_id: int, fields: dict[str, Any], *,
+                          force: bool = False) -> Task:
+        allowed = {"assignee", "priority", "model_override"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InvalidInput(f"only {', '.join(sorted(allowed))} can be changed here "
+                               f"(got {', '.join(sorted(unknown))})")
+        if not fields:
+            raise InvalidInput("nothing to change")
+        task = await self.board.get_task(task_id)
+        if "assignee" in fields:
+            done: r.TaskUpdated = await self._run(AssignRequest(
+                task_id=task_id, profile=fields["assignee"] or "none", force=force,
+                board=self.board.slug))
+            task = done.task
+        if "priority" in fields:
+            priority = fields["priority"]
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise InvalidInput("priority must be an integer")
+            # Priority has no CLI verb; the kernel validates it like every other value.
+            task = await self.board.set_priority(task_id, priority)
+        if "model_override" in fields:
+            model = fields["model_override"] or "none"
+            if not isinstance(model, str):
+                raise InvalidInput("model_override must be text")
+            set_model: r.TaskUpdated = await self._run(SetModelRequest(
+                task_id=task_id, model=model, board=self.board.slug))
+            task = set_model.task
+        return task
 
+    async def complete(self, task_id: int, *, result: str | None, summary: str | None,
+                       force: bool) -> Task:
+        done: r.TaskUpdated = await self._run(CompleteRequest(
+            task_id=task_id, result=result, summary=summary, force=force, board=self.board.slug))
+        return done.task
 
-def _kernel_enforces_force(method: Callable[..., Any]) -> bool:
-    return "force" in _accepted(getattr(method, "__func__", method))
+    async def block(self, task_id: int, reason: str, *, force: bool) -> Task:
+        done: r.TaskUpdated = await self._run(BlockRequest(
+            words=(str(task_id), reason), force=force, board=self.board.slug))
+        return done.task
 
+    async def unblock(self, task_id: int) -> Task:
+        done: r.TasksChanged = await self._run(UnblockRequest(
+            task_ids=(task_id,), board=self.board.slug))
+        return done.tasks[0]
 
-# ---- tasks ---------------------------------------------------------------------------------------
+    async def archive(self, task_ids: list[int], *, force: bool) -> list[Task]:
+        done: r.TasksChanged = await self._run(ArchiveRequest(
+            task_ids=tuple(task_ids), force=force, board=self.board.slug))
+        return done.tasks
 
-async def create_task(board: Board, fields: dict[str, Any]) -> Task:
-    allowed = {"body", "assignee", "parents", "triage", "priority", "max_runtime_seconds",
-               "max_retries", "model_override", "skills", "workspace", "idempotency_key"}
-    unknown = set(fields) - allowed - {"title"}
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-    title = fields.get("title")
-    if not isinstance(title, str):
-        raise InvalidInput("a task needs a title")
-    options = {k: v for k, v in fields.items() if k in allowed and v is not None}
-    if options.get("assignee") == "":
-        options.pop("assignee")
-    created = await board.create_task(title, created_by=OPERATOR, **options)
-    return created.task
+    async def delete(self, task_ids: list[int]) -> list[int]:
+        done: r.TasksDeleted = await self._run(ArchiveRequest(
+            task_ids=tuple(task_ids), remove=True, board=self.board.slug))
+        return done.ids
 
+    async def comment(self, task_id: int, text: str) -> Comment:
+        done: r.CommentAdded = await self._run(CommentRequest(
+            words=(str(task_id), text), author=OPERATOR.name, board=self.board.slug))
+        return done.comment
 
-async def update_task(board: Board, task_id: int, fields: dict[str, Any], *,
-                      force: bool = False) -> Task:
-    allowed = {"assignee", "priority", "model_override"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise InvalidInput(f"only {', '.join(sorted(allowed))} can be changed here "
-                           f"(got {', '.join(sorted(unknown))})")
-    if not fields:
-        raise InvalidInput("nothing to change")
-    task = await board.get_task(task_id)
-    if "assignee" in fields:
-        task = await _operator_call(board.assign, task_id, fields["assignee"] or None,
-                                    force=force)
-    if "priority" in fields:
-        priority = fields["priority"]
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidInput("priority must be an integer")
-        task = await board.set_priority(task_id, priority)
-    if "model_override" in fields:
-        task = await board.set_model(task_id, fields["model_override"] or None)
-    return task
+    async def link(self, parent: int, child: int) -> Task:
+        done: r.TaskUpdated = await self._run(LinkRequest(
+            parent=parent, child=child, board=self.board.slug))
+        return done.task
 
+    async def unlink(self, parent: int, child: int) -> Task:
+        done: r.TaskUpdated = await self._run(UnlinkRequest(
+            parent=parent, child=child, board=self.board.slug))
+        return done.task
 
-async def complete(board: Board, task_id: int, *, result: str | None, summary: str | None,
-                   force: bool) -> Task:
-    if not _kernel_enforces_force(board.complete):
-        await _require_force(board, [task_id], force, "complete")
-    task: Task = await _operator_call(board.complete, task_id, as_operator=True, force=force,
-                                      result=result, summary=summary, by=OPERATOR)
-    return task
-
-
-async def block(board: Board, task_id: int, reason: str, *, force: bool) -> Task:
-    if not _kernel_enforces_force(board.block):
-        await _require_force(board, [task_id], force, "block")
-    task: Task = await _operator_call(board.block, task_id, reason, as_operator=True,
-                                      force=force, by=OPERATOR)
-    return task
-
-
-async def unblock(board: Board, task_id: int) -> Task:
-    return (await board.unblock([task_id]))[0]
-
-
-async def archive(board: Board, task_ids: list[int], *, force: bool) -> list[Task]:
-    if not _kernel_enforces_force(board.archive):
-        await _require_force(board, task_ids, force, "archive")
-    tasks: list[Task] = await _operator_call(board.archive, task_ids, force=force)
-    return tasks
-
-
-async def delete(board: Board, task_ids: list[int]) -> list[int]:
-    return await board.delete_archived(task_ids)
-
-
-async def comment(board: Board, task_id: int, text: str) -> Comment:
-    return await board.comment(task_id, text, author=OPERATOR)
-
-
-async def link(board: Board, parent: int, child: int) -> Task:
-    return await board.link(parent, child)
-
-
-async def unlink(board: Board, parent: int, child: int) -> Task:
-    return await board.unlink(parent, child)
-
-
-async def decompose(board: Board, task_id: int, profiles: Profiles,
-                    settings: DecomposeSettings) -> Outcome:
-    task = await board.get_task(task_id)
-    if task.status != "triage":
-        raise Conflict(f"task {task_id} is {task.status}; only a triage task can be decomposed")
-    return await decompose_task(board, task_id, profiles, settings)
+    async def decompose(self, task_id: int) -> Outcome:
+        done: r.Decomposed = await self._run(DecomposeRequest(
+            task_id=task_id, board=self.board.slug))
+        outcome: Outcome = done.outcomes[0]
+        return outcome
 
 
 # ---- profiles ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.commands import Services
 from gateway.config import ConfigError
 from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
@@ -89,6 +90,17 @@ async def board_of(request: Request) -> Board:
     state = state_of(request)
     slug = request.query_params.get("board") or state.config.kanban.default_board
     return await state.boards.open(slug)
+
+
+async def actor_of(request: Request) -> actions.Actor:
+    """The dashboard's operator on the request's board, acting through the command layer."""
+    state = state_of(request)
+    board = await board_of(request)
+    config = state.config
+    services = Services(boards=state.boards, profiles=state.profiles,
+                        default_board=config.kanban.default_board,
+                        decompose_settings=lambda: decompose_settings(config))
+    return actions.Actor(services, board)
 
 
 async def body_of(request: Request) -> dict[str, Any]:
@@ -196,8 +208,8 @@ async def list_tasks(request: Request) -> Response:
 
 @endpoint
 async def create_task(request: Request) -> Response:
-    board = await board_of(request)
-    task = await actions.create_task(board, await body_of(request))
+    act = await actor_of(request)
+    task = await act.create_task(await body_of(request))
     return ok({"id": task.id, "status": task.status}, 201)
 
 
@@ -211,10 +223,10 @@ async def get_task(request: Request) -> Response:
 
 @endpoint
 async def patch_task(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     body = await body_of(request)
     force = bool(body.pop("force", False))
-    task = await actions.update_task(board, task_id_of(request), body, force=force)
+    task = await act.update_task(task_id_of(request), body, force=force)
     return ok({"id": task.id, "status": task.status, "assignee": task.assignee,
                "priority": task.priority, "model_override": task.model_override})
 
@@ -222,37 +234,37 @@ async def patch_task(request: Request) -> Response:
 @endpoint
 async def delete_task(request: Request) -> Response:
     """Archive the task; ``?purge=1`` deletes an archived task for good."""
-    board = await board_of(request)
+    act = await actor_of(request)
     task_id = task_id_of(request)
     if flag(request, "purge"):
-        return ok({"deleted": await actions.delete(board, [task_id])})
-    tasks = await actions.archive(board, [task_id], force=flag(request, "force"))
+        return ok({"deleted": await act.delete([task_id])})
+    tasks = await act.archive([task_id], force=flag(request, "force"))
     return ok({"id": tasks[0].id, "status": tasks[0].status})
 
 
 @endpoint
 async def add_comment(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     text = (await body_of(request)).get("text")
     if not isinstance(text, str):
         raise InvalidInput("a comment needs some text")
-    made = await actions.comment(board, task_id_of(request), text)
+    made = await act.comment(task_id_of(request), text)
     return ok(made.to_dict(), 201)
 
 
 @endpoint
 async def add_link(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     parent, child = _link_ends(request, await body_of(request))
-    task = await actions.link(board, parent, child)
+    task = await act.link(parent, child)
     return ok({"id": task.id, "parents": task.parents, "children": task.children}, 201)
 
 
 @endpoint
 async def remove_link(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     parent, child = _link_ends(request, await body_of(request))
-    task = await actions.unlink(board, parent, child)
+    task = await act.unlink(parent, child)
     return ok({"id": task.id, "parents": task.parents, "children": task.children})
 
 
@@ -269,9 +281,9 @@ def _link_ends(request: Request, body: dict[str, Any]) -> tuple[int, int]:
 
 @endpoint
 async def complete_task(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     body = await body_of(request)
-    task = await actions.complete(board, task_id_of(request), result=_opt_text(body, "result"),
+    task = await act.complete(task_id_of(request), result=_opt_text(body, "result"),
                                   summary=_opt_text(body, "summary"),
                                   force=bool(body.get("force")))
     return ok({"id": task.id, "status": task.status})
@@ -279,35 +291,32 @@ async def complete_task(request: Request) -> Response:
 
 @endpoint
 async def block_task(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     body = await body_of(request)
     reason = _opt_text(body, "reason")
     if not reason:
         raise InvalidInput("blocking needs a reason")
-    task = await actions.block(board, task_id_of(request), reason, force=bool(body.get("force")))
+    task = await act.block(task_id_of(request), reason, force=bool(body.get("force")))
     return ok({"id": task.id, "status": task.status})
 
 
 @endpoint
 async def unblock_task(request: Request) -> Response:
-    task = await actions.unblock(await board_of(request), task_id_of(request))
+    task = await (await actor_of(request)).unblock(task_id_of(request))
     return ok({"id": task.id, "status": task.status})
 
 
 @endpoint
 async def archive_task(request: Request) -> Response:
-    board = await board_of(request)
+    act = await actor_of(request)
     body = await body_of(request)
-    tasks = await actions.archive(board, [task_id_of(request)], force=bool(body.get("force")))
+    tasks = await act.archive([task_id_of(request)], force=bool(body.get("force")))
     return ok({"id": tasks[0].id, "status": tasks[0].status})
 
 
 @endpoint
 async def decompose(request: Request) -> Response:
-    state = state_of(request)
-    board = await board_of(request)
-    outcome = await actions.decompose(board, task_id_of(request), state.profiles,
-                                      decompose_settings(state.config))
+    outcome = await (await actor_of(request)).decompose(task_id_of(request))
     return ok(outcome.to_dict(), 200 if outcome.ok else 422)
 
 

@@ -152,6 +152,10 @@ async def test_task_create_read_update_and_delete(dash: Dash) -> None:
     shown = await dash.ok("GET", f"/api/tasks/{task_id}")
     assert (shown["title"], shown["body"], shown["created_by"]) == ("write docs", "**now**",
                                                                    "dashboard")
+    # The same command layer as the CLI and chat: an assignee must be a profile.
+    typo = await dash.client.patch(f"/api/tasks/{task_id}", json={"assignee": "bob"})
+    assert typo.status_code == 404 and "no profile 'bob'" in typo.json()["error"]
+    Profiles(dash.home).create("bob", command=["true"])
     changed = await dash.ok("PATCH", f"/api/tasks/{task_id}", {"assignee": "bob", "priority": 5})
     assert (changed["assignee"], changed["priority"]) == ("bob", 5)
     archived = await dash.ok("DELETE", f"/api/tasks/{task_id}")
@@ -194,7 +198,7 @@ async def test_comments_links_and_lifecycle_actions(dash: Dash) -> None:
     assert again.status_code == 409
     events = (await dash.ok("GET", f"/api/tasks/{a}"))["events"]
     completed = [e for e in events if e["kind"] == "completed"]
-    assert completed and completed[0]["payload"]["by"] == "dashboard"
+    assert completed and completed[0]["payload"]["by"] == "operator"
 
 
 async def test_running_task_needs_force(dash: Dash) -> None:
