@@ -16,11 +16,6 @@ from kanban.timeutil import now
 log = logging.getLogger(__name__)
 
 BASE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS board_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT
-);
-
 CREATE TABLE IF NOT EXISTS tasks (
     id                   INTEGER PRIMARY KEY AUTOINCREMENT,
     title                TEXT    NOT NULL,
@@ -113,17 +108,6 @@ CREATE TABLE IF NOT EXISTS task_runs (
     workspace       TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_runs_task ON task_runs (task_id, id);
-
-CREATE TABLE IF NOT EXISTS attachments (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
-    run_id     INTEGER,
-    name       TEXT    NOT NULL,
-    path       TEXT    NOT NULL,
-    size       INTEGER,
-    created_at REAL
-);
-CREATE INDEX IF NOT EXISTS idx_attachments_task ON attachments (task_id);
 
 CREATE TABLE IF NOT EXISTS notify_subs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -235,6 +219,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         add_column("task_runs", "metadata", "TEXT"),
     )),
     Migration("0006_notify_delivery", _delivery_columns),
+    # Declared in the first schema but never used: files live in attachments/<id>/ and board
+    # metadata in board.json.
+    Migration("0007_drop_unused_tables", _script(
+        "DROP INDEX IF EXISTS idx_attachments_task; DROP TABLE IF EXISTS attachments; "
+        "DROP TABLE IF EXISTS board_meta")),
 )
 
 

@@ -119,6 +119,12 @@ async def test_an_old_database_migrates_to_exactly_the_fresh_schema_S11(tmp_path
     conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
     conn.execute("BEGIN")
     schema.MIGRATIONS[0].apply(conn)
+    # The first schema also declared two tables nothing ever used; the migrations drop them.
+    conn.execute("CREATE TABLE board_meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("CREATE TABLE attachments (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id "
+                 "INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE, run_id INTEGER, "
+                 "name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER, created_at REAL)")
+    conn.execute("CREATE INDEX idx_attachments_task ON attachments (task_id)")
     conn.execute("INSERT INTO schema_migrations VALUES ('0001_base', 0)")
     conn.execute("INSERT INTO tasks (title, status, created_at) VALUES ('legacy', 'ready', "
                  "'2026-05-10T15:00:00Z')")
@@ -138,6 +144,7 @@ async def test_an_old_database_migrates_to_exactly_the_fresh_schema_S11(tmp_path
     finally:
         await database.close()
     assert _schema_of(old) == _schema_of(fresh)
+    assert "attachments" not in _schema_of(old) and "board_meta" not in _schema_of(old)
 
 
 def test_migrations_are_idempotent_and_recorded(tmp_path: Path) -> None:
