@@ -5,6 +5,8 @@
   request must carry it — ``Authorization: Bearer …`` for scripts, or the ``relayboard_token``
   cookie a browser gets by opening ``/?token=…`` once (an EventSource cannot send headers). The
   comparison is constant-time.
+* Without a token, only a loopback ``Host`` is answered (127.0.0.1, localhost, [::1]), so a
+  foreign page cannot reach it by pointing its own name at 127.0.0.1 (DNS rebinding).
 * Every mutating request (anything but GET/HEAD/OPTIONS) whose ``Origin`` is present must come from
   the dashboard's own origin, so another page open in the same browser cannot post to it (CSRF).
   Requests without ``Origin`` are not from a browser page and are judged by the token alone.
@@ -60,6 +62,13 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         method = str(scope.get("method", "GET")).upper()
+        if self.token is None and not _loopback_host(headers.get("host")):
+            # Without a token the dashboard trusts "this machine". A page elsewhere can point its
+            # own host name at 127.0.0.1 (DNS rebinding) and then look same-origin; refusing
+            # any Host that is not a loopback name closes that door.
+            await _plain(send, 421, "this dashboard answers only to a loopback host name "
+                         "(127.0.0.1, localhost, [::1]); set dashboard.token_env to serve others")
+            return
         if self.token is not None:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             offered = query.get("token", [None])[0]
@@ -90,6 +99,14 @@ class Guard:
             return False
         morsel = cookie.get(COOKIE)
         return morsel is not None and self._matches(morsel.value)
+
+
+def _loopback_host(host: str | None) -> bool:
+    """True for a Host header naming a loopback address (any port), or no Host at all."""
+    if not host:
+        return True  # HTTP/1.0 clients; the socket itself is bound to loopback
+    name = urlsplit(f"//{host}").hostname or ""
+    return is_loopback(name)
 
 
 def _same_origin(headers: dict[str, str], scope: Scope) -> bool:

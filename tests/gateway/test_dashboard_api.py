@@ -22,7 +22,7 @@ from kanban import Board, Boards, LeaseError
 from kanban.agents.profiles import Profiles
 from kanban.storage.db import Tx
 
-ORIGIN = "http://dash.test"
+ORIGIN = "http://127.0.0.1:8765"
 
 
 @dataclass
@@ -455,3 +455,25 @@ async def test_openapi_describes_every_api_route(dash: Dash) -> None:
     documented = {(p, m) for p, ops in schema["paths"].items() for m in ops}
     assert served == documented == set(OPERATIONS)
     assert json.dumps(schema)  # serialisable as served
+
+
+async def test_a_rebound_host_name_is_refused_without_a_token(tmp_path: Path) -> None:
+    # DNS rebinding: evil.example resolves to 127.0.0.1, so the page's requests carry
+    # Host/Origin "evil.example:8765" and would look same-origin to an Origin check alone.
+    home = tmp_path / "home"
+    home.mkdir()
+    app, _ = make_app(home)
+    evil = "http://evil.example:8765"
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=evil,
+            headers={"Origin": evil}) as client:
+        read = await client.get("/api/board")
+        write = await client.post("/api/tasks", json={"title": "pwn"})
+        assert read.status_code == write.status_code == 421
+        assert "loopback host name" in read.json()["error"]
+    board = await app.state.dashboard.boards.open("default")
+    assert await board.list_tasks() == []
+    for local in ("http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765"):
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=local) as client:
+            assert (await client.get("/api/board")).status_code == 200, local

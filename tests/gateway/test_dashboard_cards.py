@@ -110,7 +110,8 @@ async def test_board_api_serves_cards_from_list_cards(tmp_path: Path) -> None:
 
         board.list_cards = counted  # type: ignore[method-assign]
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://dash.test") as client:
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://127.0.0.1:8765") as client:
             data = (await client.get("/api/board")).json()
             again = (await client.get("/api/board")).json()
             listed = (await client.get("/api/tasks?assignee=bob")).json()
