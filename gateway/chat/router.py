@@ -190,6 +190,11 @@ class ChatRouter:
             log.info("%s: message from user %s (not allowed) ignored; refused already",
                      message.platform, message.user_id)
             return
+        if len(self._refused) >= 10_000:
+            # A busy public channel full of strangers must not grow this map forever: entries
+            # older than the interval no longer suppress anything.
+            cutoff = now - self.settings.refusal_interval
+            self._refused = {k: t for k, t in self._refused.items() if t >= cutoff}
         self._refused[who] = now
         self.refusals += 1
         log.info("%s: refused a message from user %s (not in allowed_users)",
