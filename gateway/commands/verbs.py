@@ -146,8 +146,8 @@ class CompleteRequest(Request):
                          help="Complete even while a run is active (its lease goes stale).")
 
 
-@verb("block", help="Block a task for a human: ``block ID REASON`` (inside a worker: "
-                    "``block REASON``).")
+@verb("block", help="Block a task for a human: 'block ID REASON' (inside a worker: "
+                    "'block REASON').")
 @dataclass(frozen=True)
 class BlockRequest(Request):
     words: tuple[str, ...] = argument(nargs=-1, required=True, metavar="[ID] REASON")
@@ -163,7 +163,7 @@ class UnblockRequest(Request):
     task_ids: tuple[int, ...] = argument(type=TASK_ID, nargs=-1, required=True)
 
 
-@verb("comment", help="Comment on a task: ``comment ID TEXT`` (inside a worker: ``comment TEXT``).")
+@verb("comment", help="Comment on a task: 'comment ID TEXT' (inside a worker: 'comment TEXT').")
 @dataclass(frozen=True)
 class CommentRequest(Request):
     words: tuple[str, ...] = argument(nargs=-1, required=True, metavar="[ID] TEXT")
