@@ -63,6 +63,7 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 async def serve(config: Config) -> None:
     import uvicorn
 
+    from gateway.daemon.web import bind
     from gateway.dashboard import close_streams, create_app
     from platforms.web import WebAdapter
 
@@ -79,7 +80,7 @@ async def serve(config: Config) -> None:
         app, host=config.dashboard.host, port=config.dashboard.port, log_level="warning",
         lifespan="on", timeout_graceful_shutdown=3, access_log=False))
     # Bind first, so the printed address carries the real port (``--port 0`` picks one).
-    sock = _bind(config.dashboard.host, config.dashboard.port)
+    sock = bind(config.dashboard.host, config.dashboard.port)
     port = sock.getsockname()[1]
     host = config.dashboard.host
     shown = f"[{host}]" if ":" in host else host
@@ -96,20 +97,6 @@ async def serve(config: Config) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await responder
         sock.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 async def _answer_without_router(web: WebAdapter, inbox: asyncio.Queue[InboundMessage]) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import secrets
@@ -39,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from kanban.errors import Conflict, InvalidInput
 from kanban.fsutil import (
@@ -280,8 +281,18 @@ async def stage(declared: list[str], *, scratch: Path, attachments: Path,
     """:func:`stage_artifacts` on a worker thread. A caller cancelled meanwhile does not stop the
     thread; whatever it staged is discarded (renamed files go back) once it finishes.
     ``track`` receives the thread's future so the board can wait for it on close."""
-    future = asyncio.ensure_future(asyncio.to_thread(
-        stage_artifacts, declared, scratch=scratch, attachments=attachments))
+    return await _staged_on_thread(functools.partial(
+        stage_artifacts, declared, scratch=scratch, attachments=attachments), track)
+
+
+S = TypeVar("S", "StagedArtifacts", "StagedInputs")
+
+
+async def _staged_on_thread(work: Callable[[], S],
+                            track: Callable[[asyncio.Future[Any]], None] | None) -> S:
+    """Run a staging copy on a worker thread that a cancelled caller cannot stop; once it
+    finishes, whatever it staged for that caller is discarded."""
+    future = asyncio.ensure_future(asyncio.to_thread(work))
     if track is not None:
         track(future)
     try:
@@ -416,15 +427,8 @@ async def stage_inputs_async(sources: list[str], *, attachments: Path,
                              ) -> StagedInputs:
     """:func:`stage_inputs` on a worker thread; a caller cancelled meanwhile leaves nothing
     behind (the copy is discarded once the thread finishes)."""
-    future = asyncio.ensure_future(asyncio.to_thread(
-        stage_inputs, sources, attachments=attachments))
-    if track is not None:
-        track(future)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(_discard_when_done)
-        raise
+    return await _staged_on_thread(functools.partial(
+        stage_inputs, sources, attachments=attachments), track)
 
 
 def clean_stale_staging(attachments_dir: Path, *, older_than: float = STALE_STAGING_SECONDS

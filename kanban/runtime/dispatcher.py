@@ -35,7 +35,6 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +56,7 @@ from kanban.runtime.breaker import (
 )
 from kanban.runtime.launch import (
     LaunchRequest,
+    argv_template,
     claimer_gone,
     launch,
     probe_adoptable,
@@ -65,7 +65,6 @@ from kanban.runtime.launch import (
 from kanban.runtime.report import CycleReport
 from kanban.runtime.settings import DispatchSettings, default_host_cap
 from kanban.runtime.spawn import (
-    CLI_MODULE,
     WorkerProcess,
     find_run_worker,
     is_same_process,
@@ -440,17 +439,6 @@ class Dispatcher:
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
             log.info("not blocking task %s: %s", task.id, exc)
 
-    def _argv_template(self, profile: Profile) -> list[str]:
-        if profile.command is not None:
-            return list(profile.command)
-        # This very interpreter: the worker must run the code that spawned it, and it skips a
-        # PATH lookup on the way to its first model request.
-        argv = [sys.executable, "-m", CLI_MODULE, "worker", "run", "--board", "{board}",
-                "--task", "{task_id}", "--prompt-file", "{prompt_file}"]
-        if profile.name == self.settings.orchestrator_profile:
-            argv.append("--orchestrator")
-        return argv
-
     async def _spawn(self, board: Board, task: Task, profile: Profile,
                      report: CycleReport) -> bool:
         try:
@@ -465,7 +453,7 @@ class Dispatcher:
             request = LaunchRequest(
                 board=board, task=task, profile=profile, claim=claim,
                 context=await board.context(task.id),
-                template=self._argv_template(profile), base_env=self.base_env,
+                template=argv_template(profile, self.settings), base_env=self.base_env,
                 settings=self.settings)
             # Workspace (git worktree add), prompt file, log and Popen: one hop to a thread.
             argv, proc = await anyio.to_thread.run_sync(launch, request)

@@ -9,6 +9,7 @@ chat, so none of this may run on it: the dispatcher hands each batch to one thre
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from kanban.models import Claim, Run, Task
 from kanban.runtime.breaker import run_tail
 from kanban.runtime.settings import DispatchSettings
 from kanban.runtime.spawn import (
+    CLI_MODULE,
     SpawnRequest,
     TemplateValues,
     WorkerProcess,
@@ -48,6 +50,19 @@ class LaunchRequest:
     template: list[str]
     base_env: Mapping[str, str]
     settings: DispatchSettings
+
+
+def argv_template(profile: Profile, settings: DispatchSettings) -> list[str]:
+    """The profile's ``command``, or the built-in worker for a profile without one."""
+    if profile.command is not None:
+        return list(profile.command)
+    # This very interpreter: the worker must run the code that spawned it, and it skips a
+    # PATH lookup on the way to its first model request.
+    argv = [sys.executable, "-m", CLI_MODULE, "worker", "run", "--board", "{board}",
+            "--task", "{task_id}", "--prompt-file", "{prompt_file}"]
+    if profile.name == settings.orchestrator_profile:
+        argv.append("--orchestrator")
+    return argv
 
 
 def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
@@ -108,5 +123,5 @@ def claimer_gone(claimed_by: str | None, me: str) -> bool:
     return not psutil.pid_exists(pid)
 
 
-__all__ = ["LaunchRequest", "claimer_gone", "launch", "probe_adoptable",
+__all__ = ["LaunchRequest", "argv_template", "claimer_gone", "launch", "probe_adoptable",
            "workspace_task_ids"]
