@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import os
 import statistics
 import subprocess
@@ -94,10 +93,6 @@ async def dispatched(n: int, root: Path, meter: LagMeter) -> list[float]:
     runner = asyncio.create_task(dispatcher.run(stop), name="bench-dispatcher")
     await dispatcher.ready.wait()
     ticker = asyncio.create_task(meter.run(), name="bench-lag-meter")
-    # An operator close must be asked for explicitly in newer kernels.
-    close: dict[str, object] = (
-        {"as_operator": True} if "as_operator" in inspect.signature(board.complete).parameters
-        else {})
     out = []
     try:
         for i in range(n):
@@ -111,7 +106,8 @@ async def dispatched(n: int, root: Path, meter: LagMeter) -> list[float]:
                 await asyncio.sleep(0.0005)
             started = await asyncio.to_thread(_read_marker, marker, deadline)
             out.append(started - ready_at)
-            await board.complete(created.task.id, **close)  # operator close: the worker lingers
+            # Operator close of a running task (the worker lingers): needs force.
+            await board.complete(created.task.id, as_operator=True, force=True)
     finally:
         ticker.cancel()
         stop.set()

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import inspect
 import json
 import math
 import re
@@ -171,26 +169,11 @@ def _own_task(caller: Caller, task_id: int | None, verb: str,
     return task_id, lease
 
 
-@functools.cache
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    return name in inspect.signature(fn).parameters
-
-
-def _authority(fn: Callable[..., Any], lease: str | None, force: bool) -> dict[str, Any]:
+def _authority(lease: str | None, force: bool) -> dict[str, Any]:
     """The lease, or an explicit operator write (``as_operator=True``, ``force`` if asked)."""
     if lease is not None:
         return {"lease": lease}
-    kwargs: dict[str, Any] = {}
-    func = getattr(fn, "__func__", fn)
-    if _accepts(func, "as_operator"):
-        kwargs["as_operator"] = True
-    if force and _accepts(func, "force"):
-        kwargs["force"] = True
-    return kwargs
-
-
-def _force(fn: Callable[..., Any], force: bool) -> dict[str, Any]:
-    return {"force": True} if force and _accepts(getattr(fn, "__func__", fn), "force") else {}
+    return {"as_operator": True, "force": force}
 
 
 def _name_of(caller: Caller) -> str | None:
@@ -317,7 +300,7 @@ async def _assign(req: v.AssignRequest, caller: Caller, services: Services) -> r
     value = _none(req.profile)
     _check_profile(services, value)
     board = await services.open_board(req, caller)
-    task = await board.assign(req.task_id, value, **_force(board.assign, req.force))
+    task = await board.assign(req.task_id, value, force=req.force)
     return r.TaskUpdated(task, f"Task {req.task_id} assigned to {value or 'nobody'}")
 
 
@@ -358,7 +341,7 @@ async def _complete(req: v.CompleteRequest, caller: Caller,
         task_id, result=req.result, summary=req.summary, metadata=metadata,
         artifacts=list(req.artifacts),
         by=caller.display if isinstance(caller, ChatUser) else None,
-        **_authority(board.complete, lease, req.force))
+        **_authority(lease, req.force))
     return r.TaskUpdated(task, f"Task {task_id} done")
 
 
@@ -367,7 +350,7 @@ async def _block(req: v.BlockRequest, caller: Caller, services: Services) -> r.T
     given, reason = _id_and_text(caller, req.words, "block")
     task_id, lease = _own_task(caller, given, "block", req.lease)
     board = await services.open_board(req, caller)
-    task = await board.block(task_id, reason, **_authority(board.block, lease, req.force))
+    task = await board.block(task_id, reason, **_authority(lease, req.force))
     return r.TaskUpdated(task, f"Task {task_id} blocked: {reason}")
 
 
@@ -409,7 +392,7 @@ async def _archive(req: v.ArchiveRequest, caller: Caller,
     board = await services.open_board(req, caller)
     if req.remove:
         return r.TasksDeleted(await board.delete_archived(list(req.task_ids)))
-    tasks = await board.archive(list(req.task_ids), **_force(board.archive, req.force))
+    tasks = await board.archive(list(req.task_ids), force=req.force)
     return r.TasksChanged("archived", tasks)
 
 
