@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kanban.board import Board
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 
 
 def raw_loop(path: Path, cycles: int) -> float:

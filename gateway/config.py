@@ -44,6 +44,9 @@ class KanbanConfig:
     default_assignee: str | None = None
     max_fanout: int = 8
     decompose_cooldown_seconds: float = 300.0
+    # Labels of the workspaces this host's dispatcher can reach; a task created with
+    # `--host LABEL` is spawned only by a dispatcher that has LABEL (PostgreSQL boards span hosts).
+    host_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ class PlatformConfig:
 class DeliveryConfig:
     allowed_roots: tuple[Path, ...] = ()
     max_attachment_bytes: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``storage``: where boards live. The DSN (with its password) is read from the variable
+    ``dsn_env`` names, never from the file."""
+
+    backend: str = "sqlite"
+    dsn_env: str = "RELAYBOARD_PG_DSN"
+    dsn: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class Config:
     platforms: Mapping[str, PlatformConfig] = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
 
     def secret_values(self) -> list[str]:
@@ -159,6 +173,11 @@ class Config:
             values.append(self.agent.openai.api_key)
         if self.dashboard.token:
             values.append(self.dashboard.token)
+        if self.storage.dsn:
+            values.append(self.storage.dsn)
+            password = _dsn_password(self.storage.dsn)
+            if password:
+                values.append(password)
         return values
 
 
@@ -213,6 +232,7 @@ def load_config(
         platforms=_platforms(reader, reader.section(data, "platforms"), env),
         delivery=_delivery(reader, reader.section(data, "delivery")),
         dashboard=_dashboard(reader, reader.section(data, "dashboard"), env),
+        storage=_storage(reader, reader.section(data, "storage"), env),
         warnings=tuple(warnings),
     )
 
@@ -290,6 +310,7 @@ def _kanban(r: _Reader, d: dict[str, Any]) -> KanbanConfig:
         default_assignee=r.text(d, "default_assignee", p),
         max_fanout=r.integer(d, "max_fanout", 8, p, 1),
         decompose_cooldown_seconds=r.number(d, "decompose_cooldown_seconds", 300.0, p),
+        host_labels=r.strings(d, "host_labels", p),
     )
 
 
@@ -456,6 +477,31 @@ def _delivery(r: _Reader, d: dict[str, Any]) -> DeliveryConfig:
         max_attachment_bytes=r.integer(d, "max_attachment_bytes", 50 * 1024 * 1024,
                                        "delivery.", 1),
     )
+
+
+def _storage(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> StorageConfig:
+    p = "storage."
+    backend = r.text(d, "backend", p) or "sqlite"
+    if backend not in ("sqlite", "postgresql"):
+        raise r.fail(p + "backend", "sqlite or postgresql", backend)
+    dsn_env = r.text(d, "dsn_env", p) or "RELAYBOARD_PG_DSN"
+    dsn = env.get(dsn_env) or None
+    if backend == "postgresql" and not dsn:
+        raise ConfigError(f"{r.source}: storage.backend is postgresql but {dsn_env} "
+                          "(storage.dsn_env) is not set; put the DSN in that variable")
+    return StorageConfig(backend=backend, dsn_env=dsn_env, dsn=dsn)
+
+
+def _dsn_password(dsn: str) -> str | None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return None
+    try:
+        value = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        return None
+    return str(value) if value else None
 
 
 def _dashboard(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> DashboardConfig:

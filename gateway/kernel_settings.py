@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.config import AuxSlot, Config, KanbanConfig
-from kanban import BoardOptions
+from gateway.config import AuxSlot, Config, KanbanConfig, StorageConfig
+from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:
     from kanban.agents import DecomposeSettings, LLMEndpoint
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 def board_options(config: KanbanConfig) -> BoardOptions:
     return BoardOptions(failure_limit=config.failure_limit,
                         claim_ttl_seconds=config.claim_ttl_seconds)
+
+
+def storage(config: StorageConfig) -> Storage:
+    """The boards' storage (the DSN was read from ``storage.dsn_env`` at load time)."""
+    if config.backend == "postgresql" and config.dsn:
+        return Storage.postgres(config.dsn)
+    return Storage()
 
 
 def dispatch_settings(config: KanbanConfig) -> DispatchSettings:

@@ -56,6 +56,7 @@ from kanban.models import (
     Task,
     TaskDetail,
 )
+from kanban.storage.backend import Storage
 
 __all__ = [
     "DEFAULT_BOARD",
@@ -91,6 +92,7 @@ __all__ = [
     "ProfileNotFound",
     "Run",
     "SpawnError",
+    "Storage",
     "StorageError",
     "Subscription",
     "Task",

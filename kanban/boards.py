@@ -1,7 +1,10 @@
-"""The boards of a home: ``<home>/boards/<slug>/kanban.db``, one :class:`Board` per file.
+"""The boards of a home: ``<home>/boards/<slug>/kanban.db``, one :class:`Board` per file — or,
+with PostgreSQL storage, one schema per board in the shared database, each host keeping a local
+``<home>/boards/<slug>/`` folder for workspaces, logs and staged files.
 
-``default`` always exists. Removing a board archives it (rename under ``boards/_archived/``) or
-deletes it; either way the schema cache entry is dropped first (S10).
+``default`` always exists. Removing a board archives it (rename under ``boards/_archived/``, or
+on PostgreSQL a rename of its schema) or deletes it; either way the schema cache entry is
+dropped first (S10).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import anyio
 
 from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput
+from kanban.storage.backend import SQLITE, Storage
 from kanban.storage.db import forget_schema
 from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
 from kanban.timeutil import now
@@ -48,9 +52,11 @@ class BoardInfo:
 class Boards:
     """Opens and caches the boards of one home; close it to close every board it opened."""
 
-    def __init__(self, home: Path, options: BoardOptions | None = None) -> None:
+    def __init__(self, home: Path, options: BoardOptions | None = None,
+                 storage: Storage | None = None) -> None:
         self.home = home
         self.options = options or BoardOptions()
+        self.storage = storage or SQLITE
         self._open: dict[str, Board] = {}
         self._lock = asyncio.Lock()
 
@@ -61,8 +67,20 @@ class Boards:
     def db_path(self, slug: str) -> Path:
         return self.root / slug / DB_NAME
 
-    def exists(self, slug: str) -> bool:
+    async def exists(self, slug: str) -> bool:
+        if self.storage.is_postgres:
+            return slug in {s for s, _n, _c in await self._catalog()}
         return self.db_path(slug).is_file()
+
+    async def _catalog(self) -> builtins.list[tuple[str, str, float]]:
+        from kanban.storage.pg import catalog_list
+
+        assert self.storage.dsn is not None
+        return await asyncio.to_thread(catalog_list, self.storage.dsn)
+
+    async def _open_board(self, slug: str) -> Board:
+        return await Board.open(self.db_path(slug), slug=slug, options=self.options,
+                                storage=self.storage)
 
     async def open(self, slug: str = DEFAULT_BOARD) -> Board:
         """The open board for ``slug``; ``default`` is created on first use, others must exist."""
@@ -71,13 +89,13 @@ class Boards:
             board = self._open.get(slug)
             if board is not None and not board.db.closed:
                 return board
-            if not self.exists(slug):
+            if not await self.exists(slug):
                 if slug != DEFAULT_BOARD:
                     raise BoardNotFound(slug)
-                self._write_meta(slug, slug)
+                await self._record(slug, slug)
             else:
                 await asyncio.to_thread(self._private, slug)
-            board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
+            board = await self._open_board(slug)
             self._open[slug] = board
             return board
 
@@ -85,15 +103,25 @@ class Boards:
         check_slug(slug)
         if slug.startswith("_"):
             raise InvalidInput("board slugs starting with '_' are reserved")
-        if self.exists(slug):
+        if await self.exists(slug):
             raise Conflict(f"board {slug!r} already exists")
-        self._write_meta(slug, name or slug)
-        board = await Board.open(self.db_path(slug), slug=slug, options=self.options)
+        if not await self._record(slug, name or slug):
+            raise Conflict(f"board {slug!r} already exists")
+        board = await self._open_board(slug)
         async with self._lock:
             self._open[slug] = board
         return self.info(slug)
 
-    def list(self) -> list[BoardInfo]:
+    async def list(self) -> builtins.list[BoardInfo]:
+        if self.storage.is_postgres:
+            found = {slug: BoardInfo(slug, name, self.root / slug, created)
+                     for slug, name, created in await self._catalog()}
+            found.setdefault(DEFAULT_BOARD, BoardInfo(DEFAULT_BOARD, DEFAULT_BOARD,
+                                                      self.root / DEFAULT_BOARD, None))
+            return [found[s] for s in sorted(found)]
+        return await asyncio.to_thread(self._list_files)
+
+    def _list_files(self) -> builtins.list[BoardInfo]:
         slugs = set()
         if self.root.is_dir():
             slugs = {p.name for p in self.root.iterdir()
@@ -165,7 +193,7 @@ class Boards:
         check_slug(slug)
         if slug == DEFAULT_BOARD:
             raise InvalidInput("the default board cannot be removed")
-        if not self.exists(slug):
+        if not await self.exists(slug):
             raise BoardNotFound(slug)
         if force:
             await self.stop_runs(slug, kill_grace=kill_grace)
@@ -186,6 +214,8 @@ class Boards:
             board = self._open.pop(slug, None)
         if board is not None:
             await board.close()
+        if self.storage.is_postgres:
+            return await self._remove_schema(slug, delete=delete)
         if delete:
             shutil.rmtree(board_dir)
             return None
@@ -211,6 +241,38 @@ class Boards:
         or tightened when an older version left them open)."""
         private_dirs(self.home, self.root, self.root / slug)
         private_files(self.root / slug / META_NAME)
+
+    async def _record(self, slug: str, name: str) -> bool:
+        """Make the board known: its ``board.json`` (and, on PostgreSQL, its catalog row and
+        schema). False when another process recorded it first."""
+        await asyncio.to_thread(self._write_meta, slug, name)
+        if not self.storage.is_postgres:
+            return True
+        from kanban.storage.pg import catalog_add
+
+        assert self.storage.dsn is not None
+        return await asyncio.to_thread(catalog_add, self.storage.dsn, slug, name)
+
+    async def _remove_schema(self, slug: str, *, delete: bool) -> Path | None:
+        """PostgreSQL: drop or rename the board's schema; this host's local folder goes to
+        ``_archived`` (or is deleted) as on SQLite."""
+        from kanban.storage.pg import catalog_remove
+
+        assert self.storage.dsn is not None
+        suffix = f"{slug}_{int(now())}"
+        await asyncio.to_thread(catalog_remove, self.storage.dsn, slug, delete=delete,
+                                suffix=suffix)
+        board_dir = self.root / slug
+        if not board_dir.exists():
+            return None if delete else Path(f"rbx_{suffix}")
+        if delete:
+            await asyncio.to_thread(shutil.rmtree, board_dir)
+            return None
+        archive_root = self.root / "_archived"
+        private_dirs(archive_root)
+        target = archive_root / f"{slug}-{int(now())}"
+        board_dir.rename(target)
+        return target
 
     def _write_meta(self, slug: str, name: str) -> None:
         self._private(slug)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from kanban.storage.tx import Row
 from kanban.timeutil import to_epoch
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class Task:
         return data
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Task:
+    def from_row(cls, row: Row) -> Task:
         # One dict per row: sqlite3.Row's lookup by name scans the column list every time.
         get = dict(zip(row.keys(), tuple(row), strict=True)).get
 
@@ -212,7 +212,7 @@ class Run:
         return data
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Run:
+    def from_row(cls, row: Row) -> Run:
         get = dict(zip(row.keys(), tuple(row), strict=True)).get
         metadata = loads_json(get("metadata"), None)
         return cls(
@@ -251,7 +251,7 @@ class Comment:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Comment:
+    def from_row(cls, row: Row) -> Comment:
         return cls(
             id=int(row["id"]), task_id=int(row["task_id"]), author=str(row["author"]),
             author_kind=str(row["author_kind"]), body=str(row["body"]),
@@ -275,7 +275,7 @@ class Event:
         }
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Event:
+    def from_row(cls, row: Row) -> Event:
         payload = loads_json(row["payload"], {})
         return cls(
             id=int(row["id"]), task_id=_opt_int(row["task_id"]), run_id=_opt_int(row["run_id"]),
@@ -325,7 +325,7 @@ class Subscription:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Subscription:
+    def from_row(cls, row: Row) -> Subscription:
         get = dict(zip(row.keys(), tuple(row), strict=True)).get
         return cls(
             id=int(row["id"]), task_id=int(row["task_id"]), platform=str(row["platform"]),

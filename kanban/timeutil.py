@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+
+_clock = threading.local()
 
 
 def now() -> float:
-    return time.time()
+    """Epoch seconds: the host's clock, or inside a PostgreSQL transaction the database
+    server's (one clock for leases and due times, whatever the hosts' say)."""
+    source: Callable[[], float] | None = getattr(_clock, "source", None)
+    return time.time() if source is None else source()
+
+
+@contextmanager
+def clock_source(source: Callable[[], float]) -> Iterator[None]:
+    """Have :func:`now` on this thread read ``source`` until the block ends."""
+    previous = getattr(_clock, "source", None)
+    _clock.source = source
+    try:
+        yield
+    finally:
+        _clock.source = previous
 
 
 def to_epoch(value: object) -> float | None:

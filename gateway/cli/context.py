@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
-from gateway.kernel_settings import board_options
-from kanban import Boards, KanbanError
+from gateway.kernel_settings import board_options, storage
+from kanban import Boards, KanbanError, Storage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +50,8 @@ def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
     return Worker(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
                   lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
                   profile=environ.get("RELAYBOARD_PROFILE") or None,
-                  db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None)
+                  db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None,
+                  storage=Storage.from_environ(environ))
 
 
 def caller_from_environ(environ: Mapping[str, str]) -> Caller:
@@ -80,7 +81,7 @@ class AppContext:
         return self._config
 
     def boards(self) -> Boards:
-        return Boards(self.home, board_options(self.config.kanban))
+        return Boards(self.home, board_options(self.config.kanban), storage(self.config.storage))
 
     def profiles(self) -> Profiles:
         from kanban.agents import Profiles

@@ -23,6 +23,7 @@ import click
 from gateway.cli.context import app_of
 from gateway.kernel_settings import board_options
 from kanban.errors import KanbanError
+from kanban.storage.backend import Storage
 
 if TYPE_CHECKING:
     from kanban.agents.worker import KanbanTools
@@ -65,13 +66,14 @@ def build_server(tools: KanbanTools) -> Any:
 
 
 async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
-                workspace: Path | None, orchestrator: bool, options: Any) -> None:
+                workspace: Path | None, orchestrator: bool, options: Any,
+                storage: Storage | None = None) -> None:
     from mcp.server.stdio import stdio_server
 
     from kanban.agents.worker import KanbanTools
     from kanban.board import Board
 
-    async with Board.open(db_path, slug=slug, options=options) as board:
+    async with Board.open(db_path, slug=slug, options=options, storage=storage) as board:
         tools = KanbanTools(board, task_id, lease, author=author, workspace=workspace,
                             orchestrator=orchestrator)
         server = build_server(tools)
@@ -98,7 +100,8 @@ def mcp(ctx: click.Context, orchestrator: bool) -> None:
         raise KanbanError(f"`relayboard mcp` runs inside a worker started by the dispatcher; "
                           f"{', '.join(missing)} not set")
     db_path = Path(environ["RELAYBOARD_DB"])
-    if not db_path.is_file():
+    storage = Storage.from_environ(environ)
+    if storage is None and not db_path.is_file():
         raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
                           f"({db_path.name})")
     workspace = environ.get("RELAYBOARD_WORKSPACE")
@@ -106,4 +109,4 @@ def mcp(ctx: click.Context, orchestrator: bool) -> None:
                       environ["RELAYBOARD_LEASE"],
                       environ.get("RELAYBOARD_PROFILE") or "worker",
                       Path(workspace) if workspace else None, orchestrator,
-                      board_options(app.config.kanban)))
+                      board_options(app.config.kanban), storage))

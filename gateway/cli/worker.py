@@ -18,6 +18,7 @@ from gateway.cli.context import app_of
 from gateway.kernel_settings import board_options
 from kanban.agents.profiles import Profile, Profiles
 from kanban.errors import KanbanError
+from kanban.storage.backend import DSN_ENV, Storage
 
 REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE", "RELAYBOARD_WORKSPACE",
             "RELAYBOARD_PROFILE", "RELAYBOARD_HOME")
@@ -37,10 +38,12 @@ def worker_profile(environ: Mapping[str, str]) -> Profile:
 
 def shell_environment(environ: Mapping[str, str], profile: Profile) -> dict[str, str]:
     """What ``run_shell`` commands get: the worker's own (allowlisted) environment, minus the
-    endpoint's API key — the model's commands have no use for it, and could print it."""
+    endpoint's API key and the board's PostgreSQL DSN — the model's commands have no use for
+    them (the worker reports through its own tools), and could print them."""
     env = dict(environ)
     if profile.api_key_env:
         env.pop(profile.api_key_env, None)
+    env.pop(DSN_ENV, None)
     return env
 
 
@@ -99,12 +102,14 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
     if task_id is not None and task_id != env_task:
         raise KanbanError(f"--task {task_id} is not this worker's task ({env_task})")
     db_path = Path(environ["RELAYBOARD_DB"])
-    if not db_path.is_file():
+    storage = Storage.from_environ(environ)
+    if storage is None and not db_path.is_file():
         raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
                           f"({db_path.name})")
     profile = worker_profile(environ)
     job = WorkerJob(
         db_path=db_path,
+        storage=storage,
         board=board or environ.get("RELAYBOARD_BOARD") or "default",
         task_id=env_task,
         lease=environ["RELAYBOARD_LEASE"],

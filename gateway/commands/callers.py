@@ -7,8 +7,10 @@ the platform message; the dashboard an :class:`Operator`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from kanban import Storage
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Worker:
     board: str | None = None
     profile: str | None = None
     db: Path | None = None
+    storage: Storage | None = field(default=None, repr=False)
+    """The board's storage as the dispatcher described it (None: SQLite)."""
 
     @property
     def display(self) -> str:

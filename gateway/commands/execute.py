@@ -30,7 +30,16 @@ from gateway.commands import verbs as v
 from gateway.commands.callers import Caller, ChatUser, Worker
 from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
-from kanban import DEFAULT_BOARD, Board, Boards, Conflict, Event, InvalidInput, KanbanError
+from kanban import (
+    DEFAULT_BOARD,
+    Board,
+    Boards,
+    Conflict,
+    Event,
+    InvalidInput,
+    KanbanError,
+    Storage,
+)
 
 if TYPE_CHECKING:
     from kanban.agents.profiles import Profiles
@@ -66,11 +75,12 @@ class Services:
             # works for is the database the dispatcher named.
             board = self._direct.get(caller.db)
             if board is None or board.db.closed:
-                exists = await asyncio.to_thread(caller.db.is_file)
-                if not exists:
+                storage = caller.storage or Storage()
+                if not storage.is_postgres and not await asyncio.to_thread(caller.db.is_file):
                     raise KanbanError("RELAYBOARD_DB names a board database that does not exist "
                                       f"({caller.db.name})")
-                board = await Board.open(caller.db, slug=slug, options=self.boards.options)
+                board = await Board.open(caller.db, slug=slug, options=self.boards.options,
+                                         storage=storage)
                 self._direct[caller.db] = board
             return board
         return await self.boards.open(slug)
@@ -472,7 +482,7 @@ async def _subscriptions(req: v.SubscriptionsRequest, caller: Caller,
 @handles(v.BoardsListRequest)
 async def _boards_list(req: v.BoardsListRequest, caller: Caller,
                        services: Services) -> r.BoardList:
-    return r.BoardList(await asyncio.to_thread(services.boards.list))
+    return r.BoardList(await services.boards.list())
 
 
 @handles(v.BoardsCreateRequest)
@@ -487,7 +497,7 @@ async def _boards_remove(req: v.BoardsRemoveRequest, caller: Caller,
                          services: Services) -> r.BoardRemoved:
     _refuse_worker(caller, "remove boards")
     released = (await services.boards.stop_runs(req.slug, by=_name_of(caller))
-                if req.force and services.boards.exists(req.slug) else [])
+                if req.force and await services.boards.exists(req.slug) else [])
     archived = await services.boards.remove(req.slug, delete=req.delete, force=req.force)
     return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None, released)
 

@@ -42,7 +42,12 @@ from gateway.daemon.hub import BoardHub
 from gateway.daemon.supervisor import Backoff, Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.daemon.web import DashboardServer, web_adapter
-from gateway.kernel_settings import board_options, decompose_settings, dispatch_settings
+from gateway.kernel_settings import (
+    board_options,
+    decompose_settings,
+    dispatch_settings,
+    storage,
+)
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
@@ -89,7 +94,7 @@ class Daemon:
             self.factories["web"] = lambda: chat  # one instance: the dashboard mounts it
         self.shutdown_seconds = shutdown_seconds
         self.supervisor = Supervisor(backoff)
-        self.boards = Boards(self.home, board_options(config.kanban))
+        self.boards = Boards(self.home, board_options(config.kanban), storage(config.storage))
         self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
         self.profiles = Profiles(self.home)
         self.dispatcher = Dispatcher(self.boards, self.profiles,

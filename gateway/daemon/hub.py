@@ -60,7 +60,7 @@ class BoardHub:
 
     async def refresh(self, group: TaskGroup) -> bool:
         """Open boards that appeared, forget boards that went; True (and a bump) if any did."""
-        slugs = {info.slug for info in self.boards.list()}
+        slugs = {info.slug for info in await self.boards.list()}
         changed = False
         for slug in sorted(slugs - set(self._open)):
             try:

@@ -161,7 +161,7 @@ async def list_boards(request: Request) -> Response:
     state = state_of(request)
     return ok({"default": state.config.kanban.default_board,
                "boards": [{"slug": b.slug, "name": b.name, "created_at": b.created_at}
-                          for b in state.boards.list()]})
+                          for b in await state.boards.list()]})
 
 
 @endpoint

@@ -25,7 +25,7 @@ from gateway.dashboard import api
 from gateway.dashboard.live import LiveHub
 from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
-from gateway.kernel_settings import board_options
+from gateway.kernel_settings import board_options, storage
 from kanban import Boards
 from kanban.agents.profiles import Profiles
 from platforms.web import WebAdapter
@@ -46,7 +46,8 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     check_bind(dash.host, dash.token, dash.token_env)
     owned = boards is None
     state = DashboardState(home=home, config=config,
-                           boards=boards or Boards(home, board_options(config.kanban)),
+                           boards=boards or Boards(home, board_options(config.kanban),
+                                                            storage(config.storage)),
                            profiles=Profiles(home), live=LiveHub(poll_seconds=poll_seconds),
                            web_adapter=web_adapter)
 

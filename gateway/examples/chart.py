@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.examples.png import Canvas, text_width
-from kanban import Board, Task
+from kanban import Board, Storage, Task
 
 Series = list[tuple[str, float]]
 
@@ -225,7 +225,8 @@ async def run(environ: Mapping[str, str]) -> int:
         print("error: run me as a worker (the dispatcher sets RELAYBOARD_DB, "
               "RELAYBOARD_TASK_ID and RELAYBOARD_LEASE)", file=sys.stderr)
         return 2
-    async with Board.open(db, slug=environ.get("RELAYBOARD_BOARD") or "default") as board:
+    async with Board.open(db, slug=environ.get("RELAYBOARD_BOARD") or "default",
+                          storage=Storage.from_environ(environ)) as board:
         task = await board.get_task(task_id)
         print(f"charting task #{task.id}: {task.title}", flush=True)
         parent_csvs: list[Path] = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kanban.board.core import BoardCore
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import to_epoch
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ class CardsMixin(BoardCore):
         sql = f"{_SELECT} {where} ORDER BY t.priority DESC, t.created_at, t.id"
 
         def run(tx: Tx) -> list[Card]:
-            cursor = tx.conn.cursor()
-            cursor.row_factory = None  # plain tuples: sqlite3.Row costs a lookup per field
-            return [_card(row) for row in cursor.execute(sql)]
+            return [_card(row) for row in tx.tuples(sql)]
 
         return await self.db.read(run)
 

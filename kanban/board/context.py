@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kanban.models import Comment, Run, Task
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import iso
 
 SECTION_CAP = 6_000

@@ -19,8 +19,9 @@ from typing import Any, Generic, TypeVar
 
 from kanban.board.artifacts import clean_stale_staging
 from kanban.models import Task
-from kanban.storage.db import Database, Tx
+from kanban.storage.backend import SQLITE, Storage, Store
 from kanban.storage.private import PRIVATE_DIR_MODE, tighten
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 
 DEFAULT_FAILURE_LIMIT = 2
@@ -125,13 +126,15 @@ class Opening(Generic[B]):
     """What :meth:`BoardCore.open` returns: await it for the board, or use it as
     ``async with Board.open(path) as board:`` to have the board closed on exit."""
 
-    def __init__(self, cls: type[B], path: Path, slug: str, options: BoardOptions) -> None:
+    def __init__(self, cls: type[B], path: Path, slug: str, options: BoardOptions,
+                 storage: Storage) -> None:
         self._cls, self._path, self._slug, self._options = cls, path, slug, options
+        self._storage = storage
         self._board: B | None = None
 
     async def _open(self) -> B:
-        db = await Database.open(self._path)
-        board = self._cls(self._slug, db, self._options)
+        db = await self._storage.open(self._path, self._slug)
+        board = self._cls(self._slug, db, self._options, self._storage)
         try:
             await asyncio.to_thread(_on_open, board.paths)
         except BaseException:
@@ -155,9 +158,11 @@ class Opening(Generic[B]):
 class BoardCore:
     """Open with :meth:`open` (or through :class:`kanban.boards.Boards`); close when done."""
 
-    def __init__(self, slug: str, db: Database, options: BoardOptions) -> None:
+    def __init__(self, slug: str, db: Store, options: BoardOptions,
+                 storage: Storage = SQLITE) -> None:
         self.slug = slug
         self.db = db
+        self.storage = storage
         self.options = options
         self.paths = BoardPaths(db.path.parent)
         self.changes = ChangeSignal()
@@ -166,13 +171,18 @@ class BoardCore:
         self.clock: Callable[[], float] = now
         self._rng = random.Random()
         db.on_commit.append(self._committed)
+        external: list[Callable[[], None]] | None = getattr(db, "on_external", None)
+        if external is not None:
+            external.append(self.changes.bump)  # PostgreSQL: another host committed
 
     @classmethod
     def open(
         cls: type[B], db_path: str | os.PathLike[str], *, slug: str = "default",
-        options: BoardOptions | None = None,
+        options: BoardOptions | None = None, storage: Storage | None = None,
     ) -> Opening[B]:
-        return Opening(cls, Path(db_path), slug, options or BoardOptions())
+        """``db_path`` is ``<board folder>/kanban.db``: the SQLite file, or on PostgreSQL the
+        place of the board's local folder (workspaces, logs, staged files)."""
+        return Opening(cls, Path(db_path), slug, options or BoardOptions(), storage or SQLITE)
 
     async def close(self) -> None:
         await self.db.close()
@@ -220,6 +230,11 @@ class BoardCore:
         delay = min(opts.backoff_cap_seconds, delay)
         # Shortened (never stretched) by the jitter, so the cap stays a cap.
         return max(0.0, delay * (1.0 - opts.backoff_jitter * self._rng.random()))
+
+    async def current_time(self) -> float:
+        """Now by the board's clock: the database server's on PostgreSQL (leases are judged by
+        one clock whatever the hosts' say), else this host's; a test's fake clock if set."""
+        return await self.db.read(lambda _tx: self.clock())
 
     # ---- change notification ---------------------------------------------------------------
     def _committed(self, tx: Tx) -> None:

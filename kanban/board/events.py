@@ -6,7 +6,7 @@ from typing import Any
 
 from kanban.board.core import BoardCore
 from kanban.models import Event
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.validation import check_events_limit, check_int64
 
 

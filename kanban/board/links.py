@@ -6,7 +6,7 @@ from kanban.board.core import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Task
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 
 
 class LinksMixin(BoardCore):

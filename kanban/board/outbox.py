@@ -32,7 +32,7 @@ from typing import Any
 from kanban.board.core import BoardCore
 from kanban.models import Event, Task, loads_json
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 
 # The task events a subscriber hears about: the ends of a run or of the task.

@@ -15,7 +15,7 @@ from kanban.board.core import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Run
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 
 FAILURE_KINDS = ("spawn_failed", "crashed", "timed_out", "protocol_violation")
 

@@ -29,7 +29,7 @@ from kanban.errors import (
 from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import iso, now
 from kanban.validation import (
     MAX_TEXT_BYTES,
@@ -73,20 +73,26 @@ class RunsMixin(BoardCore):
             raise TaskNotFound(task_id)
         if max_running is not None and (isinstance(max_running, bool) or max_running < 0):
             raise InvalidInput(f"max_running must be a whole number >= 0, not {max_running!r}")
-        at = self.clock()
 
         def run(tx: Tx) -> Claim | NotClaimable:
+            at = self.clock()
             # One read for the task and its unfinished parents: this is the hottest write path.
+            # On PostgreSQL the task's row is locked, and a row another claimer holds is passed
+            # over at once (SKIP LOCKED) rather than waited for.
             row = tx.one(
                 "SELECT t.status, t.assignee, t.workspace_kind, t.workspace_path, t.not_before, "
                 "(SELECT group_concat(l.parent_id) FROM task_links l JOIN tasks p "
                 " ON p.id = l.parent_id WHERE l.child_id = t.id "
                 " AND p.status NOT IN ('done', 'archived')) AS pending "
-                "FROM tasks t WHERE t.id = ?",
+                "FROM tasks t WHERE t.id = ?" + tx.skip_locked,
                 (task_id,),
             )
             if row is None:
-                raise TaskNotFound(task_id)
+                held = tx.one("SELECT status FROM tasks WHERE id = ?", (task_id,))
+                if held is None:
+                    raise TaskNotFound(task_id)
+                return NotClaimable(task_id, str(held["status"]),
+                                    "another claimer holds it right now")
             status = str(row["status"])
             if status != "ready":
                 return NotClaimable(task_id, status)
@@ -108,7 +114,9 @@ class RunsMixin(BoardCore):
                     f"retry not before {iso(not_before)} (in {not_before - at:.1f}s; "
                     "it is backing off after a requeue or a failure)"))
             if max_running is not None:
-                # The write lock is held: no other claimer can slip in between count and insert.
+                # Under the cap's lock (SQLite: the write lock) no other claimer can slip in
+                # between this count and the insert.
+                tx.lock("spawn-cap")
                 running = tx.one("SELECT COUNT(*) FROM tasks WHERE status = 'running'")
                 if running is not None and int(running[0]) >= max_running:
                     return CapReached(task_id, status, (
@@ -133,7 +141,8 @@ class RunsMixin(BoardCore):
             return Claim(task_id, run_id, lease, str(workspace) if workspace else None,
                          stamp + lease_ttl)
 
-        outcome = await self.db.write(run)
+        # Not exclusive: claims on PostgreSQL run side by side, held apart by the row lock.
+        outcome = await self.db.write(run, exclusive=False)
         if isinstance(outcome, NotClaimable):
             raise outcome
         return outcome
@@ -141,9 +150,9 @@ class RunsMixin(BoardCore):
     async def ready_candidates(self, limit: int = 50) -> list[Task]:
         """Claimable tasks, higher priority first, then oldest (uses the status index).
         Tasks backing off (``not_before`` in the future) are left out."""
-        at = self.clock()
 
         def run(tx: Tx) -> list[Task]:
+            at = self.clock()
             rows = tx.all(
                 "SELECT * FROM tasks WHERE status = 'ready' "
                 "AND (not_before IS NULL OR NOT not_before > ?) "
@@ -157,9 +166,9 @@ class RunsMixin(BoardCore):
     async def next_wakeup(self) -> float | None:
         """The earliest future ``not_before`` among ready tasks (epoch seconds), or None: a
         dispatcher with nothing claimable now can sleep exactly until then."""
-        at = self.clock()
 
         def run(tx: Tx) -> float | None:
+            at = self.clock()
             row = tx.one("SELECT MIN(not_before) FROM tasks WHERE status = 'ready' "
                          "AND not_before > ?", (at,))
             value = row[0] if row is not None else None
@@ -216,17 +225,23 @@ class RunsMixin(BoardCore):
         def run(tx: Tx) -> Run:
             active = store.check_lease(tx, task_id, lease)
             stamp = now()
-            tx.execute(
-                "UPDATE task_runs SET last_heartbeat_at = ?, expires_at = ? WHERE id = ?",
+            cur = tx.execute(
+                "UPDATE task_runs SET last_heartbeat_at = ?, expires_at = ? "
+                "WHERE id = ? AND status = 'active'",
                 (stamp, stamp + lease_ttl, active.id),
             )
+            if cur.rowcount != 1:  # ended by a concurrent writer (PostgreSQL) since the check
+                store.check_lease(tx, task_id, lease)
+                raise LeaseError(f"lease refused for task {task_id}: its run just ended",
+                                 task_id, active.id)
             store.append_event(tx, task_id, "heartbeat",
                                {"note": note, "expires_at": stamp + lease_ttl}, run_id=active.id)
             row = tx.one("SELECT * FROM task_runs WHERE id = ?", (active.id,))
             assert row is not None
             return Run.from_row(row)
 
-        return await self.db.write(run)
+        # Touches only its own run's row: independent of the board's other writers.
+        return await self.db.write(run, exclusive=False)
 
     async def complete(
         self,

@@ -7,7 +7,7 @@ from kanban.board.outbox import recent_deliveries
 from kanban.errors import InvalidInput
 from kanban.models import Subscription
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 
 

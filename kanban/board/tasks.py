@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import shutil
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,11 @@ from typing import Any
 from kanban.board.artifacts import MAX_INPUTS, StagedInputs, stage_inputs_async
 from kanban.board.context import build_context
 from kanban.board.core import BoardCore
-from kanban.errors import Conflict, InvalidInput, TaskNotFound
+from kanban.errors import Conflict, InvalidInput, StorageError, TaskNotFound
 from kanban.fsutil import inside
 from kanban.models import Comment, Event, Run, Task, TaskDetail
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 from kanban.validation import (
     MAX_TITLE,
@@ -121,32 +120,29 @@ class TasksMixin(BoardCore):
             status = store.derive_status(tx, parent_list, triage=triage)
             blocked = initial_status == "blocked"
             stamp = now()
-            try:
-                cur = tx.execute(
-                    "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
-                    "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
-                    "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
-                    "blocked_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        title, body, "blocked" if blocked else status, assignee, priority,
-                        stamp, stamp, created_by, max_runtime_seconds, max_retries,
-                        model_override, store.dumps(skill_list), ws_kind, ws_path,
-                        idempotency_key, "human" if blocked else None,
-                        "created blocked for review" if blocked else None,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                if idempotency_key is None:
-                    raise
+            inserted = tx.insert_unique(
+                "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
+                "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
+                "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
+                "blocked_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    title, body, "blocked" if blocked else status, assignee, priority,
+                    stamp, stamp, created_by, max_runtime_seconds, max_retries,
+                    model_override, store.dumps(skill_list), ws_kind, ws_path,
+                    idempotency_key, "human" if blocked else None,
+                    "created blocked for review" if blocked else None,
+                ),
+            )
+            if inserted is None:
                 # The partial unique index found a live task with this key: return it.
                 row = tx.one(
                     "SELECT id FROM tasks WHERE idempotency_key = ? AND status != 'archived'",
                     (idempotency_key,),
                 )
                 if row is None:
-                    raise
+                    raise StorageError("a unique index refused the new task")
                 return Created(store.load_task(tx, int(row[0]), with_links=True), False)
-            task_id = int(cur.lastrowid or 0)
+            task_id = inserted
             for parent in parent_list:
                 store.insert_link(tx, parent, task_id)
             inputs = staged.paths_in(self.attachments_path(task_id))

@@ -14,7 +14,7 @@ from kanban.board.core import BoardCore
 from kanban.errors import Conflict, CycleError, InvalidInput
 from kanban.models import Task
 from kanban.storage import store
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 from kanban.validation import check_text, check_title
 

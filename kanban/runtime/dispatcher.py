@@ -322,7 +322,7 @@ class Dispatcher:
                                        "tripped": outcome.tripped})
 
     async def _stale_claims(self, board: Board, report: CycleReport) -> None:
-        stamp = now()
+        stamp = await board.current_time()
         for run, task in await board.active_runs():
             if run.expires_at is None or run.expires_at > stamp:
                 continue
@@ -351,7 +351,7 @@ class Dispatcher:
                 report.reclaimed.append(task.id)
 
     async def _max_runtime(self, board: Board, report: CycleReport) -> None:
-        stamp = now()
+        stamp = await board.current_time()
         for run, task in await board.active_runs():
             limit = task.max_runtime_seconds
             started = run.claimed_at
@@ -485,7 +485,7 @@ class Dispatcher:
 
     # ---- the loop -----------------------------------------------------------------------------
     async def _open_boards(self) -> list[Board]:
-        slugs = self.slugs if self.slugs is not None else [b.slug for b in self.boards.list()]
+        slugs = self.slugs if self.slugs is not None else [b.slug for b in await self.boards.list()]
         return [await self.boards.open(slug) for slug in slugs]
 
     async def sweep(self, board: Board) -> list[dict[str, Any]]:

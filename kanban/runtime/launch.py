@@ -81,7 +81,8 @@ def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
                      profile_env_from=profile.env_from, profile_home=profile.home,
                      profile_name=profile.name, board=board.slug, db_path=board.db.path,
                      task_id=task.id, run_id=claim.run_id, lease=claim.lease,
-                     workspace=workspace, model=values.model, prompt_file=prompt)
+                     workspace=workspace, model=values.model, prompt_file=prompt,
+                     storage_env=board.storage.worker_environ())
     if profile.api_key_env and profile.api_key_env in request.base_env:
         # The one secret a worker gets: its own profile's endpoint key.
         env[profile.api_key_env] = request.base_env[profile.api_key_env]

@@ -60,12 +60,15 @@ def worker_env(
     model: str = "",
     prompt_file: Path | str = "",
     executable: str = sys.executable,
+    storage_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The worker's whole environment. ``base`` is the caller's environment (the gateway passes
     ``os.environ``); only :data:`INHERITED` names and ``LC_*`` are taken from it, plus the
     names ``profile_env_from`` maps (``{worker name: name in base}``; a missing one is skipped).
     ``RELAYBOARD_HOME`` is the profile's home so its own config applies; it is set even when that
-    directory does not exist (the name still travels)."""
+    directory does not exist (the name still travels). ``storage_env`` says how to reach a board
+    that is not a SQLite file (PostgreSQL: the backend and its DSN, which the worker's own
+    ``kanban`` commands need)."""
     env = inherited(base)
     for name, source in (profile_env_from or {}).items():
         if source in base:
@@ -85,4 +88,5 @@ def worker_env(
         "RELAYBOARD_MODEL": model,
         "RELAYBOARD_PROMPT_FILE": str(prompt_file),
     })
+    env.update(storage_env or {})
     return env

@@ -14,7 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -24,6 +24,7 @@ import aiosqlite
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.private import PRIVATE_FILE_MODE, private_dir, private_files
 from kanban.storage.schema import migrate
+from kanban.storage.tx import Tx
 
 log = logging.getLogger(__name__)
 
@@ -156,34 +157,40 @@ def _prepare_file(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-class Tx:
-    """A write transaction in progress on the database thread.
+class SqliteTx(Tx):
+    """A transaction on the board's SQLite connection (see :class:`~kanban.storage.tx.Tx`)."""
 
-    ``after_commit`` callbacks run on the event loop once COMMIT succeeded (side effects such as
-    deleting files never happen for a rolled-back change); ``in_thread=True`` runs one on a
-    worker thread instead, for file work that can be large. Watchers are woken after every
-    commit by the database's ``on_commit`` hooks, so no write has to ask for it.
-    """
+    __slots__ = ("conn",)
 
-    __slots__ = ("_effects", "_pending", "conn")
+    backend = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
         self.conn = conn
-        self._effects: list[tuple[Callable[[], None], bool]] = []
-        self._pending: list[asyncio.Future[None]] = []
 
-    def after_commit(self, effect: Callable[[], None], *, in_thread: bool = False) -> None:
-        self._effects.append((effect, in_thread))
-
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
-    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
         return row
 
-    def all(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self.conn.execute(sql, params).fetchall())
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: sqlite3.Row costs a lookup per field
+        return list(cursor.execute(sql, params))
+
+    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        try:
+            cur = self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc).upper():
+                raise
+            return None
+        return int(cur.lastrowid or 0)
 
 
 @dataclass
@@ -214,7 +221,7 @@ def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
     outcomes: list[tuple[bool, Any]] = []
     try:
         if len(fns) == 1:
-            tx = Tx(conn)
+            tx = SqliteTx(conn)
             try:
                 outcomes.append((True, (fns[0](tx), tx)))
             except BaseException as exc:
@@ -223,7 +230,7 @@ def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
         else:
             for fn in fns:
                 conn.execute("SAVEPOINT write")
-                tx = Tx(conn)
+                tx = SqliteTx(conn)
                 try:
                     outcomes.append((True, (fn(tx), tx)))
                 except BaseException as exc:
@@ -247,6 +254,8 @@ class Database:
     cancels on every shutdown; a cancelled caller must never leave rows and files (or rows and
     watchers) disagreeing.
     """
+
+    backend = "sqlite"
 
     def __init__(self, path: Path, conn: aiosqlite.Connection, journal_mode: str) -> None:
         self.path = path
@@ -324,13 +333,13 @@ class Database:
         def run(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN")
             try:
-                return fn(Tx(conn))
+                return fn(SqliteTx(conn))
             finally:
                 conn.execute("COMMIT")
 
         return await self._call(run)
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], *, exclusive: bool = True) -> T:
         """Run ``fn`` inside a ``BEGIN IMMEDIATE`` … ``COMMIT`` on the database thread.
 
         Writes that arrive while another is in flight are grouped into one commit (each in its
@@ -338,7 +347,8 @@ class Database:
         and a burst of completions then pays for one. An exception from ``fn`` rolls its own
         changes back and propagates to its caller. The writer task, not the caller, runs the
         after-commit effects, so they happen even when the caller was cancelled meanwhile; a
-        write cancelled before its batch started never runs at all.
+        write cancelled before its batch started never runs at all. ``exclusive`` matters only
+        on PostgreSQL (SQLite serialises every writer).
         """
         if self._closed:
             raise StorageError(f"{_label(self.path)} is closed")

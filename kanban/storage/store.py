@@ -13,7 +13,7 @@ from typing import Any
 
 from kanban.errors import Conflict, CycleError, InvalidInput, LeaseError, TaskNotFound
 from kanban.models import SATISFIED, Run, Task
-from kanban.storage.db import Tx
+from kanban.storage.tx import Tx
 from kanban.timeutil import now
 from kanban.validation import describe_chain, in_int64
 

@@ -205,10 +205,10 @@ async def test_board_removal_drops_the_schema_cache_first_S10(tmp_path: Path) ->
 async def test_boards_create_list_remove(tmp_path: Path) -> None:
     boards = Boards(tmp_path)
     try:
-        assert [b.slug for b in boards.list()] == ["default"]
+        assert [b.slug for b in await boards.list()] == ["default"]
         info = await boards.create("ops", name="Operations")
         assert (info.slug, info.name) == ("ops", "Operations")
-        assert [b.slug for b in boards.list()] == ["default", "ops"]
+        assert [b.slug for b in await boards.list()] == ["default", "ops"]
         with pytest.raises(InvalidInput, match="invalid board slug"):
             await boards.create("Bad Slug")
         with pytest.raises(InvalidInput, match="default board cannot be removed"):
@@ -217,7 +217,7 @@ async def test_boards_create_list_remove(tmp_path: Path) -> None:
             await boards.open("ghost")
         assert await boards.remove("ops", delete=True) is None
         assert not (tmp_path / "boards" / "ops").exists()
-        assert [b.slug for b in boards.list()] == ["default"]
+        assert [b.slug for b in await boards.list()] == ["default"]
         default = await boards.open()
         assert (await boards.open("default")) is default
     finally:

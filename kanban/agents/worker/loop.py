@@ -39,6 +39,7 @@ from kanban.agents.worker.transcript import Transcript, clip
 from kanban.agents.worker.workspace_tools import WorkspaceTools
 from kanban.board import Board, BoardOptions
 from kanban.errors import InvalidInput, KanbanError, LeaseError, LLMTimeout, LLMUnavailable
+from kanban.storage.backend import Storage
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class WorkerJob:
     model_override: str | None = None
     prompt_file: Path | None = None
     board_options: BoardOptions | None = None
+    storage: Storage | None = None
 
 
 class _Stop(Exception):
@@ -114,7 +116,8 @@ async def run_worker(job: WorkerJob, out: TextIO, *,
     transcript = Transcript(out, clock=clock)
     transcript.write("start", task_id=job.task_id, board=job.board, profile=job.profile.name)
     async with Board.open(job.db_path, slug=job.board,
-                          options=job.board_options or BoardOptions()) as board:
+                          options=job.board_options or BoardOptions(),
+                          storage=job.storage) as board:
         session = _Session(job, board, transcript, clock)
         try:
             return await session.run(chat_factory)

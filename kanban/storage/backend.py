@@ -1,0 +1,122 @@
+"""Which database a board lives in: the storage seam.
+
+:class:`Storage` is the one value that knows the backend. Everything above it — the
+:class:`~kanban.board.Board` API, the command layer, the dispatcher, the notifier, the dashboard —
+opens boards through it and runs unchanged on either:
+
+* ``sqlite`` (the default): ``<home>/boards/<slug>/kanban.db``, one host.
+* ``postgresql``: the board is the schema ``rb_<slug>`` in the database the DSN names; every host
+  keeps its own ``<home>/boards/<slug>/`` folder for workspaces, logs and staged files.
+
+A worker learns its board's backend from its environment (:meth:`Storage.worker_environ`), since
+its own home may be configured otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+from kanban.errors import InvalidInput, StorageError
+from kanban.storage.tx import Tx
+
+T = TypeVar("T")
+
+Backend = Literal["sqlite", "postgresql"]
+BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
+
+STORAGE_ENV = "RELAYBOARD_STORAGE"
+"""A worker's board backend (``postgresql``; absent means SQLite)."""
+DSN_ENV = "RELAYBOARD_PG_DSN"
+"""The default variable holding the PostgreSQL DSN (``storage.dsn_env``), and the one a worker
+of a PostgreSQL board receives it in."""
+
+
+class Store(Protocol):
+    """An open board database (SQLite's :class:`~kanban.storage.db.Database` or
+    :class:`~kanban.storage.pg.PgDatabase`)."""
+
+    backend: str
+    path: Path
+    journal_mode: str
+    batches: int
+    on_commit: list[Callable[[Tx], None]]
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def read(self, fn: Callable[[Tx], T]) -> T: ...
+
+    async def write(self, fn: Callable[[Tx], T], *, exclusive: bool = True) -> T: ...
+
+    async def data_version(self) -> int: ...
+
+    def track(self, work: asyncio.Future[Any]) -> None: ...
+
+    async def settled(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where boards live. ``dsn`` (PostgreSQL only) holds a password: never printed."""
+
+    backend: Backend = "sqlite"
+    dsn: str | None = field(default=None, repr=False)
+    pool_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidInput(f"unknown storage backend {self.backend!r}; use sqlite or "
+                               "postgresql")
+        if self.backend == "postgresql" and not self.dsn:
+            raise InvalidInput("the postgresql storage backend needs a DSN")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgresql"
+
+    @classmethod
+    def postgres(cls, dsn: str, *, pool_size: int = 4) -> Storage:
+        return cls("postgresql", dsn, pool_size)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Storage | None:
+        """A worker's storage as its dispatcher described it; None when not described (SQLite,
+        or an operator's shell)."""
+        if environ.get(STORAGE_ENV, "") != "postgresql":
+            return None
+        dsn = environ.get(DSN_ENV, "")
+        if not dsn:
+            raise StorageError(f"{STORAGE_ENV}=postgresql but {DSN_ENV} is not set")
+        return cls.postgres(dsn)
+
+    def worker_environ(self) -> dict[str, str]:
+        """What a worker needs to reach a board in this storage."""
+        if self.backend == "postgresql" and self.dsn:
+            return {STORAGE_ENV: "postgresql", DSN_ENV: self.dsn}
+        return {}
+
+    def describe(self) -> str:
+        if self.is_postgres and self.dsn:
+            from kanban.storage.pg import describe_dsn
+
+            return describe_dsn(self.dsn)
+        return "SQLite"
+
+    async def open(self, path: Path, slug: str) -> Store:
+        """Open (creating if needed) the board ``slug`` whose local folder is ``path.parent``."""
+        if self.is_postgres and self.dsn:
+            from kanban.storage.pg import PgDatabase
+
+            return await PgDatabase.open(path, self.dsn, slug, pool_size=self.pool_size)
+        from kanban.storage.db import Database
+
+        return await Database.open(path)
+
+
+SQLITE = Storage()

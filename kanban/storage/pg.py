@@ -1,0 +1,634 @@
+"""A board on PostgreSQL: one schema per board, a small connection pool per open board, and the
+same transaction-body contract as SQLite (``fn(tx)`` run as one call on a database thread).
+
+What PostgreSQL does here that SQLite cannot, and how:
+
+* **Concurrent writers.** Every write transaction takes the board's ``write`` advisory lock
+  unless the caller declares it independent (``exclusive=False``: claims, heartbeats, outbox
+  claims), so the kernel's graph rules hold exactly as under SQLite's single writer, while the
+  hot paths run side by side and pick rows with ``FOR UPDATE SKIP LOCKED``.
+* **Wake-ups.** Each write ends with ``pg_notify`` on the board's channel before ``COMMIT``; a
+  listener connection (started by the first :meth:`PgDatabase.data_version`) bumps the
+  ``on_external`` hooks within milliseconds of a commit on any host.
+* **One clock.** Inside a transaction :func:`kanban.timeutil.now` reads the database server's
+  clock, so leases, back-off and due times are judged by one clock whatever the hosts' say.
+
+The driver is psycopg 3 with ``psycopg_pool``: the transaction bodies are synchronous (one
+thread hop per transaction, never per statement), so they run on the pool's connections in a
+thread per board; the listener and the leader locks (:mod:`kanban.storage.leader`) use
+psycopg's asyncio connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg import sql as pg_sql
+from psycopg.adapt import Dumper
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.numeric import FloatLoader
+
+from kanban.errors import InvalidInput, StorageError
+from kanban.storage.pg_schema import (
+    CATALOG_DDL,
+    CATALOG_SCHEMA,
+    COMPAT_FUNCTIONS,
+    MIGRATIONS,
+)
+from kanban.storage.tx import Tx
+from kanban.timeutil import clock_source, now
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POOL_SIZE = 4
+CONNECT_TIMEOUT = 10.0
+RETRIES = 8  # a write that hit a deadlock or a serialisation failure runs again, up to this
+MIGRATE_LOCK = "relayboard:migrate"
+
+# Tables whose rows have an ``id`` an INSERT hands back (``lastrowid``).
+_ID_TABLES = frozenset({"tasks", "task_comments", "task_events", "task_runs", "notify_subs",
+                        "notify_outbox", "artifact_blobs"})
+
+
+# ---- names and keys -------------------------------------------------------------------------
+
+def schema_name(slug: str) -> str:
+    """The board's schema: ``rb_<slug>`` (an identifier is at most 63 bytes; a long slug keeps
+    its head and a hash)."""
+    name = f"rb_{slug}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(slug.encode()).hexdigest()[:12]
+    return f"rb_{slug[:46]}_{digest}"
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for a name."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def describe_dsn(dsn: str) -> str:
+    """``host:port/dbname`` — names the server without echoing the password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "PostgreSQL (unreadable DSN)"
+    host = str(parts.get("host") or "localhost")
+    port = str(parts.get("port") or "5432")
+    return f"PostgreSQL {host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def _error_text(exc: BaseException) -> str:
+    """The server's message without any DSN (psycopg's connection errors can quote it)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"password=\S+", "password=***", text)
+
+
+# ---- SQL: the common subset, in PostgreSQL's spelling -----------------------------------------
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%")
+_INSERT = re.compile(r"\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
+_GROUP_CONCAT = re.compile(r"group_concat\(([^()]*)\)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str, with_params: bool) -> tuple[str, bool]:
+    """The statement for psycopg, and whether it returns the new row's id.
+
+    ``?`` becomes ``%s`` (and a literal ``%`` is doubled when parameters are passed);
+    ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; an INSERT into a table with an
+    ``id`` gets ``RETURNING id`` (SQLite's ``lastrowid``); ``group_concat(x)`` is
+    ``string_agg(x::text, ',')``.
+    """
+
+    def token(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "?":
+            return "%s"
+        if not with_params:
+            return text
+        return text.replace("%", "%%")
+
+    out = _TOKENS.sub(token, sql)
+    out = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1)})::text, ',')", out)
+    returning = False
+    insert = _INSERT.match(out)
+    if insert is not None:
+        if insert.group(1):
+            out = out[:insert.start(1)] + out[insert.end(1):]
+            out = out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+        if insert.group(2).lower() in _ID_TABLES and "RETURNING" not in out.upper():
+            out = out.rstrip().rstrip(";") + " RETURNING id"
+            returning = True
+    return out, returning
+
+
+class PgRow:
+    """A row readable by position and by column name, like ``sqlite3.Row``."""
+
+    __slots__ = ("_index", "_names", "_values")
+
+    def __init__(self, values: Sequence[Any], names: list[str], index: dict[str, int]) -> None:
+        self._values = values
+        self._names = names
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"PgRow({dict(zip(self._names, self._values, strict=True))!r})"
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
+    names = [column.name for column in cursor.description or ()]
+    index: dict[str, int] = {}
+    for position, name in enumerate(names):
+        index.setdefault(name, position)
+
+    def make(values: Sequence[Any]) -> PgRow:
+        return PgRow(values, names, index)
+
+    return make
+
+
+class _BoolAsInt(Dumper):
+    """Flags are integers in the schema (as in SQLite): True binds as 1."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+def _adapt(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_loader("numeric", FloatLoader)  # SUM/AVG: float, as in SQLite
+
+
+class PgCursor:
+    """What a statement left: rows, ``rowcount``, and the new id of an INSERT."""
+
+    __slots__ = ("_cursor", "_rows", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: psycopg.Cursor[Any], returning: bool) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid: int | None = None
+        self._rows: list[Any] | None = None
+        if returning:
+            rows = cursor.fetchall()
+            self.lastrowid = int(rows[-1][0]) if rows else None
+            self._rows = []
+
+    def fetchone(self) -> Any:
+        if self._rows is not None or self._cursor.description is None:
+            return None
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        if self._rows is not None or self._cursor.description is None:
+            return []
+        return list(self._cursor.fetchall())
+
+
+class PgTx(Tx):
+    """A transaction on one pooled PostgreSQL connection."""
+
+    __slots__ = ("_clock", "_db", "conn")
+
+    backend = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any], db: PgDatabase,
+                 clock: float | None = None) -> None:
+        super().__init__()
+        self.conn = conn
+        self._db = db
+        self._clock = clock
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        query, returning = translate(sql, bool(params))
+        try:
+            cursor = self.conn.execute(cast(Any, query), params or None)
+        except pg_errors.DataError as exc:
+            raise _data_error(exc) from exc
+        return PgCursor(cursor, returning)
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        query, _ = translate(sql, bool(params))
+        with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
+            cursor.execute(cast(Any, query), params or None)
+            return list(cursor.fetchall())
+
+    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        query, returning = translate(sql, bool(params))
+        if not returning:
+            raise StorageError("insert_unique needs an INSERT into a table with an id")
+        # ON CONFLICT DO NOTHING (no target) passes over every unique index, the partial
+        # idempotency index included, without aborting the transaction.
+        query = query.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
+        try:
+            cursor = self.conn.execute(cast(Any, query), params or None)
+        except pg_errors.DataError as exc:
+            raise _data_error(exc) from exc
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def lock(self, name: str) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)",
+                          (lock_key(self._db.schema, name),))
+
+    @property
+    def for_update(self) -> str:
+        return " FOR UPDATE"
+
+    @property
+    def skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
+    @property
+    def for_share(self) -> str:
+        return " FOR SHARE"
+
+    def db_now(self) -> float:
+        """The database server's clock, read once per transaction."""
+        if self._clock is None:
+            row = self.conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8"
+                                    ).fetchone()
+            self._clock = float(row[0]) if row else now()
+        return self._clock
+
+
+def _data_error(exc: pg_errors.DataError) -> InvalidInput:
+    if isinstance(exc, pg_errors.NumericValueOutOfRange):
+        return InvalidInput("a number is out of range (integers are 64-bit)")
+    if "0x00" in str(exc) or isinstance(exc, pg_errors.UntranslatableCharacter):
+        return InvalidInput("a text value contains a NUL character, which PostgreSQL text "
+                            "cannot hold")
+    return InvalidInput(f"a value was refused by PostgreSQL: {_error_text(exc)}")
+
+
+def _search_path(schema: str) -> pg_sql.Composed:
+    return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
+
+
+def _ensure_schema(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """Create the catalog and the board's schema, and apply its missing migrations (under one
+    advisory lock, so racing openers on several hosts apply each migration once)."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(MIGRATE_LOCK),))
+        for statement in _split(CATALOG_DDL):
+            conn.execute(cast(Any, statement))
+        conn.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            pg_sql.Identifier(schema)))
+        conn.execute(_search_path(schema))
+        conn.execute(COMPAT_FUNCTIONS)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(name text PRIMARY KEY, applied_at double precision)")
+        done = {str(r[0]) for r in conn.execute("SELECT name FROM schema_migrations")}
+        for migration in MIGRATIONS:
+            if migration.name in done:
+                continue
+            if migration.sql.strip():
+                conn.execute(cast(Any, migration.sql))
+            conn.execute("INSERT INTO schema_migrations (name, applied_at) "
+                         "VALUES (%s, extract(epoch FROM clock_timestamp()))", (migration.name,))
+            applied.append(migration.name)
+    return applied
+
+
+def _split(ddl: str) -> list[str]:
+    return [s.strip() for s in ddl.split(";") if s.strip()]
+
+
+def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """One short-lived connection (catalog work, migrations, copies)."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=int(CONNECT_TIMEOUT))
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot connect to {describe_dsn(dsn)}: {_error_text(exc)}"
+                           ) from exc
+    _adapt(conn)
+    return conn
+
+
+# ---- the board catalog ---------------------------------------------------------------------
+
+def catalog_list(dsn: str) -> list[tuple[str, str, float]]:
+    """(slug, name, created_at) of every board in the database."""
+    with connect(dsn) as conn:
+        for statement in _split(CATALOG_DDL):
+            conn.execute(cast(Any, statement))
+        rows = conn.execute(f"SELECT slug, name, created_at FROM {CATALOG_SCHEMA}.boards "
+                            "ORDER BY slug").fetchall()
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def catalog_add(dsn: str, slug: str, name: str) -> bool:
+    """Record a board (and create its schema); False when it was there already."""
+    with connect(dsn) as conn:
+        _ensure_schema(conn, schema_name(slug))
+        row = conn.execute(
+            f"INSERT INTO {CATALOG_SCHEMA}.boards (slug, name, schema_name, created_at) "
+            "VALUES (%s, %s, %s, extract(epoch FROM clock_timestamp())) "
+            "ON CONFLICT (slug) DO NOTHING RETURNING slug",
+            (slug, name, schema_name(slug))).fetchone()
+    return row is not None
+
+
+def catalog_remove(dsn: str, slug: str, *, delete: bool, suffix: str) -> str | None:
+    """Drop a board's schema (``delete``) or rename it ``rb_archived_<suffix>``; returns the
+    archive schema's name."""
+    schema = schema_name(slug)
+    target = None if delete else f"rbx_{suffix}"[:63]
+    with connect(dsn) as conn, conn.transaction():
+        conn.execute(f"DELETE FROM {CATALOG_SCHEMA}.boards WHERE slug = %s", (slug,))
+        if target is None:
+            conn.execute(pg_sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                pg_sql.Identifier(schema)))
+        else:
+            conn.execute(pg_sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                pg_sql.Identifier(schema), pg_sql.Identifier(target)))
+    return target
+
+
+# ---- the open board ----------------------------------------------------------------------------
+
+class PgDatabase:
+    """An open board on PostgreSQL. Use :meth:`open`; always :meth:`close`.
+
+    The same surface as :class:`kanban.storage.db.Database`: ``read``/``write`` run a
+    transaction body on a database thread, writes are cancel-safe (a write handed over finishes,
+    with its effects and hooks, whether or not its caller still waits), ``on_commit`` hooks run
+    after each commit of this process, ``on_external`` hooks when another connection committed.
+    """
+
+    backend = "postgresql"
+    journal_mode = "postgresql"
+
+    def __init__(self, path: Path, dsn: str, slug: str, pool: psycopg_pool.ConnectionPool[Any],
+                 executor: concurrent.futures.ThreadPoolExecutor) -> None:
+        self.path = path
+        self.dsn = dsn
+        self.slug = slug
+        self.schema = schema_name(slug)
+        self.channel = self.schema
+        self._pool = pool
+        self._executor = executor
+        self._closed = False
+        self._background: set[asyncio.Future[Any]] = set()
+        self._token = secrets.token_hex(8)  # our own NOTIFYs carry it; the listener skips them
+        self._external = 0
+        self._listener: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.on_commit: list[Callable[[Tx], None]] = []
+        self.on_external: list[Callable[[], None]] = []
+        self.write_lock_key = lock_key(self.schema, "write")
+
+    @property
+    def label(self) -> str:
+        return f"board {self.slug!r} on {describe_dsn(self.dsn)}"
+
+    @classmethod
+    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = POOL_SIZE
+                   ) -> PgDatabase:
+        schema = schema_name(slug)
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            _adapt(conn)
+            conn.execute(_search_path(schema))
+
+        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            dsn, min_size=1, max_size=max(1, pool_size), open=False, configure=configure,
+            kwargs={"autocommit": True, "application_name": f"relayboard:{slug}"[:63]},
+            name=f"relayboard-{slug}", timeout=CONNECT_TIMEOUT,
+        )
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, pool_size), thread_name_prefix=f"kanban-pg-{slug}")
+        loop = asyncio.get_running_loop()
+
+        def setup() -> None:
+            with connect(dsn) as conn:
+                _ensure_schema(conn, schema)
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+
+        try:
+            await loop.run_in_executor(executor, setup)
+        except BaseException as exc:
+            await loop.run_in_executor(executor, pool.close)
+            executor.shutdown(wait=False)
+            if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.Error):
+                raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
+                                   f"{_error_text(exc)}") from exc
+            raise
+        return cls(path, dsn, slug, pool, executor)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self._background:
+                await asyncio.wait(list(self._background), timeout=30)
+        finally:
+            self._closed = True
+            if self._listener is not None:
+                self._listener.cancel()
+                await asyncio.gather(self._listener, return_exceptions=True)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, functools.partial(self._pool.close, 5))
+            self._executor.shutdown(wait=False)
+
+    def track(self, work: asyncio.Future[Any]) -> None:
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
+
+    async def settled(self) -> None:
+        while self._background:
+            await asyncio.wait(list(self._background))
+
+    # ---- transactions ----------------------------------------------------------------------
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in a read-only transaction with one snapshot (REPEATABLE READ)."""
+
+        def run() -> T:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                tx = PgTx(conn, self)
+                try:
+                    with clock_source(tx.db_now):
+                        return fn(tx)
+                finally:
+                    conn.execute("COMMIT")
+
+        return await self._call(run)
+
+    async def write(self, fn: Callable[[Tx], T], *, exclusive: bool = True) -> T:
+        """Run ``fn`` in one transaction; see the module docstring for ``exclusive``.
+
+        A deadlock or serialisation failure runs ``fn`` again on a fresh transaction (its
+        effects are collected anew), so a body must not act outside the database except
+        through ``after_commit``.
+        """
+        if self._closed:
+            raise StorageError(f"{self.label} is closed")
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._write(fn, exclusive))
+        self.track(task)
+        result, tx = await asyncio.shield(task)
+        if tx._pending:
+            await asyncio.shield(asyncio.gather(*tx._pending))
+        return result
+
+    async def _write(self, fn: Callable[[Tx], T], exclusive: bool) -> tuple[T, Tx]:
+        result, tx = await self._call(functools.partial(self._run_write, fn, exclusive))
+        self.batches += 1
+        for hook in self.on_commit:
+            try:
+                hook(tx)
+            except Exception:
+                log.exception("on-commit hook failed")
+        loop = asyncio.get_running_loop()
+        for effect, in_thread in tx._effects:
+            if in_thread:
+                pending = loop.run_in_executor(None, _logged, effect)
+                tx._pending.append(pending)
+                self.track(pending)
+            else:
+                _logged(effect)
+        return result, tx
+
+    def _run_write(self, fn: Callable[[Tx], T], exclusive: bool) -> tuple[T, Tx]:
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._pool.connection() as conn:
+                try:
+                    conn.execute("BEGIN")
+                    clock = None
+                    if exclusive:
+                        row = conn.execute(
+                            "SELECT pg_advisory_xact_lock(%s), "
+                            "extract(epoch FROM clock_timestamp())::float8",
+                            (self.write_lock_key,)).fetchone()
+                        clock = float(row[1]) if row else None
+                    tx = PgTx(conn, self, clock)
+                    with clock_source(tx.db_now):
+                        result = fn(tx)
+                    conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self._token))
+                    conn.execute("COMMIT")
+                    return result, tx
+                except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                    conn.execute("ROLLBACK")
+                    if attempt >= RETRIES:
+                        raise
+                    log.debug("%s: write retried after a deadlock/serialisation failure",
+                              self.label)
+                except BaseException:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")
+                    raise
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise StorageError(f"{self.label} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(f"{self.label}: no database connection available "
+                               f"({_error_text(exc)})") from exc
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"{self.label}: {_error_text(exc)}") from exc
+        except psycopg.DataError as exc:
+            raise _data_error(exc) from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"database error on {self.label}: {_error_text(exc)}") from exc
+
+    # ---- other hosts' commits ----------------------------------------------------------------
+    async def data_version(self) -> int:
+        """How many commits of other connections this process has heard of (LISTEN/NOTIFY);
+        the first call starts the listener."""
+        if self._listener is None and not self._closed:
+            ready = asyncio.get_running_loop().create_future()
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(ready), name=f"kanban-pg-listen:{self.slug}")
+            await asyncio.wait([ready, self._listener], timeout=CONNECT_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+        return self._external
+
+    def _heard(self) -> None:
+        self._external += 1
+        for hook in self.on_external:
+            try:
+                hook()
+            except Exception:
+                log.exception("on-external hook failed")
+
+    async def _listen(self, ready: asyncio.Future[None]) -> None:
+        """LISTEN on the board's channel for as long as the board is open; reconnects with
+        back-off, and counts a reconnect as a change (notifications may have been missed)."""
+        delay = 0.5
+        first = True
+        while not self._closed:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT))
+                async with conn:
+                    await conn.execute(pg_sql.SQL("LISTEN {}").format(
+                        pg_sql.Identifier(self.channel)))
+                    if not ready.done():
+                        ready.set_result(None)
+                    if not first:
+                        self._heard()
+                    first = False
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        if note.payload != self._token:
+                            self._heard()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                log.warning("%s: change listener lost (%s); reconnecting in %.1f s",
+                            self.label, _error_text(exc), delay)
+            if not ready.done():
+                ready.set_result(None)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _logged(effect: Callable[[], None]) -> None:
+    try:
+        effect()
+    except Exception:
+        log.exception("after-commit effect failed")
