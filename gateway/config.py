@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class StorageConfig:
     backend: str = "sqlite"
     dsn_env: str = "RELAYBOARD_PG_DSN"
     dsn: str | None = field(default=None, repr=False)
+    # Keeps several installations apart in one database (schemas rb_<namespace>_<slug>).
+    namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -414,7 +417,7 @@ _KNOWN: dict[str, set[str]] = {
     "platforms.fake": {"enabled", "allowed_users"},
     "delivery": {"allowed_roots", "max_attachment_bytes"},
     "dashboard": {"enabled", "host", "port", "token_env"},
-    "storage": {"backend", "dsn_env"},
+    "storage": {"backend", "dsn_env", "namespace"},
 }
 
 
@@ -481,6 +484,17 @@ def _delivery(r: _Reader, d: dict[str, Any]) -> DeliveryConfig:
 
 def _storage(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> StorageConfig:
     p = "storage."
+    if env.get("RELAYBOARD_STORAGE") == "postgresql":
+        # How a dispatcher tells its workers where the board is (their own home may say
+        # otherwise); it overrides the file for any process that has it.
+        dsn = env.get("RELAYBOARD_PG_DSN") or None
+        if not dsn:
+            raise ConfigError("RELAYBOARD_STORAGE=postgresql but RELAYBOARD_PG_DSN is not set")
+        namespace = env.get("RELAYBOARD_PG_NAMESPACE", "")
+        if namespace and not re.fullmatch(r"[a-z0-9_]{1,16}", namespace):
+            raise ConfigError("RELAYBOARD_PG_NAMESPACE: use 1-16 of a-z, 0-9 and '_'")
+        return StorageConfig(backend="postgresql", dsn_env="RELAYBOARD_PG_DSN", dsn=dsn,
+                             namespace=namespace)
     backend = r.text(d, "backend", p) or "sqlite"
     if backend not in ("sqlite", "postgresql"):
         raise r.fail(p + "backend", "sqlite or postgresql", backend)
@@ -489,7 +503,10 @@ def _storage(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> StorageCo
     if backend == "postgresql" and not dsn:
         raise ConfigError(f"{r.source}: storage.backend is postgresql but {dsn_env} "
                           "(storage.dsn_env) is not set; put the DSN in that variable")
-    return StorageConfig(backend=backend, dsn_env=dsn_env, dsn=dsn)
+    namespace = r.text(d, "namespace", p) or ""
+    if namespace and not re.fullmatch(r"[a-z0-9_]{1,16}", namespace):
+        raise r.fail(p + "namespace", "1-16 of a-z, 0-9 and '_'", namespace)
+    return StorageConfig(backend=backend, dsn_env=dsn_env, dsn=dsn, namespace=namespace)
 
 
 def _dsn_password(dsn: str) -> str | None:

@@ -27,7 +27,7 @@ def board_options(config: KanbanConfig) -> BoardOptions:
 def storage(config: StorageConfig) -> Storage:
     """The boards' storage (the DSN was read from ``storage.dsn_env`` at load time)."""
     if config.backend == "postgresql" and config.dsn:
-        return Storage.postgres(config.dsn)
+        return Storage.postgres(config.dsn, namespace=config.namespace)
     return Storage()
 
 

@@ -23,7 +23,7 @@ import anyio
 
 from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput
-from kanban.storage.backend import SQLITE, Storage
+from kanban.storage.backend import Storage, default_storage
 from kanban.storage.db import forget_schema
 from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
 from kanban.timeutil import now
@@ -56,7 +56,7 @@ class Boards:
                  storage: Storage | None = None) -> None:
         self.home = home
         self.options = options or BoardOptions()
-        self.storage = storage or SQLITE
+        self.storage = storage or default_storage()
         self._open: dict[str, Board] = {}
         self._lock = asyncio.Lock()
 
@@ -76,7 +76,7 @@ class Boards:
         from kanban.storage.pg import catalog_list
 
         assert self.storage.dsn is not None
-        return await asyncio.to_thread(catalog_list, self.storage.dsn)
+        return await asyncio.to_thread(catalog_list, self.storage.dsn, self.storage.namespace)
 
     async def _open_board(self, slug: str) -> Board:
         return await Board.open(self.db_path(slug), slug=slug, options=self.options,
@@ -251,7 +251,8 @@ class Boards:
         from kanban.storage.pg import catalog_add
 
         assert self.storage.dsn is not None
-        return await asyncio.to_thread(catalog_add, self.storage.dsn, slug, name)
+        return await asyncio.to_thread(catalog_add, self.storage.dsn, slug, name,
+                                       self.storage.namespace)
 
     async def _remove_schema(self, slug: str, *, delete: bool) -> Path | None:
         """PostgreSQL: drop or rename the board's schema; this host's local folder goes to
@@ -261,7 +262,7 @@ class Boards:
         assert self.storage.dsn is not None
         suffix = f"{slug}_{int(now())}"
         await asyncio.to_thread(catalog_remove, self.storage.dsn, slug, delete=delete,
-                                suffix=suffix)
+                                suffix=suffix, namespace=self.storage.namespace)
         board_dir = self.root / slug
         if not board_dir.exists():
             return None if delete else Path(f"rbx_{suffix}")

@@ -99,7 +99,7 @@ def build_context(tx: Tx, task_id: int) -> str:
 
     comments = [Comment.from_row(r) for r in tx.all(
         "SELECT * FROM (SELECT * FROM task_comments WHERE task_id = ? ORDER BY id DESC LIMIT ?) "
-        "ORDER BY id", (task_id, MAX_COMMENTS))]
+        "AS latest ORDER BY id", (task_id, MAX_COMMENTS))]
     if comments:
         lines += _capped_section(
             "Comments",

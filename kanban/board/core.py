@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from kanban.board.artifacts import clean_stale_staging
 from kanban.models import Task
-from kanban.storage.backend import SQLITE, Storage, Store
+from kanban.storage.backend import SQLITE, Storage, Store, default_storage
 from kanban.storage.private import PRIVATE_DIR_MODE, tighten
 from kanban.storage.tx import Tx
 from kanban.timeutil import now
@@ -182,7 +182,8 @@ class BoardCore:
     ) -> Opening[B]:
         """``db_path`` is ``<board folder>/kanban.db``: the SQLite file, or on PostgreSQL the
         place of the board's local folder (workspaces, logs, staged files)."""
-        return Opening(cls, Path(db_path), slug, options or BoardOptions(), storage or SQLITE)
+        return Opening(cls, Path(db_path), slug, options or BoardOptions(),
+                       storage or default_storage())
 
     async def close(self) -> None:
         await self.db.close()

@@ -15,6 +15,7 @@ its own home may be configured otherwise.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,14 @@ BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
 
 STORAGE_ENV = "RELAYBOARD_STORAGE"
 """A worker's board backend (``postgresql``; absent means SQLite)."""
+NAMESPACE_ENV = "RELAYBOARD_PG_NAMESPACE"
+"""A worker's board namespace (see :attr:`Storage.namespace`)."""
 DSN_ENV = "RELAYBOARD_PG_DSN"
 """The default variable holding the PostgreSQL DSN (``storage.dsn_env``), and the one a worker
 of a PostgreSQL board receives it in."""
+
+
+_NAMESPACE = re.compile(r"[a-z0-9_]{1,16}")
 
 
 class Store(Protocol):
@@ -68,6 +74,10 @@ class Storage:
     backend: Backend = "sqlite"
     dsn: str | None = field(default=None, repr=False)
     pool_size: int = 4
+    namespace: str = ""
+    """PostgreSQL: a prefix that keeps several independent installations (or test runs) apart
+    in one database — boards are ``rb_<namespace>_<slug>``, the catalog
+    ``relayboard_<namespace>``. Empty by default."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -75,14 +85,17 @@ class Storage:
                                "postgresql")
         if self.backend == "postgresql" and not self.dsn:
             raise InvalidInput("the postgresql storage backend needs a DSN")
+        if self.namespace and not _NAMESPACE.fullmatch(self.namespace):
+            raise InvalidInput(f"invalid storage namespace {self.namespace!r}: use 1-16 of "
+                               "a-z, 0-9 and '_'")
 
     @property
     def is_postgres(self) -> bool:
         return self.backend == "postgresql"
 
     @classmethod
-    def postgres(cls, dsn: str, *, pool_size: int = 4) -> Storage:
-        return cls("postgresql", dsn, pool_size)
+    def postgres(cls, dsn: str, *, pool_size: int = 4, namespace: str = "") -> Storage:
+        return cls("postgresql", dsn, pool_size, namespace)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Storage | None:
@@ -93,12 +106,15 @@ class Storage:
         dsn = environ.get(DSN_ENV, "")
         if not dsn:
             raise StorageError(f"{STORAGE_ENV}=postgresql but {DSN_ENV} is not set")
-        return cls.postgres(dsn)
+        return cls.postgres(dsn, namespace=environ.get(NAMESPACE_ENV, ""))
 
     def worker_environ(self) -> dict[str, str]:
         """What a worker needs to reach a board in this storage."""
         if self.backend == "postgresql" and self.dsn:
-            return {STORAGE_ENV: "postgresql", DSN_ENV: self.dsn}
+            env = {STORAGE_ENV: "postgresql", DSN_ENV: self.dsn}
+            if self.namespace:
+                env[NAMESPACE_ENV] = self.namespace
+            return env
         return {}
 
     def describe(self) -> str:
@@ -113,10 +129,23 @@ class Storage:
         if self.is_postgres and self.dsn:
             from kanban.storage.pg import PgDatabase
 
-            return await PgDatabase.open(path, self.dsn, slug, pool_size=self.pool_size)
+            return await PgDatabase.open(path, self.dsn, slug, pool_size=self.pool_size,
+                                         namespace=self.namespace)
         from kanban.storage.db import Database
 
         return await Database.open(path)
 
 
 SQLITE = Storage()
+
+_default: list[Storage] = [SQLITE]
+
+
+def default_storage() -> Storage:
+    """The storage of a board or a :class:`~kanban.boards.Boards` opened without one: SQLite,
+    unless :func:`set_default_storage` chose another (the test suite runs the kernel on both)."""
+    return _default[0]
+
+
+def set_default_storage(storage: Storage | None) -> None:
+    _default[0] = storage or SQLITE

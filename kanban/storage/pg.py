@@ -41,12 +41,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.numeric import FloatLoader
 
 from kanban.errors import InvalidInput, StorageError
-from kanban.storage.pg_schema import (
-    CATALOG_DDL,
-    CATALOG_SCHEMA,
-    COMPAT_FUNCTIONS,
-    MIGRATIONS,
-)
+from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
 from kanban.storage.tx import Tx
 from kanban.timeutil import clock_source, now
 
@@ -66,14 +61,15 @@ _ID_TABLES = frozenset({"tasks", "task_comments", "task_events", "task_runs", "n
 
 # ---- names and keys -------------------------------------------------------------------------
 
-def schema_name(slug: str) -> str:
-    """The board's schema: ``rb_<slug>`` (an identifier is at most 63 bytes; a long slug keeps
-    its head and a hash)."""
-    name = f"rb_{slug}"
+def schema_name(slug: str, namespace: str = "") -> str:
+    """The board's schema: ``rb_<slug>`` (``rb_<namespace>_<slug>``). An identifier is at most
+    63 bytes: a long slug keeps its head and a hash."""
+    prefix = f"rb_{namespace}_" if namespace else "rb_"
+    name = prefix + slug
     if len(name) <= 63:
         return name
     digest = hashlib.sha256(slug.encode()).hexdigest()[:12]
-    return f"rb_{slug[:46]}_{digest}"
+    return f"{prefix}{slug[:50 - len(prefix)]}_{digest}"
 
 
 def lock_key(*parts: str) -> int:
@@ -238,6 +234,8 @@ class PgTx(Tx):
             cursor = self.conn.execute(cast(Any, query), params or None)
         except pg_errors.DataError as exc:
             raise _data_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("a text value is not valid UTF-8 text") from exc
         return PgCursor(cursor, returning)
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -257,6 +255,8 @@ class PgTx(Tx):
             cursor = self.conn.execute(cast(Any, query), params or None)
         except pg_errors.DataError as exc:
             raise _data_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("a text value is not valid UTF-8 text") from exc
         row = cursor.fetchone()
         return None if row is None else int(row[0])
 
@@ -298,13 +298,13 @@ def _search_path(schema: str) -> pg_sql.Composed:
     return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
 
 
-def _ensure_schema(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -> list[str]:
     """Create the catalog and the board's schema, and apply its missing migrations (under one
     advisory lock, so racing openers on several hosts apply each migration once)."""
     applied: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(MIGRATE_LOCK),))
-        for statement in _split(CATALOG_DDL):
+        for statement in catalog_ddl(catalog_schema(namespace)):
             conn.execute(cast(Any, statement))
         conn.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             pg_sql.Identifier(schema)))
@@ -324,10 +324,6 @@ def _ensure_schema(conn: psycopg.Connection[Any], schema: str) -> list[str]:
     return applied
 
 
-def _split(ddl: str) -> list[str]:
-    return [s.strip() for s in ddl.split(";") if s.strip()]
-
-
 def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
     """One short-lived connection (catalog work, migrations, copies)."""
     try:
@@ -341,35 +337,43 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
 
 # ---- the board catalog ---------------------------------------------------------------------
 
-def catalog_list(dsn: str) -> list[tuple[str, str, float]]:
+def catalog_list(dsn: str, namespace: str = "") -> list[tuple[str, str, float]]:
     """(slug, name, created_at) of every board in the database."""
+    catalog = catalog_schema(namespace)
     with connect(dsn) as conn:
-        for statement in _split(CATALOG_DDL):
-            conn.execute(cast(Any, statement))
-        rows = conn.execute(f"SELECT slug, name, created_at FROM {CATALOG_SCHEMA}.boards "
+        exists = conn.execute("SELECT 1 FROM information_schema.tables "
+                              "WHERE table_schema = %s AND table_name = 'boards'",
+                              (catalog,)).fetchone()
+        if exists is None:
+            return []
+        rows = conn.execute(f'SELECT slug, name, created_at FROM "{catalog}".boards '
                             "ORDER BY slug").fetchall()
     return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
 
-def catalog_add(dsn: str, slug: str, name: str) -> bool:
+def catalog_add(dsn: str, slug: str, name: str, namespace: str = "") -> bool:
     """Record a board (and create its schema); False when it was there already."""
+    schema = schema_name(slug, namespace)
     with connect(dsn) as conn:
-        _ensure_schema(conn, schema_name(slug))
+        _ensure_schema(conn, schema, namespace)
         row = conn.execute(
-            f"INSERT INTO {CATALOG_SCHEMA}.boards (slug, name, schema_name, created_at) "
+            f'INSERT INTO "{catalog_schema(namespace)}".boards '
+            "(slug, name, schema_name, created_at) "
             "VALUES (%s, %s, %s, extract(epoch FROM clock_timestamp())) "
             "ON CONFLICT (slug) DO NOTHING RETURNING slug",
-            (slug, name, schema_name(slug))).fetchone()
+            (slug, name, schema)).fetchone()
     return row is not None
 
 
-def catalog_remove(dsn: str, slug: str, *, delete: bool, suffix: str) -> str | None:
-    """Drop a board's schema (``delete``) or rename it ``rb_archived_<suffix>``; returns the
-    archive schema's name."""
-    schema = schema_name(slug)
-    target = None if delete else f"rbx_{suffix}"[:63]
+def catalog_remove(dsn: str, slug: str, *, delete: bool, suffix: str, namespace: str = ""
+                   ) -> str | None:
+    """Drop a board's schema (``delete``) or rename it ``rbx_<suffix>``; returns the archive
+    schema's name."""
+    schema = schema_name(slug, namespace)
+    target = None if delete else f"rbx_{namespace + '_' if namespace else ''}{suffix}"[:63]
     with connect(dsn) as conn, conn.transaction():
-        conn.execute(f"DELETE FROM {CATALOG_SCHEMA}.boards WHERE slug = %s", (slug,))
+        conn.execute(f'DELETE FROM "{catalog_schema(namespace)}".boards WHERE slug = %s',
+                     (slug,))
         if target is None:
             conn.execute(pg_sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                 pg_sql.Identifier(schema)))
@@ -377,6 +381,18 @@ def catalog_remove(dsn: str, slug: str, *, delete: bool, suffix: str) -> str | N
             conn.execute(pg_sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
                 pg_sql.Identifier(schema), pg_sql.Identifier(target)))
     return target
+
+
+def drop_namespace(dsn: str, namespace: str) -> None:
+    """Drop every board schema and the catalog of ``namespace`` (tests, uninstall)."""
+    with connect(dsn) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s "
+                            "OR nspname LIKE %s OR nspname = %s",
+                            (f"rb\\_{namespace}\\_%", f"rbx\\_{namespace}\\_%",
+                             catalog_schema(namespace))).fetchall()
+        for (name,) in rows:
+            conn.execute(pg_sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                pg_sql.Identifier(str(name))))
 
 
 # ---- the open board ----------------------------------------------------------------------------
@@ -394,11 +410,12 @@ class PgDatabase:
     journal_mode = "postgresql"
 
     def __init__(self, path: Path, dsn: str, slug: str, pool: psycopg_pool.ConnectionPool[Any],
-                 executor: concurrent.futures.ThreadPoolExecutor) -> None:
+                 executor: concurrent.futures.ThreadPoolExecutor, namespace: str = "") -> None:
         self.path = path
         self.dsn = dsn
         self.slug = slug
-        self.schema = schema_name(slug)
+        self.namespace = namespace
+        self.schema = schema_name(slug, namespace)
         self.channel = self.schema
         self._pool = pool
         self._executor = executor
@@ -417,12 +434,13 @@ class PgDatabase:
         return f"board {self.slug!r} on {describe_dsn(self.dsn)}"
 
     @classmethod
-    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = POOL_SIZE
-                   ) -> PgDatabase:
-        schema = schema_name(slug)
+    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = POOL_SIZE,
+                   namespace: str = "") -> PgDatabase:
+        schema = schema_name(slug, namespace)
 
         def configure(conn: psycopg.Connection[Any]) -> None:
             _adapt(conn)
+            conn.row_factory = cast(Any, _row_factory)
             conn.execute(_search_path(schema))
 
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
@@ -436,7 +454,7 @@ class PgDatabase:
 
         def setup() -> None:
             with connect(dsn) as conn:
-                _ensure_schema(conn, schema)
+                _ensure_schema(conn, schema, namespace)
             pool.open(wait=True, timeout=CONNECT_TIMEOUT)
 
         try:
@@ -448,7 +466,7 @@ class PgDatabase:
                 raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
                                    f"{_error_text(exc)}") from exc
             raise
-        return cls(path, dsn, slug, pool, executor)
+        return cls(path, dsn, slug, pool, executor, namespace)
 
     @property
     def closed(self) -> bool:
@@ -572,20 +590,30 @@ class PgDatabase:
             raise StorageError(f"{self.label}: {_error_text(exc)}") from exc
         except psycopg.DataError as exc:
             raise _data_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("a text value is not valid UTF-8 text") from exc
+        except OverflowError as exc:
+            raise InvalidInput("a number is out of range (integers are 64-bit)") from exc
         except psycopg.Error as exc:
             raise StorageError(f"database error on {self.label}: {_error_text(exc)}") from exc
 
     # ---- other hosts' commits ----------------------------------------------------------------
     async def data_version(self) -> int:
-        """How many commits of other connections this process has heard of (LISTEN/NOTIFY);
-        the first call starts the listener."""
+        """Always 0: on PostgreSQL another connection's commit is not polled for — it arrives
+        by LISTEN/NOTIFY and runs the ``on_external`` hooks at once. The first call starts the
+        listener (a process that never watches, like a one-shot CLI command, never opens it)."""
         if self._listener is None and not self._closed:
-            ready = asyncio.get_running_loop().create_future()
-            self._listener = asyncio.get_running_loop().create_task(
-                self._listen(ready), name=f"kanban-pg-listen:{self.slug}")
+            loop = asyncio.get_running_loop()
+            ready: asyncio.Future[None] = loop.create_future()
+            self._listener = loop.create_task(self._listen(ready),
+                                              name=f"kanban-pg-listen:{self.slug}")
             await asyncio.wait([ready, self._listener], timeout=CONNECT_TIMEOUT,
                                return_when=asyncio.FIRST_COMPLETED)
-        return self._external
+        return 0
+
+    async def listen(self) -> None:
+        """Start hearing other connections' commits (idempotent)."""
+        await self.data_version()
 
     def _heard(self) -> None:
         self._external += 1

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 
 CATALOG_SCHEMA = "relayboard"
 
-CATALOG_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA};
-CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.boards (
-    slug        text PRIMARY KEY,
-    name        text NOT NULL,
-    schema_name text NOT NULL UNIQUE,
-    created_at  double precision NOT NULL
-);
-"""
+
+def catalog_schema(namespace: str = "") -> str:
+    return f"{CATALOG_SCHEMA}_{namespace}" if namespace else CATALOG_SCHEMA
+
+
+def catalog_ddl(schema: str) -> list[str]:
+    return [
+        f'CREATE SCHEMA IF NOT EXISTS "{schema}"',
+        f'CREATE TABLE IF NOT EXISTS "{schema}".boards ('
+        "slug text PRIMARY KEY, name text NOT NULL, schema_name text NOT NULL UNIQUE, "
+        "created_at double precision NOT NULL)",
+    ]
 
 # SQLite's json_valid and json_array_length(text, '$.key'), which the board's card query uses;
 # defined per board schema so the board's SQL runs unchanged.

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from kanban.board import Board
+from kanban.storage.backend import Storage
 from kanban.testing import open_board
 from tests.fakes.llm_server import LLMServer
+from tests.storage_backends import generate, storage_for
 
 
 @pytest.fixture
@@ -24,3 +26,13 @@ async def llm() -> AsyncIterator[LLMServer]:
     """A real chat-completions server on 127.0.0.1 with scripted replies."""
     async with LLMServer() as server:
         yield server
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    generate(metafunc, ("kanban",))
+
+
+@pytest.fixture(autouse=True)
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """SQLite, or (for a module that opens boards) SQLite then PostgreSQL."""
+    yield from storage_for(request)

@@ -1,0 +1,75 @@
+"""Running the kernel and command-layer suites on both storage backends.
+
+A test module whose source names a board (``open_board``, ``Boards(``, the ``board`` fixture, …)
+runs once on SQLite and once on PostgreSQL: the autouse ``storage_backend`` fixture sets the
+kernel's default storage, so every board the test opens — directly or through ``Boards`` — lives
+in that backend. Each PostgreSQL test gets its own namespace (schemas ``rb_<ns>_<slug>``), dropped
+afterwards.
+
+PostgreSQL comes from ``RELAYBOARD_TEST_PG_DSN`` (``.ci/run`` starts a server and sets it). Without
+it the PostgreSQL half is skipped with that reason — except under ``CI``, where it fails: CI must
+never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kanban.storage.backend import Storage, set_default_storage
+
+PG_DSN_ENV = "RELAYBOARD_TEST_PG_DSN"
+BACKENDS = ("sqlite", "postgresql")
+_BOARD_WORDS = ("open_board", "Boards(", "board:", "board_home", "Board.open")
+
+
+def pg_dsn() -> str:
+    dsn = os.environ.get(PG_DSN_ENV, "")
+    if dsn:
+        return dsn
+    if os.environ.get("CI"):
+        pytest.fail(f"{PG_DSN_ENV} is not set: CI runs the PostgreSQL half of the suite "
+                    "(.ci/run starts the server)")
+    pytest.skip(f"no PostgreSQL server: set {PG_DSN_ENV} to run this on PostgreSQL")
+
+
+def uses_boards(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(word in text for word in _BOARD_WORDS)
+
+
+def generate(metafunc: pytest.Metafunc, folders: tuple[str, ...]) -> None:
+    if "storage_backend" not in metafunc.fixturenames:
+        return
+    path = Path(str(metafunc.definition.fspath))
+    if not any(f"/{folder}/" in str(path) for folder in folders) or not uses_boards(path):
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+        return
+    metafunc.parametrize("storage_backend", BACKENDS, indirect=True)
+
+
+def storage_for(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    backend = getattr(request, "param", "sqlite")
+    if backend != "postgresql":
+        set_default_storage(None)
+        yield Storage()
+        return
+    from kanban.storage.pg import drop_namespace
+
+    dsn = pg_dsn()
+    namespace = "t" + secrets.token_hex(5)
+    storage = Storage.postgres(dsn, namespace=namespace, pool_size=3)
+    set_default_storage(storage)
+    try:
+        yield storage
+    finally:
+        set_default_storage(None)
+        drop_namespace(dsn, namespace)
