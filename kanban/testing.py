@@ -12,12 +12,15 @@ from typing import Any
 
 from kanban.board import Board, BoardOptions
 from kanban.models import Claim, Task
+from kanban.storage.backend import Storage
 
 
-async def open_board(directory: Path, *, slug: str = "default", **options: Any) -> Board:
-    """A real board file at ``<directory>/boards/<slug>/kanban.db``."""
+async def open_board(directory: Path, *, slug: str = "default", storage: Storage | None = None,
+                     **options: Any) -> Board:
+    """A real board at ``<directory>/boards/<slug>/kanban.db`` (the file, or on PostgreSQL the
+    board's local folder), in ``storage`` or the default storage."""
     path = directory / "boards" / slug / "kanban.db"
-    return await Board.open(path, slug=slug, options=BoardOptions(**options))
+    return await Board.open(path, slug=slug, options=BoardOptions(**options), storage=storage)
 
 
 async def make_task(board: Board, title: str = "task", **fields: Any) -> Task:

@@ -51,7 +51,8 @@ def generate(metafunc: pytest.Metafunc, folders: tuple[str, ...]) -> None:
     path = Path(str(metafunc.definition.fspath))
     if not any(f"/{folder}/" in str(path) for folder in folders) or not uses_boards(path):
         return
-    if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+    if any(metafunc.definition.get_closest_marker(m) is not None
+           for m in ("sqlite_only", "postgres_only")):
         return
     metafunc.parametrize("storage_backend", BACKENDS, indirect=True)
 
@@ -68,8 +69,17 @@ def storage_for(request: pytest.FixtureRequest) -> Iterator[Storage]:
     namespace = "t" + secrets.token_hex(5)
     storage = Storage.postgres(dsn, namespace=namespace, pool_size=3)
     set_default_storage(storage)
+    # Processes the test starts (`relayboard kanban dispatch`, …) find the board the way a
+    # worker does: from the environment.
+    saved = {name: os.environ.get(name) for name in storage.worker_environ()}
+    os.environ.update(storage.worker_environ())
     try:
         yield storage
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         set_default_storage(None)
         drop_namespace(dsn, namespace)

@@ -111,7 +111,6 @@ class OutboxMixin(BoardCore):
     ) -> list[OutboxItem]:
         """Mark due rows ``sending`` (attempts + 1) and return them, oldest first, at most one per
         subscription. A row not settled within ``lease_seconds`` becomes due again."""
-        stamp = now() if at is None else at
         select = (
             "SELECT o.*, s.platform, s.chat, s.thread, s.silent FROM notify_outbox o "
             "JOIN notify_subs s ON s.id = o.sub_id "
@@ -119,16 +118,21 @@ class OutboxMixin(BoardCore):
             + _sub_row_enabled() + " AND " + _HEAD_OF_LINE
             + " ORDER BY o.next_attempt_at, o.id LIMIT ?"
         )
-        if not await self.db.read(lambda tx: tx.all(select, (stamp, limit))):
+        if not await self.db.read(lambda tx: tx.all(select, (now() if at is None else at,
+                                                              limit))):
             return []
 
         def run(tx: Tx) -> list[OutboxItem]:
+            stamp = now() if at is None else at
             items: list[OutboxItem] = []
-            for row in tx.all(select, (stamp, limit)):
+            # Several notifiers (gateways on PostgreSQL) share the outbox: a row another one is
+            # claiming right now is passed over, and the CAS below re-checks that the row is
+            # still due, so a row is handed to exactly one notifier per lease.
+            for row in tx.all(select + tx.skip_locked_of("o"), (stamp, limit)):
                 cur = tx.execute(
                     "UPDATE notify_outbox SET state='sending', attempts=attempts+1, "
-                    "next_attempt_at=? WHERE id=? AND state=?",
-                    (stamp + lease_seconds, row["id"], row["state"]),
+                    "next_attempt_at=? WHERE id=? AND state=? AND next_attempt_at <= ?",
+                    (stamp + lease_seconds, row["id"], row["state"], stamp),
                 )
                 if cur.rowcount != 1:
                     continue
@@ -149,12 +153,16 @@ class OutboxMixin(BoardCore):
                 ))
             return items
 
-        return await self.db.write(run)
+        return await self.db.write(run, exclusive=False)
 
     async def release_notification_claims(self) -> int:
         """Make every ``sending`` row due now. Only for a notifier starting up under the home's
         gateway lock: no other notifier can be mid-send, so those rows belong to one that died
-        (at-least-once: their message may have gone out already)."""
+        (at-least-once: their message may have gone out already). A board that several hosts
+        share (PostgreSQL) releases nothing: another gateway's notifier may be mid-send, and a
+        dead one's rows come due by themselves when their lease ends."""
+        if self.storage.shared:
+            return 0
         probe = "SELECT 1 FROM notify_outbox WHERE state = 'sending' LIMIT 1"
         if await self.db.read(lambda tx: tx.one(probe)) is None:
             return 0
@@ -182,7 +190,7 @@ class OutboxMixin(BoardCore):
                            "(SELECT sub_id FROM notify_outbox WHERE id=?)", (outbox_id,))
             return cur.rowcount == 1
 
-        return await self.db.write(run)
+        return await self.db.write(run, exclusive=False)
 
     async def mark_notification_failed(
         self, outbox_id: int, error: str, *, retry_at: float | None,

@@ -221,11 +221,10 @@ class TasksMixin(BoardCore):
         def run(tx: Tx) -> list[Task]:
             columns = "*"
             if not with_body:
-                # Named from the table itself (one cheap pragma), so a column added by a later
-                # migration is never silently left out.
-                columns = ", ".join(
-                    f'"{name}"' for (name,) in tx.all("SELECT name FROM pragma_table_info('tasks')")
-                    if name != "body")
+                # Named from the table itself (one cheap catalog read), so a column added by a
+                # later migration is never silently left out.
+                columns = ", ".join(f'"{name}"' for name in tx.columns("tasks")
+                                    if name != "body")
             tasks = [Task.from_row(r) for r in tx.all(f"SELECT {columns} {order}", params)]
             by_id = {t.id: t for t in tasks}
             ids = list(by_id)

@@ -93,6 +93,11 @@ class Storage:
     def is_postgres(self) -> bool:
         return self.backend == "postgresql"
 
+    @property
+    def shared(self) -> bool:
+        """Boards here may be served by several hosts at once (gateways, dispatchers)."""
+        return self.is_postgres
+
     @classmethod
     def postgres(cls, dsn: str, *, pool_size: int = 4, namespace: str = "") -> Storage:
         return cls("postgresql", dsn, pool_size, namespace)

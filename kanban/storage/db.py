@@ -183,6 +183,10 @@ class SqliteTx(Tx):
         cursor.row_factory = None  # plain tuples: sqlite3.Row costs a lookup per field
         return list(cursor.execute(sql, params))
 
+    def columns(self, table: str) -> list[str]:
+        return [str(r[0]) for r in self.conn.execute(
+            "SELECT name FROM pragma_table_info(?)", (table,))]
+
     def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         try:
             cur = self.conn.execute(sql, params)

@@ -42,6 +42,7 @@ from psycopg.types.numeric import FloatLoader
 
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
+from kanban.storage.private import private_dir
 from kanban.storage.tx import Tx
 from kanban.timeutil import clock_source, now
 
@@ -244,6 +245,12 @@ class PgTx(Tx):
             cursor.execute(cast(Any, query), params or None)
             return list(cursor.fetchall())
 
+    def columns(self, table: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))
+        return [str(r[0]) for r in rows]
+
     def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         query, returning = translate(sql, bool(params))
         if not returning:
@@ -271,6 +278,9 @@ class PgTx(Tx):
     @property
     def skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
+
+    def skip_locked_of(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
 
     @property
     def for_share(self) -> str:
@@ -453,6 +463,7 @@ class PgDatabase:
         loop = asyncio.get_running_loop()
 
         def setup() -> None:
+            private_dir(path.parent)  # this host's folder: workspaces, logs, staged files
             with connect(dsn) as conn:
                 _ensure_schema(conn, schema, namespace)
             pool.open(wait=True, timeout=CONNECT_TIMEOUT)

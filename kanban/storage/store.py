@@ -126,8 +126,11 @@ def find_cycle(tx: Tx, parent: int, child: int) -> list[int] | None:
 
 def insert_link(tx: Tx, parent: int, child: int) -> bool:
     """Add the edge parent → child after the cycle check; False if it already existed."""
-    for task_id in (parent, child):
-        if not in_int64(task_id) or tx.one("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
+    for task_id, lock in ((parent, ""), (child, tx.for_update)):
+        # The child's row is locked first (PostgreSQL): a claim of it either finished before
+        # this link (the child runs, as if claimed first) or waits and sees the new parent.
+        if not in_int64(task_id) or tx.one("SELECT 1 FROM tasks WHERE id = ?" + lock,
+                                           (task_id,)) is None:
             raise TaskNotFound(task_id)
     cycle = find_cycle(tx, parent, child)
     if cycle is not None:

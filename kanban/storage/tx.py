@@ -75,6 +75,10 @@ class Tx:
         """Every row as a plain tuple (the fast path for wide listings)."""
         return [tuple(row) for row in self.all(sql, params)]
 
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``, in order."""
+        raise NotImplementedError
+
     def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Run an ``INSERT`` of one row; its new id, or None when a unique index refused it
         (the transaction stays usable either way)."""
@@ -94,6 +98,10 @@ class Tx:
     def skip_locked(self) -> str:
         """Appended to a ``SELECT`` of candidates: rows another transaction holds are passed
         over instead of waited for (``FOR UPDATE SKIP LOCKED``)."""
+        return ""
+
+    def skip_locked_of(self, alias: str) -> str:
+        """``skip_locked`` for a join: lock only the rows of ``alias``."""
         return ""
 
     @property

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from kanban.board import Board
 from kanban.testing import make_task, open_board
 
@@ -30,6 +32,7 @@ async def test_wait_times_out_without_changes(board: Board) -> None:
     assert await board.changes.wait(version, timeout=0.01) == version
 
 
+@pytest.mark.sqlite_only  # PRAGMA data_version; PostgreSQL wakes by LISTEN (test_postgres.py)
 async def test_another_connections_commit_is_noticed(tmp_path: Path) -> None:
     watcher = await open_board(tmp_path)
     writer = await open_board(tmp_path)

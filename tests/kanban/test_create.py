@@ -225,6 +225,7 @@ async def test_a_folder_left_by_a_failed_commit_is_replaced(board: Board, tmp_pa
     assert sorted(p.name for p in orphan.iterdir()) == ["data.csv"]
 
 
+@pytest.mark.sqlite_only  # holds SQLite's write lock from a second connection
 async def test_a_create_cancelled_in_flight_leaves_no_task_and_no_staging(
     board: Board, tmp_path: Path,
 ) -> None:

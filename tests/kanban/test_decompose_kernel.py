@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from kanban.board import Board
 from kanban.board.triage import ChildSpec, plan_from_json, validate_plan
 from kanban.errors import Conflict, CycleError, InvalidInput
+from kanban.storage.tx import Tx
 from kanban.testing import open_board
 
 
@@ -17,11 +17,13 @@ async def triage(board: Board, title: str = "rough idea", body: str = "") -> int
     return (await board.create_task(title, body=body, triage=True)).task.id
 
 
-def counts(board: Board) -> tuple[int, int, int]:
-    with sqlite3.connect(board.db.path) as conn:
-        return (conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0],
-                conn.execute("SELECT COUNT(*) FROM task_links").fetchone()[0],
-                conn.execute("SELECT COUNT(*) FROM task_events").fetchone()[0])
+async def counts(board: Board) -> tuple[int, int, int]:
+    def run(tx: Tx) -> tuple[int, int, int]:
+        return (int(tx.one("SELECT COUNT(*) FROM tasks")[0]),
+                int(tx.one("SELECT COUNT(*) FROM task_links")[0]),
+                int(tx.one("SELECT COUNT(*) FROM task_events")[0]))
+
+    return await board.db.read(run)
 
 
 DIAMOND = [
@@ -75,13 +77,13 @@ async def test_auto_promote_false_leaves_children_in_todo(board: Board) -> None:
 
 async def test_cycle_rejected_before_any_write(board: Board) -> None:
     root = await triage(board)
-    before = counts(board)
+    before = await counts(board)
     cyclic = [ChildSpec("a", parents=(1,)), ChildSpec("b", parents=(2,)),
               ChildSpec("c", parents=(0,)), ChildSpec("free")]
     with pytest.raises(CycleError) as info:
         await board.decompose_triage_task(root, cyclic, orchestrator="boss")
     assert sorted(info.value.path) == [0, 1, 2]
-    assert counts(board) == before
+    assert await counts(board) == before
     assert (await board.get_task(root)).status == "triage"
 
 
@@ -96,21 +98,21 @@ async def test_cycle_rejected_before_any_write(board: Board) -> None:
 async def test_invalid_plans_rejected_before_any_write(board: Board, plan: list[ChildSpec],
                                                        message: str) -> None:
     root = await triage(board)
-    before = counts(board)
+    before = await counts(board)
     with pytest.raises(InvalidInput, match=message):
         await board.decompose_triage_task(root, plan, orchestrator="boss")
-    assert counts(board) == before
+    assert await counts(board) == before
 
 
 async def test_fanout_bound(board: Board) -> None:
     root = await triage(board)
     nine = [ChildSpec(f"t{i}") for i in range(9)]
-    before = counts(board)
+    before = await counts(board)
     with pytest.raises(InvalidInput, match="fan-out limit is 8"):
         await board.decompose_triage_task(root, nine, orchestrator="boss")
     with pytest.raises(InvalidInput, match="fan-out limit is 3"):
         await board.decompose_triage_task(root, nine[:4], orchestrator="boss", max_fanout=3)
-    assert counts(board) == before
+    assert await counts(board) == before
     result = await board.decompose_triage_task(root, nine, orchestrator="boss", max_fanout=9)
     assert len(result.child_ids) == 9
 
@@ -118,10 +120,10 @@ async def test_fanout_bound(board: Board) -> None:
 async def test_already_decomposed_or_not_triage_is_refused(board: Board) -> None:
     root = await triage(board)
     await board.decompose_triage_task(root, [ChildSpec("a")], orchestrator="boss")
-    before = counts(board)
+    before = await counts(board)
     with pytest.raises(Conflict, match="already decomposed"):
         await board.decompose_triage_task(root, [ChildSpec("b")], orchestrator="boss")
-    assert counts(board) == before
+    assert await counts(board) == before
     plain = (await board.create_task("not triage")).task.id
     with pytest.raises(Conflict, match="only a triage task"):
         await board.decompose_triage_task(plain, [ChildSpec("b")], orchestrator="boss")

@@ -11,6 +11,7 @@ from kanban.errors import LeaseError
 from kanban.testing import make_task
 
 
+@pytest.mark.sqlite_only  # SQLite's group commit
 async def test_a_burst_of_completions_shares_commits(board: Board) -> None:
     tasks = [await make_task(board, f"t{i}") for i in range(40)]
     claims = [await board.claim(t.id) for t in tasks]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kanban.board import Board, ChildSpec
 from kanban.testing import claim_and_complete, make_task, open_board
 
@@ -132,6 +134,7 @@ async def test_a_subscription_carries_over_to_decomposed_children(board: Board) 
         [root.id, one, two])
 
 
+@pytest.mark.sqlite_only  # a shared (PostgreSQL) board releases nothing: test_postgres.py
 async def test_rows_left_mid_send_are_released_at_start(board: Board) -> None:
     task = await make_task(board, "x")
     await _sub(board, task.id)

@@ -36,6 +36,7 @@ def loose_umask() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("loose_umask")
+@pytest.mark.sqlite_only  # the database file's mode
 async def test_a_new_home_is_private_whatever_the_umask(tmp_path: Path) -> None:
     home = tmp_path / "home"
     boards = Boards(home)
@@ -58,6 +59,7 @@ async def test_a_new_home_is_private_whatever_the_umask(tmp_path: Path) -> None:
     assert not [p for p in (home / "profiles").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.sqlite_only  # the database file's mode
 async def test_an_older_open_home_is_tightened_on_open(tmp_path: Path) -> None:
     home = tmp_path / "home"
     boards = Boards(home)
@@ -82,6 +84,7 @@ async def test_an_older_open_home_is_tightened_on_open(tmp_path: Path) -> None:
         await boards.close()
 
 
+@pytest.mark.sqlite_only  # a SQLite file
 async def test_a_zero_byte_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     home = tmp_path / "home"
     boards = Boards(home)
@@ -160,6 +163,7 @@ def fill(disk: Path) -> Path:
     return ballast
 
 
+@pytest.mark.sqlite_only  # a SQLite file on a full disk
 async def test_a_full_disk_says_so_and_leaves_nothing_half_made(tiny_disk: Path) -> None:
     home = tiny_disk / "home"
     profiles = Profiles(home)

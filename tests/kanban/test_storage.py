@@ -178,6 +178,7 @@ def test_adding_a_column_tolerates_a_racing_process_S28(
         conn.close()
 
 
+@pytest.mark.sqlite_only  # SQLite's schema cache per file
 async def test_board_removal_drops_the_schema_cache_first_S10(tmp_path: Path) -> None:
     boards = Boards(tmp_path)
     try:

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kanban.board import Board
 from kanban.testing import make_task, open_board
 
 RACER = Path(__file__).parent / "stress" / "racer.py"
@@ -28,24 +30,25 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return out
 
 
-def _snapshot(db: Path) -> tuple[dict[str, int], list[tuple[int, str]]]:
-    conn = sqlite3.connect(db)
-    try:
-        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
-        pending = conn.execute(
-            "SELECT id, status FROM tasks WHERE status != 'done' ORDER BY id LIMIT 20").fetchall()
-    finally:
-        conn.close()
+async def _rows(board: Board, sql: str) -> list[tuple[Any, ...]]:
+    return await board.db.read(lambda tx: tx.tuples(sql))
+
+
+async def _snapshot(board: Board) -> tuple[dict[str, int], list[tuple[Any, ...]]]:
+    statuses = {str(s): int(n) for s, n in
+                await _rows(board, "SELECT status, COUNT(*) FROM tasks GROUP BY status")}
+    pending = await _rows(
+        board, "SELECT id, status FROM tasks WHERE status != 'done' ORDER BY id LIMIT 20")
     return statuses, pending
 
 
-async def _wait_all_done(db: Path, total: int, claimers: list[subprocess.Popen[str]], *,
+async def _wait_all_done(board: Board, total: int, claimers: list[subprocess.Popen[str]], *,
                          within: float) -> None:
     """Wait on the board's state, not the clock: every task done, or fail saying what was still
     pending (and whether a claimer died) once ``within`` seconds have passed."""
     deadline = time.monotonic() + within
     while True:
-        statuses, pending = await asyncio.to_thread(_snapshot, db)
+        statuses, pending = await _snapshot(board)
         if statuses == {"done": total}:
             return
         exited = [(p.pid, p.returncode) for p in claimers if p.poll() is not None]
@@ -62,31 +65,27 @@ async def _wait_all_done(db: Path, total: int, claimers: list[subprocess.Popen[s
 async def test_no_child_is_claimed_while_a_parent_is_unfinished_S30(tmp_path: Path) -> None:
     board = await open_board(tmp_path)  # creates the schema before the racers start
     db = board.db.path
-    await board.close()
     # The claimers' own bound is only a safety net (far beyond the wait below); they stop when
     # told to, once the board says every task is done.
     claimers = [_spawn("claimer", db, "110"), _spawn("claimer", db, "110")]
     try:
         creator = _spawn("creator", db, "120")
         await asyncio.to_thread(_finish, creator, 50)
-        await _wait_all_done(db, 240, claimers, within=50)
+        await _wait_all_done(board, 240, claimers, within=50)
     finally:
         (db.parent / "stop").write_text("")
     for proc in claimers:
         await asyncio.to_thread(_finish, proc, 10)
 
-    conn = sqlite3.connect(db)
     try:
-        done_at = {int(t): int(e) for t, e in conn.execute(
-            "SELECT task_id, id FROM task_events WHERE kind = 'completed'")}
-        link_events = conn.execute(
-            "SELECT task_id, id, json_extract(payload, '$.parent') FROM task_events "
-            "WHERE kind = 'linked'").fetchall()
-        claims = conn.execute(
-            "SELECT task_id, id FROM task_events WHERE kind = 'claimed'").fetchall()
-        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+        done_at = {int(t): int(e) for t, e in await _rows(
+            board, "SELECT task_id, id FROM task_events WHERE kind = 'completed'")}
+        link_events = [(t, e, json.loads(p)["parent"]) for t, e, p in await _rows(
+            board, "SELECT task_id, id, payload FROM task_events WHERE kind = 'linked'")]
+        claims = await _rows(board, "SELECT task_id, id FROM task_events WHERE kind = 'claimed'")
+        statuses = dict(await _rows(board, "SELECT status, COUNT(*) FROM tasks GROUP BY status"))
     finally:
-        conn.close()
+        await board.close()
     parents_linked: dict[int, list[tuple[int, int]]] = {}
     for child, event_id, parent in link_events:
         parents_linked.setdefault(int(child), []).append((int(parent), int(event_id)))
@@ -106,17 +105,15 @@ async def test_each_task_is_claimed_by_exactly_one_process(tmp_path: Path) -> No
     board = await open_board(tmp_path)
     ids = [(await make_task(board, f"t{i}")).id for i in range(40)]
     db = board.db.path
-    await board.close()
     arg = ",".join(map(str, ids))
     grabbers = [_spawn("grabber", db, arg) for _ in range(4)]
     won: list[int] = []
-    for proc in grabbers:
-        line = _finish(proc).strip()
-        won.extend(int(x) for x in line.split(",") if x)
-    assert sorted(won) == ids
-    conn = sqlite3.connect(db)
     try:
-        runs = conn.execute("SELECT task_id, COUNT(*) FROM task_runs GROUP BY task_id").fetchall()
+        for proc in grabbers:
+            line = (await asyncio.to_thread(_finish, proc)).strip()
+            won.extend(int(x) for x in line.split(",") if x)
+        assert sorted(won) == ids
+        runs = await _rows(board, "SELECT task_id, COUNT(*) FROM task_runs GROUP BY task_id")
     finally:
-        conn.close()
+        await board.close()
     assert all(count == 1 for _, count in runs) and len(runs) == 40

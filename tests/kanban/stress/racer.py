@@ -10,12 +10,14 @@ grabber IDS — try to claim each task id in IDS (comma-separated); print the id
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
 
 from kanban.board import Board
 from kanban.errors import NotClaimable
+from kanban.storage.backend import Storage
 
 
 async def creator(board: Board, rounds: int) -> None:
@@ -54,7 +56,7 @@ async def grabber(board: Board, ids: list[int]) -> None:
 
 
 async def main(role: str, db: str, arg: str) -> None:
-    board = await Board.open(Path(db))
+    board = await Board.open(Path(db), storage=Storage.from_environ(os.environ))
     try:
         if role == "creator":
             await creator(board, int(arg))

@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:  # run as a plain script from any cwd
 
 from kanban.board import Board  # noqa: E402
 from kanban.errors import LeaseError  # noqa: E402
+from kanban.storage.backend import Storage  # noqa: E402
 
 
 def record() -> None:
@@ -45,7 +46,8 @@ def record() -> None:
 
 
 async def finish(kind: str, text: str = "", artifacts: list[str] | None = None) -> None:
-    board = await Board.open(Path(os.environ["RELAYBOARD_DB"]))
+    board = await Board.open(Path(os.environ["RELAYBOARD_DB"]),
+                             storage=Storage.from_environ(os.environ))
     try:
         task_id = int(os.environ["RELAYBOARD_TASK_ID"])
         lease = os.environ["RELAYBOARD_LEASE"]

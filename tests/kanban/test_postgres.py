@@ -1,0 +1,237 @@
+"""What only the PostgreSQL backend does: its schema matches SQLite's, other hosts' commits wake
+watchers by LISTEN/NOTIFY, one database clock, row locks that claimers pass over, an outbox that
+several notifiers share, and errors that never show the DSN's password.
+
+The rest of the kernel suite runs on both backends (tests/storage_backends.py); these run on
+PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kanban.board import Board
+from kanban.boards import Boards
+from kanban.errors import NotClaimable, StorageError
+from kanban.storage.backend import Storage
+from kanban.storage.pg import PgDatabase, drop_namespace, schema_name, translate
+from kanban.storage.schema import migrate
+from kanban.storage.tx import Tx
+from kanban.testing import make_task, open_board
+from kanban.timeutil import now
+from tests.storage_backends import pg_dsn
+
+pytestmark = pytest.mark.postgres_only
+
+
+@pytest.fixture
+async def pg(tmp_path: Path) -> AsyncIterator[Storage]:
+    """A PostgreSQL storage of its own (whatever backend the suite's default is)."""
+    dsn = pg_dsn()
+    storage = Storage.postgres(dsn, namespace=f"p{time.monotonic_ns() % 10**12}", pool_size=3)
+    try:
+        yield storage
+    finally:
+        await asyncio.to_thread(drop_namespace, dsn, storage.namespace)
+
+
+async def open_pg(tmp_path: Path, storage: Storage, host: str = "a") -> Board:
+    """The board as one host sees it: its own local folder, the shared database."""
+    return await Board.open(tmp_path / host / "boards" / "default" / "kanban.db",
+                            storage=storage)
+
+
+def test_statements_are_translated_to_postgresql() -> None:
+    assert translate("SELECT * FROM tasks WHERE id = ?", True) == (
+        "SELECT * FROM tasks WHERE id = %s", False)
+    # A '?' or '%' inside a literal is text, not a placeholder.
+    assert translate("SELECT '?', x LIKE '%a%' FROM t WHERE y = ?", True)[0] == (
+        "SELECT '?', x LIKE '%%a%%' FROM t WHERE y = %s")
+    assert translate("SELECT 1 WHERE x LIKE '%a%'", False)[0] == "SELECT 1 WHERE x LIKE '%a%'"
+    assert translate("INSERT OR IGNORE INTO task_links (a, b) VALUES (?, ?)", True) == (
+        "INSERT INTO task_links (a, b) VALUES (%s, %s) ON CONFLICT DO NOTHING", False)
+    assert translate("INSERT INTO tasks (title) VALUES (?)", True) == (
+        "INSERT INTO tasks (title) VALUES (%s) RETURNING id", True)
+    assert "string_agg((l.parent_id)::text, ',')" in translate(
+        "SELECT group_concat(l.parent_id) FROM task_links l", False)[0]
+
+
+def test_a_long_slug_still_names_a_valid_schema() -> None:
+    name = schema_name("x" * 64, "ns")
+    assert len(name) <= 63 and name.startswith("rb_ns_x")
+    assert schema_name("x" * 64, "ns") != schema_name("x" * 63 + "y", "ns")
+
+
+async def test_the_schema_has_sqlites_tables_and_columns(tmp_path: Path, pg: Storage) -> None:
+    conn = sqlite3.connect(tmp_path / "reference.db", isolation_level=None)
+    try:
+        migrate(conn)
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        expected = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+    board = await open_pg(tmp_path, pg)
+    try:
+        found = await board.db.read(lambda tx: {t: tx.columns(t) for t in expected})
+        migrations = await board.db.read(
+            lambda tx: [r[0] for r in tx.all("SELECT name FROM schema_migrations ORDER BY name")])
+    finally:
+        await board.close()
+    assert {t: sorted(c) for t, c in found.items()} == {
+        t: sorted(c) for t, c in expected.items()}
+    conn = sqlite3.connect(tmp_path / "reference.db")
+    try:
+        assert migrations == [r[0] for r in conn.execute(
+            "SELECT name FROM schema_migrations ORDER BY name")]
+    finally:
+        conn.close()
+
+
+async def test_another_hosts_commit_wakes_a_watcher_without_polling(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    watcher = await open_pg(tmp_path, pg, "a")
+    writer = await open_pg(tmp_path, pg, "b")
+    try:
+        assert await watcher.db.data_version() == 0  # starts the listener; nothing to poll
+        version = watcher.changes.version
+        started = time.monotonic()
+        await make_task(writer, "from elsewhere")
+        assert await watcher.changes.wait(version, timeout=5) > version
+        assert time.monotonic() - started < 2
+        # Its own commits bump once (not again through its own NOTIFY).
+        version = watcher.changes.version
+        await make_task(watcher, "mine")
+        assert watcher.changes.version == version + 1
+        assert await watcher.changes.wait(version + 1, timeout=0.3) == version + 1
+    finally:
+        await watcher.close()
+        await writer.close()
+
+
+async def test_inside_a_transaction_the_clock_is_the_servers(tmp_path: Path, pg: Storage) -> None:
+    board = await open_pg(tmp_path, pg)
+    assert isinstance(board.db, PgDatabase)
+    try:
+        def read(tx: Tx) -> tuple[float, float]:
+            ours = now()
+            server = float(tx.one("SELECT extract(epoch FROM clock_timestamp())::float8")[0])
+            return ours, server
+
+        ours, server = await board.db.read(read)
+        assert ours <= server  # read once at the first now(), before the server's next tick
+        assert server - ours < 1
+        task = await make_task(board, "t")
+        claim = await board.claim(task.id, ttl=60)
+        run = await board.get_run(claim.run_id)
+        assert run.claimed_at is not None and run.expires_at == run.claimed_at + 60
+        assert abs(await board.current_time() - time.time()) < 5  # same machine here
+    finally:
+        await board.close()
+
+
+async def test_a_claimer_passes_over_a_task_another_one_holds(tmp_path: Path,
+                                                              pg: Storage) -> None:
+    board = await open_pg(tmp_path, pg)
+    assert isinstance(board.db, PgDatabase)
+    try:
+        task = await make_task(board, "contended")
+        assert pg.dsn is not None
+        with psycopg.connect(pg.dsn) as other:
+            other.execute(f'SELECT 1 FROM "{board.db.schema}".tasks WHERE id = %s FOR UPDATE',
+                          (task.id,))
+            started = time.monotonic()
+            with pytest.raises(NotClaimable, match="another claimer holds it"):
+                await board.claim(task.id)
+            assert time.monotonic() - started < 2  # passed over, not waited for
+            other.rollback()
+        claim = await board.claim(task.id)
+        assert claim.task_id == task.id
+    finally:
+        await board.close()
+
+
+async def test_several_notifiers_share_the_outbox_and_each_row_goes_once(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    boards = [await open_pg(tmp_path, pg, host) for host in "abc"]
+    try:
+        first = boards[0]
+        for index in range(30):
+            task = await make_task(first, f"t{index}")
+            await first.subscribe(task.id, platform="fake", chat=f"chat{index}")
+            claim = await first.claim(task.id)
+            await first.complete(task.id, lease=claim.lease, result="ok")
+        assert await first.queue_notifications() == 30
+
+        async def drain(board: Board) -> list[int]:
+            got: list[int] = []
+            while True:
+                items = await board.claim_notifications(limit=4)
+                if not items:
+                    return got
+                for item in items:
+                    got.append(item.id)
+                    await board.mark_notification_sent(item.id, [])
+
+        claimed = await asyncio.gather(*(drain(b) for b in boards))
+        every = [i for ids in claimed for i in ids]
+        assert len(every) == 30 and len(set(every)) == 30
+        # Nothing is released at start on a shared board: another notifier may be mid-send.
+        assert await boards[1].release_notification_claims() == 0
+    finally:
+        for board in boards:
+            await board.close()
+
+
+async def test_a_corrupt_json_row_never_fails_the_board_view(tmp_path: Path,
+                                                             pg: Storage) -> None:
+    board = await open_pg(tmp_path, pg)
+    try:
+        good = await make_task(board, "good")
+        odd = await make_task(board, "odd")
+        await board.db.write(lambda tx: tx.execute(
+            "UPDATE tasks SET skills = '{not json', metadata = '[]' WHERE id = ?", (odd.id,)))
+        tasks = {t.id: t for t in await board.list_tasks()}
+        assert set(tasks) == {good.id, odd.id}
+        assert tasks[odd.id].skills == [] and tasks[odd.id].metadata == {}
+        assert {c.id for c in await board.list_cards()} == {good.id, odd.id}
+    finally:
+        await board.close()
+
+
+async def test_boards_are_listed_from_the_database_on_every_host(tmp_path: Path,
+                                                                 pg: Storage) -> None:
+    host_a = Boards(tmp_path / "a", storage=pg)
+    host_b = Boards(tmp_path / "b", storage=pg)
+    try:
+        await host_a.create("ops", name="Operations")
+        assert [b.slug for b in await host_b.list()] == ["default", "ops"]
+        assert await host_b.exists("ops")
+        board = await host_b.open("ops")
+        await make_task(board, "seen from b")
+        await host_a.remove("ops", delete=True)
+        assert [b.slug for b in await host_b.list()] == ["default"]
+    finally:
+        await host_a.close()
+        await host_b.close()
+
+
+async def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    dsn = pg_dsn()
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    info["password"] = "s3cret-not-this-one"
+    bad = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()})
+    with pytest.raises(StorageError) as caught:
+        await open_board(tmp_path, storage=Storage.postgres(bad, namespace="nope"))
+    assert "s3cret-not-this-one" not in str(caught.value)
+    assert "cannot connect to PostgreSQL" in str(caught.value)
