@@ -21,6 +21,8 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import cli, main
 from kanban.agents import Profiles
+from kanban.storage.backend import Storage
+from tests.storage_backends import generate, storage_for
 
 SUBPROCESS_TIMEOUT = 30.0
 WORKER_VARS = ("RELAYBOARD_TASK_ID", "RELAYBOARD_RUN_ID", "RELAYBOARD_LEASE",
@@ -184,3 +186,19 @@ def rb(tmp_path: Path) -> Iterator[Cli]:
     for name in ROSTER:
         profiles.create(name)
     yield Cli(home=home, runner=CliRunner())
+
+
+# The command layer runs on both storage backends (the CLI's own tests stay on SQLite: their
+# processes read storage from config, which tests/gateway/test_postgres_cli.py covers).
+_BOTH_BACKENDS = ("gateway/test_commands.py",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if any(str(metafunc.definition.fspath).endswith(name) for name in _BOTH_BACKENDS):
+        generate(metafunc, ("gateway",))
+
+
+@pytest.fixture(autouse=True)
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """SQLite; for the command-layer suite, SQLite then PostgreSQL."""
+    yield from storage_for(request)
