@@ -11,6 +11,7 @@ from gateway.config import (
     DashboardConfig,
     DeliveryConfig,
     KanbanConfig,
+    StorageConfig,
     load_config,
 )
 
@@ -22,6 +23,7 @@ def test_example_config_loads_to_the_defaults(tmp_path: Path) -> None:
     assert cfg.kanban == KanbanConfig()
     assert cfg.delivery == DeliveryConfig()
     assert cfg.dashboard == DashboardConfig()
+    assert cfg.storage == StorageConfig()
     assert cfg.agent.kind == "none"
     assert set(cfg.platforms) == {"telegram", "slack", "discord", "web"}
     assert cfg.platforms["web"].enabled is True
@@ -127,3 +129,33 @@ def test_agent_settings_are_typed_and_checked(tmp_path: Path) -> None:
         cfg_file.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError, match=needle):
             load_config(cfg_file, {}, home=tmp_path)
+
+
+def test_postgresql_storage_reads_its_dsn_from_the_named_variable(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("storage: {backend: postgresql, dsn_env: TEAM_DSN, namespace: team_a}\n",
+                    encoding="utf-8")
+    dsn = "postgresql://rb:pw-1@db.internal/relayboard"
+    cfg = load_config(file, {"TEAM_DSN": dsn}, home=tmp_path)
+    assert (cfg.storage.backend, cfg.storage.dsn, cfg.storage.namespace) == (
+        "postgresql", dsn, "team_a")
+    assert dsn in cfg.secret_values() and "pw-1" in cfg.secret_values()  # redacted from logs
+    assert "pw-1" not in repr(cfg)
+    with pytest.raises(ConfigError, match="TEAM_DSN .storage.dsn_env. is not set"):
+        load_config(file, {}, home=tmp_path)
+    file.write_text("storage: {backend: mysql}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="storage.backend"):
+        load_config(file, {}, home=tmp_path)
+    file.write_text("storage: {namespace: 'Bad-Name'}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="storage.namespace"):
+        load_config(file, {}, home=tmp_path)
+
+
+def test_a_workers_environment_names_its_boards_storage(tmp_path: Path) -> None:
+    env = {"RELAYBOARD_STORAGE": "postgresql", "RELAYBOARD_PG_DSN": "postgresql://h/db",
+           "RELAYBOARD_PG_NAMESPACE": "ns1"}
+    cfg = load_config(None, env, home=tmp_path)  # the worker's own home says nothing
+    assert (cfg.storage.backend, cfg.storage.dsn, cfg.storage.namespace) == (
+        "postgresql", "postgresql://h/db", "ns1")
+    with pytest.raises(ConfigError, match="RELAYBOARD_PG_DSN is not set"):
+        load_config(None, {"RELAYBOARD_STORAGE": "postgresql"}, home=tmp_path)
