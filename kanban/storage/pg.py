@@ -518,7 +518,10 @@ class PgDatabase:
                     with clock_source(tx.db_now):
                         return fn(tx)
                 finally:
-                    conn.execute("COMMIT")
+                    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                        _rollback_quietly(conn)
+                    else:
+                        conn.execute("COMMIT")
 
         return await self._call(run)
 
@@ -584,8 +587,7 @@ class PgDatabase:
                     log.debug("%s: write retried after a deadlock/serialisation failure",
                               self.label)
                 except BaseException:
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.execute("ROLLBACK")
+                    _rollback_quietly(conn)
                     raise
 
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -664,6 +666,16 @@ class PgDatabase:
                 ready.set_result(None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    """Roll back after a failed transaction body; a connection that broke meanwhile is the
+    pool's to discard, and the body's own error is the one worth reporting."""
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        log.debug("rollback failed on a broken connection", exc_info=True)
 
 
 def _logged(effect: Callable[[], None]) -> None:
