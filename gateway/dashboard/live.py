@@ -14,6 +14,7 @@ reload (an ``overflow`` event) and dropped, so one slow client never holds the t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 BATCH = 500
 KEEPALIVE_SECONDS = 15.0
+LAG_WINDOW = 64
+"""Event ids re-read behind the cursor. On PostgreSQL a claim or a heartbeat runs beside other
+writes, so an event can commit after one with a higher id; the tail looks this far back and
+sends each id once, so such an event still reaches the browser."""
 
 
 @dataclass(eq=False)  # compared and hashed by identity: it lives in a set
@@ -45,6 +50,8 @@ class BoardTail:
         self.poll_seconds = poll_seconds
         self.cursor = 0
         self.reads = 0  # event-log reads made by the tail (tests check it is shared)
+        self._recent: collections.deque[int] = collections.deque(maxlen=4 * LAG_WINDOW)
+        self._seen: set[int] = set()
         self._subscribers: set[_Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -56,6 +63,10 @@ class BoardTail:
     async def ensure_started(self) -> None:
         if self._task is None:
             self.cursor = await self.board.last_event_id()
+            # What is already in the log is history, not news: the first re-read behind the
+            # cursor must not replay it.
+            self._fresh(await self.board.events(since=max(0, self.cursor - LAG_WINDOW),
+                                                limit=BATCH))
             self._task = asyncio.create_task(self._run(), name=f"dashboard-tail:{self.board.slug}")
         await self._ready.wait()
 
@@ -78,13 +89,27 @@ class BoardTail:
                 log.exception("dashboard tail of %s failed; retrying", self.board.slug)
                 await asyncio.sleep(self.poll_seconds)
 
+    def _fresh(self, events: list[Event]) -> list[Event]:
+        """The events not handed out yet (the lag window re-reads a few that were)."""
+        fresh = [e for e in events if e.id not in self._seen]
+        for event in fresh:
+            if len(self._recent) == self._recent.maxlen:
+                self._seen.discard(self._recent[0])
+            self._recent.append(event.id)
+            self._seen.add(event.id)
+        return fresh
+
     async def _drain(self) -> None:
         while True:
-            events = await self.board.events(since=self.cursor, limit=BATCH)
+            read = await self.board.events(since=max(0, self.cursor - LAG_WINDOW), limit=BATCH)
             self.reads += 1
+            if read:
+                self.cursor = max(self.cursor, read[-1].id)
+            events = self._fresh(read)
             if not events:
-                return
-            self.cursor = events[-1].id
+                if len(read) < BATCH:
+                    return
+                continue
             for sub in list(self._subscribers):
                 try:
                     sub.queue.put_nowait(events)
@@ -94,7 +119,7 @@ class BoardTail:
                     with contextlib.suppress(asyncio.QueueEmpty):
                         sub.queue.get_nowait()
                     sub.queue.put_nowait(None)
-            if len(events) < BATCH:
+            if len(read) < BATCH:
                 return
 
     async def stream(self, since: int | None) -> AsyncIterator[str]:
@@ -106,11 +131,13 @@ class BoardTail:
             yield "retry: 2000\n\n"
             sent = self.cursor if since is None else since
             yield _frame("hello", {"board": self.board.slug, "cursor": sent}, None)
+            backlog_ids: set[int] = set()
             if since is not None:
                 while True:  # catch up from the client's cursor with direct reads
                     backlog = await self.board.events(since=sent, limit=BATCH)
                     for event in backlog:
                         sent = event.id
+                        backlog_ids.add(event.id)
                         yield _event_frame(event)
                     if len(backlog) < BATCH:
                         break
@@ -125,8 +152,9 @@ class BoardTail:
                         yield _frame("overflow", {"reason": "client too slow; reload"}, None)
                     return
                 for event in batch:
-                    if event.id > sent:
-                        sent = event.id
+                    # A late-committed event may be below the cursor (see LAG_WINDOW); the tail
+                    # hands each id out once, so only the catch-up's ids are skipped here.
+                    if event.id not in backlog_ids:
                         yield _event_frame(event)
         finally:
             self._subscribers.discard(sub)

@@ -70,3 +70,33 @@ async def test_unknown_board_stream_is_a_404(tmp_path: Path) -> None:
         response = await client.get("/api/events?board=nope")
         assert response.status_code == 404
         assert "does not exist" in response.json()["error"]
+
+
+async def test_an_event_that_commits_below_the_cursor_still_reaches_the_stream(
+    tmp_path: Path,
+) -> None:
+    # On PostgreSQL a claim commits beside other writes, so its event can land after one with a
+    # higher id. Stand-in: an event whose id was held back is written once the tail has moved on.
+    app = create_app(tmp_path, load_config(None, {}, home=tmp_path))
+    async with serve(app) as served, httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        board = await app.state.dashboard.boards.open("default")
+        first = (await board.create_task("one")).task.id
+        held = (await board.events())[-1].id + 1
+        await board.db.write(lambda tx: tx.execute(
+            "INSERT INTO task_events (id, task_id, kind, payload, created_at) "
+            "VALUES (?, ?, 'placeholder', '{}', 0)", (held, first)))
+        await board.create_task("two")
+        await board.db.write(lambda tx: tx.execute("DELETE FROM task_events WHERE id = ?",
+                                                   (held,)))
+        async with sse(client, "/api/events") as stream:
+            await stream.next("hello")
+            await board.create_task("three")
+            assert (await stream.next())["data"]["payload"]["title"] == "three"
+            await board.db.write(lambda tx: tx.execute(
+                "INSERT INTO task_events (id, task_id, kind, payload, created_at) "
+                "VALUES (?, ?, 'claimed', '{\"late\": true}', 0)", (held, first)))
+            board.changes.bump()
+            late = await stream.next()
+            assert late["id"] == str(held) and late["data"]["payload"] == {"late": True}
+            await board.create_task("four")
+            assert (await stream.next())["data"]["payload"]["title"] == "four"  # once only
