@@ -308,6 +308,17 @@ def _search_path(schema: str) -> pg_sql.Composed:
     return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
 
 
+def _schema_current(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """True when the board's schema has every migration (one read; the common case for every
+    process that opens an existing board)."""
+    try:
+        rows = conn.execute(pg_sql.SQL("SELECT name FROM {}.schema_migrations").format(
+            pg_sql.Identifier(schema))).fetchall()
+    except pg_errors.UndefinedTable:
+        return False
+    return {str(r[0]) for r in rows} >= {m.name for m in MIGRATIONS}
+
+
 def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -> list[str]:
     """Create the catalog and the board's schema, and apply its missing migrations (under one
     advisory lock, so racing openers on several hosts apply each migration once)."""
@@ -465,7 +476,8 @@ class PgDatabase:
         def setup() -> None:
             private_dir(path.parent)  # this host's folder: workspaces, logs, staged files
             with connect(dsn) as conn:
-                _ensure_schema(conn, schema, namespace)
+                if not _schema_current(conn, schema):
+                    _ensure_schema(conn, schema, namespace)
             pool.open(wait=True, timeout=CONNECT_TIMEOUT)
 
         try:
