@@ -34,20 +34,18 @@ import resource
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from psycopg import sql
 
-from gateway.notifier.format import HEADLINES
 from kanban.agents.profiles import Profiles
 from kanban.board import Board, BoardOptions
 from kanban.boards import Boards
@@ -56,13 +54,15 @@ from kanban.storage.backend import Storage
 from kanban.storage.pg import connect, drop_namespace, schema_name
 from tests.fakes.common import Recorded
 from tests.fakes.telegram_server import TOKEN, TelegramServer
+from tests.multihost_report import CHAT_BASE, SimReport, SimSpec, notice_of
+
+__all__ = ["HostTelegram", "SimReport", "SimSpec", "Simulation", "SimulationFailed", "simulate"]
 
 WORKER = Path(__file__).with_name("multihost_worker.sh")
 PROFILE = "sim"
 SLUG = "default"
 PG_ENV = "SIM_PG_DSN"  # the hosts' storage.dsn_env
 TG_ENV = "SIM_TELEGRAM_TOKEN"
-CHAT_BASE = 100_000  # a subscribed task's chat id is CHAT_BASE + task id
 POLL = 0.1  # how often the run loop looks at the board and the processes
 STOP_WITHIN = 20.0  # a host's graceful stop (SIGTERM) before SIGKILL
 
@@ -141,24 +141,6 @@ class HostTelegram(TelegramServer):
 
 # ---- specification and hosts --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class SimSpec:
-    tasks: int = 2000
-    subscribed: int = 200
-    gateways: int = 2
-    dispatchers: int = 3
-    layer_width: int = 100  # tasks per DAG layer; parents come from the two layers before
-    max_parents: int = 3
-    max_spawn: int = 8  # the board's live cap, all dispatchers together
-    max_spawn_host: int = 4  # one dispatcher's cap
-    claim_ttl_seconds: float = 5.0  # short, so a dead host's claims are reclaimed in seconds
-    kill_dispatcher: bool = True
-    kill_gateway: bool = True
-    restart_after_seconds: float = 1.0  # the killed gateway's host comes back this much later
-    seed: int = 0
-    within: float = 900.0
-
-
 @dataclass
 class Host:
     name: str
@@ -188,90 +170,6 @@ class Host:
             return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
         except OSError:
             return ""
-
-
-@dataclass
-class SimReport:
-    """What happened, as counts and lists; empty lists mean "no violation"."""
-
-    spec: SimSpec
-    namespace: str
-    separate_hosts: bool
-    wall_seconds: float = 0.0
-    setup_seconds: float = 0.0
-    children_cpu_seconds: float = 0.0
-    statuses: Counter[str] = field(default_factory=Counter)
-    completed_events_per_task: Counter[int] = field(default_factory=Counter)  # count → tasks
-    completed_runs_per_task: Counter[int] = field(default_factory=Counter)
-    runs_by_status: Counter[str] = field(default_factory=Counter)
-    completed_by_host: Counter[str] = field(default_factory=Counter)
-    event_kinds: Counter[str] = field(default_factory=Counter)
-    links: int = 0
-    gate_violations: list[tuple[int, int, str]] = field(default_factory=list)
-    metadata_mismatches: list[tuple[int, str, str]] = field(default_factory=list)
-    active_runs_left: int = 0
-    run_seconds: list[float] = field(default_factory=list)  # claimed → ended, completed runs
-    killed_dispatcher: str | None = None
-    killed_dispatcher_runs: dict[str, int] = field(default_factory=dict)  # outcome → runs
-    stranded_runs: list[int] = field(default_factory=list)  # active, their worker killed
-    stranded_outcomes: dict[str, int] = field(default_factory=dict)
-    killed_gateway: str | None = None
-    killed_mid_send: bool = False
-    interrupted_rows: list[int] = field(default_factory=list)  # outbox rows `sending` at the kill
-    subscribed: int = 0
-    outbox_states: Counter[str] = field(default_factory=Counter)
-    notified_kinds: Counter[str] = field(default_factory=Counter)  # outbox rows per event kind
-    deliveries_per_notice: Counter[int] = field(default_factory=Counter)  # copies → rows
-    sends_by_host: Counter[str] = field(default_factory=Counter)
-    missing_notifications: list[tuple[int, str]] = field(default_factory=list)  # (task, kind)
-    stray_notifications: list[tuple[int, str]] = field(default_factory=list)  # (chat, text)
-    explained_duplicates: list[tuple[int, str]] = field(default_factory=list)
-    unexplained_duplicates: list[tuple[tuple[int, str], list[str]]] = field(
-        default_factory=list)
-    polls_after_kill: dict[str, int] = field(default_factory=dict)
-    released_at_start: dict[str, int] = field(default_factory=dict)  # host → rows (its log)
-
-    @property
-    def tasks_per_second(self) -> float:
-        return self.spec.tasks / self.wall_seconds if self.wall_seconds else 0.0
-
-    def summary(self) -> str:
-        runs = sorted(self.run_seconds)
-        p50 = statistics.median(runs) if runs else 0.0
-        p95 = runs[int(0.95 * (len(runs) - 1))] if runs else 0.0
-        return "\n".join([
-            f"multi-host simulation (namespace {self.namespace}, seed {self.spec.seed}, "
-            f"{'separate host names' if self.separate_hosts else 'one shared host name'})",
-            f"  {self.spec.tasks} tasks, {self.links} links, {self.spec.gateways} gateways, "
-            f"{self.spec.dispatchers} dispatchers, max_spawn {self.spec.max_spawn}, "
-            f"claim TTL {self.spec.claim_ttl_seconds:g} s",
-            f"  setup {self.setup_seconds:.1f} s; run {self.wall_seconds:.1f} s = "
-            f"{self.tasks_per_second:.1f} tasks/s; children CPU {self.children_cpu_seconds:.0f} s"
-            f" = {self.children_cpu_seconds / max(1, self.spec.tasks):.3f} s per task",
-            f"  claim→end of completed runs: p50 {p50:.2f} s, p95 {p95:.2f} s",
-            f"  statuses {dict(self.statuses)}; runs {dict(self.runs_by_status)}",
-            f"  completed events per task {dict(self.completed_events_per_task)}; completed "
-            f"runs per task {dict(self.completed_runs_per_task)}",
-            f"  completed by host {dict(sorted(self.completed_by_host.items()))}",
-            f"  events {dict(sorted(self.event_kinds.items()))}",
-            f"  parent-gate violations {len(self.gate_violations)}; metadata/run host "
-            f"mismatches {len(self.metadata_mismatches)}; active runs left "
-            f"{self.active_runs_left}",
-            f"  killed dispatcher {self.killed_dispatcher}: its runs then ended "
-            f"{self.killed_dispatcher_runs}; runs stranded by killing their worker "
-            f"{len(self.stranded_runs)}, ended {self.stranded_outcomes}",
-            f"  killed gateway {self.killed_gateway} (mid-send: {self.killed_mid_send}; rows "
-            f"sending at the kill: {self.interrupted_rows}); getUpdates after the kill "
-            f"{self.polls_after_kill}",
-            f"  notifications: {self.subscribed} subscribed, outbox {dict(self.outbox_states)} "
-            f"{dict(self.notified_kinds)}, copies per (task, event) "
-            f"{dict(self.deliveries_per_notice)}, by host "
-            f"{dict(sorted(self.sends_by_host.items()))}",
-            f"  outbox rows a starting notifier released {self.released_at_start}",
-            f"  duplicates explained by the mid-send kill {self.explained_duplicates}; "
-            f"unexplained {self.unexplained_duplicates}; missing {self.missing_notifications}; "
-            f"stray {self.stray_notifications}",
-        ])
 
 
 def build_dag(count: int, width: int, max_parents: int, rng: random.Random) -> list[list[int]]:
@@ -590,11 +488,11 @@ class Simulation:
         r.killed_dispatcher_runs = dict(Counter(status_of[i] for i in self._victim_runs))
         r.stranded_outcomes = dict(Counter(status_of[i] for i in r.stranded_runs))
         await self._audit_notifications()
-        for host in self.hosts:
-            if host.role == "gateway":
+        for gateway in self.hosts:
+            if gateway.role == "gateway":
                 # The notifier's own account of `release_notification_claims` at its start.
-                found = RELEASED.findall(host.tail(10_000_000))
-                r.released_at_start[host.name] = sum(int(n) for n in found)
+                found = RELEASED.findall(gateway.tail(10_000_000))
+                r.released_at_start[gateway.name] = [int(n) for n in found]
         return r
 
     def _audit_gate(self, tasks: dict[int, tuple[str, Any, dict[str, Any]]],
@@ -662,15 +560,6 @@ class Simulation:
                 r.explained_duplicates.append(key)
             else:
                 r.unexplained_duplicates.append((key, [host for host, _ in copies]))
-
-
-def notice_of(chat: int, text: str) -> tuple[int, str] | None:
-    """(task id, event kind) of a notification sent to a subscribed task's chat."""
-    task_id = chat - CHAT_BASE
-    for kind, headline in HEADLINES.items():
-        if text.startswith(f"{headline} · #{task_id} "):
-            return task_id, kind
-    return None
 
 
 async def simulate(spec: SimSpec, root: Path, dsn: str, *,
