@@ -6,8 +6,8 @@ The board is smaller than the issue's 2,000 tasks: every task costs one ``relayb
 complete`` process (about 0.3 s of CPU on the 2-core machines), so 2,000 take several minutes.
 ``bench/multihost.py`` runs the full size with the same harness and prints the same audit.
 
-The last test pins, as a strict xfail, a duplicate the simulation found: a notifier starting on
-one host releases the outbox row another host is sending.
+The last test pins a duplicate the simulation found: a notifier starting on one host must not
+release the outbox row another host is sending (a shared board releases nothing at start).
 """
 
 from __future__ import annotations
@@ -76,10 +76,6 @@ async def test_every_task_once_gate_kept_notifications_once_across_kill_9(tmp_pa
     assert len(report.sends_by_host) == 2, why  # both gateways delivered their share
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Board.release_notification_claims() (run by every notifier at start) assumes one notifier "
-    "per board: on PostgreSQL a second gateway starting releases the first one's row in flight, "
-    "and both send it"))
 async def test_a_starting_notifier_leaves_another_hosts_row_in_flight(tmp_path: Path) -> None:
     dsn = pg_dsn()
     namespace = "mr" + secrets.token_hex(5)
