@@ -79,7 +79,7 @@ def test_a_sqlite_home_moves_its_board_and_then_serves_it_from_postgres(
     assert "This home still uses SQLite: set storage.backend: postgresql with " \
            f"storage.dsn_env: {DSN_VAR}" in out
     db = rb.home / "boards" / "default" / "kanban.db"
-    assert f"The SQLite file is kept, untouched: {db}" in out and f"rm {db}" in out
+    assert f"The SQLite file is kept, untouched: {db}" in out and f"rm -f {db}" in out
     assert "relayboard:relayboard@" not in out + done.stderr  # never the DSN's password
     assert db.is_file()
 
