@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import click
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
 from gateway.kernel_settings import board_options, storage
-from kanban import Boards, KanbanError, Storage
+from kanban import Boards, InvalidInput, KanbanError, Storage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,7 +127,30 @@ class AppContext:
             profiles = Profiles(roster)
         return Services(boards=self.boards(), profiles=profiles,
                         default_board=self.config.kanban.default_board,
-                        decompose_settings=lambda: decompose_settings(self.config))
+                        decompose_settings=lambda: decompose_settings(self.config),
+                        migration_target=self.migration_target)
+
+    def migration_target(self, dsn_env: str | None) -> Storage:
+        """Where ``boards migrate`` copies to: the DSN in the variable ``--dsn-env`` names, else
+        the configured PostgreSQL storage. The DSN is never a command-line value (``ps``)."""
+        namespace = self.config.storage.namespace
+        if dsn_env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", dsn_env):
+                raise InvalidInput(f"--dsn-env takes the NAME of an environment variable, not "
+                                   f"{'a DSN' if '://' in dsn_env or '=' in dsn_env else 'that'}"
+                                   " (a DSN on the command line would show in `ps`)")
+            dsn = self.environ.get(dsn_env, "")
+            if not dsn:
+                raise InvalidInput(f"--dsn-env names {dsn_env}, which is not set; export the "
+                                   "target DSN in it")
+            return Storage.postgres(dsn, namespace=namespace)
+        configured = storage(self.config.storage)
+        if configured.is_postgres:
+            return configured
+        raise InvalidInput("no PostgreSQL to move to: this home's storage.backend is sqlite; "
+                           "set storage.backend: postgresql (the DSN in the variable "
+                           "storage.dsn_env names), or give --dsn-env VAR naming the variable "
+                           "that holds the DSN")
 
     def run(self, request: Request) -> Result:
         """Execute one request as this process's caller, on a fresh event loop."""

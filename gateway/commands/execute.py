@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.commands import results as r
 from gateway.commands import verbs as v
-from gateway.commands.callers import Caller, ChatUser, Worker
+from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
 from kanban import (
@@ -59,6 +59,9 @@ class Services:
     default_board: str = DEFAULT_BOARD
     # Built on demand: decomposition settings import the LLM client, which `create` never needs.
     decompose_settings: Callable[[], Any] | None = None
+    # The PostgreSQL storage a board moves to, from ``--dsn-env VAR`` (None: config's storage).
+    # Only the CLI gives one: it owns the process environment; elsewhere moving is refused.
+    migration_target: Callable[[str | None], Storage] | None = None
     _direct: dict[Path, Board] = field(default_factory=dict, repr=False)
 
     def slug_for(self, request: Request, caller: Caller) -> str:
@@ -500,6 +503,24 @@ async def _boards_remove(req: v.BoardsRemoveRequest, caller: Caller,
                 if req.force and await services.boards.exists(req.slug) else [])
     archived = await services.boards.remove(req.slug, delete=req.delete, force=req.force)
     return r.BoardRemoved(req.slug, req.delete, archived.name if archived else None, released)
+
+
+@handles(v.BoardsMigrateRequest)
+async def _boards_migrate(req: v.BoardsMigrateRequest, caller: Caller,
+                          services: Services) -> r.BoardMigrated:
+    if not isinstance(caller, Operator):
+        raise NotAllowed("a board is moved from the command line of its host, by an operator")
+    if services.migration_target is None:
+        raise NotAllowed("moving a board is only available from `relayboard kanban boards "
+                         "migrate` on the board's host")
+    target = services.migration_target(req.dsn_env)
+    from kanban.boards_migrate import migrate_board  # psycopg: only for this verb
+
+    migration = await migrate_board(services.boards, req.slug, target, replace=req.replace)
+    current = services.boards.storage
+    configured = (current.is_postgres and current.dsn == target.dsn
+                  and current.namespace == target.namespace)
+    return r.BoardMigrated(migration, configured, req.dsn_env)
 
 
 # ---- decomposition ---------------------------------------------------------------------------

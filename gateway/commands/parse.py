@@ -48,6 +48,7 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("boards", "list"): "boards list",
     ("boards", "create"): "boards create ops",
     ("boards", "remove"): "boards remove ops",
+    ("boards", "migrate"): "boards migrate ops --to postgresql",
     ("decompose",): "decompose 12",
 }
 

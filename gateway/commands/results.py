@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 
 # Plain dataclasses (eq=False): twenty of them are created at start-up of every CLI call, and
 # generated __eq__/__hash__/frozen setters cost measurable milliseconds there.
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.commands.text import one_line, printable
 from kanban import BoardInfo, Claim, Comment, Event, Run, Subscription, Task, TaskDetail
+
+if TYPE_CHECKING:
+    # Imports psycopg: loaded only by the verb that moves a board.
+    from kanban.boards_migrate import BoardMigration
 
 CHAT_LIST_ROWS = 20
 
@@ -308,6 +312,49 @@ class BoardRemoved:
 
 
 @dataclass(eq=False)
+class BoardMigrated:
+    """A board copied to PostgreSQL. ``configured``: this home's config already points at that
+    database (otherwise the user still has to switch ``storage:``)."""
+
+    migration: BoardMigration
+    configured: bool
+    dsn_env: str | None = None
+
+    def to_json(self) -> Any:
+        return {**self.migration.to_dict(), "configured": self.configured}
+
+    def text(self) -> str:
+        m = self.migration
+        width = max(len(t.table) for t in m.tables) if m.tables else 5
+        lines = [f"Moved board {m.slug} to {m.target} (schema {m.schema}) in "
+                 f"{m.seconds:.1f} s; every table verified:",
+                 f"  {'table':<{width}}  {'sqlite':>8}  {'postgres':>8}  {'max id':>8}"]
+        for t in m.tables:
+            top = "-" if t.target_max_id is None else str(t.target_max_id)
+            lines.append(f"  {t.table:<{width}}  {t.source_rows:>8}  {t.target_rows:>8}  "
+                         f"{top:>8}")
+        if m.replaced_rows:
+            lines.append(f"Replaced {m.replaced_rows} row(s) the PostgreSQL board held.")
+        if m.converted:
+            lines.append(f"Converted {len(m.converted)} loosely typed value(s):")
+            lines.extend(f"  {line}" for line in m.converted[:20])
+            if len(m.converted) > 20:
+                lines.append(f"  … and {len(m.converted) - 20} more (see --json)")
+        folder = m.source.parent
+        lines.append(f"Attachments, logs and workspaces stay in {folder} ({m.attachment_files} "
+                     "attachment file(s)); the PostgreSQL board uses the same folder on this "
+                     "host.")
+        if not self.configured:
+            via = f" with storage.dsn_env: {self.dsn_env}" if self.dsn_env else ""
+            lines.append("This home still uses SQLite: set storage.backend: postgresql"
+                         f"{via} in config.yaml (on every host) to serve the board from "
+                         "PostgreSQL.")
+        lines.append(f"The SQLite file is kept, untouched: {m.source}. Once you are satisfied, "
+                     f"remove it: rm -f {m.source} {m.source}-wal {m.source}-shm")
+        return printable("\n".join(lines), multiline=True)
+
+
+@dataclass(eq=False)
 class Decomposed:
     """Outcomes of the decomposer (``kanban.agents.decomposer.Outcome``, kept untyped here so
     that importing the layer does not import the LLM client)."""
@@ -332,7 +379,7 @@ class Decomposed:
 Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUpdated
           | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
           | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
-          | BoardRemoved | Decomposed)
+          | BoardRemoved | BoardMigrated | Decomposed)
 
 
 # Results a terminal shows as tables or detail views rather than as their chat text.

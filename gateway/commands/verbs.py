@@ -260,6 +260,23 @@ class BoardsRemoveRequest(Request):
                          "first (refused otherwise).")
 
 
+@verb("boards", "migrate",
+      help="Move a board from its SQLite file to PostgreSQL: copy every table, verify the "
+           "counts, keep the file.")
+@dataclass(frozen=True)
+class BoardsMigrateRequest(Request):
+    slug: str = argument()
+    to: str = option("--to", type=click.Choice(["postgresql"]), required=True,
+                     help="The storage to move to.")
+    # The NAME of a variable, never the DSN itself: a command line shows in `ps`.
+    dsn_env: str | None = option(
+        "--dsn-env", chat=False, metavar="VAR",
+        help="Variable holding the target DSN (default: storage.dsn_env when config's "
+             "storage.backend is postgresql).")
+    replace: bool = option("--replace", is_flag=True,
+                           help="Overwrite a PostgreSQL board that already holds data.")
+
+
 @verb("decompose", help="Decompose triage task ID (or --all) into assigned sub-tasks.")
 @dataclass(frozen=True)
 class DecomposeRequest(Request):
