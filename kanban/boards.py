@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from kanban.board import Board, BoardOptions
-from kanban.errors import BoardNotFound, Conflict, InvalidInput
+from kanban.errors import BoardNotFound, Conflict, InvalidInput, StorageError
 from kanban.storage.backend import Storage, default_storage
 from kanban.storage.db import forget_schema
 from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
@@ -95,6 +95,8 @@ class Boards:
                 await self._record(slug, slug)
             else:
                 await asyncio.to_thread(self._private, slug)
+                if not self.storage.is_postgres:
+                    self._refuse_moved(slug)
             board = await self._open_board(slug)
             self._open[slug] = board
             return board
@@ -241,6 +243,19 @@ class Boards:
         or tightened when an older version left them open)."""
         private_dirs(self.home, self.root, self.root / slug)
         private_files(self.root / slug / META_NAME)
+
+    def _refuse_moved(self, slug: str) -> None:
+        """A board moved to PostgreSQL (``boards migrate``) keeps its old file until the user
+        removes it; writing there would split the board in two."""
+        meta_path = self.root / slug / META_NAME
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(meta, dict) and meta.get("storage") == "postgresql":
+            raise StorageError(
+                f"board {slug!r} was moved to PostgreSQL; its SQLite file is kept only as a "
+                "backup. Set storage.backend: postgresql (and the DSN variable) to use it")
 
     async def _record(self, slug: str, name: str) -> bool:
         """Make the board known: its ``board.json`` (and, on PostgreSQL, its catalog row and

@@ -27,11 +27,11 @@ from psycopg import sql as pg_sql
 
 from kanban.errors import Conflict, InvalidInput, StorageError
 from kanban.storage.pg import (
-    _error_text,
     catalog_add,
     catalog_remove,
     connect,
     describe_dsn,
+    error_text,
     lock_key,
     schema_name,
 )
@@ -129,7 +129,7 @@ def copy_board(db_path: Path, dsn: str, slug: str, *, name: str, namespace: str 
             raise
     except psycopg.Error as exc:
         raise StorageError(f"moving board {slug!r} to {describe_dsn(dsn)} failed, nothing was "
-                           f"written: {_error_text(exc)}") from exc
+                           f"written: {error_text(exc)}") from exc
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read board {slug!r}'s SQLite file: {exc}") from exc
     finally:

@@ -90,7 +90,7 @@ def describe_dsn(dsn: str) -> str:
     return f"PostgreSQL {host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """The server's message without any DSN (psycopg's connection errors can quote it)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return re.sub(r"password=\S+", "password=***", text)
@@ -301,7 +301,7 @@ def _data_error(exc: pg_errors.DataError) -> InvalidInput:
     if "0x00" in str(exc) or isinstance(exc, pg_errors.UntranslatableCharacter):
         return InvalidInput("a text value contains a NUL character, which PostgreSQL text "
                             "cannot hold")
-    return InvalidInput(f"a value was refused by PostgreSQL: {_error_text(exc)}")
+    return InvalidInput(f"a value was refused by PostgreSQL: {error_text(exc)}")
 
 
 def _search_path(schema: str) -> pg_sql.Composed:
@@ -350,7 +350,7 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=int(CONNECT_TIMEOUT))
     except psycopg.Error as exc:
-        raise StorageError(f"cannot connect to {describe_dsn(dsn)}: {_error_text(exc)}"
+        raise StorageError(f"cannot connect to {describe_dsn(dsn)}: {error_text(exc)}"
                            ) from exc
     _adapt(conn)
     return conn
@@ -487,7 +487,7 @@ class PgDatabase:
             executor.shutdown(wait=False)
             if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.Error):
                 raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
-                                   f"{_error_text(exc)}") from exc
+                                   f"{error_text(exc)}") from exc
             raise
         return cls(path, dsn, slug, pool, executor, namespace)
 
@@ -610,9 +610,9 @@ class PgDatabase:
             return await loop.run_in_executor(self._executor, fn)
         except psycopg_pool.PoolTimeout as exc:
             raise StorageError(f"{self.label}: no database connection available "
-                               f"({_error_text(exc)})") from exc
+                               f"({error_text(exc)})") from exc
         except psycopg.OperationalError as exc:
-            raise StorageError(f"{self.label}: {_error_text(exc)}") from exc
+            raise StorageError(f"{self.label}: {error_text(exc)}") from exc
         except psycopg.DataError as exc:
             raise _data_error(exc) from exc
         except UnicodeEncodeError as exc:
@@ -620,7 +620,7 @@ class PgDatabase:
         except OverflowError as exc:
             raise InvalidInput("a number is out of range (integers are 64-bit)") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"database error on {self.label}: {_error_text(exc)}") from exc
+            raise StorageError(f"database error on {self.label}: {error_text(exc)}") from exc
 
     # ---- other hosts' commits ----------------------------------------------------------------
     async def data_version(self) -> int:
@@ -673,7 +673,7 @@ class PgDatabase:
                 raise
             except (psycopg.Error, OSError) as exc:
                 log.warning("%s: change listener lost (%s); reconnecting in %.1f s",
-                            self.label, _error_text(exc), delay)
+                            self.label, error_text(exc), delay)
             if not ready.done():
                 ready.set_result(None)
             await asyncio.sleep(delay)

@@ -121,6 +121,12 @@ async def test_a_board_moves_with_its_ids_and_keeps_working(
     conn = sqlite3.connect(db_of(tmp_path))
     assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 5
     conn.close()
+    # ...but a process still configured for SQLite may not write to it: that would split the
+    # board in two.
+    stale = Boards(tmp_path, storage=Storage())
+    with pytest.raises(StorageError, match="was moved to PostgreSQL"):
+        await stale.open("default")
+    await stale.close()
 
     boards = Boards(tmp_path, storage=pg)
     try:
