@@ -195,8 +195,8 @@ class Daemon:
         until the term ends; decomposition kicks follow ``leadership.held`` by themselves."""
         names = ", ".join(self.leader_runners) or "no chat platform"
         if self.leadership.shared:
-            log.info("leader: took over %s and auto-decomposition after %.1f s (term %d)",
-                     names, term.waited, term.number)
+            log.info("leader: took over %s and auto-decomposition after %.1f s on standby "
+                     "(term %d)", names, term.waited, term.number)
         self.hub.changes.bump()  # the watcher's next wake-up kicks decompositions now
         try:
             async with anyio.create_task_group() as group:

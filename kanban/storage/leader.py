@@ -205,9 +205,9 @@ class Leadership:
                                                 (key,))).fetchone()
             if row is not None and row[0]:
                 break
-            if self.state != "standby":
-                log.info("standby: another gateway leads %r; trying every %.0f s", self.name,
-                         self.retry_seconds)
+            if self.state != "standby":  # the user-facing line is the caller's (standby())
+                log.debug("%r is held by another session; trying every %.0f s", self.name,
+                          self.retry_seconds)
             self._standby()
             await anyio.sleep(self.retry_seconds)
         self._won(time.monotonic() - trying_since)
@@ -222,7 +222,7 @@ class Leadership:
         self.term = Term(self.terms, time.time(), waited)
         self.state = "leader"
         if self.shared:
-            log.info("leader: won %r after %.1f s (term %d)", self.name, waited, self.terms)
+            log.debug("won %r after %.1f s (term %d)", self.name, waited, self.terms)
         self._notify()
 
     def _lost(self, reason: str) -> None:
