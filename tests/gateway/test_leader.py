@@ -317,3 +317,16 @@ async def test_kill_9_of_the_leading_gateway_hands_telegram_polling_to_the_stand
     assert await b.stop(signal.SIGTERM) == 0
     for gw in (a, b):
         assert pg_dsn() not in gw.text() and TOKEN not in gw.text()
+
+
+def test_status_names_the_role_only_where_another_gateway_could_lead() -> None:
+    from gateway.chat import render_status
+
+    base: dict[str, Any] = {"uptime_seconds": 5, "pid": 1, "adapters": {}, "boards": {}}
+    shared = {"state": "standby", "since": None, "terms": 0, "shared": True}
+    assert "Role: standby (another gateway receives chat)" in render_status(
+        {**base, "leader": False, "leadership": shared}).splitlines()
+    assert "Role: leader" in render_status(
+        {**base, "leader": True, "leadership": {**shared, "state": "leader"}}).splitlines()
+    single = {"state": "leader", "since": 1.0, "terms": 1, "shared": False}
+    assert "Role" not in render_status({**base, "leader": True, "leadership": single})
