@@ -79,6 +79,10 @@ def render_status(status: Mapping[str, Any]) -> str:
     """``Daemon.status()`` as a few short lines."""
     lines = [f"Up {_duration(float(status.get('uptime_seconds') or 0))} · "
              f"pid {status.get('pid')}"]
+    leadership = status.get("leadership") or {}
+    if leadership.get("shared"):  # several gateways may serve the boards: say which this is
+        lines.append("Role: leader" if status.get("leader") else
+                     "Role: standby (another gateway receives chat)")
     adapters = status.get("adapters") or {}
     parts = []
     for name, a in sorted(adapters.items()):

@@ -9,6 +9,11 @@ Once connected, the runner watches the adapter's own ``status()``: an adapter wh
 gave up for good (discord.py stops after a revoked token or a switched-off intent; a Telegram
 poller that died) reports ``stopped``, and the runner closes it and starts a fresh one with the
 same backoff as a failed connection.
+
+On a standby gateway (another one leads, see :mod:`kanban.storage.leader`) the runner does not
+run: :meth:`AdapterRunner.standby` puts a fresh adapter that is never started in its place.
+Sending needs no inbound connection on any platform (Telegram's and Slack's Web APIs, Discord's
+REST API), so the standby's notifier and chat replies still go out; nothing is received there.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ EXTERNAL = ("telegram", "slack", "discord")
 
 @dataclass
 class AdapterState:
-    state: str = "starting"  # starting | connected | retrying | conflict | stopped
+    state: str = "starting"  # starting | connected | retrying | conflict | stopped | standby
     detail: str | None = None
     since: float = 0.0
     attempts: int = 0
@@ -87,13 +92,27 @@ class AdapterRunner:
         self.close_seconds = close_seconds
         self.watch_seconds = watch_seconds
         self.state = AdapterState(since=time.time())
+        self._sender: PlatformAdapter | None = None  # the standby's never-started adapter
+
+    def standby(self) -> None:
+        """Not leading: a never-started adapter stands in ``adapters[name]`` for sending."""
+        if self._sender is None:
+            self._sender = self.factory()
+        self.adapters[self.name] = self._sender
+        self._set("standby", "another gateway receives; sends go out from here")
+
+    async def aclose(self) -> None:
+        """Close the standby's adapter, if any (the running one is closed by cancelling run)."""
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await self._close(sender)
 
     def status(self) -> dict[str, Any]:
         """The adapter's own status when it reports one, else what this runner saw."""
         data = self.state.to_dict()
         adapter = self.adapters.get(self.name)
         reporter = getattr(adapter, "status", None)
-        if callable(reporter) and self.state.state not in ("retrying", "stopped"):
+        if callable(reporter) and self.state.state not in ("retrying", "stopped", "standby"):
             try:
                 own = reporter()
                 data["state"] = str(getattr(own, "state", data["state"]))
@@ -107,6 +126,7 @@ class AdapterRunner:
         while True:
             adapter = self.factory()
             self.adapters[self.name] = adapter
+            await self.aclose()  # after the swap: a send never finds a closed adapter in place
             self._set("starting")
             try:
                 await adapter.start(self.inbox)

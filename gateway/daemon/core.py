@@ -10,7 +10,15 @@ it fails, never taking the others down):
 * ``dashboard`` — the dashboard and web chat under uvicorn (``dashboard.enabled``);
 * ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
   ``kanban.dispatch_in_gateway``);
-* ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump.
+* ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump;
+* ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
+  ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
+  the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
+  Discord's gateway deliver each event to one of them) and the auto-decomposition kicks. On a
+  standby they stand still (adapters still send) until the leader's session ends. On SQLite the
+  leadership is granted at once, so a single gateway behaves as if there were none. The web chat,
+  the dashboard, the dispatcher and the notifier run on every gateway: claims and outbox rows are
+  locked per row.
 
 Stopping (``stop`` set) cancels them and cleans up within ``shutdown_seconds``. Workers are
 detached, not stopped: their claims stay valid and the next start adopts them.
@@ -53,12 +61,14 @@ from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
 from kanban.boards import Boards
 from kanban.runtime.dispatcher import Dispatcher
+from kanban.storage.leader import Leadership, Term
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 1000
+LEADERSHIP = "gateway"
 
 
 class Daemon:
@@ -94,18 +104,23 @@ class Daemon:
             self.factories["web"] = lambda: chat  # one instance: the dashboard mounts it
         self.shutdown_seconds = shutdown_seconds
         self.supervisor = Supervisor(backoff)
-        self.boards = Boards(self.home, board_options(config.kanban), storage(config.storage))
+        self.storage = storage(config.storage)
+        self.boards = Boards(self.home, board_options(config.kanban), self.storage)
+        self.leadership = Leadership(self.storage, LEADERSHIP)
         self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
         self.profiles = Profiles(self.home)
         self.dispatcher = Dispatcher(self.boards, self.profiles,
                                      dispatch_settings(config.kanban), base_env=environ)
         self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
         self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
-                                       self.follower.current)
+                                       self.follower.current,
+                                       leader=lambda: self.leadership.held)
         self.adapters: dict[str, PlatformAdapter] = {}
         self.inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOX_SIZE)
         self.runners = {name: AdapterRunner(name, factory, self.adapters, self.inbox)
                         for name, factory in self.factories.items()}
+        # Every platform but the built-in web chat receives only on the leader.
+        self.leader_runners = {n: r for n, r in self.runners.items() if n != "web"}
         delivery = DeliverySettings(
             relayboard_home=self.home, config_file=config_file or config.path,
             extra_roots=config.delivery.allowed_roots, user_home=user_home,
@@ -138,9 +153,13 @@ class Daemon:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(supervise, "boards", self.hub.run, name="boards")
+                group.start_soon(supervise, "leadership", self.leadership.run,
+                                 name="leadership")
+                group.start_soon(supervise, "leader", self._lead, name="leader")
                 for name, runner in self.runners.items():
-                    group.start_soon(supervise, f"adapter:{name}", runner.run,
-                                     name=f"adapter-{name}")
+                    if name not in self.leader_runners:
+                        group.start_soon(supervise, f"adapter:{name}", runner.run,
+                                         name=f"adapter-{name}")
                 group.start_soon(supervise, "chat", lambda: self.router.run(self.inbox),
                                  name="chat")
                 if self.dashboard is not None:
@@ -167,7 +186,42 @@ class Daemon:
             log.info("stopped; %d worker(s) left running for the next start to adopt",
                      self._live_workers_at_stop)
 
+    # ---- leader-only duties ---------------------------------------------------------------------
+    async def _lead(self) -> None:
+        await self.leadership.lead(self._leader_duties, self._standby)
+
+    async def _leader_duties(self, term: Term) -> None:
+        """Receive on the external platforms (each adapter supervised as ``adapter:<name>``)
+        until the term ends; decomposition kicks follow ``leadership.held`` by themselves."""
+        names = ", ".join(self.leader_runners) or "no chat platform"
+        if self.leadership.shared:
+            log.info("leader: took over %s and auto-decomposition after %.1f s on standby "
+                     "(term %d)", names, term.waited, term.number)
+        self.hub.changes.bump()  # the watcher's next wake-up kicks decompositions now
+        try:
+            async with anyio.create_task_group() as group:
+                for name, runner in self.leader_runners.items():
+                    group.start_soon(self.supervisor.supervise, f"adapter:{name}", runner.run,
+                                     name=f"adapter-{name}")
+        finally:
+            if term.lost.is_set() and term.reason != "stopped":
+                log.warning("standby: lost the leadership (%s); stopped %s and "
+                            "auto-decomposition", term.reason, names)
+            with anyio.CancelScope(shield=True):
+                await self.decomposer.aclose()  # a plan in flight is one transaction: none lands
+
+    async def _standby(self) -> None:
+        """Another gateway leads: the platforms stay send-only here."""
+        for runner in self.leader_runners.values():
+            runner.standby()
+        if self.leadership.shared:
+            log.info("standby: another gateway leads; %s send from here but receive there; "
+                     "taking over when its session ends",
+                     ", ".join(self.leader_runners) or "no chat platform")
+
     async def _cleanup(self) -> None:
+        for runner in self.runners.values():
+            await runner.aclose()
         await self.decomposer.aclose()
         self._live_workers_at_stop = self.dispatcher.live_workers()
         await self.dispatcher.aclose()  # detaches: workers keep running, claims stay valid
@@ -201,8 +255,9 @@ class Daemon:
 
     # ---- status -----------------------------------------------------------------------------
     async def status(self) -> dict[str, Any]:
-        """What ``/status`` shows: uptime, adapters and their state, boards with counts per
-        status, running workers, components and their restarts, notifications."""
+        """What ``/status`` shows: uptime, whether this gateway leads (``leader``; always true
+        on SQLite), adapters and their state, boards with counts per status, running workers,
+        components and their restarts, notifications."""
         boards: dict[str, Any] = {}
         for board in self.hub.open_boards():
             try:
@@ -218,6 +273,8 @@ class Daemon:
             "home": str(self.home),
             "started_at": started,
             "uptime_seconds": round(time.time() - started, 3) if started else 0.0,
+            "leader": self.leadership.held,
+            "leadership": self.leadership.status(),
             "adapters": {name: runner.status() for name, runner in self.runners.items()},
             "boards": boards,
             "workers": [

@@ -6,7 +6,9 @@ Wakes on any board change (see :mod:`gateway.daemon.hub`), on a worker exit (che
 ``kanban.dispatch_interval_seconds`` tick, which is only a safety net. ``kanban.auto_decompose``
 and its per-tick budget are re-read from the config file when its mtime changes, so a toggle on
 disk applies without a restart. Decompositions run in the background (``BackgroundDecomposer``):
-a slow LLM never delays a dispatch cycle.
+a slow LLM never delays a dispatch cycle. They are kicked only while ``leader()`` says this
+gateway leads (on a shared PostgreSQL board one gateway decomposes; every one dispatches, since
+claims are safe to share).
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ class ConfigFollower:
 
 class DispatchWatcher:
     def __init__(self, hub: BoardHub, dispatcher: Dispatcher, decomposer: BackgroundDecomposer,
-                 config: Callable[[], Config], *, exit_check_seconds: float = 0.2) -> None:
+                 config: Callable[[], Config], *, exit_check_seconds: float = 0.2,
+                 leader: Callable[[], bool] = lambda: True) -> None:
         self.hub = hub
+        self.leader = leader
         self.dispatcher = dispatcher
         self.decomposer = decomposer
         self.config = config
@@ -84,8 +88,9 @@ class DispatchWatcher:
         if settings != self.decomposer.settings:
             self.decomposer.settings = settings
         boards = self.hub.open_boards()
+        decompose = settings.auto_decompose and self.leader()
         for board in boards:
-            if settings.auto_decompose:
+            if decompose:
                 self.decomposer.kick(board)
             await self._cycle(board)
         self.cycles += 1
