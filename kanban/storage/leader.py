@@ -147,7 +147,7 @@ class Leadership:
     async def _run_postgres(self, dsn: str) -> None:
         import psycopg
 
-        from kanban.storage.pg import _error_text, describe_dsn
+        from kanban.storage.pg import describe_dsn, error_text
 
         trying_since = time.monotonic()
         complaint: str | None = None
@@ -158,7 +158,7 @@ class Leadership:
                         dsn, autocommit=True, connect_timeout=10,
                         application_name=f"relayboard leader {self.name}"[:63])
             except (psycopg.Error, OSError, TimeoutError) as exc:
-                text = f"{describe_dsn(dsn)}: {_error_text(exc)}"
+                text = f"{describe_dsn(dsn)}: {error_text(exc)}"
                 if text != complaint:
                     log.warning("leader: cannot reach %s; trying again every %.0f s", text,
                                 self.retry_seconds)
@@ -170,7 +170,7 @@ class Leadership:
             try:
                 await self._hold(conn, trying_since)
             except (psycopg.Error, OSError, TimeoutError) as exc:
-                reason = (_error_text(exc) if str(exc)
+                reason = (error_text(exc) if str(exc)
                           else f"no answer within {self.check_timeout:.0f} s")
                 if self.term is not None:
                     log.warning("leader: lost the connection holding %r (%s); duties stop now",
