@@ -28,7 +28,7 @@ from kanban.errors import (
 )
 from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
-from kanban.storage import store
+from kanban.storage import blobs, store
 from kanban.storage.tx import Tx
 from kanban.timeutil import iso, now
 from kanban.validation import (
@@ -277,9 +277,14 @@ class RunsMixin(BoardCore):
             metadata = check_metadata(metadata)
         staged = StagedArtifacts(paths=[check_text(str(a), "artifact path", limit=4096)
                                         for a in artifacts])
+        # A board several hosts serve keeps the staged files' bytes in the database (the
+        # gateway that delivers them may run elsewhere): bounded, and refused before any write.
+        keep_bytes = self.storage.shared
+        limit = self.options.max_artifact_bytes
         if staged.paths:
             staged = await stage(staged.paths, scratch=self.workspaces_dir / str(task_id),
-                                 attachments=self.attachments_path(task_id), track=self.db.track)
+                                 attachments=self.attachments_path(task_id), track=self.db.track,
+                                 max_bytes=limit if keep_bytes else None)
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
@@ -309,6 +314,9 @@ class RunsMixin(BoardCore):
                 manual = False  # no run of its own: any workspace is the dispatcher's to sweep
             # The caller is entitled: now (and only now) files may land in the attachments.
             staged.publish()
+            if keep_bytes:
+                blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.files,
+                                  limit=limit)
             merged = dict(task.metadata)
             merged.update(metadata or {})
             if artifact_list:
