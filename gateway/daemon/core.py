@@ -94,7 +94,8 @@ class Daemon:
             self.factories["web"] = lambda: chat  # one instance: the dashboard mounts it
         self.shutdown_seconds = shutdown_seconds
         self.supervisor = Supervisor(backoff)
-        self.boards = Boards(self.home, board_options(config.kanban), storage(config.storage))
+        self.boards = Boards(self.home, board_options(config.kanban, config.delivery),
+                             storage(config.storage))
         self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
         self.profiles = Profiles(self.home)
         self.dispatcher = Dispatcher(self.boards, self.profiles,

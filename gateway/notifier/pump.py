@@ -166,6 +166,8 @@ class Notifier:
         policy = self._policy(board, item.task)
         files = (artifact_paths(item.event, user_home=self.delivery.user_home)
                  if item.kind == "completed" else [])
+        # Made on another host (a board on PostgreSQL): written here from the database first.
+        files = await board.local_artifacts(item.task_id, files)
         screened = screen(files, policy, adapter)
         rendered = render(item.event, item.task, screened.refused)
         outcome = _Outcome(receipts=[_record(f"refused:{r.name}", r) for r in screened.refused])
