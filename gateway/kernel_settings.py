@@ -44,6 +44,7 @@ def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
         claim_ttl_seconds=config.claim_ttl_seconds,
         default_assignee=config.default_assignee,
         orchestrator_profile=config.orchestrator_profile,
+        host_labels=config.host_labels,
     )
 
 

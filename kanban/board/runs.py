@@ -14,6 +14,7 @@ import functools
 import secrets
 import shutil
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from kanban.board.artifacts import StagedArtifacts, stage
@@ -147,17 +148,23 @@ class RunsMixin(BoardCore):
             raise outcome
         return outcome
 
-    async def ready_candidates(self, limit: int = 50) -> list[Task]:
+    async def ready_candidates(self, limit: int = 50, *,
+                               host_labels: Sequence[str] | None = None) -> list[Task]:
         """Claimable tasks, higher priority first, then oldest (uses the status index).
-        Tasks backing off (``not_before`` in the future) are left out."""
+        Tasks backing off (``not_before`` in the future) are left out. With ``host_labels``
+        (a dispatcher's), only tasks without a host label or with one of those."""
+        labels = list(dict.fromkeys(host_labels or ()))
+        # Judged in the query: tasks meant for other hosts never crowd this one's candidates out.
+        only_here = ("" if host_labels is None else "AND (host_label IS NULL" + (
+            " OR host_label IN (" + ",".join("?" * len(labels)) + ")" if labels else "") + ") ")
 
         def run(tx: Tx) -> list[Task]:
             at = self.clock()
             rows = tx.all(
                 "SELECT * FROM tasks WHERE status = 'ready' "
-                "AND (not_before IS NULL OR NOT not_before > ?) "
-                "ORDER BY priority DESC, created_at, id LIMIT ?",
-                (at, limit),
+                "AND (not_before IS NULL OR NOT not_before > ?) " + only_here
+                + "ORDER BY priority DESC, created_at, id LIMIT ?",
+                (at, *labels, limit),
             )
             return [Task.from_row(r) for r in rows]
 
