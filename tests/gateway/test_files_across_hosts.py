@@ -180,3 +180,31 @@ def test_an_artifact_over_the_limit_is_refused_at_complete(hosts: Hosts) -> None
     assert (Path(claim["workspace"]) / "big.csv").stat().st_size == 3_000_000
     shown = host_a(hosts).sub("kanban", "show", str(task_id), "--json", env=hosts.env())
     assert json.loads(shown.stdout)["status"] == "running"
+
+
+async def test_files_that_cannot_be_written_back_are_retried_not_sent_missing(
+        hosts: Hosts) -> None:
+    config_b = load_config(None, hosts.env(), home=hosts.b)
+    boards_b = Boards(hosts.b, board_options(config_b.kanban, config_b.delivery),
+                      storage(config_b.storage))
+    try:
+        board_b = await boards_b.open()
+        task_id, claim = await asyncio.to_thread(claim_on_a, hosts)
+        await board_b.subscribe(task_id, platform="fake", chat="c1")
+        done = await asyncio.to_thread(complete_on_a, hosts, task_id, claim, {"r.csv": b"1\n"})
+        assert done.returncode == 0, done.stderr
+        await board_b.db.write(lambda tx: tx.execute(
+            "UPDATE artifact_blobs SET data = ? WHERE task_id = ?", (b"2\n", task_id)))
+        fake = Recording(platform="fake")
+        user_home = hosts.b.parent / "user"
+        user_home.mkdir()
+        notifier = Notifier(lambda: [board_b], board_b.changes, {"fake": fake},
+                            DeliverySettings(relayboard_home=hosts.b, user_home=user_home))
+        assert await notifier.pump() == 1
+        assert fake.calls == []
+        [row] = await board_b.outbox()
+        assert row["state"] == "retry"
+        assert "could not be written here" in row["last_error"]
+        assert "do not match their size and checksum" in row["last_error"]
+    finally:
+        await boards_b.close()
