@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.config import AuxSlot, Config, KanbanConfig, StorageConfig
+from gateway.config import AuxSlot, Config, DeliveryConfig, KanbanConfig, StorageConfig
 from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:
@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 # them: `relayboard kanban create` builds only BoardOptions and must start fast.
 
 
-def board_options(config: KanbanConfig) -> BoardOptions:
+def board_options(config: KanbanConfig, delivery: DeliveryConfig | None = None) -> BoardOptions:
+    """``delivery.max_attachment_bytes`` also bounds each artifact file a board on PostgreSQL
+    keeps in its database (no file larger could be delivered anyway)."""
+    limit = (delivery or DeliveryConfig()).max_attachment_bytes
     return BoardOptions(failure_limit=config.failure_limit,
-                        claim_ttl_seconds=config.claim_ttl_seconds)
+                        claim_ttl_seconds=config.claim_ttl_seconds, max_artifact_bytes=limit)
 
 
 def storage(config: StorageConfig) -> Storage:
@@ -41,6 +44,7 @@ def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
         claim_ttl_seconds=config.claim_ttl_seconds,
         default_assignee=config.default_assignee,
         orchestrator_profile=config.orchestrator_profile,
+        host_labels=config.host_labels,
     )
 
 

@@ -99,6 +99,7 @@ class Task:
     decompose_error: str | None = None
     not_before: float | None = None  # not claimable before this time (retry back-off)
     consecutive_requeues: int = 0
+    host_label: str | None = None  # only a dispatcher with this label claims it (None: any)
     parents: list[int] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
     corrupt: str | None = None
@@ -163,6 +164,7 @@ class Task:
                 decompose_error=_opt_str(get("decompose_error")),
                 not_before=to_epoch(get("not_before")),
                 consecutive_requeues=_int(get("consecutive_requeues")),
+                host_label=_opt_str(get("host_label")),
             )
         except Exception as exc:  # a corrupt row must never fail a board view (S5)
             log.warning("task row %r is unreadable: %s", get("id"), exc)

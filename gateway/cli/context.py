@@ -82,7 +82,8 @@ class AppContext:
         return self._config
 
     def boards(self) -> Boards:
-        return Boards(self.home, board_options(self.config.kanban), storage(self.config.storage))
+        return Boards(self.home, board_options(self.config.kanban, self.config.delivery),
+                      storage(self.config.storage))
 
     def profiles(self) -> Profiles:
         from kanban.agents import Profiles

@@ -109,4 +109,4 @@ def mcp(ctx: click.Context, orchestrator: bool) -> None:
                       environ["RELAYBOARD_LEASE"],
                       environ.get("RELAYBOARD_PROFILE") or "worker",
                       Path(workspace) if workspace else None, orchestrator,
-                      board_options(app.config.kanban), storage))
+                      board_options(app.config.kanban, app.config.delivery), storage))

@@ -99,7 +99,7 @@ def task_detail(detail: TaskDetail) -> None:
         ("max runtime", "-" if t.max_runtime_seconds is None else f"{t.max_runtime_seconds}s"),
         ("max retries", t.max_retries if t.max_retries is not None else "board default"),
         ("model", t.model_override or "-"), ("skills", ", ".join(t.skills) or "-"),
-        ("workspace", t.workspace_spec),
+        ("workspace", t.workspace_spec), ("host", t.host_label or "any"),
     ]
     if t.status == "blocked":
         rows.append(("blocked", f"by {t.blocked_by or '?'}: {t.blocked_reason or ''}"))

@@ -120,7 +120,7 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
         orchestrator=orchestrator,
         model_override=model,
         prompt_file=Path(prompt_file) if prompt_file else None,
-        board_options=board_options(app.config.kanban),
+        board_options=board_options(app.config.kanban, app.config.delivery),
     )
     code = asyncio.run(run_worker(job, sys.stdout))
     sys.exit(code)

@@ -255,7 +255,7 @@ async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r
         max_runtime_seconds=req.max_runtime, max_retries=req.max_retries,
         model_override=req.model, skills=list(req.skills), workspace=req.workspace,
         idempotency_key=req.idempotency_key, created_by=_name_of(caller),
-        attachments=list(req.attachments),
+        attachments=list(req.attachments), host_label=req.host,
     )
     return r.TaskCreated(made.task, made.created)
 

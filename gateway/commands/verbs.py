@@ -55,6 +55,9 @@ class CreateRequest(Request):
     idempotency_key: str | None = option(
         "--idempotency-key",
         help="Return the existing live task with this key instead of creating another.")
+    host: str | None = option(
+        "--host", metavar="LABEL",
+        help="Only a dispatcher with this host label (kanban.host_labels) runs it.")
     # A host path: the CLI's own (chat passes the files that came with the message instead).
     attachments: tuple[str, ...] = option(
         "--attach", multiple=True, chat=False, metavar="PATH",

@@ -105,7 +105,8 @@ class Daemon:
         self.shutdown_seconds = shutdown_seconds
         self.supervisor = Supervisor(backoff)
         self.storage = storage(config.storage)
-        self.boards = Boards(self.home, board_options(config.kanban), self.storage)
+        self.boards = Boards(self.home, board_options(config.kanban, config.delivery),
+                             self.storage)
         self.leadership = Leadership(self.storage, LEADERSHIP)
         self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
         self.profiles = Profiles(self.home)

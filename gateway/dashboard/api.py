@@ -332,7 +332,9 @@ async def download_artifact(request: Request) -> Response:
     state = state_of(request)
     if Path(raw).name != request.path_params["name"]:
         raise ApiError(404, "this file is not available")
-    opened = await asyncio.to_thread(views.open_servable, board, task, raw,
+    # Made on another host (a board on PostgreSQL): written here from the database first.
+    [local] = await board.local_artifacts(task.id, [raw])
+    opened = await asyncio.to_thread(views.open_servable, board, task, str(local),
                                      state.config.delivery.allowed_roots, state.home)
     if opened is None:
         raise ApiError(404, "this file is not available")

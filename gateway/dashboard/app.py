@@ -46,8 +46,9 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     check_bind(dash.host, dash.token, dash.token_env)
     owned = boards is None
     state = DashboardState(home=home, config=config,
-                           boards=boards or Boards(home, board_options(config.kanban),
-                                                            storage(config.storage)),
+                           boards=boards or Boards(
+                               home, board_options(config.kanban, config.delivery),
+                               storage(config.storage)),
                            profiles=Profiles(home), live=LiveHub(poll_seconds=poll_seconds),
                            web_adapter=web_adapter)
 

@@ -11,15 +11,19 @@ JSON.
 from __future__ import annotations
 
 import asyncio
+import logging
 import mimetypes
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.notifier import build_policy
-from kanban import Board, Card, Task, TaskDetail
+from kanban import Board, Card, KanbanError, Task, TaskDetail
 from platforms.delivery import OpenedFile
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
 DEFAULT_LIMIT = 200
@@ -114,11 +118,13 @@ def card_json(card: Card) -> dict[str, Any]:
 # ---- a task's detail ----------------------------------------------------------------------------
 
 def artifact_list(board: Board, task: Task, extra_roots: tuple[Path, ...],
-                  home: Path) -> list[dict[str, Any]]:
-    """The task's files that may be served, with size and kind (run on a worker thread)."""
+                  home: Path, local: Sequence[Path] | None = None) -> list[dict[str, Any]]:
+    """The task's files that may be served, with size and kind (run on a worker thread).
+    ``local``: each artifact's path on this host (:meth:`Board.local_artifacts`)."""
     out = []
     for index, raw in enumerate(task.artifacts):
-        opened = open_servable(board, task, raw, extra_roots, home)
+        here = str(local[index]) if local is not None and index < len(local) else raw
+        opened = open_servable(board, task, here, extra_roots, home)
         name = Path(raw).name or f"file-{index}"
         entry: dict[str, Any] = {"index": index, "name": name, "available": opened is not None,
                                  "size": None, "kind": kind_of(name)}
@@ -169,7 +175,15 @@ async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...],
         linked[other] = {"id": t.id, "title": t.title, "status": t.status}
     data["parents"] = [linked[p] for p in task.parents]
     data["children"] = [linked[c] for c in task.children]
-    data["artifacts"] = await asyncio.to_thread(artifact_list, board, task, extra_roots, home)
+    try:
+        # Made on another host (a board on PostgreSQL): written here from the database first.
+        local: list[Path] | None = await board.local_artifacts(task.id, task.artifacts)
+    except KanbanError as exc:
+        logger.warning("task #%s: its files could not be fetched from the database: %s",
+                    task.id, exc)
+        local = None
+    data["artifacts"] = await asyncio.to_thread(artifact_list, board, task, extra_roots, home,
+                                                local)
     data["subscriptions"] = [s.to_dict() for s in await board.subscriptions(task_id)]
     log = board.log_path(task_id)
     size = await asyncio.to_thread(_size, log)

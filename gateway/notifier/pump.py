@@ -29,6 +29,7 @@ from gateway.notifier.artifacts import artifact_paths, build_policy, screen
 from gateway.notifier.format import render
 from kanban.board import Board, ChangeSignal
 from kanban.board.outbox import NOTIFY_KINDS, OutboxItem
+from kanban.errors import KanbanError
 from kanban.models import Task
 from kanban.timeutil import now
 from platforms.base import Destination, PlatformAdapter, Receipt, ReceiptStatus
@@ -166,6 +167,15 @@ class Notifier:
         policy = self._policy(board, item.task)
         files = (artifact_paths(item.event, user_home=self.delivery.user_home)
                  if item.kind == "completed" else [])
+        try:
+            # Made on another host (a board on PostgreSQL): written here from the database first.
+            files = await board.local_artifacts(item.task_id, files)
+        except KanbanError as exc:
+            # Retried with back-off like a platform's transient failure (bounded by
+            # max_attempts), rather than sent with the files named missing.
+            await self._settle(board, item, _Outcome(
+                transient=f"the task's files could not be written here: {exc}"))
+            return
         screened = screen(files, policy, adapter)
         rendered = render(item.event, item.task, screened.refused)
         outcome = _Outcome(receipts=[_record(f"refused:{r.name}", r) for r in screened.refused])

@@ -20,6 +20,12 @@ Files given when a task is created (:func:`stage_inputs`, e.g. a CSV a chat user
 transaction and that folder is renamed to ``attachments/<id>/`` inside it, once the INSERT has
 given the id: a dispatcher woken by the commit never sees the task without its files.
 
+On a board several hosts serve (PostgreSQL) the staged files' bytes also go into the database,
+in the completion's transaction (:mod:`kanban.storage.blobs`), so a gateway on another host can
+deliver them; a file over the board's ``max_artifact_bytes`` is refused at staging, before
+anything is completed. Files declared outside the scratch workspace are not stored: they stay
+on the worker's host, like the workspace itself.
+
 The attachments are private whatever the umask: ``attachments/<id>/`` and every folder below it
 0700, every staged file 0600 — a file renamed out of a worker's workspace would otherwise keep
 the mode the worker gave it.
@@ -54,6 +60,7 @@ from kanban.fsutil import (
     open_parent_beneath,
     open_regular_no_follow,
 )
+from kanban.storage.blobs import too_large
 from kanban.storage.private import tighten
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,9 @@ class StagedArtifacts:
     moves: list[tuple[Path, Path]] = field(default_factory=list)  # staged file → final path
     renamed: list[tuple[Path, Path]] = field(default_factory=list)  # staged file → its source
     modes: dict[Path, int] = field(default_factory=dict)  # a renamed file's mode before 0600
+    # Every regular file staged, as its '/'-separated path below attachments/<id>/ — what a
+    # board several hosts serve keeps in its database (kanban.storage.blobs).
+    files: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _done: bool = False
 
@@ -209,10 +219,12 @@ def _open_scratch(scratch: Path) -> int | None:
 
 
 def stage_artifacts(
-    declared: list[str], *, scratch: Path, attachments: Path
+    declared: list[str], *, scratch: Path, attachments: Path, max_bytes: int | None = None
 ) -> StagedArtifacts:
     """Stage every declared artifact that lives inside ``scratch`` under ``attachments``;
-    return the paths the task should record.
+    return the paths the task should record. With ``max_bytes`` (a board whose files travel
+    through its database) a staged file larger than that is refused with one line, and
+    everything staged goes back: the worker hears why before anything is completed.
 
     Inside is judged lexically (against the workspace's path as the board knows it, and with its
     parent folder resolved, as a worker's ``getcwd()`` spells it); then the file is reached from
@@ -246,6 +258,7 @@ def stage_artifacts(
                 result.renamed.append((result.moves[-1][0], lexical))
                 result.modes[result.moves[-1][0]] = staged
             result.paths.append(str(result.moves[-1][1]))
+            _measure(result, relative, max_bytes)
     except BaseException:
         result.discard()
         raise
@@ -253,6 +266,31 @@ def stage_artifacts(
         if scratch_fd is not None:
             os.close(scratch_fd)
     return result
+
+
+def _measure(result: StagedArtifacts, relative: PurePath, max_bytes: int | None) -> None:
+    """Note the regular files the last staged entry holds (a file, or a copied tree) and
+    refuse one over ``max_bytes``."""
+    staged = result.moves[-1][0]
+    found: list[tuple[str, int]] = []
+    info = os.stat(staged, follow_symlinks=False)
+    if stat.S_ISREG(info.st_mode):
+        found.append((relative.as_posix(), info.st_size))
+    elif stat.S_ISDIR(info.st_mode):
+        # A tree the kernel just copied (links were skipped), walked without following any.
+        for dirpath, _dirs, names, dir_fd in os.fwalk(staged, follow_symlinks=False):
+            below = Path(dirpath).relative_to(staged)
+            for entry in names:
+                entry_info = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISREG(entry_info.st_mode):
+                    found.append(((relative / below / entry).as_posix(), entry_info.st_size))
+    for name, size in sorted(found):
+        if any(part.startswith(STAGING_PREFIX) for part in name.split("/")):
+            continue  # the kernel's own name: swept as a leftover, never stored
+        if max_bytes is not None and size > max_bytes:
+            raise too_large(name, size, max_bytes)
+        if name not in result.files:
+            result.files.append(name)
 
 
 def _stage_one(result: StagedArtifacts, scratch_fd: int, relative: PurePath,
@@ -277,12 +315,14 @@ def _resolve(path: Path) -> Path:
 
 
 async def stage(declared: list[str], *, scratch: Path, attachments: Path,
-                track: Callable[[asyncio.Future[Any]], None] | None = None) -> StagedArtifacts:
+                track: Callable[[asyncio.Future[Any]], None] | None = None,
+                max_bytes: int | None = None) -> StagedArtifacts:
     """:func:`stage_artifacts` on a worker thread. A caller cancelled meanwhile does not stop the
     thread; whatever it staged is discarded (renamed files go back) once it finishes.
     ``track`` receives the thread's future so the board can wait for it on close."""
     return await _staged_on_thread(functools.partial(
-        stage_artifacts, declared, scratch=scratch, attachments=attachments), track)
+        stage_artifacts, declared, scratch=scratch, attachments=attachments,
+        max_bytes=max_bytes), track)
 
 
 S = TypeVar("S", "StagedArtifacts", "StagedInputs")

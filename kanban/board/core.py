@@ -30,6 +30,7 @@ PROTOCOL_VIOLATION_LIMIT = 2
 DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_BACKOFF_CAP = 300.0
 DEFAULT_BACKOFF_JITTER = 0.1
+DEFAULT_MAX_ARTIFACT_BYTES = 50 * 1024 * 1024  # as delivery.max_attachment_bytes
 
 B = TypeVar("B", bound="BoardCore")
 
@@ -43,6 +44,9 @@ class BoardOptions:
     ``min(backoff_cap_seconds, backoff_base_seconds * 2**(n-1))`` seconds, shortened by up to
     ``backoff_jitter`` (a fraction) so tasks that failed together do not retry together.
     Defaults: base 1 s, cap 300 s, jitter 0.1.
+
+    ``max_artifact_bytes``: on a board several hosts serve, the largest artifact file
+    ``complete`` keeps in the database (a larger one is refused there, with its size).
     """
 
     failure_limit: int = DEFAULT_FAILURE_LIMIT
@@ -51,6 +55,7 @@ class BoardOptions:
     backoff_base_seconds: float = DEFAULT_BACKOFF_BASE
     backoff_cap_seconds: float = DEFAULT_BACKOFF_CAP
     backoff_jitter: float = DEFAULT_BACKOFF_JITTER
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
 
 
 @dataclass(frozen=True)

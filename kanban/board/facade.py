@@ -5,6 +5,7 @@ Its methods are grouped by noun in the sibling modules; this class only puts the
 
 from __future__ import annotations
 
+from kanban.board.blobs import BlobsMixin
 from kanban.board.cards import CardsMixin
 from kanban.board.events import EventsMixin
 from kanban.board.links import LinksMixin
@@ -17,6 +18,6 @@ from kanban.board.triage import TriageMixin
 
 
 class Board(TasksMixin, LinksMixin, RunsMixin, RecoveryMixin, TriageMixin, EventsMixin,
-            SubscriptionsMixin, OutboxMixin, CardsMixin):
+            SubscriptionsMixin, OutboxMixin, CardsMixin, BlobsMixin):
     """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
     (or through :class:`kanban.boards.Boards`); close when done."""

@@ -14,6 +14,7 @@ import functools
 import secrets
 import shutil
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from kanban.board.artifacts import StagedArtifacts, stage
@@ -28,7 +29,7 @@ from kanban.errors import (
 )
 from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
-from kanban.storage import store
+from kanban.storage import blobs, store
 from kanban.storage.tx import Tx
 from kanban.timeutil import iso, now
 from kanban.validation import (
@@ -147,17 +148,23 @@ class RunsMixin(BoardCore):
             raise outcome
         return outcome
 
-    async def ready_candidates(self, limit: int = 50) -> list[Task]:
+    async def ready_candidates(self, limit: int = 50, *,
+                               host_labels: Sequence[str] | None = None) -> list[Task]:
         """Claimable tasks, higher priority first, then oldest (uses the status index).
-        Tasks backing off (``not_before`` in the future) are left out."""
+        Tasks backing off (``not_before`` in the future) are left out. With ``host_labels``
+        (a dispatcher's), only tasks without a host label or with one of those."""
+        labels = list(dict.fromkeys(host_labels or ()))
+        # Judged in the query: tasks meant for other hosts never crowd this one's candidates out.
+        only_here = ("" if host_labels is None else "AND (host_label IS NULL" + (
+            " OR host_label IN (" + ",".join("?" * len(labels)) + ")" if labels else "") + ") ")
 
         def run(tx: Tx) -> list[Task]:
             at = self.clock()
             rows = tx.all(
                 "SELECT * FROM tasks WHERE status = 'ready' "
-                "AND (not_before IS NULL OR NOT not_before > ?) "
-                "ORDER BY priority DESC, created_at, id LIMIT ?",
-                (at, limit),
+                "AND (not_before IS NULL OR NOT not_before > ?) " + only_here
+                + "ORDER BY priority DESC, created_at, id LIMIT ?",
+                (at, *labels, limit),
             )
             return [Task.from_row(r) for r in rows]
 
@@ -277,9 +284,14 @@ class RunsMixin(BoardCore):
             metadata = check_metadata(metadata)
         staged = StagedArtifacts(paths=[check_text(str(a), "artifact path", limit=4096)
                                         for a in artifacts])
+        # A board several hosts serve keeps the staged files' bytes in the database (the
+        # gateway that delivers them may run elsewhere): bounded, and refused before any write.
+        keep_bytes = self.storage.shared
+        limit = self.options.max_artifact_bytes
         if staged.paths:
             staged = await stage(staged.paths, scratch=self.workspaces_dir / str(task_id),
-                                 attachments=self.attachments_path(task_id), track=self.db.track)
+                                 attachments=self.attachments_path(task_id), track=self.db.track,
+                                 max_bytes=limit if keep_bytes else None)
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
@@ -309,6 +321,9 @@ class RunsMixin(BoardCore):
                 manual = False  # no run of its own: any workspace is the dispatcher's to sweep
             # The caller is entitled: now (and only now) files may land in the attachments.
             staged.publish()
+            if keep_bytes:
+                blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.files,
+                                  limit=limit)
             merged = dict(task.metadata)
             merged.update(metadata or {})
             if artifact_list:

@@ -31,6 +31,7 @@ from kanban.validation import (
     check_max_retries,
     check_max_runtime,
     check_model,
+    check_name,
     check_opt_text,
     check_priority,
     check_skills,
@@ -71,6 +72,7 @@ class TasksMixin(BoardCore):
         idempotency_key: str | None = None,
         created_by: str | None = None,
         attachments: Sequence[str | Path] = (),
+        host_label: str | None = None,
     ) -> Created:
         """Create a task; its status is derived from its parents.
 
@@ -83,6 +85,9 @@ class TasksMixin(BoardCore):
         put in ``attachments/<id>/`` inside it, so whoever sees the task sees its files; their
         durable paths are recorded as ``metadata["inputs"]`` and in the ``created`` event. When
         an idempotency key returns an existing task, nothing is attached to it.
+
+        ``host_label``: only a dispatcher configured with this label (``kanban.host_labels``)
+        spawns the task — say, the host its ``dir:`` workspace is on. None: any dispatcher.
         """
         title = check_title(title)
         check_text(body, "body")
@@ -93,6 +98,8 @@ class TasksMixin(BoardCore):
         check_max_runtime(max_runtime_seconds)
         check_max_retries(max_retries)
         model_override = check_model(model_override)
+        if host_label is not None:
+            check_name(host_label, "host label")
         skill_list = check_skills(list(skills))
         ws_kind, ws_path = parse_workspace(workspace)
         if ws_path is not None and (ws_kind == "dir" or Path(ws_path).is_absolute()):
@@ -124,13 +131,13 @@ class TasksMixin(BoardCore):
                 "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
                 "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
                 "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
-                "blocked_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "blocked_reason, host_label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     title, body, "blocked" if blocked else status, assignee, priority,
                     stamp, stamp, created_by, max_runtime_seconds, max_retries,
                     model_override, store.dumps(skill_list), ws_kind, ws_path,
                     idempotency_key, "human" if blocked else None,
-                    "created blocked for review" if blocked else None,
+                    "created blocked for review" if blocked else None, host_label,
                 ),
             )
             if inserted is None:

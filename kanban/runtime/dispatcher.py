@@ -396,7 +396,8 @@ class Dispatcher:
         started = 0
         # ready_candidates() already leaves out tasks backing off (not_before in the future, by
         # the board's clock); claim() is the real gate.
-        for task in await board.ready_candidates(limit=room * 4 + 20):
+        for task in await board.ready_candidates(limit=room * 4 + 20,
+                                                 host_labels=self.settings.host_labels):
             if started >= room:
                 break
             assignee = task.assignee or self.settings.default_assignee

@@ -29,6 +29,9 @@ class DispatchSettings:
     builtin_worker: bool = True  # profiles without `command` run `relayboard worker run`
     orchestrator_profile: str | None = None  # its built-in worker may create tasks
     default_assignee: str | None = None
+    # This host's labels: tasks created with `--host LABEL` run only where LABEL is listed;
+    # unlabelled tasks run anywhere.
+    host_labels: tuple[str, ...] = ()
     tmux_socket: str | None = None
     tmux_cleanup: bool = True
     worktree_repo: Path | None = None

@@ -57,7 +57,7 @@ MIGRATE_LOCK = "relayboard:migrate"
 
 # Tables whose rows have an ``id`` an INSERT hands back (``lastrowid``).
 _ID_TABLES = frozenset({"tasks", "task_comments", "task_events", "task_runs", "notify_subs",
-                        "notify_outbox", "artifact_blobs"})
+                        "notify_outbox"})
 
 
 # ---- names and keys -------------------------------------------------------------------------

@@ -183,6 +183,30 @@ CREATE INDEX idx_outbox_sub ON notify_outbox (sub_id, id);
 """
 
 
+ARTIFACT_BLOBS_DDL = """
+CREATE TABLE artifact_files (
+    task_id   bigint NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    name      text   NOT NULL,
+    size      bigint NOT NULL,
+    sha256    text   NOT NULL,
+    chunks    bigint NOT NULL,
+    stored_at double precision,
+    PRIMARY KEY (task_id, name)
+);
+CREATE TABLE artifact_blobs (
+    task_id bigint NOT NULL,
+    name    text   NOT NULL,
+    chunk   bigint NOT NULL,
+    data    bytea  NOT NULL,
+    PRIMARY KEY (task_id, name, chunk),
+    FOREIGN KEY (task_id, name) REFERENCES artifact_files (task_id, name) ON DELETE CASCADE
+);
+-- Out of line but uncompressed: most artifacts (PNG, PDF, archives) are compressed already, and
+-- pglz over every 1 MiB chunk would only slow the completing transaction down.
+ALTER TABLE artifact_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+
+
 @dataclass(frozen=True)
 class PgMigration:
     name: str
@@ -198,6 +222,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration("0005_run_outcomes", ""),
     PgMigration("0006_notify_delivery", ""),
     PgMigration("0007_drop_unused_tables", ""),
+    PgMigration("0008_artifact_blobs", ARTIFACT_BLOBS_DDL),
+    PgMigration("0009_task_host_label", "ALTER TABLE tasks ADD COLUMN host_label text"),
 )
 
 COMPAT_FUNCTIONS = _COMPAT_FUNCTIONS

@@ -155,6 +155,31 @@ DELIVERY_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# The bytes of a task's artifacts, for boards several hosts serve (PostgreSQL): a worker's files
+# reach a gateway on another host through the database (kanban/storage/blobs.py). On SQLite every
+# reader shares the worker's disk, so these stay empty there; they exist on both backends so the
+# two schemas stay one (a board can move between them).
+ARTIFACT_BLOBS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifact_files (
+    task_id   INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    name      TEXT    NOT NULL,
+    size      INTEGER NOT NULL,
+    sha256    TEXT    NOT NULL,
+    chunks    INTEGER NOT NULL,
+    stored_at REAL,
+    PRIMARY KEY (task_id, name)
+);
+CREATE TABLE IF NOT EXISTS artifact_blobs (
+    task_id INTEGER NOT NULL,
+    name    TEXT    NOT NULL,
+    chunk   INTEGER NOT NULL,
+    data    BLOB    NOT NULL,
+    PRIMARY KEY (task_id, name, chunk),
+    FOREIGN KEY (task_id, name) REFERENCES artifact_files (task_id, name) ON DELETE CASCADE
+);
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -224,6 +249,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0007_drop_unused_tables", _script(
         "DROP INDEX IF EXISTS idx_attachments_task; DROP TABLE IF EXISTS attachments; "
         "DROP TABLE IF EXISTS board_meta")),
+    Migration("0008_artifact_blobs", _script(ARTIFACT_BLOBS_SCHEMA)),
+    # The host label a task needs (`--host LABEL`): only dispatchers with that label claim it.
+    Migration("0009_task_host_label", add_column("tasks", "host_label", "TEXT")),
 )
 
 
