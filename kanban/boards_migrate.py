@@ -12,6 +12,7 @@ counts verified before commit) and records the move in ``board.json``. What stay
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from kanban.boards import DB_NAME, META_NAME, Boards
-from kanban.errors import InvalidInput, NotFound
+from kanban.errors import InvalidInput, KanbanError, NotFound
 from kanban.storage.backend import Storage
 from kanban.storage.migrate_board import CopyReport, TableCopy, copy_board
 from kanban.storage.private import PRIVATE_FILE_MODE
+from kanban.storage.tx import Tx
 from kanban.validation import check_slug
 
 
@@ -39,6 +41,11 @@ class BoardMigration:
     tables: list[TableCopy]
     converted: list[str] = field(default_factory=list)
     attachment_files: int = 0
+    stored_files: int = 0
+    """Attachment files also stored in the database, so gateways on other hosts can deliver
+    them."""
+    unstored: list[str] = field(default_factory=list)
+    """Files left on this host only, with the reason (over ``max_artifact_bytes``, unreadable)."""
     replaced_rows: int = 0
     seconds: float = 0.0
 
@@ -51,6 +58,7 @@ class BoardMigration:
                 "source": str(self.source), "verified": self.verified,
                 "tables": [t.to_dict() for t in self.tables], "converted": self.converted,
                 "attachment_files": self.attachment_files,
+                "stored_files": self.stored_files, "unstored": self.unstored,
                 "replaced_rows": self.replaced_rows, "seconds": round(self.seconds, 3),
                 "kept": str(self.source)}
 
@@ -81,10 +89,64 @@ async def migrate_board(boards: Boards, slug: str, target: Storage, *,
     schema = schema_name(slug, target.namespace)
     await asyncio.to_thread(_record_move, boards.root / slug / META_NAME, meta, where, schema)
     files = await asyncio.to_thread(_count_files, boards.root / slug / "attachments")
+    stored, unstored = await _store_attachments(boards, slug, target)
     return BoardMigration(slug=slug, target=where, schema=schema, source=db_path,
                           tables=report.tables, converted=report.converted,
-                          attachment_files=files, replaced_rows=report.replaced_rows,
-                          seconds=report.seconds)
+                          attachment_files=files, stored_files=stored, unstored=unstored,
+                          replaced_rows=report.replaced_rows, seconds=report.seconds)
+
+
+async def _store_attachments(boards: Boards, slug: str, target: Storage
+                             ) -> tuple[int, list[str]]:
+    """Put each task's attachment files into the database (as ``complete`` does on a
+    PostgreSQL board), one transaction per task. A file that cannot be stored stays on this
+    host only and is named in the report; the move itself has already succeeded."""
+    from kanban.board import Board
+
+    folder = boards.root / slug / "attachments"
+    per_task = await asyncio.to_thread(_attachment_files, folder)
+    if not per_task:
+        return 0, []
+    stored = 0
+    unstored: list[str] = []
+    limit = boards.options.max_artifact_bytes
+    board = await Board.open(boards.root / slug / DB_NAME, slug=slug, options=boards.options,
+                             storage=target)
+    try:
+        for task_id, names in sorted(per_task.items()):
+            task_dir = folder / str(task_id)
+            for name in names:
+                try:
+                    await board.db.write(functools.partial(
+                        _store, task_id=task_id, folder=task_dir, name=name, limit=limit))
+                    stored += 1
+                except (KanbanError, OSError) as exc:
+                    unstored.append(f"{task_id}/{name}: {exc}")
+    finally:
+        await board.close()
+    return stored, unstored
+
+
+def _store(tx: Tx, *, task_id: int, folder: Path, name: str, limit: int) -> None:
+    from kanban.storage.blobs import store_files
+
+    store_files(tx, task_id, folder, [name], limit=limit)
+
+
+def _attachment_files(folder: Path) -> dict[int, list[str]]:
+    """Regular files below ``attachments/<task id>/`` (links and staging folders left out)."""
+    found: dict[int, list[str]] = {}
+    if not folder.is_dir():
+        return found
+    for task_dir in folder.iterdir():
+        if not task_dir.name.isdigit() or task_dir.is_symlink() or not task_dir.is_dir():
+            continue
+        names = [str(p.relative_to(task_dir).as_posix()) for p in sorted(task_dir.rglob("*"))
+                 if p.is_file() and not p.is_symlink()
+                 and not any(part.startswith(".staging") for part in p.parts)]
+        if names:
+            found[int(task_dir.name)] = names
+    return found
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -139,6 +139,8 @@ class HostTelegram(TelegramServer):
                        if r.method == "getUpdates" and r.at >= since)
 
 
+TAKEOVER_WAIT = 15.0  # seconds a standby gateway gets to take the poller over after a kill
+
 # ---- specification and hosts --------------------------------------------------------------------
 
 @dataclass
@@ -338,11 +340,11 @@ class Simulation:
                 await self._gateway_killed(victim, mid_send=False)
             killed_at = self._gateway_killed_at
             if victim is not None and killed_at is not None and victim.starts == 1 \
-                    and time.monotonic() - killed_at >= spec.restart_after_seconds:
-                # TODO(leader): once leader election is merged (branch `leader`), assert here
-                # that a standby host took over the Telegram poller while the victim was dead:
-                # self.telegram.polls(since=killed_at) must show getUpdates from a surviving
-                # gateway within a few seconds, and never from two hosts at once.
+                    and time.monotonic() - killed_at >= spec.restart_after_seconds \
+                    and (self._survivor_polled(victim, killed_at)
+                         or time.monotonic() - killed_at > TAKEOVER_WAIT):
+                # The surviving gateway leads now (it took the Telegram poller over if the victim
+                # held it); the test asserts on these counts.
                 self.report.polls_after_kill = dict(self.telegram.polls(killed_at))
                 await self._start(victim)
             self._check_hosts()
@@ -363,6 +365,10 @@ class Simulation:
         assert self.board is not None
         stats = await self.board.stats()
         return int(stats["by_status"].get("done", 0))
+
+    def _survivor_polled(self, victim: Host, since: float) -> bool:
+        return any(count for host, count in self.telegram.polls(since).items()
+                   if host != victim.name)
 
     def _check_hosts(self) -> None:
         for host in self.hosts:

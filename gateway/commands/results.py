@@ -343,7 +343,10 @@ class BoardMigrated:
         folder = m.source.parent
         lines.append(f"Attachments, logs and workspaces stay in {folder} ({m.attachment_files} "
                      "attachment file(s)); the PostgreSQL board uses the same folder on this "
-                     "host.")
+                     f"host. {m.stored_files} attachment file(s) were also stored in the "
+                     "database, for gateways on other hosts.")
+        for line in m.unstored[:10]:
+            lines.append(f"  kept on this host only: {line}")
         if not self.configured:
             via = f" with storage.dsn_env: {self.dsn_env}" if self.dsn_env else ""
             lines.append("This home still uses SQLite: set storage.backend: postgresql"

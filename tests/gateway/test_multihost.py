@@ -74,6 +74,10 @@ async def test_every_task_once_gate_kept_notifications_once_across_kill_9(tmp_pa
     assert set(report.deliveries_per_notice) <= {1, 2}, why
     assert report.deliveries_per_notice.get(2, 0) == len(report.explained_duplicates), why
     assert len(report.sends_by_host) == 2, why  # both gateways delivered their share
+    # The gateway left standing leads: it polls Telegram while the killed one is down.
+    assert report.killed_gateway is not None, why
+    assert any(count for host, count in report.polls_after_kill.items()
+               if host != report.killed_gateway), why
 
 
 async def test_a_starting_notifier_leaves_another_hosts_row_in_flight(tmp_path: Path) -> None:

@@ -274,3 +274,28 @@ async def test_refusals_without_a_source_or_a_postgres_target(
         await migrate_board(Boards(tmp_path, storage=Storage()), "default", Storage())
     with pytest.raises(InvalidInput):
         await migrate_board(Boards(tmp_path, storage=Storage()), "../x", pg)
+
+
+async def test_attachment_files_move_into_the_database_for_other_hosts(
+    tmp_path: Path, sqlite_board: Board, pg: Storage,
+) -> None:
+    task = await make_task(sqlite_board, "chart it")
+    claim = await sqlite_board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "sales.csv").write_bytes(b"month,total\njan,3\n")
+    done = await sqlite_board.complete(task.id, lease=claim.lease, artifacts=["sales.csv"])
+    assert len(done.artifacts) == 1
+    await sqlite_board.close()
+
+    moved = await migrate_board(Boards(tmp_path, storage=Storage()), "default", pg)
+    assert moved.stored_files == 1 and moved.unstored == []
+    # Another host (its own home, no copy of the file) reads it back from the database.
+    other = Boards(tmp_path / "host-b", storage=pg)
+    try:
+        board = await other.open("default")
+        local = await board.local_artifacts(task.id, done.artifacts)
+        assert [p.read_bytes() for p in local] == [b"month,total\njan,3\n"]
+        assert str(tmp_path / "host-b") in str(local[0])
+    finally:
+        await other.close()
