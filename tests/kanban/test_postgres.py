@@ -21,7 +21,8 @@ from kanban.board import Board
 from kanban.boards import Boards
 from kanban.errors import NotClaimable, StorageError
 from kanban.storage.backend import Storage
-from kanban.storage.pg import PgDatabase, drop_namespace, schema_name, translate
+from kanban.storage.pg import PgDatabase, drop_namespace, schema_name
+from kanban.storage.pg_dialect import translate
 from kanban.storage.schema import migrate
 from kanban.storage.tx import Tx
 from kanban.testing import make_task, open_board
