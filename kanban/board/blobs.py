@@ -31,7 +31,8 @@ from kanban.board.artifacts import STAGING_PREFIX, private_mkdirs
 from kanban.board.core import BoardCore
 from kanban.errors import InvalidInput, NotFound, StorageError
 from kanban.fsutil import DIR_MODE, FILE_MODE, open_dir_no_follow
-from kanban.storage import blobs
+from kanban.models import Task
+from kanban.storage import blobs, store
 from kanban.storage.blobs import StoredFile
 from kanban.storage.tx import Tx
 
@@ -93,6 +94,24 @@ class BlobsMixin(BoardCore):
                 await self._localise(task_id, entry)
             out.append(self.attachments_path(task_id) / PurePosixPath(name))
         return out
+
+    async def localise_for_worker(self, task_id: int) -> None:
+        """Before a worker starts on this host: write back the files its context names — the
+        task's attached inputs and its parents' artifacts — when they were made elsewhere."""
+        if not self.storage.shared:
+            return
+
+        def load(tx: Tx) -> list[Task]:
+            task = store.load_task(tx, task_id, with_links=True)
+            return [task, *(store.load_task(tx, p) for p in task.parents)]
+
+        task, *parents = await self.db.read(load)
+        inputs = task.metadata.get("inputs")
+        if isinstance(inputs, list):
+            await self.local_artifacts(task.id, [str(p) for p in inputs if isinstance(p, str)])
+        for parent in parents:
+            if parent.artifacts:
+                await self.local_artifacts(parent.id, parent.artifacts)
 
     async def _localise(self, task_id: int, stored: StoredFile) -> None:
         """Make this host's ``attachments/<id>/<name>`` hold the stored file."""

@@ -9,6 +9,8 @@ author, so an author name can never break out of its code span (S29).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kanban.models import Comment, Run, Task
 from kanban.storage import store
 from kanban.storage.tx import Tx
@@ -60,7 +62,15 @@ def _capped_section(title: str, parts: list[str]) -> list[str]:
     return out
 
 
-def build_context(tx: Tx, task_id: int) -> str:
+Relocate = Callable[[int, str], str]
+"""Maps a recorded file path of a task to this host's copy (identity on a single-host board)."""
+
+
+def _as_recorded(_task_id: int, path: str) -> str:
+    return path
+
+
+def build_context(tx: Tx, task_id: int, relocate: Relocate = _as_recorded) -> str:
     task = store.load_task(tx, task_id, with_links=True)
     lines = [f"# Task {task.id}: {task.title}", ""]
     meta = [f"- status: {task.status}", f"- assignee: {task.assignee or 'unassigned'}",
@@ -74,12 +84,13 @@ def build_context(tx: Tx, task_id: int) -> str:
     inputs = _inputs(task)
     if inputs:
         # Durable copies under attachments/<id>/: read them from there, the workspace is empty.
-        lines += _capped_section("Attached files", [f"- {path}" for path in inputs])
+        lines += _capped_section("Attached files",
+                                 [f"- {relocate(task.id, path)}" for path in inputs])
 
     parents: list[str] = []
     for parent_id in task.parents[:MAX_PARENTS]:
         parent = store.load_task(tx, parent_id)
-        parents.append(_parent_block(parent))
+        parents.append(_parent_block(parent, relocate))
     if parents:
         lines += _capped_section("Results from parent tasks", parents)
 
@@ -115,10 +126,10 @@ def _inputs(task: Task) -> list[str]:
     return [str(item) for item in value if isinstance(item, str)]
 
 
-def _parent_block(parent: Task) -> str:
+def _parent_block(parent: Task, relocate: Relocate) -> str:
     head = f"### Task {parent.id}: {parent.title} ({parent.status})"
     body = parent.summary or parent.result or "(no result recorded)"
     block = f"{head}\n\n{_clip(body, ITEM_CAP)}\n"
     if parent.artifacts:
-        block += "\nFiles: " + ", ".join(parent.artifacts) + "\n"
+        block += "\nFiles: " + ", ".join(relocate(parent.id, p) for p in parent.artifacts) + "\n"
     return block

@@ -229,6 +229,15 @@ class BoardCore:
     def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
         return self.paths.workspace_path(task_id, kind, path)
 
+    def local_path_of(self, task_id: int, recorded: str) -> str:
+        """A file path recorded for ``task_id`` (below some host's ``attachments/<id>/``) as the
+        same file's path on this host; any other path as recorded."""
+        marker = f"/attachments/{task_id}/"
+        at = recorded.rfind(marker)
+        if at < 0:
+            return recorded
+        return str(self.attachments_path(task_id) / recorded[at + len(marker):])
+
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1 = the first retry)."""
         opts = self.options

@@ -22,7 +22,7 @@ from kanban.board.core import BoardCore
 from kanban.errors import Conflict, InvalidInput, StorageError, TaskNotFound
 from kanban.fsutil import inside
 from kanban.models import Comment, Event, Run, Task, TaskDetail
-from kanban.storage import store
+from kanban.storage import blobs, store
 from kanban.storage.tx import Tx
 from kanban.timeutil import now
 from kanban.validation import (
@@ -167,6 +167,10 @@ class TasksMixin(BoardCore):
             created = Created(store.load_task(tx, task_id, with_links=True), True)
             # Last, so nothing in this write can fail after the files are in place.
             staged.publish(self.attachments_path(task_id))
+            if self.storage.shared and staged.names:
+                # Kept in the database too: the worker may run on another host.
+                blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.names,
+                                  limit=self.options.max_artifact_bytes)
             return created
 
         try:
@@ -434,4 +438,7 @@ class TasksMixin(BoardCore):
 
     async def context(self, task_id: int) -> str:
         """The worker context markdown for a task (see :mod:`kanban.board.context`)."""
-        return await self.db.read(lambda tx: build_context(tx, task_id))
+        relocate = self.local_path_of if self.storage.shared else None
+        if relocate is None:
+            return await self.db.read(lambda tx: build_context(tx, task_id))
+        return await self.db.read(lambda tx: build_context(tx, task_id, relocate))

@@ -451,6 +451,7 @@ class Dispatcher:
         except NotClaimable:
             return False
         try:
+            await board.localise_for_worker(task.id)  # files made on other hosts
             request = LaunchRequest(
                 board=board, task=task, profile=profile, claim=claim,
                 context=await board.context(task.id),

@@ -233,3 +233,31 @@ async def test_a_single_host_board_reads_files_where_they_are(
         assert list(stored) == (["r.csv"] if storage_backend.shared else [])
     finally:
         await board.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_worker_on_another_host_gets_the_inputs_and_parent_files_its_context_names(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    a = await host(tmp_path, pg, "a")
+    b = await host(tmp_path, pg, "b")
+    try:
+        parent_id, _ = await complete_with_files(a, {"sales.csv": b"month,total\njan,3\n"})
+        upload = tmp_path / "brief.txt"
+        upload.write_bytes(b"use the sales figures")
+        child = (await a.create_task("chart", parents=[parent_id],
+                                     attachments=[upload])).task
+        assert child.status == "ready"
+        await b.localise_for_worker(child.id)
+        context = await b.context(child.id)
+        b_input = b.attachments_path(child.id) / "brief.txt"
+        b_parent = b.attachments_path(parent_id) / "sales.csv"
+        assert f"- {b_input}" in context and str(b_parent) in context
+        assert str(a.root) not in context  # host A's paths mean nothing on host B
+        assert b_input.read_bytes() == b"use the sales figures"
+        assert b_parent.read_bytes() == b"month,total\njan,3\n"
+        # Host A's own view still names its own files.
+        assert str(a.attachments_path(child.id) / "brief.txt") in await a.context(child.id)
+    finally:
+        await a.close()
+        await b.close()
