@@ -40,6 +40,7 @@ from kanban import (
     KanbanError,
     Storage,
 )
+from kanban.board.events import EventTail
 
 if TYPE_CHECKING:
     from kanban.agents.profiles import Profiles
@@ -437,12 +438,15 @@ async def follow_events(req: v.EventsRequest, caller: Caller,
         await board.get_task(req.task_id)
     loop = asyncio.get_running_loop()
     deadline = None if req.timeout is None else loop.time() + req.timeout
-    cursor = req.since
-    batch = await board.events(task_id=req.task_id, since=cursor, limit=req.limit)
+    # The first batch is everything after `since`; later ones also catch an event that
+    # committed below the cursor (PostgreSQL), each id once.
+    batch = await board.events(task_id=req.task_id, since=req.since, limit=req.limit)
+    tail = EventTail(board, req.since, task_id=req.task_id)
+    await tail.prime()
+    batch = tail.mark(batch)
     await board.poll_external()
     while True:
         if batch:
-            cursor = batch[-1].id
             yield batch
         if deadline is not None and loop.time() >= deadline:
             return
@@ -450,7 +454,7 @@ async def follow_events(req: v.EventsRequest, caller: Caller,
         version = board.changes.version
         await board.poll_external()
         await board.changes.wait(version, wait)
-        batch = await board.events(task_id=req.task_id, since=cursor, limit=req.limit)
+        batch, _more = await tail.read(req.limit)
 
 
 # ---- subscriptions ---------------------------------------------------------------------------

@@ -14,7 +14,6 @@ reload (an ``overflow`` event) and dropped, so one slow client never holds the t
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -22,16 +21,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from kanban import Board, Event, KanbanError
+from kanban.board.events import EventTail
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 BATCH = 500
 KEEPALIVE_SECONDS = 15.0
-LAG_WINDOW = 64
-"""Event ids re-read behind the cursor. On PostgreSQL a claim or a heartbeat runs beside other
-writes, so an event can commit after one with a higher id; the tail looks this far back and
-sends each id once, so such an event still reaches the browser."""
 
 
 @dataclass(eq=False)  # compared and hashed by identity: it lives in a set
@@ -48,10 +44,9 @@ class BoardTail:
     def __init__(self, board: Board, *, poll_seconds: float = 0.5) -> None:
         self.board = board
         self.poll_seconds = poll_seconds
-        self.cursor = 0
         self.reads = 0  # event-log reads made by the tail (tests check it is shared)
-        self._recent: collections.deque[int] = collections.deque(maxlen=4 * LAG_WINDOW)
-        self._seen: set[int] = set()
+        # Each id once, late commits below the cursor included (see EventTail).
+        self._tail = EventTail(board, 0)
         self._subscribers: set[_Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -62,11 +57,8 @@ class BoardTail:
 
     async def ensure_started(self) -> None:
         if self._task is None:
-            self.cursor = await self.board.last_event_id()
-            # What is already in the log is history, not news: the first re-read behind the
-            # cursor must not replay it.
-            self._fresh(await self.board.events(since=max(0, self.cursor - LAG_WINDOW),
-                                                limit=BATCH))
+            self._tail.cursor = await self.board.last_event_id()
+            await self._tail.prime()
             self._task = asyncio.create_task(self._run(), name=f"dashboard-tail:{self.board.slug}")
         await self._ready.wait()
 
@@ -89,25 +81,16 @@ class BoardTail:
                 log.exception("dashboard tail of %s failed; retrying", self.board.slug)
                 await asyncio.sleep(self.poll_seconds)
 
-    def _fresh(self, events: list[Event]) -> list[Event]:
-        """The events not handed out yet (the lag window re-reads a few that were)."""
-        fresh = [e for e in events if e.id not in self._seen]
-        for event in fresh:
-            if len(self._recent) == self._recent.maxlen:
-                self._seen.discard(self._recent[0])
-            self._recent.append(event.id)
-            self._seen.add(event.id)
-        return fresh
+    @property
+    def cursor(self) -> int:
+        return self._tail.cursor
 
     async def _drain(self) -> None:
         while True:
-            read = await self.board.events(since=max(0, self.cursor - LAG_WINDOW), limit=BATCH)
+            events, more = await self._tail.read(BATCH)
             self.reads += 1
-            if read:
-                self.cursor = max(self.cursor, read[-1].id)
-            events = self._fresh(read)
             if not events:
-                if len(read) < BATCH:
+                if not more:
                     return
                 continue
             for sub in list(self._subscribers):
@@ -119,7 +102,7 @@ class BoardTail:
                     with contextlib.suppress(asyncio.QueueEmpty):
                         sub.queue.get_nowait()
                     sub.queue.put_nowait(None)
-            if len(read) < BATCH:
+            if not more:
                 return
 
     async def stream(self, since: int | None) -> AsyncIterator[str]:

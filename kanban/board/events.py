@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import collections
+from typing import Any, Protocol
 
 from kanban.board.core import BoardCore
 from kanban.models import Event
@@ -61,3 +62,54 @@ class EventsMixin(BoardCore):
             }
 
         return await self.db.read(run)
+
+
+LAG_WINDOW = 64
+"""Event ids a tail re-reads behind its cursor. On PostgreSQL a claim or a heartbeat commits
+beside other writes, so an event can become visible after one with a higher id; looking this far
+back (and handing each id out once) still delivers it."""
+
+
+class _Reader(Protocol):
+    async def events(self, *, task_id: int | None = None, since: int = 0, limit: int = 500,
+                     kinds: tuple[str, ...] | None = None) -> list[Event]: ...
+
+
+class EventTail:
+    """Follows a board's event log forward: each call of :meth:`read` returns the events not
+    handed out before, oldest first, including one that committed below the cursor within
+    :data:`LAG_WINDOW` ids. ``cursor`` is the highest id seen (what a client resumes from)."""
+
+    def __init__(self, board: _Reader, since: int, *, task_id: int | None = None) -> None:
+        self.board = board
+        self.cursor = since
+        self.task_id = task_id
+        self._recent: collections.deque[int] = collections.deque(maxlen=4 * LAG_WINDOW)
+        self._seen: set[int] = set()
+
+    async def prime(self) -> None:
+        """Count what is at or below the cursor as seen (history, not news), so the first
+        re-read behind the cursor does not replay it."""
+        window = await self.board.events(task_id=self.task_id,
+                                         since=max(0, self.cursor - LAG_WINDOW),
+                                         limit=LAG_WINDOW)
+        cursor = self.cursor
+        self.mark([e for e in window if e.id <= cursor])
+
+    def mark(self, events: list[Event]) -> list[Event]:
+        """Record ``events`` as handed out; returns those that were not already."""
+        fresh = [e for e in events if e.id not in self._seen]
+        for event in fresh:
+            if len(self._recent) == self._recent.maxlen:
+                self._seen.discard(self._recent[0])
+            self._recent.append(event.id)
+            self._seen.add(event.id)
+        if events:
+            self.cursor = max(self.cursor, events[-1].id)
+        return fresh
+
+    async def read(self, limit: int = 500) -> tuple[list[Event], bool]:
+        """(new events, more) — ``more`` when a full page was read and another may follow."""
+        read = await self.board.events(task_id=self.task_id,
+                                       since=max(0, self.cursor - LAG_WINDOW), limit=limit)
+        return self.mark(read), len(read) >= limit

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kanban.board import Board
+from kanban.board.events import EventTail
 from kanban.testing import make_task, open_board
 
 
@@ -59,3 +60,23 @@ async def test_repeated_ids_are_handled_once(board: Board) -> None:
     assert await board.delete_archived([task.id, task.id]) == [task.id]
     deleted = [e for e in await board.events() if e.kind == "deleted"]
     assert len(deleted) == 1
+
+
+async def test_an_event_tail_hands_out_a_late_commit_below_its_cursor_once(board: Board) -> None:
+    first = await make_task(board, "one")
+    await make_task(board, "two")
+    # The first task's event stands for one a concurrent claim holds, not yet committed.
+    held = (await board.events(task_id=first.id))[0].id
+    await board.db.write(lambda tx: tx.execute("DELETE FROM task_events WHERE id = ?", (held,)))
+    tail = EventTail(board, await board.last_event_id())
+    await tail.prime()
+    assert (await tail.read())[0] == []  # history is not news
+    await board.db.write(lambda tx: tx.execute(
+        "INSERT INTO task_events (id, task_id, kind, payload, created_at) "
+        "VALUES (?, ?, 'claimed', '{}', 0)", (held, first.id)))
+    late, more = await tail.read()
+    assert [e.id for e in late] == [held] and not more
+    three = await make_task(board, "three")
+    fresh, _ = await tail.read()
+    assert [e.task_id for e in fresh] == [three.id]  # the late one is not handed out again
+    assert tail.cursor == fresh[-1].id
