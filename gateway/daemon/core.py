@@ -172,7 +172,8 @@ class Daemon:
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
                 await self.hub.ready.wait()
                 self.ready.set()
-                log.info("gateway running on %s (pid %d)", self.home, os.getpid())
+                log.info("gateway running on %s (pid %d; boards in %s)", self.home, os.getpid(),
+                         self.storage.describe())
                 await stop.wait()
                 log.info("stopping")
                 if self.dashboard is not None:
