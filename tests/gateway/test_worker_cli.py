@@ -51,3 +51,17 @@ async def test_a_worker_cannot_complete_another_task(tmp_path: Path) -> None:
         crashed = await env.events(task.id, "crashed")
         assert crashed and "may only complete its own task" in crashed[0].payload["log_tail"]
         assert await env.status(other.id) == "ready"
+
+
+def test_shell_commands_of_the_built_in_worker_get_neither_the_key_nor_the_dsn(
+    tmp_path: Path,
+) -> None:
+    from gateway.cli.worker import shell_environment
+    from kanban.agents import Profiles
+
+    profile = Profiles(tmp_path).create("w", api_key_env="MODEL_KEY")
+    environ = {"PATH": "/usr/bin", "MODEL_KEY": "sk-1", "RELAYBOARD_STORAGE": "postgresql",
+               "RELAYBOARD_PG_DSN": "postgresql://rb:pw@db/rb", "RELAYBOARD_TASK_ID": "3"}
+    env = shell_environment(environ, profile)
+    assert "MODEL_KEY" not in env and "RELAYBOARD_PG_DSN" not in env
+    assert env["PATH"] == "/usr/bin" and env["RELAYBOARD_TASK_ID"] == "3"
