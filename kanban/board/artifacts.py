@@ -108,10 +108,14 @@ class StagedArtifacts:
     files: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _done: bool = False
+    _published: bool = False
 
     def publish(self) -> None:
-        """Move staged files into place (fast renames); called inside the transaction."""
+        """Move staged files into place (fast renames); called inside the transaction. Again
+        after it succeeded (PostgreSQL re-runs a body that hit a deadlock): nothing to do."""
         with self._lock:
+            if self._published:
+                return
             if self._done:
                 raise Conflict("the artifacts were discarded before the completion ran; retry")
             for staged, final in self.moves:
@@ -123,6 +127,7 @@ class StagedArtifacts:
                     shutil.rmtree(final)
                 os.replace(staged, final)
             self.renamed.clear()
+            self._published = True
             self._finish()
 
     def discard(self) -> None:
@@ -369,8 +374,11 @@ class StagedInputs:
         return [str(folder / name) for name in self.names]
 
     def publish(self, folder: Path) -> None:
-        """Rename the staged folder to ``folder`` (the new task's attachments)."""
+        """Rename the staged folder to ``folder`` (the new task's attachments); again for the
+        same folder (a re-run transaction body), nothing to do."""
         with self._lock:
+            if self._done and self.published == folder:
+                return
             if self._done:
                 raise Conflict("the attached files were discarded before the task was created; "
                                "retry")

@@ -295,10 +295,13 @@ class RunsMixin(BoardCore):
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:
+            # The task's row is locked for the whole completion (PostgreSQL): a reclaim, a
+            # block or a second completion of it waits, then finds it done.
             row = tx.one(
                 "SELECT t.*, r.lease AS run_lease, r.status AS run_status, "
                 "r.worker_pid AS run_worker_pid FROM tasks t "
-                "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?",
+                "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = ?"
+                + tx.for_update_of("t"),
                 (task_id,),
             )
             if row is None:
@@ -363,7 +366,10 @@ class RunsMixin(BoardCore):
             )
 
         try:
-            return await self.db.write(run)
+            # Not under the board's write lock: completions on several hosts run side by side,
+            # kept apart by row locks (the task, then its children in id order; see
+            # store.gate, store.derive_status and store.insert_link).
+            return await self.db.write(run, exclusive=False)
         finally:
             staged.discard()
 

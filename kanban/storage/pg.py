@@ -155,6 +155,9 @@ class PgTx(Tx):
     def skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
 
+    def for_update_of(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias}"
+
     def skip_locked_of(self, alias: str) -> str:
         return f" FOR UPDATE OF {alias} SKIP LOCKED"
 

@@ -55,6 +55,11 @@ def child_ids(tx: Tx, task_id: int) -> list[int]:
 
 
 def unsatisfied_parents(tx: Tx, task_id: int) -> list[int]:
+    """The task's parents that are not done or archived. On PostgreSQL the task's row is
+    locked first: whatever this transaction decides from the answer, a parent finishing at the
+    same moment gates the task after it (and sees that decision), never before."""
+    if tx.for_update:
+        tx.one("SELECT 1 FROM tasks WHERE id = ?" + tx.for_update, (task_id,))
     rows = tx.all(
         "SELECT l.parent_id FROM task_links l JOIN tasks p ON p.id = l.parent_id "
         "WHERE l.child_id = ? AND p.status NOT IN ('done', 'archived') ORDER BY l.parent_id",
@@ -126,9 +131,11 @@ def find_cycle(tx: Tx, parent: int, child: int) -> list[int] | None:
 
 def insert_link(tx: Tx, parent: int, child: int) -> bool:
     """Add the edge parent → child after the cycle check; False if it already existed."""
-    for task_id, lock in ((parent, ""), (child, tx.for_update)):
-        # The child's row is locked first (PostgreSQL): a claim of it either finished before
-        # this link (the child runs, as if claimed first) or waits and sees the new parent.
+    for task_id, lock in ((parent, tx.for_share), (child, tx.for_update)):
+        # Row locks (PostgreSQL), parent then child as a completion takes them: the parent
+        # finishing now either committed first (seen done) or waits and then gates the child;
+        # a claim of the child either finished first (it runs, as if claimed before the link)
+        # or waits and sees the new parent.
         if not in_int64(task_id) or tx.one("SELECT 1 FROM tasks WHERE id = ?" + lock,
                                            (task_id,)) is None:
             raise TaskNotFound(task_id)
@@ -156,7 +163,10 @@ def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
     waiting for that parent's work (S9). A sweep (``recompute``), an unlink or a task without
     parents never lifts a block; human and breaker blocks wait for a person in every case.
     """
-    row = tx.one("SELECT status, blocked_by FROM tasks WHERE id = ?", (task_id,))
+    # The child's row is locked first (PostgreSQL): two parents finishing at once gate it one
+    # after the other, and the second sees the first done.
+    row = tx.one("SELECT status, blocked_by FROM tasks WHERE id = ?" + tx.for_update,
+                 (task_id,))
     if row is None:
         return None
     status = str(row["status"])
@@ -199,12 +209,11 @@ def derive_status(tx: Tx, parents: list[int], *, triage: bool) -> str:
     if not parents:
         return "ready"
     placeholders = ",".join("?" * len(parents))
-    row = tx.one(
-        f"SELECT COUNT(*) FROM tasks WHERE id IN ({placeholders}) "
-        f"AND status IN ({','.join(repr(s) for s in SATISFIED)})",
-        parents,
-    )
-    satisfied = int(row[0]) if row else 0
+    # Shared locks on the parents (PostgreSQL): a parent finishing at this moment either
+    # committed first (seen done here) or waits and then gates the new child.
+    rows = tx.all(f"SELECT id, status FROM tasks WHERE id IN ({placeholders}) ORDER BY id"
+                  + tx.for_share, parents)
+    satisfied = sum(1 for r in rows if str(r[1]) in SATISFIED)
     return "ready" if satisfied == len(parents) else "todo"
 
 

@@ -100,6 +100,10 @@ class Tx:
         over instead of waited for (``FOR UPDATE SKIP LOCKED``)."""
         return ""
 
+    def for_update_of(self, alias: str) -> str:
+        """``for_update`` for a join: lock only the rows of ``alias``."""
+        return ""
+
     def skip_locked_of(self, alias: str) -> str:
         """``skip_locked`` for a join: lock only the rows of ``alias``."""
         return ""

@@ -9,6 +9,7 @@ PostgreSQL only.
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -236,3 +237,50 @@ async def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path: 
         await open_board(tmp_path, storage=Storage.postgres(bad, namespace="nope"))
     assert "s3cret-not-this-one" not in str(caught.value)
     assert "cannot connect to PostgreSQL" in str(caught.value)
+
+
+async def test_completions_on_several_hosts_never_lose_a_promotion(tmp_path: Path,
+                                                                   pg: Storage) -> None:
+    # Completions run side by side on PostgreSQL (row locks, not the board's write lock): two
+    # parents finishing at once must not each see the other unfinished and leave the child.
+    boards = [await open_pg(tmp_path, pg, host) for host in "abc"]
+    rng = random.Random(7)
+    try:
+        first = boards[0]
+        parents = [await make_task(first, f"p{i}") for i in range(24)]
+        children = [await make_task(first, f"c{j}", parents=sorted(
+            {p.id for p in rng.sample(parents, 3)})) for j in range(24)]
+        assert {c.status for c in children} == {"todo"}
+        claims = [await first.claim(p.id) for p in parents]
+
+        async def finish(index: int) -> None:
+            board = boards[index % len(boards)]
+            await board.complete(claims[index].task_id, lease=claims[index].lease)
+
+        await asyncio.gather(*(finish(i) for i in range(len(claims))))
+        statuses = {t.id: t.status for t in await first.list_tasks()}
+        assert [statuses[c.id] for c in children] == ["ready"] * len(children)
+    finally:
+        for board in boards:
+            await board.close()
+
+
+async def test_a_child_made_or_linked_while_its_parent_completes_is_never_stranded(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    a = await open_pg(tmp_path, pg, "a")
+    b = await open_pg(tmp_path, pg, "b")
+    try:
+        for _ in range(12):
+            parent = await make_task(a, "parent")
+            loose = await make_task(a, "loose child")  # ready, no parents yet
+            claim = await a.claim(parent.id)
+            _done, made, linked = await asyncio.gather(
+                a.complete(parent.id, lease=claim.lease),
+                b.create_task("new child", parents=[parent.id]),
+                b.link(parent.id, loose.id))
+            assert (await a.get_task(made.task.id)).status == "ready"
+            assert (await a.get_task(linked.id)).status == "ready"
+    finally:
+        await a.close()
+        await b.close()
