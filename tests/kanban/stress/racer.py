@@ -36,6 +36,13 @@ async def claimer(board: Board, seconds: float, stop: Path) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"claimer gave up after {seconds:.0f} s with tasks "
                              f"{[t.id for t in ready]} still ready")
+        if not ready:
+            # Nothing claimable: wait for a commit (ours or another process's) instead of
+            # spinning on reads, which starves the creator on a loaded 2-core machine.
+            version = board.changes.version
+            await board.poll_external()
+            await board.changes.wait(version, 0.05)
+            continue
         for task in ready:
             try:
                 claim = await board.claim(task.id)
