@@ -165,12 +165,13 @@ class TasksMixin(BoardCore):
                 store.append_event(tx, task_id, "blocked",
                                    {"reason": "created blocked for review", "by": "human"})
             created = Created(store.load_task(tx, task_id, with_links=True), True)
-            # Last, so nothing in this write can fail after the files are in place.
+            # Last: only storing the bytes (a shared board keeps them in the database, for a
+            # worker on another host) can fail after the files are in place, and then the
+            # write rolls back and the caller takes the folder away again (unpublish).
             staged.publish(self.attachments_path(task_id))
             if self.storage.shared and staged.names:
-                # Kept in the database too: the worker may run on another host.
                 blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.names,
-                                  limit=self.options.max_artifact_bytes)
+                                  limit=self.options.max_artifact_bytes, inputs=True)
             return created
 
         try:

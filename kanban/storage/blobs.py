@@ -39,16 +39,17 @@ class StoredFile:
     chunks: int
 
 
-def too_large(name: str, size: int, limit: int) -> InvalidInput:
+def too_large(name: str, size: int, limit: int, *, what: str = "artifact",
+              undone: str = "Nothing was completed.") -> InvalidInput:
     return InvalidInput(
-        f"artifact refused: {name} is {size:,} bytes; this board keeps files of at most "
+        f"{what} refused: {name} is {size:,} bytes; this board keeps files of at most "
         f"{limit:,} bytes in its database (max_artifact_bytes, set from "
-        "delivery.max_attachment_bytes) so that a gateway on another host can deliver them; "
-        "make it smaller or leave it out. Nothing was completed.")
+        "delivery.max_attachment_bytes) so that a host other than this one can use them; "
+        f"make it smaller or leave it out. {undone}")
 
 
-def store_files(tx: Tx, task_id: int, folder: Path, names: list[str], *, limit: int
-                ) -> list[StoredFile]:
+def store_files(tx: Tx, task_id: int, folder: Path, names: list[str], *, limit: int,
+                inputs: bool = False) -> list[StoredFile]:
     """Store each of ``names`` (files below ``folder``, the task's attachments) in the
     database, replacing what was stored under those names. A file over ``limit`` bytes raises
     :class:`InvalidInput` (the caller's transaction then rolls back: nothing is truncated)."""
@@ -56,12 +57,13 @@ def store_files(tx: Tx, task_id: int, folder: Path, names: list[str], *, limit: 
         return []
     root = open_dir_no_follow(folder)
     try:
-        return [_store_one(tx, task_id, root, name, limit) for name in names]
+        return [_store_one(tx, task_id, root, name, limit, inputs) for name in names]
     finally:
         os.close(root)
 
 
-def _store_one(tx: Tx, task_id: int, root: int, name: str, limit: int) -> StoredFile:
+def _store_one(tx: Tx, task_id: int, root: int, name: str, limit: int,
+               inputs: bool = False) -> StoredFile:
     relative = PurePosixPath(name)
     parent = open_parent_beneath(root, relative)
     try:
@@ -79,7 +81,9 @@ def _store_one(tx: Tx, task_id: int, root: int, name: str, limit: int) -> Stored
         while data := source.read(CHUNK_BYTES):
             size += len(data)
             if size > limit:  # grown since it was staged and measured: still refused
-                raise too_large(name, size, limit)
+                raise (too_large(name, size, limit, what="attachment",
+                                 undone="The task was not created.")
+                       if inputs else too_large(name, size, limit))
             digest.update(data)
             tx.execute("INSERT INTO artifact_blobs (task_id, name, chunk, data) "
                        "VALUES (?, ?, ?, ?)", (task_id, name, chunk, data))

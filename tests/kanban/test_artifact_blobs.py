@@ -261,3 +261,20 @@ async def test_a_worker_on_another_host_gets_the_inputs_and_parent_files_its_con
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.postgres_only
+async def test_an_input_over_the_limit_refuses_the_create_and_leaves_nothing(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    a = await host(tmp_path, pg, "a", BoardOptions(max_artifact_bytes=1000))
+    try:
+        big = tmp_path / "big.csv"
+        big.write_bytes(b"x" * 5000)
+        with pytest.raises(InvalidInput, match="attachment refused: big.csv is 5,000 bytes.*"
+                                               "The task was not created"):
+            await a.create_task("too big", attachments=[big])
+        assert await a.list_tasks(include_archived=True) == []
+        assert [p.name for p in a.attachments_dir.iterdir()] == []
+    finally:
+        await a.close()
