@@ -271,8 +271,8 @@ async def test_an_input_over_the_limit_refuses_the_create_and_leaves_nothing(
     try:
         big = tmp_path / "big.csv"
         big.write_bytes(b"x" * 5000)
-        with pytest.raises(InvalidInput, match="attachment refused: big.csv is 5,000 bytes.*"
-                                               "The task was not created"):
+        with pytest.raises(InvalidInput, match=r"attachment refused: big\.csv is 5,000 bytes.*"
+                                               r"The task was not created"):
             await a.create_task("too big", attachments=[big])
         assert await a.list_tasks(include_archived=True) == []
         assert [p.name for p in a.attachments_dir.iterdir()] == []
