@@ -4,9 +4,11 @@ same transaction-body contract as SQLite (``fn(tx)`` run as one call on a databa
 What PostgreSQL does here that SQLite cannot, and how:
 
 * **Concurrent writers.** Every write transaction takes the board's ``write`` advisory lock
-  unless the caller declares it independent (``exclusive=False``: claims, heartbeats, outbox
-  claims), so the kernel's graph rules hold exactly as under SQLite's single writer, while the
-  hot paths run side by side and pick rows with ``FOR UPDATE SKIP LOCKED``.
+  unless the caller declares it independent (``exclusive=False``: claims, completions,
+  heartbeats, outbox claims), so the kernel's graph rules hold exactly as under SQLite's single
+  writer, while the hot paths run side by side under row locks (claims pick rows with
+  ``FOR UPDATE SKIP LOCKED``; a completion locks its task, then each child before reading the
+  child's parents — see :mod:`kanban.storage.store`).
 * **Wake-ups.** Each write ends with ``pg_notify`` on the board's channel before ``COMMIT``; a
   listener connection (started by the first :meth:`PgDatabase.data_version`) bumps the
   ``on_external`` hooks within milliseconds of a commit on any host.
