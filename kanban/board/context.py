@@ -66,11 +66,11 @@ Relocate = Callable[[int, str], str]
 """Maps a recorded file path of a task to this host's copy (identity on a single-host board)."""
 
 
-def _as_recorded(_task_id: int, path: str) -> str:
+def as_recorded(_task_id: int, path: str) -> str:
     return path
 
 
-def build_context(tx: Tx, task_id: int, relocate: Relocate = _as_recorded) -> str:
+def build_context(tx: Tx, task_id: int, relocate: Relocate = as_recorded) -> str:
     task = store.load_task(tx, task_id, with_links=True)
     lines = [f"# Task {task.id}: {task.title}", ""]
     meta = [f"- status: {task.status}", f"- assignee: {task.assignee or 'unassigned'}",

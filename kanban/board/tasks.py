@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kanban.board.artifacts import MAX_INPUTS, StagedInputs, stage_inputs_async
-from kanban.board.context import build_context
+from kanban.board.context import as_recorded, build_context
 from kanban.board.core import BoardCore
 from kanban.errors import Conflict, InvalidInput, StorageError, TaskNotFound
 from kanban.fsutil import inside
@@ -439,7 +439,6 @@ class TasksMixin(BoardCore):
 
     async def context(self, task_id: int) -> str:
         """The worker context markdown for a task (see :mod:`kanban.board.context`)."""
-        relocate = self.local_path_of if self.storage.shared else None
-        if relocate is None:
-            return await self.db.read(lambda tx: build_context(tx, task_id))
+        # On a shared board the files it names are this host's copies (localise_for_worker).
+        relocate = self.local_path_of if self.storage.shared else as_recorded
         return await self.db.read(lambda tx: build_context(tx, task_id, relocate))

@@ -24,7 +24,7 @@ import aiosqlite
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.private import PRIVATE_FILE_MODE, private_dir, private_files
 from kanban.storage.schema import migrate
-from kanban.storage.tx import Tx
+from kanban.storage.tx import Tx, committed
 
 log = logging.getLogger(__name__)
 
@@ -209,13 +209,6 @@ def _bad_value(exc: OverflowError | UnicodeEncodeError) -> InvalidInput:
     if isinstance(exc, UnicodeEncodeError):
         return InvalidInput("a text value is not valid UTF-8 text")
     return InvalidInput("a number is out of range (SQLite integers are 64-bit)")
-
-
-def _logged(effect: Callable[[], None]) -> None:
-    try:
-        effect()
-    except Exception:
-        log.exception("after-commit effect failed")
 
 
 def _run_batch(conn: sqlite3.Connection, *, fns: list[Callable[[Tx], Any]]
@@ -418,23 +411,10 @@ class Database:
                     e.future.set_exception(failure)
             return
         outcomes = call.result()
-        committed: list[Tx] = [value[1] for ok, value in outcomes if ok]
-        if committed:
+        done: list[Tx] = [value[1] for ok, value in outcomes if ok]
+        if done:
             self.batches += 1
-            for hook in self.on_commit:
-                try:
-                    hook(committed[-1])
-                except Exception:
-                    log.exception("on-commit hook failed")
-        loop = call.get_loop()
-        for tx in committed:
-            for effect, in_thread in tx._effects:
-                if in_thread:
-                    pending = loop.run_in_executor(None, _logged, effect)
-                    tx._pending.append(pending)
-                    self.track(pending)
-                else:
-                    _logged(effect)
+        committed(done, self.on_commit, call.get_loop(), self.track)
         for e, (ok, value) in zip(batch, outcomes, strict=True):
             if e.future.done():
                 continue  # its caller was cancelled; the effects above ran regardless

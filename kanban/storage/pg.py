@@ -44,7 +44,7 @@ from kanban.errors import InvalidInput, StorageError
 from kanban.storage.pg_dialect import PgCursor, adapt, row_factory, translate
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
 from kanban.storage.private import private_dir
-from kanban.storage.tx import Tx
+from kanban.storage.tx import Tx, committed
 from kanban.timeutil import clock_source, now
 
 log = logging.getLogger(__name__)
@@ -107,21 +107,25 @@ class PgTx(Tx):
         self._db = db
         self._clock = clock
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        query, returning = translate(sql, bool(params))
+    def _run(self, cursor: psycopg.Cursor[Any], query: str, params: Sequence[Any]
+             ) -> psycopg.Cursor[Any]:
+        """Run one translated statement; a value PostgreSQL refuses is the caller's bad
+        input (:class:`InvalidInput`), not a storage failure."""
         try:
-            cursor = self.conn.execute(cast(Any, query), params or None)
+            return cursor.execute(cast(Any, query), params or None)
         except pg_errors.DataError as exc:
             raise _data_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidInput("a text value is not valid UTF-8 text") from exc
-        return PgCursor(cursor, returning)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        query, returning = translate(sql, bool(params))
+        return PgCursor(self._run(self.conn.cursor(), query, params), returning)
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         query, _ = translate(sql, bool(params))
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
-            cursor.execute(cast(Any, query), params or None)
-            return list(cursor.fetchall())
+            return list(self._run(cursor, query, params).fetchall())
 
     def columns(self, table: str) -> list[str]:
         rows = self.conn.execute(
@@ -136,13 +140,7 @@ class PgTx(Tx):
         # ON CONFLICT DO NOTHING (no target) passes over every unique index, the partial
         # idempotency index included, without aborting the transaction.
         query = query.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
-        try:
-            cursor = self.conn.execute(cast(Any, query), params or None)
-        except pg_errors.DataError as exc:
-            raise _data_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidInput("a text value is not valid UTF-8 text") from exc
-        row = cursor.fetchone()
+        row = self._run(self.conn.cursor(), query, params).fetchone()
         return None if row is None else int(row[0])
 
     def lock(self, name: str) -> None:
@@ -438,19 +436,7 @@ class PgDatabase:
     async def _write(self, fn: Callable[[Tx], T], exclusive: bool) -> tuple[T, Tx]:
         result, tx = await self._call(functools.partial(self._run_write, fn, exclusive))
         self.batches += 1
-        for hook in self.on_commit:
-            try:
-                hook(tx)
-            except Exception:
-                log.exception("on-commit hook failed")
-        loop = asyncio.get_running_loop()
-        for effect, in_thread in tx._effects:
-            if in_thread:
-                pending = loop.run_in_executor(None, _logged, effect)
-                tx._pending.append(pending)
-                self.track(pending)
-            else:
-                _logged(effect)
+        committed([tx], self.on_commit, asyncio.get_running_loop(), self.track)
         return result, tx
 
     def _run_write(self, fn: Callable[[Tx], T], exclusive: bool) -> tuple[T, Tx]:
@@ -569,10 +555,3 @@ def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
     except psycopg.Error:
         log.debug("rollback failed on a broken connection", exc_info=True)
-
-
-def _logged(effect: Callable[[], None]) -> None:
-    try:
-        effect()
-    except Exception:
-        log.exception("after-commit effect failed")

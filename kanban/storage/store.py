@@ -54,11 +54,12 @@ def child_ids(tx: Tx, task_id: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def unsatisfied_parents(tx: Tx, task_id: int) -> list[int]:
+def unsatisfied_parents(tx: Tx, task_id: int, *, locked: bool = False) -> list[int]:
     """The task's parents that are not done or archived. On PostgreSQL the task's row is
-    locked first: whatever this transaction decides from the answer, a parent finishing at the
-    same moment gates the task after it (and sees that decision), never before."""
-    if tx.for_update:
+    locked first (unless the caller holds it: ``locked``): whatever this transaction decides
+    from the answer, a parent finishing at the same moment gates the task after it (and sees
+    that decision), never before."""
+    if tx.for_update and not locked:
         tx.one("SELECT 1 FROM tasks WHERE id = ?" + tx.for_update, (task_id,))
     rows = tx.all(
         "SELECT l.parent_id FROM task_links l JOIN tasks p ON p.id = l.parent_id "
@@ -174,7 +175,7 @@ def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
         return None
     if status == "blocked" and not (parent_finished and row["blocked_by"] == "worker"):
         return None
-    pending = unsatisfied_parents(tx, task_id)
+    pending = unsatisfied_parents(tx, task_id, locked=True)
     if status == "todo" and not pending:
         if set_status(tx, task_id, "todo", "ready"):
             append_event(tx, task_id, "promoted", {"from": "todo", "to": "ready"})

@@ -10,8 +10,11 @@ an insert that may hit a unique index, the clock — is a method here, answered 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Row(Protocol):
@@ -112,3 +115,35 @@ class Tx:
     def for_share(self) -> str:
         """Appended to a ``SELECT`` whose rows' state this transaction's decision rests on."""
         return ""
+
+
+def committed(txs: Iterable[Tx], hooks: Iterable[Callable[[Tx], None]],
+              loop: asyncio.AbstractEventLoop,
+              track: Callable[[asyncio.Future[Any]], None]) -> None:
+    """What follows a commit, on the event loop, for both backends: the ``on_commit`` hooks
+    (once, with the last transaction) wake watchers, then each transaction's after-commit
+    effects run — here, or on a worker thread (its future kept in ``tx._pending`` and handed
+    to ``track``). A failing hook or effect is logged, never raised."""
+    txs = list(txs)
+    if not txs:
+        return
+    for hook in hooks:
+        try:
+            hook(txs[-1])
+        except Exception:
+            log.exception("on-commit hook failed")
+    for tx in txs:
+        for effect, in_thread in tx._effects:
+            if in_thread:
+                pending = loop.run_in_executor(None, _logged, effect)
+                tx._pending.append(pending)
+                track(pending)
+            else:
+                _logged(effect)
+
+
+def _logged(effect: Callable[[], None]) -> None:
+    try:
+        effect()
+    except Exception:
+        log.exception("after-commit effect failed")
