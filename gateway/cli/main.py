@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from gateway import __version__
+from gateway import __version__, early_signals
 from gateway.cli.context import AppContext, fail_cleanly
 
 _GROUPS = {
@@ -49,12 +49,19 @@ class _LazyRoot(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, config_file: str | None) -> None:
     """Relayboard: a chat gateway with a durable multi-agent kanban board."""
+    if ctx.invoked_subcommand != "gateway":
+        # Only the daemon turns a stop signal during start-up into a clean stop; every other
+        # command gets the default actions back (and dies of a signal that came meanwhile).
+        early_signals.release()
     ctx.obj = AppContext.create(home, config_file)
 
 
 def main(argv: list[str] | None = None) -> None:
-    with fail_cleanly():
-        cli.main(args=argv, prog_name="relayboard", standalone_mode=True)
+    try:
+        with fail_cleanly():
+            cli.main(args=argv, prog_name="relayboard", standalone_mode=True)
+    finally:
+        early_signals.release()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,10 @@
 """``relayboard gateway run``: lock the home, set up redacted logging, run the daemon until a
 signal.
 
-SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline); a
-second signal exits at once (exit code 1). A second gateway on the same home is refused at once
-with the holder's pid (:class:`~gateway.daemon.lock.LockHeld`).
+SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline), also
+one that arrives while the process is still starting; a second signal exits at once (exit
+code 1). A second gateway on the same home is refused at once with the holder's pid
+(:class:`~gateway.daemon.lock.LockHeld`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import anyio
 
+from gateway import early_signals
 from gateway.config import Config, require_platform_secrets
 from gateway.daemon.core import Daemon
 from gateway.daemon.lock import HomeLock
@@ -51,6 +53,12 @@ async def _serve(config: Config, environ: Mapping[str, str], config_file: Path |
 
 async def _signals(stop: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        # A signal that came while the process was still starting (see gateway.early_signals)
+        # stops it now, the same way; the receiver above is in place, so none is missed.
+        early = early_signals.take()
+        if early is not None:
+            log.info("%s received during start-up: stopping", signal.Signals(early).name)
+            stop.set()
         async for signum in received:
             if not stop.is_set():
                 log.info("%s received: stopping (send it again to exit at once)",

@@ -2,7 +2,9 @@
 real dashboard served on 127.0.0.1, all on the test's event loop.
 
 Screenshots go to ``$RELAYBOARD_ARTIFACTS`` or ``tests/artifacts/`` (git-ignored). Without
-``/usr/bin/chromium`` these tests skip locally and fail in CI, where ``.ci/run`` installs it.
+``/usr/bin/chromium`` these tests skip locally and fail in CI, where ``.ci/run`` installs it. Every
+fixture that starts something (a gateway, a dashboard) depends on ``browser``, so the skip comes
+before anything starts (``tests/gateway/test_browser_skip.py`` checks it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from platforms.base import InboundMessage
 from platforms.web import WebAdapter
 from tests.gateway.browser.harness import serve
 
-CHROMIUM = Path("/usr/bin/chromium")
+# RELAYBOARD_TEST_CHROMIUM points elsewhere (a test runs this folder as if Chromium were missing).
+CHROMIUM = Path(os.environ.get("RELAYBOARD_TEST_CHROMIUM") or "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
