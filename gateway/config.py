@@ -48,6 +48,9 @@ class KanbanConfig:
     # Labels of the workspaces this host's dispatcher can reach; a task created with
     # `--host LABEL` is spawned only by a dispatcher that has LABEL (PostgreSQL boards span hosts).
     host_labels: tuple[str, ...] = ()
+    # Where a `dir:`/`worktree:PATH` workspace may point when it is named from chat or the
+    # dashboard (only the operator's own command line names any path). Empty: nowhere.
+    workspace_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class PlatformConfig:
     name: str
     enabled: bool = False
     allowed_users: tuple[str, ...] = ()
+    # Users who act with the operator's rights in chat (served even when not in allowed_users).
+    admins: tuple[str, ...] = ()
     base_url: str | None = None
     gateway_url: str | None = None
     # Secrets resolved from the *_env keys (token_env, bot_token_env, app_token_env).
@@ -314,7 +319,18 @@ def _kanban(r: _Reader, d: dict[str, Any]) -> KanbanConfig:
         max_fanout=r.integer(d, "max_fanout", 8, p, 1),
         decompose_cooldown_seconds=r.number(d, "decompose_cooldown_seconds", 300.0, p),
         host_labels=r.strings(d, "host_labels", p),
+        workspace_roots=_roots(r, d, "workspace_roots", p),
     )
+
+
+def _roots(r: _Reader, d: dict[str, Any], key: str, prefix: str) -> tuple[Path, ...]:
+    roots: list[Path] = []
+    for text in r.strings(d, key, prefix):
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            raise r.fail(prefix + key, "a list of absolute paths", text)
+        roots.append(path)
+    return tuple(roots)
 
 
 def _slot(r: _Reader, d: dict[str, Any], prefix: str, env: Mapping[str, str]) -> AuxSlot:
@@ -389,7 +405,8 @@ def _agent(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> AgentConfig
 
 
 _SECRET_KEYS = ("token_env", "bot_token_env", "app_token_env")
-_PLATFORM_KEYS = {"enabled", "allowed_users", "base_url", "gateway_url", *_SECRET_KEYS}
+_PLATFORM_KEYS = {"enabled", "allowed_users", "admins", "base_url", "gateway_url",
+                  *_SECRET_KEYS}
 # The variables read when a platform block does not name its own.
 DEFAULT_SECRET_VARS: dict[str, dict[str, str]] = {
     "telegram": {"token": "TELEGRAM_BOT_TOKEN"},
@@ -410,11 +427,13 @@ _KNOWN: dict[str, set[str]] = {
     "agent.command": set(CommandAgentConfig.__dataclass_fields__),
     "agent.openai": set(OpenAIAgentConfig.__dataclass_fields__) - {"api_key"} | {"api_key_env"},
     "platforms": {"telegram", "slack", "discord", "web", "fake"},
-    "platforms.telegram": {"enabled", "allowed_users", "base_url", "token_env"},
-    "platforms.slack": {"enabled", "allowed_users", "base_url", "bot_token_env", "app_token_env"},
-    "platforms.discord": {"enabled", "allowed_users", "base_url", "gateway_url", "token_env"},
+    "platforms.telegram": {"enabled", "allowed_users", "admins", "base_url", "token_env"},
+    "platforms.slack": {"enabled", "allowed_users", "admins", "base_url", "bot_token_env",
+                        "app_token_env"},
+    "platforms.discord": {"enabled", "allowed_users", "admins", "base_url", "gateway_url",
+                          "token_env"},
     "platforms.web": {"enabled", "history_limit"},
-    "platforms.fake": {"enabled", "allowed_users"},
+    "platforms.fake": {"enabled", "allowed_users", "admins"},
     "delivery": {"allowed_roots", "max_attachment_bytes"},
     "dashboard": {"enabled", "host", "port", "token_env"},
     "storage": {"backend", "dsn_env", "namespace"},
@@ -460,10 +479,15 @@ def _platforms(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> dict[st
                 value = env.get(var)
                 if value or key in section:
                     secrets[secret] = value
+        admins = r.strings(section, "admins", p)
+        if "*" in admins:
+            raise r.fail(p + "admins", "a list of user ids (no \"*\": every admin is named)",
+                         list(admins))
         out[name] = PlatformConfig(
             name=name,
             enabled=r.boolean(section, "enabled", name == "web", p),
             allowed_users=r.strings(section, "allowed_users", p),
+            admins=admins,
             base_url=r.text(section, "base_url", p),
             gateway_url=r.text(section, "gateway_url", p),
             secrets=secrets,

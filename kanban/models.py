@@ -206,6 +206,8 @@ class Run:
     summary: str | None = None
     result: str | None = None
     metadata: dict[str, Any] | None = None
+    # The dispatcher gave this run the right to create tasks (the orchestrator profile's runs).
+    may_create: bool = False
 
     def to_dict(self, *, with_lease: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -237,6 +239,7 @@ class Run:
             summary=_opt_str(get("summary")),
             result=_opt_str(get("result")),
             metadata=metadata if isinstance(metadata, dict) else None,
+            may_create=bool(get("may_create") or 0),
         )
 
 

@@ -6,8 +6,11 @@ arrives while the agent is still working on the previous one waits its turn, and
 typing indicator meanwhile. Different conversations never wait for each other.
 
 Who is served: only messages the adapter marked ``authorized`` (the platform's
-``allowed_users``). Anyone else gets one polite refusal per user per hour; nothing runs, nothing
-is created, and their text is never logged (the user id is, at INFO, so an operator can add it).
+``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour; nothing
+runs, nothing is created, and their text is never logged (the user id is, at INFO, so an
+operator can add it). A served user is an admin when listed in the platform's ``admins``, else a
+member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
+operator, so its users are admins.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -29,6 +32,7 @@ from gateway.chat.history import History, entry, thread_key
 from gateway.chat.reply import send_reply
 from gateway.chat.tools import ThreadTools
 from gateway.commands import ChatUser, Services
+from gateway.commands.callers import Role
 from platforms.base import Destination, InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
 from platforms.errors import FileTooLarge, PlatformError
@@ -39,6 +43,8 @@ REFUSAL = ("Sorry — I only answer people on this bot's allow-list. If you shou
            "ask the person who runs it to add your user id ({user_id}) to "
            "platforms.{platform}.allowed_users.")
 MAX_QUEUED = 20  # per conversation; beyond this a message is answered "busy" instead
+# Platforms whose users are the dashboard's, i.e. the operator's (loopback, or the token).
+OPERATOR_PLATFORMS = frozenset({"web"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,13 @@ class RouterSettings:
     typing_interval: float = 4.0  # Telegram's indicator lasts ~5 s; repeat before it fades
     max_attachment_bytes: int = 50 * 1024 * 1024
     download_timeout: float = 120.0
+    # platform -> user ids that act with the operator's rights (platforms.<name>.admins)
+    admins: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def role_of(self, platform: str, user_id: str) -> Role:
+        if platform in OPERATOR_PLATFORMS or user_id in self.admins.get(platform, ()):
+            return "admin"
+        return "member"
 
 
 PolicySource = Callable[[], Awaitable[DeliveryPolicy]]
@@ -120,7 +133,9 @@ class ChatRouter:
         text = message.text.strip()
         command = split_command(text, message.platform)
         works = command is None and self.agent.kind != "none"
-        caller = ChatUser(message.platform, message.user_id, message.user_name or None)
+        caller = ChatUser(message.platform, message.user_id, message.user_name or None,
+                          role=self.settings.role_of(message.platform, message.user_id),
+                          chat=dest.chat, thread=dest.thread)
         async with anyio.create_task_group() as group:
             if works or message.files:
                 group.start_soon(self._typing, adapter, message, name="chat-typing")

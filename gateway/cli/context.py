@@ -129,7 +129,8 @@ class AppContext:
         return Services(boards=self.boards(), profiles=profiles,
                         default_board=self.config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(self.config),
-                        migration_target=self.migration_target)
+                        migration_target=self.migration_target,
+                        workspace_roots=self.config.kanban.workspace_roots)
 
     def migration_target(self, dsn_env: str | None) -> Storage:
         """Where ``boards migrate`` copies to: the DSN in the variable ``--dsn-env`` names, else

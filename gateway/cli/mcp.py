@@ -3,8 +3,10 @@
 An agent CLI that speaks MCP can be a profile ``command``: the dispatcher starts it with the §6
 environment, the agent starts ``relayboard mcp`` from its MCP configuration (the environment is
 inherited), and the agent reports through ``kanban_show``, ``kanban_complete``, ``kanban_block``,
-``kanban_comment``, ``kanban_heartbeat`` (and ``kanban_create`` with ``--orchestrator``) — the
-same tools, with the same lease checks, as the built-in worker's. See docs/worker.md.
+``kanban_comment``, ``kanban_heartbeat`` — the same tools, with the same lease checks, as the
+built-in worker's. ``kanban_create`` is offered only when the dispatcher gave the run that right
+(the runs of ``kanban.orchestrator_profile``): it is read from the run's record, and the old
+``--orchestrator`` flag is accepted and ignored. See docs/worker.md.
 
 Tool failures (a refused artifact, a stale lease) come back as tool results with ``isError`` set,
 so the agent sees them; only a broken protocol stream ends the server.
@@ -22,7 +24,7 @@ import click
 
 from gateway.cli.context import app_of
 from gateway.kernel_settings import board_options
-from kanban.errors import KanbanError
+from kanban.errors import KanbanError, LeaseError
 from kanban.storage.backend import Storage
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ def build_server(tools: KanbanTools) -> Any:
 
 
 async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
-                workspace: Path | None, orchestrator: bool, options: Any,
+                workspace: Path | None, options: Any,
                 storage: Storage | None = None) -> None:
     from mcp.server.stdio import stdio_server
 
@@ -74,8 +76,12 @@ async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
     from kanban.board import Board
 
     async with Board.open(db_path, slug=slug, options=options, storage=storage) as board:
+        try:
+            may_create = (await board.active_run(task_id, lease)).may_create
+        except LeaseError:
+            may_create = False  # every tool call then reports the stale lease itself
         tools = KanbanTools(board, task_id, lease, author=author, workspace=workspace,
-                            orchestrator=orchestrator)
+                            may_create=may_create)
         server = build_server(tools)
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -89,7 +95,8 @@ def _task_id(environ: Mapping[str, str]) -> int:
 
 
 @click.command("mcp")
-@click.option("--orchestrator", is_flag=True, help="Also offer kanban_create.")
+@click.option("--orchestrator", is_flag=True, hidden=True,
+              help="Ignored: the run's own record says whether it may create tasks.")
 @click.pass_context
 def mcp(ctx: click.Context, orchestrator: bool) -> None:
     """Serve the kanban worker tools over MCP on stdin/stdout (run inside a worker)."""
@@ -108,5 +115,5 @@ def mcp(ctx: click.Context, orchestrator: bool) -> None:
     asyncio.run(serve(db_path, environ.get("RELAYBOARD_BOARD") or "default", _task_id(environ),
                       environ["RELAYBOARD_LEASE"],
                       environ.get("RELAYBOARD_PROFILE") or "worker",
-                      Path(workspace) if workspace else None, orchestrator,
+                      Path(workspace) if workspace else None,
                       board_options(app.config.kanban, app.config.delivery), storage))

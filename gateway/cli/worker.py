@@ -74,8 +74,8 @@ def worker() -> None:
 @click.option("-m", "--model", default=None, help="Model override (the task's).")
 @click.option("--skills", "skills", multiple=True, hidden=True,
               help="Accepted for command-line compatibility with agent CLIs; unused.")
-@click.option("--orchestrator", is_flag=True,
-              help="Offer kanban_create (the dispatcher sets it for kanban.orchestrator_profile).")
+@click.option("--orchestrator", is_flag=True, hidden=True,
+              help="Ignored: whether the run may create tasks is recorded on the run itself.")
 @click.pass_context
 def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file: str | None,
         model: str | None, skills: tuple[str, ...], orchestrator: bool) -> None:
@@ -117,7 +117,6 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
         profile=profile,
         api_key=environ.get(profile.api_key_env) if profile.api_key_env else None,
         shell_env=shell_environment(environ, profile),
-        orchestrator=orchestrator,
         model_override=model,
         prompt_file=Path(prompt_file) if prompt_file else None,
         board_options=board_options(app.config.kanban, app.config.delivery),

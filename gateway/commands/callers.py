@@ -1,23 +1,39 @@
 """Who is asking: an explicit argument of every command, never read from the environment here.
 
-The CLI builds its caller from the process environment at its edge
-(:func:`gateway.cli.context.caller_from_environ`); the chat router builds a :class:`ChatUser` from
-the platform message; the dashboard an :class:`Operator`.
+Each transport builds its caller from what it knows for certain, not from what the asker says:
+
+* the CLI, at its edge (:mod:`gateway.cli.identity`): an :class:`Operator`, unless the process
+  descends from a worker the dispatcher started — then it is that run's :class:`Worker`, whatever
+  variables the process was left with;
+* the chat router: a :class:`ChatUser` whose role comes from the platform's ``admins`` list;
+* the dashboard: an :class:`Operator` that may not name host paths outside
+  ``kanban.workspace_roots``.
+
+The rights of each are the role table in docs/chat.md, enforced by :mod:`gateway.commands.policy`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from kanban import Storage
+
+Role = Literal["admin", "member"]
 
 
 @dataclass(frozen=True)
 class Operator:
-    """A person at a terminal or the dashboard: may change any task (``as_operator=True``)."""
+    """The person who runs the host: may change any task (``as_operator=True``).
+
+    ``host_paths`` is true only for the operator's own command line, which may point a ``dir:``
+    or ``worktree:`` workspace anywhere; every other operator surface (the dashboard) is held to
+    ``kanban.workspace_roots``.
+    """
 
     name: str = "operator"
+    host_paths: bool = True
 
     @property
     def display(self) -> str:
@@ -26,9 +42,10 @@ class Operator:
 
 @dataclass(frozen=True)
 class Worker:
-    """A worker process, identified by the ARCHITECTURE §6 variables it was started with.
+    """A worker process: the run the dispatcher started it for.
 
-    It presents its run's lease for its own task and may not change other tasks.
+    It presents its run's lease for its own task and may not change other tasks; it may create
+    tasks only when the dispatcher gave its run that right (the orchestrator profile).
     """
 
     task_id: int
@@ -47,11 +64,18 @@ class Worker:
 
 @dataclass(frozen=True)
 class ChatUser:
-    """An allow-listed chat user (the router checked ``allowed_users`` before calling)."""
+    """An allow-listed chat user (the router checked ``allowed_users`` before calling).
+
+    ``role`` is ``admin`` for users in the platform's ``admins`` list, else ``member``. ``chat``
+    and ``thread`` are where the message came from: a member subscribes only that thread.
+    """
 
     platform: str
     user_id: str
     name: str | None = None
+    role: Role = "member"
+    chat: str | None = None
+    thread: str | None = None
 
     @property
     def display(self) -> str:

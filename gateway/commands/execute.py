@@ -3,14 +3,16 @@
 Nothing here reads the environment, prints, or knows the transport. Refusals are
 :class:`kanban.KanbanError` subclasses with one line.
 
-Who may do what:
+Who may do what: :func:`gateway.commands.policy.authorize` checks every request against the role
+table first (members, admins, the dashboard, host paths). Then:
 
-- an :class:`Operator` or a :class:`ChatUser` may change any task; the layer passes
+- an :class:`Operator` or a chat admin may change any task; the layer passes
   ``as_operator=True`` (and ``force`` when asked) to the kernel's writes;
 - a :class:`Worker` writes to its own task with its lease (``complete``, ``block``,
   ``heartbeat``, ``comment`` default to it) and may not change another task: ``complete``,
   ``block``, ``archive``, ``unblock``, ``assign``, ``set-model``, ``claim``, ``decompose``,
-  ``link``/``unlink`` of another child, and board removal are refused.
+  ``link``/``unlink`` of another child, and board removal are refused; it creates tasks only
+  when its run's record says it may (the orchestrator profile's runs).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gateway.commands import verbs as v
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
+from gateway.commands.policy import authorize
 from kanban import (
     DEFAULT_BOARD,
     Board,
@@ -63,6 +66,9 @@ class Services:
     # The PostgreSQL storage a board moves to, from ``--dsn-env VAR`` (None: config's storage).
     # Only the CLI gives one: it owns the process environment; elsewhere moving is refused.
     migration_target: Callable[[str | None], Storage] | None = None
+    # kanban.workspace_roots: where a dir:/worktree: path named from anywhere but the
+    # operator's own command line may point.
+    workspace_roots: tuple[Path, ...] = ()
     _direct: dict[Path, Board] = field(default_factory=dict, repr=False)
 
     def slug_for(self, request: Request, caller: Caller) -> str:
@@ -118,6 +124,7 @@ async def execute(request: Request, caller: Caller, services: Services) -> r.Res
     if handler is None:
         raise UsageError(f"unknown verb {request.verb!r}", "try: help")
     check_values(request)
+    authorize(request, caller, services.workspace_roots)
     return await handler(request, caller, services)
 
 
@@ -250,6 +257,13 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
 async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r.TaskCreated:
     _check_profile(services, req.assignee)
     board = await services.open_board(req, caller)
+    if isinstance(caller, Worker):
+        # What the dispatcher recorded on the run, not what the worker says about itself.
+        run = await board.active_run(caller.task_id, caller.lease)
+        if not run.may_create:
+            raise NotAllowed(f"a worker may not create tasks (only the runs of "
+                             f"kanban.orchestrator_profile may; task {caller.task_id}'s run "
+                             "may not)")
     made = await board.create_task(
         req.title, body=req.body or "", assignee=req.assignee, parents=list(req.parents),
         triage=req.triage, initial_status=req.initial_status, priority=req.priority,
@@ -413,6 +427,7 @@ async def _archive(req: v.ArchiveRequest, caller: Caller,
 @handles(v.RecomputeRequest)
 async def _recompute(req: v.RecomputeRequest, caller: Caller,
                      services: Services) -> r.Recomputed:
+    _refuse_worker(caller, "recompute the board")
     board = await services.open_board(req, caller)
     return r.Recomputed(await board.recompute())
 

@@ -53,7 +53,9 @@ class AdapterState:
 
 
 def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {"allowed_users": list(platform.allowed_users)}
+    # Admins are served too: being an admin implies being allowed.
+    served = list(dict.fromkeys([*platform.allowed_users, *platform.admins]))
+    options: dict[str, Any] = {"allowed_users": served}
     secrets = platform.secrets
     if platform.name in ("telegram", "discord"):
         options["token"] = secrets.get("token") or ""

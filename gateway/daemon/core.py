@@ -27,6 +27,7 @@ detached, not stopped: their claims stay valid and the next start adopts them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -131,9 +132,13 @@ class Daemon:
                                  delivery, notifier_settings)
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
-                                 decompose_settings=lambda: decompose_settings(config))
+                                 decompose_settings=lambda: decompose_settings(config),
+                                 workspace_roots=config.kanban.workspace_roots)
         settings = router_settings or RouterSettings(
             max_attachment_bytes=config.delivery.max_attachment_bytes)
+        if not settings.admins:
+            settings = dataclasses.replace(settings, admins={
+                name: frozenset(platform.admins) for name, platform in config.platforms.items()})
         self.router = ChatRouter(
             services=self.services, adapters=self.adapters, home=self.home,
             agent=build_agent(config.agent, environ, self.home),

@@ -36,7 +36,9 @@ from kanban.agents.describer import DescribeOutcome, describe_profile, set_descr
 from kanban.agents.llm import AuxiliaryClient, LLMEndpoint
 from kanban.agents.profiles import Profiles
 
-OPERATOR = Operator("dashboard")
+# The dashboard is the operator (on loopback, or with the token), but not the operator's own
+# command line: a dir:/worktree: path it names must lie under kanban.workspace_roots.
+OPERATOR = Operator("dashboard", host_paths=False)
 
 # Fields of POST /api/tasks → the create request's fields.
 _CREATE_FIELDS = {"body": "body", "assignee": "assignee", "parents": "parents",

@@ -99,7 +99,8 @@ async def actor_of(request: Request) -> actions.Actor:
     config = state.config
     services = Services(boards=state.boards, profiles=state.profiles,
                         default_board=config.kanban.default_board,
-                        decompose_settings=lambda: decompose_settings(config))
+                        decompose_settings=lambda: decompose_settings(config),
+                        workspace_roots=config.kanban.workspace_roots)
     return actions.Actor(services, board)
 
 

@@ -55,7 +55,7 @@ class RunsMixin(BoardCore):
     # ---- claiming ---------------------------------------------------------------------------
     async def claim(
         self, task_id: int, *, ttl: float | None = None, claimed_by: str | None = None,
-        profile: str | None = None, max_running: int | None = None,
+        profile: str | None = None, max_running: int | None = None, may_create: bool = False,
     ) -> Claim:
         """Claim a ready task: the single enforcement point of the parent gate (S30).
 
@@ -67,6 +67,10 @@ class RunsMixin(BoardCore):
         (``NotClaimable``, "max_spawn reached") when that many tasks already run. It is counted
         inside the claim's ``BEGIN IMMEDIATE`` transaction, so dispatchers in several processes
         can never overshoot it together.
+
+        ``may_create`` records on the run that its worker may create tasks (the dispatcher sets
+        it for the orchestrator profile): the run's rights live with the run, not with anything
+        its worker can change.
         """
         lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
                               "claim ttl")
@@ -127,10 +131,10 @@ class RunsMixin(BoardCore):
             workspace = self.workspace_path(task_id, row["workspace_kind"], row["workspace_path"])
             cur = tx.execute(
                 "INSERT INTO task_runs (task_id, lease, status, claimed_by, profile, claimed_at, "
-                "expires_at, host, workspace) VALUES (?,?,?,?,?,?,?,?,?)",
+                "expires_at, host, workspace, may_create) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (task_id, lease, "active", claimed_by, profile or row["assignee"], stamp,
                  stamp + lease_ttl, HOSTNAME,
-                 str(workspace) if workspace else None),
+                 str(workspace) if workspace else None, 1 if may_create else 0),
             )
             run_id = int(cur.lastrowid or 0)
             if not store.set_status(tx, task_id, "ready", "running", current_run_id=run_id,
@@ -205,6 +209,20 @@ class RunsMixin(BoardCore):
                 if task_row is not None:
                     out.append((active, Task.from_row(task_row)))
             return out
+
+        return await self.db.read(run)
+
+    async def active_run(self, task_id: int, lease: str) -> Run:
+        """The task's active run whose lease is ``lease``; :class:`LeaseError` when there is none
+        (the run ended, was reclaimed, or the lease is not this run's)."""
+
+        def run(tx: Tx) -> Run:
+            row = tx.one("SELECT * FROM task_runs WHERE task_id = ? AND status = 'active' "
+                         "AND lease = ?", (task_id, lease))
+            if row is None:
+                raise LeaseError(f"no active run of task {task_id} holds that lease (it ended "
+                                 "or was reclaimed)", task_id)
+            return Run.from_row(row)
 
         return await self.db.read(run)
 

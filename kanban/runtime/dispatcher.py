@@ -445,7 +445,8 @@ class Dispatcher:
         try:
             claim = await board.claim(task.id, ttl=self.settings.claim_ttl_seconds,
                                       claimed_by=self.identity, profile=profile.name,
-                                      max_running=self.settings.max_spawn)
+                                      max_running=self.settings.max_spawn,
+                                      may_create=profile.name == self.settings.orchestrator_profile)
         except CapReached:
             raise
         except NotClaimable:

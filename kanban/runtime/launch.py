@@ -58,11 +58,8 @@ def argv_template(profile: Profile, settings: DispatchSettings) -> list[str]:
         return list(profile.command)
     # This very interpreter: the worker must run the code that spawned it, and it skips a
     # PATH lookup on the way to its first model request.
-    argv = [sys.executable, "-m", CLI_MODULE, "worker", "run", "--board", "{board}",
+    return [sys.executable, "-m", CLI_MODULE, "worker", "run", "--board", "{board}",
             "--task", "{task_id}", "--prompt-file", "{prompt_file}"]
-    if profile.name == settings.orchestrator_profile:
-        argv.append("--orchestrator")
-    return argv
 
 
 def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:

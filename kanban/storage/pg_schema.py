@@ -224,6 +224,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration("0007_drop_unused_tables", ""),
     PgMigration("0008_artifact_blobs", ARTIFACT_BLOBS_DDL),
     PgMigration("0009_task_host_label", "ALTER TABLE tasks ADD COLUMN host_label text"),
+    PgMigration("0010_run_may_create",
+                "ALTER TABLE task_runs ADD COLUMN may_create integer NOT NULL DEFAULT 0"),
 )
 
 COMPAT_FUNCTIONS = _COMPAT_FUNCTIONS

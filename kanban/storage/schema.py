@@ -252,6 +252,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0008_artifact_blobs", _script(ARTIFACT_BLOBS_SCHEMA)),
     # The host label a task needs (`--host LABEL`): only dispatchers with that label claim it.
     Migration("0009_task_host_label", add_column("tasks", "host_label", "TEXT")),
+    # What the dispatcher let a run do beyond its own task: create tasks (the orchestrator).
+    Migration("0010_run_may_create",
+              add_column("task_runs", "may_create", "INTEGER NOT NULL DEFAULT 0")),
 )
 
 

@@ -41,7 +41,8 @@ from kanban import Boards, InvalidInput, KanbanError
 from kanban.agents import Profiles
 
 OPERATOR = Operator("tester")
-CHAT = ChatUser("slack", "U1", "Ann")
+CHAT = ChatUser("slack", "U1", "Ann")  # a member
+ADMIN = ChatUser("slack", "U1", "Ann", role="admin")
 
 
 @pytest.fixture
@@ -224,12 +225,12 @@ async def test_worker_may_not_change_another_task(services: Services, request_: 
     assert len(after.detail.events) == len(before.detail.events)
 
 
-async def test_operator_and_chat_user_complete_any_open_task(services: Services) -> None:
+async def test_operator_and_chat_admin_complete_any_open_task(services: Services) -> None:
     await run(services, "create a")
     await run(services, "create b")
     done = await run(services, "complete 1 --summary fine")
     assert isinstance(done, r.TaskUpdated) and done.task.status == "done"
-    by_chat = await run(services, "complete 2", CHAT)
+    by_chat = await run(services, "complete 2", ADMIN)
     assert isinstance(by_chat, r.TaskUpdated) and by_chat.task.status == "done"
     shown = await run(services, "show 2")
     assert isinstance(shown, r.TaskShown)
@@ -240,7 +241,7 @@ async def test_operator_and_chat_user_complete_any_open_task(services: Services)
 async def test_chat_user_may_not_declare_artifacts(services: Services) -> None:
     await run(services, "create a")
     with pytest.raises(NotAllowed, match="artifacts"):
-        await execute(CompleteRequest(task_id=1, artifacts=("/etc/passwd",)), CHAT, services)
+        await execute(CompleteRequest(task_id=1, artifacts=("/etc/passwd",)), ADMIN, services)
 
 
 async def test_block_and_comment_need_an_id_outside_a_worker(services: Services) -> None:

@@ -31,12 +31,14 @@ class Worker:
 
 
 @asynccontextmanager
-async def claimed_task(tmp_path: Path, title: str = "write it") -> AsyncIterator[Worker]:
+async def claimed_task(tmp_path: Path, title: str = "write it",
+                       may_create: bool = False) -> AsyncIterator[Worker]:
     db = tmp_path / "home" / "boards" / "default" / "kanban.db"
     db.parent.mkdir(parents=True)
     async with Board.open(db) as board:
         task = (await board.create_task(title, assignee="agent")).task
-        claim = await board.claim(task.id, claimed_by="test", profile="agent")
+        claim = await board.claim(task.id, claimed_by="test", profile="agent",
+                                  may_create=may_create)
         workspace = board.workspaces_dir / str(task.id)
         workspace.mkdir(parents=True)
         yield Worker(board, task, claim, workspace)
@@ -105,9 +107,20 @@ async def test_an_mcp_client_lists_the_tools_and_completes_with_an_artifact(
         assert [(c.author_kind, c.body) for c in detail.comments] == [("worker", "on it")]
 
 
-async def test_the_orchestrator_flag_offers_kanban_create(tmp_path: Path) -> None:
+async def test_the_orchestrator_flag_grants_nothing(tmp_path: Path) -> None:
+    """A worker that passes --orchestrator gets no kanban_create: rights come from the run."""
     async with claimed_task(tmp_path, "plan") as worker:
         async with session(worker, "--orchestrator") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "kanban_create" not in names
+            refused = await client.call_tool("kanban_create", {"title": "sneaky"})
+            assert refused.is_error and "orchestrator" in payload(refused)["error"]
+        assert [t.title for t in await worker.board.list_tasks()] == ["plan"]
+
+
+async def test_a_run_the_dispatcher_let_create_offers_kanban_create(tmp_path: Path) -> None:
+    async with claimed_task(tmp_path, "plan", may_create=True) as worker:
+        async with session(worker) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert "kanban_create" in names
             made = await client.call_tool("kanban_create",

@@ -84,10 +84,11 @@ class KanbanTools:
     lease: str
     author: str
     workspace: Path | None = None
-    orchestrator: bool = False
+    may_create: bool = False
+    """What the run's record says (``Board.active_run``): only the orchestrator's runs create."""
 
     def specs(self) -> list[ToolSpec]:
-        return [*SPECS, CREATE_SPEC] if self.orchestrator else list(SPECS)
+        return [*SPECS, CREATE_SPEC] if self.may_create else list(SPECS)
 
     @property
     def names(self) -> set[str]:
@@ -131,7 +132,10 @@ class KanbanTools:
         if name == "kanban_heartbeat":
             run = await board.heartbeat(task_id, lease=lease, note=arg_str(args, "note") or None)
             return ToolOutcome({"lease_expires_at": run.expires_at})
-        # kanban_create (the only one left once names were checked)
+        # kanban_create (the only one left once names were checked); the run's rights are read
+        # again, so a tool list built before a reclaim grants nothing afterwards.
+        if not (await board.active_run(task_id, lease)).may_create:
+            raise ToolError("kanban_create is only offered to the orchestrator profile's runs")
         created = await board.create_task(
             arg_str(args, "title", required=True), body=arg_str(args, "body"),
             assignee=arg_str(args, "assignee") or None, parents=_int_list(args, "parents"),

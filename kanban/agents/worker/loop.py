@@ -73,7 +73,6 @@ class WorkerJob:
     profile: Profile
     api_key: str | None = None
     shell_env: dict[str, str] = field(default_factory=dict)
-    orchestrator: bool = False
     model_override: str | None = None
     prompt_file: Path | None = None
     board_options: BoardOptions | None = None
@@ -118,7 +117,12 @@ async def run_worker(job: WorkerJob, out: TextIO, *,
     async with Board.open(job.db_path, slug=job.board,
                           options=job.board_options or BoardOptions(),
                           storage=job.storage) as board:
-        session = _Session(job, board, transcript, clock)
+        try:
+            # The run's own rights, as the dispatcher recorded them at the claim.
+            may_create = (await board.active_run(job.task_id, job.lease)).may_create
+        except LeaseError:
+            may_create = False  # the first tool call reports the stale lease
+        session = _Session(job, board, transcript, clock, may_create)
         try:
             return await session.run(chat_factory)
         except _Stop as stop:
@@ -127,7 +131,7 @@ async def run_worker(job: WorkerJob, out: TextIO, *,
 
 class _Session:
     def __init__(self, job: WorkerJob, board: Board, transcript: Transcript,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], may_create: bool) -> None:
         self.job, self.board, self.transcript, self.clock = job, board, transcript, clock
         self.started = clock()
         self.iterations = 0
@@ -136,7 +140,7 @@ class _Session:
         self.last_beat = self.started
         self.budgets = Budgets()
         self.kanban = KanbanTools(board, job.task_id, job.lease, author=job.profile.name,
-                                  workspace=job.workspace, orchestrator=job.orchestrator)
+                                  workspace=job.workspace, may_create=may_create)
         self.files = WorkspaceTools(job.workspace, job.shell_env)
 
     async def run(self, chat_factory: ChatFactory | None) -> int:

@@ -1,0 +1,106 @@
+"""Who may run which request: the role table, checked once for every surface.
+
+:func:`authorize` runs before every handler (:func:`gateway.commands.execute`), so the CLI, chat,
+the dashboard, MCP and the agents' tools are held to the same rules. The table, as docs/chat.md
+shows it to users:
+
+=============================  ========  =====================  ======  ======  ================
+what                           operator  dashboard / chat admin  member  worker  (its own task)
+=============================  ========  =====================  ======  ======  ================
+read: list, show, context,     yes       yes                    yes     yes
+stats, events, subscriptions,
+boards list
+create (scratch, worktree)     yes       yes                    yes     orchestrator runs only
+create with dir:/worktree:PATH anywhere  under workspace_roots  no      under workspace_roots
+comment                        yes       yes                    yes     own task (as the worker)
+subscribe / unsubscribe        any chat  any chat               this    no
+                                                                thread
+unblock                        yes       yes                    yes     no
+complete, block, heartbeat     yes       yes                    no      own task, with its lease
+--force, archive, assign,      yes       yes                    no      no
+set-model, claim, link,
+unlink, decompose, recompute,
+boards create / remove
+boards migrate                 CLI only  no                     no      no
+=============================  ========  =====================  ======  ======  ================
+
+A worker's own-task rules live beside its handlers in :mod:`gateway.commands.execute` (they need
+the lease); a worker's right to create is read from its run's record on the board.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.commands import verbs as v
+from gateway.commands.callers import Caller, ChatUser, Operator, Worker
+from gateway.commands.declare import Request
+from gateway.commands.errors import NotAllowed
+from kanban.validation import parse_workspace
+
+# What a member (an allow-listed chat user who is not an admin) may run.
+MEMBER_VERBS: frozenset[type[Request]] = frozenset({
+    v.CreateRequest, v.ListRequest, v.ShowRequest, v.ContextRequest, v.StatsRequest,
+    v.EventsRequest, v.SubscriptionsRequest, v.BoardsListRequest, v.CommentRequest,
+    v.SubscribeRequest, v.UnsubscribeRequest, v.UnblockRequest,
+})
+
+
+def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path]) -> None:
+    """Refuse, with one line, what ``caller``'s role may not do (:class:`NotAllowed`)."""
+    if is_member(caller):
+        _member(request, caller)
+    if isinstance(caller, Worker) and isinstance(request,
+                                                 v.SubscribeRequest | v.UnsubscribeRequest):
+        raise NotAllowed("a worker may not change who is notified of a task")
+    if isinstance(request, v.CreateRequest):
+        check_workspace(request.workspace, caller, workspace_roots)
+
+
+def is_member(caller: Caller) -> bool:
+    return isinstance(caller, ChatUser) and caller.role != "admin"
+
+
+def _member(request: Request, caller: Caller) -> None:
+    assert isinstance(caller, ChatUser)
+    if type(request) not in MEMBER_VERBS:
+        raise NotAllowed(f"`{request.verb}` is for admins; members create, read, comment, "
+                         "unblock and follow tasks (ask an admin of this bot)")
+    if getattr(request, "force", False):
+        raise NotAllowed("--force is for admins")
+    if isinstance(request, v.SubscribeRequest | v.UnsubscribeRequest):
+        here = (caller.platform, caller.chat, caller.thread)
+        asked = (request.platform, request.chat, request.thread)
+        if caller.chat is None or asked != here:
+            raise NotAllowed("a member subscribes only the thread they write in (use "
+                             "/subscribe ID here)")
+
+
+def check_workspace(spec: str, caller: Caller, roots: Sequence[Path]) -> None:
+    """A ``dir:``/``worktree:PATH`` workspace names a host path: any path from the operator's
+    own command line; from every other surface only one under ``kanban.workspace_roots``, and
+    never from a member."""
+    kind, path = parse_workspace(spec)
+    if path is None or (isinstance(caller, Operator) and caller.host_paths):
+        return
+    if is_member(caller):
+        raise NotAllowed("members create tasks in scratch or worktree workspaces; a "
+                         f"{kind}: path is for admins")
+    if not roots:
+        raise NotAllowed(f"a {kind}: workspace is only allowed under kanban.workspace_roots "
+                         "here, and none is configured (the operator's command line may name "
+                         "any path)")
+    if not any(_inside(path, root) for root in roots):
+        who = "a worker" if isinstance(caller, Worker) else "chat or the dashboard"
+        raise NotAllowed(f"a {kind}: workspace from {who} must lie under "
+                         "kanban.workspace_roots")
+
+
+def _inside(path: str, root: Path) -> bool:
+    """Whether ``path`` is ``root`` or below it, once both are resolved (links followed, so a
+    link inside a root that points out of it does not count as inside)."""
+    real = os.path.realpath(path)
+    base = os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
