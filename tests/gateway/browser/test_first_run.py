@@ -25,7 +25,8 @@ WITHIN = 60.0
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+def gateway(tmp_path: Path, browser: Any) -> Iterator[tuple[str, Path, Path]]:
+    # Depends on `browser` so that without Chromium the test skips before a gateway starts.
     home = tmp_path / "home"
     home.mkdir()
     port = free_port()
