@@ -47,5 +47,5 @@ def clean_text(text: object) -> str:
 def clean_file_name(name: str, *, fallback: str = "file") -> str:
     """A file name as a person sees it in a chat: one line (breaks become spaces), no controls,
     no bidi overrides, no directory part. Never empty."""
-    base = clean_line(name, newline=" ").replace("\\", "/").rsplit("/", 1)[-1]
-    return base.strip(" ") or fallback
+    base = clean_line(name, newline=" ").replace("\\", "/").rsplit("/", 1)[-1].strip(" ")
+    return fallback if base in ("", ".", "..") else base
