@@ -142,3 +142,13 @@ async def test_an_svg_in_the_web_chat_is_a_download_chip_and_a_png_shows_inline(
     assert (await clicked.value).suggested_filename == "evil.svg"
     assert await page.evaluate("() => window.__pwned === undefined")
     await no_pwned_task(site)
+
+
+async def test_bidi_overrides_and_controls_in_a_title_are_dropped_on_the_page(site: Site) -> None:
+    await site.board.create_task("invoice\u202efdp.exe\u2066\x07 done")
+    page = await strict_page(site)
+    card = page.locator(".card", has_text="invoice").first
+    await card.wait_for()
+    text = await card.evaluate("el => el.textContent")
+    assert "invoicefdp.exe done" in text
+    assert not any(ch in text for ch in "\u202e\u2066\x07"), ascii(text)
