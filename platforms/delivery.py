@@ -37,6 +37,7 @@ from pathlib import Path, PurePath
 
 from platforms.base import Destination, PlatformAdapter, Receipt
 from platforms.files import FileKind, classify, partition_files
+from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,9 @@ class PrivateCopies:
         self._count += 1
         folder = self.dir / str(self._count)
         folder.mkdir(mode=0o700)
-        target = folder / opened.name
+        # The copy's name is the one every platform shows: one line, no controls or bidi
+        # overrides (a name with a newline would otherwise forge a line in the chat).
+        target = folder / clean_file_name(opened.name)
         out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         copied = 0
         with os.fdopen(out, "wb") as dst:

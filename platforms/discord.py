@@ -63,6 +63,7 @@ from platforms.errors import (
 from platforms.files import FileKind
 from platforms.markup import MARKDOWN_PROTECT
 from platforms.text import split_message
+from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,7 @@ class DiscordAdapter(PlatformAdapter):
     ) -> list[str]:
         client = await self._login()
         channel = client.get_partial_messageable(self._target(dest))
-        files = [discord.File(p, filename=p.name) for p in paths]
+        files = [discord.File(p, filename=clean_file_name(p.name)) for p in paths]
         try:
             kwargs: dict[str, Any] = {"files": files}
             if dest.silent:

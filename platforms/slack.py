@@ -61,6 +61,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind
 from platforms.markup import SLACK_PROTECT, to_mrkdwn
+from platforms.untrusted import clean_file_name
 
 __all__ = ["SlackAdapter", "map_error", "to_mrkdwn"]
 
@@ -372,7 +373,8 @@ class SlackAdapter(PlatformAdapter):
     ) -> Receipt:
         async def call() -> list[str]:
             resp = await self.client.files_upload_v2(
-                file_uploads=[{"file": str(p), "filename": p.name, "title": p.name} for p in paths],
+                file_uploads=[{"file": str(p), "filename": clean_file_name(p.name),
+                               "title": clean_file_name(p.name)} for p in paths],
                 channel=dest.chat,
                 thread_ts=dest.thread,
                 initial_comment=to_mrkdwn(caption) if caption else None,

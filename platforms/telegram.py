@@ -54,6 +54,7 @@ from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.redact import protect_loggers
 from platforms.retry import Backoff
 from platforms.text import split_message, utf16_len
+from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +452,7 @@ class TelegramAdapter(PlatformAdapter):
         async def call(html: bool) -> list[str]:
             msg = await self.bot.send_document(
                 document=path,
-                filename=path.name,
+                filename=clean_file_name(path.name),
                 **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
             )
@@ -469,7 +470,7 @@ class TelegramAdapter(PlatformAdapter):
         async def call(html: bool) -> list[str]:
             msg = await self.bot.send_video(
                 video=path,
-                filename=path.name,
+                filename=clean_file_name(path.name),
                 supports_streaming=True,
                 **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
@@ -484,7 +485,7 @@ class TelegramAdapter(PlatformAdapter):
         async def call(html: bool) -> list[str]:
             msg = await self.bot.send_photo(
                 photo=path,
-                filename=path.name,
+                filename=clean_file_name(path.name),
                 **self._caption(caption, html),  # type: ignore[arg-type]
                 **self._where(dest),  # type: ignore[arg-type]
             )
@@ -526,7 +527,7 @@ class TelegramAdapter(PlatformAdapter):
             media = [
                 telegram.InputMediaPhoto(
                     media=path.read_bytes(),
-                    filename=path.name,
+                    filename=clean_file_name(path.name),
                     **(self._caption(caption, html) if i == 0 else {}),  # type: ignore[arg-type]
                 )
                 for i, path in enumerate(group)

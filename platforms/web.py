@@ -22,7 +22,12 @@ Routes (relative to the mount point)::
                                    send with the next message (``adapter.download`` fetches it)
     GET  /stream                   SSE: every new message of every thread ("message" events) and
                                    "typing" events ({"thread": T}) while the gateway works
-    GET  /files/{id}/{name}        an attachment (inline for images, else a download)
+    GET  /files/{id}/{name}        an attachment: inline only for a raster image (PNG, JPEG,
+                                   GIF, WebP by name and first bytes), else a download; always
+                                   sandboxed (see :mod:`platforms.http_safety`)
+
+JSON bodies are capped at :data:`~platforms.http_safety.JSON_BODY_LIMIT`, uploads at
+``max_bytes``; a larger body is refused with 413 without being read.
 """
 
 from __future__ import annotations
@@ -59,6 +64,17 @@ from platforms.base import (
 )
 from platforms.errors import PermanentError
 from platforms.files import FileKind, classify
+from platforms.http_safety import (
+    JSON_BODY_LIMIT,
+    SNIFF_BYTES,
+    BodyTooLarge,
+    file_headers,
+    media_type,
+    parse_json,
+    raster_by_name,
+    raster_type,
+    read_body,
+)
 from platforms.text import split_text
 
 log = logging.getLogger(__name__)
@@ -81,7 +97,12 @@ class WebFile:
     path: Path
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "kind": self.kind, "size": self.size,
+        # The page puts "image" files in <img>; only raster formats are shown that way (an SVG,
+        # even one kept in an older history file as an image, is offered as a download).
+        kind = self.kind
+        if kind == FileKind.IMAGE.value and not raster_by_name(self.name):
+            kind = FileKind.DOCUMENT.value
+        return {"id": self.id, "name": self.name, "kind": kind, "size": self.size,
                 "url": f"files/{self.id}/{self.name}"}
 
 
@@ -382,9 +403,11 @@ class WebAdapter(PlatformAdapter):
 
     async def _http_post(self, request: Request) -> Response:
         try:
-            body = await request.json()
-        except ValueError:
-            return _error(400, "the body must be JSON")
+            body = parse_json(await read_body(request, JSON_BODY_LIMIT))
+        except BodyTooLarge as exc:
+            return _error(413, str(exc))
+        except ValueError as exc:
+            return _error(400, str(exc))
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             return _error(400, "send {\"text\": \"...\", \"thread\": \"...\"}")
         thread = body.get("thread") or DEFAULT_THREAD
@@ -403,17 +426,16 @@ class WebAdapter(PlatformAdapter):
         if length and length.isdigit() and int(length) > self.max_bytes:
             reason = too_large_reason(int(length), self.max_bytes)
             return _error(413, f"{_safe_name(name)}: {reason}")
-        data = bytearray()
-        async for chunk in request.stream():
-            data.extend(chunk)
-            if len(data) > self.max_bytes:
-                return _error(413, f"{_safe_name(name)}: too large")
         try:
-            web_file = await self.upload(name, bytes(data))
+            data = await read_body(request, self.max_bytes)
+        except BodyTooLarge:
+            return _error(413, f"{_safe_name(name)}: too large")
+        try:
+            web_file = await self.upload(name, data)
         except WebChatError as exc:
             return _error(exc.status, str(exc))
         return JSONResponse({"ref": web_file.id, "name": web_file.name, "size": web_file.size,
-                             "kind": web_file.kind}, status_code=201)
+                             "kind": web_file.public()["kind"]}, status_code=201)
 
     async def _http_stream(self, request: Request) -> Response:
         await self.load_history()
@@ -459,11 +481,12 @@ class WebAdapter(PlatformAdapter):
         if not web_file.path.is_file():
             return _error(404, "the file is no longer available")
         wants_download = request.query_params.get("download") == "1"
-        inline = web_file.kind == FileKind.IMAGE.value and not wants_download
-        return FileResponse(web_file.path, filename=web_file.name,
-                            content_disposition_type="inline" if inline else "attachment",
-                            headers={"Cache-Control": "private, max-age=3600",
-                                     "X-Content-Type-Options": "nosniff"})
+        head = await asyncio.to_thread(_head, web_file.path)
+        inline = not wants_download and raster_type(web_file.name, head) is not None
+        return FileResponse(web_file.path, media_type=media_type(web_file.name, head,
+                                                                 inline=inline),
+                            headers={**file_headers(web_file.name, inline=inline),
+                                     "Cache-Control": "private, max-age=3600"})
 
 
 class WebChatError(Exception):
@@ -486,6 +509,15 @@ def _sse(message: WebMessage) -> str:
 def _safe_name(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "file"
     return cleaned[:120]
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (to tell a real raster image from a renamed file)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(SNIFF_BYTES)
+    except OSError:
+        return b""
 
 
 def _write_new(target: Path, data: bytes) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 
 from gateway.commands.errors import UsageError
+from platforms.untrusted import BIDI_CONTROLS
 
 # C0 controls (but tab and newline, handled per caller), DEL, C1 controls, and the bidirectional
-# overrides that can make a terminal line read differently from what it contains.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_NL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# formatting characters (the one list in platforms.untrusted) that can make a terminal or chat
+# line read differently from what it contains.
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
+_CONTROL_NL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

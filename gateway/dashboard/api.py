@@ -3,19 +3,21 @@
 Reads go to the board's facade through :mod:`gateway.dashboard.views`; every change goes through
 :mod:`gateway.dashboard.actions`. Kernel errors map to status codes by class (400 bad input, 404
 unknown, 409 wrong state, 502 an auxiliary LLM failed); nothing else leaks a traceback.
+
+Bodies are read through :func:`platforms.http_safety.read_body`, capped at
+:data:`~platforms.http_safety.JSON_BODY_LIMIT` (413 past it, without reading the rest); files are
+served with the headers of :func:`platforms.http_safety.file_headers` (a download unless a raster
+image, always sandboxed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import mimetypes
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -38,6 +40,16 @@ from kanban import (
 )
 from kanban.agents.llm import DESCRIBER_SLOT
 from platforms.delivery import OpenedFile
+from platforms.http_safety import (
+    JSON_BODY_LIMIT,
+    SNIFF_BYTES,
+    BodyTooLarge,
+    file_headers,
+    media_type,
+    parse_json,
+    raster_type,
+    read_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +117,17 @@ async def actor_of(request: Request) -> actions.Actor:
 
 
 async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    """The JSON object in the body (``{}`` when empty): 413 over the cap, 400 if malformed."""
+    try:
+        raw = await read_body(request, JSON_BODY_LIMIT)
+    except BodyTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
     if not raw:
         return {}
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except ValueError as exc:
-        raise InvalidInput("the request body must be JSON") from exc
+        raise InvalidInput(str(exc)) from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object")
     return data
@@ -340,13 +356,17 @@ async def download_artifact(request: Request) -> Response:
     if opened is None:
         raise ApiError(404, "this file is not available")
     name = opened.name
-    inline = views.kind_of(name) == "image" and not flag(request, "download")
-    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    disposition = "inline" if inline else "attachment"
+    try:
+        head = await asyncio.to_thread(os.pread, opened.fd, SNIFF_BYTES, 0)
+    except OSError:
+        opened.close()
+        raise
+    # Inline only for a raster image by name and content; anything else (SVG, HTML, a script
+    # renamed .png) is a download, and every response is sandboxed.
+    inline = not flag(request, "download") and raster_type(name, head) is not None
     return StreamingResponse(
-        _read_opened(opened), media_type=media,
-        headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
-                 "Content-Length": str(opened.size), "X-Content-Type-Options": "nosniff",
+        _read_opened(opened), media_type=media_type(name, head, inline=inline),
+        headers={**file_headers(name, inline=inline), "Content-Length": str(opened.size),
                  "Cache-Control": "private, max-age=60"})
 
 

@@ -36,6 +36,10 @@ STATIC = Path(__file__).parent / "static"
 # Everything the page loads comes from this server: no CDN, no inline script.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+DEFAULT_HEADERS = ((b"content-security-policy", CSP.encode()),
+                   (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"same-origin"),
+                   (b"x-frame-options", b"DENY"))
 
 
 def create_app(home: Path, config: Config, *, boards: Boards | None = None,
@@ -114,10 +118,11 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", CSP.encode()),
-                            (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"same-origin"),
-                            (b"x-frame-options", b"DENY")]
+                # A response that set its own header keeps it: file responses carry a stricter
+                # policy (a sandbox) than the page's.
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in DEFAULT_HEADERS
+                            if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

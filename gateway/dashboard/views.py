@@ -22,6 +22,7 @@ from typing import Any
 from gateway.notifier import build_policy
 from kanban import Board, Card, KanbanError, Task, TaskDetail
 from platforms.delivery import OpenedFile
+from platforms.http_safety import raster_by_name
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +153,10 @@ def open_servable(board: Board, task: Task, raw: str, extra_roots: tuple[Path, .
 
 
 def kind_of(name: str) -> str:
-    mime, _ = mimetypes.guess_type(name)
-    if mime and mime.startswith("image/") and not name.lower().endswith(".svg"):
+    """``image`` only for the raster formats the page shows in ``<img>`` (never SVG)."""
+    if raster_by_name(name):
         return "image"
+    mime, _ = mimetypes.guess_type(name)
     if mime and mime.startswith("video/"):
         return "video"
     return "file"

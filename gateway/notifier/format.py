@@ -6,6 +6,10 @@
 The first line names the outcome, the task and its assignee; the second is the first line of the
 summary (done), the reason (blocked) or the last error (gave up, crashed, timed out). Long result
 text is never squeezed into a caption: it goes as its own message after the files.
+
+Titles, assignees, file names and detail lines are written by others; each passes through
+:func:`platforms.untrusted.clean_line`, so a newline or a bidi override in a title can never start
+a line that looks like the gateway's own (``✔ done · #1``) or make a name read backwards.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from kanban.models import Event, Task
 from platforms.base import Receipt, ReceiptStatus
+from platforms.untrusted import clean_file_name, clean_line, clean_text
 
 HEADLINES: dict[str, str] = {
     "completed": "✔ done",
@@ -40,17 +45,17 @@ class Rendered:
 def first_line(text: object, limit: int = DETAIL_CHARS) -> str:
     if not isinstance(text, str):
         return ""
-    for line in text.strip().splitlines():
-        line = line.strip()
+    for raw in text.strip().splitlines():
+        line = clean_line(raw)
         if line:
             return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
     return ""
 
 
 def headline(kind: str, task: Task) -> str:
-    parts = [HEADLINES.get(kind, kind.replace("_", " ")), f"#{task.id} {task.title}"]
+    parts = [HEADLINES.get(kind, kind.replace("_", " ")), f"#{task.id} {clean_line(task.title)}"]
     if task.assignee:
-        parts.append(f"@{task.assignee}")
+        parts.append(f"@{clean_line(task.assignee)}")
     return " · ".join(parts)
 
 
@@ -79,7 +84,7 @@ def long_result(event: Event) -> str | None:
         return None  # the headline already carried the whole result, word for word
     if "\n" in text or len(text) > LONG_RESULT_CHARS or shown:
         # With a summary in the headline the result has not been shown at all yet.
-        return text
+        return clean_text(text)
     return None
 
 
@@ -111,6 +116,7 @@ def refusal_line(refused: Sequence[Receipt]) -> str:
     """``1 file not sent: id_rsa — outside the allowed folders`` (file names only, never paths)."""
     if not refused:
         return ""
-    items = "; ".join(f"{r.name or 'file'} — {_why(r)}" for r in refused)
+    items = "; ".join(f"{clean_file_name(r.name or 'file')} — {clean_line(_why(r))}"
+                      for r in refused)
     noun = "file" if len(refused) == 1 else "files"
-    return f"{len(refused)} {noun} not sent: {items}"
+    return clean_line(f"{len(refused)} {noun} not sent: {items}")

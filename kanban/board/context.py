@@ -5,10 +5,18 @@ attempts, and the comment thread. Each section is
 capped so a long thread or a huge parent result cannot crowd out the task itself. Comment authors
 are framed as ``comment from worker `<author>` at <time>:`` with backticks stripped from the
 author, so an author name can never break out of its code span (S29).
+
+Everything in it that a person or another worker wrote is framed so it cannot pose as structure:
+one-line fields (titles, the assignee, skills, file paths, errors) go through :func:`one_line`,
+which turns every line break into `` ⏎ `` and drops control and bidi formatting characters, so a
+title ``x\n- status: done`` stays in its heading; multi-line text (the description, parent
+results, comments) goes in a fenced block (:func:`fenced`) whose fence is longer than any run of
+backticks inside, so no line of the text can close it or start a heading or list item.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from kanban.models import Comment, Run, Task
@@ -23,6 +31,30 @@ MAX_ATTEMPTS = 10
 MAX_COMMENTS = 50
 
 
+# Line breaks a markdown reader may honour, and invisible characters (C0 but tab and newline, DEL,
+# C1, bidi formatting) that can make a line read differently from what it contains.
+_BREAKS = re.compile("[ \t]*(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])[ \t]*")
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u061c\u200e\u200f"
+                        "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_BACKTICKS = re.compile("`+")
+
+
+def one_line(text: object) -> str:
+    """User text for a one-line field: line breaks become `` ⏎ ``, invisible characters go."""
+    value = _INVISIBLE.sub("", str(text)).strip()
+    return _BREAKS.sub(" ⏎ ", value).replace("\t", " ")
+
+
+def fenced(text: str) -> str:
+    """User text as a fenced block that nothing inside can close: the fence is one backtick
+    longer than the longest backtick run in the text (at least three)."""
+    body = _INVISIBLE.sub("", text).replace("\r\n", "\n").rstrip("\n")
+    body = re.sub("[\r\x0b\x0c\x85\u2028\u2029]", "\n", body)
+    longest = max((len(m) for m in _BACKTICKS.findall(body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
 def _clip(text: str, cap: int) -> str:
     if len(text) <= cap:
         return text
@@ -30,7 +62,7 @@ def _clip(text: str, cap: int) -> str:
 
 
 def _author(name: str) -> str:
-    cleaned = name.replace("`", "").strip()
+    cleaned = one_line(name).replace("`", "").strip()
     return cleaned or "unknown"
 
 
@@ -72,20 +104,23 @@ def as_recorded(_task_id: int, path: str) -> str:
 
 def build_context(tx: Tx, task_id: int, relocate: Relocate = as_recorded) -> str:
     task = store.load_task(tx, task_id, with_links=True)
-    lines = [f"# Task {task.id}: {task.title}", ""]
-    meta = [f"- status: {task.status}", f"- assignee: {task.assignee or 'unassigned'}",
+    lines = [f"# Task {task.id}: {one_line(task.title)}", ""]
+    meta = [f"- status: {task.status}",
+            f"- assignee: {one_line(task.assignee) if task.assignee else 'unassigned'}",
             f"- priority: {task.priority}"]
     if task.skills:
-        meta.append(f"- skills: {', '.join(task.skills)}")
+        meta.append(f"- skills: {one_line(', '.join(task.skills))}")
     if task.max_runtime_seconds is not None:
         meta.append(f"- max runtime: {task.max_runtime_seconds} s")
     lines += [*meta, ""]
-    lines += _capped_section("Description", [task.body or "(no description)"])
+    # Clipped before framing, with room for the fences, so the section cap never cuts one off.
+    lines += _capped_section("Description", [fenced(_clip(task.body, SECTION_CAP - 200))
+                                             if task.body else "(no description)"])
     inputs = _inputs(task)
     if inputs:
         # Durable copies under attachments/<id>/: read them from there, the workspace is empty.
         lines += _capped_section("Attached files",
-                                 [f"- {relocate(task.id, path)}" for path in inputs])
+                                 [f"- {one_line(relocate(task.id, path))}" for path in inputs])
 
     parents: list[str] = []
     for parent_id in task.parents[:MAX_PARENTS]:
@@ -101,11 +136,11 @@ def build_context(tx: Tx, task_id: int, relocate: Relocate = as_recorded) -> str
         attempts = [
             f"- run {r.id} ({r.status}) claimed {_when(r.claimed_at)}"
             + (f", exit code {r.exit_code}" if r.exit_code is not None else "")
-            + (f": {_clip(r.error, 300)}" if r.error else "")
+            + (f": {one_line(_clip(r.error, 300))}" if r.error else "")
             for r in reversed(runs)
         ]
         if task.last_failure_error:
-            attempts.append(f"- last failure: {_clip(task.last_failure_error, 500)}")
+            attempts.append(f"- last failure: {one_line(_clip(task.last_failure_error, 500))}")
         lines += _capped_section("Prior attempts", attempts)
 
     comments = [Comment.from_row(r) for r in tx.all(
@@ -114,7 +149,7 @@ def build_context(tx: Tx, task_id: int, relocate: Relocate = as_recorded) -> str
     if comments:
         lines += _capped_section(
             "Comments",
-            [f"{comment_heading(c)}\n\n{_clip(c.body, ITEM_CAP)}\n" for c in comments],
+            [f"{comment_heading(c)}\n\n{fenced(_clip(c.body, ITEM_CAP))}\n" for c in comments],
         )
     return "\n".join(lines).rstrip() + "\n"
 
@@ -127,9 +162,11 @@ def _inputs(task: Task) -> list[str]:
 
 
 def _parent_block(parent: Task, relocate: Relocate) -> str:
-    head = f"### Task {parent.id}: {parent.title} ({parent.status})"
-    body = parent.summary or parent.result or "(no result recorded)"
-    block = f"{head}\n\n{_clip(body, ITEM_CAP)}\n"
+    head = f"### Task {parent.id}: {one_line(parent.title)} ({parent.status})"
+    body = parent.summary or parent.result
+    shown = fenced(_clip(body, ITEM_CAP)) if body else "(no result recorded)"
+    block = f"{head}\n\n{shown}\n"
     if parent.artifacts:
-        block += "\nFiles: " + ", ".join(relocate(parent.id, p) for p in parent.artifacts) + "\n"
+        files = ", ".join(one_line(relocate(parent.id, p)) for p in parent.artifacts)
+        block += f"\nFiles: {files}\n"
     return block

@@ -23,6 +23,7 @@ from kanban.agents.profiles import Profiles
 from kanban.storage.db import Tx
 
 ORIGIN = "http://127.0.0.1:8765"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 
 
 @dataclass
@@ -224,7 +225,7 @@ async def test_artifacts_only_the_tasks_own_files(dash: Dash, tmp_path: Path) ->
     claim = await board.claim(task.id)
     workspace = board.workspaces_dir / str(task.id)
     workspace.mkdir(parents=True, exist_ok=True)
-    (workspace / "chart.png").write_bytes(b"\x89PNG fake")
+    (workspace / "chart.png").write_bytes(PNG)
     secret = tmp_path / "secret.txt"
     secret.write_text("do not serve", encoding="utf-8")
     await board.complete(task.id, lease=claim.lease,
@@ -232,10 +233,10 @@ async def test_artifacts_only_the_tasks_own_files(dash: Dash, tmp_path: Path) ->
     shown = await dash.ok("GET", f"/api/tasks/{task.id}")
     files = {f["name"]: f for f in shown["artifacts"]}
     assert files["chart.png"]["available"] and files["chart.png"]["kind"] == "image"
-    assert files["chart.png"]["size"] == len(b"\x89PNG fake")
+    assert files["chart.png"]["size"] == len(PNG)
     assert not files["secret.txt"]["available"] and "url" not in files["secret.txt"]
     image = await dash.client.get(files["chart.png"]["url"])
-    assert image.status_code == 200 and image.content == b"\x89PNG fake"
+    assert image.status_code == 200 and image.content == PNG
     assert image.headers["content-disposition"].startswith("inline")
     download = await dash.client.get(files["chart.png"]["url"] + "?download=1")
     assert download.headers["content-disposition"].startswith("attachment")

@@ -1,5 +1,14 @@
 // Building DOM without innerHTML: every piece of user text goes in through textContent.
 
+// Titles, names and messages are written by others. Bidirectional controls (which can make a
+// name read backwards) and control characters other than tab and newline are dropped from every
+// text node and attribute built here; the server strips the same set from what it sends to chats.
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+export function clean(text) {
+  return String(text).replace(INVISIBLE, "");
+}
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -9,7 +18,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (key === "dataset") Object.assign(el.dataset, value);
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (value === true) el.setAttribute(key, "");
-    else el.setAttribute(key, String(value));
+    else el.setAttribute(key, clean(value));
   }
   append(el, children);
   return el;
@@ -18,7 +27,7 @@ export function h(tag, attrs = {}, ...children) {
 export function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(clean(child)));
   }
   return el;
 }
