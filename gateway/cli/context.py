@@ -154,6 +154,35 @@ class AppContext:
                            "storage.dsn_env names), or give --dsn-env VAR naming the variable "
                            "that holds the DSN")
 
+    async def caller_for(self, request: Request | None, boards: Boards) -> Caller:
+        """This process's caller for ``request`` (None: an operator-only action such as
+        ``dispatch``). Reads are anyone's; before a write, a process that says it is the
+        operator is checked against the worker runs of this home (:mod:`gateway.cli.identity`)."""
+        from gateway.cli.identity import caller_of_process
+        from gateway.commands import Operator
+        from gateway.commands.policy import READ_VERBS
+
+        caller = self.caller
+        if not isinstance(caller, Operator) or type(request) in READ_VERBS:
+            return caller
+        return await caller_of_process(boards, caller)
+
+    def require_operator(self, what: str) -> None:
+        """Refuse, in one line, an operator-only command run by a worker or under the gateway."""
+        from gateway.commands import NotAllowed, Operator
+
+        async def check() -> Caller:
+            boards = self.boards()
+            try:
+                return await self.caller_for(None, boards)
+            finally:
+                await boards.close()
+
+        caller = asyncio.run(check())
+        if not isinstance(caller, Operator):
+            raise NotAllowed(f"only the operator may {what} (this runs as "
+                             f"{caller.display})")
+
     def run(self, request: Request) -> Result:
         """Execute one request as this process's caller, on a fresh event loop."""
         from gateway.commands import execute
@@ -161,7 +190,8 @@ class AppContext:
         async def go() -> Result:
             services = self.services()
             try:
-                return await execute(request, self.caller, services)
+                return await execute(request, await self.caller_for(request, services.boards),
+                                     services)
             finally:
                 await services.aclose()
 

@@ -64,6 +64,7 @@ def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float
     settings = dispatch_settings(app.config.kanban)
     if loop and dry_run:
         raise click.UsageError("--loop and --dry-run cannot be combined")
+    app.require_operator("dispatch tasks")
 
     async def once() -> dict[str, Any]:
         boards = app.boards()

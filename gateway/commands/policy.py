@@ -40,12 +40,16 @@ from gateway.commands.declare import Request
 from gateway.commands.errors import NotAllowed
 from kanban.validation import parse_workspace
 
-# What a member (an allow-listed chat user who is not an admin) may run.
-MEMBER_VERBS: frozenset[type[Request]] = frozenset({
-    v.CreateRequest, v.ListRequest, v.ShowRequest, v.ContextRequest, v.StatsRequest,
-    v.EventsRequest, v.SubscriptionsRequest, v.BoardsListRequest, v.CommentRequest,
-    v.SubscribeRequest, v.UnsubscribeRequest, v.UnblockRequest,
+# Requests that change nothing.
+READ_VERBS: frozenset[type[Request]] = frozenset({
+    v.ListRequest, v.ShowRequest, v.ContextRequest, v.StatsRequest, v.EventsRequest,
+    v.SubscriptionsRequest, v.BoardsListRequest,
 })
+# What a member (an allow-listed chat user who is not an admin) may run.
+MEMBER_VERBS: frozenset[type[Request]] = READ_VERBS | {
+    v.CreateRequest, v.CommentRequest, v.SubscribeRequest, v.UnsubscribeRequest,
+    v.UnblockRequest,
+}
 
 
 def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path]) -> None:

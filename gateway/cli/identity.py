@@ -1,0 +1,146 @@
+"""Who runs this command line, from what the process cannot change about itself.
+
+The worker variables (``RELAYBOARD_TASK_ID``, ``RELAYBOARD_LEASE``) say who a worker is, but a
+worker can unset them (``env -u …``) and look like the operator at a terminal. So, before an
+operator's write, the command line also looks at its own lineage — its pid, its parents up the
+chain, and their session and process-group ids — and compares it with the worker processes the
+dispatchers of this home recorded for their active runs on this host:
+
+* a process in the lineage was started with the worker variables (its ``/proc/PID/environ``,
+  which what it starts cannot change): the caller is that worker;
+* a process in the lineage is the worker of an active run (the same pid *and* start time, so a
+  recycled pid is no match): the caller is that run's :class:`~gateway.commands.Worker`, with
+  that run's rights and nothing more;
+* else, a Relayboard gateway or dispatcher is among its ancestors (a chat agent's command, or a
+  process a worker left behind): it is no operator — it gets a member's rights;
+* else it is the operator.
+
+Workers are started as the leaders of their own sessions, so everything they start shares the
+session id even when its parent is gone. A process that leaves the session (``setsid``) *and*
+its parent chain is not recognised by this check; the worker sandbox, which keeps workers away
+from the boards altogether, closes that. Lineage is read from ``/proc``: elsewhere only the
+variables count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.commands import Caller, Worker
+    from kanban import Boards
+
+PROC = Path("/proc")
+_MAX_DEPTH = 64
+# Argument pairs that mark a Relayboard process which starts workers or chat agents.
+_SPAWNERS = (("gateway", "run"), ("kanban", "dispatch"))
+
+
+def lineage(pid: int | None = None, proc: Path = PROC) -> tuple[frozenset[int], list[int]]:
+    """(every pid, session id and process-group id in the chain from ``pid`` up to init;
+    the ancestors' pids, nearest first). Empty without ``/proc``."""
+    ids: set[int] = set()
+    ancestors: list[int] = []
+    current = os.getpid() if pid is None else pid
+    for _ in range(_MAX_DEPTH):
+        fields = _stat(current, proc)
+        if fields is None:
+            break
+        parent, group, session = fields
+        ids.update((current, group, session))
+        if parent <= 1:
+            break
+        ancestors.append(parent)
+        current = parent
+    ids.discard(0)
+    ids.discard(1)
+    return frozenset(ids), ancestors
+
+
+def _stat(pid: int, proc: Path) -> tuple[int, int, int] | None:
+    try:
+        text = (proc / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # "pid (comm) state ppid pgrp session …": comm may hold spaces and parentheses.
+    after = text[text.rfind(")") + 2:].split()
+    try:
+        return int(after[1]), int(after[2]), int(after[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def is_spawner(pid: int, proc: Path = PROC) -> bool:
+    """Whether ``pid`` runs ``relayboard gateway run`` or ``relayboard kanban dispatch``."""
+    try:
+        argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [w.decode("utf-8", "replace") for w in argv if w]
+    if not any(os.path.basename(w) in ("relayboard", "gateway") or w == "gateway"
+               for w in words[:4]):
+        return False
+    return any(_follows(words, first, second) for first, second in _SPAWNERS)
+
+
+def _follows(words: list[str], first: str, second: str) -> bool:
+    for i, word in enumerate(words[:-1]):
+        if word == first and second in words[i + 1:]:
+            return True
+    return False
+
+
+async def worker_of_lineage(boards: Boards, ids: Iterable[int]) -> Worker | None:
+    """The active run, on any board of the home, whose recorded worker is in ``ids``."""
+    from gateway.commands import Worker
+    from kanban.board.runs import HOSTNAME
+    from kanban.runtime.spawn import is_same_process
+
+    wanted = set(ids)
+    if not wanted:
+        return None
+    for info in await boards.list():
+        board = await boards.open(info.slug)
+        for run, task in await board.active_runs():
+            if (run.worker_pid in wanted and run.host == HOSTNAME
+                    and is_same_process(run.worker_pid, run.worker_started_at)):
+                return Worker(task_id=task.id, run_id=run.id, lease=run.lease, board=info.slug,
+                              profile=run.profile)
+    return None
+
+
+def worker_of_environs(ids: Iterable[int], proc: Path = PROC) -> Worker | None:
+    """The worker whose variables one of ``ids`` was started with (its initial environment)."""
+    from gateway.cli.context import worker_from_environ
+
+    for pid in sorted(ids, reverse=True):
+        try:
+            raw = (proc / str(pid) / "environ").read_bytes()
+        except OSError:
+            continue
+        environ: dict[str, str] = {}
+        for item in raw.split(b"\0"):
+            name, sep, value = item.partition(b"=")
+            if sep and name.startswith(b"RELAYBOARD_"):
+                environ[name.decode("ascii", "replace")] = value.decode("utf-8", "replace")
+        worker = worker_from_environ(environ)
+        if worker is not None:
+            return worker
+    return None
+
+
+async def caller_of_process(boards: Boards, fallback: Caller) -> Caller:
+    """``fallback`` (the operator), unless this process's lineage says otherwise (see the
+    module docstring)."""
+    from gateway.commands import ChatUser
+
+    ids, ancestors = lineage()
+    worker = worker_of_environs(ids) or await worker_of_lineage(boards, ids)
+    if worker is not None:
+        return worker
+    if any(is_spawner(pid) for pid in ancestors):
+        return ChatUser("process", str(os.getpid()), "a process the gateway started")
+    return fallback
