@@ -156,7 +156,11 @@ class ChatRouter:
             group.cancel_scope.cancel()  # stop the typing indicator
         if notes:
             answer = "\n".join([*notes, answer])
-        policy = await self.policy() if self.policy is not None else None
+        # A command's answer is text only: a path in a task's title or result it quotes never
+        # becomes an upload (a task's files reach chat through its notifications). The agent's
+        # answer may carry files, under the delivery policy.
+        policy = (await self.policy() if self.policy is not None and command is None
+                  else None)
         await send_reply(adapter, dest, answer, policy)
         await self.history.append(message.platform, message.chat, message.thread,
                                   entry("user", text, message.user_name),

@@ -247,13 +247,14 @@ class Daemon:
         # Whom each platform serves is said by the adapter itself when it starts.
 
     async def chat_policy(self) -> DeliveryPolicy:
-        """Which files a chat reply may carry: every board's workspaces and attachments, the
-        chat threads' own folders, ``delivery.allowed_roots``; the notifier's denials apply."""
+        """Which files an agent's chat reply may carry: every board's attachments (the files
+        tasks were given and declared), the chat threads' own folders, ``delivery.allowed_roots``;
+        never a worker's workspace while it works; the notifier's denials apply."""
         boards = self.hub.open_boards() or [await self.boards.open(
             self.config.kanban.default_board)]
         roots = [self.home / "chat" / "threads", *self.delivery.extra_roots]
         for board in boards:
-            roots += [board.workspaces_dir, board.attachments_dir]
+            roots.append(board.attachments_dir)
         d = self.delivery
         return await asyncio.to_thread(
             functools.partial(policy_for_roots, roots, relayboard_home=d.relayboard_home,

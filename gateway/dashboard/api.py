@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.commands import Services
+from gateway.commands import NotAllowed, Services
 from gateway.config import ConfigError
 from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
@@ -68,6 +68,8 @@ def status_for(exc: Exception) -> int:
         return exc.status
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, NotAllowed):
+        return 403
     if isinstance(exc, Conflict | LeaseError):
         return 409
     if isinstance(exc, AuxiliaryError):

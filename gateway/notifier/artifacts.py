@@ -2,8 +2,9 @@
 
 Files come from the ``completed`` event's ``artifacts`` (the durable copies ``complete`` made),
 else from paths mentioned in the summary or result. The policy is built per task: it allows only
-that task's own ``attachments/<id>/`` and workspace plus ``delivery.allowed_roots`` — another
-task's files, named in this task's artifacts or summary, never reach this task's subscribers. It
+that task's own ``attachments/<id>/`` and workspace, plus ``delivery.allowed_roots`` for declared
+artifacts (never for a path that is only mentioned in text) — another task's files, named in this
+task's artifacts or summary, never reach this task's subscribers. It
 denies the home's config and profile files, the credential folders ``platforms.delivery`` always
 denies, every dot-directory in the user's home, and any file inside a dot-directory below an
 allowed root (``.git``, ``.ssh`` …). A workspace that is a symbolic link is no root at all.
@@ -32,6 +33,11 @@ class Screened:
 
     accepted: list[Path]
     refused: list[Receipt]
+
+
+def has_declared_artifacts(event: Event) -> bool:
+    raw = event.payload.get("artifacts")
+    return isinstance(raw, list) and bool(raw)
 
 
 def artifact_paths(event: Event, *, user_home: Path | None = None) -> list[Path]:

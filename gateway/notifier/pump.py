@@ -25,7 +25,12 @@ from typing import Any
 
 import anyio
 
-from gateway.notifier.artifacts import artifact_paths, build_policy, screen
+from gateway.notifier.artifacts import (
+    artifact_paths,
+    build_policy,
+    has_declared_artifacts,
+    screen,
+)
 from gateway.notifier.format import render
 from kanban.board import Board, ChangeSignal
 from kanban.board.outbox import NOTIFY_KINDS, OutboxItem
@@ -164,9 +169,12 @@ class Notifier:
                 "retryable": False}])
             return
         dest = Destination(item.platform, item.chat, item.thread, silent=item.silent)
-        policy = self._policy(board, item.task)
         files = (artifact_paths(item.event, user_home=self.delivery.user_home)
                  if item.kind == "completed" else [])
+        # Paths a worker merely wrote in its result or summary text may only be the task's
+        # own files: delivery.allowed_roots admit declared artifacts, never a mentioned path.
+        policy = self._policy(board, item.task,
+                              mentioned=not has_declared_artifacts(item.event))
         try:
             # Made on another host (a board on PostgreSQL): written here from the database first.
             files = await board.local_artifacts(item.task_id, files)
@@ -274,8 +282,9 @@ class Notifier:
         self.delivered += 1
         log.info("notified %s", where)
 
-    def _policy(self, board: Board, task: Task) -> DeliveryPolicy:
+    def _policy(self, board: Board, task: Task, *, mentioned: bool = False) -> DeliveryPolicy:
         d = self.delivery
         return build_policy(board, task, relayboard_home=d.relayboard_home,
-                            config_file=d.config_file, extra_roots=d.extra_roots,
+                            config_file=d.config_file,
+                            extra_roots=() if mentioned else d.extra_roots,
                             user_home=d.user_home, max_bytes=d.max_bytes)

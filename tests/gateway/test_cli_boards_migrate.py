@@ -152,7 +152,7 @@ async def test_chat_cannot_move_a_board(tmp_path: Path) -> None:
     services = Services(boards=Boards(tmp_path, storage=Storage()))
     try:
         with pytest.raises(NotAllowed, match="by an operator"):
-            await execute(request, ChatUser("slack", "U1"), services)
+            await execute(request, ChatUser("slack", "U1", role="admin"), services)
     finally:
         await services.aclose()
     with pytest.raises(UsageError, match="dsn-env"):
