@@ -241,6 +241,19 @@ SCRIPT = ["sh", "-c", "cd {workspace} && printf %s {workspace} > seen.txt && "
 
 
 @pytest.mark.parametrize("name", NAMES)
+async def test_dir_workspace_paths_cannot_inject(tmp_path: Path, name: str) -> None:
+    canary = tmp_path / "pwned"
+    workspace = tmp_path / "user" / name.format(c=canary)
+    async with dispatch_env(tmp_path) as env:
+        env.profile("p", SCRIPT)
+        with pytest.raises(InvalidInput, match="a dir: workspace path may only contain") as no:
+            await env.task(assignee="p", workspace=f"dir:{workspace}")
+        assert "\n" not in str(no.value)
+        assert await env.board.list_tasks() == []
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("name", NAMES)
 async def test_an_old_row_with_a_hostile_dir_workspace_is_refused_at_spawn(
         tmp_path: Path, name: str) -> None:
     """A path written before dir: paths were checked still never reaches a shell: the spawn
