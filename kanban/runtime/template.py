@@ -27,8 +27,9 @@ once runs the value as code. The rule below holds by construction instead:
    ``%``-format directive), ``=`` (turns a command word into an assignment: ``X{model}`` with
    ``=…``), ``,`` (makes a brace expansion inside a template's ``{a,b}``), and everything else.
    A value is still concatenated with whatever the template writes around it: ``$x{model}``
-   names another variable for a value starting with a letter, as it would for any text; that is
-   the template's own wording, not something the value can choose.
+   names another variable for a value starting with a letter (and in zsh, ``$x`` followed by
+   ``:`` takes a modifier), as it would for any text; that is the template's own wording, not
+   something the value can choose.
 
 3. **Code words count as "everywhere else".** A whole word can still be re-parsed when the
    program runs it as code. Such words get rule 2 even when they are exactly ``{x}``. We cannot
@@ -51,6 +52,9 @@ once runs the value as code. The rule below holds by construction instead:
 
    Words after a shell's command string (``sh -c 'cd "$1"' sh {workspace}``) or after an
    interpreter's inline code (``python3 -c CODE {workspace}``) are arguments again, and raw.
+   The last two kinds are lists, and a list can miss a program: a whole-word value handed to
+   an unlisted program that evaluates its operands is still exactly one argument, never more
+   words or commands of the template, but what that program does with it is its own affair.
 
 Every value is also exported to the worker as an environment variable
 (``RELAYBOARD_WORKSPACE``, ``RELAYBOARD_PROMPT_FILE``, …), so a template never needs to
