@@ -247,6 +247,24 @@ def check_skills(skills: list[str]) -> list[str]:
     return list(dict.fromkeys(cleaned))
 
 
+# A dir:/worktree: path is handed to the worker's command template as {workspace}; made of these
+# characters only, it means the same thing to every shell and interpreter, wherever a template
+# puts it (kanban.runtime.template).
+WORKSPACE_PATH_RE = re.compile(r"[A-Za-z0-9_./-]+\Z")
+
+
+def check_workspace_path(path: str, kind: str) -> str:
+    """An absolute ``dir:``/``worktree:`` path of letters, digits and ``_ . / -``, without
+    ``..`` components (the path a worker runs in is the one that was checked)."""
+    if not WORKSPACE_PATH_RE.match(path):
+        raise InvalidInput(f"a {kind}: workspace path may only contain letters, digits and "
+                           f"_ . / - (got {path!r:.200})")
+    if ".." in path.split("/"):
+        raise InvalidInput(f"a {kind}: workspace path may not contain .. components "
+                           f"(got {path!r:.200})")
+    return path
+
+
 def parse_workspace(spec: str) -> tuple[str, str | None]:
     """``scratch`` | ``dir:/abs/path`` | ``worktree`` | ``worktree:PATH`` → (kind, path)."""
     if spec == "scratch":
@@ -259,9 +277,11 @@ def parse_workspace(spec: str) -> tuple[str, str | None]:
     if sep and kind == "dir":
         if not rest or not Path(rest).is_absolute():
             raise InvalidInput(f"workspace dir: needs an absolute path (got {rest!r})")
-        return "dir", rest
+        return "dir", check_workspace_path(rest, kind)
     if sep and kind == "worktree" and rest:
-        return "worktree", rest
+        if not Path(rest).is_absolute():
+            raise InvalidInput(f"workspace worktree: needs an absolute path (got {rest!r})")
+        return "worktree", check_workspace_path(rest, kind)
     raise InvalidInput(
         f"invalid workspace {spec!r}: use scratch, dir:/absolute/path, worktree or worktree:PATH"
     )

@@ -23,7 +23,10 @@ def profile() -> None:
 @click.argument("name")
 @click.option("--description", default=None, help="What this profile is good at (routing uses it).")
 @click.option("--command", "command", default=None,
-              help="Worker argv template, one string split like a shell.")
+              help="Worker argv template, one string split like a shell. {task_id} {board} "
+              "{workspace} {prompt_file} {model} go in as they are when they are a whole word "
+              "(or --flag={x}); inside a larger word such as an sh -c script, only plain values "
+              "are (read \"$RELAYBOARD_WORKSPACE\" … there instead).")
 @click.option("--model", default=None, help="Model for the built-in worker.")
 @click.option("--example", type=click.Choice(["chart"]), default=None,
               help="Run a built-in demo worker (no LLM or agent CLI needed): `chart` draws a PNG "

@@ -1,30 +1,70 @@
 """A profile's ``command`` template filled in so that no substituted value can change the command.
 
 A template is a list of argv words with ``{task_id} {board} {workspace} {prompt_file} {model}``
-placeholders. Two kinds of word exist:
+placeholders. This module owns the one rule that decides, from the template alone, where a
+value may go; it never quotes anything. Quoting a value for the spot a shell (or Python, or
+Perl, or tmux) will read it in means guessing that reader's grammar, and a guess that is wrong
+once runs the value as code. The rule below holds by construction instead:
 
-* a plain argv word: the value becomes (part of) one argument; nothing re-parses it, so it
-  cannot add words or commands. It can only be mistaken for an option, which is why values are
-  validated to start with a letter, a digit or ``/`` (model names, absolute paths, slugs, ids).
-* the script of a shell template (``sh -c SCRIPT``, ``bash -lc SCRIPT``, ``env X=1 sh -c …``):
-  the shell parses it again, so each value is quoted for the place it lands in — unquoted,
-  inside '…', inside "…", inside $'…' — as a shell would read that spot.
+1. **Raw, as one argv word.** A template word that is exactly a placeholder (``{workspace}``),
+   or exactly ``--some-flag={placeholder}``, becomes that value verbatim — one argument that no
+   shell splits or expands. The value may hold any character but NUL and newline; it must start
+   with a letter, a digit or ``/`` (:func:`check_values`), so a program never reads it as one of
+   its own options.
 
-Values made only of characters no shell treats specially (``[A-Za-z0-9_@%+=:,./-]``) are the
-same however quoted, so they are substituted as they are; this keeps every ordinary template
-working unchanged. A script the scanner cannot follow (a here-document) only accepts such plain
-values (so does a backtick substitution, and the inline program of another interpreter —
-``python -c CODE``, ``node -e CODE`` — whose quoting rules are not the shell's): anything else is
-refused rather than guessed. Every value is also exported to the worker
-as an environment variable (``RELAYBOARD_MODEL``, ``RELAYBOARD_PROMPT_FILE``, …), so a template
-need not interpolate at all.
+2. **Safe characters only, everywhere else.** A placeholder inside a larger word (the script of
+   ``sh -c '… {workspace} …'``, ``x{task_id}``, ``A={board}``) is filled only with a value made
+   entirely of ``[A-Za-z0-9_./:+-]``; any other value refuses the spawn with a
+   :class:`~kanban.errors.SpawnError` naming the placeholder and the environment variable that
+   carries the same value (``$RELAYBOARD_WORKSPACE`` …), which a script can read quoted.
+
+   Why these characters: letters, digits and ``_ . / -`` mean only themselves to sh, bash, zsh,
+   Python and Perl, unquoted or inside ``'…'``, ``"…"`` or ``$'…'`` (no quote, escape,
+   expansion, separator, glob, comment, brace or tilde among them). ``:`` and ``+`` are kept for
+   model names (``llama3.1:8b``, ``a+b``): neither is special in any of those quoting contexts
+   (``+(…)`` and ``${x:-…}`` need a ``(`` or ``{`` the value cannot bring). Left out on purpose:
+   ``@`` (Perl interpolates ``"@name"`` inside double quotes), ``%`` (a printf or Python
+   ``%``-format directive), ``=`` (turns a command word into an assignment: ``X{model}`` with
+   ``=…``), ``,`` (makes a brace expansion inside a template's ``{a,b}``), and everything else.
+   A value is still concatenated with whatever the template writes around it: ``$x{model}``
+   names another variable for a value starting with a letter (and in zsh, ``$x`` followed by
+   ``:`` takes a modifier), as it would for any text; that is the template's own wording, not
+   something the value can choose.
+
+3. **Code words count as "everywhere else".** A whole word can still be re-parsed when the
+   program runs it as code. Such words get rule 2 even when they are exactly ``{x}``. We cannot
+   know what every program does with its arguments, so the classification is deliberately wide
+   and errs towards "code" (a wrongly wide guess only asks for safe characters; a narrow one
+   would run the value). A word is code when it is:
+
+   * right after a single-dash option word (``-c``, ``-e``, ``-E``, ``-Ic``, ``-lc``, ``-S``,
+     ``-le'…'``): single-letter options are where interpreters take inline code (``python
+     -c``, ``perl -e``, ``ruby -e``, ``node -e/-p``, ``php -r``, ``env -S``), and no list of
+     programs can tell a data option from a code option by its letter;
+   * right after, or the ``=`` value of, a long option that takes code (``--eval``,
+     ``--command``, ``--exec``, ``--split-string`` …);
+   * the command string of a shell (``sh``, ``bash``, …) whose options include ``c``, wherever
+     that shell appears in the argv — after ``timeout 60``, ``nice -n 5``, ``env A=1`` — and
+     whatever options sit between (``bash -o pipefail -c -- SCRIPT``);
+   * any word after a program that runs its arguments as a command line or a program text
+     (``eval``, ``tmux``, ``screen``, ``ssh``, ``su``, ``sudo``, ``watch``, ``parallel``,
+     ``at``, ``awk``, ``sed`` …): everything after ``tmux new-session -d`` is a shell command.
+
+   Words after a shell's command string (``sh -c 'cd "$1"' sh {workspace}``) or after an
+   interpreter's inline code (``python3 -c CODE {workspace}``) are arguments again, and raw.
+   The last two kinds are lists, and a list can miss a program: a whole-word value handed to
+   an unlisted program that evaluates its operands is still exactly one argument, never more
+   words or commands of the template, but what that program does with it is its own affair.
+
+Every value is also exported to the worker as an environment variable
+(``RELAYBOARD_WORKSPACE``, ``RELAYBOARD_PROMPT_FILE``, …), so a template never needs to
+interpolate into a script: ``sh -c 'cd "$RELAYBOARD_WORKSPACE" && …'``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,13 +72,27 @@ from kanban.errors import SpawnError
 from kanban.validation import MODEL_RE
 
 KANBAN_WORKER_SKILL = "kanban-worker"
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
-# Characters with no meaning to any POSIX shell, in any quoting context.
-_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
-# Shell options that take an argument (`-o pipefail`, `+O extglob`).
-_OPTION_WITH_ARGUMENT = frozenset({"-o", "+o", "-O", "+O"})
-# The flag before another interpreter's inline program (python -c, node -e, perl -e, ruby -e).
-_INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "--eval", "--command"})
+PLACEHOLDERS = ("{task_id}", "{board}", "{workspace}", "{prompt_file}", "{model}")
+# What a value embedded in a larger (or code) word may be made of; see the module docstring.
+SAFE_CHARS = "[A-Za-z0-9_./:+-]"
+_SAFE_VALUE = re.compile(SAFE_CHARS + r"*\Z")
+_PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
+_FLAG_VALUE = re.compile(r"(--[A-Za-z0-9][A-Za-z0-9_-]*)=(" + _PLACEHOLDER.pattern + r")\Z")
+# A value must not be readable as an option: it starts with one of these.
+_FIRST_CHAR = re.compile(r"[A-Za-z0-9/]")
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "fish",
+                    "csh", "tcsh"})
+# Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`).
+_SHELL_OPTION_ARGUMENT = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+# Long options whose value is a program text for the program they belong to.
+_CODE_LONG_OPTIONS = frozenset({"--eval", "--command", "--cmd", "--exec", "--execute",
+                                "--split-string", "--print", "--code", "--init-command"})
+# Programs whose following words form a command line or a program text (for a shell, a remote
+# host, a terminal multiplexer, a text-processing language). Everything after them is code.
+_COMMAND_RUNNERS = frozenset({"eval", "tmux", "screen", "ssh", "su", "runuser", "sudo", "doas",
+                              "watch", "parallel", "at", "batch", "awk", "gawk", "mawk", "nawk",
+                              "busybox", "sed"})
 
 
 @dataclass(frozen=True)
@@ -55,11 +109,19 @@ class TemplateValues:
                 "{model}": self.model}
 
 
+def env_name(placeholder: str) -> str:
+    """``{workspace}`` → ``RELAYBOARD_WORKSPACE``: the variable carrying the same value."""
+    return "RELAYBOARD_" + placeholder.strip("{}").upper()
+
+
 def check_values(values: TemplateValues) -> None:
     """Refuse values that could be read as something else. Raises :class:`SpawnError`."""
     for key, value in values.mapping().items():
         if "\x00" in value or "\n" in value or "\r" in value:
             raise SpawnError(f"{key} value contains a NUL or newline character; refused")
+        if value and not _FIRST_CHAR.match(value):
+            raise SpawnError(f"{key} value {value!r:.120} must start with a letter, a digit or "
+                             "/ (it could be read as an option); refused")
     if values.model and not MODEL_RE.match(values.model):
         raise SpawnError(f"invalid model name {values.model!r}; refused")
     for key, path in (("{workspace}", values.workspace), ("{prompt_file}", values.prompt_file)):
@@ -67,167 +129,86 @@ def check_values(values: TemplateValues) -> None:
             raise SpawnError(f"{key} must be an absolute path (got {path!r})")
 
 
-def shell_script_index(template: Sequence[str]) -> int | None:
-    """The index of the word a shell will parse as a script (``sh -c SCRIPT``), else None."""
-    i = 0
-    if template and os.path.basename(template[0]) == "env":
-        i = 1  # `env [-i] [NAME=VALUE]… sh -c …`
-        while i < len(template) and (template[i].startswith("-") or "=" in template[i]):
-            i += 1
-    if i >= len(template) or os.path.basename(template[i]) not in SHELLS:
-        return None
-    i += 1
-    if os.path.basename(template[i - 1]) == "busybox":
-        if i >= len(template) or template[i] not in SHELLS:
-            return None
-        i += 1
+def _is_short_option(word: str) -> bool:
+    return len(word) > 1 and word[0] == "-" and word[1] != "-"
+
+
+def _shell_command_string(template: Sequence[str], shell: int) -> int | None:
+    """For the shell named at ``template[shell]``: the index of its command string when its
+    options include ``c`` (``sh -c SCRIPT``, ``bash -e -o pipefail -lc -- SCRIPT``), else None."""
+    i = shell + 1
     command_mode = False
     while i < len(template):
         word = template[i]
         if word == "--":
             i += 1
             break
-        if word in _OPTION_WITH_ARGUMENT:
+        if word in _SHELL_OPTION_ARGUMENT:
             i += 2
             continue
-        if len(word) > 1 and word[0] in "-+" and not word.startswith("--"):
-            command_mode = command_mode or "c" in word[1:]
+        if word.startswith("--"):
             i += 1
             continue
-        if word.startswith("--"):
+        if len(word) > 1 and word[0] in "-+":
+            command_mode = command_mode or "c" in word[1:]
             i += 1
             continue
         break
     return i if command_mode and i < len(template) else None
 
 
-def _quote(value: str, context: str) -> str:
-    if _PLAIN.match(value):
-        return value
-    if context == "single":
-        return value.replace("'", "'\\''")  # close, a literal quote, reopen
-    if context == "double":
-        return re.sub(r'([\\"$`])', r"\\\1", value)
-    if context == "ansi":
-        return re.sub(r"([\\'])", r"\\\1", value)
-    return shlex.quote(value)
+def code_words(template: Sequence[str]) -> frozenset[int]:
+    """The indexes of the template words a program will run as code (see the module docstring).
+    Decided from the template alone; errs towards "code"."""
+    code: set[int] = set()
+    for index, word in enumerate(template):
+        previous = template[index - 1] if index else ""
+        if _is_short_option(previous) or previous in _CODE_LONG_OPTIONS:
+            code.add(index)
+        flag = _FLAG_VALUE.match(word)
+        if flag is not None and flag.group(1) in _CODE_LONG_OPTIONS:
+            code.add(index)
+        program = os.path.basename(word)
+        if program in SHELLS:
+            script = _shell_command_string(template, index)
+            if script is not None:
+                code.add(script)
+        if program in _COMMAND_RUNNERS:
+            code.update(range(index + 1, len(template)))
+    return frozenset(code)
 
 
-def _fill_script(script: str, mapping: dict[str, str]) -> str:
-    """Substitute each placeholder quoted for the context a shell reads it in.
-
-    The scanner follows quotes, backslashes, ``$( … )`` / backticks (their inside is unquoted
-    again, even within double quotes) and ``$'…'``. That is all a one-line template needs; a
-    here-document is not followed, so there only plain values are accepted.
-    """
-    if not any(key in script for key in mapping):
-        return script
-    if "<<" in script:
-        _require_plain(script, mapping, "a shell script with a here-document")
-        return _replace_plain(script, mapping)
-    out: list[str] = []
-    stack = ["none"]  # none | sub (inside $( or ( ) | tick | single | double | ansi
-    i = 0
-    n = len(script)
-    while i < n:
-        top = stack[-1]
-        if script[i] == "{":
-            found = next((k for k in mapping if script.startswith(k, i)), None)
-            if found is not None:
-                value = mapping[found]
-                if "tick" in stack and not _PLAIN.match(value):
-                    # Inside `…` the shell finds the closing backtick before it reads quotes,
-                    # so no quoting can hold a value that contains one.
-                    raise SpawnError(
-                        f"cannot safely substitute {found} ({value!r}) inside `…`; use $( … ) "
-                        f"or read ${_env_name(found)} in the script instead")
-                out.append(_quote(value, top if top in ("single", "double", "ansi") else "none"))
-                i += len(found)
-                continue
-        c = script[i]
-        if top == "single":
-            if c == "'":
-                stack.pop()
-        elif top in ("ansi", "double") and c == "\\":
-            out.append(script[i:i + 2])
-            i += 2
-            continue
-        elif top == "ansi":
-            if c == "'":
-                stack.pop()
-        elif top == "double":
-            if c == '"':
-                stack.pop()
-            elif script.startswith("$(", i):
-                stack.append("sub")
-                out.append("$(")
-                i += 2
-                continue
-            elif c == "`":
-                stack.append("tick")
-        else:  # none, sub, tick: the unquoted contexts
-            if c == "\\":
-                out.append(script[i:i + 2])
-                i += 2
-                continue
-            if c == "'":
-                stack.append("single")
-            elif script.startswith("$'", i):
-                stack.append("ansi")
-                out.append("$'")
-                i += 2
-                continue
-            elif c == '"':
-                stack.append("double")
-            elif c == "`":
-                if top == "tick":
-                    stack.pop()
-                else:
-                    stack.append("tick")
-            elif c == "(":
-                stack.append("sub")
-            elif c == ")" and top == "sub":
-                stack.pop()
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _env_name(key: str) -> str:
-    return "RELAYBOARD_" + key.strip("{}").upper()
-
-
-def _replace_plain(word: str, mapping: dict[str, str]) -> str:
-    # One pass, left to right: a value that itself contains "{model}" is never expanded again.
-    pattern = re.compile("|".join(re.escape(k) for k in mapping))
-    return pattern.sub(lambda m: mapping[m.group(0)], word)
+def _refuse(key: str, value: str, *, whole: bool) -> SpawnError:
+    where = ("is a word of the command template that a program runs as code" if whole
+             else "is inside a larger word of the command template")
+    return SpawnError(f"{key} {where} and its value ({value!r:.120}) has characters outside "
+                      f"{SAFE_CHARS}; use \"${env_name(key)}\" in the script instead")
 
 
 def expand_template(template: Sequence[str], values: TemplateValues) -> list[str]:
-    """Fill the placeholders in each word; a shell template's script gets quoted values. Other
-    braces are left alone (a template is not a format string: ``{"a": 1}`` stays as written).
-    Raises :class:`SpawnError` for a value that cannot be substituted safely."""
+    """Fill the placeholders of each word by the rule of the module docstring. Other braces are
+    left alone (a template is not a format string: ``{"a": 1}`` stays as written), and each
+    word is filled in one pass (a value holding ``{model}`` is not expanded again).
+    Raises :class:`SpawnError` for a value that may not go where the template puts it."""
     check_values(values)
     mapping = values.mapping()
-    script = shell_script_index(template)
-    out = []
+    code = code_words(template)
+    out: list[str] = []
     for index, word in enumerate(template):
-        if index == script:
-            out.append(_fill_script(word, mapping))
-            continue
-        if index > 0 and template[index - 1] in _INLINE_CODE_FLAGS:
-            # `python -c CODE`, `node -e CODE`: another language's parser reads the value, and
-            # we cannot quote for every language — only values that need no quoting go in.
-            _require_plain(word, mapping, "inline code")
-        out.append(_replace_plain(word, mapping))
+        if index not in code:
+            if word in mapping:  # a whole argv word
+                out.append(mapping[word])
+                continue
+            flag = _FLAG_VALUE.match(word)
+            if flag is not None:  # --some-flag={x}: still one argv word
+                out.append(f"{flag.group(1)}={mapping[flag.group(2)]}")
+                continue
+        for key in _PLACEHOLDER.findall(word):
+            if not _SAFE_VALUE.match(mapping[key]):
+                whole = word == key or _FLAG_VALUE.match(word) is not None
+                raise _refuse(key, mapping[key], whole=whole)
+        out.append(_PLACEHOLDER.sub(lambda m: mapping[m.group(0)], word))
     return out
-
-
-def _require_plain(word: str, mapping: dict[str, str], where: str) -> None:
-    for key, value in mapping.items():
-        if key in word and not _PLAIN.match(value):
-            raise SpawnError(f"cannot safely substitute {key} ({value!r}) into {where}; read "
-                             f"${_env_name(key)} there instead")
 
 
 def build_argv(

@@ -105,6 +105,25 @@ async def test_typo_in_assignee_is_refused_with_the_suggestion(tmp_path: Path) -
         assert await board.list_tasks() == []
 
 
+async def test_a_chat_user_cannot_plant_a_command_in_a_dir_workspace(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    canary = tmp_path / "chat_rce"
+    Profiles(home).create("coder", command=["sh", "-c", "echo {workspace}"])
+    fake = fake_platform()
+    async with running(home, "", {"fake": lambda: fake}) as daemon:
+        await wait_until(lambda: truthy(fake.started), what="adapter started")
+        await fake.inject(chat="c1", user_id=ALICE,
+                          text=f'/kanban create fix --assignee coder --workspace '
+                               f'"dir:/tmp/x;touch {canary};:"')
+        (reply,) = await replies(fake, 1)
+        assert reply.startswith("a dir: workspace path may only contain letters, digits and "
+                                "_ . / - (got "), reply
+        assert "\n" not in reply
+        board = await daemon.boards.open("default")
+        assert await board.list_tasks() == []
+    assert not canary.exists()
+
+
 async def test_commands_help_status_usage_and_slack_bang(tmp_path: Path) -> None:
     fake = fake_platform()
     slack = FakeAdapter(platform="slack", allowed_users=[ALICE])
