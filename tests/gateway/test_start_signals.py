@@ -12,6 +12,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,17 @@ async def until(probe: object, what: str, proc: subprocess.Popen[bytes]) -> None
             await asyncio.sleep(0.002)
 
 
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every process a test started is gone when it ends, whatever the test did."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def spawn(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     home = tmp_path / "home"
     home.mkdir()
@@ -67,8 +79,10 @@ def finish(proc: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.08, 0.15])
-async def test_sigterm_while_importing_exits_zero(tmp_path: Path, delay: float) -> None:
+async def test_sigterm_while_importing_exits_zero(
+        tmp_path: Path, delay: float, spawned: list[subprocess.Popen[bytes]]) -> None:
     proc, log = spawn(tmp_path, "gateway", "run")
+    spawned.append(proc)
     await until(lambda: catches(proc.pid, signal.SIGTERM), "catching SIGTERM", proc)
     if delay == 0:
         # The signal is caught from the first line of the entry point, long before the
@@ -85,8 +99,10 @@ async def test_sigterm_while_importing_exits_zero(tmp_path: Path, delay: float) 
 
 
 @pytest.mark.parametrize("line", START_LINES)
-async def test_sigterm_at_each_start_line_exits_zero(tmp_path: Path, line: str) -> None:
+async def test_sigterm_at_each_start_line_exits_zero(
+        tmp_path: Path, line: str, spawned: list[subprocess.Popen[bytes]]) -> None:
     proc, log = spawn(tmp_path, "gateway", "run")
+    spawned.append(proc)
     await until(lambda: line in log.read_text(errors="replace"), repr(line), proc)
     proc.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(finish, proc)
@@ -96,9 +112,11 @@ async def test_sigterm_at_each_start_line_exits_zero(tmp_path: Path, line: str) 
     assert "stopping" in text
 
 
-async def test_another_command_still_dies_of_sigterm(tmp_path: Path) -> None:
-    """Only the daemon holds a start-up signal over; `kanban list` is ended by it (-15)."""
+async def test_another_command_still_dies_of_sigterm(
+        tmp_path: Path, spawned: list[subprocess.Popen[bytes]]) -> None:
+    """Only the daemon holds a start-up signal over; `kanban events` is ended by it (-15)."""
     proc, _log = spawn(tmp_path, "kanban", "events", "--follow")
+    spawned.append(proc)
     await until(lambda: catches(proc.pid, signal.SIGTERM), "catching SIGTERM", proc)
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(finish, proc) == -signal.SIGTERM
