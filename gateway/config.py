@@ -48,6 +48,9 @@ class KanbanConfig:
     # Labels of the workspaces this host's dispatcher can reach; a task created with
     # `--host LABEL` is spawned only by a dispatcher that has LABEL (PostgreSQL boards span hosts).
     host_labels: tuple[str, ...] = ()
+    # What one `complete` may stage: files (a declared folder counts each file) and their bytes.
+    max_artifacts_per_completion: int = 100
+    max_completion_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,8 @@ def _kanban(r: _Reader, d: dict[str, Any]) -> KanbanConfig:
         max_fanout=r.integer(d, "max_fanout", 8, p, 1),
         decompose_cooldown_seconds=r.number(d, "decompose_cooldown_seconds", 300.0, p),
         host_labels=r.strings(d, "host_labels", p),
+        max_artifacts_per_completion=r.integer(d, "max_artifacts_per_completion", 100, p, 1),
+        max_completion_bytes=r.integer(d, "max_completion_bytes", 512 * 1024 * 1024, p, 1),
     )
 
 
