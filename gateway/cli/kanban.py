@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,10 @@ from gateway.commands import (
     follow_events,
 )
 from gateway.commands import results as r
+from gateway.commands.execute import MAX_TEXT_BYTES
 from kanban import InvalidInput, KanbanError
 
-MAX_BODY_FILE_BYTES = 1_000_000
+MAX_BODY_FILE_BYTES = MAX_TEXT_BYTES  # what the command layer accepts as a body
 
 
 class _UsageLine(click.ClickException):
@@ -93,17 +96,40 @@ def _extra_params(cls: type[Request]) -> list[click.Parameter]:
 
 
 def _read_body_file(path: str) -> str:
+    """The description from ``path`` ('-': stdin), read up to the command layer's text limit.
+
+    Only a regular file is read: it is opened without blocking and judged on the handle, so a
+    FIFO without a writer (or a device such as /dev/zero) is one ``error:`` line, not a hang."""
+    if path == "-":
+        # click.open_file gives stdin for "-" (click.get_*_stream are deprecated in 8.5).
+        with click.open_file("-", "rb") as stdin:
+            raw = bytes(stdin.read(MAX_BODY_FILE_BYTES + 1))
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise InvalidInput(f"cannot read --body-file: {exc.strerror or exc}: {path}"
+                               ) from None
+        with os.fdopen(fd, "rb") as stream:
+            mode = os.fstat(stream.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a folder" if stat.S_ISDIR(mode) else (
+                    "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
+                raise InvalidInput(f"--body-file must be a regular file ('-' for stdin); {path} "
+                                   f"is {kind}")
+            try:
+                # One byte past the cap, so a huge file is refused, not loaded.
+                raw = stream.read(MAX_BODY_FILE_BYTES + 1)
+            except OSError as exc:
+                raise InvalidInput(f"cannot read --body-file: {exc.strerror or exc}: {path}"
+                                   ) from None
+    if len(raw) > MAX_BODY_FILE_BYTES:
+        raise InvalidInput(f"--body-file is larger than the {MAX_BODY_FILE_BYTES:,}-byte limit")
     try:
-        # click.open_file reads stdin for "-" (click.get_text_stream is deprecated in 8.5).
-        with click.open_file(path, encoding="utf-8") as stream:
-            # Read one byte past the cap, so /dev/zero or a huge file is refused, not loaded.
-            text = stream.read(MAX_BODY_FILE_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read --body-file: {exc}") from exc
-    if len(text) > MAX_BODY_FILE_BYTES:
-        raise InvalidInput(f"--body-file is larger than the {MAX_BODY_FILE_BYTES:,}-character "
-                           "limit")
-    return str(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("cannot read --body-file: it is not UTF-8 text") from None
 
 
 def _cli_callback(cls: type[Request]) -> Any:
