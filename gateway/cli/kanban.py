@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.context import app_of, emit_json, emit_json_list
+from gateway.cli.context import NoArgsIsHelp, app_of, emit_json, emit_json_list, usage_line
 from gateway.commands import (
     CompleteRequest,
     CreateRequest,
@@ -37,19 +37,6 @@ from kanban import InvalidInput, KanbanError
 MAX_BODY_FILE_BYTES = MAX_TEXT_BYTES  # what the command layer accepts as a body
 
 
-class _UsageLine(click.ClickException):
-    """A usage error shown as the CLI's one ``error: …`` line (exit 2, click's usage code)."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-# click < 8.2 has no NoArgsIsHelpError; an unmatched placeholder keeps the except clause valid.
-_NoArgsIsHelp: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError",
-                                             type("_NeverRaised", (Exception,), {}))
-
 # Verbs that live outside the command layer, imported on first use (start-up stays fast).
 _LAZY = {"dispatch": "gateway.cli.dispatch"}
 
@@ -61,12 +48,10 @@ class _KanbanGroup(VerbGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except _NoArgsIsHelp:
+        except NoArgsIsHelp:
             raise
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            message = " ".join(exc.format_message().split())
-            raise _UsageLine(f"{message} (see `{where} --help`)") from exc
+            raise usage_line(exc, ctx.command_path) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY})
