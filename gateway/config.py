@@ -8,6 +8,7 @@ a ``*_env`` key names the environment variable that holds them, resolved here.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shlex
@@ -274,8 +275,11 @@ class _Reader:
     def number(self, data: Mapping[str, Any], key: str, default: float, prefix: str,
                minimum: float = 0.0) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail(prefix + key, f"a number >= {minimum}", value)
+        # .nan compares false with everything, so it would pass `value < minimum`; .inf is no
+        # interval or timeout either.
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < minimum):
+            raise self.fail(prefix + key, f"a finite number >= {minimum}", value)
         return float(value)
 
     def text(self, data: Mapping[str, Any], key: str, prefix: str) -> str | None:
