@@ -8,6 +8,7 @@ a ``*_env`` key names the environment variable that holds them, resolved here.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shlex
@@ -51,6 +52,9 @@ class KanbanConfig:
     # Where a `dir:`/`worktree:PATH` workspace may point when it is named from chat or the
     # dashboard (only the operator's own command line names any path). Empty: nowhere.
     workspace_roots: tuple[Path, ...] = ()
+    # What one `complete` may stage: files (a declared folder counts each file) and their bytes.
+    max_artifacts_per_completion: int = 100
+    max_completion_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -276,8 +280,11 @@ class _Reader:
     def number(self, data: Mapping[str, Any], key: str, default: float, prefix: str,
                minimum: float = 0.0) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail(prefix + key, f"a number >= {minimum}", value)
+        # .nan compares false with everything, so it would pass `value < minimum`; .inf is no
+        # interval or timeout either.
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < minimum):
+            raise self.fail(prefix + key, f"a finite number >= {minimum}", value)
         return float(value)
 
     def text(self, data: Mapping[str, Any], key: str, prefix: str) -> str | None:
@@ -320,6 +327,8 @@ def _kanban(r: _Reader, d: dict[str, Any]) -> KanbanConfig:
         decompose_cooldown_seconds=r.number(d, "decompose_cooldown_seconds", 300.0, p),
         host_labels=r.strings(d, "host_labels", p),
         workspace_roots=_roots(r, d, "workspace_roots", p),
+        max_artifacts_per_completion=r.integer(d, "max_artifacts_per_completion", 100, p, 1),
+        max_completion_bytes=r.integer(d, "max_completion_bytes", 512 * 1024 * 1024, p, 1),
     )
 
 

@@ -24,7 +24,9 @@ def board_options(config: KanbanConfig, delivery: DeliveryConfig | None = None) 
     keeps in its database (no file larger could be delivered anyway)."""
     limit = (delivery or DeliveryConfig()).max_attachment_bytes
     return BoardOptions(failure_limit=config.failure_limit,
-                        claim_ttl_seconds=config.claim_ttl_seconds, max_artifact_bytes=limit)
+                        claim_ttl_seconds=config.claim_ttl_seconds, max_artifact_bytes=limit,
+                        max_artifacts_per_completion=config.max_artifacts_per_completion,
+                        max_completion_bytes=config.max_completion_bytes)
 
 
 def storage(config: StorageConfig) -> Storage:

@@ -75,6 +75,14 @@ from platforms.http_safety import (
     raster_type,
     read_body,
 )
+from platforms.private import (
+    append_text,
+    copy_private,
+    private_dirs,
+    tighten_tree,
+    write_private_bytes,
+    write_private_text,
+)
 from platforms.text import split_text
 
 log = logging.getLogger(__name__)
@@ -191,6 +199,8 @@ class WebAdapter(PlatformAdapter):
         self._loaded = True
         if self.history_dir is None:
             return
+        # A folder an older version left readable (0755, files 0644) is made private first.
+        await asyncio.to_thread(tighten_tree, self.history_dir)
         messages = await asyncio.to_thread(_read_history, self.history_dir, self.history_limit)
         top = 0
         for message in messages:
@@ -277,7 +287,7 @@ class WebAdapter(PlatformAdapter):
         file_id = secrets.token_urlsafe(12)
         name = _safe_name(path.name)
         target = None if self.history_dir is None else self.history_dir / "files" / file_id / name
-        real, size = await asyncio.to_thread(_place, path, target)
+        real, size = await asyncio.to_thread(_place, path, target, self.history_dir)
         actual = classify(path)
         kind_value = (FileKind.IMAGE if kind is FileKind.IMAGE and actual is FileKind.IMAGE
                       else (actual or kind))
@@ -348,7 +358,7 @@ class WebAdapter(PlatformAdapter):
         root = (self.history_dir / "uploads") if self.history_dir is not None else Path(
             tempfile.gettempdir()) / "relayboard-web-uploads"
         target = root / file_id / safe
-        await asyncio.to_thread(_write_new, target, data)
+        await asyncio.to_thread(_write_new, target, data, self.history_dir or root)
         kind = classify(target) or FileKind.DOCUMENT
         web_file = WebFile(id=file_id, name=safe, kind=kind.value, size=len(data), path=target)
         self._uploads[file_id] = web_file
@@ -520,17 +530,18 @@ def _head(path: Path) -> bytes:
         return b""
 
 
-def _write_new(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+def _write_new(target: Path, data: bytes, top: Path) -> None:
+    private_dirs(target.parent, top=top)
+    write_private_bytes(target, data)
 
 
-def _place(source: Path, target: Path | None) -> tuple[Path, int]:
-    """Copy ``source`` to ``target`` (when given); the path to serve and its size."""
+def _place(source: Path, target: Path | None, top: Path | None) -> tuple[Path, int]:
+    """Copy ``source`` to ``target`` (when given, 0600 in 0700 folders up to ``top``); the
+    path to serve and its size."""
     real = source.resolve()
     if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(real, target)
+        private_dirs(target.parent, top=top or target.parent)
+        copy_private(real, target)
         real = target
     return real, real.stat().st_size
 
@@ -542,9 +553,9 @@ def _history_file(directory: Path, thread: str) -> Path:
 
 
 def _append_history(directory: Path, message: WebMessage, limit: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dirs(directory, top=directory)
     path = _history_file(directory, message.thread)
-    with path.open("a", encoding="utf-8") as fh:
+    with append_text(path) as fh:
         fh.write(json.dumps(message.record(), ensure_ascii=False) + "\n")
     # Compact once the file holds twice the limit: amortised O(1) per message, and bounded.
     with path.open("rb") as fh:
@@ -557,7 +568,7 @@ def _compact(path: Path, limit: int) -> None:
     with path.open(encoding="utf-8") as fh:
         kept = deque(fh, maxlen=limit)
     temp = path.with_suffix(".tmp")
-    temp.write_text("".join(kept), encoding="utf-8")
+    write_private_text(temp, "".join(kept))
     temp.replace(path)
     # Files no thread mentions any more are removed with the messages that carried them.
     files_dir = path.parent / "files"

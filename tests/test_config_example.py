@@ -57,6 +57,11 @@ def test_secrets_come_from_the_named_environment_variables(tmp_path: Path) -> No
         ("agent: {kind: robot}", "agent.kind must be one of none, openai, command"),
         ("- just a list", "top level must be a mapping"),
         ("kanban: {max_spawn: [", "cannot read config"),
+        ("kanban: {claim_ttl_seconds: .nan}", "kanban.claim_ttl_seconds must be a finite number"),
+        ("kanban: {dispatch_interval_seconds: .inf}",
+         "kanban.dispatch_interval_seconds must be a finite number"),
+        ("kanban: {max_artifacts_per_completion: 0}",
+         "kanban.max_artifacts_per_completion must be an integer >= 1"),
     ],
 )
 def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, needle: str) -> None:

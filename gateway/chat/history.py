@@ -3,6 +3,7 @@
 One JSON-lines file per thread under ``<home>/chat/history/<platform>/``, named by a hash of
 (chat, thread) so no platform id becomes a path. Bounded: only the last ``limit`` entries are
 read, and a file is compacted when it holds twice that many lines (amortised O(1) per message).
+Private like the rest of the home: folders 0700, files 0600 (:mod:`platforms.private`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from platforms.private import append_text, private_dirs, tighten_tree, write_private_text
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,14 @@ class History:
         self.root = root
         self.limit = limit
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._tightened = False
+
+    async def _tighten(self) -> None:
+        """Once per process: a history an older version left readable (0755/0644) is made
+        private before it is used."""
+        if not self._tightened:
+            self._tightened = True
+            await asyncio.to_thread(_tighten, self.root)
 
     def path(self, platform: str, chat: str, thread: str | None) -> Path:
         safe = "".join(c for c in platform if c.isalnum() or c in "-_") or "chat"
@@ -46,6 +57,7 @@ class History:
     async def recent(self, platform: str, chat: str, thread: str | None) -> list[Entry]:
         if self.limit <= 0:
             return []
+        await self._tighten()
         return await asyncio.to_thread(_read, self.path(platform, chat, thread), self.limit)
 
     async def append(self, platform: str, chat: str, thread: str | None, *entries: Entry) -> None:
@@ -53,8 +65,15 @@ class History:
             return
         path = self.path(platform, chat, thread)
         lock = self._locks.setdefault(path, asyncio.Lock())
+        await self._tighten()
         async with lock:
-            await asyncio.to_thread(_append, path, entries, self.limit)
+            await asyncio.to_thread(_append, path, entries, self.limit, self.root.parent)
+
+
+def _tighten(root: Path) -> None:
+    if root.is_dir():
+        private_dirs(root, top=root.parent)  # <home>/chat and <home>/chat/history
+        tighten_tree(root)
 
 
 def entry(role: str, text: str, name: str | None = None) -> Entry:
@@ -81,9 +100,9 @@ def _read(path: Path, limit: int) -> list[Entry]:
     return out
 
 
-def _append(path: Path, entries: tuple[Entry, ...], limit: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
+def _append(path: Path, entries: tuple[Entry, ...], limit: int, top: Path) -> None:
+    private_dirs(path.parent, top=top)
+    with append_text(path) as fh:
         for e in entries:
             fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
     with path.open("rb") as fh:
@@ -92,5 +111,5 @@ def _append(path: Path, entries: tuple[Entry, ...], limit: int) -> None:
         with path.open(encoding="utf-8") as fh:
             kept = deque(fh, maxlen=limit)
         temp = path.with_suffix(".tmp")
-        temp.write_text("".join(kept), encoding="utf-8")
+        write_private_text(temp, "".join(kept))
         temp.replace(path)

@@ -243,6 +243,50 @@ def fail_cleanly() -> Iterator[None]:
         sys.exit(1)
 
 
+class UsageLine(click.ClickException):
+    """A usage error shown as the CLI's one ``error: …`` line (exit 2, click's usage code)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# click < 8.2 has no NoArgsIsHelpError; an unmatched placeholder keeps the except clauses valid.
+NoArgsIsHelp: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                            type("_NeverRaised", (Exception,), {}))
+
+
+def usage_line(exc: click.UsageError, where: str) -> UsageLine:
+    """Click's multi-line usage message (usage, hint, error) as one line naming the help."""
+    if exc.ctx is not None:
+        where = exc.ctx.command_path
+    message = " ".join(exc.format_message().split())
+    return UsageLine(f"{message} (see `{where} --help`)")
+
+
+class OneLineUsageGroup(click.Group):
+    """A group whose bad arguments and options, its own or any subcommand's, are one
+    ``error:`` line with exit code 2 (ARCHITECTURE section 5), not click's usage block."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelp:
+            raise
+        except click.UsageError as exc:
+            raise usage_line(exc, info_name or self.name or "relayboard") from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelp:
+            raise
+        except click.UsageError as exc:
+            raise usage_line(exc, ctx.command_path) from exc
+
+
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 

@@ -44,7 +44,8 @@ def register(root: click.Group) -> None:
 
 @click.command("dashboard")
 @click.option("--host", default=None, help="Address to bind (default: dashboard.host).")
-@click.option("--port", type=int, default=None, help="Port (default: dashboard.port; 0 picks one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: dashboard.port; 0 picks one).")
 @click.pass_context
 def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the web dashboard and web chat (Ctrl-C stops it)."""

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from gateway.cli.context import app_of, console, emit_json, json_option
+from gateway.commands.declare import WAIT_SECONDS
 from gateway.kernel_settings import dispatch_settings
 from kanban.runtime import CycleReport, Dispatcher
 
@@ -48,7 +49,7 @@ def _print_report(report: CycleReport, as_json: bool) -> None:
 @click.option("--max", "max_new", type=click.IntRange(min=0), default=None,
               help="Spawn at most N workers this cycle (within the caps).")
 @click.option("--dry-run", is_flag=True, help="Show what would be spawned; change nothing.")
-@click.option("--wait", "wait", type=click.FloatRange(min=0), default=2.0,
+@click.option("--wait", "wait", type=WAIT_SECONDS, default=2.0,
               show_default=True, metavar="SECONDS",
               help="One-shot only: wait up to SECONDS for the workers this run started, "
               "and record those that exit (crashes with exit status and log tail).")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gateway.cli.context import app_of, emit_json, emit_json_list
+from gateway.cli.context import NoArgsIsHelp, app_of, emit_json, emit_json_list, usage_line
 from gateway.commands import (
     CompleteRequest,
     CreateRequest,
@@ -29,23 +31,11 @@ from gateway.commands import (
     follow_events,
 )
 from gateway.commands import results as r
+from gateway.commands.execute import MAX_TEXT_BYTES
 from kanban import InvalidInput, KanbanError
 
-MAX_BODY_FILE_BYTES = 1_000_000
+MAX_BODY_FILE_BYTES = MAX_TEXT_BYTES  # what the command layer accepts as a body
 
-
-class _UsageLine(click.ClickException):
-    """A usage error shown as the CLI's one ``error: …`` line (exit 2, click's usage code)."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-# click < 8.2 has no NoArgsIsHelpError; an unmatched placeholder keeps the except clause valid.
-_NoArgsIsHelp: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError",
-                                             type("_NeverRaised", (Exception,), {}))
 
 # Verbs that live outside the command layer, imported on first use (start-up stays fast).
 _LAZY = {"dispatch": "gateway.cli.dispatch"}
@@ -58,12 +48,10 @@ class _KanbanGroup(VerbGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except _NoArgsIsHelp:
+        except NoArgsIsHelp:
             raise
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            message = " ".join(exc.format_message().split())
-            raise _UsageLine(f"{message} (see `{where} --help`)") from exc
+            raise usage_line(exc, ctx.command_path) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY})
@@ -93,17 +81,40 @@ def _extra_params(cls: type[Request]) -> list[click.Parameter]:
 
 
 def _read_body_file(path: str) -> str:
+    """The description from ``path`` ('-': stdin), read up to the command layer's text limit.
+
+    Only a regular file is read: it is opened without blocking and judged on the handle, so a
+    FIFO without a writer (or a device such as /dev/zero) is one ``error:`` line, not a hang."""
+    if path == "-":
+        # click.open_file gives stdin for "-" (click.get_*_stream are deprecated in 8.5).
+        with click.open_file("-", "rb") as stdin:
+            raw = bytes(stdin.read(MAX_BODY_FILE_BYTES + 1))
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise InvalidInput(f"cannot read --body-file: {exc.strerror or exc}: {path}"
+                               ) from None
+        with os.fdopen(fd, "rb") as stream:
+            mode = os.fstat(stream.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a folder" if stat.S_ISDIR(mode) else (
+                    "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
+                raise InvalidInput(f"--body-file must be a regular file ('-' for stdin); {path} "
+                                   f"is {kind}")
+            try:
+                # One byte past the cap, so a huge file is refused, not loaded.
+                raw = stream.read(MAX_BODY_FILE_BYTES + 1)
+            except OSError as exc:
+                raise InvalidInput(f"cannot read --body-file: {exc.strerror or exc}: {path}"
+                                   ) from None
+    if len(raw) > MAX_BODY_FILE_BYTES:
+        raise InvalidInput(f"--body-file is larger than the {MAX_BODY_FILE_BYTES:,}-byte limit")
     try:
-        # click.open_file reads stdin for "-" (click.get_text_stream is deprecated in 8.5).
-        with click.open_file(path, encoding="utf-8") as stream:
-            # Read one byte past the cap, so /dev/zero or a huge file is refused, not loaded.
-            text = stream.read(MAX_BODY_FILE_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read --body-file: {exc}") from exc
-    if len(text) > MAX_BODY_FILE_BYTES:
-        raise InvalidInput(f"--body-file is larger than the {MAX_BODY_FILE_BYTES:,}-character "
-                           "limit")
-    return str(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("cannot read --body-file: it is not UTF-8 text") from None
 
 
 def _cli_callback(cls: type[Request]) -> Any:

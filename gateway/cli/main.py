@@ -2,7 +2,8 @@
 
 Every verb takes ``--json``. Any :class:`~kanban.errors.KanbanError` or
 :class:`~gateway.config.ConfigError` becomes one ``error: …`` line on stderr and exit code 1;
-usage errors exit 2 (click's convention). Groups are imported when used, so ``kanban create``
+usage errors (a bad option value, a missing argument, on any verb) are one ``error: …`` line too,
+with exit code 2 (click's convention). Groups are imported when used, so ``kanban create``
 does not pay for the profile describer's imports.
 """
 
@@ -14,7 +15,7 @@ import sys
 import click
 
 from gateway import __version__, early_signals
-from gateway.cli.context import AppContext, fail_cleanly
+from gateway.cli.context import AppContext, OneLineUsageGroup, fail_cleanly
 
 _GROUPS = {
     "dashboard": "gateway.cli.dashboard",
@@ -27,7 +28,7 @@ _GROUPS = {
 }
 
 
-class _LazyRoot(click.Group):
+class _LazyRoot(OneLineUsageGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_GROUPS})
 

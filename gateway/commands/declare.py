@@ -51,13 +51,15 @@ TASK_ID = BoundedInt()
 
 
 class FiniteFloat(click.ParamType[float]):
-    """A finite float no larger than ``high`` (``nan``/``inf``/``1e308`` refused). The lower
+    """A finite float no larger than ``high`` (``nan``/``inf``/``1e308`` refused). With
+    ``low`` (say 0 for a wait or a timeout) a smaller one is refused too; without it the lower
     bound is the kernel's to check (it says why, e.g. "ttl must be positive")."""
 
     name = "seconds"
 
-    def __init__(self, high: float) -> None:
+    def __init__(self, high: float, low: float | None = None) -> None:
         self.high = high
+        self.low = low
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:
@@ -65,10 +67,16 @@ class FiniteFloat(click.ParamType[float]):
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number) or number > self.high:
-            self.fail(f"{value!r} is not a finite number of seconds up to {self.high:g}",
-                      param, ctx)
+        low = self.low
+        if (not math.isfinite(number) or number > self.high
+                or (low is not None and number < low)):
+            span = f"from {low:g} to {self.high:g}" if low is not None else f"up to {self.high:g}"
+            self.fail(f"{value!r} is not a finite number of seconds {span}", param, ctx)
         return number
+
+
+MAX_WAIT_SECONDS = 10 * 366 * 86400.0  # ten years: longer is a typo, not a plan
+WAIT_SECONDS = FiniteFloat(MAX_WAIT_SECONDS, low=0.0)
 
 
 @dataclass(frozen=True)

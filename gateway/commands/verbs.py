@@ -13,6 +13,7 @@ import click
 from gateway.commands.declare import (
     BIG_INT,
     TASK_ID,
+    WAIT_SECONDS,
     BoundedInt,
     FiniteFloat,
     Request,
@@ -210,7 +211,7 @@ class EventsRequest(Request):
                         show_default=True)
     follow: bool = option("--follow", is_flag=True, chat=False,
                           help="Keep printing new events as they happen.")
-    timeout: float | None = option("--timeout", type=FiniteFloat(10 * 366 * 86400.0),
+    timeout: float | None = option("--timeout", type=WAIT_SECONDS,
                                    chat=False, help="With --follow: stop after this many seconds.")
 
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePath, PurePosixPath
 
-from kanban.board.artifacts import STAGING_PREFIX, private_mkdirs
+from kanban.board.artifacts import STAGING_PREFIX, private_mkdirs, staging_name
 from kanban.board.core import BoardCore
 from kanban.errors import InvalidInput, NotFound, StorageError
 from kanban.fsutil import DIR_MODE, FILE_MODE, open_dir_no_follow
@@ -194,7 +193,7 @@ def _write_back(tx: Tx, attachments_dir: Path, task_id: int, stored: StoredFile)
             raise
     except OSError as exc:
         raise StorageError(f"cannot write {where} on this host: {exc}") from exc
-    temp = f"{STAGING_PREFIX}{secrets.token_hex(6)}.part"
+    temp = f"{staging_name()}.part"
     try:
         fd = os.open(temp, _WRITE_FLAGS, FILE_MODE, dir_fd=top)
         try:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from kanban.board.artifacts import clean_stale_staging
+from kanban.board.staging import DEFAULT_MAX_ARTIFACTS, DEFAULT_MAX_COMPLETION_BYTES
 from kanban.models import Task
 from kanban.storage.backend import SQLITE, Storage, Store, default_storage
 from kanban.storage.private import PRIVATE_DIR_MODE, tighten
@@ -47,6 +48,10 @@ class BoardOptions:
 
     ``max_artifact_bytes``: on a board several hosts serve, the largest artifact file
     ``complete`` keeps in the database (a larger one is refused there, with its size).
+
+    ``max_artifacts_per_completion`` and ``max_completion_bytes``: what one ``complete`` may
+    stage (files, a declared folder counting each of its files; and their bytes together). Over
+    either, the completion is refused with one line and nothing is staged.
     """
 
     failure_limit: int = DEFAULT_FAILURE_LIMIT
@@ -56,6 +61,8 @@ class BoardOptions:
     backoff_cap_seconds: float = DEFAULT_BACKOFF_CAP
     backoff_jitter: float = DEFAULT_BACKOFF_JITTER
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    max_artifacts_per_completion: int = DEFAULT_MAX_ARTIFACTS
+    max_completion_bytes: int = DEFAULT_MAX_COMPLETION_BYTES
 
 
 @dataclass(frozen=True)

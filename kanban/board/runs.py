@@ -17,8 +17,8 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from kanban.board.artifacts import StagedArtifacts, stage
 from kanban.board.core import BoardCore
+from kanban.board.staging import Limits, StagedArtifacts, check_count, stage
 from kanban.errors import (
     CapReached,
     Conflict,
@@ -287,10 +287,11 @@ class RunsMixin(BoardCore):
         metadata are also kept on the run). Without one the caller must be an operator
         (``as_operator=True``); a task with a live run then also needs ``force=True`` and the
         run ends ``superseded``. ``artifacts`` are stored in the task's metadata and in the
-        ``completed`` event (S15); those inside the task's scratch workspace are first moved to
-        its attachments directory, so the recorded paths outlive the workspace (see
-        :mod:`kanban.board.artifacts`). A manually claimed run's scratch workspace is removed
-        after the commit (the dispatcher cleans up after its own workers).
+        ``completed`` event (S15); those inside the task's scratch workspace are first copied to
+        its attachments directory, all or nothing and within the board's per-completion limits,
+        so the recorded paths outlive the workspace (see :mod:`kanban.board.staging`). A
+        manually claimed run's scratch workspace is removed after the commit (the dispatcher
+        cleans up after its own workers).
         """
         if lease is None and not as_operator:
             raise _need_identity(task_id, "complete")
@@ -300,16 +301,20 @@ class RunsMixin(BoardCore):
         summary = check_opt_text(summary, "summary")
         if metadata is not None:
             metadata = check_metadata(metadata)
-        staged = StagedArtifacts(paths=[check_text(str(a), "artifact path", limit=4096)
-                                        for a in artifacts])
         # A board several hosts serve keeps the staged files' bytes in the database (the
         # gateway that delivers them may run elsewhere): bounded, and refused before any write.
         keep_bytes = self.storage.shared
         limit = self.options.max_artifact_bytes
+        limits = Limits(max_count=self.options.max_artifacts_per_completion,
+                        max_total_bytes=self.options.max_completion_bytes,
+                        max_file_bytes=limit if keep_bytes else None)
+        check_count(len(artifacts), limits)  # before even the paths are checked
+        staged = StagedArtifacts(paths=[check_text(str(a), "artifact path", limit=4096)
+                                        for a in artifacts])
         if staged.paths:
             staged = await stage(staged.paths, scratch=self.workspaces_dir / str(task_id),
                                  attachments=self.attachments_path(task_id), track=self.db.track,
-                                 max_bytes=limit if keep_bytes else None)
+                                 limits=limits)
         artifact_list = staged.paths
 
         def run(tx: Tx) -> Task:

@@ -235,3 +235,32 @@ def test_unusable_home_is_one_clear_line(rb: Cli, tmp_path: Path) -> None:
     proc = rb.main("--home", str(in_the_way / "home"), "kanban", "list")
     line = assert_one_error_line(proc, contains=str(in_the_way))
     assert "Not a directory" in line
+
+
+# ---- bad option values on every verb: one line, exit 2 ---------------------------------------
+
+BAD_VALUES = [
+    (("kanban", "dispatch", "--wait", "nan"), "'--wait': 'nan' is not a finite number"),
+    (("kanban", "dispatch", "--wait", "inf"), "'--wait': 'inf' is not a finite number"),
+    (("kanban", "dispatch", "--wait", "-1"), "'--wait': '-1' is not a finite number of "
+                                             "seconds from 0"),
+    (("kanban", "events", "--follow", "--timeout", "-1"), "'--timeout': '-1' is not a finite"),
+    (("kanban", "claim", "1", "--ttl", "inf"), "'--ttl': 'inf' is not a finite number"),
+    (("worker", "run", "--task", "abc"), "'--task': 'abc' is not a valid integer"),
+    (("dashboard", "--port", "-4"), "'--port': -4 is not in the range"),
+    (("profile", "create"), "Missing argument 'NAME'"),
+    (("--no-such-option",), "No such option '--no-such-option'"),
+]
+
+
+@pytest.mark.parametrize(("args", "contains"), BAD_VALUES, ids=[" ".join(a) for a, _ in
+                                                                BAD_VALUES])
+def test_a_bad_value_on_any_verb_is_one_usage_line(rb: Cli, args: tuple[str, ...],
+                                                   contains: str) -> None:
+    line = assert_one_error_line(rb.main(*args), contains=contains, code=2)
+    assert line.endswith("--help`)"), line
+
+
+def test_worker_run_bad_task_in_a_real_process_is_one_line(rb: Cli) -> None:
+    proc = rb.sub("worker", "run", "--task", "abc")
+    assert_one_error_line(proc, contains="'--task': 'abc' is not a valid integer", code=2)

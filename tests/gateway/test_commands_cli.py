@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from kanban import Boards
 from kanban.agents import Profiles
-from tests.gateway.conftest import Cli
+from tests.gateway.conftest import Cli, assert_one_error_line, clean_environ
 
 EVIL = "evil \x1b[2J\x1b]0;owned\x07 title"
 
@@ -106,7 +109,25 @@ def test_every_bad_input_is_one_line(rb: Cli, args: tuple[str, ...], code: int,
     assert rb.show(1)["status"] == "ready"
 
 
-def test_body_file_is_read_with_a_cap(rb: Cli, tmp_path: pytest.TempPathFactory) -> None:
+def test_body_file_is_read_with_a_cap(rb: Cli, tmp_path: Path) -> None:
     proc = rb.main("kanban", "create", "t", "--body-file", "/dev/zero")
-    assert proc.returncode == 1 and "limit" in proc.stderr
+    assert proc.returncode == 1 and "must be a regular file" in proc.stderr  # a device
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * 1_000_001)
+    proc = rb.main("kanban", "create", "t", "--body-file", str(big))
+    assert proc.returncode == 1 and "1,000,000-byte limit" in proc.stderr
+    assert rb.json("kanban", "list") == []
+
+
+def test_body_file_on_a_fifo_is_one_line_not_a_hang(rb: Cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "body.fifo"
+    os.mkfifo(fifo)  # nobody will ever write to it
+    try:
+        proc = subprocess.run(rb.argv("kanban", "create", "t", "--body-file", str(fifo)),
+                              env=clean_environ(), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kanban create --body-file FIFO hung")
+    assert_one_error_line(proc, contains="--body-file must be a regular file ('-' for stdin); "
+                                         f"{fifo} is a FIFO")
     assert rb.json("kanban", "list") == []

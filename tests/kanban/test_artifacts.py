@@ -60,7 +60,7 @@ async def test_a_stale_worker_never_overwrites_its_successors_files(board: Board
     (workspace / "result.txt").write_text("stale", encoding="utf-8")
     with pytest.raises(LeaseError):
         await board.complete(task.id, lease=old.lease, artifacts=["result.txt"])
-    # The refused file was staged by a rename; the refusal put it back.
+    # The refused file was only read: it is where the worker left it.
     assert (workspace / "result.txt").read_text(encoding="utf-8") == "stale"
     attachments = board.attachments_path(task.id)
     assert (attachments / "result.txt").read_text(encoding="utf-8") == "new"
@@ -82,7 +82,7 @@ async def test_a_symlink_out_of_the_workspace_is_not_copied(board: Board, tmp_pa
     assert not any(board.attachments_path(task.id).rglob("*"))
 
 
-async def test_staging_renames_a_regular_file_on_the_same_filesystem(board: Board) -> None:
+async def test_staging_copies_and_leaves_the_workspace_as_it_was(board: Board) -> None:
     task = await make_task(board, "big")
     claim = await board.claim(task.id)
     workspace = Path(claim.workspace or "")
@@ -92,7 +92,9 @@ async def test_staging_renames_a_regular_file_on_the_same_filesystem(board: Boar
     inode = os.stat(workspace / "video.mp4").st_ino
     done = await board.complete(task.id, lease=claim.lease, artifacts=["video.mp4", "dir"])
     attachments = board.attachments_path(task.id)
-    assert os.stat(attachments / "video.mp4").st_ino == inode  # moved, not copied
+    # Copied, never moved (the manual lane then removed the workspace after the commit).
+    assert os.stat(attachments / "video.mp4").st_ino != inode
+    assert (attachments / "video.mp4").read_bytes() == b"\0" * 4096
     assert (attachments / "dir" / "a.txt").read_text(encoding="utf-8") == "a"  # copied tree
     assert done.artifacts == [str(attachments / "video.mp4"), str(attachments / "dir")]
 
@@ -175,7 +177,7 @@ async def test_attachments_are_private_whatever_the_worker_made_them(
     assert [_mode(f) for f in files] == [0o600] * 2
 
 
-async def test_a_refused_completion_gives_the_worker_its_file_back_as_it_was(
+async def test_a_refused_completion_leaves_the_workers_file_as_it_was(
     board: Board, umask_022: None,
 ) -> None:
     task = await make_task(board, "t")
@@ -190,7 +192,7 @@ async def test_a_refused_completion_gives_the_worker_its_file_back_as_it_was(
     inode = os.stat(script).st_ino
     with pytest.raises(LeaseError):
         await board.complete(task.id, lease=old.lease, artifacts=["run.sh"])
-    assert os.stat(script).st_ino == inode  # renamed away and back, not copied
+    assert os.stat(script).st_ino == inode  # only read, never moved
     assert _mode(script) == 0o754
 
 
@@ -210,3 +212,52 @@ def test_copies_make_every_new_folder_private_whatever_the_umask(tmp_path: Path)
                    tmp_path / "out" / "deep" / "copy" / "a", tmp_path / "one",
                    tmp_path / "one" / "two"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+async def test_staging_whose_owner_died_goes_at_open_and_at_the_next_completion(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import sys
+
+    from kanban.board.artifacts import staging_name
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()  # reaped: its pid names no process now
+    dead_name = f".staging-p{proc.pid}-1-abcdef"
+    board = await open_board(tmp_path)
+    at_open = board.attachments_path(7) / dead_name
+    live = board.attachments_path(7) / staging_name()  # this process: alive
+    for folder in (at_open, live):
+        (folder / "out").mkdir(parents=True)
+        (folder / "out" / "x.bin").write_bytes(b"x")
+    await board.close()
+    board = await open_board(tmp_path)
+    try:
+        assert not at_open.exists()  # young, but its owner is gone
+        assert live.exists()
+        task = await make_task(board, "t")
+        claim = await board.claim(task.id)
+        workspace = Path(claim.workspace or "")
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / "a.txt").write_text("a", encoding="utf-8")
+        left = board.attachments_path(task.id) / dead_name
+        (left / "sub").mkdir(parents=True)
+        await board.complete(task.id, lease=claim.lease, artifacts=["a.txt"])
+        assert sorted(p.name for p in board.attachments_path(task.id).iterdir()) == ["a.txt"]
+    finally:
+        await board.close()
+
+
+async def test_a_fifo_artifact_is_refused_without_hanging_or_staging(board: Board) -> None:
+    task = await make_task(board, "t")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "ok.txt").write_text("ok", encoding="utf-8")
+    os.mkfifo(workspace / "pipe")
+    with pytest.raises(InvalidInput, match=r"artifact refused: pipe: not a regular file"):
+        await board.complete(task.id, lease=claim.lease, artifacts=["ok.txt", "pipe"])
+    attachments = board.attachments_path(task.id)
+    assert not attachments.exists() or list(attachments.iterdir()) == []
+    assert (workspace / "ok.txt").read_text(encoding="utf-8") == "ok"

@@ -96,3 +96,42 @@ def test_worker_run_outside_a_worker_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("error: `worker run` is started by the dispatcher; RELAYBOARD_DB")
+
+
+# ---- file tools on things that are not files ------------------------------------------------
+
+async def test_read_file_on_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    from kanban.agents.worker.toolkit import ToolError
+    from kanban.agents.worker.workspace_tools import WorkspaceTools
+
+    os.mkfifo(tmp_path / "pipe")  # no writer: a blocking open would wait for ever
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    tools = WorkspaceTools(workspace=tmp_path, env={})
+    for name, args in (("read_file", {"path": "pipe"}),
+                       ("write_file", {"path": "pipe", "content": "x"})):
+        with pytest.raises(ToolError, match=r"^pipe: not a regular file"):
+            await asyncio.wait_for(tools.call(name, args, time_left=600.0), 10.0)
+    read = await asyncio.wait_for(tools.call("read_file", {"path": "notes.txt"}), 10.0)
+    assert read["content"] == "hello"
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ToolError, match=r"^sub: is a directory"):
+        await asyncio.wait_for(tools.call("read_file", {"path": "sub"}), 10.0)
+
+
+async def test_a_file_tool_stops_at_the_runs_deadline() -> None:
+    import asyncio
+
+    from kanban.agents.worker.toolkit import ToolError
+    from kanban.agents.worker.workspace_tools import _by_deadline
+
+    never = asyncio.Event()
+
+    async def stuck() -> dict[str, object]:
+        await never.wait()  # a read that never returns (a hung network file system)
+        return {}
+
+    with pytest.raises(ToolError, match="read_file: stopped at the run's time limit"):
+        await asyncio.wait_for(_by_deadline("read_file", 0.1, stuck()), 10.0)

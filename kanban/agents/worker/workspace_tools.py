@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import stat
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,14 +72,15 @@ class WorkspaceTools:
                                         min(limit, asked) if asked and asked > 0 else limit)
         if name == "read_file":
             size = arg_int(args, "max_bytes") or READ_LIMIT
-            return await asyncio.to_thread(self.read_file, arg_str(args, "path", required=True),
-                                           max(1, min(size, READ_LIMIT_MAX)))
+            return await _by_deadline(name, time_left, asyncio.to_thread(
+                self.read_file, arg_str(args, "path", required=True),
+                max(1, min(size, READ_LIMIT_MAX))))
         if name == "write_file":
             content = args.get("content")
             if not isinstance(content, str):
                 raise ToolError("content must be a string")
-            return await asyncio.to_thread(self.write_file,
-                                           arg_str(args, "path", required=True), content)
+            return await _by_deadline(name, time_left, asyncio.to_thread(
+                self.write_file, arg_str(args, "path", required=True), content))
         if name == "list_files":
             return await asyncio.to_thread(self.list_files, arg_str(args, "path") or ".",
                                            bool(args.get("recursive", False)))
@@ -126,10 +129,14 @@ class WorkspaceTools:
     def read_file(self, path: str, max_bytes: int) -> dict[str, Any]:
         target = confine(self.workspace, path)
         try:
-            with target.resolve().open("rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise ToolError(f"{path}: not a regular file")
+            # Non-blocking, so a FIFO or a device answers at once instead of waiting for a
+            # writer; judged on the open handle, so nothing but a regular file is read.
+            fd = os.open(target.resolve(), _READ_FLAGS)
+            with os.fdopen(fd, "rb") as handle:
+                _regular_only(path, handle.fileno())
                 data = handle.read(max_bytes + 1)
+        except ToolError:
+            raise
         except FileNotFoundError as exc:
             raise ToolError(f"{path}: no such file") from exc
         except IsADirectoryError as exc:
@@ -149,13 +156,19 @@ class WorkspaceTools:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Re-checked after mkdir: a parent could have been swapped for a link meanwhile.
             target = confine(self.workspace, str(target))
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-            fd = os.open(target, flags, 0o644)
+            # No O_TRUNC before the handle is judged: a FIFO or a device is refused untouched.
+            fd = os.open(target, _WRITE_FLAGS, 0o644)
             with os.fdopen(fd, "wb") as handle:
+                _regular_only(path, handle.fileno())
+                os.set_blocking(handle.fileno(), True)
+                handle.truncate(0)
                 handle.write(data)
         except ToolError:
             raise
         except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO nobody reads, opened without blocking
+                raise ToolError(f"{path}: not a regular file (a pipe, socket or device is "
+                                "never opened by the file tools)") from exc
             raise ToolError(f"{path}: {exc.strerror or exc}") from exc
         return {"path": relative(self.workspace, target), "bytes": len(data)}
 
@@ -179,6 +192,34 @@ class WorkspaceTools:
         if more:
             out["truncated"] = f"only the first {LIST_LIMIT} entries are shown"
         return out
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | _NONBLOCK | _NOFOLLOW | _CLOEXEC
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _NONBLOCK | _NOFOLLOW | _CLOEXEC
+
+
+def _regular_only(path: str, fd: int) -> None:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        raise ToolError(f"{path}: is a directory (use list_files)")
+    if not stat.S_ISREG(mode):
+        raise ToolError(f"{path}: not a regular file (a pipe, socket or device is never "
+                        "opened by the file tools)")
+
+
+async def _by_deadline(name: str, time_left: float | None,
+                       work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """A file tool bounded by what is left of the run's ``max_seconds``: a read stuck on a slow
+    file system returns to the loop (its thread finishes on its own) instead of outliving it."""
+    if time_left is None:
+        return await work
+    try:
+        return await asyncio.wait_for(work, max(time_left, 0.1))
+    except TimeoutError:
+        raise ToolError(f"{name}: stopped at the run's time limit (max_seconds)") from None
 
 
 def _entry(workspace: Path, path: Path) -> dict[str, Any]:
