@@ -226,3 +226,34 @@ async def test_the_orchestrator_profile_may_create_tasks(
         assert child.status == "ready"  # its parent is done
         names = {t["function"]["name"] for t in llm.completions()[0].params["tools"]}
         assert "kanban_create" in names
+
+
+@pytest.mark.parametrize("orchestrator", [False, True])
+async def test_run_shell_creates_tasks_only_with_the_runs_right(
+        tmp_path: Path, llm: LLMServer, orchestrator: bool) -> None:
+    """The model's shell commands are the worker: `relayboard kanban create` from run_shell —
+    with the worker's variables, or with them unset — creates a task only when the dispatcher
+    gave the run that right (the orchestrator profile); kanban_create is offered the same way."""
+    settings = {"orchestrator_profile": "w"} if orchestrator else {}
+    async with dispatch_env(tmp_path, **settings) as env:
+        builtin_profile(env, llm)
+        task = await env.task("plan")
+        llm.tool_call("run_shell", {
+            "command": "relayboard kanban create from-shell; echo rc=$?; "
+                       "env -u RELAYBOARD_TASK_ID -u RELAYBOARD_LEASE -u RELAYBOARD_DB "
+                       f"relayboard --home {env.home} kanban create unset-vars; echo rc=$?"})
+        llm.tool_call("kanban_complete", {"result": "planned"})
+        done = await run_to_end(env, task.id, "done", "blocked")
+
+        assert done.status == "done", done.blocked_reason
+        names = {t["function"]["name"] for t in llm.completions()[0].params["tools"]}
+        assert ("kanban_create" in names) is orchestrator
+        [shell] = tool_results(llm, 1)
+        titles = {t.title for t in await env.board.list_tasks()}
+        if orchestrator:
+            assert shell["output"].count("rc=0") == 2, shell
+            assert titles == {"plan", "from-shell", "unset-vars"}
+        else:
+            assert shell["output"].count("rc=1") == 2, shell
+            assert shell["output"].count("a worker may not create tasks") == 2, shell
+            assert titles == {"plan"}
