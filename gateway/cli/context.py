@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gateway.config import Config, ConfigError, load_config, resolve_home
+from gateway.identity import worker_from_environ
 from gateway.kernel_settings import board_options, storage
 from kanban import Boards, InvalidInput, KanbanError, Storage
 
@@ -32,27 +33,6 @@ if TYPE_CHECKING:
     from kanban.agents import Profiles
 
 T = TypeVar("T")
-
-
-def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
-    """The worker identity of ARCHITECTURE §6, or None when the variables are absent or
-    malformed (then the caller is an operator)."""
-    from gateway.commands import Worker
-
-    task = environ.get("RELAYBOARD_TASK_ID")
-    lease = environ.get("RELAYBOARD_LEASE")
-    if not task or not lease:
-        return None
-    try:
-        task_id = int(task)
-    except ValueError:
-        return None
-    run = environ.get("RELAYBOARD_RUN_ID")
-    return Worker(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
-                  lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
-                  profile=environ.get("RELAYBOARD_PROFILE") or None,
-                  db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None,
-                  storage=Storage.from_environ(environ))
 
 
 def caller_from_environ(environ: Mapping[str, str]) -> Caller:
@@ -157,10 +137,10 @@ class AppContext:
     async def caller_for(self, request: Request | None, boards: Boards) -> Caller:
         """This process's caller for ``request`` (None: an operator-only action such as
         ``dispatch``). Reads are anyone's; before a write, a process that says it is the
-        operator is checked against the worker runs of this home (:mod:`gateway.cli.identity`)."""
-        from gateway.cli.identity import caller_of_process
+        operator is checked against the worker runs of this home (:mod:`gateway.identity`)."""
         from gateway.commands import Operator
         from gateway.commands.policy import READ_VERBS
+        from gateway.identity import caller_of_process
 
         caller = self.caller
         if not isinstance(caller, Operator) or type(request) in READ_VERBS:

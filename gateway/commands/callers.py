@@ -2,7 +2,7 @@
 
 Each transport builds its caller from what it knows for certain, not from what the asker says:
 
-* the CLI, at its edge (:mod:`gateway.cli.identity`): an :class:`Operator`, unless the process
+* the CLI, at its edge (:mod:`gateway.identity`): an :class:`Operator`, unless the process
   descends from a worker the dispatcher started — then it is that run's :class:`Worker`, whatever
   variables the process was left with;
 * the chat router: a :class:`ChatUser` whose role comes from the platform's ``admins`` list;

@@ -10,6 +10,10 @@
 * Every mutating request (anything but GET/HEAD/OPTIONS) whose ``Origin`` is present must come from
   the dashboard's own origin, so another page open in the same browser cannot post to it (CSRF).
   Requests without ``Origin`` are not from a browser page and are judged by the token alone.
+* A mutating request over loopback from a worker's process, or from any process a gateway or a
+  dispatcher started (:func:`gateway.identity.started_by_relayboard`), is refused: "this
+  machine" means its operator, not the code a model chose. The process is found from the
+  connection itself, not from anything the request says.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import json
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import ConfigError
+from gateway.identity import peer_pid, started_by_relayboard
 
 COOKIE = "relayboard_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -82,6 +88,10 @@ class Guard:
         if method not in SAFE_METHODS and not _same_origin(headers, scope):
             await _plain(send, 403, "cross-origin request refused")
             return
+        if method not in SAFE_METHODS and await _from_a_worker(scope):
+            await _plain(send, 403, "refused: this request comes from a worker's process (or one "
+                         "the gateway started); a worker reports on its own task with its lease")
+            return
         await self.app(scope, receive, send)
 
     def _matches(self, offered: str) -> bool:
@@ -99,6 +109,18 @@ class Guard:
             return False
         morsel = cookie.get(COOKIE)
         return morsel is not None and self._matches(morsel.value)
+
+
+async def _from_a_worker(scope: Scope) -> bool:
+    client, server = scope.get("client"), scope.get("server")
+    if not client or not server or not is_loopback(str(client[0])):
+        return False
+
+    def look() -> bool:
+        pid = peer_pid((str(client[0]), int(client[1])), int(server[1]))
+        return pid is not None and started_by_relayboard(pid)
+
+    return await anyio.to_thread.run_sync(look)
 
 
 def _loopback_host(host: str | None) -> bool:

@@ -143,8 +143,43 @@ def test_the_builtin_worker_is_not_told_it_is_the_orchestrator() -> None:
 
 
 def test_lineage_reads_this_process_and_its_parents() -> None:
-    from gateway.cli.identity import lineage
+    from gateway.identity import lineage
 
     ids, ancestors = lineage()
     assert os.getpid() in ids and os.getsid(0) in ids and os.getpgrp() in ids
     assert ancestors[0] == os.getppid()
+
+
+def test_spawners_are_known_by_their_command_line(tmp_path: Path) -> None:
+    from gateway.identity import is_spawner
+
+    lines = {
+        10: [sys.executable, "-m", "gateway", "--home", "/h", "gateway", "run"],
+        11: ["/venv/bin/relayboard", "kanban", "--board", "b", "dispatch", "--loop"],
+        12: ["/venv/bin/relayboard", "kanban", "create", "dispatch"],
+        13: ["bash", "-c", "gateway run"],
+        14: ["/usr/bin/python3", "-m", "pytest", "tests/gateway"],
+    }
+    for pid, argv in lines.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv))
+    assert [pid for pid in lines if is_spawner(pid, tmp_path)] == [10, 11]
+
+
+def test_the_peer_of_a_loopback_connection_is_found() -> None:
+    import socket
+
+    from gateway.identity import peer_pid
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        client = subprocess.Popen(
+            [sys.executable, "-c", "import socket, sys; s = socket.create_connection("
+             f"('127.0.0.1', {port})); sys.stdin.read()"], stdin=subprocess.PIPE)
+        try:
+            server.settimeout(WITHIN)
+            conn, address = server.accept()
+            with conn:
+                assert peer_pid(address, port) == client.pid
+        finally:
+            client.communicate(b"", timeout=WITHIN)

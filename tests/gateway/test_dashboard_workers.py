@@ -1,0 +1,91 @@
+"""The dashboard trusts "this machine" without a token, but not the code a worker runs on it: a
+request that changes something, from a worker's process (even one that dropped the worker
+variables) is refused; the same request from the operator's own process goes through."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import Cli, clean_environ
+
+# Posts a task and a chat message to the dashboard at argv[1]; prints each status and error.
+CLIENT = """
+import json, sys, urllib.error, urllib.request
+url = sys.argv[1]
+out = {}
+for name, path, body in (("task", "api/tasks", {"title": "from a worker"}),
+                         ("chat", "chat/messages", {"text": "/kanban create via chat"}),
+                         ("read", "api/board", None)):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            out[name] = [resp.status, ""]
+    except urllib.error.HTTPError as exc:
+        out[name] = [exc.code, json.loads(exc.read() or b"{}").get("error", "")]
+print(json.dumps(out))
+"""
+WORKER_VARS = {"RELAYBOARD_TASK_ID": "7", "RELAYBOARD_RUN_ID": "3", "RELAYBOARD_LEASE": "lease"}
+
+
+@pytest.fixture
+def dashboard(rb: Cli) -> Iterator[str]:
+    proc = subprocess.Popen(rb.argv("dashboard", "--port", "0"), env=clean_environ(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=rb.home)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "the dashboard printed no address"
+        line = proc.stdout.readline()
+        assert line.startswith("Relayboard dashboard on http://127.0.0.1:"), line
+        yield line.split()[3]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def client_argv(url: str, tmp_path: Path, *wrapper: str) -> list[str]:
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT, encoding="utf-8")
+    return [*wrapper, sys.executable, str(script), url]
+
+
+def call(argv: list[str], env: dict[str, str]) -> dict[str, list[object]]:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, list[object]] = json.loads(done.stdout)
+    return result
+
+
+def test_a_worker_process_may_read_but_not_write(dashboard: str, tmp_path: Path) -> None:
+    worker = call(client_argv(dashboard, tmp_path), clean_environ(WORKER_VARS))
+    assert worker["read"][0] == 200
+    for name in ("task", "chat"):
+        status, error = worker[name]
+        assert status == 403, worker
+        assert "comes from a worker's process" in str(error)
+    # Dropping the variables does not help: the shell that started the client has them.
+    unset = call(client_argv(dashboard, tmp_path, "sh", "-c", 'env -u RELAYBOARD_TASK_ID '
+                             '-u RELAYBOARD_LEASE -u RELAYBOARD_RUN_ID "$@"; exit $?', "sh"),
+                 clean_environ(WORKER_VARS))
+    assert unset["task"][0] == 403 and unset["chat"][0] == 403, unset
+    board = httpx.get(dashboard + "api/tasks", timeout=10).json()
+    assert board == []
+
+
+def test_the_operators_own_process_still_writes(dashboard: str, tmp_path: Path) -> None:
+    operator = call(client_argv(dashboard, tmp_path), clean_environ())
+    assert operator["task"][0] == 201 and operator["chat"][0] == 201, operator
+    titles = [t["title"] for t in httpx.get(dashboard + "api/tasks", timeout=10).json()]
+    assert titles == ["from a worker"]
