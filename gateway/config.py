@@ -131,8 +131,10 @@ class DashboardConfig:
 class CommandAgentConfig:
     """``agent.command``: an external agent CLI, one process per chat message."""
 
-    # argv template; ``{message}``, ``{user}``, ``{platform}``, ``{chat}``, ``{thread}`` are
-    # replaced inside each element (never through a shell, so a value cannot change the command).
+    # argv template with ``{message}``, ``{user}``, ``{platform}``, ``{chat}``, ``{thread}``,
+    # filled by the command-template rule (kanban.runtime.template.fill_words): a placeholder
+    # that is a word of its own goes in verbatim; inside a script or a larger word only plain
+    # values go, so no value can change the command.
     argv: tuple[str, ...] = ()
     timeout: float = 120.0
     max_output_bytes: int = 64_000

@@ -21,6 +21,7 @@ non-zero exit and one line, the dashboard to a 4xx JSON body::
     │   ├── LLMTimeout(slot, seconds)
     │   └── LLMUnavailable(slot, status)
     ├── SpawnError               a worker process could not be started
+    │   └── TemplateRefused(placeholder, env_var, reason)   a value the template rule refuses
     └── WorkspaceError           a task's workspace could not be prepared
 """
 
@@ -127,6 +128,21 @@ class LLMUnavailable(AuxiliaryError):
 
 class SpawnError(KanbanError):
     """The worker process could not be started (command not found, bad cwd, …)."""
+
+
+class TemplateRefused(SpawnError):
+    """A value that the command-template rule (:mod:`kanban.runtime.template`) will not put
+    where the template places it. ``placeholder`` (``{workspace}``) and ``env_var`` (the
+    variable carrying the same value) name it; ``reason`` says why: ``"code"`` (a word a program
+    runs as code), ``"embedded"`` (inside a larger word), ``"option"`` (it would begin an argv
+    word and could be read as an option) or ``"nul"``. Only the message quotes the value, so a
+    caller that must not log the value logs the attributes instead."""
+
+    def __init__(self, message: str, *, placeholder: str, env_var: str, reason: str) -> None:
+        super().__init__(message)
+        self.placeholder = placeholder
+        self.env_var = env_var
+        self.reason = reason
 
 
 class WorkspaceError(KanbanError):

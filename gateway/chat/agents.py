@@ -5,10 +5,13 @@ with it (already downloaded), and :class:`~gateway.chat.tools.ThreadTools` to ac
 the chat user — and returns the reply text. Local files the reply mentions are sent as
 attachments by the router (under the delivery policy).
 
-``command`` runs an external agent CLI once per message: the argv template from config (values
-substituted per element, never through a shell), the transcript on stdin, a working directory
-per thread, an environment built from the same allowlist as workers (the gateway's tokens never
-travel unless ``agent.command.env`` names them), a timeout and an output cap.
+``command`` runs an external agent CLI once per message: the argv template from config, filled
+by the same rule as a worker's command template (:func:`kanban.runtime.template.fill_words`: a
+whole-word ``{message}`` goes in verbatim as one argument; inside a script or a larger word only
+plain values go, and any other message is not run), the transcript on stdin, the values again in
+``RELAYBOARD_CHAT_*`` variables, a working directory per thread, an environment built from the
+same allowlist as workers (the gateway's tokens never travel unless ``agent.command.env`` names
+them), a timeout and an output cap.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Protocol
 from gateway.chat.history import Entry
 from gateway.chat.tools import ThreadTools
 from gateway.config import AgentConfig, CommandAgentConfig
+from kanban.errors import TemplateRefused
+from kanban.runtime.template import SAFE_CHARS, fill_words, misplaced_placeholders
 from kanban.runtime.workerenv import inherited, script_dir, shim_path
 from platforms.base import InboundMessage
 
@@ -89,6 +94,82 @@ def transcript(turn: Turn) -> str:
     return "\n".join(lines)
 
 
+# Each argv placeholder and the variable that carries the same value to the agent.
+CHAT_PLACEHOLDERS: Mapping[str, str] = {
+    "{message}": "RELAYBOARD_CHAT_MESSAGE", "{user}": "RELAYBOARD_CHAT_USER_NAME",
+    "{platform}": "RELAYBOARD_CHAT_PLATFORM", "{chat}": "RELAYBOARD_CHAT_ID",
+    "{thread}": "RELAYBOARD_CHAT_THREAD",
+}
+_WHAT = {"{message}": "message", "{user}": "user name", "{platform}": "platform name",
+         "{chat}": "chat id", "{thread}": "thread id"}
+SCRIPT_REFUSAL = ("The agent is set up to read messages inside a script, which only accepts plain "
+                  "words (letters, digits and _ . / : + -); the operator should pass the message "
+                  "as {message} on its own or read stdin / $RELAYBOARD_CHAT_MESSAGE.")
+OPTION_REFUSAL = ("I can't pass a message that starts with “{first}” to the agent: it could read "
+                  "it as one of its options. Please start the message with a letter or a digit.")
+VALUE_REFUSAL = ("The agent cannot be run for this chat: its command cannot take the {what} as "
+                 "it is; the operator will find why in the gateway log.")
+
+
+def chat_values(turn: Turn) -> dict[str, str]:
+    """The value of each placeholder of :data:`CHAT_PLACEHOLDERS` for this turn."""
+    m = turn.message
+    return {"{message}": turn.text, "{user}": m.user_name or m.user_id,
+            "{platform}": m.platform, "{chat}": m.chat, "{thread}": m.thread or ""}
+
+
+def argv_warnings(argv: Sequence[str]) -> list[str]:
+    """One line per placeholder that ``agent.command.argv`` puts where only plain values go
+    (a script, a larger word): decided from the config alone, so the daemon says it at start."""
+    lines = []
+    for index, key, reason in misplaced_placeholders(argv, CHAT_PLACEHOLDERS):
+        where = "a word a program runs as code" if reason == "code" else "a larger word"
+        effect = ("nearly every message will be refused" if key == "{message}"
+                  else f"any {_WHAT[key]} not made of {SAFE_CHARS} will be refused")
+        lines.append(f"agent.command.argv[{index}] puts {key} inside {where}, where only values "
+                     f"made of {SAFE_CHARS} may go, so {effect}: pass {key} as an argv word of "
+                     f"its own, or read ${CHAT_PLACEHOLDERS[key]} (or stdin) in the script")
+    return lines
+
+
+def _operator_line(refused: TemplateRefused) -> str:
+    """The log line for a refused turn: names the placeholder and the variable, never the
+    value (a chat message is not logged)."""
+    key, var = refused.placeholder, refused.env_var
+    if refused.reason == "option":
+        why = (f"{key} is an argv word of its own and this value does not start with a letter, "
+               "a digit or / (the agent could read it as an option)")
+        fix = f"pass it as --some-flag={key}, or read ${var} or stdin"
+    elif refused.reason == "nul":
+        return (f"chat agent: not run: the {_WHAT[key]} holds a NUL character, which neither an "
+                "argv word nor an environment variable can carry")
+    else:
+        where = "a word a program runs as code" if refused.reason == "code" else "a larger word"
+        why = f"{key} is inside {where} and this value is not made of {SAFE_CHARS}"
+        fix = f"pass {key} as an argv word of its own, or read \"${var}\" or stdin in the script"
+    return f"chat agent: not run: {why}; {fix}"
+
+
+def _refuse_nul(values: Mapping[str, str]) -> None:
+    """A NUL can be neither an argv word nor an environment value: a value holding one is
+    refused even where the argv does not name it (it still travels as a variable)."""
+    for key, value in values.items():
+        if "\x00" in value:
+            raise TemplateRefused(f"{key} value contains a NUL character; refused",
+                                  placeholder=key, env_var=CHAT_PLACEHOLDERS[key], reason="nul")
+
+
+def _user_line(refused: TemplateRefused, values: Mapping[str, str]) -> str:
+    key = refused.placeholder
+    if key == "{message}" and refused.reason == "option":
+        return OPTION_REFUSAL.format(first=values[key][:1])
+    if key == "{message}" and refused.reason in ("code", "embedded"):
+        return SCRIPT_REFUSAL
+    if key == "{message}":
+        return "The message holds a NUL character, which no program can receive; send it without."
+    return VALUE_REFUSAL.format(what=_WHAT[key])
+
+
 class CommandAgent:
     kind = "command"
 
@@ -97,17 +178,13 @@ class CommandAgent:
         self.settings = settings
         self.environ = environ
         self.home = home
+        for line in argv_warnings(settings.argv):
+            log.warning("chat agent: %s", line)
 
     def argv(self, turn: Turn) -> list[str]:
-        m = turn.message
-        values = {"{message}": turn.text, "{user}": m.user_name or m.user_id,
-                  "{platform}": m.platform, "{chat}": m.chat, "{thread}": m.thread or ""}
-        out = []
-        for part in self.settings.argv:
-            for key, value in values.items():
-                part = part.replace(key, value)
-            out.append(part)
-        return out
+        """The argv for this turn. Raises :class:`TemplateRefused` for a value the template
+        rule will not place where the config puts it."""
+        return fill_words(self.settings.argv, chat_values(turn), CHAT_PLACEHOLDERS)
 
     def env(self, turn: Turn) -> dict[str, str]:
         env = inherited(self.environ)
@@ -115,15 +192,21 @@ class CommandAgent:
             if name in self.environ:
                 env[name] = self.environ[name]
         env["PATH"] = shim_path(env.get("PATH"), script_dir())
-        m = turn.message
-        env.update({"RELAYBOARD_HOME": str(self.home), "RELAYBOARD_CHAT_PLATFORM": m.platform,
-                    "RELAYBOARD_CHAT_ID": m.chat, "RELAYBOARD_CHAT_THREAD": m.thread or "",
-                    "RELAYBOARD_CHAT_USER": m.user_id,
+        env.update({"RELAYBOARD_HOME": str(self.home), "RELAYBOARD_CHAT_USER": turn.message.user_id,
                     "RELAYBOARD_CHAT_FILES": os.pathsep.join(str(p) for p in turn.files)})
+        # Every argv value under the name a refusal points the operator to (MESSAGE,
+        # USER_NAME, PLATFORM, ID, THREAD): a script reads it quoted, never interpolated.
+        env.update({CHAT_PLACEHOLDERS[key]: value for key, value in chat_values(turn).items()})
         return env
 
     async def reply(self, turn: Turn) -> str:
-        argv = self.argv(turn)
+        values = chat_values(turn)
+        try:
+            _refuse_nul(values)
+            argv = self.argv(turn)
+        except TemplateRefused as refused:
+            log.warning("%s", _operator_line(refused))
+            return _user_line(refused, values)
         await asyncio.to_thread(turn.workdir.mkdir, parents=True, exist_ok=True)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -196,5 +279,6 @@ def build_agent(config: AgentConfig, environ: Mapping[str, str], home: Path) -> 
     return NoAgent()
 
 
-__all__: Sequence[str] = ("Agent", "CommandAgent", "NoAgent", "Turn", "build_agent",
-                          "help_text", "transcript")
+__all__: Sequence[str] = ("CHAT_PLACEHOLDERS", "Agent", "CommandAgent", "NoAgent", "Turn",
+                          "argv_warnings", "build_agent", "chat_values", "help_text",
+                          "transcript")

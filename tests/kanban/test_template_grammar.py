@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kanban.errors import SpawnError
-from kanban.runtime.template import TemplateValues, expand_template
+from kanban.errors import SpawnError, TemplateRefused
+from kanban.runtime.template import TemplateValues, expand_template, fill_words
 
 # Written out here rather than imported: the test states the rule on its own.
 SAFE = re.compile(r"[A-Za-z0-9_./:+-]*\Z")
@@ -362,3 +362,92 @@ def test_the_python_running_the_tests_is_a_real_python3() -> None:
     done = subprocess.run(["python3", "-c", "import sys; print(sys.version_info[0])"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.strip() == "3", (sys.executable, done.stderr)
+
+
+# ---- the same rule with the chat agent's placeholders ----------------------------------------
+
+# The chat agent fills its argv with fill_words and its own placeholders; the grammar above is
+# reused by renaming each worker placeholder to a chat one.
+CHAT_KEYS = {"{workspace}": "{message}", "{prompt_file}": "{user}", "{model}": "{chat}",
+             "{board}": "{platform}", "{task_id}": "{thread}"}
+CHAT_ENV = {"{message}": "RELAYBOARD_CHAT_MESSAGE", "{user}": "RELAYBOARD_CHAT_USER_NAME",
+            "{chat}": "RELAYBOARD_CHAT_ID", "{platform}": "RELAYBOARD_CHAT_PLATFORM",
+            "{thread}": "RELAYBOARD_CHAT_THREAD"}
+# A word that begins with one of these is never an option (written out, as SAFE is).
+PLAIN_START = re.compile(r"\Z|[^\W_]|/")
+
+
+def chat_texts() -> st.SearchStrategy[str]:
+    hostile = st.lists(st.sampled_from(HOSTILE), min_size=1, max_size=3).map("".join)
+    return st.one_of(
+        st.builds(lambda h: f"{TAG}{h}", hostile),
+        st.builds(lambda h: f"{h}{TAG}", hostile),
+        st.sampled_from([f"-{TAG}", f"--{TAG}=1", f"+{TAG}", f"@{TAG}", f"{TAG}", f"Ü{TAG}",
+                         f"-{TAG} x", f"_{TAG}", f"{TAG}-1.2:3"]),
+        st.builds(lambda t: f"{TAG}{t}", st.text(max_size=8)),
+        st.text(max_size=8).map(lambda t: t + TAG),
+    )
+
+
+def _chat_words(shape: Shape) -> list[str]:
+    return [re.sub(r"\{(?:task_id|board|workspace|prompt_file|model)\}",
+                   lambda m: CHAT_KEYS[m.group(0)], word) for word in shape.words]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes(), message=chat_texts(), user=chat_texts(),
+       chat=st.sampled_from(["c1", "-1001234", "C0 1"]), thread=st.sampled_from(["", "17.5"]))
+@example(Shape(["sh", "-c", "echo '{workspace}'"], {2: EMBEDDED}),
+         f"x'; touch {TAG}; echo '", "alice", "c1", "")
+@example(Shape(["agent", "{workspace}", "--at={workspace}"], {1: DATA, 2: DATA}),
+         f"-{TAG}", "alice", "c1", "")
+def test_chat_values_follow_the_same_rule(shape: Shape, message: str, user: str, chat: str,
+                                          thread: str) -> None:
+    words = _chat_words(shape)
+    mapping = {"{message}": message, "{user}": user, "{chat}": chat, "{platform}": "fake",
+               "{thread}": thread}
+    try:
+        argv = fill_words(words, mapping, CHAT_ENV)
+    except TemplateRefused as refused:
+        assert "\n" not in str(refused)
+        assert refused.env_var == CHAT_ENV[refused.placeholder]
+        return
+    assert len(argv) == len(words)
+    for index, word in enumerate(words):
+        keys = re.findall(r"\{(?:message|user|chat|platform|thread)\}", word)
+        if not keys:
+            assert argv[index] == word
+            continue
+        role = shape.roles[index]
+        flag = re.fullmatch(r"(--[A-Za-z0-9][A-Za-z0-9_-]*=)(\{[a-z_]+\})", word)
+        if role == DATA and word in mapping:
+            assert argv[index] == mapping[word]
+        elif role == DATA and flag:
+            assert argv[index] == flag.group(1) + mapping[flag.group(2)]
+        else:
+            for key in keys:
+                assert SAFE.match(mapping[key]), (words, index, key, mapping[key])
+        if word.startswith(keys[0]):
+            assert PLAIN_START.match(argv[index]), (words, index, argv[index])
+    # A message or user name outside the safe set is only ever a whole word or a flag's value.
+    hostile = {v for v in (message, user) if not SAFE.match(v)}
+    for word in argv:
+        if TAG in word and word not in hostile and not any(
+                re.fullmatch(r"--[A-Za-z0-9][A-Za-z0-9_-]*=" + re.escape(v), word)
+                for v in hostile):
+            rest = word
+            for value in sorted({message, user} - hostile, key=len, reverse=True):
+                rest = rest.replace(value, "")
+            assert TAG not in rest, (argv, word, hostile)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(min_size=1).filter(lambda t: "\x00" not in t and t[0].isalnum()))
+def test_a_whole_word_message_goes_in_verbatim(text: str) -> None:
+    """Where the message is a word of its own, any text that starts with a letter or a digit
+    (of any script) is passed as it is, newlines and all."""
+    template = ["agent", "{message}", "--text={message}", "sh", "-c", 'cat "$1"', "sh",
+                "{message}"]
+    mapping = {"{message}": text}
+    argv = fill_words(template, mapping, {"{message}": "RELAYBOARD_CHAT_MESSAGE"})
+    assert argv == ["agent", text, f"--text={text}", "sh", "-c", 'cat "$1"', "sh", text]
