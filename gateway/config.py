@@ -33,7 +33,7 @@ class KanbanConfig:
     default_board: str = "default"
     dispatch_in_gateway: bool = True
     dispatch_interval_seconds: float = 5.0
-    # Live per-board concurrency cap: running tasks on the board, not spawns per cycle (S23).
+    # Live per-board concurrency cap: running tasks on the board, not spawns per cycle.
     max_spawn: int = 4
     # Host-wide cap on concurrent workers across boards; None derives it from cores and memory.
     max_spawn_host: int | None = None

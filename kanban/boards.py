@@ -4,7 +4,7 @@ with PostgreSQL storage, one schema per board in the shared database, each host 
 
 ``default`` always exists. Removing a board archives it (rename under ``boards/_archived/``, or
 on PostgreSQL a rename of its schema) or deletes it; either way the schema cache entry is
-dropped first (S10).
+dropped first.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class Boards:
                     "finish, or use --force to stop their workers and release the runs")
         board_dir = self.root / slug
         # Drop the schema cache BEFORE the filesystem changes, so a racing open of this slug
-        # sets up a fresh file instead of trusting a stale "schema ready" entry (S10).
+        # sets up a fresh file instead of trusting a stale "schema ready" entry.
         forget_schema(self.db_path(slug))
         async with self._lock:
             board = self._open.pop(slug, None)

@@ -21,7 +21,7 @@ SATISFIED: tuple[str, ...] = ("done", "archived")
 TERMINAL: tuple[str, ...] = ("done", "archived")
 
 # Who put a task in `blocked`: a human (operator or --initial-status blocked), the worker itself,
-# or the circuit breaker. Only worker blocks are lifted automatically when parents finish (S9).
+# or the circuit breaker. Only worker blocks are lifted automatically when parents finish.
 BLOCKED_BY = ("human", "worker", "breaker")
 
 WORKSPACE_KINDS = ("scratch", "dir", "worktree")
@@ -166,7 +166,7 @@ class Task:
                 consecutive_requeues=_int(get("consecutive_requeues")),
                 host_label=_opt_str(get("host_label")),
             )
-        except Exception as exc:  # a corrupt row must never fail a board view (S5)
+        except Exception as exc:  # a corrupt row must never fail a board view
             log.warning("task row %r is unreadable: %s", get("id"), exc)
             return cls.placeholder(_int(get("id"), -1), f"unreadable row: {exc}")
 

@@ -34,7 +34,7 @@ def to_epoch(value: object) -> float | None:
     """Best-effort conversion of a stored timestamp to epoch seconds.
 
     Old rows may hold ISO-8601 strings ("2026-05-10T15:00:00Z") or garbage; a value that cannot
-    be read is ``None`` ("unknown"), never an exception (S5).
+    be read is ``None`` ("unknown"), never an exception.
     """
     if value is None or isinstance(value, bool):
         return None

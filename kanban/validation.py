@@ -40,7 +40,7 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 # Names of agent toolsets (capabilities switched on in a profile's `toolsets` list). People often
-# pass them as skills; they are reported together in one error instead of one at a time (S24).
+# pass them as skills; they are reported together in one error instead of one at a time.
 TOOLSET_NAMES = frozenset({
     "web", "browser", "terminal", "file", "files", "code_execution", "vision", "image_gen",
     "search", "shell", "memory", "todo", "delegation", "mcp", "tts", "clarify", "cronjob",
@@ -217,7 +217,7 @@ def check_priority(priority: int) -> int:
 
 
 def check_max_runtime(seconds: int | None) -> int | None:
-    # 0 is a real value: "time out at once" (S8). Only None means "no limit".
+    # 0 is a real value: "time out at once". Only None means "no limit".
     if seconds is not None and check_int64(seconds, "max runtime") < 0:
         raise InvalidInput(f"max runtime must be 0 or more seconds (got {seconds})")
     return seconds
@@ -230,7 +230,7 @@ def check_max_retries(value: int | None) -> int | None:
 
 
 def check_skills(skills: list[str]) -> list[str]:
-    """Reject toolset names passed as skills, all of them in ONE error (S24)."""
+    """Reject toolset names passed as skills, all of them in ONE error."""
     cleaned = [s.strip() for s in skills if s.strip()]
     toolsets = sorted({s for s in cleaned if s.lower() in TOOLSET_NAMES})
     if toolsets:

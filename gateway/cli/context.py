@@ -1,7 +1,7 @@
 """State shared by every CLI verb: home, config, the caller, and running a command.
 
-This is the CLI's edge: the only place that turns the process environment (the §6 worker
-variables, ``$USER``) into an explicit :class:`~gateway.commands.Caller`.
+This is the CLI's edge: the only place that turns the process environment (the ``RELAYBOARD_*``
+worker variables, ``$USER``) into an explicit :class:`~gateway.commands.Caller`.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def usage_line(exc: click.UsageError, where: str) -> UsageLine:
 
 class OneLineUsageGroup(click.Group):
     """A group whose bad arguments and options, its own or any subcommand's, are one
-    ``error:`` line with exit code 2 (ARCHITECTURE section 5), not click's usage block."""
+    ``error:`` line with exit code 2, like every kernel error, not click's usage block."""
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:

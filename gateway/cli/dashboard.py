@@ -121,7 +121,7 @@ def example_chart() -> None:
     """Chart the task's numbers (or sample sales) as PNG + CSV and complete it."""
     from gateway.examples.chart import main as chart_main
 
-    # A worker-side helper reads the worker variables of ARCHITECTURE §6 (allowed at this edge).
+    # A worker-side helper reads the RELAYBOARD_* worker variables (allowed at this edge).
     sys.exit(chart_main(dict(os.environ)))
 
 

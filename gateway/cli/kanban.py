@@ -1,4 +1,4 @@
-"""``relayboard kanban …``: every verb of ARCHITECTURE §5, built from the command layer.
+"""``relayboard kanban …``: every board verb, built from the command layer.
 
 The verbs and their arguments are declared once in :mod:`gateway.commands.verbs`; this module
 adds the terminal-only parts (``--json``, ``--body-file``, relative ``--artifact`` paths,
@@ -43,7 +43,7 @@ _LAZY = {"dispatch": "gateway.cli.dispatch"}
 
 class _KanbanGroup(VerbGroup):
     """Turns click's multi-line usage errors of every kanban verb into one ``error:`` line, like
-    kernel errors (ARCHITECTURE section 5)."""
+    kernel errors."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

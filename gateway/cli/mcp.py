@@ -1,11 +1,12 @@
 """``relayboard mcp`` — the kanban worker tools as an MCP server on stdio.
 
-An agent CLI that speaks MCP can be a profile ``command``: the dispatcher starts it with the §6
-environment, the agent starts ``relayboard mcp`` from its MCP configuration (the environment is
-inherited), and the agent reports through ``kanban_show``, ``kanban_complete``, ``kanban_block``,
-``kanban_comment``, ``kanban_heartbeat`` — the same tools, with the same lease checks, as the
-built-in worker's. ``kanban_create`` is offered only when the dispatcher gave the run that right
-(the runs of ``kanban.orchestrator_profile``): it is read from the run's record, and the old
+An agent CLI that speaks MCP can be a profile ``command``: the dispatcher starts it with the
+worker variables (``RELAYBOARD_TASK_ID``, ``RELAYBOARD_LEASE``, …), the agent starts
+``relayboard mcp`` from its MCP configuration (the environment is inherited), and the agent
+reports through ``kanban_show``, ``kanban_complete``, ``kanban_block``, ``kanban_comment``,
+``kanban_heartbeat`` — the same tools, with the same lease checks, as the built-in worker's.
+``kanban_create`` is offered only when the dispatcher gave the run that right (the runs of
+``kanban.orchestrator_profile``): it is read from the run's record, and the old
 ``--orchestrator`` flag is accepted and ignored. See docs/worker.md.
 
 Tool failures (a refused artifact, a stale lease) come back as tool results with ``isError`` set,

@@ -1,8 +1,9 @@
 """``relayboard worker run`` — the built-in worker the dispatcher spawns for a profile that has no
 ``command`` (see docs/worker.md).
 
-This is the worker's edge: the only place it reads its environment (ARCHITECTURE §6). Everything
-below gets plain values (:class:`kanban.agents.worker.WorkerJob`).
+This is the worker's edge: the only place it reads its environment (the ``RELAYBOARD_*`` worker
+variables of :mod:`kanban.runtime.workerenv`). Everything below gets plain values
+(:class:`kanban.agents.worker.WorkerJob`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE", "RELAYBOA
 
 def worker_profile(environ: Mapping[str, str]) -> Profile:
     """The worker's own profile: ``RELAYBOARD_HOME`` is its directory,
-    ``<home>/profiles/<name>`` (ARCHITECTURE §2), so the profiles root is two levels up."""
+    ``<home>/profiles/<name>``, so the profiles root is two levels up."""
     name = environ["RELAYBOARD_PROFILE"]
     profile_home = Path(environ["RELAYBOARD_HOME"])
     profile = Profiles(profile_home.parent.parent).load(name)

@@ -1,5 +1,5 @@
-"""Typed replies of the command layer. Each has ``to_json()`` (the ``--json`` shapes of
-ARCHITECTURE §5) and ``text()`` (short chat text, untrusted text escaped). Human terminal output
+"""Typed replies of the command layer. Each has ``to_json()`` (what ``relayboard kanban …
+--json`` prints) and ``text()`` (short chat text, untrusted text escaped). Human terminal output
 (rich tables) is the CLI's business: :mod:`gateway.cli.render`.
 """
 

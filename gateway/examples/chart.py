@@ -1,7 +1,8 @@
 """The demo worker: numbers in, a PNG chart and a CSV out — no LLM, no account, no dependency.
 
 Run by the dispatcher as ``relayboard example chart`` (the ``charts`` example profile's command),
-with the worker variables of ARCHITECTURE §6 set. It reads the numbers from, in order:
+with the worker variables set (``RELAYBOARD_TASK_ID``, ``RELAYBOARD_LEASE``, …; see
+docs/dispatcher.md). It reads the numbers from, in order:
 
 1. the task body — lines like ``Jan: 120``, ``Jan,120`` or ``Jan 120``, or just ``3 5 8 13``;
 2. a CSV file in the workspace, or among the parent tasks' files (label column, number column);

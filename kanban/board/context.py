@@ -4,7 +4,7 @@ Sections: the task, the files attached to it when it was created, its parents' r
 attempts, and the comment thread. Each section is
 capped so a long thread or a huge parent result cannot crowd out the task itself. Comment authors
 are framed as ``comment from worker `<author>` at <time>:`` with backticks stripped from the
-author, so an author name can never break out of its code span (S29).
+author, so an author name can never break out of its code span.
 
 Everything in it that a person or another worker wrote is framed so it cannot pose as structure:
 one-line fields (titles, the assignee, skills, file paths, errors) go through :func:`one_line`,

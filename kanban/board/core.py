@@ -67,7 +67,7 @@ class BoardOptions:
 
 @dataclass(frozen=True)
 class BoardPaths:
-    """The folders beside a board's database file (ARCHITECTURE section 2)."""
+    """The folders beside a board's database file (``workspaces/``, ``logs/``, …)."""
 
     root: Path
 

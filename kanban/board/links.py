@@ -23,7 +23,7 @@ class LinksMixin(BoardCore):
         return await self.db.write(run)
 
     async def unlink(self, parent: int, child: int) -> Task:
-        """Remove parent → child and re-evaluate the child at once (S31)."""
+        """Remove parent → child and re-evaluate the child at once."""
 
         def run(tx: Tx) -> Task:
             store.load_task(tx, child)

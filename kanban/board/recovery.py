@@ -93,7 +93,7 @@ class RecoveryMixin(BoardCore):
 
         The breaker trips at the task's ``max_retries`` (else the board's ``failure_limit``):
         the task is blocked with a ``gave_up`` event. ``force_trip`` trips at once (systemic
-        crashes, S6). Protocol violations count on their own small budget and leave a comment.
+        crashes). Protocol violations count on their own small budget and leave a comment.
         A failure that does not trip sets the task's back-off (``not_before``).
         """
         if kind not in FAILURE_KINDS:

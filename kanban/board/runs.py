@@ -2,7 +2,7 @@
 
 A claim opens a run (``task_runs``) with a random lease token and an expiry. Worker writes
 (complete, block, heartbeat, comment) must present that token; a run that ended or was reclaimed
-can never finish its successor's work (ARCHITECTURE section 3, invariant 5). An operator may
+can never finish its successor's work. An operator may
 complete or block a task too, but must say so (``as_operator=True``), and a task with a live run
 additionally needs ``force=True``: the run then ends ``superseded`` and the event records it.
 """
@@ -57,7 +57,7 @@ class RunsMixin(BoardCore):
         self, task_id: int, *, ttl: float | None = None, claimed_by: str | None = None,
         profile: str | None = None, max_running: int | None = None, may_create: bool = False,
     ) -> Claim:
-        """Claim a ready task: the single enforcement point of the parent gate (S30).
+        """Claim a ready task: the single enforcement point of the parent gate.
 
         A ready task with an unfinished parent is demoted to todo (committed) and refused; a
         task backing off after a requeue or a failure is refused until its ``not_before``.
@@ -287,7 +287,7 @@ class RunsMixin(BoardCore):
         metadata are also kept on the run). Without one the caller must be an operator
         (``as_operator=True``); a task with a live run then also needs ``force=True`` and the
         run ends ``superseded``. ``artifacts`` are stored in the task's metadata and in the
-        ``completed`` event (S15); those inside the task's scratch workspace are first copied to
+        ``completed`` event; those inside the task's scratch workspace are first copied to
         its attachments directory, all or nothing and within the board's per-completion limits,
         so the recorded paths outlive the workspace (see :mod:`kanban.board.staging`). A
         manually claimed run's scratch workspace is removed after the commit (the dispatcher
@@ -489,7 +489,7 @@ class RunsMixin(BoardCore):
         self, run_id: int, *, ttl: float | None = None, reason: str = "worker alive",
         payload: dict[str, Any] | None = None,
     ) -> bool:
-        """Push an expired claim's deadline out (its worker is alive; S22)."""
+        """Push an expired claim's deadline out (its worker is alive)."""
         lease_ttl = check_ttl(self.options.claim_ttl_seconds if ttl is None else ttl,
                               "claim ttl")
 

@@ -78,7 +78,7 @@ class TasksMixin(BoardCore):
 
         ``initial_status="running"`` (the default) means "derive": triage with ``triage=True``,
         todo while any parent is unfinished, else ready. ``"blocked"`` parks it in blocked with a
-        ``blocked`` event for a person to review (S2).
+        ``blocked`` event for a person to review.
 
         ``attachments`` are files that come with the task (a CSV attached in chat, say). They
         are copied (never through a link; hard-linked files refused) before the transaction and
@@ -315,7 +315,7 @@ class TasksMixin(BoardCore):
 
     # ---- human lifecycle --------------------------------------------------------------------
     async def unblock(self, task_ids: list[int]) -> list[Task]:
-        """blocked → ready or todo (re-gated on parents); failure counters reset (S7)."""
+        """blocked → ready or todo (re-gated on parents); failure counters reset."""
 
         unique = list(dict.fromkeys(task_ids))
 
@@ -337,7 +337,7 @@ class TasksMixin(BoardCore):
         return await self.db.write(run)
 
     async def archive(self, task_ids: list[int], *, force: bool = False) -> list[Task]:
-        """Archive tasks (all or none). Archived parents satisfy their children (S20). A task
+        """Archive tasks (all or none). Archived parents satisfy their children. A task
         with a live run is refused unless ``force``: its run is then cancelled and its lease
         becomes stale."""
 
@@ -366,7 +366,7 @@ class TasksMixin(BoardCore):
 
     async def delete_archived(self, task_ids: list[int]) -> list[int]:
         """Permanently delete archived tasks with their links, comments, events, runs,
-        subscriptions and attachment files (S12). Any non-archived id refuses the whole call."""
+        subscriptions and attachment files. Any non-archived id refuses the whole call."""
 
         unique = list(dict.fromkeys(task_ids))
 

@@ -58,7 +58,7 @@ def validate_plan(children: list[ChildSpec], *, max_fanout: int = DEFAULT_MAX_FA
         for parent in dict.fromkeys(spec.parents):
             edges[parent].append(index)
             indegree[index] += 1
-    # Kahn's algorithm: whatever never reaches indegree 0 sits on a cycle (S14).
+    # Kahn's algorithm: whatever never reaches indegree 0 sits on a cycle.
     queue = deque(i for i in range(count) if indegree[i] == 0)
     order: list[int] = []
     while queue:
@@ -100,7 +100,7 @@ class TriageMixin(BoardCore):
         of every child (it wakes when the whole graph is done), root triage → todo assigned to
         the orchestrator, an audit comment and a ``decomposed`` event — one transaction.
 
-        With ``auto_promote=False`` parent-free children stay in todo for review (S13).
+        With ``auto_promote=False`` parent-free children stay in todo for review.
         """
         order = validate_plan(children, max_fanout=max_fanout)
         for spec in children:

@@ -11,11 +11,11 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
    watched from now on; a pid that is gone is a crash with an unknown exit code, fingerprinted
    from its log.
 3. systemic crashes — see :mod:`kanban.runtime.breaker`: when ``systemic_threshold`` or more
-   crashes of one cycle share a fingerprint, every one of them trips its breaker at once (S6).
+   crashes of one cycle share a fingerprint, every one of them trips its breaker at once.
 4. stale claims — a claim past its TTL whose worker is alive on this host is extended
-   (``claim_extended``, S22); otherwise the run is reclaimed and the task goes back to ready.
+   (``claim_extended``); otherwise the run is reclaimed and the task goes back to ready.
 5. max runtime — elapsed ≥ ``max_runtime_seconds`` terminates the worker (``timed_out``,
-   counted); 0 therefore times out on the next cycle (S8).
+   counted); 0 therefore times out on the next cycle.
 6. spawn — ready tasks, higher priority first then oldest, within the caps.
 
 :meth:`Dispatcher.run` is the event-driven loop: it wakes on a board change (in-process commit,
@@ -380,7 +380,7 @@ class Dispatcher:
 
     async def _spawn_ready(self, board: Board, report: CycleReport, *, max_new: int | None,
                            dry_run: bool) -> None:
-        # max_spawn is a LIVE per-board concurrency cap (S23): the budget is max_spawn minus the
+        # max_spawn is a LIVE per-board concurrency cap: the budget is max_spawn minus the
         # tasks running on this board right now (whoever spawned them), not a number of spawns
         # per cycle — counted per cycle, workers would pile up without bound across cycles.
         # This count is only a hint; claim(max_running=) enforces the cap inside its own write

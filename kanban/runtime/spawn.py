@@ -1,4 +1,4 @@
-"""Starting, identifying and stopping worker processes (ARCHITECTURE section 6).
+"""Starting, identifying and stopping worker processes.
 
 Everything here is mechanism; the dispatcher decides *when*. The pieces:
 
@@ -157,9 +157,10 @@ class SpawnRequest:
 def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
     """(pid, start time) of the live process started for ``run_id`` of the board at ``db_path``.
 
-    Found by the §6 environment every worker is started with, for the rare run whose pid was
-    never recorded (its dispatcher died between the claim and the spawn's bookkeeping). A worker's
-    own children inherit that environment, so the oldest match — the worker itself — wins.
+    Found by the ``RELAYBOARD_RUN_ID`` and ``RELAYBOARD_DB`` every worker is started with, for
+    the rare run whose pid was never recorded (its dispatcher died between the claim and the
+    spawn's bookkeeping). A worker's own children inherit that environment, so the oldest
+    match — the worker itself — wins.
     """
     wanted = str(run_id)
     found: list[tuple[float, int]] = []

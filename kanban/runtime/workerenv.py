@@ -1,4 +1,4 @@
-"""The worker's environment (ARCHITECTURE section 6), built from an allowlist.
+"""The worker's environment, built from an allowlist.
 
 A worker runs code a language model chose, so it inherits nothing by default: not the gateway's
 chat tokens, not LLM API keys, not cloud credentials. It gets

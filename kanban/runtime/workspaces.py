@@ -1,4 +1,4 @@
-"""Task workspaces: preparing them before a worker starts and cleaning up after completion (S1).
+"""Task workspaces: preparing them before a worker starts and cleaning up after completion.
 
 * ``scratch`` — ``<board>/workspaces/<task>/``, created at spawn. After completion, declared
   artifacts that live inside it are copied to ``<board>/attachments/<task>/`` and the task's

@@ -2,7 +2,7 @@
 
 aiosqlite gives each connection its own thread. Issuing one ``await`` per statement costs a
 thread hop each; a whole transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) instead runs as one plain
-function on that thread, which roughly doubles write throughput (ARCHITECTURE section 4).
+function on that thread, which roughly doubles write throughput.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ BUSY_TIMEOUT_MS = 15_000
 MAX_BATCH = 64  # writes grouped into one commit at most
 
 # Paths whose schema this process has already brought up to date. Board removal drops the entry
-# BEFORE touching the filesystem, so a racing open of the same slug sets up a fresh file (S10).
+# BEFORE touching the filesystem, so a racing open of the same slug sets up a fresh file.
 _schema_ready: set[str] = set()
 _schema_lock = threading.Lock()
 
@@ -71,7 +71,7 @@ def _label(path: Path) -> str:
 
 
 def set_journal_mode(conn: sqlite3.Connection) -> str:
-    """Switch to WAL; on filesystems that refuse it, fall back to DELETE with one warning (S32)."""
+    """Switch to WAL; on filesystems that refuse it, fall back to DELETE with one warning."""
     try:
         row = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         mode = str(row[0]).lower() if row else ""
@@ -277,7 +277,7 @@ class Database:
             mode = await _on_thread(conn, functools.partial(_setup, path=path,
                                                             run_migrations=run_migrations))
         except BaseException as exc:
-            # Never leak the connection (and its thread) when setup fails after connect (S4).
+            # Never leak the connection (and its thread) when setup fails after connect.
             await conn.close()
             if isinstance(exc, sqlite3.Error):
                 if _disk_full(exc):

@@ -205,7 +205,7 @@ def add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connecti
         try:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         except sqlite3.OperationalError as exc:
-            # Another process may have added it between our check and our ALTER (S28).
+            # Another process may have added it between our check and our ALTER.
             if "duplicate column name" not in str(exc).lower():
                 raise
             log.info("column %s.%s already present; migration continues", table, column)

@@ -161,7 +161,7 @@ def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
     todo → ready when every parent is done or archived; ready → todo when one is not. A task its
     worker blocked is promoted (failure counters reset) only when ``parent_finished`` — one of
     its parents just became done or archived — and every parent is now satisfied: the block was
-    waiting for that parent's work (S9). A sweep (``recompute``), an unlink or a task without
+    waiting for that parent's work. A sweep (``recompute``), an unlink or a task without
     parents never lifts a block; human and breaker blocks wait for a person in every case.
     """
     # The child's row is locked first (PostgreSQL): two parents finishing at once gate it one

@@ -144,7 +144,7 @@ class Cli:
 
 def worker_env(claim: Mapping[str, Any], task_id: int, board: str = "default",
                profile: str | None = None) -> dict[str, str]:
-    """The §6 worker variables for a claim printed by ``kanban claim --json``."""
+    """The ``RELAYBOARD_*`` worker variables for a claim printed by ``kanban claim --json``."""
     env = {"RELAYBOARD_TASK_ID": str(task_id), "RELAYBOARD_RUN_ID": str(claim["run_id"]),
            "RELAYBOARD_LEASE": str(claim["lease"]), "RELAYBOARD_BOARD": board}
     if profile:

@@ -1,4 +1,4 @@
-"""``relayboard kanban …`` through the real click entry point (ARCHITECTURE section 5).
+"""``relayboard kanban …`` through the real click entry point.
 
 Each test drives the CLI exactly as a person or a worker would and checks the data it reports
 (``--json``) and what a second ``show`` reads back. Subprocess tests live in
@@ -118,7 +118,7 @@ def test_create_all_scalar_options_round_trip(rb: Cli) -> None:
     assert task["skills"] == ["kanban-worker", "review"]  # duplicates dropped, order kept
 
 
-def test_create_max_runtime_zero_is_kept_s8(rb: Cli) -> None:
+def test_create_max_runtime_zero_is_kept(rb: Cli) -> None:
     task = rb.show(rb.create("instant timeout", "--max-runtime", "0"))
     assert task["max_runtime_seconds"] == 0
 
@@ -169,7 +169,7 @@ def test_create_triage(rb: Cli) -> None:
     assert rb.show(out["id"])["status"] == "triage"
 
 
-def test_create_initial_status_blocked_s2(rb: Cli) -> None:
+def test_create_initial_status_blocked(rb: Cli) -> None:
     out = rb.json("kanban", "create", "review me", "--initial-status", "blocked")
     assert out["status"] == "blocked"
     task = rb.show(out["id"])
@@ -213,7 +213,7 @@ def test_create_bad_workspace_refused(rb: Cli, spec: str) -> None:
     assert rb.json("kanban", "list") == []
 
 
-def test_create_toolset_skills_all_reported_in_one_error_s24(rb: Cli) -> None:
+def test_create_toolset_skills_all_reported_in_one_error(rb: Cli) -> None:
     err = rb.fail("kanban", "create", "t", "--skill", "web", "--skill", "kanban-worker",
                   "--skill", "terminal", "--skill", "code_execution")
     assert isinstance(err, InvalidInput)
@@ -340,7 +340,7 @@ def test_link_unknown_task(rb: Cli) -> None:
     assert isinstance(rb.fail("kanban", "link", "77", str(a)), TaskNotFound)
 
 
-def test_unlink_makes_child_ready_at_once_s31(rb: Cli) -> None:
+def test_unlink_makes_child_ready_at_once(rb: Cli) -> None:
     a = rb.create("a")
     b = rb.create("b")
     child = rb.create("child", "--parent", str(a), "--parent", str(b))
@@ -457,7 +457,7 @@ def test_heartbeat_refusals(rb: Cli) -> None:
 
 # ---- complete --------------------------------------------------------------------------------
 
-def test_complete_by_operator_with_everything_s15(rb: Cli, tmp_path: Path) -> None:
+def test_complete_by_operator_with_everything(rb: Cli, tmp_path: Path) -> None:
     parent = rb.create("p")
     child = rb.create("c", "--parent", str(parent))
     report = tmp_path / "report.pdf"
@@ -577,7 +577,7 @@ def test_block_running_task_by_operator_supersedes_run(rb: Cli) -> None:
     assert task["status"] == "blocked" and task["runs"][0]["status"] == "superseded"
 
 
-def test_unblock_resets_failures_s7(rb: Cli) -> None:
+def test_unblock_resets_failures(rb: Cli) -> None:
     task_id = rb.create("t", "--max-retries", "3")
     record_failures(rb, task_id, 3, error="worker crashed: segfault")
     task = rb.show(task_id)
@@ -660,7 +660,7 @@ def test_archive_rm_refuses_non_archived(rb: Cli) -> None:
     assert isinstance(rb.fail("kanban", "archive", "--rm", "404"), TaskNotFound)
 
 
-def test_archive_rm_deletes_with_cascades_s12(rb: Cli) -> None:
+def test_archive_rm_deletes_with_cascades(rb: Cli) -> None:
     parent = rb.create("p")
     doomed = rb.create("doomed", "--parent", str(parent))
     child = rb.create("child", "--parent", str(doomed))
@@ -746,7 +746,7 @@ def test_events_follow_in_process_with_timeout(rb: Cli) -> None:
 
 # ---- context ---------------------------------------------------------------------------------
 
-def test_context_contains_parent_results_and_comments_s29(rb: Cli) -> None:
+def test_context_contains_parent_results_and_comments(rb: Cli) -> None:
     parent = rb.create("gather data")
     rb.ok("kanban", "complete", str(parent), "--summary", "found 3 sources",
           "--artifact", "/data/sources.csv")
@@ -767,7 +767,7 @@ def test_context_contains_parent_results_and_comments_s29(rb: Cli) -> None:
     assert data == {"task_id": child, "context": text}
 
 
-def test_context_strips_backticks_from_worker_author_s29(rb: Cli) -> None:
+def test_context_strips_backticks_from_worker_author(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.json("kanban", "claim", str(task_id), env={"USER": "`rm -rf`"})
     rb.ok("kanban", "comment", "progress", env=worker_env(claim, task_id))
@@ -1080,7 +1080,7 @@ def test_create_inside_a_worker_records_its_profile(rb: Cli) -> None:
     assert created["events"][0]["payload"]["created_by"] == "planner"
 
 
-def test_damaged_rows_are_shown_not_fatal_s5(rb: Cli) -> None:
+def test_damaged_rows_are_shown_not_fatal(rb: Cli) -> None:
     task_id = rb.create("old row")
     with sqlite3.connect(db_path(rb)) as conn:
         conn.execute("UPDATE tasks SET created_at = 'garbage', started_at = "

@@ -1,5 +1,6 @@
 """`relayboard mcp`: a real MCP client session (the `mcp` SDK's stdio client) against the server
-running as `python -m gateway mcp` with a worker's §6 environment."""
+running as `python -m gateway mcp` with a worker's ``RELAYBOARD_*``
+environment."""
 
 from __future__ import annotations
 

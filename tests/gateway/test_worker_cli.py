@@ -1,5 +1,5 @@
 """The worker-side CLI run by a real dispatcher: a profile's command is `relayboard kanban …`
-itself, with RELAYBOARD_HOME pointing at the profile's home (S21) and the board named by
+itself, with RELAYBOARD_HOME pointing at the profile's home and the board named by
 RELAYBOARD_DB."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Artifacts declared inside the scratch workspace are made durable by ``complete`` (S15)."""
+"""Artifacts declared inside the scratch workspace are made durable by ``complete``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Claims and leases: the parent gate (S30), compare-and-swap, lease tokens (invariant 5),
-heartbeats, completion with artifacts (S15)."""
+"""Claims and leases: the parent gate (no claim while a parent is unfinished), compare-and-swap,
+lease tokens (a stale run can never write), heartbeats, completion with artifacts."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ async def test_claim_opens_a_run_with_a_lease(board: Board) -> None:
     assert run.expires_at - run.claimed_at == pytest.approx(60, abs=1)
 
 
-async def test_claim_demotes_a_ready_task_with_an_unfinished_parent_S30(board: Board) -> None:
+async def test_claim_demotes_a_ready_task_with_an_unfinished_parent(board: Board) -> None:
     parent = await make_task(board, "parent")
     child = await make_task(board, "child")
 
@@ -135,7 +135,7 @@ async def test_heartbeat_extends_the_lease(board: Board) -> None:
     assert beat.kind == "heartbeat" and beat.payload["note"] == "halfway"
 
 
-async def test_complete_records_artifacts_in_metadata_and_event_S15(board: Board) -> None:
+async def test_complete_records_artifacts_in_metadata_and_event(board: Board) -> None:
     task = await make_task(board, "chart")
     claim = await board.claim(task.id)
     done = await board.complete(

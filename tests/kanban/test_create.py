@@ -1,5 +1,5 @@
-"""create: status derivation, validation, initial status (S2), max runtime 0 (S8), idempotency
-keys, skills vs toolsets (S24), files attached at creation."""
+"""create: status derivation, validation, initial status blocked, max runtime 0, idempotency
+keys, skills vs toolsets (all reported in one error), files attached at creation."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ async def test_status_is_derived_from_parents(board: Board) -> None:
     assert child.parents == [root.id]
     await board.archive([root.id])
     late = await make_task(board, "late child", parents=[root.id])
-    assert late.status == "ready"  # an archived parent satisfies (S20)
+    assert late.status == "ready"  # an archived parent satisfies
 
 
-async def test_initial_status_blocked_parks_the_task_with_an_event_S2(board: Board) -> None:
+async def test_initial_status_blocked_parks_the_task_with_an_event(board: Board) -> None:
     task = await make_task(board, "review me", initial_status="blocked")
     assert task.status == "blocked"
     assert task.blocked_by == "human"
@@ -39,7 +39,7 @@ async def test_initial_status_blocked_parks_the_task_with_an_event_S2(board: Boa
         await make_task(board, "x", initial_status="done")
 
 
-async def test_max_runtime_zero_is_kept_S8(board: Board) -> None:
+async def test_max_runtime_zero_is_kept(board: Board) -> None:
     task = await make_task(board, "instant timeout", max_runtime_seconds=0)
     assert task.max_runtime_seconds == 0
     again = await board.get_task(task.id)
@@ -85,7 +85,7 @@ async def test_empty_title_is_refused(board: Board) -> None:
         await board.create_task("   ")
 
 
-async def test_toolset_names_as_skills_are_reported_in_one_error_S24(board: Board) -> None:
+async def test_toolset_names_as_skills_are_reported_in_one_error(board: Board) -> None:
     with pytest.raises(InvalidInput) as info:
         await board.create_task("t", skills=["kanban-worker", "web", "terminal", "browser"])
     text = str(info.value)

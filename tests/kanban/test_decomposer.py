@@ -1,4 +1,4 @@
-"""The LLM decomposer (S16) against the loopback chat-completions fake, end to end on a real
+"""The LLM decomposer against the loopback chat-completions fake, end to end on a real
 board."""
 
 from __future__ import annotations

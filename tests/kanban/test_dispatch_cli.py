@@ -1,6 +1,6 @@
 """One-shot ``relayboard kanban dispatch`` (cron-style use), through the real entry point in a
 subprocess: it waits briefly for the workers it started, so crashes sharing one error trip the
-systemic breaker (S6) in the same run; workers that die unwatched are fingerprinted from their log
+systemic breaker in the same run; workers that die unwatched are fingerprinted from their log
 by the next run."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def _assert_all_gave_up_at_once(board: Board, ids: list[int], *,
         assert gave_up.payload["forced"] is True
 
 
-async def test_one_shot_dispatch_trips_same_error_crashes_at_once_S6(tmp_path: Path) -> None:
+async def test_one_shot_dispatch_trips_same_error_crashes_at_once(tmp_path: Path) -> None:
     home = _home(tmp_path)
     boards = Boards(home)
     try:
@@ -79,7 +79,7 @@ async def test_one_shot_dispatch_trips_same_error_crashes_at_once_S6(tmp_path: P
         await boards.close()
 
 
-async def test_gone_workers_are_fingerprinted_from_their_log_S6(tmp_path: Path) -> None:
+async def test_gone_workers_are_fingerprinted_from_their_log(tmp_path: Path) -> None:
     home = _home(tmp_path)
     boards = Boards(home)
     try:

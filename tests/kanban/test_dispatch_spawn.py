@@ -17,7 +17,7 @@ from kanban.testing import past_backoff
 from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
 
 
-async def test_worker_gets_argv_placeholders_env_and_cwd_S21(tmp_path: Path) -> None:
+async def test_worker_gets_argv_placeholders_env_and_cwd(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path) as env:
         profile = env.profile("w", agent("complete", "done!", "--", "{task_id}", "{board}",
                                          "{workspace}", "{prompt_file}", "{model}"))
@@ -48,7 +48,7 @@ async def test_worker_gets_argv_placeholders_env_and_cwd_S21(tmp_path: Path) -> 
         assert [ev.kind for ev in detail.events].count("spawned") == 1
 
 
-async def test_model_override_and_worker_skill_flags_S3_S11(tmp_path: Path) -> None:
+async def test_model_override_and_worker_skill_flags(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path) as env:
         env.profile("w", agent("complete"), skills=["kanban-worker"])
         env.profile("plain", agent("complete"))
@@ -63,7 +63,7 @@ async def test_model_override_and_worker_skill_flags_S3_S11(tmp_path: Path) -> N
         assert argv2[-2:] == ["-m", "m2"] and "--skills" not in argv2
 
 
-async def test_unknown_profile_blocks_at_once_without_a_spawn_S19(tmp_path: Path) -> None:
+async def test_unknown_profile_blocks_at_once_without_a_spawn(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path, default_assignee=None) as env:
         # The profile directory is deleted after the task was assigned.
         env.profile("ghost", agent("complete"))

@@ -1,4 +1,5 @@
-"""Links, cycles, incremental readiness (invariant 4), S9, S20, S31 and the recompute sweep."""
+"""Links, cycles, incremental readiness, worker blocks lifted when parents finish, archived
+parents, unlink and the recompute sweep."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ async def test_link_demotes_a_ready_child(board: Board) -> None:
     assert kinds[-2:] == ["linked", "demoted"]
 
 
-async def test_unlink_makes_the_child_ready_at_once_S31(board: Board) -> None:
+async def test_unlink_makes_the_child_ready_at_once(board: Board) -> None:
     p1 = await make_task(board, "p1")
     p2 = await make_task(board, "p2")
     child = await make_task(board, "child", parents=[p1.id, p2.id])
@@ -60,7 +61,7 @@ async def test_completion_promotes_only_when_every_parent_is_done(board: Board) 
     assert (await board.get_task(child.id)).status == "ready"
 
 
-async def test_archived_parents_satisfy_children_S20(board: Board) -> None:
+async def test_archived_parents_satisfy_children(board: Board) -> None:
     parent = await make_task(board, "parent")
     child = await make_task(board, "child", parents=[parent.id])
     await board.archive([parent.id])
@@ -81,7 +82,7 @@ async def test_readiness_is_incremental_only_children_are_touched(board: Board) 
     assert touched == {parent.id, child.id}
 
 
-async def test_worker_blocked_child_is_promoted_when_parents_finish_S9(board: Board) -> None:
+async def test_worker_blocked_child_is_promoted_when_parents_finish(board: Board) -> None:
     parent = await make_task(board, "parent")
     human = await make_task(board, "human-blocked")
     worker = await make_task(board, "worker-blocked")

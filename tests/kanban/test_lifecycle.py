@@ -1,4 +1,4 @@
-"""Blocking, unblocking (S7), archiving and deletion (S12), failure accounting and the breaker."""
+"""Blocking, unblocking, archiving and deletion, failure accounting and the breaker."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ async def test_extend_claim_records_the_old_and_new_expiry(board: Board) -> None
     assert event.payload["expires_at"] > claim.expires_at + 800
 
 
-async def test_unblock_resets_counters_and_regates_S7(board: Board) -> None:
+async def test_unblock_resets_counters_and_regates(board: Board) -> None:
     parent = await make_task(board, "parent")
     child = await make_task(board, "child", parents=[parent.id])
     lone = await make_task(board, "lone")
@@ -124,7 +124,7 @@ async def test_archive_running_task_stales_its_lease(board: Board) -> None:
     assert [t.id for t in await board.list_tasks(include_archived=True)] == [task.id]
 
 
-async def test_archive_rm_deletes_only_archived_tasks_with_everything_S12(
+async def test_archive_rm_deletes_only_archived_tasks_with_everything(
     board: Board, tmp_path: Path
 ) -> None:
     keep = await make_task(board, "keep")

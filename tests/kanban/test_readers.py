@@ -1,4 +1,4 @@
-"""Tolerant readers (timestamps and corrupt rows, S5) and the worker context (S29)."""
+"""Tolerant readers (timestamps and corrupt rows) and the worker context."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_age_and_iso_of_garbage_are_unknown() -> None:
 
 
 @pytest.mark.sqlite_only  # PostgreSQL's typed columns refuse such values (test_postgres.py)
-async def test_one_corrupt_row_never_fails_the_board_view_S5(board: Board) -> None:
+async def test_one_corrupt_row_never_fails_the_board_view(board: Board) -> None:
     good = await make_task(board, "good")
     odd = await make_task(board, "odd")
 
@@ -65,7 +65,7 @@ async def test_one_corrupt_row_never_fails_the_board_view_S5(board: Board) -> No
     assert detail.task.title == "odd"
 
 
-async def test_context_frames_comments_and_strips_backticks_S29(board: Board) -> None:
+async def test_context_frames_comments_and_strips_backticks(board: Board) -> None:
     parent = await make_task(board, "gather data")
     task = await make_task(board, "write report", body="Use the Q3 numbers.",
                            parents=[parent.id], assignee="writer")

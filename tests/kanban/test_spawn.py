@@ -27,7 +27,7 @@ from kanban.runtime.spawn import (
 )
 
 
-def test_relayboard_argv_is_the_running_installation_whatever_path_says_S26() -> None:
+def test_relayboard_argv_is_the_running_installation_whatever_path_says() -> None:
     argv = relayboard_argv()
     assert argv == [sys.executable, "-m", "gateway"]
     # Really run it (a wrong module name would only fail here, not in a string check).
@@ -38,7 +38,7 @@ def test_relayboard_argv_is_the_running_installation_whatever_path_says_S26() ->
     assert "relayboard" in done.stdout.lower()
 
 
-def test_windows_spawns_never_open_a_console_window_S17() -> None:
+def test_windows_spawns_never_open_a_console_window() -> None:
     assert popen_kwargs("win32") == {"creationflags": CREATE_NO_WINDOW}
     assert CREATE_NO_WINDOW == getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
     assert popen_kwargs("linux") == {"start_new_session": True}

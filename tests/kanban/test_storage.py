@@ -1,5 +1,5 @@
-"""Opening databases (WAL fallback S32, no leaked connection S4), migrations (S11, S28) and the
-schema cache around board removal (S10)."""
+"""Opening databases (WAL fallback, no leaked connection), migrations (old databases, racing
+processes) and the schema cache around board removal."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ async def test_wal_is_used_by_default(tmp_path: Path) -> None:
         await database.close()
 
 
-async def test_wal_refusal_falls_back_to_delete_with_one_warning_S32(
+async def test_wal_refusal_falls_back_to_delete_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     original = sqlite3.Connection.execute
@@ -55,7 +55,7 @@ async def test_wal_refusal_falls_back_to_delete_with_one_warning_S32(
         await database.close()
 
 
-async def test_failed_setup_closes_the_connection_S4(
+async def test_failed_setup_closes_the_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     closed: list[bool] = []
@@ -110,7 +110,7 @@ def _schema_of(path: Path) -> dict[str, object]:
         conn.close()
 
 
-async def test_an_old_database_migrates_to_exactly_the_fresh_schema_S11(tmp_path: Path) -> None:
+async def test_an_old_database_migrates_to_exactly_the_fresh_schema(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.db"
     old = tmp_path / "old.db"
     await (await Database.open(fresh)).close()
@@ -156,7 +156,7 @@ def test_migrations_are_idempotent_and_recorded(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_adding_a_column_tolerates_a_racing_process_S28(
+def test_adding_a_column_tolerates_a_racing_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     conn = sqlite3.connect(tmp_path / "race.db", isolation_level=None)
@@ -179,7 +179,7 @@ def test_adding_a_column_tolerates_a_racing_process_S28(
 
 
 @pytest.mark.sqlite_only  # SQLite's schema cache per file
-async def test_board_removal_drops_the_schema_cache_first_S10(tmp_path: Path) -> None:
+async def test_board_removal_drops_the_schema_cache_first(tmp_path: Path) -> None:
     boards = Boards(tmp_path)
     try:
         await boards.create("team")

@@ -1,5 +1,5 @@
-"""Cross-process stress (bounded to seconds): the parent gate under a create/link vs claim race
-(S30), and exactly-once claims among competing processes."""
+"""Cross-process stress (bounded to seconds): the parent gate under a create/link vs claim race,
+and exactly-once claims among competing processes."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def _wait_all_done(board: Board, total: int, claimers: list[subprocess.Pop
 
 
 @pytest.mark.slow
-async def test_no_child_is_claimed_while_a_parent_is_unfinished_S30(tmp_path: Path) -> None:
+async def test_no_child_is_claimed_while_a_parent_is_unfinished(tmp_path: Path) -> None:
     board = await open_board(tmp_path)  # creates the schema before the racers start
     db = board.db.path
     # The claimers' own bound is only a safety net (far beyond the wait below); they stop when

@@ -103,7 +103,7 @@ def test_path_shim_is_the_interpreters_own_directory_not_its_symlink_target(
     assert "SECRET" not in env
 
 
-async def test_a_worker_runs_relayboard_by_name_from_a_path_without_the_venv_S26(
+async def test_a_worker_runs_relayboard_by_name_from_a_path_without_the_venv(
         tmp_path: Path) -> None:
     # The gateway's own PATH lacks the venv, as when it was started as .venv/bin/relayboard
     # without activating anything: the worker must still find *this* relayboard by name.

@@ -1,4 +1,4 @@
-"""Workspaces and cleanup after completion (S1): artifacts to attachments, scratch removal only
+"""Workspaces and cleanup after completion: artifacts to attachments, scratch removal only
 inside the board's root, dir kept, worktrees, dead tmux sessions (real tmux, private socket)."""
 
 from __future__ import annotations
