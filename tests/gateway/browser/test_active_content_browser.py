@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from platforms.base import Destination
-from tests.gateway.browser.conftest import DESKTOP, Site, eventually
+from tests.gateway.browser.conftest import DESKTOP, Site, artifacts_dir, eventually
 
 CHAT = Destination("web", "dashboard", "main")
 # The second stage: creates a task through the API and marks the page it ran in.
@@ -136,6 +136,7 @@ async def test_an_svg_in_the_web_chat_is_a_download_chip_and_a_png_shows_inline(
     await eventually(lambda: image.evaluate("img => img.complete && img.naturalWidth"),
                      "the chat PNG to load")
     assert await bubble.locator("img").count() == 1  # the SVG is not shown as a picture
+    await page.screenshot(path=str(artifacts_dir() / "chat-svg-download-chip.png"))
     chip = bubble.locator(".doc-chip", has_text="evil.svg")
     async with page.expect_download() as clicked:
         await chip.click()
