@@ -66,9 +66,30 @@ async def test_cancelled_delete_archived_never_leaves_files_or_sleeping_watchers
     assert outcomes["ran despite cancel"] > 0, outcomes
 
 
+async def _turns_to_complete(board: Board, index: int) -> int:
+    """How many turns of the event loop one uncancelled complete with an artifact takes here
+    (staging copies and syncs the file, so it depends on the disk and the machine's load)."""
+    task = await make_task(board, f"calibrate {index}")
+    claim = await board.claim(task.id)
+    workspace = Path(claim.workspace or "")
+    workspace.mkdir(parents=True)
+    (workspace / "chart.png").write_bytes(b"\x89PNG")
+    call = asyncio.ensure_future(board.complete(task.id, lease=claim.lease,
+                                                artifacts=["chart.png"]))
+    turns = 0
+    while not call.done():
+        await asyncio.sleep(0)  # a turn of the event loop, counted
+        turns += 1
+    await call
+    return turns
+
+
 async def test_cancelled_complete_with_artifacts_agrees_with_its_files(board: Board) -> None:
     rng = random.Random(8_31)
     seen = {"done": 0, "not done": 0, "done though cancelled": 0}
+    # Cancel anywhere from before the write starts to a little after it usually ends, so both
+    # outcomes happen on a fast machine and on a loaded one.
+    spins = max(400, 2 * max([await _turns_to_complete(board, i) for i in range(3)]))
     for index in range(600):
         if index >= 60 and seen["done though cancelled"] > 0 and seen["not done"] > 0:
             break
@@ -80,7 +101,7 @@ async def test_cancelled_complete_with_artifacts_agrees_with_its_files(board: Bo
         await board.db.settled()
         version = board.changes.version
         cancelled = await _cancel_after(
-            rng, board.complete(task.id, lease=claim.lease, artifacts=["chart.png"]), 400)
+            rng, board.complete(task.id, lease=claim.lease, artifacts=["chart.png"]), spins)
         await board.db.settled()
         after = await board.get_task(task.id)
         attachments = board.attachments_path(task.id)
@@ -96,7 +117,7 @@ async def test_cancelled_complete_with_artifacts_agrees_with_its_files(board: Bo
         else:
             assert cancelled and after.status == "running"
             assert not (attachments / "chart.png").exists()
-            # A file staged by rename went back where the worker left it.
+            # Staging copies: the worker's file is still where it left it.
             assert (workspace / "chart.png").read_bytes() == b"\x89PNG" + bytes(index)
             assert board.changes.version == version
             seen["not done"] += 1

@@ -228,6 +228,9 @@ async def test_the_orchestrator_profile_may_create_tasks(
         assert "kanban_create" in names
 
 
+# On PostgreSQL run_shell gets no DSN, so its commands cannot reach the board at all (the worker
+# API will serve them).
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("orchestrator", [False, True])
 async def test_run_shell_creates_tasks_only_with_the_runs_right(
         tmp_path: Path, llm: LLMServer, orchestrator: bool) -> None:
