@@ -2,19 +2,23 @@
 
 Each row runs one request as the operator's command line, the dashboard, a chat admin, a chat
 member, a worker run and an orchestrator run, on a real board, and checks who may and who is
-refused — and that a refusal changed nothing. The surfaces themselves (chat through the router,
-the dashboard over HTTP, a worker's command line) have their own tests in
-``test_roles_surfaces.py``.
+refused — and that a refusal changed nothing. ``chat-admin`` and ``chat-member`` run the same
+rows as chat text through the chat surface (:class:`gateway.chat.ThreadTools`, what `/kanban …`
+and the agent's tools call), where a refusal is the one line the user reads. End-to-end tests of
+the surfaces (the router with a platform, the dashboard over HTTP, a worker's command line) are
+in ``test_roles_surfaces.py`` and ``test_worker_identity.py``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from gateway.chat import ThreadTools
 from gateway.commands import (
     ChatUser,
     NotAllowed,
@@ -27,12 +31,17 @@ from gateway.commands import (
 from gateway.commands.callers import Caller
 from kanban import Board, Boards
 from kanban.agents.profiles import Profiles
+from platforms.base import Destination
 
 OPERATOR = Operator("tester")
 DASHBOARD = Operator("dashboard", host_paths=False)
 ADMIN = ChatUser("slack", "UA", "Ann", role="admin", chat="C1", thread="T1")
 MEMBER = ChatUser("slack", "UM", "Bob", chat="C1", thread="T1")
-CALLERS = ("operator", "dashboard", "admin", "member", "worker", "orchestrator")
+CALLERS = ("operator", "dashboard", "admin", "member", "worker", "orchestrator", "chat-admin",
+           "chat-member")
+# What a refusal reads like in chat (the policy's NotAllowed lines).
+CHAT_REFUSAL = re.compile(r"is for admins|a member subscribes only|kanban\.workspace_roots|"
+                          r"members create tasks in scratch")
 
 
 @dataclass
@@ -44,6 +53,16 @@ class Table:
     callers: dict[str, Caller]
 
     async def run(self, text: str, who: str) -> object:
+        if who.startswith("chat-"):
+            caller = self.callers[who.removeprefix("chat-")]
+            assert isinstance(caller, ChatUser)
+            dest = Destination(caller.platform, caller.chat or "", caller.thread)
+            reply = await ThreadTools(self.services, caller, dest).kanban(text)
+            if CHAT_REFUSAL.search(reply):
+                assert "\n" not in reply, reply
+                raise NotAllowed(reply)
+            assert not reply.startswith("error"), reply
+            return reply
         return await execute(parse_command(text), self.callers[who], self.services)
 
 
@@ -82,7 +101,7 @@ async def expect(table: Table, who: str, allowed: set[str], attempt: Row) -> Non
     """Run ``attempt`` as ``who``: it must pass when ``who`` is allowed, else be refused with
     NotAllowed and leave the board's events as they were."""
     before = len(await table.board.events(since=0, limit=10_000))
-    if who in allowed:
+    if who.removeprefix("chat-") in allowed:
         await attempt(table, who)
         return
     with pytest.raises(NotAllowed):
@@ -90,7 +109,7 @@ async def expect(table: Table, who: str, allowed: set[str], attempt: Row) -> Non
     assert len(await table.board.events(since=0, limit=10_000)) == before
 
 
-ALL = set(CALLERS)
+ALL = {"operator", "dashboard", "admin", "member", "worker", "orchestrator"}
 PEOPLE = {"operator", "dashboard", "admin"}
 
 
@@ -104,8 +123,9 @@ async def test_row_read(table: Table, who: str) -> None:
 @pytest.mark.parametrize("who", CALLERS)
 async def test_row_create_scratch(table: Table, who: str) -> None:
     async def attempt(t: Table, w: str) -> None:
-        made = await t.run("create note this --assignee coder", w)
-        assert made.task.workspace_kind == "scratch"  # type: ignore[attr-defined]
+        await t.run("create note this --assignee coder", w)
+        (made,) = [x for x in await t.board.list_tasks() if x.title == "note this"]
+        assert made.workspace_kind == "scratch"
 
     await expect(table, who, ALL - {"worker"}, attempt)
 
