@@ -11,6 +11,7 @@ in ``test_roles_surfaces.py`` and ``test_worker_identity.py``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ async def table(tmp_path: Path) -> AsyncIterator[Table]:
         await services.aclose()
 
 
-Row = Callable[[Table, str], Awaitable[None]]
+Row = Callable[[Table, str], Awaitable[object]]
 
 
 async def expect(table: Table, who: str, allowed: set[str], attempt: Row) -> None:
@@ -117,7 +118,11 @@ PEOPLE = {"operator", "dashboard", "admin"}
 async def test_row_read(table: Table, who: str) -> None:
     for text in ("list", "show 1", "context 1", "stats", "events", "subscriptions 1",
                  "boards list"):
-        await expect(table, who, ALL, lambda t, w, text=text: t.run(text, w))
+        await expect(table, who, ALL, functools.partial(_read, text))
+
+
+async def _read(text: str, table: Table, who: str) -> object:
+    return await table.run(text, who)
 
 
 @pytest.mark.parametrize("who", CALLERS)
