@@ -398,7 +398,10 @@ async def _comment(req: v.CommentRequest, caller: Caller, services: Services) ->
         task_id, lease = caller.task_id, req.lease or caller.lease
     if task_id is None:  # pragma: no cover - _id_and_text demands an id outside a worker
         raise UsageError("comment needs a task id", "try: comment 12 looks good")
-    author = req.author or _name_of(caller) or "operator"
+    # Only the operator names another author (scripts posting for someone); everyone else
+    # comments as who they are.
+    named = req.author if isinstance(caller, Operator) else None
+    author = named or _name_of(caller) or "operator"
     board = await services.open_board(req, caller)
     return r.CommentAdded(await board.comment(task_id, text, author=author, lease=lease))
 

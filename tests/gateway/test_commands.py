@@ -184,8 +184,11 @@ async def test_worker_writes_its_own_task_with_its_lease(services: Services) -> 
     assert isinstance(claimed, r.Claimed)
     worker = Worker(task_id=1, run_id=claimed.claim.run_id, lease=claimed.claim.lease,
                     profile="reporter")
-    comment = await execute(CommentRequest(words=("on", "it")), worker, services)
+    comment = await execute(CommentRequest(words=("on", "it"), author="operator"), worker,
+                            services)
     assert isinstance(comment, r.CommentAdded) and comment.comment.author_kind == "worker"
+    # A worker comments as its run, whatever --author it passes.
+    assert comment.comment.author != "operator"
     beat = await execute(HeartbeatRequest(note="half"), worker, services)
     assert isinstance(beat, r.LeaseExtended) and beat.run.id == claimed.claim.run_id
     done = await execute(CompleteRequest(result="ok"), worker, services)
