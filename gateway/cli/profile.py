@@ -48,7 +48,10 @@ def create(ctx: click.Context, name: str, description: str | None, command: str 
         fields["command"] = command
     if model is not None:
         fields["model"] = model
-    made = app_of(ctx).profiles().create(name, **fields)
+    app = app_of(ctx)
+    # A profile's command runs on this host for every task assigned to it: the operator's only.
+    app.require_operator("create profiles")
+    made = app.profiles().create(name, **fields)
     if as_json:
         emit_json(_public(made))
     else:
@@ -125,6 +128,8 @@ def describe(ctx: click.Context, name: str | None, text: str | None, auto: bool,
     if not name and not all_profiles:
         raise InvalidInput("name a profile, or use --all")
     app = app_of(ctx)
+    if text is not None or auto:
+        app.require_operator("change profile descriptions")
     profiles = app.profiles()
     names = profiles.names() if all_profiles else [str(name)]
     if not all_profiles:

@@ -41,6 +41,7 @@ ATTACKER = textwrap.dedent("""
         "create_as_worker": cli("kanban", "create", "sneaky too", env=dict(os.environ)),
         "dispatch": cli("kanban", "dispatch", "--wait", "0"),
         "dir_anywhere": cli("kanban", "create", "x", "--workspace", "dir:/tmp"),
+        "profile_create": cli("profile", "create", "evil", "--command", "sh -c id"),
     }
     with open(report, "w") as out:
         json.dump(attacks, out)
@@ -87,6 +88,8 @@ async def test_a_worker_without_its_variables_is_still_that_worker(tmp_path: Pat
         assert "may not create tasks" in attacks["create_stripped"]["err"]
         assert "may not create tasks" in attacks["create_as_worker"]["err"]
         assert "only the operator may dispatch" in attacks["dispatch"]["err"]
+        assert "only the operator may create profiles" in attacks["profile_create"]["err"]
+        assert Profiles(home).names() == ["tw"]
         # Nothing changed on the victim, and no task was made.
         assert (await board.get_task(victim.id)).status == "running"
         assert sorted(t.id for t in await board.list_tasks()) == [victim.id, mine.id]
