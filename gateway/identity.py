@@ -116,16 +116,10 @@ async def worker_of_lineage(boards: Boards, ids: Iterable[int]) -> Worker | None
     from kanban.board.runs import HOSTNAME
     from kanban.runtime.spawn import is_same_process
 
-    wanted = set(ids)
-    if not wanted:
-        return None
-    for info in await boards.list():
-        board = await boards.open(info.slug)
-        for run, task in await board.active_runs():
-            if (run.worker_pid in wanted and run.host == HOSTNAME
-                    and is_same_process(run.worker_pid, run.worker_started_at)):
-                return Worker(task_id=task.id, run_id=run.id, lease=run.lease, board=info.slug,
-                              profile=run.profile)
+    for run in await boards.worker_runs(set(ids), HOSTNAME):
+        if is_same_process(run.pid, run.started_at):
+            return Worker(task_id=run.task_id, run_id=run.run_id, lease=run.lease,
+                          board=run.slug, profile=run.profile)
     return None
 
 

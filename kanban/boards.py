@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,19 @@ class BoardInfo:
     def to_dict(self) -> dict[str, object]:
         return {"slug": self.slug, "name": self.name, "path": str(self.path),
                 "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """An active run whose worker process is known (see :meth:`Boards.worker_runs`)."""
+
+    slug: str
+    task_id: int
+    run_id: int
+    lease: str
+    profile: str | None
+    pid: int
+    started_at: float | None
 
 
 class Boards:
@@ -183,6 +197,29 @@ class Boards:
             if await board.release(run.id, reason=f"board {slug!r} is being removed", by=by):
                 released.append(task.id)
         return released
+
+    async def worker_runs(self, pids: Collection[int], host: str) -> builtins.list[WorkerRun]:
+        """The active runs, on every board of the home, whose recorded worker on ``host`` has
+        one of ``pids`` (a process asking who it is). On PostgreSQL one connection reads every
+        board; no board is opened."""
+        wanted = sorted(set(pids))
+        if not wanted:
+            return []
+        if self.storage.is_postgres:
+            from kanban.storage.pg import catalog_worker_runs
+
+            assert self.storage.dsn is not None
+            rows = await asyncio.to_thread(catalog_worker_runs, self.storage.dsn,
+                                           self.storage.namespace, wanted, host)
+            return [WorkerRun(*row) for row in rows]
+        found: builtins.list[WorkerRun] = []
+        for info in await self.list():
+            board = await self.open(info.slug)
+            for run, task in await board.active_runs():
+                if run.worker_pid in wanted and run.host == host:
+                    found.append(WorkerRun(info.slug, task.id, run.id, run.lease, run.profile,
+                                           run.worker_pid, run.worker_started_at))
+        return found
 
     async def remove(self, slug: str, *, delete: bool = False, force: bool = False,
                      kill_grace: float = DEFAULT_KILL_GRACE) -> Path | None:

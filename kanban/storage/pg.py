@@ -251,6 +251,31 @@ def catalog_list(dsn: str, namespace: str = "") -> list[tuple[str, str, float]]:
     return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
 
+def catalog_worker_runs(dsn: str, namespace: str, pids: list[int], host: str
+                        ) -> list[tuple[str, int, int, str, str | None, int, float | None]]:
+    """(slug, task id, run id, lease, profile, worker pid, worker start) of every active run,
+    on any board of the database, whose worker on ``host`` has one of ``pids``: one connection
+    for all the boards."""
+    catalog = catalog_schema(namespace)
+    out: list[tuple[str, int, int, str, str | None, int, float | None]] = []
+    with connect(dsn) as conn:
+        exists = conn.execute("SELECT 1 FROM information_schema.tables "
+                              "WHERE table_schema = %s AND table_name = 'boards'",
+                              (catalog,)).fetchone()
+        if exists is None:
+            return out
+        boards = conn.execute(f'SELECT slug, schema_name FROM "{catalog}".boards').fetchall()
+        for slug, schema in boards:
+            rows = conn.execute(
+                f'SELECT task_id, id, lease, profile, worker_pid, worker_started_at '
+                f'FROM "{schema}".task_runs WHERE status = %s AND host = %s '
+                "AND worker_pid = ANY(%s)", ("active", host, pids)).fetchall()
+            out.extend((str(slug), int(r[0]), int(r[1]), str(r[2]),
+                        None if r[3] is None else str(r[3]), int(r[4]),
+                        None if r[5] is None else float(r[5])) for r in rows)
+    return out
+
+
 def catalog_add(dsn: str, slug: str, name: str, namespace: str = "") -> bool:
     """Record a board (and create its schema); False when it was there already."""
     schema = schema_name(slug, namespace)
