@@ -19,13 +19,13 @@ from typing import Any
 
 import yaml
 
+# Raised here, defined with the rest of the gateway's tree; ``gateway.config.ConfigError`` stays
+# importable for code written before the tree existed.
+from gateway.errors import ConfigError as ConfigError
+
 log = logging.getLogger(__name__)
 
 HOME_ENV = "RELAYBOARD_HOME"
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.config import ConfigError
+from gateway.errors import ConfigError
 from gateway.identity import peer_pid, started_by_relayboard
 
 COOKIE = "relayboard_token"

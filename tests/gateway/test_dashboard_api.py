@@ -14,9 +14,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, load_config
 from gateway.dashboard import create_app
 from gateway.dashboard.openapi import OPERATIONS
+from gateway.errors import ConfigError
 from gateway.examples import create_example_profile
 from kanban import Board, Boards, LeaseError
 from kanban.agents.profiles import Profiles
