@@ -16,16 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
+
+# Raised here, defined with the rest of the gateway's tree; ``gateway.config.ConfigError`` stays
+# importable for code written before the tree existed.
+from gateway.errors import ConfigError as ConfigError
 
 log = logging.getLogger(__name__)
 
 HOME_ENV = "RELAYBOARD_HOME"
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,7 @@ class Config:
             values.append(self.dashboard.token)
         if self.storage.dsn:
             values.append(self.storage.dsn)
-            password = _dsn_password(self.storage.dsn)
-            if password:
-                values.append(password)
+            values += _dsn_passwords(self.storage.dsn)
         return values
 
 
@@ -544,16 +543,35 @@ def _storage(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> StorageCo
     return StorageConfig(backend=backend, dsn_env=dsn_env, dsn=dsn, namespace=namespace)
 
 
-def _dsn_password(dsn: str) -> str | None:
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return None
+def _dsn_passwords(dsn: str) -> list[str]:
+    """The DSN's password (in each form a message may quote it), masked in logs like the DSN.
+
+    A DSN libpq cannot parse still fails later (when the board opens), and the parser's message
+    may quote the very piece it tripped on (``invalid percent-encoded token: "pa%ZZss"``): so
+    its password is then found by :func:`_dsn_passwords_by_shape` instead of being dropped."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         value = conninfo_to_dict(dsn).get("password")
-    except Exception:
-        return None
-    return str(value) if value else None
+    except psycopg.Error:
+        return _dsn_passwords_by_shape(dsn)
+    return [str(value)] if value else []
+
+
+_URI_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:(?P<pw>[^/?#]*)@")
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*(?P<pw>'(?:[^'\\]|\\.)*'?|\S+)")
+
+
+def _dsn_passwords_by_shape(dsn: str) -> list[str]:
+    """The password of a DSN libpq refused, read by its shape alone (``scheme://user:PW@…`` or
+    ``password=PW``, quoted or not): as written, unquoted and percent-decoded, since a message
+    may quote any of them."""
+    found = _URI_PASSWORD.match(dsn) or _KEYWORD_PASSWORD.search(dsn)
+    if found is None or not found.group("pw"):
+        return []
+    raw = found.group("pw")
+    return sorted({form for form in (raw, raw.strip("'"), unquote(raw)) if form})
 
 
 def _dashboard(r: _Reader, d: dict[str, Any], env: Mapping[str, str]) -> DashboardConfig:

@@ -22,7 +22,9 @@ non-zero exit and one line, the dashboard to a 4xx JSON body::
     │   └── LLMUnavailable(slot, status)
     ├── SpawnError               a worker process could not be started
     │   └── TemplateRefused(placeholder, env_var, reason)   a value the template rule refuses
-    └── WorkspaceError           a task's workspace could not be prepared
+    ├── WorkspaceError           a task's workspace could not be prepared
+    └── UnsafeFile               a file that must not be copied (a link, a hard link, a device);
+                                 also an ``OSError``, the way the file functions fail otherwise
 """
 
 from __future__ import annotations
@@ -147,3 +149,11 @@ class TemplateRefused(SpawnError):
 
 class WorkspaceError(KanbanError):
     """A workspace could not be prepared; the spawn fails (and is counted)."""
+
+
+class UnsafeFile(KanbanError, OSError):
+    """A declared file that must not be copied (a link, a hard link, a device, …).
+
+    It is raised by :mod:`kanban.fsutil` from inside file operations whose callers handle
+    ``OSError`` (skip the entry, report the copy as failed), so it stays one: those handlers keep
+    working, and a caller that knows the kernel's tree sees a ``KanbanError``."""

@@ -17,6 +17,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from kanban.errors import UnsafeFile
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -46,10 +48,6 @@ def make_private_dirs(path: Path) -> None:
         except FileExistsError:
             continue
         os.chmod(folder, DIR_MODE)
-
-
-class UnsafeFile(OSError):
-    """A declared file that must not be copied (a link, a hard link, a device, …)."""
 
 
 @dataclass

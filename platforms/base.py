@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from platforms.errors import (
-    ConfigError,
+    AdapterConfigError,
     FileTooLarge,
     PermanentError,
     PlatformError,
@@ -252,14 +252,15 @@ class AllowedUsers:
     @classmethod
     def parse(cls, platform: str, value: Sequence[str] | None) -> AllowedUsers:
         if value is None or isinstance(value, str | bytes):
-            raise ConfigError(
+            raise AdapterConfigError(
                 f"{platform}: allowed_users must be a list of user ids "
                 f'(["*"] for everyone, [] for nobody), not {value!r}',
                 platform=platform,
             )
         ids = frozenset(str(u).strip() for u in value)
         if "" in ids:
-            raise ConfigError(f"{platform}: allowed_users has an empty id", platform=platform)
+            raise AdapterConfigError(f"{platform}: allowed_users has an empty id",
+                                     platform=platform)
         return cls(ids=ids - {EVERYONE}, everyone=EVERYONE in ids)
 
     def allows(self, user_id: str) -> bool:

@@ -50,9 +50,9 @@ from platforms.base import (
     Receipt,
 )
 from platforms.errors import (
+    AdapterConfigError,
     AuthError,
     BadRequest,
-    ConfigError,
     NotFound,
     PermanentError,
     PlatformError,
@@ -82,7 +82,7 @@ def map_error(exc: BaseException) -> PlatformError | None:
     if isinstance(exc, discord.LoginFailure):
         return AuthError(str(exc), platform="discord")
     if isinstance(exc, discord.PrivilegedIntentsRequired):
-        return ConfigError(INTENTS_HELP, platform="discord")
+        return AdapterConfigError(INTENTS_HELP, platform="discord")
     if isinstance(exc, discord.ConnectionClosed) and exc.code == AUTHENTICATION_FAILED:
         return AuthError(
             "discord: the gateway refused the token (close code 4004)", platform="discord"
@@ -148,7 +148,7 @@ class DiscordAdapter(PlatformAdapter):
         ready_timeout: float = 30.0,
     ) -> None:
         if not token:
-            raise ConfigError("discord: no bot token given", platform="discord")
+            raise AdapterConfigError("discord: no bot token given", platform="discord")
         self.token = token
         self._secrets = (token,)
         self.users = AllowedUsers.parse(self.name, allowed_users)
@@ -186,7 +186,7 @@ class DiscordAdapter(PlatformAdapter):
             return
         owner = DiscordAdapter._url_owner
         if owner is not None and owner is not self:
-            raise ConfigError("another Discord adapter with custom URLs is running")
+            raise AdapterConfigError("another Discord adapter with custom URLs is running")
         self._saved_urls = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
         DiscordAdapter._url_owner = self
         if self.base_url:

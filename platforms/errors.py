@@ -4,16 +4,20 @@ Adapters translate every SDK exception into this tree at their boundary, so call
 notifier, router and CLI) react to a small set of classes instead of three SDKs' hierarchies::
 
     PlatformError                      base class; ``retryable`` says whether a retry can help
-    ├── ConfigError                    bad adapter options, unknown platform name
+    ├── AdapterConfigError             bad adapter options, unknown platform name
     ├── AuthError                      token refused (401/403, invalid_auth, Unauthorized)
     ├── RateLimited(retry_after)       flood control; wait ``retry_after`` seconds   (retryable)
     ├── TransientError                 network failure, timeout, 5xx                   (retryable)
-    └── PermanentError                 the same request will fail again
-        ├── ProtocolError              the answer is not the platform's API (wrong base_url?)
-        ├── BadRequest                 the platform refused the request (400, bad chat id, ...)
-        ├── NotFound                   chat, channel or thread does not exist (or is not visible)
-        └── FileRejected(reason)       a file may not or cannot be sent (policy, missing, size)
-            └── FileTooLarge(size, limit)
+    ├── PermanentError                 the same request will fail again
+    │   ├── ProtocolError              the answer is not the platform's API (wrong base_url?)
+    │   ├── BadRequest                 the platform refused the request (400, bad chat id, ...)
+    │   ├── NotFound                   chat, channel or thread does not exist (or is not visible)
+    │   └── FileRejected(reason)       a file may not or cannot be sent (policy, missing, size)
+    │       └── FileTooLarge(size, limit)
+    └── WebChatError(status)           the web chat refused a browser's request (HTTP status)
+
+(``AdapterConfigError`` is not called ``ConfigError`` so that it is never confused with the
+gateway's own :class:`gateway.errors.ConfigError` for a config file.)
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class PlatformError(Exception):
         self.platform = platform
 
 
-class ConfigError(PlatformError):
+class AdapterConfigError(PlatformError):
     """Adapter options are invalid, or the platform name is unknown."""
 
 
@@ -91,6 +95,15 @@ class FileTooLarge(FileRejected):
         super().__init__(message, platform=platform)
         self.size = size
         self.limit = limit
+
+
+class WebChatError(PlatformError):
+    """A refused browser request to the web chat: an HTTP ``status`` and one line for the
+    person. It never reaches a notifier; the web adapter answers it as the JSON body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, platform="web")
+        self.status = status
 
 
 def scrub(exc: PlatformError, secrets: Iterable[str]) -> PlatformError:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from platforms.base import PlatformAdapter
-from platforms.errors import ConfigError
+from platforms.errors import AdapterConfigError
 
 # name -> "module:Class". Adding a platform = one module plus one line here.
 ADAPTERS: dict[str, str] = {
@@ -41,11 +41,11 @@ def adapter_class(name: str) -> type[PlatformAdapter]:
         target = ADAPTERS[name]
     except KeyError:
         known = ", ".join(sorted(ADAPTERS))
-        raise ConfigError(f"unknown platform {name!r} (known: {known})") from None
+        raise AdapterConfigError(f"unknown platform {name!r} (known: {known})") from None
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, PlatformAdapter)):
-        raise ConfigError(f"{target} is not a PlatformAdapter")
+        raise AdapterConfigError(f"{target} is not a PlatformAdapter")
     return cls
 
 
@@ -55,4 +55,4 @@ def create_adapter(name: str, *, allowed_users: Sequence[str], **options: Any) -
     try:
         return cls(allowed_users=allowed_users, **options)  # type: ignore[call-arg]
     except TypeError as exc:
-        raise ConfigError(f"bad options for platform {name!r}: {exc}") from exc
+        raise AdapterConfigError(f"bad options for platform {name!r}: {exc}") from exc

@@ -49,9 +49,9 @@ from platforms.base import (
     Receipt,
 )
 from platforms.errors import (
+    AdapterConfigError,
     AuthError,
     BadRequest,
-    ConfigError,
     NotFound,
     PermanentError,
     PlatformError,
@@ -132,7 +132,7 @@ class SlackAdapter(PlatformAdapter):
         timeout: int = 30,
     ) -> None:
         if not bot_token:
-            raise ConfigError("slack: no bot token given", platform="slack")
+            raise AdapterConfigError("slack: no bot token given", platform="slack")
         self.app_token = app_token
         self.users = AllowedUsers.parse(self.name, allowed_users)
         self._secrets = tuple(t for t in (bot_token, app_token) if t)
@@ -180,7 +180,7 @@ class SlackAdapter(PlatformAdapter):
         self._set_status(AdapterState.STARTING, "connecting")
         self.users.announce(self.name)
         if not self.app_token:
-            error = ConfigError(
+            error = AdapterConfigError(
                 "slack: inbound messages (Socket Mode) need an app-level token (xapp-…)",
                 platform="slack",
             )

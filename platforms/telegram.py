@@ -40,9 +40,9 @@ from platforms.base import (
     Receipt,
 )
 from platforms.errors import (
+    AdapterConfigError,
     AuthError,
     BadRequest,
-    ConfigError,
     NotFound,
     PermanentError,
     PlatformError,
@@ -159,7 +159,7 @@ class TelegramAdapter(PlatformAdapter):
         rate_limiter_retries: int = 2,
     ) -> None:
         if not token:
-            raise ConfigError("telegram: no bot token given", platform="telegram")
+            raise AdapterConfigError("telegram: no bot token given", platform="telegram")
         self.users = AllowedUsers.parse(self.name, allowed_users)
         self._secrets = (token,)
         protect_loggers(self._secrets, SDK_LOGGERS)  # before PTB logs its URLs

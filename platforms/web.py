@@ -62,7 +62,7 @@ from platforms.base import (
     Receipt,
     too_large_reason,
 )
-from platforms.errors import PermanentError
+from platforms.errors import PermanentError, WebChatError
 from platforms.files import FileKind, classify
 from platforms.http_safety import (
     JSON_BODY_LIMIT,
@@ -497,14 +497,6 @@ class WebAdapter(PlatformAdapter):
                                                                  inline=inline),
                             headers={**file_headers(web_file.name, inline=inline),
                                      "Cache-Control": "private, max-age=3600"})
-
-
-class WebChatError(Exception):
-    """A refused browser request: an HTTP status and one line for the person."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _error(status: int, message: str) -> JSONResponse:

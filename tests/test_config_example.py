@@ -165,3 +165,39 @@ def test_a_workers_environment_names_its_boards_storage(tmp_path: Path) -> None:
         "postgresql", "postgresql://h/db", "ns1")
     with pytest.raises(ConfigError, match=re.escape("RELAYBOARD_PG_DSN is not set")):
         load_config(None, {"RELAYBOARD_STORAGE": "postgresql"}, home=tmp_path)
+
+
+@pytest.mark.parametrize(("dsn", "password"), [
+    # libpq's parser quotes the very token it trips on: here, the password itself.
+    ("postgresql://rb:pw%ZZ-unparsed@db.internal/relayboard", "pw%ZZ-unparsed"),
+    ("postgresql://rb:pw-unparsed-2@db.internal/relayboard?no_such_option=1", "pw-unparsed-2"),
+    ("host=db.internal password=pw-unparsed-3 no_such_option=1", "pw-unparsed-3"),
+    ("host=db.internal password='pw unparsed 4", "pw unparsed 4"),
+])
+def test_an_unparseable_dsn_keeps_its_password_out_of_logs(dsn: str, password: str) -> None:
+    import io
+    import logging
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from gateway.daemon.logs import setup_logging
+
+    cfg = load_config(None, {"RELAYBOARD_STORAGE": "postgresql", "RELAYBOARD_PG_DSN": dsn},
+                      home=Path("/nonexistent-home"))
+    with pytest.raises(psycopg.Error) as refused:
+        conninfo_to_dict(dsn)
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = setup_logging(cfg.secret_values(), stream=stream)  # the daemon's own handler
+    try:
+        log = logging.getLogger("relayboard.test.dsn")
+        log.error("storage: %s", refused.value)
+        log.error("the password alone: %s; the DSN: %s", password, dsn)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    logged = stream.getvalue()
+    assert logged.count("storage: ") == 1 and logged.count("the DSN: ") == 1
+    assert password not in logged

@@ -22,17 +22,14 @@ import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from gateway.chat.history import Entry
-from gateway.chat.tools import ThreadTools
+from gateway.chat.openai_agent import OpenAIAgent
+from gateway.chat.turn import Agent, Turn
 from gateway.config import AgentConfig, CommandAgentConfig
 from kanban.errors import TemplateRefused
 from kanban.runtime.template import SAFE_CHARS, fill_words, misplaced_placeholders
 from kanban.runtime.workerenv import inherited, script_dir, shim_path
-from platforms.base import InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +45,6 @@ SLACK_HELP = ("On Slack, type them as !kanban …, !subscribe … "
 
 def help_text(platform: str) -> str:
     return f"{HELP}\n{SLACK_HELP}" if platform == "slack" else HELP
-
-
-@dataclass
-class Turn:
-    message: InboundMessage
-    text: str
-    history: list[Entry]
-    files: list[Path]
-    tools: ThreadTools
-    workdir: Path  # the thread's own folder under the home (downloads land here too)
-    notes: list[str] = field(default_factory=list)  # e.g. files that could not be received
-
-
-class Agent(Protocol):
-    kind: str
-
-    async def reply(self, turn: Turn) -> str: ...
 
 
 class NoAgent:
@@ -273,8 +253,6 @@ def build_agent(config: AgentConfig, environ: Mapping[str, str], home: Path) -> 
     if config.kind == "command":
         return CommandAgent(config.command, environ, home)
     if config.kind == "openai":
-        from gateway.chat.openai_agent import OpenAIAgent
-
         return OpenAIAgent(config.openai)
     return NoAgent()
 

@@ -12,8 +12,8 @@ import json
 import logging
 from typing import Any
 
-from gateway.chat.agents import Turn
 from gateway.chat.tools import ThreadTools
+from gateway.chat.turn import Turn
 from gateway.config import OpenAIAgentConfig
 
 log = logging.getLogger(__name__)

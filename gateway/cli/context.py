@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gateway.config import Config, ConfigError, load_config, resolve_home
+from gateway.config import Config, load_config, resolve_home
+from gateway.errors import GatewayError
 from gateway.identity import worker_from_environ
 from gateway.kernel_settings import board_options, storage
 from kanban import Boards, InvalidInput, KanbanError, Storage
@@ -213,7 +214,7 @@ def os_error_line(exc: OSError) -> str:
 def fail_cleanly() -> Iterator[None]:
     try:
         yield
-    except (KanbanError, ConfigError) as exc:
+    except (KanbanError, GatewayError) as exc:
         click.echo(f"error: {error_line(exc)}", err=True)
         sys.exit(1)
     except OSError as exc:

@@ -1,7 +1,7 @@
 """The root CLI: ``relayboard [--home DIR] [--config FILE] <group> …`` (also ``python -m gateway``).
 
 Every verb takes ``--json``. Any :class:`~kanban.errors.KanbanError` or
-:class:`~gateway.config.ConfigError` becomes one ``error: …`` line on stderr and exit code 1;
+:class:`~gateway.errors.GatewayError` becomes one ``error: …`` line on stderr and exit code 1;
 usage errors (a bad option value, a missing argument, on any verb) are one ``error: …`` line too,
 with exit code 2 (click's convention). Groups are imported when used, so ``kanban create``
 does not pay for the profile describer's imports.

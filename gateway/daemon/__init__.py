@@ -3,11 +3,12 @@
 from gateway.daemon.adapters import AdapterRunner, AdapterState, adapter_factories
 from gateway.daemon.core import Daemon
 from gateway.daemon.hub import BoardHub
-from gateway.daemon.lock import HomeLock, LockHeld
+from gateway.daemon.lock import HomeLock
 from gateway.daemon.logs import RedactSecrets, setup_logging
 from gateway.daemon.main import run_gateway
 from gateway.daemon.supervisor import Backoff, Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
+from gateway.errors import LockHeld
 
 __all__ = [
     "AdapterRunner",

@@ -11,18 +11,9 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from gateway.errors import LockHeld
+
 LOCK_NAME = "gateway.lock"
-
-
-class LockHeld(Exception):
-    """Another gateway holds this home's lock."""
-
-    def __init__(self, path: Path, pid: int | None) -> None:
-        self.path = path
-        self.pid = pid
-        holder = f"pid {pid}" if pid is not None else "another process"
-        super().__init__(f"another gateway is already running on this home ({holder}); "
-                         f"stop it first, or use a different --home")
 
 
 class HomeLock:

@@ -4,7 +4,7 @@ signal.
 SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline), also
 one that arrives while the process is still starting; a second signal exits at once (exit
 code 1). A second gateway on the same home is refused at once with the holder's pid
-(:class:`~gateway.daemon.lock.LockHeld`).
+(:class:`~gateway.errors.LockHeld`).
 """
 
 from __future__ import annotations

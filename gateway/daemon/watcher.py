@@ -20,8 +20,9 @@ from pathlib import Path
 
 import anyio
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, load_config
 from gateway.daemon.hub import BoardHub
+from gateway.errors import ConfigError
 from gateway.kernel_settings import decompose_settings
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.board import Board

@@ -21,6 +21,7 @@ import uvicorn
 
 from gateway.config import Config
 from gateway.dashboard.security import check_bind
+from gateway.errors import DashboardUnavailable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEB_HISTORY_DIR = "web-chat"  # the same folder `relayboard dashboard` uses
-
-
-class DashboardUnavailable(Exception):
-    """The dashboard could not bind its address (one line; the supervisor retries)."""
 
 
 class DashboardServer:
@@ -72,10 +69,7 @@ class DashboardServer:
         try:
             sock = bind(dash.host, dash.port)
         except OSError as exc:
-            raise DashboardUnavailable(
-                f"dashboard: cannot listen on {dash.host}:{dash.port} ({exc.strerror}); is "
-                "another gateway or `relayboard dashboard` running? Set dashboard.port to "
-                "another port") from None
+            raise DashboardUnavailable(dash.host, dash.port, exc.strerror) from None
         server = _Server(uvicorn.Config(
             app, host=dash.host, port=dash.port, log_level="warning", lifespan="on",
             timeout_graceful_shutdown=int(self.grace_seconds) or 1, access_log=False))

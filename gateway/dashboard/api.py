@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.commands import NotAllowed, Services
-from gateway.config import ConfigError
 from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
 from gateway.dashboard.state import DashboardState
+from gateway.errors import ApiError, GatewayError
 from gateway.kernel_settings import decompose_settings, llm_endpoint
 from kanban import (
     AuxiliaryError,
@@ -57,12 +57,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 LOG_CHUNK = 64 * 1024
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def status_for(exc: Exception) -> int:
     if isinstance(exc, ApiError):
         return exc.status
@@ -74,7 +68,7 @@ def status_for(exc: Exception) -> int:
         return 409
     if isinstance(exc, AuxiliaryError):
         return 502
-    return 400  # InvalidInput, ConfigError and any other KanbanError
+    return 400  # InvalidInput, ConfigError and any other KanbanError or GatewayError
 
 
 def endpoint(fn: Handler) -> Handler:
@@ -83,7 +77,7 @@ def endpoint(fn: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await fn(request)
-        except (KanbanError, ConfigError, ApiError) as exc:
+        except (KanbanError, GatewayError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return JSONResponse({"error": message}, status_code=status_for(exc))
         except OSError as exc:

@@ -20,7 +20,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config
+from gateway.errors import ConfigError
 from kanban.agents.profiles import Profiles
 
 KEYS = ("orchestrator_profile", "default_assignee", "auto_decompose", "auto_promote_children")

@@ -21,13 +21,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.config import ConfigError
+from gateway.errors import ConfigError
 from gateway.identity import peer_pid, started_by_relayboard
 
 COOKIE = "relayboard_token"
@@ -105,7 +105,7 @@ class Guard:
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
-        except Exception:  # a malformed Cookie header is simply no cookie
+        except CookieError:  # a malformed Cookie header is simply no cookie
             return False
         morsel = cookie.get(COOKIE)
         return morsel is not None and self._matches(morsel.value)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.notifier import build_policy
-from kanban import Board, Card, KanbanError, Task, TaskDetail
+from kanban import Board, Card, KanbanError, Task, TaskDetail, TaskNotFound
 from platforms.delivery import OpenedFile
 from platforms.http_safety import raster_by_name
 
@@ -171,7 +171,7 @@ async def detail(board: Board, task_id: int, extra_roots: tuple[Path, ...],
     for other in (*task.parents, *task.children):
         try:
             t = await board.get_task(other)
-        except Exception:  # a link to a task being deleted: show the id only
+        except TaskNotFound:  # a link to a task being deleted: show the id only
             linked[other] = {"id": other, "title": None, "status": None}
             continue
         linked[other] = {"id": t.id, "title": t.title, "status": t.status}

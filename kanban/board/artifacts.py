@@ -36,8 +36,8 @@ from typing import Any, Protocol, TypeVar
 
 import psutil
 
-from kanban.errors import Conflict, InvalidInput
-from kanban.fsutil import DIR_MODE, UnsafeFile, copy_no_follow, inside
+from kanban.errors import Conflict, InvalidInput, UnsafeFile
+from kanban.fsutil import DIR_MODE, copy_no_follow, inside
 from kanban.storage.private import tighten
 
 log = logging.getLogger(__name__)

@@ -55,11 +55,10 @@ from kanban.board.artifacts import (
     sweep_dead_staging,
     tighten_down_to,
 )
-from kanban.errors import Conflict, InvalidInput
+from kanban.errors import Conflict, InvalidInput, UnsafeFile
 from kanban.fsutil import (
     DIR_MODE,
     FILE_MODE,
-    UnsafeFile,
     open_dir_no_follow,
     open_parent_beneath,
     open_regular_no_follow,

@@ -14,9 +14,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, load_config
 from gateway.dashboard import create_app
 from gateway.dashboard.openapi import OPERATIONS
+from gateway.errors import ConfigError
 from gateway.examples import create_example_profile
 from kanban import Board, Boards, LeaseError
 from kanban.agents.profiles import Profiles
@@ -419,6 +420,49 @@ async def test_token_is_required_on_every_request_when_configured(tmp_path: Path
         assert (await client.get("/?token=wrong")).status_code == 401
         assert (await client.get("/api/board", headers={"Cookie": "relayboard_token=wrong"})
                 ).status_code == 401
+
+
+async def test_a_malformed_cookie_header_is_no_cookie(tmp_path: Path) -> None:
+    # http.cookies refuses the whole header for one illegal name ("a(b"), even with the right
+    # token beside it: the request has no cookie, so 401, and never a 500. The bearer header
+    # still works on the same request.
+    home = tmp_path / "home"
+    home.mkdir()
+    app, _ = make_app(home, "dashboard:\n  host: 0.0.0.0\n  token_env: DASH_TOKEN\n",
+                      {"DASH_TOKEN": "s3cret-token"})
+    malformed = "relayboard_token=s3cret-token; a(b=1"
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://box:8765") as client:
+        refused = await client.get("/api/board", headers={"Cookie": malformed})
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        bearer = await client.get("/api/board", headers={
+            "Cookie": malformed, "Authorization": "Bearer s3cret-token"})
+        assert bearer.status_code == 200
+
+
+async def test_detail_shows_a_vanished_link_by_id_and_lets_other_errors_through(
+        dash: Dash, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.dashboard import views
+    from kanban import TaskNotFound
+
+    board = await dash.board()
+    parent = (await board.create_task("parent")).task
+    child = (await board.create_task("child", parents=[parent.id])).task
+
+    async def gone(task_id: int) -> Any:
+        raise TaskNotFound(task_id)
+
+    monkeypatch.setattr(board, "get_task", gone)
+    shown = await views.detail(board, child.id, (), dash.home)
+    assert shown["parents"] == [{"id": parent.id, "title": None, "status": None}]
+
+    async def broken(task_id: int) -> Any:
+        raise RuntimeError("a bug, not a deleted task")
+
+    monkeypatch.setattr(board, "get_task", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await views.detail(board, child.id, (), dash.home)
 
 
 def test_off_loopback_without_a_token_refuses_to_start(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from platforms.base import AdapterState, AdapterStatus, AllowedUsers, Destination, InboundMessage
-from platforms.errors import AuthError, ConfigError, ProtocolError
+from platforms.errors import AdapterConfigError, AuthError, ProtocolError
 from platforms.fake import FakeAdapter
 from platforms.redact import redact
 from platforms.registry import create_adapter
@@ -22,7 +22,7 @@ def test_allowed_users_parse() -> None:
     everyone = AllowedUsers.parse("x", ["*"])
     assert everyone.everyone and everyone.allows("anyone")
     for bad in (None, "42", b"42", ["1", " "]):
-        with pytest.raises(ConfigError, match="allowed_users"):
+        with pytest.raises(AdapterConfigError, match="allowed_users"):
             AllowedUsers.parse("x", bad)  # type: ignore[arg-type]
 
 
@@ -35,7 +35,7 @@ async def test_allowed_users_required_by_the_registry_and_never_everyone_by_defa
     assert inbox.get_nowait().authorized is False
     with pytest.raises(TypeError):
         create_adapter("fake")  # type: ignore[call-arg]
-    with pytest.raises(ConfigError, match="allowed_users"):
+    with pytest.raises(AdapterConfigError, match="allowed_users"):
         create_adapter("fake", allowed_users=None)  # type: ignore[arg-type]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from platforms.base import Destination, InboundMessage, MiB, Receipt, ReceiptStatus
 from platforms.delivery import DeliveryPolicy, deliver_files
-from platforms.errors import ConfigError, TransientError
+from platforms.errors import AdapterConfigError, TransientError
 from platforms.fake import FakeAdapter
 from platforms.registry import ADAPTERS, create_adapter
 from platforms.text import split_text, utf16_len
@@ -208,9 +208,9 @@ def test_registry_builds_fake_and_refuses_unknown() -> None:
     assert set(ADAPTERS) >= {"telegram", "slack", "discord", "fake"}
     adapter = create_adapter("fake", allowed_users=["1"])
     assert isinstance(adapter, FakeAdapter) and adapter.name == "fake"
-    with pytest.raises(ConfigError, match="unknown platform 'irc'"):
+    with pytest.raises(AdapterConfigError, match="unknown platform 'irc'"):
         create_adapter("irc", allowed_users=[])
-    with pytest.raises(ConfigError, match="bad options"):
+    with pytest.raises(AdapterConfigError, match="bad options"):
         create_adapter("fake", allowed_users=[], tokne="x")
 
 

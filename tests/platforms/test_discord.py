@@ -11,8 +11,8 @@ from discord.http import Route
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
 from platforms.discord import DiscordAdapter
 from platforms.errors import (
+    AdapterConfigError,
     AuthError,
-    ConfigError,
     ProtocolError,
     TransientError,
 )
@@ -235,7 +235,7 @@ async def test_missing_message_content_intent_is_a_config_error(
 ) -> None:
     discord_server.message_content_enabled = False
     adapter = make_adapter(discord_server)
-    with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
+    with pytest.raises(AdapterConfigError, match="MESSAGE CONTENT INTENT"):
         await adapter.start(asyncio.Queue())
     assert adapter.status().state is AdapterState.STOPPED
     assert "Privileged Gateway Intents" in adapter.status().detail
@@ -250,7 +250,7 @@ async def test_missing_message_content_intent_is_a_config_error(
 def test_allowed_users_is_required_and_explicit() -> None:
     with pytest.raises(TypeError, match="allowed_users"):
         DiscordAdapter(TOKEN)  # type: ignore[call-arg]
-    with pytest.raises(ConfigError, match="allowed_users"):
+    with pytest.raises(AdapterConfigError, match="allowed_users"):
         DiscordAdapter(TOKEN, allowed_users="42")
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AuthError, ConfigError, FileTooLarge, ProtocolError, TransientError
+from platforms.errors import (
+    AdapterConfigError,
+    AuthError,
+    FileTooLarge,
+    ProtocolError,
+    TransientError,
+)
 from platforms.slack import SlackAdapter, to_mrkdwn
 from tests.fakes.common import free_port
 from tests.fakes.slack_server import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, SlackServer
@@ -230,13 +236,13 @@ async def test_parts_are_numbered_in_a_channel_but_not_in_a_thread(
 def test_allowed_users_is_required_and_explicit() -> None:
     with pytest.raises(TypeError, match="allowed_users"):
         SlackAdapter(BOT_TOKEN, APP_TOKEN)  # type: ignore[call-arg]
-    with pytest.raises(ConfigError, match="allowed_users"):
+    with pytest.raises(AdapterConfigError, match="allowed_users"):
         SlackAdapter(BOT_TOKEN, APP_TOKEN, allowed_users=None)  # type: ignore[arg-type]
 
 
 async def test_start_errors_are_mapped(slack_server: SlackServer) -> None:
     no_app_token = SlackAdapter(BOT_TOKEN, None, allowed_users=[], base_url=slack_server.api_base)
-    with pytest.raises(ConfigError, match="app-level token"):
+    with pytest.raises(AdapterConfigError, match="app-level token"):
         await no_app_token.start(asyncio.Queue())
     assert no_app_token.status().state is AdapterState.STOPPED
     unreachable = SlackAdapter(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AuthError, ConfigError, ProtocolError, TransientError
+from platforms.errors import AdapterConfigError, AuthError, ProtocolError, TransientError
 from platforms.retry import Backoff
 from platforms.telegram import TelegramAdapter
 from platforms.text import utf16_len
@@ -372,11 +372,11 @@ async def test_star_serves_everyone_with_a_warning(
 
 @pytest.mark.parametrize("value", [None, "42", ["42", ""]])
 def test_allowed_users_must_be_an_explicit_list(value: object) -> None:
-    with pytest.raises(ConfigError, match="allowed_users"):
+    with pytest.raises(AdapterConfigError, match="allowed_users"):
         TelegramAdapter(TOKEN, allowed_users=value)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="allowed_users"):
         TelegramAdapter(TOKEN)  # type: ignore[call-arg]
-    with pytest.raises(ConfigError, match="no bot token"):
+    with pytest.raises(AdapterConfigError, match="no bot token"):
         TelegramAdapter("", allowed_users=[])
 
 
