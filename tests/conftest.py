@@ -1,0 +1,28 @@
+"""Session-wide test plumbing: the throwaway PostgreSQL server (tests/storage_backends.py starts it
+on the first PostgreSQL test) is stopped and removed when the session ends, and the summary says
+which server the PostgreSQL tests used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.storage_backends import PG_DSN_ENV, started_throwaway, stop_throwaway
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_throwaway_postgres() -> Iterator[None]:
+    # Starts nothing: a session that runs no PostgreSQL test never pays for a server. Session
+    # teardown also runs after a failure or Ctrl-C; atexit (registered at start) is the backstop.
+    yield
+    stop_throwaway()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Runs after session teardown, so the server is already gone when this is printed.
+    server = started_throwaway()
+    if server is not None:
+        terminalreporter.write_line(
+            f"PostgreSQL tests ran on a throwaway server ({server.version}; no {PG_DSN_ENV}) in "
+            f"{server.root}, now stopped and removed")
