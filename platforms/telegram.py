@@ -52,7 +52,7 @@ from platforms.errors import (
 from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.redact import protect_loggers
-from platforms.retry import Backoff
+from platforms.retry import Delays, RetryStreak, steady
 from platforms.text import split_message, utf16_len
 from platforms.untrusted import clean_file_name
 
@@ -155,7 +155,7 @@ class TelegramAdapter(PlatformAdapter):
         max_upload_bytes: int = 50 * MiB,
         poll_timeout: float = 30.0,
         request_timeout: float = 20.0,
-        backoff: Backoff | None = None,
+        backoff: Delays | None = None,
         rate_limiter_retries: int = 2,
     ) -> None:
         if not token:
@@ -173,7 +173,7 @@ class TelegramAdapter(PlatformAdapter):
             )
         self.max_upload_bytes = max_upload_bytes
         self.poll_timeout = poll_timeout
-        self.backoff = backoff or Backoff(base=1.0, cap=60.0)
+        self.backoff = RetryStreak(backoff or steady)  # the gateway passes kanban.backoff's
         self._requests = (self._request(request_timeout), self._request(request_timeout))
         file_url = base_file_url or file_base_url(base) or DEFAULT_FILE_URL
         self.bot: ExtBot[int] = ExtBot(

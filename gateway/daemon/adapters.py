@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 
 from gateway.config import Config, PlatformConfig
-from gateway.daemon.supervisor import Backoff
+from kanban.backoff import Backoff
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.errors import PlatformError
 from platforms.registry import create_adapter
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 AdapterFactory = Callable[[], PlatformAdapter]
 EXTERNAL = ("telegram", "slack", "discord")
+POLL_BACKOFF = Backoff(base=1.0, cap=60.0)
 
 
 @dataclass
@@ -59,6 +60,8 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
     secrets = platform.secrets
     if platform.name in ("telegram", "discord"):
         options["token"] = secrets.get("token") or ""
+    if platform.name == "telegram":  # its long-polling loop retries on its own
+        options["backoff"] = POLL_BACKOFF.delay
     if platform.name == "slack":
         options["bot_token"] = secrets.get("bot_token") or ""
         options["app_token"] = secrets.get("app_token")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -39,14 +38,14 @@ from kanban.agents.worker.chat import (
     Usage,
     short,
 )
+from kanban.backoff import Backoff
 from kanban.errors import LLMTimeout, LLMUnavailable
 
 if TYPE_CHECKING:
     import httpx
 
 RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
-BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time
-BACKOFF_CAP = 8.0
+BACKOFF = Backoff(base=0.5, cap=8.0, jitter=0.25)  # seconds before the first retry, doubling
 MAX_RETRY_AFTER = 60.0  # a server asking for longer is not waited for: the backoff applies
 USER_AGENT = "relayboard-worker"
 
@@ -149,7 +148,7 @@ def tls_context(url: str) -> ssl.SSLContext | bool:
 def backoff(attempt: int) -> float:
     """Seconds before retry ``attempt + 1``: 0.5, 1, 2, … capped at 8, each cut by up to a
     quarter at random so that workers rate-limited together do not come back together."""
-    return min(BACKOFF_BASE * 2.0 ** attempt, BACKOFF_CAP) * (1 - 0.25 * random.random())
+    return BACKOFF.delay(attempt + 1)
 
 
 def retry_after(headers: Any) -> float | None:
