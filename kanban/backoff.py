@@ -9,8 +9,8 @@ Where it lives, and why: ``kanban`` needs it (a task's retry not-before time, th
 client) and may import neither ``gateway`` nor ``platforms``, so it is here, with nothing but
 the standard library. ``gateway`` imports it (restarting components and adapters, notification
 retries). ``platforms`` may not import ``kanban``, so it keeps no formula at all: the Telegram
-poller's :class:`platforms.retry.RetryStreak` is handed this class's :meth:`Backoff.delay` by
-the gateway, the composition root. A library (tenacity, stamina) was not adopted: the kernel
+poller is handed this class's :meth:`Backoff.delay` by the gateway, the composition root (see
+:mod:`platforms.retry`). A library (tenacity, stamina) was not adopted: the kernel
 would need a dependency the layering rule does not allow, for a dozen lines.
 """
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-
-MAX_DOUBLINGS = 60  # 2**60 * any sane base is past every cap; bounds the float arithmetic
 
 
 @dataclass(frozen=True)
@@ -37,5 +35,5 @@ class Backoff:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1 = the first; less counts as 1)."""
-        raw = min(self.cap, self.base * 2.0 ** min(max(retry, 1) - 1, MAX_DOUBLINGS))
+        raw = min(self.cap, self.base * 2.0 ** min(max(retry, 1) - 1, 60))  # 2**60: past any cap
         return max(0.0, raw * (1.0 - self.jitter * (self.rng or random).random()))
