@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 AdapterFactory = Callable[[], PlatformAdapter]
 EXTERNAL = ("telegram", "slack", "discord")
-POLL_BACKOFF = Backoff(base=1.0, cap=60.0)
 
 
 @dataclass
@@ -61,7 +60,7 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
     if platform.name in ("telegram", "discord"):
         options["token"] = secrets.get("token") or ""
     if platform.name == "telegram":  # its long-polling loop retries on its own
-        options["backoff"] = POLL_BACKOFF.delay
+        options["backoff"] = Backoff().delay  # 1 s doubling up to a minute
     if platform.name == "slack":
         options["bot_token"] = secrets.get("bot_token") or ""
         options["app_token"] = secrets.get("app_token")
@@ -93,7 +92,7 @@ class AdapterRunner:
         self.factory = factory
         self.adapters = adapters
         self.inbox = inbox
-        self.backoff = backoff or Backoff(base=1.0, cap=60.0)
+        self.backoff = backoff or Backoff()  # 1 s doubling up to a minute
         self.close_seconds = close_seconds
         self.watch_seconds = watch_seconds
         self.state = AdapterState(since=time.time())
