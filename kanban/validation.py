@@ -31,11 +31,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_TITLE = 500
-MAX_TEXT_BYTES = 1_000_000
+MAX_TEXT_BYTES = 1_000_000  # bodies, comments, results: the kernel and the commands (README)
 MAX_METADATA_BYTES = 1_000_000
 MAX_JSON_DEPTH = 64
 MAX_TTL_SECONDS = 30 * 86400.0
 MAX_EVENTS_LIMIT = 10_000
+# SQLite integers are signed 64-bit: a bigger number is refused with one line wherever it enters
+# (the kernel, the command parser, a board migration), never left to overflow in a driver.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 

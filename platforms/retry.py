@@ -1,29 +1,20 @@
-"""Capped, jittered exponential backoff for inbound connection loops."""
+"""How long an inbound connection loop waits before retry ``n`` (1 = the first after a failure).
+
+The formula is not here: ``platforms`` may not import ``kanban``, where Relayboard's one backoff
+formula lives (:mod:`kanban.backoff`), so a loop is handed it as a plain function of the retry
+number, and the gateway (the composition root) passes that formula's. The loop counts its own
+failures in a row and takes a server's Retry-After as a floor. Built without one (a test, a
+script using the package on its own), a loop retries at a steady :data:`STEADY_RETRY_SECONDS`:
+slow enough to spare the server, with no second formula to keep.
+"""
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+
+Delays = Callable[[int], float]  # seconds before retry n
+STEADY_RETRY_SECONDS = 5.0
 
 
-@dataclass
-class Backoff:
-    """Delays base, 2*base, 4*base … capped at ``cap``, each scaled by a random factor in
-    [1 - jitter, 1] so that many clients do not reconnect in lockstep."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    jitter: float = 0.5
-    attempts: int = field(default=0, init=False)
-
-    def next_delay(self, retry_after: float | None = None) -> float:
-        """The next delay; a server's ``retry_after`` is honoured as a floor."""
-        raw = min(self.cap, self.base * float(2 ** min(self.attempts, 30)))
-        self.attempts += 1
-        delay = raw * (1 - self.jitter * random.random())
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
-
-    def reset(self) -> None:
-        self.attempts = 0
+def steady(retry: int) -> float:
+    return STEADY_RETRY_SECONDS

@@ -52,7 +52,7 @@ from platforms.errors import (
 from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.redact import protect_loggers
-from platforms.retry import Backoff
+from platforms.retry import Delays, steady
 from platforms.text import split_message, utf16_len
 from platforms.untrusted import clean_file_name
 
@@ -155,7 +155,7 @@ class TelegramAdapter(PlatformAdapter):
         max_upload_bytes: int = 50 * MiB,
         poll_timeout: float = 30.0,
         request_timeout: float = 20.0,
-        backoff: Backoff | None = None,
+        backoff: Delays | None = None,
         rate_limiter_retries: int = 2,
     ) -> None:
         if not token:
@@ -173,7 +173,7 @@ class TelegramAdapter(PlatformAdapter):
             )
         self.max_upload_bytes = max_upload_bytes
         self.poll_timeout = poll_timeout
-        self.backoff = backoff or Backoff(base=1.0, cap=60.0)
+        self.backoff = backoff or steady  # the gateway passes kanban.backoff's
         self._requests = (self._request(request_timeout), self._request(request_timeout))
         file_url = base_file_url or file_base_url(base) or DEFAULT_FILE_URL
         self.bot: ExtBot[int] = ExtBot(
@@ -271,12 +271,11 @@ class TelegramAdapter(PlatformAdapter):
                 raise
             except Exception as exc:
                 failures += 1
-                await asyncio.sleep(self._poll_failed(exc))
+                await asyncio.sleep(self._poll_failed(exc, failures))
                 continue
             if failures:
                 log.info("telegram: polling again after %d failed getUpdates call(s)", failures)
                 failures = 0
-            self.backoff.reset()
             self._set_status(AdapterState.CONNECTED, "long polling")
             for update in updates:
                 offset = update.update_id + 1
@@ -288,10 +287,11 @@ class TelegramAdapter(PlatformAdapter):
                 if msg is not None and self._inbox is not None:
                     await self._inbox.put(msg)
 
-    def _poll_failed(self, exc: Exception) -> float:
-        """Record a failed getUpdates (status, one log line per streak); the delay to wait."""
+    def _poll_failed(self, exc: Exception, failures: int) -> float:
+        """Record the ``failures``-th failed getUpdates in a row (status, one log line per
+        streak); the delay to wait."""
         if isinstance(exc, tg_error.Conflict):
-            delay = self.backoff.next_delay()
+            delay = self.backoff(failures)
             if self._set_status(AdapterState.CONFLICT, CONFLICT_DETAIL):
                 log.error(
                     "telegram: getUpdates answered 409 Conflict (%s): another process is polling "
@@ -304,7 +304,7 @@ class TelegramAdapter(PlatformAdapter):
         mapped = self.map_exception(exc, map_error)
         reason = str(mapped) if mapped is not None else type(exc).__name__
         retry_after = mapped.retry_after if isinstance(mapped, RateLimited) else None
-        delay = self.backoff.next_delay(retry_after)
+        delay = max(self.backoff(failures), retry_after or 0.0)  # the server's wait is a floor
         if self._set_status(AdapterState.RETRYING, f"getUpdates failed: {reason}"):
             log.warning("telegram: getUpdates failed (%s); retrying with backoff", reason)
         else:

@@ -6,7 +6,8 @@ never imports ``gateway``. Inbound: ``POST /messages`` puts an :class:`InboundMe
 inbox given to :meth:`start` (the router consumes it like a Slack or Telegram message). Outbound:
 every ``send*`` stores a message in its thread — in memory, and as one JSON line in a bounded
 per-thread history file when a history directory is given — and pushes it to the open browsers
-over server-sent events (``GET /stream``, resumable with ``Last-Event-ID``).
+over server-sent events (``GET /stream``, resumable with ``Last-Event-ID``; a browser too slow
+to keep up is dropped and resumes so, see :mod:`platforms.sse`).
 
 Files: a sent file is copied into the history directory (so the picture in the chat outlives the
 task's workspace) and is served back under an unguessable id; ``GET /files/{id}/{name}`` serves
@@ -48,9 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
+from platforms import sse
 from platforms.base import (
     AdapterState,
     Destination,
@@ -91,7 +93,6 @@ THREAD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 DEFAULT_THREAD = "main"
 DEFAULT_CHAT = "dashboard"
 MAX_INBOUND_CHARS = 8000
-KEEPALIVE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,7 @@ class WebAdapter(PlatformAdapter):
     _inbox: asyncio.Queue[InboundMessage] | None = field(default=None, repr=False)
     _threads: dict[str, deque[WebMessage]] = field(default_factory=dict, repr=False)
     _files: dict[str, WebFile] = field(default_factory=dict, repr=False)
-    _listeners: set[asyncio.Queue[WebMessage | _Typing | None]] = field(default_factory=set,
-                                                                          repr=False)
+    _fanout: sse.Fanout[WebMessage | _Typing] = field(default_factory=sse.Fanout, repr=False)
     _uploads: dict[str, WebFile] = field(default_factory=dict, repr=False)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -189,8 +189,7 @@ class WebAdapter(PlatformAdapter):
     async def close(self) -> None:
         self.closed = True
         self._set_status(AdapterState.STOPPED, "closed")
-        for queue in list(self._listeners):
-            queue.put_nowait(None)  # ends every open stream
+        self._fanout.close()
 
     async def load_history(self) -> None:
         """Read the history files once (also done lazily by the first request)."""
@@ -301,8 +300,7 @@ class WebAdapter(PlatformAdapter):
         message = WebMessage(seq=next(self._seq), chat=self.chat, thread=thread, role=role,
                              text=text, created_at=time.time(), files=files, user_name=user_name)
         self._thread(thread).append(message)
-        for queue in list(self._listeners):
-            queue.put_nowait(message)
+        self._fanout.publish(message)
         if self.history_dir is not None:
             async with self._write_lock:
                 await asyncio.to_thread(_append_history, self.history_dir, message,
@@ -380,8 +378,7 @@ class WebAdapter(PlatformAdapter):
     async def typing(self, dest: Destination) -> None:
         thread = self._dest_thread(dest)
         if isinstance(thread, str):
-            for queue in list(self._listeners):
-                queue.put_nowait(_Typing(thread))
+            self._fanout.publish(_Typing(thread))
 
     # ---- the ASGI sub-app ---------------------------------------------------------------------
     def asgi_app(self) -> Router:
@@ -451,38 +448,29 @@ class WebAdapter(PlatformAdapter):
         await self.load_history()
         raw = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
         since = int(raw) if raw.isdigit() else 0
-        queue: asyncio.Queue[WebMessage | _Typing | None] = asyncio.Queue()
+        sub = self._fanout.subscribe()  # before the backlog is taken: nothing falls in between
         backlog = sorted((m for q in self._threads.values() for m in q if m.seq > since),
                          key=lambda m: m.seq)
-        self._listeners.add(queue)
-        return StreamingResponse(self._events(queue, backlog), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store",
-                                          "X-Accel-Buffering": "no"})
+        return sse.response(self._events(sub, backlog))
 
-    async def _events(self, queue: asyncio.Queue[WebMessage | _Typing | None],
+    async def _events(self, sub: asyncio.Queue[WebMessage | _Typing | sse.End],
                       backlog: list[WebMessage]) -> AsyncIterator[str]:
+        top = backlog[-1].seq if backlog else 0  # messages are published in seq order
+
+        def render(item: WebMessage | _Typing) -> list[str]:
+            if isinstance(item, _Typing):
+                return [sse.frame("typing", {"thread": item.thread})]
+            return [_sse(item)] if item.seq > top else []  # else the backlog had it
+
         try:
-            yield "retry: 2000\n\n"
-            sent = 0
+            yield sse.RETRY
             for message in backlog:
-                sent = message.seq
                 yield _sse(message)
-            while not self.closed:
-                try:
-                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if item is None:
-                    return
-                if isinstance(item, _Typing):
-                    yield f"event: typing\ndata: {json.dumps({'thread': item.thread})}\n\n"
-                    continue
-                if item.seq > sent:
-                    sent = item.seq
-                    yield _sse(item)
+            if not self.closed:
+                async for text in self._fanout.live(sub, render):
+                    yield text
         finally:
-            self._listeners.discard(queue)
+            self._fanout.subscribers.discard(sub)
 
     async def _http_file(self, request: Request) -> Response:
         web_file = self._files.get(request.path_params["file_id"])
@@ -504,8 +492,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _sse(message: WebMessage) -> str:
-    data = json.dumps(message.public(), ensure_ascii=False)
-    return f"id: {message.seq}\nevent: message\ndata: {data}\n\n"
+    return sse.frame("message", message.public(), message.seq)
 
 
 def _safe_name(name: str) -> str:

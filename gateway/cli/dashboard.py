@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,6 @@ if TYPE_CHECKING:  # the web stack is imported by the verb that serves, not by e
 
 log = logging.getLogger(__name__)
 
-WEB_HISTORY_DIR = "web-chat"
 NO_ROUTER_REPLY = ("This is `relayboard dashboard` on its own: nothing answers chat here. Run "
                    "`relayboard gateway run` for the chat commands (/kanban …, /status, /help).")
 
@@ -62,9 +60,7 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 async def serve(config: Config) -> None:
-    import uvicorn
-
-    from gateway.daemon.web import bind
+    from gateway.daemon.web import WEB_HISTORY_DIR, EmbeddedServer, bind, url_of
     from gateway.dashboard import close_streams, create_app
     from platforms.web import WebAdapter
 
@@ -72,23 +68,15 @@ async def serve(config: Config) -> None:
     inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=100)
     await web.start(inbox)
     app = create_app(config.home, config, web_adapter=web)
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            await close_streams(app)  # open browsers would otherwise hold the exit up
-            await super().shutdown(sockets)
-
-    server = Server(uvicorn.Config(
-        app, host=config.dashboard.host, port=config.dashboard.port, log_level="warning",
-        lifespan="on", timeout_graceful_shutdown=3, access_log=False))
+    dash = config.dashboard
+    server = EmbeddedServer(app, dash.host, dash.port, own_signals=True,
+                            before_shutdown=lambda: close_streams(app))
     # Bind first, so the printed address carries the real port (``--port 0`` picks one).
-    sock = bind(config.dashboard.host, config.dashboard.port)
-    port = sock.getsockname()[1]
-    host = config.dashboard.host
-    shown = f"[{host}]" if ":" in host else host
-    token_hint = (f"?token=<value of ${config.dashboard.token_env}>"
-                  if config.dashboard.token else "")
+    sock = bind(dash.host, dash.port)
+    token_hint = f"?token=<value of ${dash.token_env}>" if dash.token else ""
     responder = asyncio.create_task(_answer_without_router(web, inbox), name="dashboard-chat")
-    click.echo(f"Relayboard dashboard on http://{shown}:{port}/{token_hint}  (Ctrl-C stops it)")
+    click.echo(f"Relayboard dashboard on {url_of(dash.host, sock.getsockname()[1])}{token_hint}"
+               "  (Ctrl-C stops it)")
     sys.stdout.flush()
     try:
         await server.serve(sockets=[sock])

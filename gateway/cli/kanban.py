@@ -31,8 +31,8 @@ from gateway.commands import (
     follow_events,
 )
 from gateway.commands import results as r
-from gateway.commands.execute import MAX_TEXT_BYTES
 from kanban import InvalidInput, KanbanError
+from kanban.validation import MAX_TEXT_BYTES
 
 MAX_BODY_FILE_BYTES = MAX_TEXT_BYTES  # what the command layer accepts as a body
 

@@ -14,7 +14,7 @@ click commands from the same declarations (:func:`build_group`). The caller (:cl
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
-from gateway.commands.execute import MAX_TEXT_BYTES, Services, execute, follow_events
+from gateway.commands.execute import Services, execute, follow_events
 from gateway.commands.parse import (
     VerbGroup,
     build_group,
@@ -54,7 +54,6 @@ from gateway.commands.verbs import (
 )
 
 __all__ = [
-    "MAX_TEXT_BYTES",
     "REGISTRY",
     "ArchiveRequest",
     "AssignRequest",

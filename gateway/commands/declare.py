@@ -18,9 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-# SQLite integers are signed 64-bit: a bigger number must be refused by the parser with one line,
-# not overflow deep in the driver.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from kanban.validation import INT64_MAX, INT64_MIN
 
 
 class BoundedInt(click.ParamType[int]):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gateway.commands import results as r
 from gateway.commands import verbs as v
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
-from gateway.commands.declare import INT64_MAX, INT64_MIN, Request
+from gateway.commands.declare import Request
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
 from gateway.commands.policy import authorize
 from kanban import (
@@ -44,12 +44,11 @@ from kanban import (
     Storage,
 )
 from kanban.board.events import EventTail
+from kanban.validation import INT64_MAX, INT64_MIN, MAX_TEXT_BYTES
 
 if TYPE_CHECKING:
     from kanban.agents.profiles import Profiles
 
-# Bodies, comments, results and metadata larger than this are refused (documented in README).
-MAX_TEXT_BYTES = 1_000_000
 _DIGITS = re.compile(r"[0-9]+")
 
 

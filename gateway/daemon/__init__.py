@@ -6,9 +6,10 @@ from gateway.daemon.hub import BoardHub
 from gateway.daemon.lock import HomeLock
 from gateway.daemon.logs import RedactSecrets, setup_logging
 from gateway.daemon.main import run_gateway
-from gateway.daemon.supervisor import Backoff, Supervisor
+from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.errors import LockHeld
+from kanban.backoff import Backoff  # the kernel's: the one backoff formula
 
 __all__ = [
     "AdapterRunner",

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 
 from gateway.config import Config, PlatformConfig
-from gateway.daemon.supervisor import Backoff
+from kanban.backoff import Backoff
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.errors import PlatformError
 from platforms.registry import create_adapter
@@ -59,6 +59,8 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
     secrets = platform.secrets
     if platform.name in ("telegram", "discord"):
         options["token"] = secrets.get("token") or ""
+    if platform.name == "telegram":  # its long-polling loop retries on its own
+        options["backoff"] = Backoff().delay  # 1 s doubling up to a minute
     if platform.name == "slack":
         options["bot_token"] = secrets.get("bot_token") or ""
         options["app_token"] = secrets.get("app_token")
@@ -90,7 +92,7 @@ class AdapterRunner:
         self.factory = factory
         self.adapters = adapters
         self.inbox = inbox
-        self.backoff = backoff or Backoff(base=1.0, cap=60.0)
+        self.backoff = backoff or Backoff()  # 1 s doubling up to a minute
         self.close_seconds = close_seconds
         self.watch_seconds = watch_seconds
         self.state = AdapterState(since=time.time())

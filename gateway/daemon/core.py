@@ -48,7 +48,7 @@ from gateway.daemon.adapters import (
     adapter_factories,
 )
 from gateway.daemon.hub import BoardHub
-from gateway.daemon.supervisor import Backoff, Supervisor
+from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.daemon.web import DashboardServer, web_adapter
 from gateway.kernel_settings import (
@@ -60,6 +60,7 @@ from gateway.kernel_settings import (
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
+from kanban.backoff import Backoff
 from kanban.boards import Boards
 from kanban.runtime.dispatcher import Dispatcher
 from kanban.storage.leader import Leadership, Term

@@ -2,14 +2,14 @@
 
 A component is a named coroutine function that runs until cancelled. When it raises, the error
 is logged with its traceback, the component's state says so, and it is started again after a
-delay that doubles up to a cap (reset once it has run steadily for a while). It never takes the
+delay that doubles up to a cap (reset once it has run steadily for a while): the kernel's
+:class:`~kanban.backoff.Backoff`, the one formula, with its ``steady_seconds``. It never takes the
 other components down: each runs inside its own restart loop in the daemon's task group.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,18 +17,9 @@ from typing import Any
 
 import anyio
 
+from kanban.backoff import Backoff
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    base: float = 1.0
-    cap: float = 60.0
-    steady_seconds: float = 60.0  # running this long resets the delay to ``base``
-
-    def delay(self, failures: int) -> float:
-        raw = min(self.cap, self.base * float(2 ** max(0, failures - 1)))
-        return raw * (0.8 + 0.4 * random.random())
 
 
 @dataclass

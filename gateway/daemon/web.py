@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -50,10 +50,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str | None:
-        if self.port is None:
-            return None
-        host = self.config.dashboard.host
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+        return None if self.port is None else url_of(self.config.dashboard.host, self.port)
 
     def _app(self) -> Starlette:
         if self.app is None:
@@ -70,9 +67,7 @@ class DashboardServer:
             sock = bind(dash.host, dash.port)
         except OSError as exc:
             raise DashboardUnavailable(dash.host, dash.port, exc.strerror) from None
-        server = _Server(uvicorn.Config(
-            app, host=dash.host, port=dash.port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=int(self.grace_seconds) or 1, access_log=False))
+        server = EmbeddedServer(app, dash.host, dash.port, grace_seconds=self.grace_seconds)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         self.port = sock.getsockname()[1]
         token_hint = f" (open it once with ?token=<${dash.token_env}>)" if dash.token else ""
@@ -102,15 +97,39 @@ class DashboardServer:
             serving.cancel()
 
 
-class _Server(uvicorn.Server):
-    """Uvicorn without its signal handling: the daemon's handlers stay in charge."""
+class EmbeddedServer(uvicorn.Server):
+    """Uvicorn serving the dashboard app, as the daemon and ``relayboard dashboard`` both run it.
+
+    ``own_signals``: uvicorn handles SIGINT/SIGTERM itself (the command run alone); otherwise the
+    daemon's handlers stay in charge. ``before_shutdown`` runs before uvicorn waits for the open
+    connections, to end the event streams (browsers never hang up on their own).
+    """
+
+    def __init__(self, app: Starlette, host: str, port: int, *, grace_seconds: float = 3.0,
+                 own_signals: bool = False,
+                 before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+        super().__init__(uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=int(grace_seconds) or 1, access_log=False))
+        self.own_signals = own_signals
+        self.before_shutdown = before_shutdown
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        yield
+        if self.own_signals:
+            with super().capture_signals():
+                yield
+        else:
+            yield
 
-    def install_signal_handlers(self) -> None:
-        return None
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_shutdown is not None:
+            await self.before_shutdown()
+        await super().shutdown(sockets)
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -139,4 +158,5 @@ def web_adapter(config: Config) -> WebAdapter | None:
                       allowed_users=["*"], max_bytes=config.delivery.max_attachment_bytes)
 
 
-__all__ = ["DashboardServer", "DashboardUnavailable", "bind", "web_adapter"]
+__all__ = ["DashboardServer", "DashboardUnavailable", "EmbeddedServer", "bind", "url_of",
+           "web_adapter"]

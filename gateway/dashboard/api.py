@@ -39,6 +39,7 @@ from kanban import (
     NotFound,
 )
 from kanban.agents.llm import DESCRIBER_SLOT
+from platforms import sse
 from platforms.delivery import OpenedFile
 from platforms.http_safety import (
     JSON_BODY_LIMIT,
@@ -201,8 +202,7 @@ async def stream_events(request: Request) -> Response:
     since = int(raw) if raw and raw.isdigit() else None
     tail = state_of(request).live.tail(board)
     await tail.ensure_started()
-    return StreamingResponse(tail.stream(since), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return sse.response(tail.stream(since))
 
 
 # ---- tasks --------------------------------------------------------------------------------------

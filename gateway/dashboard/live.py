@@ -7,35 +7,25 @@ once and hands them to each subscriber's queue. A browser therefore costs a queu
 loop of its own. A client resuming with ``Last-Event-ID`` first gets the rows after its cursor
 (one read), then joins the shared tail; ids at or below what it already got are skipped.
 
-A subscriber that stops reading (a stalled tab) has its bounded queue overflow; it is then told to
-reload (an ``overflow`` event) and dropped, so one slow client never holds the tail back.
+The fan-out to the browsers, the frames and the slow-client policy (a stalled tab is told
+``overflow`` and dropped, and reconnects from its cursor) are the web chat's too:
+:mod:`platforms.sse`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from kanban import Board, Event, KanbanError
 from kanban.board.events import EventTail
+from platforms import sse
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 1000
 BATCH = 500
-KEEPALIVE_SECONDS = 15.0
-
-
-@dataclass(eq=False)  # compared and hashed by identity: it lives in a set
-class _Subscriber:
-    queue: asyncio.Queue[list[Event] | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    overflowed: bool = False
-
 
 class BoardTail:
     """The shared tail of one board. Start it with :meth:`ensure_started`; stop with
@@ -47,13 +37,13 @@ class BoardTail:
         self.reads = 0  # event-log reads made by the tail (tests check it is shared)
         # Each id once, late commits below the cursor included (see EventTail).
         self._tail = EventTail(board, 0)
-        self._subscribers: set[_Subscriber] = set()
+        self._fanout: sse.Fanout[list[Event]] = sse.Fanout()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
-        return len(self._subscribers)
+        return len(self._fanout.subscribers)
 
     async def ensure_started(self) -> None:
         if self._task is None:
@@ -93,27 +83,18 @@ class BoardTail:
                 if not more:
                     return
                 continue
-            for sub in list(self._subscribers):
-                try:
-                    sub.queue.put_nowait(events)
-                except asyncio.QueueFull:
-                    sub.overflowed = True
-                    self._subscribers.discard(sub)
-                    with contextlib.suppress(asyncio.QueueEmpty):
-                        sub.queue.get_nowait()
-                    sub.queue.put_nowait(None)
+            self._fanout.publish(events)
             if not more:
                 return
 
     async def stream(self, since: int | None) -> AsyncIterator[str]:
         """Server-sent events from cursor ``since`` (None: from now on)."""
         await self.ensure_started()
-        sub = _Subscriber()
-        self._subscribers.add(sub)
+        sub = self._fanout.subscribe()  # before the catch-up read: nothing falls in between
         try:
-            yield "retry: 2000\n\n"
+            yield sse.RETRY
             sent = self.cursor if since is None else since
-            yield _frame("hello", {"board": self.board.slug, "cursor": sent}, None)
+            yield sse.frame("hello", {"board": self.board.slug, "cursor": sent})
             backlog_ids: set[int] = set()
             if since is not None:
                 while True:  # catch up from the client's cursor with direct reads
@@ -124,29 +105,16 @@ class BoardTail:
                         yield _event_frame(event)
                     if len(backlog) < BATCH:
                         break
-            while True:
-                try:
-                    batch = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if batch is None:
-                    if sub.overflowed:
-                        yield _frame("overflow", {"reason": "client too slow; reload"}, None)
-                    return
-                for event in batch:
-                    # A late-committed event may be below the cursor (see LAG_WINDOW); the tail
-                    # hands each id out once, so only the catch-up's ids are skipped here.
-                    if event.id not in backlog_ids:
-                        yield _event_frame(event)
+            # A late-committed event may be below the cursor (see LAG_WINDOW); the tail hands
+            # each id out once, so only the catch-up's ids are skipped here.
+            async for text in self._fanout.live(sub, lambda batch: (
+                    _event_frame(e) for e in batch if e.id not in backlog_ids)):
+                yield text
         finally:
-            self._subscribers.discard(sub)
+            self._fanout.subscribers.discard(sub)  # also when it left during the catch-up
 
     async def aclose(self) -> None:
-        for sub in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
-        self._subscribers.clear()
+        self._fanout.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -175,9 +143,4 @@ class LiveHub:
 
 
 def _event_frame(event: Event) -> str:
-    return _frame("task", event.to_dict(), event.id)
-
-
-def _frame(kind: str, data: object, event_id: int | None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+    return sse.frame("task", event.to_dict(), event.id)

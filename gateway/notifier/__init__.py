@@ -8,14 +8,13 @@ from gateway.notifier.artifacts import (
     task_roots,
 )
 from gateway.notifier.format import headline, refusal_line, render
-from gateway.notifier.pump import DeliverySettings, Notifier, NotifierSettings, backoff
+from gateway.notifier.pump import DeliverySettings, Notifier, NotifierSettings
 
 __all__ = [
     "DeliverySettings",
     "Notifier",
     "NotifierSettings",
     "artifact_paths",
-    "backoff",
     "build_policy",
     "headline",
     "policy_for_roots",

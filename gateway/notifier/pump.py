@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from gateway.notifier.artifacts import (
     screen,
 )
 from gateway.notifier.format import render
+from kanban.backoff import Backoff
 from kanban.board import Board, ChangeSignal
 from kanban.board.outbox import NOTIFY_KINDS, OutboxItem
 from kanban.errors import KanbanError
@@ -79,12 +78,6 @@ class _Outcome:
 Step = tuple[str, Callable[[], Awaitable[list[Receipt]]]]
 
 
-def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Capped exponential backoff with ±20 % jitter (attempt 1 → about ``base``)."""
-    delay = min(cap, base * math.pow(2, max(0, attempt - 1)))
-    return delay * (0.8 + 0.4 * (rng or random).random())
-
-
 def _record(step: str, receipt: Receipt) -> dict[str, Any]:
     return {"step": step, "status": receipt.status.value, "name": receipt.name,
             "message_ids": list(receipt.message_ids), "reason": receipt.reason,
@@ -105,6 +98,7 @@ class Notifier:
         self.adapters = adapters
         self.delivery = delivery
         self.settings = settings or NotifierSettings()
+        self._backoff = Backoff(base=self.settings.backoff_base, cap=self.settings.backoff_cap)
         self.delivered = 0
         self.failed = 0
         self.ready = anyio.Event()
@@ -255,7 +249,7 @@ class Notifier:
     async def _settle(self, board: Board, item: OutboxItem, outcome: _Outcome) -> None:
         where = f"{item.platform}:{item.chat} for task #{item.task_id} ({item.kind})"
         if outcome.transient is not None and item.attempts < self.settings.max_attempts:
-            delay = backoff(item.attempts, self.settings.backoff_base, self.settings.backoff_cap)
+            delay = self._backoff.delay(item.attempts)
             if outcome.retry_after is not None:
                 delay = max(delay, outcome.retry_after)
             log.warning("notification to %s failed (%s); retry %d in %.1f s", where,

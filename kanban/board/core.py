@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from kanban.backoff import Backoff
 from kanban.board.artifacts import clean_stale_staging
 from kanban.board.staging import DEFAULT_MAX_ARTIFACTS, DEFAULT_MAX_COMPLETION_BYTES
 from kanban.models import Task
@@ -181,7 +182,9 @@ class BoardCore:
         self._data_version: int | None = None
         # The time the back-off rules read (not_before, claims); tests drive it by hand.
         self.clock: Callable[[], float] = now
-        self._rng = random.Random()
+        self._backoff = Backoff(base=options.backoff_base_seconds,
+                                cap=options.backoff_cap_seconds, jitter=options.backoff_jitter,
+                                rng=random.Random())
         db.on_commit.append(self._committed)
         external: list[Callable[[], None]] | None = getattr(db, "on_external", None)
         if external is not None:
@@ -247,11 +250,7 @@ class BoardCore:
 
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1 = the first retry)."""
-        opts = self.options
-        delay = opts.backoff_base_seconds * 2.0 ** min(max(attempt, 1) - 1, 60)
-        delay = min(opts.backoff_cap_seconds, delay)
-        # Shortened (never stretched) by the jitter, so the cap stays a cap.
-        return max(0.0, delay * (1.0 - opts.backoff_jitter * self._rng.random()))
+        return self._backoff.delay(attempt)
 
     async def current_time(self) -> float:
         """Now by the board's clock: the database server's on PostgreSQL (leases are judged by

@@ -37,6 +37,7 @@ from kanban.storage.pg import (
 )
 from kanban.storage.schema import migrate
 from kanban.timeutil import to_epoch
+from kanban.validation import INT64_MAX, INT64_MIN
 
 # Parents before children (foreign keys); a table the SQLite file has beyond these is copied
 # after them, provided PostgreSQL has it too.
@@ -47,7 +48,6 @@ _INTEGER = frozenset({"bigint", "integer", "smallint"})
 _FLOAT = frozenset({"double precision", "real", "numeric"})
 _CHUNK = 2000
 _MAX_PROBLEMS = 50
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)

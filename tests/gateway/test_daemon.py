@@ -13,8 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.config import load_config
+from gateway.config import PlatformConfig, load_config
 from gateway.daemon import Backoff, Daemon, Supervisor
+from gateway.daemon.adapters import adapter_options
 from gateway.notifier import NotifierSettings
 from kanban.agents.profiles import Profiles
 from platforms.base import PlatformAdapter
@@ -181,3 +182,10 @@ async def test_no_platform_logs_how_to_add_one(tmp_path: Path,
             pass
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "no external chat platform is enabled" in text and "TELEGRAM_BOT_TOKEN" in text
+
+
+def test_the_telegram_poller_is_handed_the_one_backoff_formula() -> None:
+    options = adapter_options(PlatformConfig("telegram", enabled=True, secrets={"token": "1:x"}))
+    ceilings = [1.0, 2.0, 60.0, 60.0]  # 1 s doubling up to a minute, jitter only shortening
+    delays = [options["backoff"](n) for n in (1, 2, 7, 100)]
+    assert all(0.8 * c <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays

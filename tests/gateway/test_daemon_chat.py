@@ -103,10 +103,9 @@ async def test_the_web_adapter_streams_typing_and_refuses_unknown_uploads(
         web.max_bytes = 10
         big = await http.post("/upload", params={"name": "big.csv"}, content=b"x" * 11)
         assert big.status_code == 413 and "too large" in big.json()["error"]
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    web._listeners.add(queue)
+    listener = web._fanout.subscribe()
     await web.typing(Destination("web", "dashboard", "main"))
-    frame = await asyncio.wait_for(queue.get(), 1)
-    assert frame.thread == "main"
+    frame = await asyncio.wait_for(listener.get(), 1)
+    assert getattr(frame, "thread", None) == "main"
     await web.close()
     assert web.status().state is AdapterState.STOPPED

@@ -4,10 +4,12 @@ exiting at once cannot spin the dispatcher."""
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 
 import pytest
 
+from kanban.backoff import Backoff
 from kanban.board import Board
 from kanban.errors import NotClaimable
 from kanban.testing import fake_clock, make_task, open_board
@@ -107,3 +109,12 @@ async def test_a_tripped_breaker_sets_no_backoff(board: Board) -> None:
                                          error="slow")
     assert outcome.tripped and outcome.not_before is None
     assert (await board.get_task(task.id)).not_before is None
+
+
+def test_the_one_formula_caps_and_only_shortens() -> None:
+    schedule = Backoff(base=0.5, cap=8.0, jitter=0.25)
+    for retry, ceiling in [(0, 0.5), (1, 0.5), (2, 1.0), (5, 8.0), (10_000, 8.0)]:
+        assert 0.75 * ceiling <= schedule.delay(retry) <= ceiling
+    # An injected RNG makes the jitter repeatable.
+    first, second = (Backoff(jitter=0.5, rng=random.Random(3)) for _ in range(2))
+    assert [first.delay(n) for n in range(1, 6)] == [second.delay(n) for n in range(1, 6)]

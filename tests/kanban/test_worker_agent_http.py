@@ -26,7 +26,7 @@ from kanban.agents.worker import (
     WorkerJob,
     run_worker,
 )
-from kanban.agents.worker.http_chat import backoff, retry_after
+from kanban.agents.worker.http_chat import BACKOFF, retry_after
 from kanban.board import Board
 from kanban.errors import LLMTimeout, LLMUnavailable
 from tests.fakes.common import Recorded, free_port
@@ -239,7 +239,7 @@ def test_retry_after_and_backoff() -> None:
                      {"retry-after": "tomorrow"}):
         assert retry_after(unusable) is None
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (2, 2.0), (10, 8.0)]:
-        assert 0.75 * ceiling <= backoff(attempt) <= ceiling
+        assert 0.75 * ceiling <= BACKOFF.delay(attempt + 1) <= ceiling
 
 
 # ---- the same endings through either client -----------------------------------------------------

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kanban.backoff import Backoff
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
 from platforms.errors import AdapterConfigError, AuthError, ProtocolError, TransientError
-from platforms.retry import Backoff
 from platforms.telegram import TelegramAdapter
 from platforms.text import utf16_len
 from tests.fakes.common import free_port
@@ -23,7 +23,7 @@ DEST = Destination("telegram", CHAT, thread="77")
 
 def make_adapter(server: TelegramServer, **kw: object) -> TelegramAdapter:
     kw.setdefault("allowed_users", ["42"])
-    kw.setdefault("backoff", Backoff(base=0.3, cap=1, jitter=0))
+    kw.setdefault("backoff", Backoff(base=0.3, cap=1, jitter=0).delay)
     return TelegramAdapter(
         TOKEN,
         base_url=server.api_base,
@@ -245,7 +245,7 @@ async def test_a_second_poller_is_reported_once_per_streak_and_polling_recovers(
     telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     telegram_server.other_poller = True
-    a = make_adapter(telegram_server, backoff=Backoff(base=0.05, cap=0.2, jitter=0))
+    a = make_adapter(telegram_server, backoff=Backoff(base=0.05, cap=0.2, jitter=0).delay)
     inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
     await a.start(inbox)
     try:
@@ -275,7 +275,7 @@ async def test_a_second_poller_is_reported_once_per_streak_and_polling_recovers(
 async def test_transient_poll_failures_are_logged_once_per_streak(
     telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    a = make_adapter(telegram_server, backoff=Backoff(base=0.02, cap=0.05, jitter=0))
+    a = make_adapter(telegram_server, backoff=Backoff(base=0.02, cap=0.05, jitter=0).delay)
     telegram_server.fail_next(
         "getUpdates", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, times=4
     )

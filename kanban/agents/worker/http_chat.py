@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -39,14 +38,16 @@ from kanban.agents.worker.chat import (
     Usage,
     short,
 )
+from kanban.backoff import Backoff
 from kanban.errors import LLMTimeout, LLMUnavailable
 
 if TYPE_CHECKING:
     import httpx
 
 RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
-BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time
-BACKOFF_CAP = 8.0
+# 0.5 s, 1, 2, … capped at 8, each cut by up to a quarter at random so that workers
+# rate-limited together do not come back together.
+BACKOFF = Backoff(base=0.5, cap=8.0, jitter=0.25)
 MAX_RETRY_AFTER = 60.0  # a server asking for longer is not waited for: the backoff applies
 USER_AGENT = "relayboard-worker"
 
@@ -85,7 +86,8 @@ class HTTPXChat:
             except _Retry as retry:
                 if attempt >= self.endpoint.retries:
                     raise retry.final from retry.final.__cause__
-                await self._sleep(retry.wait if retry.wait is not None else backoff(attempt))
+                await self._sleep(retry.wait if retry.wait is not None
+                                  else BACKOFF.delay(attempt + 1))
                 attempt += 1
 
     async def _attempt(self, body: dict[str, Any], timeout: float) -> ChatReply:
@@ -144,12 +146,6 @@ def tls_context(url: str) -> ssl.SSLContext | bool:
     if url.startswith("https:"):
         return True
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before retry ``attempt + 1``: 0.5, 1, 2, … capped at 8, each cut by up to a
-    quarter at random so that workers rate-limited together do not come back together."""
-    return min(BACKOFF_BASE * 2.0 ** attempt, BACKOFF_CAP) * (1 - 0.25 * random.random())
 
 
 def retry_after(headers: Any) -> float | None:
