@@ -1,28 +1,12 @@
 """Who may run which request: the role table, checked once for every surface.
 
 :func:`authorize` runs before every handler (:func:`gateway.commands.execute`), so the CLI, chat,
-the dashboard, MCP and the agents' tools are held to the same rules. The table, as docs/chat.md
-shows it to users:
-
-=============================  ========  =====================  ======  ======  ================
-what                           operator  dashboard / chat admin  member  worker  (its own task)
-=============================  ========  =====================  ======  ======  ================
-read: list, show, context,     yes       yes                    yes     yes
-stats, events, subscriptions,
-boards list
-create (scratch, worktree)     yes       yes                    yes     orchestrator runs only
-create with dir:/worktree:PATH anywhere  under workspace_roots  no      under workspace_roots
-comment                        yes       yes                    yes     own task (as the worker)
-subscribe / unsubscribe        any chat  any chat               this    no
-                                                                thread
-unblock                        yes       yes                    yes     no
-complete, block, heartbeat     yes       yes                    no      own task, with its lease
---force, archive, assign,      yes       yes                    no      no
-set-model, claim, link,
-unlink, decompose, recompute,
-boards create / remove
-boards migrate                 CLI only  no                     no      no
-=============================  ========  =====================  ======  ======  ================
+the dashboard, MCP and the agents' tools are held to the same rules. The table itself, as users
+read it, is in docs/chat.md ("Roles: who may do what"); ``tests/gateway/test_roles.py`` checks it
+row by row for every kind of caller. In short: members (chat users not in ``admins``) create,
+read, comment, unblock and follow their own thread; host paths (``dir:``/``worktree:PATH``) come
+from the operator's own command line anywhere, from everyone else only under
+``kanban.workspace_roots``, never from a member; workers never change who is notified.
 
 A worker's own-task rules live beside its handlers in :mod:`gateway.commands.execute` (they need
 the lease); a worker's right to create is read from its run's record on the board.
