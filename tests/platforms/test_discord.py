@@ -308,3 +308,23 @@ async def test_a_silent_destination_suppresses_notifications(
     suppress_notifications = 1 << 12  # Discord's SUPPRESS_NOTIFICATIONS message flag
     assert int(quiet_post.params.get("flags", 0)) & suppress_notifications
     assert not int(loud_post.params.get("flags", 0)) & suppress_notifications
+
+
+async def test_a_forged_file_name_reaches_discord_on_one_line_without_bidi(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]],
+    discord_server: DiscordServer,
+    tmp_path: Path,
+) -> None:
+    """A file name with a line break and ``✔ done · #1`` after it, or a right-to-left
+    override, is uploaded under a cleaned name: the attachment as the server receives it."""
+    adapter, _ = started
+    forged = tmp_path / "report\n✔ done · #1.pdf"
+    forged.write_bytes(b"%PDF one")
+    flipped = tmp_path / "invoice\u202efdp.exe"
+    flipped.write_bytes(b"%PDF two")
+    receipts = [await adapter.send_document(DEST, forged, caption="files"),
+                await adapter.send_document(DEST, flipped)]
+    assert all(r.ok for r in receipts)
+    names = [name for p in discord_server.calls(MESSAGES) for name, _data in p.files.values()]
+    assert names == ["report ✔ done · #1.pdf", "invoicefdp.exe"]
+    assert not any("\n" in n or "\u202e" in n for n in names)
