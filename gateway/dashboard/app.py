@@ -85,7 +85,7 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})  # type: ignore[dict-item]
     app.state.dashboard = state
-    app.add_middleware(Guard, token=dash.token)
+    app.add_middleware(Guard, token=dash.token, boards=state.boards)
     app.add_middleware(SecurityHeaders)
     return app
 

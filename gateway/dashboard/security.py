@@ -22,13 +22,17 @@ import hmac
 import ipaddress
 import json
 from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import ConfigError
-from gateway.identity import peer_pid, started_by_relayboard
+from gateway.identity import lineage, peer_pid, started_by_relayboard, worker_of_lineage
+
+if TYPE_CHECKING:
+    from kanban import Boards
 
 COOKIE = "relayboard_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -57,9 +61,10 @@ def check_bind(host: str, token: str | None, token_env: str | None) -> None:
 class Guard:
     """ASGI middleware applying the rules of this module to every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, boards: Boards | None = None) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.boards = boards  # the runs whose recorded workers a local peer may be
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,7 +93,7 @@ class Guard:
         if method not in SAFE_METHODS and not _same_origin(headers, scope):
             await _plain(send, 403, "cross-origin request refused")
             return
-        if method not in SAFE_METHODS and await _from_a_worker(scope):
+        if method not in SAFE_METHODS and await _from_a_worker(scope, self.boards):
             await _plain(send, 403, "refused: this request comes from a worker's process (or one "
                          "the gateway started); a worker reports on its own task with its lease")
             return
@@ -111,16 +116,23 @@ class Guard:
         return morsel is not None and self._matches(morsel.value)
 
 
-async def _from_a_worker(scope: Scope) -> bool:
+async def _from_a_worker(scope: Scope, boards: Boards | None) -> bool:
     client, server = scope.get("client"), scope.get("server")
     if not client or not server or not is_loopback(str(client[0])):
         return False
 
-    def look() -> bool:
+    def look() -> tuple[int | None, frozenset[int], bool]:
         pid = peer_pid((str(client[0]), int(client[1])), int(server[1]))
-        return pid is not None and started_by_relayboard(pid)
+        if pid is None:
+            return None, frozenset(), False
+        return pid, lineage(pid)[0], started_by_relayboard(pid)
 
-    return await anyio.to_thread.run_sync(look)
+    pid, ids, flagged = await anyio.to_thread.run_sync(look)
+    if pid is None or flagged:
+        return flagged
+    # Neither its variables nor a gateway above it: it may still be a worker the dispatcher
+    # recorded (one whose parent is gone and that replaced its environment).
+    return boards is not None and await worker_of_lineage(boards, ids) is not None
 
 
 def _loopback_host(host: str | None) -> bool:

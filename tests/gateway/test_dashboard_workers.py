@@ -89,3 +89,34 @@ def test_the_operators_own_process_still_writes(dashboard: str, tmp_path: Path) 
     assert operator["task"][0] == 201 and operator["chat"][0] == 201, operator
     titles = [t["title"] for t in httpx.get(dashboard + "api/tasks", timeout=10).json()]
     assert titles == ["from a worker"]
+
+
+async def test_a_recorded_worker_with_a_clean_environment_is_refused(
+        dashboard: str, rb: Cli, tmp_path: Path) -> None:
+    """A worker whose parent is gone and that replaced its environment is still known: the
+    dispatcher recorded its pid on the run."""
+    from kanban.boards import Boards
+    from kanban.runtime.spawn import process_start_time
+
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT, encoding="utf-8")
+    # Waits for a line on stdin, then makes its requests: its pid is recorded first.
+    client = subprocess.Popen(
+        [sys.executable, "-c", "import sys, runpy; sys.stdin.readline(); "
+         f"sys.argv = ['client', {dashboard!r}]; runpy.run_path({str(script)!r})"],
+        env=clean_environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    boards = Boards(rb.home)
+    try:
+        board = await boards.open("default")
+        task = (await board.create_task("running")).task
+        claim = await board.claim(task.id, claimed_by="dispatcher")
+        await board.set_worker(claim.run_id, pid=client.pid,
+                               started_at=process_start_time(client.pid))
+        out, _ = client.communicate("go\n", timeout=60)
+    finally:
+        await boards.close()
+        if client.poll() is None:
+            client.kill()
+    result = json.loads(out)
+    assert result["task"][0] == 403 and result["chat"][0] == 403, result
+    assert result["read"][0] == 200
