@@ -3,7 +3,7 @@ signal.
 
 SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline), also
 one that arrives while the process is still starting; a second signal exits at once (exit
-code 1). A second gateway on the same home is refused at once with the holder's pid
+code 1) — after a start-up signal, the second one after it, since the first may be its echo. A second gateway on the same home is refused at once with the holder's pid
 (:class:`~gateway.errors.LockHeld`).
 """
 
@@ -56,14 +56,23 @@ async def _signals(stop: anyio.Event) -> None:
         # A signal that came while the process was still starting (see gateway.early_signals)
         # stops it now, the same way; the receiver above is in place, so none is missed.
         early = early_signals.take()
+        # A signal that lands while the receiver is being installed can be both recorded early
+        # and delivered to the receiver: the first delivery after an early one may be that same
+        # signal, so it is not taken as the second that forces an exit.
+        echo = early is not None
         if early is not None:
-            log.info("%s received during start-up: stopping", signal.Signals(early).name)
+            log.info("%s received during start-up: stopping (send it twice more to exit at "
+                     "once)", signal.Signals(early).name)
             stop.set()
         async for signum in received:
             if not stop.is_set():
                 log.info("%s received: stopping (send it again to exit at once)",
                          signal.Signals(signum).name)
                 stop.set()
+            elif echo:
+                echo = False
+                log.info("%s received: already stopping (send it again to exit at once)",
+                         signal.Signals(signum).name)
             else:
                 log.warning("%s received again: exiting now", signal.Signals(signum).name)
                 logging.shutdown()

@@ -120,3 +120,41 @@ async def test_another_command_still_dies_of_sigterm(
     await until(lambda: catches(proc.pid, signal.SIGTERM), "catching SIGTERM", proc)
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(finish, proc) == -signal.SIGTERM
+
+
+async def test_a_start_up_signal_delivered_twice_is_not_a_forced_exit() -> None:
+    """One SIGTERM that lands while the receiver is being installed is both recorded early and
+    delivered to the receiver: that echo stops the gateway, it does not force an exit."""
+    import logging
+    import os
+
+    import anyio
+
+    from gateway import early_signals
+    from gateway.daemon.main import _signals
+
+    echoed = anyio.Event()
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "already stopping" in record.getMessage():
+                echoed.set()
+
+    logger = logging.getLogger("gateway.daemon.main")
+    handler, level = Echo(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    stop = anyio.Event()
+    early_signals._received.append(signal.SIGTERM)  # recorded before the receiver existed
+    async with anyio.create_task_group() as group:
+        group.start_soon(_signals, stop)
+        with anyio.fail_after(WITHIN):
+            await stop.wait()  # the early signal stopped it
+            os.kill(os.getpid(), signal.SIGTERM)  # its echo reaches the receiver
+            # Still here (a forced exit would have ended this process with code 1) once the
+            # receiver has taken the echo.
+            await echoed.wait()
+        group.cancel_scope.cancel()
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    assert early_signals.take() is None
