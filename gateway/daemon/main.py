@@ -3,7 +3,8 @@ signal.
 
 SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline), also
 one that arrives while the process is still starting; a second signal exits at once (exit
-code 1) — after a start-up signal, the second one after it, since the first may be its echo. A second gateway on the same home is refused at once with the holder's pid
+code 1) — after a start-up signal, the second one after it, since the first may be its echo.
+A second gateway on the same home is refused at once with the holder's pid
 (:class:`~gateway.errors.LockHeld`).
 """
 
