@@ -1,24 +1,24 @@
-"""The dispatcher watcher: on each wake-up, kick triage decompositions, then one dispatch cycle
-per board.
+"""The gateway's dispatcher: the one dispatch loop (:meth:`Dispatcher.run`) with the gateway's
+hooks, not a loop of its own.
 
-Wakes on any board change (see :mod:`gateway.daemon.hub`), on a worker exit (checked every
-``exit_check_seconds`` through the dispatcher's live-worker count), and on the
-``kanban.dispatch_interval_seconds`` tick, which is only a safety net. ``kanban.auto_decompose``
-and its per-tick budget are re-read from the config file when its mtime changes, so a toggle on
-disk applies without a restart. Decompositions run in the background (``BackgroundDecomposer``):
-a slow LLM never delays a dispatch cycle. They are kicked only while ``leader()`` says this
-gateway leads (on a shared PostgreSQL board one gateway decomposes; every one dispatches, since
-claims are safe to share).
+The loop wakes on any board change (the hub's combined signal, see :mod:`gateway.daemon.hub`), on
+a worker exit (a pidfd per worker, or a bounded poll where there is none), on the earliest
+not-before of a backed-off task, and on the ``kanban.dispatch_interval_seconds`` tick, which is
+only a safety net. What is the gateway's own comes in as :class:`LoopHooks`: the boards are the
+hub's (boards that appear or go are picked up on the next pass), the interval and
+``kanban.auto_decompose`` are re-read from the config file when its mtime changes (a toggle on disk
+applies without a restart), and every pass first kicks triage decompositions in the background
+(``BackgroundDecomposer``) so a slow LLM never delays a dispatch cycle. They are kicked only while
+``leader()`` says this gateway leads (on a shared PostgreSQL board one gateway decomposes; every
+one dispatches, since claims are safe to share).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-import anyio
 
 from gateway.config import Config, load_config
 from gateway.daemon.hub import BoardHub
@@ -26,8 +26,7 @@ from gateway.errors import ConfigError
 from gateway.kernel_settings import decompose_settings
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.board import Board
-from kanban.errors import KanbanError
-from kanban.runtime.dispatcher import Dispatcher
+from kanban.runtime.dispatcher import Dispatcher, LoopHooks
 
 log = logging.getLogger(__name__)
 
@@ -61,66 +60,41 @@ class ConfigFollower:
 
 
 class DispatchWatcher:
+    """Runs :meth:`Dispatcher.run` over the hub's boards until cancelled (the supervisor stops
+    it that way); ``ready`` is set after its first pass."""
+
     def __init__(self, hub: BoardHub, dispatcher: Dispatcher, decomposer: BackgroundDecomposer,
-                 config: Callable[[], Config], *, exit_check_seconds: float = 0.2,
+                 config: Callable[[], Config], *,
                  leader: Callable[[], bool] = lambda: True) -> None:
         self.hub = hub
         self.leader = leader
         self.dispatcher = dispatcher
         self.decomposer = decomposer
         self.config = config
-        self.exit_check_seconds = exit_check_seconds
-        self.cycles = 0
-        self.ready = anyio.Event()
-        self._swept: set[str] = set()
+
+    @property
+    def cycles(self) -> int:
+        """Passes of the loop so far (each one cycle per board)."""
+        return self.dispatcher.passes
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self.dispatcher.ready
 
     async def run(self) -> None:
         await self.hub.ready.wait()
-        while True:
-            version = self.hub.changes.version
-            await self.wake()
-            self.ready.set()
-            await self._wait(version)
+        await self.dispatcher.run(hooks=LoopHooks(
+            boards=self.hub.open_boards, changes=self.hub.changes,
+            before_pass=self.before_pass, interval=self._interval))
 
-    async def wake(self) -> None:
-        """One wake-up: decompositions kicked (not awaited), then a cycle on every board."""
-        config = self.config()
-        settings = decompose_settings(config)
+    def _interval(self) -> float:
+        return self.config().kanban.dispatch_interval_seconds
+
+    async def before_pass(self, boards: Sequence[Board]) -> None:
+        """Decompositions kicked (not awaited) on every board while this gateway leads."""
+        settings = decompose_settings(self.config())
         if settings != self.decomposer.settings:
             self.decomposer.settings = settings
-        boards = self.hub.open_boards()
-        decompose = settings.auto_decompose and self.leader()
-        for board in boards:
-            if decompose:
+        if settings.auto_decompose and self.leader():
+            for board in boards:
                 self.decomposer.kick(board)
-            await self._cycle(board)
-        self.cycles += 1
-
-    async def _cycle(self, board: Board) -> None:
-        try:
-            if board.slug not in self._swept:
-                self._swept.add(board.slug)
-                await self.dispatcher.sweep(board)
-            report = await self.dispatcher.run_cycle(board)
-            if report.busy:
-                log.info("dispatch %s: %s", board.slug, _summary(report.to_dict()))
-        except (KanbanError, OSError) as exc:
-            log.warning("dispatch cycle on board %s failed: %s", board.slug, exc)
-
-    async def _wait(self, version: int) -> None:
-        interval = self.config().kanban.dispatch_interval_seconds
-        deadline = time.monotonic() + interval
-        live = self.dispatcher.live_workers()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            moved = await self.hub.changes.wait(version, min(remaining, self.exit_check_seconds))
-            if moved != version or self.dispatcher.live_workers() != live:
-                return
-
-
-def _summary(report: Mapping[str, object]) -> str:
-    parts = [f"{k}={len(v)}" for k, v in report.items()
-             if isinstance(v, list) and v and k != "planned"]
-    return " ".join(parts) or "idle"

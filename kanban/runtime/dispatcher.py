@@ -18,10 +18,15 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
    counted); 0 therefore times out on the next cycle.
 6. spawn — ready tasks, higher priority first then oldest, within the caps.
 
-:meth:`Dispatcher.run` is the event-driven loop: it wakes on a board change (in-process commit,
-or another process's commit seen through ``PRAGMA data_version``), a worker exit, the earliest
-retry back-off of a ready task, or the interval tick, whichever comes first.
-:meth:`Dispatcher.run_once` is one-shot ``relayboard kanban dispatch``.
+:meth:`Dispatcher.run` is the one event-driven loop, for ``relayboard kanban dispatch --loop``
+and the gateway alike: it signals ``ready``, then waits on a board change (in-process commit, or
+another process's commit), a worker exit, the earliest not-before of a backed-off ready task, the
+interval tick (only a safety net) or its stop event, whichever comes first. Worker exits arrive
+through a pidfd per worker (:meth:`WorkerProcess.watch`, Linux ≥ 5.3), so a running worker costs
+no polling; where a worker cannot be watched so, the wait is bounded by ``exit_poll_seconds``
+while it runs. A host adds its own parts as :class:`LoopHooks` (the gateway: the hub's boards and
+change signal, decomposition kicks, an interval read from its config) rather than a loop of its
+own. :meth:`Dispatcher.run_once` is one-shot ``relayboard kanban dispatch``.
 
 Nothing here blocks the event loop the daemon shares with chat: file work (log rotation and
 tails, prompts, workspaces), process starts, git and process-table probes run on worker threads
@@ -35,14 +40,14 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from kanban.agents.profiles import Profile, Profiles
-from kanban.board import Board
+from kanban.board import Board, ChangeSignal
 from kanban.boards import Boards
 from kanban.errors import CapReached, KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
@@ -81,6 +86,26 @@ EXIT_RETRY_LATER = 75  # EX_TEMPFAIL: "rate limited, retry later" — requeued, 
 MIN_WAIT_SECONDS = 0.01
 
 
+@dataclass(frozen=True)
+class LoopHooks:
+    """What a host of the one loop (:meth:`Dispatcher.run`) adds to it, instead of a loop of
+    its own. The defaults are the standalone dispatcher of ``relayboard kanban dispatch --loop``.
+
+    ``boards`` — the boards of each pass (called every pass, so boards may come and go); default:
+    the dispatcher's ``slugs`` (or every board), opened once. ``changes`` — the change signal to
+    wake on; default: each opened board's own signal plus a poll for other processes' commits
+    every ``poll_seconds``. A host that passes ``changes`` passes ``boards`` too. ``before_pass``
+    — awaited at the start of every pass with its boards (the gateway kicks decompositions
+    there; it must not block for long). ``interval`` — the safety-net tick, read every pass;
+    default: ``settings.interval_seconds``.
+    """
+
+    boards: Callable[[], Sequence[Board]] | None = None
+    changes: ChangeSignal | None = None
+    before_pass: Callable[[Sequence[Board]], Awaitable[None]] | None = None
+    interval: Callable[[], float] | None = None
+
+
 @dataclass
 class _Tracked:
     slug: str
@@ -117,7 +142,8 @@ class Dispatcher:
         self.identity = f"dispatcher@{self.host}:{os.getpid()}"
         self.tmux = Tmux(self.settings.tmux_socket) if self.settings.tmux_cleanup else None
         self.ready = asyncio.Event()
-        self.cycles = 0
+        self.cycles = 0  # run_cycle calls (one per board per pass)
+        self.passes = 0  # wake-ups of the loop (one pass over every board each)
         self.last_reports: dict[str, CycleReport] = {}
         self._workers: dict[tuple[str, int], _Tracked] = {}
         self._wake = asyncio.Event()
@@ -509,48 +535,89 @@ class Dispatcher:
                     worktree_repo=self.settings.worktree_repo)).to_dict())
         return cleaned
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until ``stop`` is set: signal :attr:`ready`, then cycle whenever a board
-        changes, a worker exits, a backed-off task becomes due, or the interval elapses."""
-        boards = await self._open_boards()
+    async def run(self, stop: asyncio.Event | None = None,
+                  hooks: LoopHooks | None = None) -> None:
+        """The one dispatch loop, for ``relayboard kanban dispatch --loop`` and the gateway.
+
+        Signals :attr:`ready` after the first pass, then waits on whichever comes first: a board
+        change, a worker exit, the earliest not-before of a backed-off task, the interval tick
+        (a safety net) or ``stop``; each wake-up is one pass: ``hooks.before_pass``, then one
+        cycle per board. Returns when ``stop`` is set; cancellation passes straight through.
+        """
+        hooks = hooks or LoopHooks()
+        if stop is None:
+            stop = asyncio.Event()  # a host that is cancelled instead (the gateway's supervisor)
         async with anyio.create_task_group() as helpers:
-            for board in boards:
-                helpers.start_soon(self._watch_changes, board,
-                                   name=f"dispatch-changes-{board.slug}")
-            helpers.start_soon(self._poll_external, boards, name="dispatch-poll")
+            if hooks.changes is not None:
+                helpers.start_soon(self._forward_changes, hooks.changes,
+                                   name="dispatch-changes")
+                boards_of = hooks.boards or (lambda: [])
+            else:
+                # Standalone: the boards are opened once; their own change signals, plus a
+                # poll for other processes' commits, are the change signal.
+                opened = await self._open_boards()
+                for board in opened:
+                    helpers.start_soon(self._forward_changes, board.changes,
+                                       name=f"dispatch-changes-{board.slug}")
+                helpers.start_soon(self._poll_external, opened, name="dispatch-poll")
+                boards_of = hooks.boards or (lambda: opened)
             helpers.start_soon(self._forward_stop, stop, name="dispatch-stop")
             try:
-                await self._cycle_until(stop, boards)
+                await self._loop(stop, boards_of, hooks)
             finally:
                 helpers.cancel_scope.cancel()
 
-    async def _cycle_until(self, stop: asyncio.Event, boards: list[Board]) -> None:
-        for board in boards:
-            with contextlib.suppress(KanbanError, OSError):
-                await self.sweep(board)
-        self.ready.set()
+    async def _loop(self, stop: asyncio.Event, boards_of: Callable[[], Sequence[Board]],
+                    hooks: LoopHooks) -> None:
+        swept: set[str] = set()
         while not stop.is_set():
+            # Cleared BEFORE the pass: a commit or an exit during it means one more pass.
             self._wake.clear()
+            boards = list(boards_of())
+            if hooks.before_pass is not None:
+                try:
+                    await hooks.before_pass(boards)
+                except Exception:  # CancelledError is a BaseException and passes
+                    log.exception("before-pass hook failed")
             for board in boards:
                 if stop.is_set():
                     break
-                # CancelledError is a BaseException: cancellation passes this broad except.
+                if board.slug not in swept:
+                    swept.add(board.slug)
+                    with contextlib.suppress(KanbanError, OSError):
+                        await self.sweep(board)
                 try:
                     report = await self.run_cycle(board)
                     if report.busy:
                         log.info("dispatch %s: %s", board.slug, report.summary())
-                except Exception:
+                except Exception:  # CancelledError is a BaseException and passes
                     log.exception("dispatch cycle failed on board %s", board.slug)
+            self.passes += 1
+            self.ready.set()
             if stop.is_set():
                 break
-            timeout = self.settings.interval_seconds
-            due = await self._next_wakeup(boards)
-            if due is not None:
-                timeout = min(timeout, max(MIN_WAIT_SECONDS, due - now()))
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(await self._wait_seconds(boards, hooks)):
                 await self._wake.wait()
 
-    async def _next_wakeup(self, boards: list[Board]) -> float | None:
+    async def _wait_seconds(self, boards: Sequence[Board], hooks: LoopHooks) -> float:
+        """How long the loop may sleep when nothing wakes it: the interval tick, shortened to
+        the earliest not-before, the end of a lingering worker's grace and, only while a
+        worker's exit cannot be waited on (no pidfd), to ``settings.exit_poll_seconds``."""
+        timeout = hooks.interval() if hooks.interval is not None else self.settings.interval_seconds
+        due = await self._next_wakeup(boards)
+        if due is not None:
+            timeout = min(timeout, max(MIN_WAIT_SECONDS, due - now()))
+        if any(not t.proc.watched for t in self._workers.values()):
+            timeout = min(timeout, max(MIN_WAIT_SECONDS, self.settings.exit_poll_seconds))
+        # A worker that finished its own run but lingers is stopped once its grace is over;
+        # its exit would wake us, its lingering would not.
+        for tracked in self._workers.values():
+            if tracked.ended_seen_at is not None:
+                left = tracked.ended_seen_at + self.settings.exit_grace_seconds - now()
+                timeout = min(timeout, max(MIN_WAIT_SECONDS, left))
+        return timeout
+
+    async def _next_wakeup(self, boards: Sequence[Board]) -> float | None:
         """The earliest not-before time of a backed-off ready task on any board."""
         earliest: float | None = None
         for board in boards:
@@ -563,13 +630,13 @@ class Dispatcher:
                 earliest = value if earliest is None else min(earliest, value)
         return earliest
 
-    async def _watch_changes(self, board: Board) -> None:
-        version = board.changes.version
+    async def _forward_changes(self, changes: ChangeSignal) -> None:
+        version = changes.version
         while True:
-            version = await board.changes.wait(version, None)
+            version = await changes.wait(version, None)
             self._wake.set()
 
-    async def _poll_external(self, boards: list[Board]) -> None:
+    async def _poll_external(self, boards: Sequence[Board]) -> None:
         while True:
             for board in boards:
                 try:

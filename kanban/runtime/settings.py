@@ -22,6 +22,10 @@ class DispatchSettings:
     claim_ttl_seconds: float | None = None  # None: the board's claim_ttl_seconds (900)
     kill_grace_seconds: float = 5.0  # TERM → KILL
     exit_grace_seconds: float = 10.0  # a worker whose run it finished itself may linger this long
+    # Fallback only: where a worker's exit cannot be waited on (no pidfd: not Linux ≥ 5.3, or
+    # the pidfd could not be opened), the loop checks such workers this often. Watched workers
+    # wake the loop by themselves and cost nothing while they run.
+    exit_poll_seconds: float = 0.2
     log_max_bytes: int = 5_000_000
     log_backups: int = 3
     log_tail_bytes: int = 2_000

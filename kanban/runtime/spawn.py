@@ -193,6 +193,7 @@ class WorkerProcess:
         self._pidfds: dict[int, int] = {}  # pid → pidfd being watched
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_exit: Callable[[WorkerProcess], None] | None = None
+        self._watched = False
         self._exited = asyncio.Event()
         self._exit_seen: float | None = None
         self._gone = False
@@ -234,9 +235,16 @@ class WorkerProcess:
         self._mark_gone()
         return False
 
+    @property
+    def watched(self) -> bool:
+        """True while :meth:`watch` will report this process's end by itself; False where it
+        cannot (no pidfd), so whoever waits for exits must poll this one (bounded)."""
+        return self._watched
+
     def watch(self, on_exit: Callable[[WorkerProcess], None]) -> None:
         """Call ``on_exit`` (on the event loop) as soon as the process ends, where the OS lets us
-        wait on a process handle (Linux pidfd); elsewhere the dispatcher's tick notices."""
+        wait on a process handle (Linux ≥ 5.3 pidfd); elsewhere :attr:`watched` stays False and
+        the dispatcher falls back to a bounded poll (``exit_poll_seconds``)."""
         pidfd_open = getattr(os, "pidfd_open", None)
         if pidfd_open is None or self._pidfds or self._gone:
             return
@@ -250,6 +258,9 @@ class WorkerProcess:
                 continue
             self._pidfds[pid] = fd
             loop.add_reader(fd, self._pid_ended, pid)
+        # The worker's own pidfd is what matters: without it a worker's end goes unreported
+        # (its relay's pidfd alone only says the relay ended).
+        self._watched = self.pid in self._pidfds
 
     def _pid_ended(self, pid: int) -> None:
         # A readable pidfd means that process ended; it stays readable, so stop watching it.
@@ -324,6 +335,7 @@ class WorkerProcess:
 
     def close(self) -> None:
         """Stop watching (the process itself is left alone)."""
+        self._watched = False
         for fd in self._pidfds.values():
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(fd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -29,7 +31,9 @@ FAST_BACKOFF = Backoff(base=0.01, cap=0.05, steady_seconds=5.0)
 @asynccontextmanager
 async def running(home: Path, config_text: str = "",
                   adapters: dict[str, Callable[[], PlatformAdapter]] | None = None,
-                  **options: Any) -> AsyncIterator[Daemon]:
+                  board: dict[str, Any] | None = None, **options: Any) -> AsyncIterator[Daemon]:
+    """The daemon running on ``home``; ``board`` overrides board options the config cannot set
+    (back-off timing), before the hub opens any board."""
     home.mkdir(parents=True, exist_ok=True)
     if config_text:
         (home / "config.yaml").write_text(config_text, encoding="utf-8")
@@ -38,6 +42,8 @@ async def running(home: Path, config_text: str = "",
                     backoff=FAST_BACKOFF,
                     notifier_settings=NotifierSettings(backoff_base=0.01, tick_seconds=0.2),
                     user_home=home / "user", **{"dashboard": False, **options})
+    if board:
+        daemon.boards.options = dataclasses.replace(daemon.boards.options, **board)
     stop = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(daemon.run, stop)
@@ -189,3 +195,64 @@ def test_the_telegram_poller_is_handed_the_one_backoff_formula() -> None:
     ceilings = [1.0, 2.0, 60.0, 60.0]  # 1 s doubling up to a minute, jitter only shortening
     delays = [options["backoff"](n) for n in (1, 2, 7, 100)]
     assert all(0.8 * c <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+
+
+# Crashes on its first run (leaving a marker), then runs forever: only its claims matter here.
+_CRASH_ONCE = ("import os, sys, time; marker = sys.argv[1]\n"
+               "if not os.path.exists(marker):\n"
+               "    open(marker, 'w').close(); sys.exit(1)\n"
+               "time.sleep(60)")
+
+
+async def test_a_backed_off_task_is_claimed_when_due_not_on_the_tick(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Profiles(home).create("w", command=[sys.executable, "-c", _CRASH_ONCE,
+                                        str(tmp_path / "crashed")])
+    async with running(home, "kanban: {dispatch_interval_seconds: 30, auto_decompose: false}\n",
+                       board={"backoff_base_seconds": 0.3, "backoff_jitter": 0.0}) as daemon:
+        board = await daemon.boards.open("default")
+        task = (await board.create_task("retried 0.3 s after its crash", assignee="w")).task
+
+        async def retried() -> tuple[float, float] | None:
+            events = await board.events(task_id=task.id)
+            crashes = [e.created_at or 0.0 for e in events if e.kind == "crashed"]
+            claims = [e.created_at or 0.0 for e in events if e.kind == "claimed"]
+            return (crashes[0], claims[1]) if crashes and len(claims) > 1 else None
+
+        crashed, reclaimed = await wait_until(retried, within=10, what="the retry claimed")
+        # Due 0.3 s after the crash; the 30 s tick would have been far too late.
+        assert 0.25 <= reclaimed - crashed < 1.3
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
+async def test_a_worker_exit_wakes_the_daemon_without_polling_and_it_never_spins(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    Profiles(home).create("w", command=[sys.executable, "-c",
+                                        "import sys, time; time.sleep(0.5); sys.exit(3)"])
+    config = "kanban: {dispatch_interval_seconds: 30, auto_decompose: false, failure_limit: 1}\n"
+    async with running(home, config) as daemon:
+        # No exit poll at all: only the worker's pidfd can report its end before the tick.
+        daemon.dispatcher.settings = dataclasses.replace(daemon.dispatcher.settings,
+                                                         exit_poll_seconds=30.0)
+        board = await daemon.boards.open("default")
+        task = (await board.create_task("crashes, then stays blocked", assignee="w")).task
+
+        async def crashed() -> float | None:
+            events = await board.events(task_id=task.id)
+            claims = [e.created_at or 0.0 for e in events if e.kind == "claimed"]
+            crashes = [e.created_at or 0.0 for e in events if e.kind == "crashed"]
+            return crashes[0] - claims[0] if claims and crashes else None
+
+        assert await wait_until(crashed, within=10, what="the crash recorded") < 3.0
+
+        async def blocked() -> bool:
+            return (await board.get_task(task.id)).status == "blocked"
+
+        await wait_until(blocked, within=5, what="task blocked")
+        before = daemon.watcher.cycles
+        # Waiting on the clock is the point: nothing happens, so nothing may wake the loop.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.Event().wait(), 1.0)
+        assert daemon.watcher.cycles - before <= 2, "the loop spun with nothing to do"
