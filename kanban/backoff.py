@@ -8,9 +8,9 @@ pollers) do not come back together.
 Where it lives, and why: ``kanban`` needs it (a task's retry not-before time, the worker's model
 client) and may import neither ``gateway`` nor ``platforms``, so it is here, with nothing but
 the standard library. ``gateway`` imports it (restarting components and adapters, notification
-retries). ``platforms`` may not import ``kanban``, so it keeps no formula at all: the Telegram
-poller is handed this class's :meth:`Backoff.delay` by the gateway, the composition root (see
-:mod:`platforms.retry`). A library (tenacity, stamina) was not adopted: the kernel
+retries). ``platforms`` may not import ``kanban``, so it keeps no formula and no retry loop at
+all: an adapter's ``run`` raises when its connection is lost, and the gateway's adapter runner
+retries it with this formula. A library (tenacity, stamina) was not adopted: the kernel
 would need a dependency the layering rule does not allow, for a dozen lines.
 """
 

@@ -1,9 +1,12 @@
 """The adapter contract: destinations, inbound messages, receipts, limits, ``PlatformAdapter``.
 
 Adapters translate between one platform SDK and these platform-neutral values; the gateway decides
-what to do with them. Every send returns a ``Receipt`` — there is no silent success. Every adapter
-reports its connection as an ``AdapterStatus`` (``adapter.status()``) for the gateway's
-``/status``, and serves only the users its ``AllowedUsers`` lets through.
+what to do with them. Every send returns a ``Receipt`` — there is no silent success. Inbound runs
+in one coroutine, ``await adapter.run(inbox, report)``, owned by the caller's task group: it
+connects, serves until cancelled, and raises a ``platforms.errors`` exception when the connection
+is lost for good (the caller decides whether and when to run it again). State changes go to the
+``report`` callback (and ``adapter.status()``); every adapter serves only the users its
+``AllowedUsers`` lets through.
 """
 
 from __future__ import annotations
@@ -193,11 +196,11 @@ class Limits:
 class AdapterState(enum.StrEnum):
     """Where an adapter's connection stands (shown by the gateway's ``/status``)."""
 
-    STARTING = "starting"  # start() is connecting
+    CONNECTING = "connecting"  # run() is connecting
     CONNECTED = "connected"  # inbound is flowing
-    RETRYING = "retrying"  # the connection failed or dropped; reconnecting with backoff
-    CONFLICT = "conflict"  # someone else holds the token (Telegram 409); still retrying
-    STOPPED = "stopped"  # not started, closed, or start()/the connection failed for good
+    RETRYING = "retrying"  # the connection dropped; the SDK (or the gateway) reconnects
+    CONFLICT = "conflict"  # someone else holds the token (Telegram 409); the gateway retries
+    STOPPED = "stopped"  # not running, or run() ended (cancelled, or failed for good)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,10 @@ class AdapterStatus:
     detail: str = ""
     since: float | None = None
 
+
+# How an adapter tells its owner about a state change while ``run`` runs: the new state and one
+# short line without secrets. Called synchronously from the adapter's task; it must not block.
+Report = Callable[[AdapterState, str], None]
 
 _NOT_STARTED = AdapterStatus(AdapterState.STOPPED, "not started")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -287,14 +294,23 @@ class AllowedUsers:
 class PlatformAdapter(abc.ABC):
     """One chat platform. Subclasses translate; they never read the environment or config files.
 
-    Lifecycle: ``await start(inbox)`` connects, launches the inbound task (which only *fetches*:
-    it puts ``InboundMessage`` values into ``inbox``, the gateway's router consumes them) and
-    returns once the adapter is ready; ``await close()`` stops everything. Sends may be used
-    without ``start`` where the platform allows it (Slack, Telegram).
+    Lifecycle: ``await run(inbox, report)`` is the adapter's whole inbound side. It connects,
+    reports ``connected`` once messages can flow, puts ``InboundMessage`` values into ``inbox``
+    (the gateway's router consumes them) and serves until it is cancelled, which it honours
+    promptly, leaving no task or socket behind. When the connection is lost for good it raises a
+    ``platforms.errors`` exception (never a raw SDK one) after setting its status to ``stopped``
+    with the reason; it never retries a failed connection itself, that is its owner's job (the
+    gateway's ``AdapterRunner``). Reconnects the platform SDK performs on its own (discord.py,
+    slack-sdk's Socket Mode client) happen inside ``run`` and show as ``retrying`` reports.
+    Anything concurrent inside an adapter lives in a task group inside ``run``; no adapter
+    creates a detached task. ``run`` may be called again after it ended.
 
-    ``start()`` raises only ``platforms.errors`` exceptions; after a failed start the status is
-    ``stopped`` with the reason, and calling ``start()`` again retries. Constructors take
-    ``allowed_users`` as a required keyword (see ``AllowedUsers``).
+    Sends may be used without ``run`` where the platform allows it (all of ours do);
+    ``close()`` releases the clients sends opened. ``start()``/``close()`` are a thin wrapper
+    for code outside a task group (tests, one-off scripts): ``start`` runs ``run`` in a task of
+    the adapter's own and returns once connected (raising what ``run`` raised if it ended
+    first); ``close`` cancels it. Constructors take ``allowed_users`` as a required keyword (see
+    ``AllowedUsers``).
     """
 
     name: ClassVar[str]
@@ -302,9 +318,63 @@ class PlatformAdapter(abc.ABC):
     # Instance values replace these class defaults on the first change / in __init__.
     _status: AdapterStatus = _NOT_STARTED
     _secrets: tuple[str, ...] = ()
+    _report: Report | None = None
+    _serving: asyncio.Task[None] | None = None  # start()'s task; None under a task group
 
     @abc.abstractmethod
-    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None: ...
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        """Connect, serve ``inbox`` until cancelled; raise a ``platforms.errors`` exception when
+        the connection is lost for good. State changes go to ``report`` (see the class doc)."""
+
+    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        """``run(inbox)`` in a task of this adapter's, returning once it reports ``connected``.
+
+        For code outside a task group only; the gateway runs ``run`` in its own. Raises what
+        ``run`` raised if it ended before connecting; a second call while it runs does nothing.
+        """
+        if self._serving is not None and not self._serving.done():
+            return
+        connected = asyncio.Event()
+
+        def report(state: AdapterState, detail: str) -> None:
+            if state is AdapterState.CONNECTED:
+                connected.set()
+
+        task = asyncio.create_task(self.run(inbox, report), name=f"{self.name}-run")
+        task.add_done_callback(self._served)
+        self._serving = task
+        waiter = asyncio.create_task(connected.wait(), name=f"{self.name}-connected")
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not task.done() and not connected.is_set():
+                await self._stop_serving()  # start() itself was cancelled
+        if task.done() and not connected.is_set():
+            self._serving = None
+            task.result()  # raises run()'s error
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        # start()'s task ended by itself after connecting: its error is in status() and the log
+        # already; retrieve it so asyncio does not warn that nobody did.
+        if not task.cancelled():
+            task.exception()
+
+    async def _stop_serving(self) -> None:
+        """Cancel and await ``start()``'s task, if any (the first thing ``close()`` does)."""
+        task, self._serving = self._serving, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # close() itself was cancelled, not just the task it awaited
+            except Exception as exc:  # its error is in status() already
+                log.debug("%s: run ended with %s while closing", self.name, exc)
 
     @abc.abstractmethod
     async def send(self, dest: Destination, text: str) -> Receipt:
@@ -330,7 +400,8 @@ class PlatformAdapter(abc.ABC):
     def limits(self) -> Limits: ...
 
     @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Stop ``start()``'s task (``_stop_serving``) and release the clients sends opened."""
 
     def extract_local_files(self, text: str) -> tuple[list[Path], str]:
         """Local files mentioned in ``text`` and the text without them (see ``platforms.files``)."""
@@ -414,7 +485,16 @@ class PlatformAdapter(abc.ABC):
             return False
         since = old.since if old.state is state and old.since is not None else time.time()
         self._status = AdapterStatus(state, detail, since)
+        if self._report is not None:
+            self._report(state, detail)
         return True
+
+    def begin_run(self, report: Report | None) -> None:
+        """The first thing ``run`` does: route state changes to ``report``, say ``connecting``
+        and whom the adapter serves."""
+        self._report = report
+        self._set_status(AdapterState.CONNECTING, "connecting")
+        self.users.announce(self.name)
 
     def message_parts(
         self,
@@ -442,9 +522,14 @@ class PlatformAdapter(abc.ABC):
         return None if mapped is None else scrub(mapped, self._secrets)
 
     def start_failed(
-        self, exc: BaseException, map_error: Callable[[BaseException], PlatformError | None]
+        self,
+        exc: BaseException,
+        map_error: Callable[[BaseException], PlatformError | None],
+        *,
+        when: str = "start failed",
     ) -> PlatformError:
-        """The error ``start()`` raises for ``exc``; the status becomes ``stopped`` with it.
+        """The error ``run()`` raises for ``exc``; the status becomes ``stopped`` with it
+        (``when`` says at which point: connecting, or the connection lost later).
 
         An exception the SDK map does not know (a ``KeyError`` on an unexpected payload, say)
         becomes a ``ProtocolError``: a wrong ``base_url`` is the usual cause. Raise the result
@@ -459,7 +544,7 @@ class PlatformAdapter(abc.ABC):
                 + " (is base_url the SDK's API base?)",
                 platform=self.name,
             )
-        self._set_status(AdapterState.STOPPED, f"start failed: {mapped}")
+        self._set_status(AdapterState.STOPPED, f"{when}: {mapped}")
         return mapped
 
     def chain_for(self, exc: BaseException) -> BaseException | None:

@@ -11,15 +11,16 @@ both as class attributes (``Route.BASE``, ``DiscordWebSocket.DEFAULT_GATEWAY``);
 them while it runs and restores them on ``close()``, so only one Discord adapter with custom URLs
 may run per process.
 
-Status: discord.py reconnects by itself; its connect/disconnect events drive ``status()``. If the
+``run()`` logs in and awaits ``client.connect(reconnect=True)`` itself: discord.py reconnects and
+resumes on its own (its disconnect/ready/resumed events report ``retrying``/``connected``). If the
 gateway connection ends for good (a revoked token, the message-content intent switched off), the
-status is ``stopped`` with the reason.
+status is ``stopped`` with the reason and ``run()`` raises the mapped error for the gateway's
+runner to retry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ from platforms.base import (
     MiB,
     PlatformAdapter,
     Receipt,
+    Report,
 )
 from platforms.errors import (
     AdapterConfigError,
@@ -121,7 +123,7 @@ class _Client(discord.Client):
         await self.adapter._on_message(message)
 
     async def on_ready(self) -> None:
-        self.adapter._set_status(AdapterState.CONNECTED, "gateway")
+        self.adapter._ready()
 
     async def on_resumed(self) -> None:
         self.adapter._set_status(AdapterState.CONNECTED, "gateway")
@@ -158,7 +160,7 @@ class DiscordAdapter(PlatformAdapter):
         self.ready_timeout = ready_timeout
         self.client: _Client | None = None
         self._inbox: asyncio.Queue[InboundMessage] | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._ready_deadline: asyncio.Timeout | None = None  # lifted once the gateway is ready
         self._saved_urls: tuple[str, yarl.URL] | None = None
 
     def limits(self) -> Limits:
@@ -225,13 +227,15 @@ class DiscordAdapter(PlatformAdapter):
             self.client = client
         return self.client
 
-    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
-        if self._runner is not None:
-            if not self._runner.done():
-                return
-            await self.close()  # the gateway task ended for good: start over with a new client
-        self._set_status(AdapterState.STARTING, "connecting")
-        self.users.announce(self.name)
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        """Log in, then hold the gateway connection (``client.connect``) until cancelled.
+
+        discord.py reconnects and resumes by itself (``retrying`` while it does); the run ends
+        with the mapped error when it gives up (a revoked token, the intent switched off) or
+        when the gateway is not ready within ``ready_timeout``."""
+        self.begin_run(report)
         try:
             client = await self._login()
         except discord.NotFound as exc:
@@ -245,49 +249,50 @@ class DiscordAdapter(PlatformAdapter):
         except Exception as exc:
             raise self.start_failed(exc, map_error) from self.chain_for(exc)
         self._inbox = inbox
-        runner = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
-        self._runner = runner
-        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
-        done, _ = await asyncio.wait(
-            {runner, ready}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready in done:
-            runner.add_done_callback(self._runner_ended)
-            return
-        ready.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ready
-        error: BaseException = TransientError(
-            f"discord: the gateway did not become ready within {self.ready_timeout:g}s",
-            platform="discord",
-        )
-        if runner in done and not runner.cancelled():
-            error = runner.exception() or error
-        await self.close()
-        raise self.start_failed(error, map_error) from self.chain_for(error)
+        error: BaseException
+        try:
+            # No second task waits for readiness: the deadline is lifted by on_ready instead.
+            async with asyncio.timeout(self.ready_timeout) as deadline:
+                self._ready_deadline = deadline
+                await client.connect(reconnect=True)
+            error = TransientError("discord: gateway connection closed", platform="discord")
+        except TimeoutError as exc:
+            error = exc
+            if deadline.expired():
+                error = TransientError(
+                    f"discord: the gateway did not become ready within {self.ready_timeout:g}s",
+                    platform="discord",
+                )
+        except Exception as exc:
+            error = exc
+        finally:
+            self._ready_deadline = None
+            # Shielded: a cancelled run still closes its socket (an owner that cancels again,
+            # as anyio does, would otherwise cut the close short); close() awaits the same one.
+            await asyncio.shield(self._release())
+        mapped = self.start_failed(error, map_error, when="inbound stopped")
+        log.error("discord: inbound stopped: %s", mapped)
+        raise mapped from self.chain_for(error)
 
-    def _runner_ended(self, task: asyncio.Task[None]) -> None:
-        """The gateway task ended while the adapter was running: say why, in log and status."""
-        if self.client is None or task.cancelled():
-            return  # close() is under way
-        exc = task.exception()
-        if exc is None:
-            reason = "gateway connection closed"
-        else:
-            mapped = self.map_exception(exc, map_error)
-            reason = str(mapped) if mapped is not None else f"{type(exc).__name__}: {exc}"
-        self._set_status(AdapterState.STOPPED, reason)
-        log.error("discord: inbound stopped: %s", self._status.detail)
+    def _ready(self) -> None:
+        if self._ready_deadline is not None:
+            self._ready_deadline.reschedule(None)
+            self._ready_deadline = None
+        self._set_status(AdapterState.CONNECTED, "gateway")
+
+    async def _release(self) -> None:
+        """Close the client (gateway socket and REST session) and put the SDK's URLs back."""
+        client = self.client
+        try:
+            if client is not None:
+                await client.close()
+                self.client = None  # only once closed: an interrupted close is done again
+        finally:
+            self._restore_urls()
 
     async def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            await client.close()
-        if self._runner is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._runner, 5)
-            self._runner = None
-        self._restore_urls()
+        await self._stop_serving()
+        await self._release()
         self._set_status(AdapterState.STOPPED, "closed")
 
     async def _on_message(self, message: discord.Message) -> None:

@@ -8,6 +8,7 @@ notifier, router and CLI) react to a small set of classes instead of three SDKs'
     ├── AuthError                      token refused (401/403, invalid_auth, Unauthorized)
     ├── RateLimited(retry_after)       flood control; wait ``retry_after`` seconds   (retryable)
     ├── TransientError                 network failure, timeout, 5xx                   (retryable)
+    │   └── Conflict                   someone else holds the connection (Telegram 409) (retryable)
     ├── PermanentError                 the same request will fail again
     │   ├── ProtocolError              the answer is not the platform's API (wrong base_url?)
     │   ├── BadRequest                 the platform refused the request (400, bad chat id, ...)
@@ -63,6 +64,12 @@ class TransientError(PlatformError):
     """Network failure, timeout or server error: retrying later may succeed."""
 
     retryable = True
+
+
+class Conflict(TransientError):
+    """Another client holds the connection this adapter needs: a second Telegram poller with the
+    same bot token, or a webhook set for it (``getUpdates`` answers 409). Retrying may succeed
+    once the other side lets go; the gateway shows it as the ``conflict`` state."""
 
 
 class PermanentError(PlatformError):

@@ -9,6 +9,11 @@ Scripted failures make the unhappy paths testable::
     await fake.inject(chat="c1", text="look", files=["/tmp/data.csv"])  # with a file (a local
                                                                       # path; download copies it)
     fake.set_status(AdapterState.CONFLICT, "someone else polls")      # what /status shows
+    fake.fail_connects(2, AuthError("refused"))                       # the next two run() fail
+    fake.lose_connection(TransientError("dropped"))                   # the running run() raises
+
+``run`` serves until cancelled (there is nothing to connect to); ``start`` opens the inbox
+directly, without a task, for tests that need no task group.
 
 ``send`` splits text exactly as the real adapters do (fences balanced, "(1/3)" numbering outside
 threads) and records the parts in ``SentCall.chunks``.
@@ -33,8 +38,9 @@ from platforms.base import (
     MiB,
     PlatformAdapter,
     Receipt,
+    Report,
 )
-from platforms.errors import PermanentError
+from platforms.errors import PermanentError, PlatformError
 from platforms.files import FileKind
 
 
@@ -70,6 +76,9 @@ class FakeAdapter(PlatformAdapter):
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     started: bool = False
     closed: bool = False
+    runs: int = 0  # how many times run() was entered
+    _connect_failures: deque[PlatformError] = field(default_factory=deque, repr=False)
+    _lost: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.users = AllowedUsers.parse(self.platform, self.allowed_users)
@@ -117,11 +126,43 @@ class FakeAdapter(PlatformAdapter):
         """Put the adapter in ``state`` (e.g. CONFLICT or RETRYING) for status tests."""
         self._set_status(state, detail)
 
+    def fail_connects(self, count: int, error: PlatformError) -> None:
+        """Make the next ``count`` calls of ``run`` raise ``error`` while connecting."""
+        self._connect_failures.extend([error] * count)
+
+    def lose_connection(self, error: PlatformError) -> None:
+        """Make the running ``run`` raise ``error``, as a connection lost for good does."""
+        if self._lost is None or self._lost.done():
+            raise RuntimeError("FakeAdapter.lose_connection() while run() is not serving")
+        self._lost.set_exception(error)
+
     @property
     def texts(self) -> list[str]:
         return [c.text for c in self.calls if c.method == "send" and c.text is not None]
 
     # --- contract ---
+
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        self.runs += 1
+        self._report = report
+        self._set_status(AdapterState.CONNECTING, "connecting")
+        if self._connect_failures:
+            error = self._connect_failures.popleft()
+            self._set_status(AdapterState.STOPPED, f"start failed: {error}")
+            raise error
+        self._lost = asyncio.get_running_loop().create_future()
+        try:
+            await self.start(inbox)
+            await self._lost  # set by lose_connection(); otherwise until cancelled
+        except PlatformError as exc:
+            self._set_status(AdapterState.STOPPED, f"connection lost: {exc}")
+            raise
+        finally:
+            self._lost = None
+            if self._status.state is not AdapterState.STOPPED:
+                self._set_status(AdapterState.STOPPED, "closed")
 
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
         self.users.announce(self.platform)

@@ -1,7 +1,8 @@
 """Slack through slack_sdk (async): Socket Mode inbound, Web API outbound, files upload v2.
 
-Inbound: ``apps.connections.open`` (app token) gives a WebSocket URL; the SDK's aiohttp
-``SocketModeClient`` keeps it connected (reconnects on close/disconnect), the adapter acks every
+Inbound (``run()``): ``apps.connections.open`` (app token) gives a WebSocket URL; the SDK's aiohttp
+``SocketModeClient`` keeps it connected (reconnects on close/disconnect; ``run`` reports what it
+sees of the socket as ``retrying``/``connected``), the adapter acks every
 envelope and turns ``message`` events — and ``app_mention`` events (a message that mentions the
 bot in a channel, handled like a DM; the mention itself is dropped from the text) — into
 ``InboundMessage`` values. A message seen both ways is delivered once.
@@ -47,6 +48,7 @@ from platforms.base import (
     MiB,
     PlatformAdapter,
     Receipt,
+    Report,
 )
 from platforms.errors import (
     AdapterConfigError,
@@ -130,6 +132,7 @@ class SlackAdapter(PlatformAdapter):
         max_file_bytes: int = MAX_FILE_BYTES,
         ping_interval: float = 5.0,
         timeout: int = 30,
+        watch_seconds: float = 1.0,
     ) -> None:
         if not bot_token:
             raise AdapterConfigError("slack: no bot token given", platform="slack")
@@ -137,6 +140,7 @@ class SlackAdapter(PlatformAdapter):
         self.users = AllowedUsers.parse(self.name, allowed_users)
         self._secrets = tuple(t for t in (bot_token, app_token) if t)
         self.ping_interval = ping_interval
+        self.watch_seconds = watch_seconds
         self.max_file_bytes = max_file_bytes
         # slack-sdk joins method names onto its base_url, which therefore ends in a slash.
         api = (base_url or "https://slack.com/api/").rstrip("/") + "/"
@@ -174,11 +178,15 @@ class SlackAdapter(PlatformAdapter):
 
     # --- lifecycle ---
 
-    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
-        if self._socket is not None:
-            return
-        self._set_status(AdapterState.STARTING, "connecting")
-        self.users.announce(self.name)
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        """auth.test, open the Socket Mode connection, serve ``inbox`` until cancelled.
+
+        slack-sdk's client reconnects by itself and tells nobody, so while it serves, ``run``
+        looks at its socket every ``watch_seconds`` and reports ``retrying``/``connected`` as
+        that changes. It never ends by itself after connecting: the SDK retries for ever."""
+        self.begin_run(report)
         if not self.app_token:
             error = AdapterConfigError(
                 "slack: inbound messages (Socket Mode) need an app-level token (xapp-…)",
@@ -192,38 +200,56 @@ class SlackAdapter(PlatformAdapter):
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self._inbox = inbox
-        self._socket = SocketModeClient(
+        socket = SocketModeClient(
             app_token=self.app_token,
             web_client=self.client,
             ping_interval=self.ping_interval,
             logger=logging.getLogger(f"{__name__}.socket"),
         )
-        self._socket.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
+        socket.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
+        self._socket = socket
         try:
-            # Ask for the URL ourselves first: connect() alone retries a refused token forever.
-            self._socket.wss_uri = await self._socket.issue_new_wss_url()
-            await self._socket.connect()  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            await self._socket.close()  # type: ignore[no-untyped-call]
-            self._socket = None
-            raise self.start_failed(exc, map_error) from self.chain_for(exc)
-        self._set_status(AdapterState.CONNECTED, "Socket Mode")
+            try:
+                # Ask for the URL ourselves first: connect() alone retries a refused token forever.
+                socket.wss_uri = await socket.issue_new_wss_url()
+                await socket.connect()  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                raise self.start_failed(exc, map_error) from self.chain_for(exc)
+            self._set_status(AdapterState.CONNECTED, "Socket Mode")
+            while True:
+                await asyncio.sleep(self.watch_seconds)
+                now = self.status()
+                self._set_status(now.state, now.detail)
+        finally:
+            # Shielded: a cancelled run still closes its socket (see DiscordAdapter.run).
+            await asyncio.shield(self._release())
+
+    async def _release(self) -> None:
+        socket = self._socket
+        if socket is not None:
+            await socket.close()  # type: ignore[no-untyped-call]
+            self._socket = None  # only once closed: an interrupted close is done again
 
     async def close(self) -> None:
-        if self._socket is not None:
-            await self._socket.close()  # type: ignore[no-untyped-call]
-            self._socket = None
+        await self._stop_serving()
+        await self._release()
         self._set_status(AdapterState.STOPPED, "closed")
 
     def status(self) -> AdapterStatus:
         # The SDK reconnects by itself and reports nothing back, so look at its socket.
         socket = self._socket
-        if socket is not None and self._status.state is AdapterState.CONNECTED:
+        if socket is not None and self._status.state in (
+            AdapterState.CONNECTED,
+            AdapterState.RETRYING,
+        ):
             session = socket.current_session
             if session is None or session.closed or socket.stale:
                 return AdapterStatus(
-                    AdapterState.RETRYING, "Socket Mode connection lost; the SDK is reconnecting"
+                    AdapterState.RETRYING,
+                    "Socket Mode connection lost; the SDK is reconnecting",
+                    self._status.since,
                 )
+            return AdapterStatus(AdapterState.CONNECTED, "Socket Mode", self._status.since)
         return self._status
 
     async def _on_request(self, client: SocketModeClient, req: SocketModeRequest) -> None:

@@ -3,10 +3,13 @@
 Only the Bot API client of PTB is used, not ``Application``: the adapter's polling task fetches
 updates and puts ``InboundMessage`` values into the gateway's inbox; the gateway dispatches.
 
-``start()`` deletes any webhook first (Telegram refuses ``getUpdates`` while one is set). A 409
-Conflict on ``getUpdates`` means someone else holds the token — a second poller with the same bot
-token, or a webhook set after we started: the status becomes ``conflict``, the log says so once per
-streak, and polling goes on with backoff until the other side lets go.
+``run()`` deletes any webhook first (Telegram refuses ``getUpdates`` while one is set), then long
+polls until cancelled. It does not retry: a failed ``getUpdates`` ends it with the mapped error,
+and the gateway's runner (one backoff policy for every platform) runs it again. A 409 Conflict
+means someone else holds the token — a second poller with the same bot token, or a webhook set
+after we started — and ends it with ``platforms.errors.Conflict``, which the runner shows as the
+``conflict`` state and logs once per streak. Sends keep PTB's own retry for flood control
+(``AIORateLimiter``).
 
 Text goes as Bot API HTML converted from our Markdown (``platforms.markup``); if Telegram refuses
 the markup, the same part is sent again as plain text.
@@ -15,7 +18,6 @@ the markup, the same part is sent again as plain text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dtm
 import logging
 import warnings
@@ -38,11 +40,13 @@ from platforms.base import (
     MiB,
     PlatformAdapter,
     Receipt,
+    Report,
 )
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
     BadRequest,
+    Conflict,
     NotFound,
     PermanentError,
     PlatformError,
@@ -52,7 +56,6 @@ from platforms.errors import (
 from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.redact import protect_loggers
-from platforms.retry import Delays, steady
 from platforms.text import split_message, utf16_len
 from platforms.untrusted import clean_file_name
 
@@ -125,7 +128,9 @@ def map_error(exc: BaseException) -> PlatformError | None:
         return BadRequest(text, platform="telegram")
     if isinstance(exc, tg_error.ChatMigrated):
         return PermanentError(f"chat migrated to {exc.new_chat_id}", platform="telegram")
-    if isinstance(exc, tg_error.Conflict | tg_error.TimedOut | tg_error.NetworkError):
+    if isinstance(exc, tg_error.Conflict):
+        return Conflict(text, platform="telegram")
+    if isinstance(exc, tg_error.TimedOut | tg_error.NetworkError):
         return TransientError(text, platform="telegram")
     if isinstance(exc, tg_error.TelegramError):
         return PermanentError(text, platform="telegram")
@@ -155,7 +160,6 @@ class TelegramAdapter(PlatformAdapter):
         max_upload_bytes: int = 50 * MiB,
         poll_timeout: float = 30.0,
         request_timeout: float = 20.0,
-        backoff: Delays | None = None,
         rate_limiter_retries: int = 2,
     ) -> None:
         if not token:
@@ -173,7 +177,6 @@ class TelegramAdapter(PlatformAdapter):
             )
         self.max_upload_bytes = max_upload_bytes
         self.poll_timeout = poll_timeout
-        self.backoff = backoff or steady  # the gateway passes kanban.backoff's
         self._requests = (self._request(request_timeout), self._request(request_timeout))
         file_url = base_file_url or file_base_url(base) or DEFAULT_FILE_URL
         self.bot: ExtBot[int] = ExtBot(
@@ -184,8 +187,6 @@ class TelegramAdapter(PlatformAdapter):
             get_updates_request=self._requests[1],
             rate_limiter=AIORateLimiter(max_retries=rate_limiter_retries),
         )
-        self._inbox: asyncio.Queue[InboundMessage] | None = None
-        self._poller: asyncio.Task[None] | None = None
         self._initialized = False
 
     @staticmethod
@@ -220,62 +221,48 @@ class TelegramAdapter(PlatformAdapter):
             raise
         self._initialized = True
 
-    async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
-        if self._poller is not None:
-            if not self._poller.done():
-                return
-            self._poller = None  # it ended (status says why): start over
-        self._set_status(AdapterState.STARTING, "connecting")
-        self.users.announce(self.name)
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        """getMe, deleteWebhook, then long polling into ``inbox`` until cancelled.
+
+        A failed ``getUpdates`` ends the run with the mapped error — ``Conflict`` for a 409 —
+        and the gateway's runner decides when to poll again; one odd update is skipped."""
+        self.begin_run(report)
         try:
             await self._ensure_initialized()
             # getUpdates is refused (409) while a webhook is set; pending updates are kept.
             await self.bot.delete_webhook(drop_pending_updates=False)
         except Exception as exc:
             raise self.start_failed(exc, map_error) from self.chain_for(exc)
-        self._inbox = inbox
-        self._set_status(AdapterState.CONNECTED, "long polling")
-        self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
-        self._poller.add_done_callback(self._poller_ended)
-
-    def _poller_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return  # close()
-        exc = task.exception()
-        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "ended"
-        self._set_status(AdapterState.STOPPED, f"polling stopped: {reason}")
-        log.error("telegram: %s", self._status.detail, exc_info=exc)
+        try:
+            await self._poll(inbox)
+        finally:
+            if self._status.state is not AdapterState.STOPPED:
+                self._set_status(AdapterState.STOPPED, "closed")
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        await self._stop_serving()
         if self._initialized:
             await self.bot.shutdown()
             self._initialized = False
         self._set_status(AdapterState.STOPPED, "closed")
 
-    async def _poll(self) -> None:
+    async def _poll(self, inbox: asyncio.Queue[InboundMessage]) -> None:
         offset: int | None = None
-        failures = 0
+        # The first poll does not wait for updates: its answer says at once whether this process
+        # holds the token (``connected``) or someone else does (409), instead of a long poll later.
+        timeout = 0
         while True:
             try:
                 updates = await self.bot.get_updates(
                     offset=offset,
-                    timeout=int(self.poll_timeout),
+                    timeout=timeout,
                     allowed_updates=["message"],
                 )
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                failures += 1
-                await asyncio.sleep(self._poll_failed(exc, failures))
-                continue
-            if failures:
-                log.info("telegram: polling again after %d failed getUpdates call(s)", failures)
-                failures = 0
+                raise self._poll_failed(exc) from self.chain_for(exc)
+            timeout = int(self.poll_timeout)
             self._set_status(AdapterState.CONNECTED, "long polling")
             for update in updates:
                 offset = update.update_id + 1
@@ -284,32 +271,16 @@ class TelegramAdapter(PlatformAdapter):
                 except Exception:  # one odd update must not stop the bot
                     log.exception("telegram: skipped update %s", update.update_id)
                     continue
-                if msg is not None and self._inbox is not None:
-                    await self._inbox.put(msg)
+                if msg is not None:
+                    await inbox.put(msg)
 
-    def _poll_failed(self, exc: Exception, failures: int) -> float:
-        """Record the ``failures``-th failed getUpdates in a row (status, one log line per
-        streak); the delay to wait."""
+    def _poll_failed(self, exc: Exception) -> PlatformError:
+        """The error a failed getUpdates ends the run with; the status says ``stopped`` with it
+        (the runner then shows ``conflict`` or ``retrying`` while it waits)."""
         if isinstance(exc, tg_error.Conflict):
-            delay = self.backoff(failures)
-            if self._set_status(AdapterState.CONFLICT, CONFLICT_DETAIL):
-                log.error(
-                    "telegram: getUpdates answered 409 Conflict (%s): another process is polling "
-                    "with this bot token, or a webhook was set after start; only one of them can "
-                    "receive updates. Stop the other poller or remove the webhook. Retrying with "
-                    "backoff (logged once until polling works again)",
-                    self.map_exception(exc, map_error),
-                )
-            return delay
-        mapped = self.map_exception(exc, map_error)
-        reason = str(mapped) if mapped is not None else type(exc).__name__
-        retry_after = mapped.retry_after if isinstance(mapped, RateLimited) else None
-        delay = max(self.backoff(failures), retry_after or 0.0)  # the server's wait is a floor
-        if self._set_status(AdapterState.RETRYING, f"getUpdates failed: {reason}"):
-            log.warning("telegram: getUpdates failed (%s); retrying with backoff", reason)
-        else:
-            log.debug("telegram: getUpdates failed again (%s); next try in %.2fs", reason, delay)
-        return delay
+            self._set_status(AdapterState.STOPPED, CONFLICT_DETAIL)
+            return Conflict(CONFLICT_DETAIL, platform="telegram")
+        return self.start_failed(exc, map_error, when="getUpdates failed")
 
     def _inbound(self, update: telegram.Update) -> InboundMessage | None:
         message = update.message

@@ -62,6 +62,7 @@ from platforms.base import (
     MiB,
     PlatformAdapter,
     Receipt,
+    Report,
     too_large_reason,
 )
 from platforms.errors import PermanentError, WebChatError
@@ -180,7 +181,20 @@ class WebAdapter(PlatformAdapter):
     closed: bool = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
+    async def run(
+        self, inbox: asyncio.Queue[InboundMessage], report: Report | None = None
+    ) -> None:
+        """Accept browser messages into ``inbox`` until cancelled. There is no connection to
+        lose: the browsers reach it through the dashboard's server, which serves the routes."""
+        self._report = report
+        try:
+            await self.start(inbox)
+            await asyncio.Event().wait()  # nothing to do but be there; cancelled to stop
+        finally:
+            await self.close()
+
     async def start(self, inbox: asyncio.Queue[InboundMessage]) -> None:
+        """Open for messages at once (no task: the routes do the work); ``close`` ends it."""
         self._inbox = inbox
         self.closed = False
         await self.load_history()

@@ -1,19 +1,19 @@
-"""Enabled platforms → adapters, each kept connected by its own retry loop.
+"""Enabled platforms → adapters, each run by an :class:`AdapterRunner` in the daemon's task group.
 
-An adapter that cannot connect (a refused token, a server that is down) does not stop the
-daemon: its state says ``retrying`` with the reason, the log says when it tries again, and sends
-through it keep being attempted by the notifier (which retries them on its own schedule).
-``allowed_users`` is always passed explicitly: ``[]`` serves nobody, ``["*"]`` everyone.
-
-Once connected, the runner watches the adapter's own ``status()``: an adapter whose inbound side
-gave up for good (discord.py stops after a revoked token or a switched-off intent; a Telegram
-poller that died) reports ``stopped``, and the runner closes it and starts a fresh one with the
-same backoff as a failed connection.
+An adapter's inbound side is one coroutine, ``adapter.run(inbox, report)`` (the contract in
+:mod:`platforms.base`): it connects, serves until cancelled, and raises a ``platforms.errors``
+exception when its connection is lost for good. The runner awaits it in the daemon's task group,
+so cancelling the group stops it with nothing left behind, and runs it again after a raise with
+the gateway's one backoff formula. An adapter that cannot connect (a refused token, a server that
+is down) does not stop the daemon: its state says ``retrying`` with the reason (``conflict`` for
+Telegram's 409), the log says when it tries again, and sends through it keep being attempted by
+the notifier (which retries them on its own schedule). ``allowed_users`` is always passed
+explicitly: ``[]`` serves nobody, ``["*"]`` everyone.
 
 On a standby gateway (another one leads, see :mod:`kanban.storage.leader`) the runner does not
-run: :meth:`AdapterRunner.standby` puts a fresh adapter that is never started in its place.
-Sending needs no inbound connection on any platform (Telegram's and Slack's Web APIs, Discord's
-REST API), so the standby's notifier and chat replies still go out; nothing is received there.
+run: :meth:`AdapterRunner.standby` puts a fresh adapter that is never run in its place. Sending
+needs no inbound connection on any platform (Telegram's and Slack's Web APIs, Discord's REST
+API), so the standby's notifier and chat replies still go out; nothing is received there.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import anyio
 
 from gateway.config import Config, PlatformConfig
 from kanban.backoff import Backoff
+from platforms.base import AdapterState as PlatformState
 from platforms.base import InboundMessage, PlatformAdapter
-from platforms.errors import PlatformError
+from platforms.errors import Conflict, PlatformError, RateLimited, TransientError
 from platforms.registry import create_adapter
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ EXTERNAL = ("telegram", "slack", "discord")
 
 @dataclass
 class AdapterState:
-    state: str = "starting"  # starting | connected | retrying | conflict | stopped | standby
+    """What ``/status`` shows for one platform; only its :class:`AdapterRunner` writes it."""
+
+    state: str = "connecting"  # connecting | connected | retrying | conflict | stopped | standby
     detail: str | None = None
     since: float = 0.0
     attempts: int = 0
@@ -59,8 +62,6 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
     secrets = platform.secrets
     if platform.name in ("telegram", "discord"):
         options["token"] = secrets.get("token") or ""
-    if platform.name == "telegram":  # its long-polling loop retries on its own
-        options["backoff"] = Backoff().delay  # 1 s doubling up to a minute
     if platform.name == "slack":
         options["bot_token"] = secrets.get("bot_token") or ""
         options["app_token"] = secrets.get("app_token")
@@ -82,24 +83,45 @@ def adapter_factories(config: Config) -> dict[str, AdapterFactory]:
 
 
 class AdapterRunner:
-    """Keeps one platform's adapter started; the current adapter is in ``adapters[name]``."""
+    """Runs one platform's adapter in the daemon's task group; the current one is in
+    ``adapters[name]``, and :attr:`state` is its only state for ``/status``.
+
+    Who retries what, innermost first — each failure is handled by exactly one layer:
+
+    1. The platform SDK, for what it does itself while a connection lives: discord.py
+       reconnects and resumes its gateway socket, slack-sdk's Socket Mode client reconnects its
+       WebSocket (both show here as ``retrying`` through the adapter's report), and sends retry
+       flood control in the SDK (PTB's ``AIORateLimiter``, slack-sdk's retry handlers). Adapters
+       add no retry loop of their own.
+    2. This runner, for a connection lost for good: ``adapter.run`` raised a
+       ``platforms.errors`` exception (a refused token, an unreachable server, Telegram's
+       ``getUpdates`` failing or answering 409 ``Conflict``, discord.py giving up). It waits
+       ``backoff.delay(n)`` for the n-th failure in a row, never less than a ``RateLimited``
+       error's ``retry_after``, with a fresh adapter each time; a run that stayed connected for
+       ``backoff.steady_seconds`` ends the streak.
+    3. The daemon's :class:`~gateway.daemon.supervisor.Supervisor`, for bugs: any other
+       exception escapes this runner, is logged with its traceback and the runner is started
+       again on the supervisor's backoff.
+
+    Sends are not retried here: the notifier retries a failed notification on its own schedule.
+    """
 
     def __init__(self, name: str, factory: AdapterFactory,
                  adapters: MutableMapping[str, PlatformAdapter],
                  inbox: asyncio.Queue[InboundMessage], backoff: Backoff | None = None,
-                 close_seconds: float = 5.0, watch_seconds: float = 1.0) -> None:
+                 close_seconds: float = 5.0) -> None:
         self.name = name
         self.factory = factory
         self.adapters = adapters
         self.inbox = inbox
         self.backoff = backoff or Backoff()  # 1 s doubling up to a minute
         self.close_seconds = close_seconds
-        self.watch_seconds = watch_seconds
         self.state = AdapterState(since=time.time())
-        self._sender: PlatformAdapter | None = None  # the standby's never-started adapter
+        self._sender: PlatformAdapter | None = None  # the standby's never-run adapter
+        self._connected_at: float | None = None  # monotonic; when the current run connected
 
     def standby(self) -> None:
-        """Not leading: a never-started adapter stands in ``adapters[name]`` for sending."""
+        """Not leading: a never-run adapter stands in ``adapters[name]`` for sending."""
         if self._sender is None:
             self._sender = self.factory()
         self.adapters[self.name] = self._sender
@@ -112,82 +134,83 @@ class AdapterRunner:
             await self._close(sender)
 
     def status(self) -> dict[str, Any]:
-        """The adapter's own status when it reports one, else what this runner saw."""
-        data = self.state.to_dict()
-        adapter = self.adapters.get(self.name)
-        reporter = getattr(adapter, "status", None)
-        if callable(reporter) and self.state.state not in ("retrying", "stopped", "standby"):
-            try:
-                own = reporter()
-                data["state"] = str(getattr(own, "state", data["state"]))
-                data["detail"] = getattr(own, "detail", data["detail"])
-            except Exception as exc:  # a status probe never breaks /status
-                data["detail"] = f"status unavailable: {exc}"
-        return data
+        """The state for ``/status``: what the adapter last reported, or this runner's own."""
+        return self.state.to_dict()
 
     async def run(self) -> None:
+        """Run the adapter until cancelled, again after each ``PlatformError`` (see the class)."""
         failures = 0
         while True:
             adapter = self.factory()
             self.adapters[self.name] = adapter
             await self.aclose()  # after the swap: a send never finds a closed adapter in place
-            self._set("starting")
+            self._connected_at = None
+            if failures:
+                self.state.attempts += 1  # still retrying (or in conflict) until it connects
+            else:
+                self._set("connecting", "connecting")
             try:
-                await adapter.start(self.inbox)
+                await adapter.run(self.inbox, self._report)
+                error: PlatformError = TransientError(
+                    f"{self.name}: run() returned without being cancelled", platform=self.name)
             except PlatformError as exc:
-                failures += 1
-                delay = self.backoff.delay(failures)
-                self._set("retrying", f"{exc} (retry {failures} in {delay:.0f} s)")
-                log.warning("%s: cannot connect: %s; retrying in %.1f s", self.name, exc, delay)
-                await self._close(adapter)
-                await anyio.sleep(delay)
-                continue
+                error = exc
             except BaseException:
-                await self._close(adapter)
+                self._set("stopped", "stopped")
                 raise
-            self._set("connected")
-            log.info("%s: connected", self.name)
-            connected_at = time.monotonic()
-            try:
-                reason = await self._watch(adapter, time.time())
             finally:
-                self._set("stopped")
                 await self._close(adapter)
-            if time.monotonic() - connected_at >= self.backoff.steady_seconds:
+            connected_at = self._connected_at
+            if connected_at is not None and (
+                    time.monotonic() - connected_at >= self.backoff.steady_seconds):
                 failures = 0
             failures += 1
-            delay = self.backoff.delay(failures)
-            self._set("retrying", f"{reason} (restart {failures} in {delay:.0f} s)")
-            log.warning("%s: stopped after connecting (%s); starting it again in %.1f s",
-                        self.name, reason, delay)
+            retry_after = error.retry_after if isinstance(error, RateLimited) else 0.0
+            delay = max(self.backoff.delay(failures), retry_after)
+            self._retrying(error, failures, delay, was_connected=connected_at is not None)
             await anyio.sleep(delay)
 
-    async def _watch(self, adapter: PlatformAdapter, connected: float) -> str:
-        """Wait while the adapter runs; the reason once it reports ``stopped`` by itself.
+    def _report(self, state: PlatformState, detail: str) -> None:
+        """The adapter's typed callback: a state change while its ``run`` runs.
 
-        Only a stop that began after the connection counts: an adapter that never reports its
-        status keeps the "not started" value it was built with, and is left alone."""
-        while True:
-            await anyio.sleep(self.watch_seconds)
-            try:
-                own = adapter.status()
-            except Exception as exc:  # a status probe never kills the runner
-                log.debug("%s: status() failed: %s", self.name, exc)
-                continue
-            since = getattr(own, "since", None)
-            if (str(getattr(own, "state", "")) == "stopped" and isinstance(since, float | int)
-                    and since >= connected - 1.0):
-                return str(getattr(own, "detail", "") or "the adapter stopped")
+        ``connecting`` and ``stopped`` are the runner's to say: while it retries, the state stays
+        ``retrying`` (or ``conflict``) until the adapter connects, and a run that ends reaches
+        the runner as its return or raise."""
+        if state in (PlatformState.CONNECTING, PlatformState.STOPPED):
+            return
+        if state is PlatformState.CONNECTED:
+            if self._connected_at is None:
+                self._connected_at = time.monotonic()
+            if self.state.state != "connected":
+                log.info("%s: connected", self.name)
+        self._set(str(state), detail)
+
+    def _retrying(self, error: PlatformError, failures: int, delay: float, *,
+                  was_connected: bool) -> None:
+        conflict = isinstance(error, Conflict)
+        streak = self.state.state == ("conflict" if conflict else "retrying")
+        what = "lost its connection" if was_connected else "cannot connect"
+        self._set("conflict" if conflict else "retrying",
+                  f"{error} (retry {failures} in {delay:.0f} s)")
+        if conflict:
+            if not streak:  # once per streak: a conflict can last as long as the other side
+                log.error("%s: %s; only one of them can receive. Stop the other one; retrying "
+                          "with backoff (logged once until it connects again)", self.name, error)
+        else:
+            log.warning("%s: %s: %s; retrying in %.1f s", self.name, what, error, delay)
 
     def _set(self, state: str, detail: str | None = None) -> None:
-        self.state.state, self.state.detail, self.state.since = state, detail, time.time()
-        if state == "starting":
+        if state == "connecting":
             self.state.attempts += 1
+        if state == self.state.state and detail == self.state.detail:
+            return
+        since = self.state.since if state == self.state.state else time.time()
+        self.state.state, self.state.detail, self.state.since = state, detail, since
 
     async def _close(self, adapter: PlatformAdapter) -> None:
+        # Shielded: the run was cancelled, and the SDK's sockets must still be closed.
         with anyio.move_on_after(self.close_seconds, shield=True):
             try:
                 await adapter.close()
             except Exception as exc:
                 log.warning("%s: close failed: %s", self.name, exc)
-

@@ -4,8 +4,9 @@ Components (each restarted with backoff by :class:`~gateway.daemon.supervisor.Su
 it fails, never taking the others down):
 
 * ``boards`` — :class:`~gateway.daemon.hub.BoardHub`: boards kept open, one change signal;
-* ``adapter:<name>`` — one per enabled platform (and ``web``, the dashboard's chat), retrying
-  its connection on its own and restarted when it stops by itself;
+* ``adapter:<name>`` — one per enabled platform (and ``web``, the dashboard's chat): an
+  :class:`~gateway.daemon.adapters.AdapterRunner` awaiting the adapter's ``run`` in this task
+  group and running it again with backoff when it loses its connection for good;
 * ``chat`` — :class:`~gateway.chat.ChatRouter`: inbound messages → commands, the agent, replies;
 * ``dashboard`` — the dashboard and web chat under uvicorn (``dashboard.enabled``);
 * ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
@@ -120,7 +121,7 @@ class Daemon:
                                        leader=lambda: self.leadership.held)
         self.adapters: dict[str, PlatformAdapter] = {}
         self.inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOX_SIZE)
-        self.runners = {name: AdapterRunner(name, factory, self.adapters, self.inbox)
+        self.runners = {name: AdapterRunner(name, factory, self.adapters, self.inbox, backoff)
                         for name, factory in self.factories.items()}
         # Every platform but the built-in web chat receives only on the leader.
         self.leader_runners = {n: r for n, r in self.runners.items() if n != "web"}

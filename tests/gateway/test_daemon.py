@@ -17,7 +17,7 @@ import pytest
 
 from gateway.config import PlatformConfig, load_config
 from gateway.daemon import Backoff, Daemon, Supervisor
-from gateway.daemon.adapters import adapter_options
+from gateway.daemon.adapters import AdapterRunner, adapter_options
 from gateway.notifier import NotifierSettings
 from kanban.agents.profiles import Profiles
 from platforms.base import PlatformAdapter
@@ -190,10 +190,12 @@ async def test_no_platform_logs_how_to_add_one(tmp_path: Path,
     assert "no external chat platform is enabled" in text and "TELEGRAM_BOT_TOKEN" in text
 
 
-def test_the_telegram_poller_is_handed_the_one_backoff_formula() -> None:
+def test_adapters_keep_no_retry_policy_the_runner_has_the_one_formula() -> None:
     options = adapter_options(PlatformConfig("telegram", enabled=True, secrets={"token": "1:x"}))
+    assert "backoff" not in options  # a lost connection is retried by the runner alone
+    runner = AdapterRunner("telegram", lambda: FakeAdapter(), {}, asyncio.Queue())
     ceilings = [1.0, 2.0, 60.0, 60.0]  # 1 s doubling up to a minute, jitter only shortening
-    delays = [options["backoff"](n) for n in (1, 2, 7, 100)]
+    delays = [runner.backoff.delay(n) for n in (1, 2, 7, 100)]
     assert all(0.8 * c <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
 
 

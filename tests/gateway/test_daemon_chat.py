@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from platforms.base import AdapterState, Destination, InboundMessage
+from platforms.errors import AuthError
 from platforms.fake import FakeAdapter
 from platforms.web import WebAdapter
 from tests.gateway.chat_harness import make_reporter, truthy
@@ -68,11 +69,9 @@ async def test_an_adapter_that_stops_after_connecting_is_started_again(tmp_path:
         return made[-1]
 
     async with running(tmp_path / "home", "", {"fake": factory}) as daemon:
-        runner = daemon.runners["fake"]
-        runner.watch_seconds = 0.02
         await wait_until(lambda: truthy(made and made[0].started), what="first start")
-        # What discord.py giving up looks like from outside: the adapter says "stopped".
-        made[0].set_status(AdapterState.STOPPED, "gateway closed: 4004 authentication failed")
+        # What discord.py giving up looks like from outside: run() raises the mapped error.
+        made[0].lose_connection(AuthError("gateway closed: 4004 authentication failed"))
 
         async def restarted() -> bool:
             return len(made) == 2 and made[1].started and made[0].closed

@@ -13,7 +13,6 @@ import pytest
 
 from gateway.commands import printable
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, render
-from kanban.backoff import Backoff
 from kanban.board import Board
 from kanban.models import Event, Task
 from kanban.testing import claim_and_complete, make_task, open_board
@@ -80,8 +79,7 @@ async def test_forged_names_through_the_notifier_reach_telegram_on_one_line(
     user_home.mkdir()
     async with TelegramServer() as server:
         adapter = TelegramAdapter(TOKEN, base_url=server.api_base, poll_timeout=0,
-                                  request_timeout=5, allowed_users=["42"],
-                                  backoff=Backoff(base=0.3, cap=1, jitter=0).delay)
+                                  request_timeout=5, allowed_users=["42"])
         try:
             notifier = Notifier(lambda: [board], board.changes, {"telegram": adapter},
                                 DeliverySettings(relayboard_home=tmp_path / "home",

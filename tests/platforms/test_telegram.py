@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from kanban.backoff import Backoff
 from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
-from platforms.errors import AdapterConfigError, AuthError, ProtocolError, TransientError
+from platforms.errors import (
+    AdapterConfigError,
+    AuthError,
+    Conflict,
+    ProtocolError,
+    TransientError,
+)
 from platforms.telegram import TelegramAdapter
 from platforms.text import utf16_len
 from tests.fakes.common import free_port
@@ -23,7 +28,6 @@ DEST = Destination("telegram", CHAT, thread="77")
 
 def make_adapter(server: TelegramServer, **kw: object) -> TelegramAdapter:
     kw.setdefault("allowed_users", ["42"])
-    kw.setdefault("backoff", Backoff(base=0.3, cap=1, jitter=0).delay)
     return TelegramAdapter(
         TOKEN,
         base_url=server.api_base,
@@ -197,24 +201,20 @@ async def test_inbound_messages_filtered_and_threaded(
         await a.close()
 
 
-async def test_polling_survives_failures_with_backoff(telegram_server: TelegramServer) -> None:
+async def test_a_failed_poll_ends_the_run_with_the_mapped_error(
+    telegram_server: TelegramServer,
+) -> None:
     a = make_adapter(telegram_server)
     telegram_server.fail_next(
-        "getUpdates", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, times=2
+        "getUpdates", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
     )
-    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
-    await a.start(inbox)
     try:
-        polls = await telegram_server.wait_until(
-            lambda: (c := telegram_server.calls("getUpdates")) and len(c) >= 3 and c
-        )
-        # base 0.3s then 0.6s, no jitter: the backoff grows between the failed polls
-        assert polls[1].at - polls[0].at >= 0.3
-        assert polls[2].at - polls[1].at >= 0.6
-        telegram_server.push_message(chat_id=1, text="back")
-        msg = await asyncio.wait_for(inbox.get(), 5)
-        assert msg.text == "back"
-        assert a.status().state is AdapterState.CONNECTED
+        # no retry of its own: the gateway's runner decides when to poll again
+        with pytest.raises(TransientError, match="Bad Gateway"):
+            await asyncio.wait_for(a.run(asyncio.Queue()), 5)
+        assert a.status().state is AdapterState.STOPPED
+        assert "getUpdates failed" in a.status().detail
+        assert len(telegram_server.calls("getUpdates")) == 1
     finally:
         await a.close()
 
@@ -241,58 +241,20 @@ async def test_start_deletes_a_webhook_before_polling(telegram_server: TelegramS
     assert a.status().state is AdapterState.STOPPED
 
 
-async def test_a_second_poller_is_reported_once_per_streak_and_polling_recovers(
-    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
+async def test_a_second_poller_ends_the_run_with_a_conflict(
+    telegram_server: TelegramServer,
 ) -> None:
     telegram_server.other_poller = True
-    a = make_adapter(telegram_server, backoff=Backoff(base=0.05, cap=0.2, jitter=0).delay)
-    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
-    await a.start(inbox)
+    a = make_adapter(telegram_server)
+    reports: list[AdapterState] = []
     try:
-        polls = await telegram_server.wait_until(
-            lambda: (c := telegram_server.calls("getUpdates")) and len(c) >= 4 and c
-        )
-        # the 4th poll is only sent once the 3rd 409 was handled: the state is settled here
-        status = a.status()
-        assert status.state is AdapterState.CONFLICT
-        assert "another process is polling with this bot token" in status.detail
-        assert status.since is not None
-        assert polls[2].at - polls[1].at >= 0.05 and polls[3].at - polls[2].at >= 0.1  # backoff
-        telegram_server.other_poller = False
-        telegram_server.push_message(chat_id=1, text="free again")
-        assert (await asyncio.wait_for(inbox.get(), 5)).text == "free again"
-        n = len(telegram_server.calls("getUpdates"))
-        await telegram_server.wait_until(lambda: len(telegram_server.calls("getUpdates")) > n)
-        assert a.status().state is AdapterState.CONNECTED
+        with pytest.raises(Conflict, match="another process is polling with this bot token"):
+            await asyncio.wait_for(a.run(asyncio.Queue(), lambda s, _: reports.append(s)), 5)
+        assert reports == [AdapterState.CONNECTING, AdapterState.STOPPED]  # never connected
+        assert "another process is polling" in a.status().detail
+        assert [r.method for r in telegram_server.requests][-1] == "getUpdates"
     finally:
         await a.close()
-    conflicts = [r for r in caplog.records if r.name == "platforms.telegram" and "409" in r.message]
-    assert len(conflicts) == 1 and conflicts[0].levelno == logging.ERROR
-    assert "another process is polling" in conflicts[0].getMessage()
-    assert any("polling again after" in r.getMessage() for r in caplog.records)
-
-
-async def test_transient_poll_failures_are_logged_once_per_streak(
-    telegram_server: TelegramServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    a = make_adapter(telegram_server, backoff=Backoff(base=0.02, cap=0.05, jitter=0).delay)
-    telegram_server.fail_next(
-        "getUpdates", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, times=4
-    )
-    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
-    await a.start(inbox)
-    try:
-        await telegram_server.wait_until(lambda: len(telegram_server.calls("getUpdates")) >= 4)
-        assert a.status().state is AdapterState.RETRYING
-        assert "Bad Gateway" in a.status().detail
-        telegram_server.push_message(chat_id=1, text="up")
-        await asyncio.wait_for(inbox.get(), 5)
-    finally:
-        await a.close()
-    warnings = [
-        r for r in caplog.records if r.levelno == logging.WARNING and "getUpdates" in r.message
-    ]
-    assert len(warnings) == 1
 
 
 async def test_start_errors_are_mapped_and_never_show_the_token(
