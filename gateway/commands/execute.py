@@ -331,6 +331,15 @@ async def _assign(req: v.AssignRequest, caller: Caller, services: Services) -> r
     return r.TaskUpdated(task, f"Task {req.task_id} assigned to {value or 'nobody'}")
 
 
+@handles(v.SetPriorityRequest)
+async def _set_priority(req: v.SetPriorityRequest, caller: Caller,
+                        services: Services) -> r.TaskUpdated:
+    _refuse_worker(caller, f"set the priority of task {req.task_id}")
+    board = await services.open_board(req, caller)
+    task = await board.set_priority(req.task_id, req.priority)
+    return r.TaskUpdated(task, f"Task {req.task_id} priority: {task.priority}")
+
+
 @handles(v.SetModelRequest)
 async def _set_model(req: v.SetModelRequest, caller: Caller,
                      services: Services) -> r.TaskUpdated:

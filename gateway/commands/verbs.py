@@ -126,6 +126,13 @@ class SetModelRequest(Request):
     model: str = argument()
 
 
+@verb("set-priority", help="Set the priority of a task (higher runs first).")
+@dataclass(frozen=True)
+class SetPriorityRequest(Request):
+    task_id: int = argument(type=TASK_ID)
+    priority: int = argument(type=BIG_INT)
+
+
 @verb("claim", help="Claim a ready task by hand (manual lanes): prints the run id, lease token "
                     "and workspace.")
 @dataclass(frozen=True)

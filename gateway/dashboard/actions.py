@@ -25,6 +25,7 @@ from gateway.commands import (
     Request,
     Services,
     SetModelRequest,
+    SetPriorityRequest,
     UnblockRequest,
     UnlinkRequest,
     execute,
@@ -98,8 +99,9 @@ class Actor:
             priority = fields["priority"]
             if isinstance(priority, bool) or not isinstance(priority, int):
                 raise InvalidInput("priority must be an integer")
-            # Priority has no CLI verb; the kernel validates it like every other value.
-            task = await self.board.set_priority(task_id, priority)
+            ranked: r.TaskUpdated = await self._run(SetPriorityRequest(
+                task_id=task_id, priority=priority, board=self.board.slug))
+            task = ranked.task
         if "model_override" in fields:
             model = fields["model_override"] or "none"
             if not isinstance(model, str):

@@ -378,6 +378,17 @@ def test_set_model_and_none(rb: Cli) -> None:
     assert rb.show(task_id)["model_override"] is None
 
 
+def test_set_priority_reorders_the_list(rb: Cli) -> None:
+    low = rb.create("low")
+    high = rb.create("high")
+    assert rb.json("kanban", "set-priority", str(high), "9")["priority"] == 9
+    assert [t["id"] for t in rb.json("kanban", "list")] == [high, low]
+    assert isinstance(rb.fail("kanban", "set-priority", "99", "1"), TaskNotFound)
+    worker = rb.json("kanban", "claim", str(low))
+    refused = rb.fail("kanban", "set-priority", str(high), "1", env=worker_env(worker, low))
+    assert "may not set the priority" in str(refused)
+
+
 def test_assign_unknown_and_archived(rb: Cli) -> None:
     assert isinstance(rb.fail("kanban", "assign", "5", "alice"), TaskNotFound)
     task_id = rb.create("t")

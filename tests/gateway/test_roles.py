@@ -192,7 +192,8 @@ async def test_row_unblock(table: Table, who: str) -> None:
 @pytest.mark.parametrize("who", CALLERS)
 @pytest.mark.parametrize("verb", ["complete 3 --result mine", "block 3 not yours",
                                   "complete 2 --force", "archive 3", "assign 3 coder",
-                                  "set-model 3 big", "claim 3", "link 1 3", "recompute",
+                                  "set-model 3 big", "set-priority 3 5", "claim 3", "link 1 3",
+                                  "recompute",
                                   "boards create extra", "archive 2 --force"])
 async def test_row_operator_writes(table: Table, who: str, verb: str) -> None:
     """Writes on a worker's behalf, forcing, and board changes: people with operator rights
