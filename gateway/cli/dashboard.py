@@ -1,5 +1,4 @@
-"""``relayboard dashboard`` (the web dashboard alone, under uvicorn), the demo worker
-``relayboard example chart``, and ``relayboard profile example NAME --kind chart``.
+"""``relayboard dashboard``: the web dashboard alone, under uvicorn.
 
 ``relayboard gateway run`` mounts the same app beside the chat router; run alone, the dashboard's
 web chat answers that the router is not running here, instead of leaving messages unanswered.
@@ -11,14 +10,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli.context import app_of, emit_json, json_option
-from gateway.examples import EXAMPLES, create_example_profile
+from gateway.cli.context import app_of
 
 if TYPE_CHECKING:  # the web stack is imported by the verb that serves, not by every CLI call
     from gateway.config import Config
@@ -29,15 +26,6 @@ log = logging.getLogger(__name__)
 
 NO_ROUTER_REPLY = ("This is `relayboard dashboard` on its own: nothing answers chat here. Run "
                    "`relayboard gateway run` for the chat commands (/kanban …, /status, /help).")
-
-
-def register(root: click.Group) -> None:
-    """Add ``dashboard`` and ``example`` to the root group, ``example`` to ``profile``."""
-    root.add_command(dashboard)
-    root.add_command(example)
-    profile_group = root.commands.get("profile")
-    if isinstance(profile_group, click.Group):
-        profile_group.add_command(profile_example)
 
 
 @click.command("dashboard")
@@ -95,34 +83,3 @@ async def _answer_without_router(web: WebAdapter, inbox: asyncio.Queue[InboundMe
         message = await inbox.get()
         await web.send(Destination(message.platform, message.chat, message.thread),
                        NO_ROUTER_REPLY)
-
-
-# ---- the demo worker and its profile -------------------------------------------------------
-
-@click.group("example")
-def example() -> None:
-    """Built-in demo workers (run by the dispatcher, not by hand)."""
-
-
-@example.command("chart")
-def example_chart() -> None:
-    """Chart the task's numbers (or sample sales) as PNG + CSV and complete it."""
-    from gateway.examples.chart import main as chart_main
-
-    # A worker-side helper reads the RELAYBOARD_* worker variables (allowed at this edge).
-    sys.exit(chart_main(dict(os.environ)))
-
-
-@click.command("example")
-@click.argument("name")
-@click.option("--kind", type=click.Choice(sorted(EXAMPLES)), default="chart", show_default=True,
-              help="Which built-in demo worker the profile runs.")
-@json_option
-@click.pass_context
-def profile_example(ctx: click.Context, name: str, kind: str, as_json: bool) -> None:
-    """Create profile NAME that runs a built-in demo worker (no LLM needed)."""
-    made = create_example_profile(app_of(ctx).profiles(), name, kind)
-    if as_json:
-        emit_json(made.to_dict())
-    else:
-        click.echo(f"created profile {made.name} ({kind} demo worker) at {made.home}")

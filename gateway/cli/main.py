@@ -19,7 +19,7 @@ from gateway.cli.context import AppContext, OneLineUsageGroup, fail_cleanly
 
 _GROUPS = {
     "dashboard": "gateway.cli.dashboard",
-    "example": "gateway.cli.dashboard",
+    "example": "gateway.cli.example",
     "gateway": "gateway.cli.gateway",
     "kanban": "gateway.cli.kanban",
     "mcp": "gateway.cli.mcp",

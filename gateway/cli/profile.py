@@ -192,7 +192,7 @@ def _description_cell(p: Profile) -> str:
 
 def _register_example() -> None:
     # `profile example NAME --kind chart` lives with the demo machinery; it imports nothing heavy.
-    from gateway.cli.dashboard import profile_example
+    from gateway.cli.example import profile_example
 
     profile.add_command(profile_example, "example")
 

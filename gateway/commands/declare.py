@@ -1,6 +1,6 @@
 """Declaring a verb once: a frozen dataclass whose fields carry their click parameter.
 
-Each request class of :mod:`gateway.commands.requests` is the single declaration of a verb's
+Each request class of :mod:`gateway.commands.verbs` is the single declaration of a verb's
 arguments. :func:`params_of` turns its fields into click parameters, so the CLI and the chat
 parser run the very same click parser over the same declarations; nothing is written twice.
 
