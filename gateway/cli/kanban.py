@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.context import NoArgsIsHelp, app_of, emit_json, emit_json_list, usage_line
+from gateway.cli.context import app_of, emit_json, emit_json_list
 from gateway.commands import (
     CompleteRequest,
     CreateRequest,
@@ -42,16 +42,8 @@ _LAZY = {"dispatch": "gateway.cli.dispatch"}
 
 
 class _KanbanGroup(VerbGroup):
-    """Turns click's multi-line usage errors of every kanban verb into one ``error:`` line, like
-    kernel errors."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NoArgsIsHelp:
-            raise
-        except click.UsageError as exc:
-            raise usage_line(exc, ctx.command_path) from exc
+    """The kanban verbs, and the ones imported on first use. (A usage error of any verb becomes
+    one ``error:`` line in the root group, :class:`gateway.cli.context.OneLineUsageGroup`.)"""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY})
