@@ -26,7 +26,8 @@ from gateway.errors import ConfigError
 from gateway.kernel_settings import decompose_settings
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.board import Board
-from kanban.runtime.dispatcher import Dispatcher, LoopHooks
+from kanban.runtime.dispatcher import Dispatcher
+from kanban.runtime.wakeups import LoopHooks
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,13 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
 :meth:`Dispatcher.run` is the one event-driven loop, for ``relayboard kanban dispatch --loop``
 and the gateway alike: it signals ``ready``, then waits on a board change (in-process commit, or
 another process's commit), a worker exit, the earliest not-before of a backed-off ready task, the
-interval tick (only a safety net) or its stop event, whichever comes first. Worker exits arrive
-through a pidfd per worker (:meth:`WorkerProcess.watch`, Linux ≥ 5.3), so a running worker costs
-no polling; where a worker cannot be watched so, the wait is bounded by ``exit_poll_seconds``
-while it runs. A host adds its own parts as :class:`LoopHooks` (the gateway: the hub's boards and
-change signal, decomposition kicks, an interval read from its config) rather than a loop of its
-own. :meth:`Dispatcher.run_once` is one-shot ``relayboard kanban dispatch``.
+interval tick (only a safety net) or its stop event, whichever comes first
+(:mod:`kanban.runtime.wakeups`). Worker exits arrive through a pidfd per worker
+(:meth:`WorkerProcess.watch`, Linux ≥ 5.3); where a worker cannot be watched so, the wait is
+bounded by ``exit_poll_seconds`` while it runs. A host adds its own parts as ``LoopHooks`` (the
+gateway: the hub's boards and change signal, decomposition kicks, an interval from its config)
+rather than a loop of its own. :meth:`Dispatcher.run_once` is the one-shot
+``relayboard kanban dispatch``.
 
 Nothing here blocks the event loop the daemon shares with chat: file work (log rotation and
 tails, prompts, workspaces), process starts, git and process-table probes run on worker threads
@@ -40,14 +41,14 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from kanban.agents.profiles import Profile, Profiles
-from kanban.board import Board, ChangeSignal
+from kanban.board import Board
 from kanban.boards import Boards
 from kanban.errors import CapReached, KanbanError, NotClaimable, SpawnError, WorkspaceError
 from kanban.models import Run, Task
@@ -65,7 +66,6 @@ from kanban.runtime.launch import (
     claimer_gone,
     launch,
     probe_adoptable,
-    workspace_task_ids,
 )
 from kanban.runtime.report import CycleReport
 from kanban.runtime.settings import DispatchSettings, default_host_cap
@@ -75,7 +75,8 @@ from kanban.runtime.spawn import (
     is_same_process,
     relayboard_argv,
 )
-from kanban.runtime.workspaces import Tmux, cleanup_completed
+from kanban.runtime.wakeups import LoopHooks, Wake, next_wakeup
+from kanban.runtime.workspaces import Tmux, cleanup_completed, sweep_done
 from kanban.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -84,26 +85,6 @@ EXIT_RETRY_LATER = 75  # EX_TEMPFAIL: "rate limited, retry later" — requeued, 
 # Never sleep less than this before the next cycle, even when a back-off is already due: a
 # kernel that reports a past wake-up time must not turn the loop into a busy spin.
 MIN_WAIT_SECONDS = 0.01
-
-
-@dataclass(frozen=True)
-class LoopHooks:
-    """What a host of the one loop (:meth:`Dispatcher.run`) adds to it, instead of a loop of
-    its own. The defaults are the standalone dispatcher of ``relayboard kanban dispatch --loop``.
-
-    ``boards`` — the boards of each pass (called every pass, so boards may come and go); default:
-    the dispatcher's ``slugs`` (or every board), opened once. ``changes`` — the change signal to
-    wake on; default: each opened board's own signal plus a poll for other processes' commits
-    every ``poll_seconds``. A host that passes ``changes`` passes ``boards`` too. ``before_pass``
-    — awaited at the start of every pass with its boards (the gateway kicks decompositions
-    there; it must not block for long). ``interval`` — the safety-net tick, read every pass;
-    default: ``settings.interval_seconds``.
-    """
-
-    boards: Callable[[], Sequence[Board]] | None = None
-    changes: ChangeSignal | None = None
-    before_pass: Callable[[Sequence[Board]], Awaitable[None]] | None = None
-    interval: Callable[[], float] | None = None
 
 
 @dataclass
@@ -146,7 +127,7 @@ class Dispatcher:
         self.passes = 0  # wake-ups of the loop (one pass over every board each)
         self.last_reports: dict[str, CycleReport] = {}
         self._workers: dict[tuple[str, int], _Tracked] = {}
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._host_cap: int | None = None
 
     # ---- introspection ------------------------------------------------------------------------
@@ -518,22 +499,10 @@ class Dispatcher:
         return [await self.boards.open(slug) for slug in slugs]
 
     async def sweep(self, board: Board) -> list[dict[str, Any]]:
-        """Clean the scratch workspaces of done tasks left by a dispatcher that died (bounded by
-        the workspaces that exist, never a scan of the board)."""
-        cleaned: list[dict[str, Any]] = []
+        """Clean the scratch workspaces of done tasks left by a dispatcher that died."""
         busy = {t.task_id for t in self._workers.values() if t.slug == board.slug}
-        for task_id in await anyio.to_thread.run_sync(workspace_task_ids, board.workspaces_dir):
-            if task_id in busy:
-                continue
-            try:
-                task = await board.get_task(task_id)
-            except KanbanError:
-                continue
-            if task.status == "done":
-                cleaned.append((await cleanup_completed(
-                    board, task, tmux=self.tmux,
-                    worktree_repo=self.settings.worktree_repo)).to_dict())
-        return cleaned
+        return await sweep_done(board, busy, tmux=self.tmux,
+                                worktree_repo=self.settings.worktree_repo)
 
     async def run(self, stop: asyncio.Event | None = None,
                   hooks: LoopHooks | None = None) -> None:
@@ -549,7 +518,7 @@ class Dispatcher:
             stop = asyncio.Event()  # a host that is cancelled instead (the gateway's supervisor)
         async with anyio.create_task_group() as helpers:
             if hooks.changes is not None:
-                helpers.start_soon(self._forward_changes, hooks.changes,
+                helpers.start_soon(self._wake.forward_changes, hooks.changes,
                                    name="dispatch-changes")
                 boards_of = hooks.boards or (lambda: [])
             else:
@@ -557,11 +526,12 @@ class Dispatcher:
                 # poll for other processes' commits, are the change signal.
                 opened = await self._open_boards()
                 for board in opened:
-                    helpers.start_soon(self._forward_changes, board.changes,
+                    helpers.start_soon(self._wake.forward_changes, board.changes,
                                        name=f"dispatch-changes-{board.slug}")
-                helpers.start_soon(self._poll_external, opened, name="dispatch-poll")
+                helpers.start_soon(self._wake.poll_external, opened, self.settings.poll_seconds,
+                                   name="dispatch-poll")
                 boards_of = hooks.boards or (lambda: opened)
-            helpers.start_soon(self._forward_stop, stop, name="dispatch-stop")
+            helpers.start_soon(self._wake.forward_stop, stop, name="dispatch-stop")
             try:
                 await self._loop(stop, boards_of, hooks)
             finally:
@@ -596,15 +566,14 @@ class Dispatcher:
             self.ready.set()
             if stop.is_set():
                 break
-            with anyio.move_on_after(await self._wait_seconds(boards, hooks)):
-                await self._wake.wait()
+            await self._wake.wait(await self._wait_seconds(boards, hooks))
 
     async def _wait_seconds(self, boards: Sequence[Board], hooks: LoopHooks) -> float:
         """How long the loop may sleep when nothing wakes it: the interval tick, shortened to
         the earliest not-before, the end of a lingering worker's grace and, only while a
         worker's exit cannot be waited on (no pidfd), to ``settings.exit_poll_seconds``."""
         timeout = hooks.interval() if hooks.interval is not None else self.settings.interval_seconds
-        due = await self._next_wakeup(boards)
+        due = await next_wakeup(boards)
         if due is not None:
             timeout = min(timeout, max(MIN_WAIT_SECONDS, due - now()))
         if any(not t.proc.watched for t in self._workers.values()):
@@ -616,38 +585,6 @@ class Dispatcher:
                 left = tracked.ended_seen_at + self.settings.exit_grace_seconds - now()
                 timeout = min(timeout, max(MIN_WAIT_SECONDS, left))
         return timeout
-
-    async def _next_wakeup(self, boards: Sequence[Board]) -> float | None:
-        """The earliest not-before time of a backed-off ready task on any board."""
-        earliest: float | None = None
-        for board in boards:
-            try:
-                value = await board.next_wakeup()
-            except KanbanError as exc:
-                log.warning("next_wakeup failed on board %s: %s", board.slug, exc)
-                continue
-            if value is not None:
-                earliest = value if earliest is None else min(earliest, value)
-        return earliest
-
-    async def _forward_changes(self, changes: ChangeSignal) -> None:
-        version = changes.version
-        while True:
-            version = await changes.wait(version, None)
-            self._wake.set()
-
-    async def _poll_external(self, boards: Sequence[Board]) -> None:
-        while True:
-            for board in boards:
-                try:
-                    await board.poll_external()  # bumps board.changes → _watch_changes wakes us
-                except Exception as exc:  # cancellation is a BaseException and passes
-                    log.warning("polling board %s failed: %s", board.slug, exc)
-            await anyio.sleep(self.settings.poll_seconds)
-
-    async def _forward_stop(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
 
     async def aclose(self, *, terminate: bool = False) -> None:
         """Stop watching workers. They keep running (a later dispatcher adopts them) unless
@@ -663,5 +600,5 @@ class Dispatcher:
             t.proc.detach()
 
 
-__all__ = ["CycleReport", "DispatchSettings", "Dispatcher", "Run", "default_host_cap",
-           "normalise_error"]
+__all__ = ["CycleReport", "DispatchSettings", "Dispatcher", "LoopHooks", "Run",
+           "default_host_cap", "normalise_error"]

@@ -101,13 +101,6 @@ def probe_adoptable(runs: Sequence[tuple[Run, Path]], tail_bytes: int
     return out
 
 
-def workspace_task_ids(root: Path) -> list[int]:
-    """Task ids that have a directory under a board's workspaces root."""
-    if not root.is_dir():
-        return []
-    return sorted(int(entry.name) for entry in root.iterdir() if entry.name.isdigit())
-
-
 def claimer_gone(claimed_by: str | None, me: str) -> bool:
     """True when a run was claimed by a dispatcher process (``dispatcher@host:pid``) other than
     this one that no longer runs. Manual claims (a person's name) are never "gone"."""
@@ -121,5 +114,4 @@ def claimer_gone(claimed_by: str | None, me: str) -> bool:
     return not psutil.pid_exists(pid)
 
 
-__all__ = ["LaunchRequest", "argv_template", "claimer_gone", "launch", "probe_adoptable",
-           "workspace_task_ids"]
+__all__ = ["LaunchRequest", "argv_template", "claimer_gone", "launch", "probe_adoptable"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from kanban.errors import WorkspaceError
+from kanban.errors import KanbanError, WorkspaceError
 from kanban.fsutil import copy_at, inside, open_dir_no_follow, open_parent_beneath
 from kanban.models import Task
 
@@ -135,6 +135,32 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
     for error in report.errors:
         log.warning("task %s: %s", task.id, error)
     return report
+
+
+async def sweep_done(board: Board, busy: set[int], *, tmux: Tmux | None = None,
+                     worktree_repo: Path | None = None) -> list[dict[str, Any]]:
+    """Clean the workspaces of done tasks that a dispatcher which died left behind, except
+    ``busy`` (tasks whose workers are still watched). Bounded by the folders that exist under
+    the board's workspaces, never a scan of the board."""
+    cleaned: list[dict[str, Any]] = []
+    for task_id in await anyio.to_thread.run_sync(workspace_task_ids, board.workspaces_dir):
+        if task_id in busy:
+            continue
+        try:
+            task = await board.get_task(task_id)
+        except KanbanError:
+            continue
+        if task.status == "done":
+            cleaned.append((await cleanup_completed(board, task, tmux=tmux,
+                                                    worktree_repo=worktree_repo)).to_dict())
+    return cleaned
+
+
+def workspace_task_ids(root: Path) -> list[int]:
+    """Task ids that have a directory under a board's workspaces root."""
+    if not root.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in root.iterdir() if entry.name.isdigit())
 
 
 def _unlink(path: Path) -> None:
