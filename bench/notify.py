@@ -35,8 +35,9 @@ from gateway.config import load_config  # noqa: E402
 from gateway.daemon import Daemon  # noqa: E402
 from kanban.agents.profiles import Profiles  # noqa: E402
 from kanban.board import Board  # noqa: E402
-from platforms.base import Destination, Receipt  # noqa: E402
+from platforms.base import Destination  # noqa: E402
 from platforms.fake import FakeAdapter  # noqa: E402
+from platforms.receipts import Receipt  # noqa: E402
 
 
 class TimedFake(FakeAdapter):

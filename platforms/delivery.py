@@ -35,8 +35,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from platforms.base import Destination, PlatformAdapter, Receipt
+from platforms.base import Destination, PlatformAdapter
 from platforms.files import FileKind, classify, partition_files
+from platforms.receipts import Receipt
 from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)

@@ -46,9 +46,7 @@ from platforms.base import (
     InboundFile,
     InboundMessage,
     Limits,
-    MiB,
     PlatformAdapter,
-    Receipt,
     Report,
 )
 from platforms.errors import (
@@ -64,6 +62,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind
 from platforms.markup import MARKDOWN_PROTECT
+from platforms.receipts import MiB, Receipt
 from platforms.text import split_message
 from platforms.untrusted import clean_file_name
 

@@ -35,13 +35,12 @@ from platforms.base import (
     InboundFile,
     InboundMessage,
     Limits,
-    MiB,
     PlatformAdapter,
-    Receipt,
     Report,
 )
 from platforms.errors import PermanentError, PlatformError
 from platforms.files import FileKind
+from platforms.receipts import MiB, Receipt
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,7 @@ from platforms.base import (
     InboundFile,
     InboundMessage,
     Limits,
-    MiB,
     PlatformAdapter,
-    Receipt,
     Report,
 )
 from platforms.errors import (
@@ -63,6 +61,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind
 from platforms.markup import SLACK_PROTECT, to_mrkdwn
+from platforms.receipts import MiB, Receipt
 from platforms.untrusted import clean_file_name
 
 __all__ = ["SlackAdapter", "map_error", "to_mrkdwn"]

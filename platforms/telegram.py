@@ -37,9 +37,7 @@ from platforms.base import (
     InboundFile,
     InboundMessage,
     Limits,
-    MiB,
     PlatformAdapter,
-    Receipt,
     Report,
 )
 from platforms.errors import (
@@ -55,6 +53,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
+from platforms.receipts import MiB, Receipt
 from platforms.redact import protect_loggers
 from platforms.text import split_message, utf16_len
 from platforms.untrusted import clean_file_name

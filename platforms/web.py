@@ -59,11 +59,8 @@ from platforms.base import (
     InboundFile,
     InboundMessage,
     Limits,
-    MiB,
     PlatformAdapter,
-    Receipt,
     Report,
-    too_large_reason,
 )
 from platforms.errors import PermanentError, WebChatError
 from platforms.files import FileKind, classify
@@ -86,6 +83,7 @@ from platforms.private import (
     write_private_bytes,
     write_private_text,
 )
+from platforms.receipts import MiB, Receipt, too_large_reason
 from platforms.text import split_text
 
 log = logging.getLogger(__name__)

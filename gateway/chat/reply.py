@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 
 from gateway.notifier import refusal_line
-from platforms.base import Destination, PlatformAdapter, Receipt
+from platforms.base import Destination, PlatformAdapter
 from platforms.delivery import DeliveryPolicy, deliver_files
+from platforms.receipts import Receipt
 
 log = logging.getLogger(__name__)
 

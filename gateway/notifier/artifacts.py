@@ -20,9 +20,10 @@ from pathlib import Path
 
 from kanban.board import Board
 from kanban.models import Event, Task
-from platforms.base import PlatformAdapter, Receipt
+from platforms.base import PlatformAdapter
 from platforms.delivery import DeliveryPolicy
 from platforms.files import FileKind, classify, extract_local_files
+from platforms.receipts import Receipt
 
 log = logging.getLogger(__name__)
 

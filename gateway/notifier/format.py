@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kanban.models import Event, Task
-from platforms.base import Receipt, ReceiptStatus
+from platforms.receipts import Receipt, ReceiptStatus
 from platforms.untrusted import clean_file_name, clean_line, clean_text
 
 HEADLINES: dict[str, str] = {

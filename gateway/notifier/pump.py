@@ -36,10 +36,11 @@ from kanban.board.outbox import NOTIFY_KINDS, OutboxItem
 from kanban.errors import KanbanError
 from kanban.models import Task
 from kanban.timeutil import now
-from platforms.base import Destination, PlatformAdapter, Receipt, ReceiptStatus
+from platforms.base import Destination, PlatformAdapter
 from platforms.delivery import DeliveryPolicy, deliver_files
 from platforms.errors import PlatformError
 from platforms.files import partition_files
+from platforms.receipts import Receipt, ReceiptStatus
 
 log = logging.getLogger(__name__)
 

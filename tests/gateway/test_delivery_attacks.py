@@ -17,8 +17,9 @@ from kanban.board import Board
 from kanban.errors import InvalidInput
 from kanban.runtime.workspaces import cleanup_completed
 from kanban.testing import claim_and_complete, make_task, open_board
-from platforms.base import Destination, Receipt
+from platforms.base import Destination
 from platforms.fake import FakeAdapter
+from platforms.receipts import Receipt
 
 FAST = NotifierSettings(backoff_base=0.0, backoff_cap=0.0, tick_seconds=0.05, batch=64)
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- do not leak"

@@ -27,8 +27,9 @@ from gateway.kernel_settings import board_options, storage
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings
 from kanban import Boards
 from kanban.storage.pg import drop_namespace
-from platforms.base import Destination, Receipt
+from platforms.base import Destination
 from platforms.fake import FakeAdapter
+from platforms.receipts import Receipt
 from tests.gateway.conftest import Cli, assert_one_error_line, worker_env
 from tests.gateway.test_notifier import png_bytes
 from tests.storage_backends import pg_dsn

@@ -13,9 +13,9 @@ from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, rende
 from kanban.board import Board
 from kanban.models import Event
 from kanban.testing import claim_and_complete, fake_clock, make_task, open_board
-from platforms.base import Receipt
 from platforms.errors import RateLimited
 from platforms.fake import FakeAdapter
+from platforms.receipts import Receipt
 
 FAST = NotifierSettings(backoff_base=0.0, backoff_cap=0.0, tick_seconds=0.05)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from platforms.base import Destination, InboundMessage, MiB, Receipt, ReceiptStatus
+from platforms.base import Destination, InboundMessage
 from platforms.delivery import DeliveryPolicy, deliver_files
 from platforms.errors import AdapterConfigError, TransientError
 from platforms.fake import FakeAdapter
+from platforms.receipts import MiB, Receipt, ReceiptStatus
 from platforms.registry import ADAPTERS, create_adapter
 from platforms.text import split_text, utf16_len
 

@@ -8,7 +8,7 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
+from platforms.base import AdapterState, Destination, InboundMessage
 from platforms.discord import DiscordAdapter
 from platforms.errors import (
     AdapterConfigError,
@@ -16,6 +16,7 @@ from platforms.errors import (
     ProtocolError,
     TransientError,
 )
+from platforms.receipts import ReceiptStatus
 from tests.fakes.common import free_port
 from tests.fakes.discord_server import (
     BOT_USER,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
+from platforms.base import AdapterState, Destination, InboundMessage
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
@@ -16,6 +16,7 @@ from platforms.errors import (
     ProtocolError,
     TransientError,
 )
+from platforms.receipts import ReceiptStatus
 from platforms.slack import SlackAdapter, to_mrkdwn
 from tests.fakes.common import free_port
 from tests.fakes.slack_server import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, SlackServer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from platforms.base import AdapterState, Destination, InboundMessage, ReceiptStatus
+from platforms.base import AdapterState, Destination, InboundMessage
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
@@ -16,6 +16,7 @@ from platforms.errors import (
     ProtocolError,
     TransientError,
 )
+from platforms.receipts import ReceiptStatus
 from platforms.telegram import TelegramAdapter
 from platforms.text import utf16_len
 from tests.fakes.common import free_port

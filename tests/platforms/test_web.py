@@ -12,7 +12,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from platforms.base import Destination, InboundMessage, ReceiptStatus
+from platforms.base import Destination, InboundMessage
+from platforms.receipts import ReceiptStatus
 from platforms.registry import create_adapter
 from platforms.web import WebAdapter
 
