@@ -93,6 +93,13 @@ def media_type(name: str, head: bytes, *, inline: bool) -> str:
     return "application/octet-stream"
 
 
+def file_response(name: str, head: bytes, *, download: bool) -> tuple[str, dict[str, str]]:
+    """(media type, headers) of one file response: shown inline only when it is a raster image
+    by name and first bytes and the viewer did not ask for a download; otherwise a download."""
+    inline = not download and raster_type(name, head) is not None
+    return media_type(name, head, inline=inline), file_headers(name, inline=inline)
+
+
 class BodyTooLarge(Exception):
     """A request body over the cap (one line for the person; answer 413)."""
 

@@ -68,11 +68,9 @@ from platforms.http_safety import (
     JSON_BODY_LIMIT,
     SNIFF_BYTES,
     BodyTooLarge,
-    file_headers,
-    media_type,
+    file_response,
     parse_json,
     raster_by_name,
-    raster_type,
     read_body,
 )
 from platforms.private import (
@@ -490,13 +488,11 @@ class WebAdapter(PlatformAdapter):
             return _error(404, "no such file")
         if not web_file.path.is_file():
             return _error(404, "the file is no longer available")
-        wants_download = request.query_params.get("download") == "1"
         head = await asyncio.to_thread(_head, web_file.path)
-        inline = not wants_download and raster_type(web_file.name, head) is not None
-        return FileResponse(web_file.path, media_type=media_type(web_file.name, head,
-                                                                 inline=inline),
-                            headers={**file_headers(web_file.name, inline=inline),
-                                     "Cache-Control": "private, max-age=3600"})
+        kind, headers = file_response(web_file.name, head,
+                                      download=request.query_params.get("download") == "1")
+        return FileResponse(web_file.path, media_type=kind,
+                            headers={**headers, "Cache-Control": "private, max-age=3600"})
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -6,7 +6,7 @@ unknown, 409 wrong state, 502 an auxiliary LLM failed); nothing else leaks a tra
 
 Bodies are read through :func:`platforms.http_safety.read_body`, capped at
 :data:`~platforms.http_safety.JSON_BODY_LIMIT` (413 past it, without reading the rest); files are
-served with the headers of :func:`platforms.http_safety.file_headers` (a download unless a raster
+served with the headers of :func:`platforms.http_safety.file_response` (a download unless a raster
 image, always sandboxed).
 """
 
@@ -45,10 +45,8 @@ from platforms.http_safety import (
     JSON_BODY_LIMIT,
     SNIFF_BYTES,
     BodyTooLarge,
-    file_headers,
-    media_type,
+    file_response,
     parse_json,
-    raster_type,
     read_body,
 )
 
@@ -359,10 +357,10 @@ async def download_artifact(request: Request) -> Response:
         raise
     # Inline only for a raster image by name and content; anything else (SVG, HTML, a script
     # renamed .png) is a download, and every response is sandboxed.
-    inline = not flag(request, "download") and raster_type(name, head) is not None
+    kind, headers = file_response(name, head, download=flag(request, "download"))
     return StreamingResponse(
-        _read_opened(opened), media_type=media_type(name, head, inline=inline),
-        headers={**file_headers(name, inline=inline), "Content-Length": str(opened.size),
+        _read_opened(opened), media_type=kind,
+        headers={**headers, "Content-Length": str(opened.size),
                  "Cache-Control": "private, max-age=60"})
 
 
