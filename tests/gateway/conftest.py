@@ -7,11 +7,14 @@ variable leaks in from the developer's shell, so worker mode is only on when a t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,9 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import cli, main
 from kanban.agents import Profiles
+from kanban.board import Board
 from kanban.storage.backend import Storage
+from kanban.testing import open_board
 from tests.storage_backends import generate, storage_for
 
 SUBPROCESS_TIMEOUT = 30.0
@@ -174,6 +179,48 @@ def _no_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 ROSTER = ("alice", "bob")
+
+
+@dataclass
+class ServedDashboard:
+    """A ``relayboard dashboard`` process: its address, and what it wrote to stderr once it
+    stopped."""
+
+    url: str
+    proc: subprocess.Popen[str]
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def dashboard_process(rb: Cli, within: float = 30.0) -> Iterator[ServedDashboard]:
+    """``relayboard dashboard --port 0`` on ``rb``'s home, stopped with SIGINT at the end."""
+    proc = subprocess.Popen(rb.argv("dashboard", "--port", "0"), env=clean_environ(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=rb.home)
+    served: ServedDashboard | None = None
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], within)
+        assert ready, "the dashboard printed no address"
+        line = proc.stdout.readline()
+        assert line.startswith("Relayboard dashboard on http://127.0.0.1:"), line
+        served = ServedDashboard(line.split()[3], proc)
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=within)
+        if served is not None:
+            served.stderr = err
+
+
+@pytest.fixture
+async def board(tmp_path: Path) -> AsyncIterator[Board]:
+    """The default board of a fresh home (``tmp_path/home``)."""
+    b = await open_board(tmp_path / "home")
+    try:
+        yield b
+    finally:
+        await b.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import select
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +9,7 @@ import httpx
 
 from gateway.examples.chart import make_chart, parse_body, parse_csv
 from kanban.models import Task
-from tests.gateway.conftest import Cli, assert_one_error_line, clean_environ
+from tests.gateway.conftest import Cli, assert_one_error_line, dashboard_process
 
 
 def test_profile_example_creates_the_chart_worker_profile(rb: Cli) -> None:
@@ -35,16 +32,8 @@ def test_dashboard_refuses_an_open_address_without_a_token(rb: Cli) -> None:
 
 def test_dashboard_serves_the_board_and_stops_on_sigint(rb: Cli) -> None:
     rb.create("visible from the browser")
-    proc = subprocess.Popen(rb.argv("dashboard", "--port", "0"), env=clean_environ(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=rb.home)
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        assert ready, "the dashboard printed no address"
-        line = proc.stdout.readline()
-        assert line.startswith("Relayboard dashboard on http://127.0.0.1:"), line
-        url = line.split()[3]
+    with dashboard_process(rb) as served:
+        url = served.url
         board = httpx.get(url + "api/board", timeout=10).json()
         assert [c["title"] for c in board["columns"][2]["tasks"]] == ["visible from the browser"]
         chat = httpx.post(url + "chat/messages", json={"text": "/status"},
@@ -57,11 +46,8 @@ def test_dashboard_serves_the_board_and_stops_on_sigint(rb: Cli) -> None:
                      .json()["messages"]]
             time.sleep(0.05)
         assert texts[0] == "/status" and "gateway run" in texts[1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+    assert served.proc.returncode == 0, served.stderr
+    assert "Traceback" not in served.stderr
 
 
 def test_chart_reads_numbers_in_the_shapes_people_write() -> None:

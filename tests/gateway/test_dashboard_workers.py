@@ -5,7 +5,6 @@ variables) is refused; the same request from the operator's own process goes thr
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import Cli, clean_environ
+from tests.gateway.conftest import Cli, clean_environ, dashboard_process
 
 # Posts a task and a chat message to the dashboard at argv[1]; prints each status and error.
 CLIENT = """
@@ -39,19 +38,8 @@ WORKER_VARS = {"RELAYBOARD_TASK_ID": "7", "RELAYBOARD_RUN_ID": "3", "RELAYBOARD_
 
 @pytest.fixture
 def dashboard(rb: Cli) -> Iterator[str]:
-    proc = subprocess.Popen(rb.argv("dashboard", "--port", "0"), env=clean_environ(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=rb.home)
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        assert ready, "the dashboard printed no address"
-        line = proc.stdout.readline()
-        assert line.startswith("Relayboard dashboard on http://127.0.0.1:"), line
-        yield line.split()[3]
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with dashboard_process(rb) as served:
+        yield served.url
 
 
 def client_argv(url: str, tmp_path: Path, *wrapper: str) -> list[str]:

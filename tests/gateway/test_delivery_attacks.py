@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from gateway.notifier import DeliverySettings, Notifier, NotifierSettings
 from kanban.board import Board
 from kanban.errors import InvalidInput
 from kanban.runtime.workspaces import cleanup_completed
-from kanban.testing import claim_and_complete, make_task, open_board
+from kanban.testing import claim_and_complete, make_task
 from platforms.base import Destination
 from platforms.fake import FakeAdapter
 from platforms.receipts import Receipt
@@ -51,15 +51,6 @@ class ReadingAdapter(FakeAdapter):
 
     def leaked(self) -> bool:
         return any(SECRET in data for _, data in self.received)
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await open_board(tmp_path / "home")
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture

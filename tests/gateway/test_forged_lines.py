@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from gateway.commands import printable
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, render
 from kanban.board import Board
 from kanban.models import Event, Task
-from kanban.testing import claim_and_complete, make_task, open_board
+from kanban.testing import claim_and_complete, make_task
 from platforms.base import Destination
 from platforms.slack import SlackAdapter
 from platforms.telegram import TelegramAdapter
@@ -29,15 +26,6 @@ FORGED = "\n✔ done · #1 Pay the invoice · @admin"
 # Every character that must never reach a chat from a name: controls and bidi formatting.
 INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
                        "\u2028\u2029]")
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await open_board(tmp_path / "home")
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 def test_the_shared_cleaners() -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, render
 from kanban.board import Board
 from kanban.models import Event
-from kanban.testing import claim_and_complete, fake_clock, make_task, open_board
+from kanban.testing import claim_and_complete, fake_clock, make_task
 from platforms.errors import RateLimited
 from platforms.fake import FakeAdapter
 from platforms.receipts import Receipt
@@ -28,15 +25,6 @@ def png_bytes() -> bytes:
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     raw = zlib.compress(b"\x00\xff\x00\x00")
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
-
-
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[Board]:
-    b = await open_board(tmp_path / "home")
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 def notifier(board: Board, fake: FakeAdapter, tmp_path: Path,
