@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,19 @@ async def _crash_recorded(env: Env, task_id: int) -> float:
     return await wait_until(crashed, within=10, what=f"task {task_id}'s crash recorded")
 
 
+@asynccontextmanager
+async def _looping(env: Env) -> AsyncIterator[None]:
+    """The dispatcher's loop running (ready) for the body; stopped within the deadline after."""
+    stop = asyncio.Event()
+    runner = asyncio.create_task(env.dispatcher.run(stop), name="dispatch-under-test")
+    try:
+        await asyncio.wait_for(env.dispatcher.ready.wait(), DEADLINE)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, DEADLINE)
+
+
 async def _passes_in(env: Env, window: float) -> int:
     before = env.dispatcher.passes
     # Waiting on the clock is the point here: nothing may wake the loop in this window.
@@ -44,19 +59,13 @@ async def _passes_in(env: Env, window: float) -> int:
 async def test_a_worker_exit_wakes_the_loop_without_any_poll(tmp_path: Path) -> None:
     async with dispatch_env(tmp_path, options=BoardOptions(failure_limit=1), **QUIET) as env:
         env.profile("w", CRASHER)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(env.dispatcher.run(stop), name="dispatch-under-test")
-        try:
-            await asyncio.wait_for(env.dispatcher.ready.wait(), DEADLINE)
+        async with _looping(env):
             task = await env.task("crashes once, then stays blocked")
             await wait_until(lambda: _watched(env), within=10, what="worker watched by pidfd")
             # Half a second of life, then only its pidfd can wake a loop that would sleep 30 s.
             assert await _crash_recorded(env, task.id) < 3.0
             await env.wait_status(task.id, "blocked", within=5)
             assert await _passes_in(env, 1.0) <= 2, "the loop spun with nothing to do"
-        finally:
-            stop.set()
-            await asyncio.wait_for(runner, DEADLINE)
 
 
 async def _watched(env: Env) -> bool:
@@ -70,18 +79,12 @@ async def test_without_pidfds_exits_are_found_by_a_bounded_poll(
     settings = {**QUIET, "exit_poll_seconds": 0.1}
     async with dispatch_env(tmp_path, options=BoardOptions(failure_limit=1), **settings) as env:
         env.profile("w", CRASHER)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(env.dispatcher.run(stop), name="dispatch-under-test")
-        try:
-            await asyncio.wait_for(env.dispatcher.ready.wait(), DEADLINE)
+        async with _looping(env):
             task = await env.task("crashes, found by polling")
             assert await _crash_recorded(env, task.id) < 3.0
             await env.wait_status(task.id, "blocked", within=5)
             # With no worker left to poll for, the loop sleeps until the 30 s tick again.
             assert await _passes_in(env, 1.0) <= 2, "the exit poll outlived the workers"
-        finally:
-            stop.set()
-            await asyncio.wait_for(runner, DEADLINE)
 
 
 async def test_stop_ends_the_loop_within_a_deadline(tmp_path: Path) -> None:
