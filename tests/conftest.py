@@ -1,14 +1,25 @@
-"""Session-wide test plumbing: the throwaway PostgreSQL server (tests/storage_backends.py starts it
-on the first PostgreSQL test) is stopped and removed when the session ends, and the summary says
-which server the PostgreSQL tests used."""
+"""Test plumbing shared by every folder: a umask of 022 (what a login shell usually has, and
+under which files must still come out private), and the throwaway PostgreSQL server
+(tests/storage_backends.py starts it on the first PostgreSQL test), stopped and removed when the
+session ends, with a summary line saying which server the PostgreSQL tests used."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.storage_backends import PG_DSN_ENV, started_throwaway, stop_throwaway
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

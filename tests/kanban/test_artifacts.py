@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,15 +138,6 @@ async def test_stale_staging_is_cleaned_when_a_board_is_opened(tmp_path: Path) -
         assert kept.read_bytes() == b"%PDF"
     finally:
         await board.close()
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def _mode(path: Path) -> int:

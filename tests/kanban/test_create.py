@@ -7,7 +7,6 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,15 +121,6 @@ async def test_idempotency_key_holds_across_connections(tmp_path: Path) -> None:
 
 
 # ---- files given at creation ------------------------------------------------------------------
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
-
 
 def _leftovers(board: Board) -> list[str]:
     """Everything under the board's attachments folder (staging included)."""

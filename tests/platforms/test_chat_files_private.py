@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,7 @@ from platforms.web import WebAdapter
 DEST = Destination("web", "dashboard", "main")
 
 
-@pytest.fixture(autouse=True)
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
+pytestmark = pytest.mark.usefixtures("umask_022")
 
 
 def _modes(root: Path) -> dict[str, int]:
