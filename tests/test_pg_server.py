@@ -24,13 +24,20 @@ SUMMARY = re.compile(r"PostgreSQL tests ran on a throwaway server \(.*\) in (\S+
 
 
 def needs_binaries() -> None:
-    """Skip (before anything starts) where no throwaway server could run."""
+    """Skip (before anything starts) where no throwaway server could run; under CI, which
+    installs PostgreSQL, fail instead."""
+    reason = None
     if find_bindir() is None:
-        pytest.skip("no PostgreSQL server binaries installed")
-    try:
-        server_user()
-    except NoServer as exc:
-        pytest.skip(str(exc))
+        reason = "no PostgreSQL server binaries installed"
+    else:
+        try:
+            server_user()
+        except NoServer as exc:
+            reason = str(exc)
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; .ci/run installs PostgreSQL")
+        pytest.skip(reason)
 
 
 def without_dsn() -> dict[str, str]:
