@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kanban.agents.profiles import Profiles  # noqa: E402
-from kanban.boards import Boards  # noqa: E402
+from kanban.home import Boards  # noqa: E402
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings  # noqa: E402
 
 WORKER = ("import sys, time; open(sys.argv[1], 'w').write(repr(time.time())); "

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kanban.agents.profiles import Profiles  # noqa: E402
-from kanban.boards import Boards  # noqa: E402
+from kanban.home import Boards  # noqa: E402
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings  # noqa: E402
 from tests.fakes.llm_server import LLMServer  # noqa: E402
 
@@ -111,7 +111,7 @@ def main() -> None:
           f"({'met' if percentile(to_first, 50) * 1000 <= GOAL_MS else 'not met'} at p50)")
     print("start-up costs, for placing the figure above:")
     print(line("  python -c pass", import_cost("pass")))
-    print(line("  import gateway.cli.main", import_cost("import gateway.cli.main")))
+    print(line("  import gateway.cli.root", import_cost("import gateway.cli.root")))
     entry = ("import gateway.__main__, gateway.cli.worker, kanban.agents.worker; "
              "gateway.cli.worker.skip_httpx_cli()")
     print(line("  the worker's imports (httpx)", import_cost(f"{entry}; import httpx")))

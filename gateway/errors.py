@@ -1,7 +1,7 @@
 """Exceptions raised by the gateway itself (config, daemon, dashboard).
 
 Every one derives from :class:`GatewayError` and ``str(err)`` is one line meant for a person: the
-CLI (:func:`gateway.cli.context.fail_cleanly`) prints it as ``error: …`` and exits 1, the
+CLI (:func:`gateway.cli.invocation.fail_cleanly`) prints it as ``error: …`` and exits 1, the
 dashboard (:func:`gateway.dashboard.api.status_for`) answers it as a JSON body with a 4xx status::
 
     GatewayError

@@ -24,7 +24,6 @@ from kanban.board import (
     Decomposition,
     FailureOutcome,
 )
-from kanban.boards import DEFAULT_BOARD, BoardInfo, Boards
 from kanban.errors import (
     AuxiliaryError,
     BoardNotFound,
@@ -46,6 +45,7 @@ from kanban.errors import (
     TaskNotFound,
     WorkspaceError,
 )
+from kanban.home import DEFAULT_BOARD, BoardInfo, Boards
 from kanban.models import (
     STATUSES,
     Claim,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from platforms.chunking import split_message
 from platforms.errors import (
     AdapterConfigError,
     FileTooLarge,
@@ -33,7 +34,6 @@ from platforms.errors import (
 from platforms.files import FileKind, classify, extract_local_files
 from platforms.receipts import MiB, Receipt, too_large_reason
 from platforms.redact import redact
-from platforms.text import split_message
 
 log = logging.getLogger(__name__)
 

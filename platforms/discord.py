@@ -49,6 +49,7 @@ from platforms.base import (
     PlatformAdapter,
     Report,
 )
+from platforms.chunking import split_message
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
@@ -63,7 +64,6 @@ from platforms.errors import (
 from platforms.files import FileKind
 from platforms.markup import MARKDOWN_PROTECT
 from platforms.receipts import MiB, Receipt
-from platforms.text import split_message
 from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)

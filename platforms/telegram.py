@@ -40,6 +40,7 @@ from platforms.base import (
     PlatformAdapter,
     Report,
 )
+from platforms.chunking import split_message, utf16_len
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
@@ -55,7 +56,6 @@ from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.receipts import MiB, Receipt
 from platforms.redact import protect_loggers
-from platforms.text import split_message, utf16_len
 from platforms.untrusted import clean_file_name
 
 log = logging.getLogger(__name__)

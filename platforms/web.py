@@ -62,6 +62,7 @@ from platforms.base import (
     PlatformAdapter,
     Report,
 )
+from platforms.chunking import split_text
 from platforms.errors import PermanentError, WebChatError
 from platforms.files import FileKind, classify
 from platforms.http_safety import (
@@ -73,7 +74,7 @@ from platforms.http_safety import (
     raster_by_name,
     read_body,
 )
-from platforms.private import (
+from platforms.private_files import (
     append_text,
     copy_private,
     private_dirs,
@@ -82,7 +83,6 @@ from platforms.private import (
     write_private_text,
 )
 from platforms.receipts import MiB, Receipt, too_large_reason
-from platforms.text import split_text
 
 log = logging.getLogger(__name__)
 

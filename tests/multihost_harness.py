@@ -48,7 +48,7 @@ from psycopg import sql
 
 from kanban.agents.profiles import Profiles
 from kanban.board import Board, BoardOptions
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.runtime.spawn import is_same_process
 from kanban.storage.backend import Storage
 from kanban.storage.pg import connect, drop_namespace, schema_name

@@ -3,7 +3,7 @@
 One JSON-lines file per thread under ``<home>/chat/history/<platform>/``, named by a hash of
 (chat, thread) so no platform id becomes a path. Bounded: only the last ``limit`` entries are
 read, and a file is compacted when it holds twice that many lines (amortised O(1) per message).
-Private like the rest of the home: folders 0700, files 0600 (:mod:`platforms.private`).
+Private like the rest of the home: folders 0700, files 0600 (:mod:`platforms.private_files`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from platforms.private import append_text, private_dirs, tighten_tree, write_private_text
+from platforms.private_files import append_text, private_dirs, tighten_tree, write_private_text
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The ``relayboard`` command line: a thin renderer over :mod:`gateway.commands`."""
 
-from gateway.cli.main import cli, main
+from gateway.cli.root import cli, main
 
 __all__ = ["cli", "main"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli.context import app_of
+from gateway.cli.invocation import app_of
 
 if TYPE_CHECKING:  # the web stack is imported by the verb that serves, not by every CLI call
     from gateway.config import Config
@@ -48,7 +48,7 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 async def serve(config: Config) -> None:
-    from gateway.daemon.web import WEB_HISTORY_DIR, EmbeddedServer, bind, url_of
+    from gateway.daemon.http_server import WEB_HISTORY_DIR, EmbeddedServer, bind, url_of
     from gateway.dashboard import close_streams, create_app
     from platforms.web import WebAdapter
 

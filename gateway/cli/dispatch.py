@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.context import app_of, console, emit_json, json_option
+from gateway.cli.invocation import app_of, console, emit_json, json_option
 from gateway.commands.declare import WAIT_SECONDS
 from gateway.kernel_settings import dispatch_settings
 from kanban.runtime import CycleReport, Dispatcher

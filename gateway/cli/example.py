@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from gateway.cli.context import app_of, emit_json, json_option
+from gateway.cli.invocation import app_of, emit_json, json_option
 from gateway.examples import EXAMPLES, create_example_profile
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.context import AppContext, app_of
+from gateway.cli.invocation import AppContext, app_of
 from gateway.daemon import LockHeld, run_gateway, setup_logging
 
 

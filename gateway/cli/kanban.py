@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.context import app_of, emit_json, emit_json_list
+from gateway.cli.invocation import app_of, emit_json, emit_json_list
 from gateway.commands import (
     CompleteRequest,
     CreateRequest,
@@ -43,7 +43,7 @@ _LAZY = {"dispatch": "gateway.cli.dispatch"}
 
 class _KanbanGroup(VerbGroup):
     """The kanban verbs, and the ones imported on first use. (A usage error of any verb becomes
-    one ``error:`` line in the root group, :class:`gateway.cli.context.OneLineUsageGroup`.)"""
+    one ``error:`` line in the root group, :class:`gateway.cli.invocation.OneLineUsageGroup`.)"""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY})
@@ -197,7 +197,7 @@ def _follow(ctx: click.Context, request: EventsRequest, as_json: bool) -> None:
             await services.aclose()
 
     try:
-        from gateway.cli.context import run_async
+        from gateway.cli.invocation import run_async
 
         run_async(go)
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli.context import app_of
+from gateway.cli.invocation import app_of
 from gateway.kernel_settings import board_options
 from kanban.errors import KanbanError, LeaseError
 from kanban.storage.backend import Storage

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli.context import app_of, console, emit_json, json_option
+from gateway.cli.invocation import app_of, console, emit_json, json_option
 from gateway.kernel_settings import llm_endpoint
 from kanban.agents import DESCRIBER_SLOT, DescribeOutcome, Profile, describe_profiles
 from kanban.errors import InvalidInput, KanbanError

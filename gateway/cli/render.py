@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli.context import console
+from gateway.cli.invocation import console
 from gateway.commands import printable
 from gateway.commands import results as r
 from kanban import BoardInfo, Event, Subscription, Task, TaskDetail

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.context import app_of
+from gateway.cli.invocation import app_of
 from gateway.kernel_settings import board_options
 from kanban.agents.profiles import Profile, Profiles
 from kanban.errors import KanbanError

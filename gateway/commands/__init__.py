@@ -14,6 +14,7 @@ click commands from the same declarations (:func:`build_group`). The caller (:cl
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
+from gateway.commands.escaping import printable, split_words
 from gateway.commands.execute import Services, execute, follow_events
 from gateway.commands.parse import (
     VerbGroup,
@@ -23,7 +24,6 @@ from gateway.commands.parse import (
     verb_path,
 )
 from gateway.commands.results import Result, render_text, task_json
-from gateway.commands.text import printable, split_words
 from gateway.commands.verbs import (
     ArchiveRequest,
     AssignRequest,

@@ -544,7 +544,7 @@ async def _boards_migrate(req: v.BoardsMigrateRequest, caller: Caller,
         raise NotAllowed("moving a board is only available from `relayboard kanban boards "
                          "migrate` on the board's host")
     target = services.migration_target(req.dsn_env)
-    from kanban.boards_migrate import migrate_board  # psycopg: only for this verb
+    from kanban.move_to_postgres import migrate_board  # psycopg: only for this verb
 
     migration = await migrate_board(services.boards, req.slug, target, replace=req.replace)
     current = services.boards.storage

@@ -18,7 +18,7 @@ import click
 from gateway.commands import verbs  # noqa: F401  (registers every verb)
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import UsageError
-from gateway.commands.text import split_words
+from gateway.commands.escaping import split_words
 
 CHAT_PREFIX = "/kanban"
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 # generated __eq__/__hash__/frozen setters cost measurable milliseconds there.
 from typing import TYPE_CHECKING, Any
 
-from gateway.commands.text import one_line, printable
+from gateway.commands.escaping import one_line, printable
 from kanban import BoardInfo, Claim, Comment, Event, Run, Subscription, Task, TaskDetail
 
 if TYPE_CHECKING:
     # Imports psycopg: loaded only by the verb that moves a board.
-    from kanban.boards_migrate import BoardMigration
+    from kanban.move_to_postgres import BoardMigration
 
 CHAT_LIST_ROWS = 20
 

@@ -1,11 +1,11 @@
 """The gateway daemon: supervisor, board hub, dispatcher watcher, adapters, home lock."""
 
 from gateway.daemon.adapters import AdapterRunner, AdapterState, adapter_factories
-from gateway.daemon.core import Daemon
+from gateway.daemon.components import Daemon
 from gateway.daemon.hub import BoardHub
 from gateway.daemon.lock import HomeLock
 from gateway.daemon.logs import RedactSecrets, setup_logging
-from gateway.daemon.main import run_gateway
+from gateway.daemon.run import run_gateway
 from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.errors import LockHeld

@@ -18,8 +18,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from kanban.board import Board, ChangeSignal
-from kanban.boards import Boards
 from kanban.errors import KanbanError
+from kanban.home import Boards
 
 log = logging.getLogger(__name__)
 

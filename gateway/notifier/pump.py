@@ -23,13 +23,13 @@ from typing import Any
 
 import anyio
 
-from gateway.notifier.artifacts import (
+from gateway.notifier.format import render
+from gateway.notifier.outgoing_files import (
     artifact_paths,
     build_policy,
     has_declared_artifacts,
     screen,
 )
-from gateway.notifier.format import render
 from kanban.backoff import Backoff
 from kanban.board import Board, ChangeSignal
 from kanban.board.outbox import NOTIFY_KINDS, OutboxItem

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from kanban.errors import InvalidInput, KanbanError, ProfileNotFound, StorageError
-from kanban.storage.private import PRIVATE_DIR_MODE, private_dir, tighten
+from kanban.storage.modes import PRIVATE_DIR_MODE, private_dir, tighten
 from kanban.validation import ENV_NAME_RE, MODEL_RE, NAME_RE, check_model, check_name
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The board facade and the values it works with (see :mod:`kanban.board.facade`)."""
 
 from kanban.board.cards import Card
-from kanban.board.core import BoardOptions, BoardPaths, ChangeSignal
 from kanban.board.facade import Board
 from kanban.board.recovery import FailureOutcome
+from kanban.board.shared import BoardOptions, BoardPaths, ChangeSignal
 from kanban.board.tasks import Created
 from kanban.board.triage import ChildSpec, Decomposition
 

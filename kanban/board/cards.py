@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.storage.tx import Tx
 from kanban.timeutil import to_epoch
 

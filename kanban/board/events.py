@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Protocol
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.models import Event
 from kanban.storage.tx import Tx
 from kanban.validation import check_events_limit, check_int64

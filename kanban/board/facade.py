@@ -5,7 +5,6 @@ Its methods are grouped by noun in the sibling modules; this class only puts the
 
 from __future__ import annotations
 
-from kanban.board.blobs import BlobsMixin
 from kanban.board.cards import CardsMixin
 from kanban.board.events import EventsMixin
 from kanban.board.links import LinksMixin
@@ -15,9 +14,10 @@ from kanban.board.runs import RunsMixin
 from kanban.board.subscriptions import SubscriptionsMixin
 from kanban.board.tasks import TasksMixin
 from kanban.board.triage import TriageMixin
+from kanban.board.writeback import BlobsMixin
 
 
 class Board(TasksMixin, LinksMixin, RunsMixin, RecoveryMixin, TriageMixin, EventsMixin,
             SubscriptionsMixin, OutboxMixin, CardsMixin, BlobsMixin):
     """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
-    (or through :class:`kanban.boards.Boards`); close when done."""
+    (or through :class:`kanban.home.Boards`); close when done."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Task
 from kanban.storage import store

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.models import Event, Task, loads_json
 from kanban.storage import store
 from kanban.storage.tx import Tx

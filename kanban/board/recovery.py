@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Run
 from kanban.storage import store

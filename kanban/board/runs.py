@@ -17,7 +17,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.board.staging import Limits, StagedArtifacts, check_count, stage
 from kanban.errors import (
     CapReached,
@@ -29,7 +29,7 @@ from kanban.errors import (
 )
 from kanban.fsutil import inside
 from kanban.models import Claim, Run, Task, loads_json
-from kanban.storage import blobs, store
+from kanban.storage import artifact_rows, store
 from kanban.storage.tx import Tx
 from kanban.timeutil import iso, now
 from kanban.validation import (
@@ -348,7 +348,7 @@ class RunsMixin(BoardCore):
             # The caller is entitled: now (and only now) files may land in the attachments.
             staged.publish()
             if keep_bytes:
-                blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.files,
+                artifact_rows.store_files(tx, task_id, self.attachments_path(task_id), staged.files,
                                   limit=limit)
             merged = dict(task.metadata)
             merged.update(metadata or {})

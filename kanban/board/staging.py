@@ -17,7 +17,7 @@ nothing, whatever happens to the process that completes:
   them;
 * a completion that fails (refused, stale lease, conflict, cancelled) removes its own staging
   folder; one whose process died is removed by the next completion of the task, or when the
-  board is opened (:func:`kanban.board.artifacts.clean_stale_staging`), once its owner is gone.
+  board is opened (:func:`kanban.board.attachments.clean_stale_staging`), once its owner is gone.
 
 Limits, checked before anything is copied (from the files' sizes, without following a link)
 and again while copying (a worker growing a file meanwhile gains nothing): at most
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from kanban.board.artifacts import (
+from kanban.board.attachments import (
     STAGING_PREFIX,
     private_mkdirs,
     staged_on_thread,
@@ -63,7 +63,7 @@ from kanban.fsutil import (
     open_parent_beneath,
     open_regular_no_follow,
 )
-from kanban.storage.blobs import too_large
+from kanban.storage.artifact_rows import too_large
 
 DEFAULT_MAX_ARTIFACTS = 100  # files per completion: each may become one upload to chat
 DEFAULT_MAX_COMPLETION_BYTES = 512 * 1024 * 1024  # bytes copied per completion, all files
@@ -114,7 +114,7 @@ class StagedArtifacts:
     # inside its folder's copy).
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     # Every regular file staged, as its '/'-separated path below attachments/<id>/ — what a
-    # board several hosts serve keeps in its database (kanban.storage.blobs).
+    # board several hosts serve keeps in its database (kanban.storage.artifact_rows).
     files: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _done: bool = False

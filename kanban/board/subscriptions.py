@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kanban.board.core import BoardCore
 from kanban.board.outbox import recent_deliveries
+from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Subscription
 from kanban.storage import store

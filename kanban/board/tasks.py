@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban.board.artifacts import MAX_INPUTS, StagedInputs, stage_inputs_async
-from kanban.board.context import as_recorded, build_context
-from kanban.board.core import BoardCore
+from kanban.board.attachments import MAX_INPUTS, StagedInputs, stage_inputs_async
+from kanban.board.shared import BoardCore
+from kanban.board.worker_context import as_recorded, build_context
 from kanban.errors import Conflict, InvalidInput, StorageError, TaskNotFound
 from kanban.fsutil import inside
 from kanban.models import Comment, Event, Run, Task, TaskDetail
-from kanban.storage import blobs, store
+from kanban.storage import artifact_rows, store
 from kanban.storage.tx import Tx
 from kanban.timeutil import now
 from kanban.validation import (
@@ -170,7 +170,7 @@ class TasksMixin(BoardCore):
             # write rolls back and the caller takes the folder away again (unpublish).
             staged.publish(self.attachments_path(task_id))
             if self.storage.shared and staged.names:
-                blobs.store_files(tx, task_id, self.attachments_path(task_id), staged.names,
+                artifact_rows.store_files(tx, task_id, self.attachments_path(task_id), staged.names,
                                   limit=self.options.max_artifact_bytes, inputs=True)
             return created
 
@@ -438,7 +438,7 @@ class TasksMixin(BoardCore):
         return await self.db.write(run)
 
     async def context(self, task_id: int) -> str:
-        """The worker context markdown for a task (see :mod:`kanban.board.context`)."""
+        """The worker context markdown for a task (see :mod:`kanban.board.worker_context`)."""
         # On a shared board the files it names are this host's copies (localise_for_worker).
         relocate = self.local_path_of if self.storage.shared else as_recorded
         return await self.db.read(lambda tx: build_context(tx, task_id, relocate))

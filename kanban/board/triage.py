@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanban.board.core import BoardCore
+from kanban.board.shared import BoardCore
 from kanban.errors import Conflict, CycleError, InvalidInput
 from kanban.models import Task
 from kanban.storage import store

@@ -49,8 +49,8 @@ import anyio
 
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board
-from kanban.boards import Boards
 from kanban.errors import CapReached, KanbanError, NotClaimable, SpawnError, WorkspaceError
+from kanban.home import Boards
 from kanban.models import Run, Task
 from kanban.runtime.breaker import (
     Crash,

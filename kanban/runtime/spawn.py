@@ -44,7 +44,7 @@ from kanban.runtime.template import (
     expand_template,
 )
 from kanban.runtime.workerenv import worker_env
-from kanban.storage.private import PRIVATE_FILE_MODE, private_dir
+from kanban.storage.modes import PRIVATE_FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 

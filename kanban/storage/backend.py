@@ -147,7 +147,7 @@ _default: list[Storage] = [SQLITE]
 
 
 def default_storage() -> Storage:
-    """The storage of a board or a :class:`~kanban.boards.Boards` opened without one: SQLite,
+    """The storage of a board or a :class:`~kanban.home.Boards` opened without one: SQLite,
     unless :func:`set_default_storage` chose another (the test suite runs the kernel on both)."""
     return _default[0]
 

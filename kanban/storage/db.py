@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from kanban.errors import InvalidInput, StorageError
-from kanban.storage.private import PRIVATE_FILE_MODE, private_dir, private_files
+from kanban.storage.modes import PRIVATE_FILE_MODE, private_dir, private_files
 from kanban.storage.schema import migrate
 from kanban.storage.tx import Tx, committed
 

@@ -41,9 +41,9 @@ from psycopg import sql as pg_sql
 from psycopg.conninfo import conninfo_to_dict
 
 from kanban.errors import InvalidInput, StorageError
+from kanban.storage.modes import private_dir
 from kanban.storage.pg_dialect import PgCursor, adapt, row_factory, translate
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
-from kanban.storage.private import private_dir
 from kanban.storage.tx import Tx, committed
 from kanban.timeutil import clock_source, now
 

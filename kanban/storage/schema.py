@@ -156,9 +156,9 @@ DELIVERY_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 # The bytes of a task's artifacts, for boards several hosts serve (PostgreSQL): a worker's files
-# reach a gateway on another host through the database (kanban/storage/blobs.py). On SQLite every
-# reader shares the worker's disk, so these stay empty there; they exist on both backends so the
-# two schemas stay one (a board can move between them).
+# reach a gateway on another host through the database (kanban/storage/artifact_rows.py). On
+# SQLite every reader shares the worker's disk, so these stay empty there; they exist on both
+# backends so the two schemas stay one (a board can move between them).
 ARTIFACT_BLOBS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifact_files (
     task_id   INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,

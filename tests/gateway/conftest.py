@@ -88,7 +88,7 @@ class Cli:
 
     def main(self, *args: str, env: Mapping[str, str] | None = None,
              input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``gateway.cli.main`` (the console script's function, with its error mapping) in
+        """Run ``gateway.cli.root`` (the console script's function, with its error mapping) in
         process, with isolated stdio; returns what a subprocess would report."""
         base: dict[str, str | None] = {name: None for name in WORKER_VARS}
         base.update(env or {})

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from kanban.boards import Boards
 from kanban.errors import (
     BoardNotFound,
     Conflict,
@@ -26,6 +25,7 @@ from kanban.errors import (
     NotClaimable,
     TaskNotFound,
 )
+from kanban.home import Boards
 from tests.gateway.conftest import Cli, worker_env
 
 SHOW_KEYS = {

@@ -1,7 +1,7 @@
 """The CLI as a program: exit codes, the one ``error:`` line on stderr, no tracebacks, JSON on
 stdout, and ``events --follow`` streaming across processes.
 
-Every bad-input case runs through ``gateway.cli.main`` (the console script's function, with its
+Every bad-input case runs through ``gateway.cli.root`` (the console script's function, with its
 error mapping) with isolated stdio; a sample of them also runs as a real ``python -m gateway``
 process. Interpreter start-up dominates, so the real processes run concurrently.
 """

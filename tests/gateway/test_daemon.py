@@ -183,7 +183,7 @@ async def test_auto_decompose_toggle_on_disk_applies_without_restart(tmp_path: P
 
 async def test_no_platform_logs_how_to_add_one(tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="gateway.daemon.core"):
+    with caplog.at_level("INFO", logger="gateway.daemon.components"):
         async with running(tmp_path / "home"):
             pass
     text = "\n".join(r.getMessage() for r in caplog.records)

@@ -83,7 +83,7 @@ async def test_a_recorded_worker_with_a_clean_environment_is_refused(
         dashboard: str, rb: Cli, tmp_path: Path) -> None:
     """A worker whose parent is gone and that replaced its environment is still known: the
     dispatcher recorded its pid on the run."""
-    from kanban.boards import Boards
+    from kanban.home import Boards
     from kanban.runtime.spawn import process_start_time
 
     script = tmp_path / "client.py"

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from starlette.responses import Response
 
 import platforms.errors
-from gateway.cli.context import fail_cleanly
+from gateway.cli.invocation import fail_cleanly
 from gateway.dashboard.api import endpoint, status_for
 from gateway.errors import ApiError, ConfigError, DashboardUnavailable, GatewayError, LockHeld
 from kanban import KanbanError
@@ -39,13 +39,13 @@ STATUSES = [400, 400, 400, 400, 413]
 def test_the_old_import_names_are_the_tree_classes() -> None:
     import gateway.config
     import gateway.daemon
-    import gateway.daemon.web
+    import gateway.daemon.http_server
     import gateway.dashboard.api
     import platforms.web
 
     assert gateway.config.ConfigError is ConfigError
     assert gateway.daemon.LockHeld is LockHeld
-    assert gateway.daemon.web.DashboardUnavailable is DashboardUnavailable
+    assert gateway.daemon.http_server.DashboardUnavailable is DashboardUnavailable
     assert gateway.dashboard.api.ApiError is ApiError
     assert platforms.web.WebChatError is WebChatError
 

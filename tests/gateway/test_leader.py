@@ -131,7 +131,7 @@ async def until(check: Any, what: str, within: float = WITHIN) -> float:
 async def test_one_gateway_receives_and_decomposes_and_the_standby_takes_over_when_it_stops(
     tmp_path: Path, namespace: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.daemon.core")
+    caplog.set_level(logging.INFO, logger="gateway.daemon.components")
     async with two_hosts(tmp_path, namespace, "kanban: {auto_decompose: true}\n") as (a, b):
         # The standby holds a send-only adapter: made, never started.
         assert [x.started for x in b.made] == [False] and b.daemon.adapters["fake"] is b.made[0]

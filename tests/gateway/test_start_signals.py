@@ -131,7 +131,7 @@ async def test_a_start_up_signal_delivered_twice_is_not_a_forced_exit() -> None:
     import anyio
 
     from gateway import early_signals
-    from gateway.daemon.main import _signals
+    from gateway.daemon.run import _signals
 
     echoed = anyio.Event()
 
@@ -140,7 +140,7 @@ async def test_a_start_up_signal_delivered_twice_is_not_a_forced_exit() -> None:
             if "already stopping" in record.getMessage():
                 echoed.set()
 
-    logger = logging.getLogger("gateway.daemon.main")
+    logger = logging.getLogger("gateway.daemon.run")
     handler, level = Echo(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kanban.agents.profiles import Profiles
-from kanban.boards import Boards
+from kanban.home import Boards
 from tests.gateway.conftest import clean_environ
 
 WITHIN = 60.0

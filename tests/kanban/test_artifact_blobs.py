@@ -20,8 +20,8 @@ import pytest
 
 from kanban.board import Board, BoardOptions
 from kanban.errors import InvalidInput, NotFound, StorageError
+from kanban.storage.artifact_rows import CHUNK_BYTES
 from kanban.storage.backend import Storage
-from kanban.storage.blobs import CHUNK_BYTES
 from kanban.storage.pg import drop_namespace
 from kanban.testing import make_task, open_board
 from tests.storage_backends import pg_dsn

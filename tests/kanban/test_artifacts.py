@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kanban.board import Board
-from kanban.board.artifacts import STALE_STAGING_SECONDS
+from kanban.board.attachments import STALE_STAGING_SECONDS
 from kanban.errors import InvalidInput, LeaseError
 from kanban.testing import make_task, open_board
 
@@ -210,7 +210,7 @@ async def test_staging_whose_owner_died_goes_at_open_and_at_the_next_completion(
     import asyncio
     import sys
 
-    from kanban.board.artifacts import staging_name
+    from kanban.board.attachments import staging_name
 
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await proc.wait()  # reaped: its pid names no process now

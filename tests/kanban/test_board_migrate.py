@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kanban import Board, Boards, Conflict, InvalidInput, KanbanError, Storage, StorageError
-from kanban.boards_migrate import migrate_board
+from kanban.move_to_postgres import migrate_board
 from kanban.storage.pg import catalog_list, drop_namespace
 from kanban.testing import claim_and_complete, make_task, open_board
 from tests.storage_backends import pg_dsn

@@ -14,7 +14,7 @@ from typing import Any
 
 from kanban.agents.profiles import Profiles
 from kanban.board import Board
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.runtime.spawn import is_same_process
 from tests.kanban.workers.harness import wait_until
 

@@ -15,7 +15,7 @@ import pytest
 
 from kanban.agents.profiles import Profiles
 from kanban.board import Board
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.runtime.spawn import is_same_process
 from tests.kanban.workers.harness import AGENT, DEADLINE, agent, dispatch_env, wait_until
 

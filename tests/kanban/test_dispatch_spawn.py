@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kanban.agents.profiles import Profiles
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.testing import past_backoff
 from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
 

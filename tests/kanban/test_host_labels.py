@@ -11,8 +11,8 @@ import pytest
 
 from kanban.agents.profiles import Profiles
 from kanban.board import Board, BoardOptions
-from kanban.boards import Boards
 from kanban.errors import InvalidInput
+from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 from kanban.testing import make_task, open_board
 from tests.kanban.workers.harness import DEADLINE, agent, wait_until

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from kanban.board import Board
-from kanban.boards import Boards
 from kanban.errors import NotClaimable, StorageError
+from kanban.home import Boards
 from kanban.storage.backend import Storage
 from kanban.storage.pg import PgDatabase, drop_namespace, schema_name
 from kanban.storage.pg_dialect import translate

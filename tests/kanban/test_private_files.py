@@ -18,8 +18,8 @@ import pytest
 
 from kanban.agents.profiles import Profiles
 from kanban.board import Board
-from kanban.boards import Boards
 from kanban.errors import InvalidInput, StorageError
+from kanban.home import Boards
 
 
 def mode(path: Path) -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from kanban.boards import Boards
 from kanban.errors import BoardNotFound, InvalidInput, StorageError
+from kanban.home import Boards
 from kanban.storage import db as dbmod
 from kanban.storage import schema
 from kanban.storage.db import Database

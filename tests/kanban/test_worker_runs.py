@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from kanban.board.runs import HOSTNAME
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.runtime.spawn import process_start_time
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from platforms.base import Destination, InboundMessage
+from platforms.chunking import split_text, utf16_len
 from platforms.delivery import DeliveryPolicy, deliver_files
 from platforms.errors import AdapterConfigError, TransientError
 from platforms.fake import FakeAdapter
 from platforms.receipts import MiB, Receipt, ReceiptStatus
 from platforms.registry import ADAPTERS, create_adapter
-from platforms.text import split_text, utf16_len
 
 DEST = Destination("fake", "c1", thread="t1")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from platforms.base import AdapterState, Destination, InboundMessage
+from platforms.chunking import utf16_len
 from platforms.errors import (
     AdapterConfigError,
     AuthError,
@@ -18,7 +19,6 @@ from platforms.errors import (
 )
 from platforms.receipts import ReceiptStatus
 from platforms.telegram import TelegramAdapter
-from platforms.text import utf16_len
 from tests.fakes.common import free_port
 from tests.fakes.telegram_server import BOT_ID, TOKEN, TelegramServer, visible_text
 from tests.platforms.images import png_bytes

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
+from platforms.chunking import split_message, utf16_len
 from platforms.markup import MARKDOWN_PROTECT, SLACK_PROTECT, to_mrkdwn, to_telegram_html
-from platforms.text import split_message, utf16_len
 
 NUMBER = re.compile(r"\A\((\d+)/(\d+)\)[ \n]")
 

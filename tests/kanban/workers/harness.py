@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board, BoardOptions
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.models import Event, Task
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 

@@ -20,7 +20,7 @@ import anyio
 
 from gateway import early_signals
 from gateway.config import Config, require_platform_secrets
-from gateway.daemon.core import Daemon
+from gateway.daemon.components import Daemon
 from gateway.daemon.lock import HomeLock
 from gateway.daemon.logs import RedactSecrets
 

@@ -5,7 +5,7 @@ On a board several hosts serve (PostgreSQL), ``complete`` stores every file it s
 ``attachments/<id>/`` as rows of ``artifact_blobs`` — :data:`CHUNK_BYTES` each — with the file's
 size and SHA-256 in ``artifact_files``, inside the completion's own transaction: a completion
 that commits has its bytes, one that rolls back has none. Readers on other hosts write the rows
-back into their own ``attachments/<id>/`` (:mod:`kanban.board.blobs`).
+back into their own ``attachments/<id>/`` (:mod:`kanban.board.writeback`).
 
 Chunks keep every statement and every row small (a ``bytea`` value is read and sent whole), so
 a 50 MiB file never travels as one 50 MiB parameter, and a reader holds one chunk at a time.

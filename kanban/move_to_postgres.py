@@ -1,7 +1,7 @@
 """Moving a board of a home from its SQLite file to PostgreSQL.
 
 :func:`migrate_board` copies ``<home>/boards/<slug>/kanban.db`` into the board's schema
-(:func:`kanban.storage.migrate_board.copy_board`: every table, ids kept, one transaction,
+(:func:`kanban.storage.copy_to_postgres.copy_board`: every table, ids kept, one transaction,
 counts verified before commit) and records the move in ``board.json``. What stays on disk:
 
 * ``kanban.db`` itself, untouched, until the user deletes it — the way back, and the proof;
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanban.boards import DB_NAME, META_NAME, Boards
 from kanban.errors import InvalidInput, KanbanError, NotFound
+from kanban.home import DB_NAME, META_NAME, Boards
 from kanban.storage.backend import Storage
-from kanban.storage.migrate_board import CopyReport, TableCopy, copy_board
-from kanban.storage.private import PRIVATE_FILE_MODE
+from kanban.storage.copy_to_postgres import CopyReport, TableCopy, copy_board
+from kanban.storage.modes import PRIVATE_FILE_MODE
 from kanban.storage.tx import Tx
 from kanban.validation import check_slug
 
@@ -128,7 +128,7 @@ async def _store_attachments(boards: Boards, slug: str, target: Storage
 
 
 def _store(tx: Tx, *, task_id: int, folder: Path, name: str, limit: int) -> None:
-    from kanban.storage.blobs import store_files
+    from kanban.storage.artifact_rows import store_files
 
     store_files(tx, task_id, folder, [name], limit=limit)
 

@@ -18,11 +18,11 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from kanban.backoff import Backoff
-from kanban.board.artifacts import clean_stale_staging
+from kanban.board.attachments import clean_stale_staging
 from kanban.board.staging import DEFAULT_MAX_ARTIFACTS, DEFAULT_MAX_COMPLETION_BYTES
 from kanban.models import Task
 from kanban.storage.backend import SQLITE, Storage, Store, default_storage
-from kanban.storage.private import PRIVATE_DIR_MODE, tighten
+from kanban.storage.modes import PRIVATE_DIR_MODE, tighten
 from kanban.storage.tx import Tx
 from kanban.timeutil import now
 
@@ -169,7 +169,7 @@ class Opening(Generic[B]):
 
 
 class BoardCore:
-    """Open with :meth:`open` (or through :class:`kanban.boards.Boards`); close when done."""
+    """Open with :meth:`open` (or through :class:`kanban.home.Boards`); close when done."""
 
     def __init__(self, slug: str, db: Store, options: BoardOptions,
                  storage: Storage = SQLITE) -> None:

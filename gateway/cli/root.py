@@ -15,7 +15,7 @@ import sys
 import click
 
 from gateway import __version__, early_signals
-from gateway.cli.context import AppContext, OneLineUsageGroup, fail_cleanly
+from gateway.cli.invocation import AppContext, OneLineUsageGroup, fail_cleanly
 
 _GROUPS = {
     "dashboard": "gateway.cli.dashboard",

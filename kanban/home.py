@@ -26,7 +26,7 @@ from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput, StorageError
 from kanban.storage.backend import Storage, default_storage
 from kanban.storage.db import forget_schema
-from kanban.storage.private import PRIVATE_FILE_MODE, private_dirs, private_files
+from kanban.storage.modes import PRIVATE_FILE_MODE, private_dirs, private_files
 from kanban.timeutil import now
 from kanban.validation import check_slug
 

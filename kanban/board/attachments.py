@@ -6,7 +6,7 @@ that folder is renamed to ``attachments/<id>/`` inside it, once the INSERT has g
 dispatcher woken by the commit never sees the task without its files. A completion's artifacts
 are staged the same way, all or nothing (:mod:`kanban.board.staging`).
 
-Every staging folder (and every part file :mod:`kanban.board.blobs` writes back) is named after
+Every staging folder (and every part file :mod:`kanban.board.writeback` writes back) is named after
 the process that makes it (:func:`staging_name`: its pid and start time). One whose owner is
 gone was left by a killed ``create`` or ``complete``: the next completion of the task, and every
 opening of the board, remove it (:func:`clean_stale_staging`); one whose owner still runs is
@@ -38,7 +38,7 @@ import psutil
 
 from kanban.errors import Conflict, InvalidInput, UnsafeFile
 from kanban.fsutil import DIR_MODE, copy_no_follow, inside
-from kanban.storage.private import tighten
+from kanban.storage.modes import tighten
 
 log = logging.getLogger(__name__)
 

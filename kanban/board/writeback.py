@@ -2,9 +2,9 @@
 
 A worker's files land in ``attachments/<id>/`` on the worker's host. On a board several hosts
 serve (PostgreSQL), ``complete`` also keeps their bytes in the database
-(:mod:`kanban.storage.blobs`); here a reader on any host — the notifier, the dashboard — gets a
-path on its own disk: the file as it is when this host has it, else written back from the
-database into this host's ``attachments/<id>/``.
+(:mod:`kanban.storage.artifact_rows`); here a reader on any host — the notifier, the
+dashboard — gets a path on its own disk: the file as it is when this host has it, else
+written back from the database into this host's ``attachments/<id>/``.
 
 Writing it back follows the attachments' rules: every folder 0700 and reached one component at a
 time without following a link, the file 0600, written under a ``.staging-*`` name (a write killed
@@ -26,13 +26,13 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePath, PurePosixPath
 
-from kanban.board.artifacts import STAGING_PREFIX, private_mkdirs, staging_name
-from kanban.board.core import BoardCore
+from kanban.board.attachments import STAGING_PREFIX, private_mkdirs, staging_name
+from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput, NotFound, StorageError
 from kanban.fsutil import DIR_MODE, FILE_MODE, open_dir_no_follow
 from kanban.models import Task
-from kanban.storage import blobs, store
-from kanban.storage.blobs import StoredFile
+from kanban.storage import artifact_rows, store
+from kanban.storage.artifact_rows import StoredFile
 from kanban.storage.tx import Tx
 
 
@@ -55,7 +55,7 @@ class BlobsMixin(BoardCore):
         """The task's files kept in the database, by name (none on a single-host board)."""
         if not self.storage.shared:
             return {}
-        return await self.db.read(lambda tx: blobs.stored_files(tx, task_id))
+        return await self.db.read(lambda tx: artifact_rows.stored_files(tx, task_id))
 
     async def artifact_file(self, task_id: int, name: str) -> Path:
         """The path on this host of the task's file ``name`` (its path below
@@ -202,7 +202,7 @@ def _write_back(tx: Tx, attachments_dir: Path, task_id: int, stored: StoredFile)
             size = 0
             with os.fdopen(fd, "wb", closefd=False) as out:
                 for chunk in range(stored.chunks):
-                    data = blobs.read_chunk(tx, task_id, stored.name, chunk)
+                    data = artifact_rows.read_chunk(tx, task_id, stored.name, chunk)
                     if data is None:
                         raise StorageError(f"{where}: chunk {chunk} is missing from the "
                                            "database")

@@ -26,7 +26,7 @@ from gateway.errors import DashboardUnavailable
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from kanban.boards import Boards
+    from kanban.home import Boards
     from platforms.web import WebAdapter
 
 log = logging.getLogger(__name__)

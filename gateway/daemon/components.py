@@ -48,10 +48,10 @@ from gateway.daemon.adapters import (
     AdapterRunner,
     adapter_factories,
 )
+from gateway.daemon.http_server import DashboardServer, web_adapter
 from gateway.daemon.hub import BoardHub
 from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
-from gateway.daemon.web import DashboardServer, web_adapter
 from gateway.kernel_settings import (
     board_options,
     decompose_settings,
@@ -62,7 +62,7 @@ from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, polic
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
 from kanban.backoff import Backoff
-from kanban.boards import Boards
+from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher
 from kanban.storage.leader import Leadership, Term
 from platforms.base import InboundMessage, PlatformAdapter
