@@ -8,7 +8,8 @@ dashboard (:func:`gateway.dashboard.api.status_for`) answers it as a JSON body w
     ├── ConfigError                       a config file, a key or a variable that cannot be used
     ├── LockHeld(path, pid)               another gateway already runs on this home
     ├── DashboardUnavailable(host, port, reason)   the dashboard could not bind its address
-    └── ApiError(status)                  a dashboard request refused with this HTTP status
+    ├── ApiError(status)                  a dashboard request refused with this HTTP status
+    └── WorkerApiUnavailable              a worker found no server at RELAYBOARD_API (exit 75)
 
 The kernel's refusals stay in :mod:`kanban.errors` (``KanbanError``, the command layer's in
 :mod:`gateway.commands.errors` derive from it) and the adapters' in :mod:`platforms.errors`
@@ -50,6 +51,13 @@ class DashboardUnavailable(GatewayError):
         self.host = host
         self.port = port
         self.reason = reason
+
+
+class WorkerApiUnavailable(GatewayError):
+    """No worker API answered within the worker's patience. The CLI exits 75 (a temporary
+    failure): the dispatcher that adopts the worker serves the socket again."""
+
+    exit_code = 75
 
 
 class ApiError(GatewayError):

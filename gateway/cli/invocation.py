@@ -87,27 +87,12 @@ class AppContext:
             return worker.board
         return self.config.kanban.default_board
 
-    def roster_home(self) -> Path | None:
-        """Whose profiles an assignee must name. A worker's home is its profile's home; the
-        roster is the home that owns the board (``<home>/boards/<slug>/kanban.db``)."""
-        worker = self.worker
-        if worker is None:
-            return self.home
-        if worker.db is not None and worker.db.parent.parent.name == "boards":
-            return worker.db.parent.parent.parent
-        return None  # unknown: skip the check rather than refuse every assignee
-
     def services(self) -> Services:
         from gateway.commands import Services
         from gateway.kernel_settings import decompose_settings
+        from kanban.agents import Profiles
 
-        roster = self.roster_home()
-        profiles = None
-        if roster is not None:
-            from kanban.agents import Profiles
-
-            profiles = Profiles(roster)
-        return Services(boards=self.boards(), profiles=profiles,
+        return Services(boards=self.boards(), profiles=Profiles(self.home),
                         default_board=self.config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(self.config),
                         migration_target=self.migration_target,
@@ -165,8 +150,13 @@ class AppContext:
                              f"{caller.display})")
 
     def run(self, request: Request) -> Result:
-        """Execute one request as this process's caller, on a fresh event loop."""
+        """Execute one request as this process's caller, on a fresh event loop. Inside a worker
+        (its variables set) the request goes to the worker API instead: a worker holds no
+        database."""
         from gateway.commands import execute
+
+        if self.worker is not None:
+            return self._run_remote(request)
 
         async def go() -> Result:
             services = self.services()
@@ -177,6 +167,18 @@ class AppContext:
                 await services.aclose()
 
         return asyncio.run(go())
+
+
+    def _run_remote(self, request: Request) -> Result:
+        from gateway.worker_api.remote import run_remote
+
+        api = self.environ.get("RELAYBOARD_API")
+        if not api:
+            raise KanbanError("inside a worker the board is reached through the worker API, and "
+                              "RELAYBOARD_API is not set (start workers from `gateway run` or "
+                              "`kanban dispatch`)")
+        result: Result = run_remote(Path(api), self.environ, request)  # type: ignore[assignment]
+        return result
 
 
 def emit_json(data: Any) -> None:
@@ -216,7 +218,7 @@ def fail_cleanly() -> Iterator[None]:
         yield
     except (KanbanError, GatewayError) as exc:
         click.echo(f"error: {error_line(exc)}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except OSError as exc:
         # The home or a board directory cannot be created or read (a file in the way, no
         # permission, disk full): one line, like every other error. click already handles EPIPE.

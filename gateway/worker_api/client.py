@@ -1,0 +1,103 @@
+"""The worker's side of the API: one call, one answer, retried while the server is away.
+
+Standard library only, and blocking: the worker's CLI makes one call and exits, and its start-up
+time is part of every report. The built-in worker's loop runs calls on a thread.
+
+A call that cannot reach a server (no socket, connection refused, the server died mid-request) is
+retried with backoff until ``patience`` seconds have passed: a dispatcher that restarts serves the
+same socket and adopts its workers. Then :class:`ApiUnavailable` (the CLI exits 75). A retried
+``complete`` or ``block`` whose first attempt did commit is answered as done by the server, so a
+retry never turns a success into an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import WorkerApiUnavailable
+from gateway.worker_api.wire import (
+    KIND_INTERNAL,
+    MAX_LINE_BYTES,
+    VERSION,
+    decode,
+    encode,
+    reachable,
+)
+
+DEFAULT_PATIENCE = 60.0
+_FIRST_DELAY = 0.05
+_MAX_DELAY = 2.0
+_ids = itertools.count(1)
+
+
+ApiUnavailable = WorkerApiUnavailable
+
+
+class ApiError(Exception):
+    """The server answered with an error: ``kind`` (see :mod:`~gateway.worker_api.wire`) and a
+    one-line message."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def call(path: Path, verb: str, args: dict[str, Any], *, task_id: int, lease: str,
+         board: str | None, patience: float = DEFAULT_PATIENCE,
+         timeout: float = 120.0) -> dict[str, Any]:
+    """Send one request and return the answer's ``result`` part (``{"json": …, "text": …}``);
+    :class:`ApiError` for an answered error, :class:`ApiUnavailable` when nobody answers."""
+    request = {"v": VERSION, "id": next(_ids), "verb": verb, "task_id": task_id,
+               "lease": lease, "board": board, "args": args}
+    data = encode(request)
+    deadline = time.monotonic() + patience
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            answer = _exchange(path, data, timeout)
+        except (OSError, ConnectionError, EOFError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise ApiUnavailable(f"the worker API at {path.name} did not answer "
+                                     f"({exc.__class__.__name__})") from None
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)
+            continue
+        if answer.get("ok") is True:
+            result = answer.get("result")
+            return result if isinstance(result, dict) else {}
+        kind = str(answer.get("kind") or KIND_INTERNAL)
+        raise ApiError(kind, str(answer.get("error") or "the worker API refused the request"))
+
+
+def _exchange(path: Path, data: bytes, timeout: float) -> dict[str, Any]:
+    with reachable(path) as address, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        sock.sendall(data)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection before answering")
+            chunks.append(chunk)
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+            if size > MAX_LINE_BYTES:
+                raise EOFError("the answer is larger than a line may be")
+    try:
+        return decode(b"".join(chunks))
+    except ValueError as exc:
+        raise EOFError(str(exc)) from None
+
+
+def api_path(environ: Mapping[str, str]) -> Path | None:
+    """The socket ``RELAYBOARD_API`` names, if any."""
+    value = environ.get("RELAYBOARD_API")
+    return Path(value) if value else None
