@@ -36,8 +36,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kanban.storage.backend import Storage
-
 if TYPE_CHECKING:
     from gateway.commands import Caller, Worker
     from kanban import Boards
@@ -139,9 +137,7 @@ def worker_from_environ(environ: Mapping[str, str]) -> Worker | None:
     run = environ.get("RELAYBOARD_RUN_ID")
     return Worker(task_id=task_id, run_id=int(run) if run and run.isdigit() else None,
                   lease=lease, board=environ.get("RELAYBOARD_BOARD") or None,
-                  profile=environ.get("RELAYBOARD_PROFILE") or None,
-                  db=Path(environ["RELAYBOARD_DB"]) if environ.get("RELAYBOARD_DB") else None,
-                  storage=Storage.from_environ(environ))
+                  profile=environ.get("RELAYBOARD_PROFILE") or None)
 
 
 def worker_of_environs(ids: Iterable[int], proc: Path = PROC) -> Worker | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -20,6 +21,7 @@ import click
 from gateway.cli.invocation import app_of, console, emit_json, json_option
 from gateway.commands.declare import WAIT_SECONDS
 from gateway.kernel_settings import dispatch_settings
+from gateway.worker_api import serving, socket_path
 from kanban.runtime import CycleReport, Dispatcher
 
 
@@ -62,27 +64,34 @@ def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float
     """Spawn workers for ready tasks and supervise running ones."""
     app = app_of(ctx)
     slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
-    settings = dispatch_settings(app.config.kanban)
+    api = socket_path(app.home)
+    settings = dataclasses.replace(dispatch_settings(app.config.kanban), worker_api=api)
     if loop and dry_run:
         raise click.UsageError("--loop and --dry-run cannot be combined")
     app.require_operator("dispatch tasks")
 
     async def once() -> dict[str, Any]:
-        boards = app.boards()
-        dispatcher = Dispatcher(boards, app.profiles(), settings,
+        services = app.services()
+        dispatcher = Dispatcher(services.boards, services.profiles or app.profiles(), settings,
                                 base_env=dict(app.environ), slugs=[slug])
         try:
-            board = await boards.open(slug)
-            report = await dispatcher.run_once(board, max_new=max_new, dry_run=dry_run,
-                                               wait=wait)
+            board = await services.boards.open(slug)
+            if dry_run:
+                report = await dispatcher.run_once(board, max_new=max_new, dry_run=True)
+            else:
+                # The workers report through the API while this run waits for them; the ones
+                # still running after --wait keep running, and reach the next dispatcher.
+                async with serving(services, api):
+                    report = await dispatcher.run_once(board, max_new=max_new, wait=wait)
             return report.to_dict()
         finally:
             await dispatcher.aclose()
-            await boards.close()
+            await services.aclose()
 
     async def forever() -> None:
-        boards = app.boards()
-        dispatcher = Dispatcher(boards, app.profiles(), settings,
+        services = app.services()
+        boards = services.boards
+        dispatcher = Dispatcher(boards, services.profiles or app.profiles(), settings,
                                 base_env=dict(app.environ), slugs=[slug])
         stop = asyncio.Event()
         loop_ = asyncio.get_running_loop()
@@ -92,10 +101,11 @@ def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float
         click.echo(f"relayboard: dispatching board {slug!r} of {app.home} "
                    "(Ctrl-C to stop)", err=True)
         try:
-            await dispatcher.run(stop)
+            async with serving(services, api):
+                await dispatcher.run(stop)
         finally:
             await dispatcher.aclose()
-            await boards.close()
+            await services.aclose()
 
     if loop:
         logging.basicConfig(level=logging.INFO,

@@ -14,11 +14,8 @@ The rights of each are the role table in docs/chat.md, enforced by :mod:`gateway
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
-
-from kanban import Storage
 
 Role = Literal["admin", "member"]
 
@@ -53,9 +50,6 @@ class Worker:
     lease: str
     board: str | None = None
     profile: str | None = None
-    db: Path | None = None
-    storage: Storage | None = field(default=None, repr=False)
-    """The board's storage as the dispatcher described it (None: SQLite)."""
 
     @property
     def display(self) -> str:

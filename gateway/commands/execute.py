@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,7 +68,6 @@ class Services:
     # kanban.workspace_roots: where a dir:/worktree: path named from anywhere but the
     # operator's own command line may point.
     workspace_roots: tuple[Path, ...] = ()
-    _direct: dict[Path, Board] = field(default_factory=dict, repr=False)
 
     def slug_for(self, request: Request, caller: Caller) -> str:
         if request.board:
@@ -78,27 +77,9 @@ class Services:
         return self.default_board
 
     async def open_board(self, request: Request, caller: Caller) -> Board:
-        slug = self.slug_for(request, caller)
-        if isinstance(caller, Worker) and caller.db is not None and slug == (caller.board or slug):
-            # A worker's home is its profile's home (so its own config applies); the board it
-            # works for is the database the dispatcher named.
-            board = self._direct.get(caller.db)
-            if board is None or board.db.closed:
-                storage = caller.storage or Storage()
-                if not storage.is_postgres and not await asyncio.to_thread(caller.db.is_file):
-                    raise KanbanError("RELAYBOARD_DB names a board database that does not exist "
-                                      f"({caller.db.name})")
-                board = await Board.open(caller.db, slug=slug, options=self.boards.options,
-                                         storage=storage)
-                self._direct[caller.db] = board
-            return board
-        return await self.boards.open(slug)
+        return await self.boards.open(self.slug_for(request, caller))
 
     async def aclose(self) -> None:
-        direct = list(self._direct.values())
-        self._direct.clear()
-        for board in direct:
-            await board.close()
         await self.boards.close()
 
 

@@ -59,6 +59,7 @@ from gateway.kernel_settings import (
     storage,
 )
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
+from gateway.worker_api import socket_path, worker_api_server
 from kanban.agents.decomposer import BackgroundDecomposer
 from kanban.agents.profiles import Profiles
 from kanban.backoff import Backoff
@@ -113,8 +114,11 @@ class Daemon:
         self.leadership = Leadership(self.storage, LEADERSHIP)
         self.hub = BoardHub(self.boards, poll_seconds=poll_seconds)
         self.profiles = Profiles(self.home)
-        self.dispatcher = Dispatcher(self.boards, self.profiles,
-                                     dispatch_settings(config.kanban), base_env=environ)
+        self.api_path = socket_path(self.home)
+        self.dispatcher = Dispatcher(
+            self.boards, self.profiles,
+            dataclasses.replace(dispatch_settings(config.kanban), worker_api=self.api_path),
+            base_env=environ)
         self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
         self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
                                        self.follower.current,
@@ -146,6 +150,7 @@ class Daemon:
             agent=build_agent(config.agent, environ, self.home),
             history=History(self.home / "chat" / "history", config.agent.history_messages),
             status=self.status, policy=self.chat_policy, settings=settings)
+        self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
         self.dashboard = (DashboardServer(config, self.boards, self.web) if serve else None)
         self.ready = anyio.Event()
@@ -174,6 +179,10 @@ class Daemon:
                     group.start_soon(supervise, "dashboard", self.dashboard.run,
                                      name="dashboard")
                 if self.config.kanban.dispatch_in_gateway:
+                    # Served whether or not this gateway leads: workers it started before it
+                    # lost the lead still report, and so do the ones it adopts.
+                    group.start_soon(supervise, "worker-api", self.worker_api.serve,
+                                     name="worker-api")
                     group.start_soon(supervise, "dispatcher", self.watcher.run,
                                      name="dispatcher")
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")

@@ -14,8 +14,8 @@ draws a bar chart (a line chart for more than 12 points, or when the body says "
 
 from __future__ import annotations
 
-import asyncio
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -25,9 +25,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.examples.png import Canvas, text_width
-from kanban import Board, Storage, Task
+from gateway.worker_api.client import call
+from kanban import Task
 
 Series = list[tuple[str, float]]
 
@@ -215,34 +217,40 @@ def write_chart(task: Task, workspace: Path, parent_csvs: Sequence[Path]
     return summary, [png, data]
 
 
-async def run(environ: Mapping[str, str]) -> int:
-    """The worker: chart the task's numbers and complete it with the files. Exit code."""
+def run(environ: Mapping[str, str]) -> int:
+    """The worker: chart the task's numbers and complete it with the files, through the worker
+    API like any worker. Exit code."""
     try:
-        db = Path(environ["RELAYBOARD_DB"])
+        api = Path(environ["RELAYBOARD_API"])
         task_id = int(environ["RELAYBOARD_TASK_ID"])
         lease = environ["RELAYBOARD_LEASE"]
         workspace = Path(environ.get("RELAYBOARD_WORKSPACE") or ".")
     except (KeyError, ValueError):
-        print("error: run me as a worker (the dispatcher sets RELAYBOARD_DB, "
+        print("error: run me as a worker (the dispatcher sets RELAYBOARD_API, "
               "RELAYBOARD_TASK_ID and RELAYBOARD_LEASE)", file=sys.stderr)
         return 2
-    async with Board.open(db, slug=environ.get("RELAYBOARD_BOARD") or "default",
-                          storage=Storage.from_environ(environ)) as board:
-        task = await board.get_task(task_id)
-        print(f"charting task #{task.id}: {task.title}", flush=True)
-        parent_csvs: list[Path] = []
-        for parent in task.parents:
-            other = await board.get_task(parent)
-            parent_csvs += [Path(a) for a in other.artifacts if a.lower().endswith(".csv")]
-        summary, files = await asyncio.to_thread(write_chart, task, workspace, parent_csvs)
-        print(summary, flush=True)
-        await board.complete(task_id, lease=lease, result=summary, summary=summary,
-                             artifacts=[str(f) for f in files])
+
+    def ask(verb: str, args: dict[str, Any]) -> Any:
+        return call(api, verb, args, task_id=task_id, lease=lease,
+                    board=environ.get("RELAYBOARD_BOARD") or None)["json"]
+
+    shown = ask("show", {})
+    task = Task(**{f.name: shown[f.name] for f in dataclasses.fields(Task) if f.name in shown})
+    print(f"charting task #{task.id}: {task.title}", flush=True)
+    parent_csvs: list[Path] = []
+    for parent in task.parents:
+        other = ask("show", {"task_id": parent})
+        parent_csvs += [Path(a) for a in other.get("artifacts") or []
+                        if a.lower().endswith(".csv")]
+    summary, files = write_chart(task, workspace, parent_csvs)
+    print(summary, flush=True)
+    ask("complete", {"result": summary, "summary": summary,
+                     "artifacts": [str(f) for f in files]})
     return 0
 
 
 def main(environ: Mapping[str, str]) -> int:
-    return asyncio.run(run(environ))
+    return run(environ)
 
 
 if __name__ == "__main__":  # python -m gateway.examples.chart

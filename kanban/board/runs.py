@@ -226,6 +226,16 @@ class RunsMixin(BoardCore):
 
         return await self.db.read(run)
 
+    async def run_by_lease(self, task_id: int, lease: str) -> Run | None:
+        """The task's run that holds (or held) ``lease``, whatever its status; None if none."""
+
+        def run(tx: Tx) -> Run | None:
+            row = tx.one("SELECT * FROM task_runs WHERE task_id = ? AND lease = ?",
+                         (task_id, lease))
+            return None if row is None else Run.from_row(row)
+
+        return await self.db.read(run)
+
     async def get_run(self, run_id: int) -> Run:
         def run(tx: Tx) -> Run:
             row = (tx.one("SELECT * FROM task_runs WHERE id = ?", (run_id,))

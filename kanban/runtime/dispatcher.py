@@ -299,7 +299,7 @@ class Dispatcher:
         """A run whose dispatcher died between the claim and recording the worker's pid: adopt
         the worker if it is running (found by its environment), else release the run at once
         rather than at the lease's expiry — never leave an unknown worker beside a successor."""
-        found = await anyio.to_thread.run_sync(find_run_worker, run.id, str(board.db.path))
+        found = await anyio.to_thread.run_sync(find_run_worker, run.id, run.lease)
         if found is not None:
             pid, started = found
             await board.set_worker(run.id, pid=pid, started_at=started, host=self.host)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from kanban.agents.profiles import Profile
+from kanban.errors import SpawnError
 from kanban.models import Claim, Run, Task
 from kanban.runtime.breaker import run_tail
 from kanban.runtime.settings import DispatchSettings
@@ -74,12 +75,14 @@ def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
                             task.model_override or profile.model or "")
     argv = build_argv(request.template, values, model_override=task.model_override,
                       has_worker_skill=profile.has_skill("kanban-worker"))
+    if settings.worker_api is None:
+        raise SpawnError("no worker API is served for this dispatcher; a worker would have no "
+                         "way to report (start it from `gateway run` or `kanban dispatch`)")
     env = worker_env(request.base_env, profile_env=profile.env,
                      profile_env_from=profile.env_from, profile_home=profile.home,
-                     profile_name=profile.name, board=board.slug, db_path=board.db.path,
+                     profile_name=profile.name, board=board.slug, api=settings.worker_api,
                      task_id=task.id, run_id=claim.run_id, lease=claim.lease,
-                     workspace=workspace, model=values.model, prompt_file=prompt,
-                     storage_env=board.storage.worker_environ())
+                     workspace=workspace, model=values.model, prompt_file=prompt)
     if profile.api_key_env and profile.api_key_env in request.base_env:
         # The one secret a worker gets: its own profile's endpoint key.
         env[profile.api_key_env] = request.base_env[profile.api_key_env]

@@ -41,6 +41,9 @@ class DispatchSettings:
     worktree_repo: Path | None = None
     platform: str = sys.platform
     shutdown_seconds: float = 10.0
+    # The worker API's socket, served by the process that owns this dispatcher (workers get it
+    # as RELAYBOARD_API). None: nothing serves one, and nothing is spawned.
+    worker_api: Path | None = None
 
     def host_cap(self) -> int:
         """The cap on workers one dispatcher watches. Reads the machine's memory when unset:

@@ -154,10 +154,10 @@ class SpawnRequest:
     platform: str = sys.platform
 
 
-def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
-    """(pid, start time) of the live process started for ``run_id`` of the board at ``db_path``.
+def find_run_worker(run_id: int, lease: str) -> tuple[int, float] | None:
+    """(pid, start time) of the live process started for run ``run_id`` holding ``lease``.
 
-    Found by the ``RELAYBOARD_RUN_ID`` and ``RELAYBOARD_DB`` every worker is started with, for
+    Found by the ``RELAYBOARD_RUN_ID`` and ``RELAYBOARD_LEASE`` every worker is started with, for
     the rare run whose pid was never recorded (its dispatcher died between the claim and the
     spawn's bookkeeping). A worker's own children inherit that environment, so the oldest
     match — the worker itself — wins.
@@ -169,7 +169,7 @@ def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
             env = proc.environ()
         except (psutil.Error, OSError):
             continue
-        if env.get("RELAYBOARD_RUN_ID") == wanted and env.get("RELAYBOARD_DB") == db_path:
+        if env.get("RELAYBOARD_RUN_ID") == wanted and env.get("RELAYBOARD_LEASE") == lease:
             found.append((float(proc.info["create_time"]), int(proc.info["pid"])))
     if not found:
         return None

@@ -10,6 +10,10 @@ chat tokens, not LLM API keys, not cloud credentials. It gets
 * the profile's own ``env:`` entries — literal values, and names copied from the caller's
   environment (see :mod:`kanban.agents.profiles`), the only way a secret reaches a worker;
 * the ``RELAYBOARD_*`` variables, last, so a profile cannot forge its task, run or lease.
+
+No database path or credential is among them: a worker reaches its board only through the worker
+API of the process that started it (``RELAYBOARD_API``, a socket; see docs/worker.md), presenting
+its run's lease.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def worker_env(
     profile_home: Path,
     profile_name: str,
     board: str,
-    db_path: Path,
+    api: Path,
     task_id: int,
     run_id: int,
     lease: str,
@@ -60,15 +64,12 @@ def worker_env(
     model: str = "",
     prompt_file: Path | str = "",
     executable: str = sys.executable,
-    storage_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The worker's whole environment. ``base`` is the caller's environment (the gateway passes
     ``os.environ``); only :data:`INHERITED` names and ``LC_*`` are taken from it, plus the
     names ``profile_env_from`` maps (``{worker name: name in base}``; a missing one is skipped).
     ``RELAYBOARD_HOME`` is the profile's home so its own config applies; it is set even when that
-    directory does not exist (the name still travels). ``storage_env`` says how to reach a board
-    that is not a SQLite file (PostgreSQL: the backend and its DSN, which the worker's own
-    ``kanban`` commands need)."""
+    directory does not exist (the name still travels). ``api`` is the worker API's socket."""
     env = inherited(base)
     for name, source in (profile_env_from or {}).items():
         if source in base:
@@ -80,7 +81,7 @@ def worker_env(
         "RELAYBOARD_HOME": str(profile_home),
         "RELAYBOARD_PROFILE": profile_name,
         "RELAYBOARD_BOARD": board,
-        "RELAYBOARD_DB": str(db_path),
+        "RELAYBOARD_API": str(api),
         "RELAYBOARD_TASK_ID": str(task_id),
         "RELAYBOARD_RUN_ID": str(run_id),
         "RELAYBOARD_LEASE": lease,
@@ -88,5 +89,4 @@ def worker_env(
         "RELAYBOARD_MODEL": model,
         "RELAYBOARD_PROMPT_FILE": str(prompt_file),
     })
-    env.update(storage_env or {})
     return env

@@ -19,6 +19,7 @@ from gateway.worker_api.client import ApiError, call
 from gateway.worker_api.server import WorkerApiServer
 from gateway.worker_api.wire import EXIT_UNAVAILABLE, reachable
 
+
 async def echo(message: dict[str, Any]) -> dict[str, Any]:
     if message.get("verb") == "fail":
         return {"ok": False, "kind": "invalid", "error": "no such thing"}

@@ -17,7 +17,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from gateway.commands import Services
+from gateway.worker_api import serving, socket_path
 from kanban.agents.profiles import Profiles
+from kanban.board import Board
 from kanban.home import Boards
 from tests.gateway.conftest import clean_environ
 
@@ -109,6 +112,13 @@ async def test_the_run_record_decides_whether_a_worker_creates(tmp_path: Path) -
     boards = Boards(home)
     try:
         board = await boards.open("default")
+        await _test_run_record(home, boards, board)
+    finally:
+        await boards.close()
+
+
+async def _test_run_record(home: Path, boards: Boards, board: Board) -> None:
+    async with serving(Services(boards=boards, profiles=Profiles(home)), socket_path(home)):
         plain = (await board.create_task("plain")).task
         orch = (await board.create_task("orchestrate")).task
         plain_claim = await board.claim(plain.id, claimed_by="dispatcher")
@@ -117,7 +127,7 @@ async def test_the_run_record_decides_whether_a_worker_creates(tmp_path: Path) -
         def as_worker(task_id: int, run_id: int, lease: str) -> subprocess.CompletedProcess[str]:
             env = clean_environ({
                 "RELAYBOARD_HOME": str(home), "RELAYBOARD_BOARD": "default",
-                "RELAYBOARD_DB": str(board.db.path), "RELAYBOARD_TASK_ID": str(task_id),
+                "RELAYBOARD_API": str(socket_path(home)), "RELAYBOARD_TASK_ID": str(task_id),
                 "RELAYBOARD_RUN_ID": str(run_id), "RELAYBOARD_LEASE": lease})
             return subprocess.run([sys.executable, "-m", "gateway", "kanban", "create",
                                    "child", "--json"], env=env, capture_output=True,
@@ -131,8 +141,6 @@ async def test_the_run_record_decides_whether_a_worker_creates(tmp_path: Path) -
         assert made.returncode == 0, made.stderr
         child = json.loads(made.stdout)["id"]
         assert (await board.get_task(child)).title == "child"
-    finally:
-        await boards.close()
 
 
 def test_the_builtin_worker_is_not_told_it_is_the_orchestrator() -> None:

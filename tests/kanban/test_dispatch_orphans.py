@@ -25,11 +25,11 @@ async def test_an_unrecorded_worker_is_found_and_adopted(tmp_path: Path) -> None
         task = await env.task("orphaned")
         claim = await env.board.claim(task.id, claimed_by=_dead_dispatcher())
         worker_env = {**os.environ, "RELAYBOARD_RUN_ID": str(claim.run_id),
-                      "RELAYBOARD_DB": str(env.board.db.path)}
+                      "RELAYBOARD_LEASE": claim.lease}
         orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                                   env=worker_env)
         try:
-            assert find_run_worker(claim.run_id, str(env.board.db.path)) is not None
+            assert find_run_worker(claim.run_id, claim.lease) is not None
             report = await env.dispatcher.run_cycle(env.board, max_new=0)
             assert report.adopted == [task.id] and report.reclaimed == []
             run = await env.board.get_run(claim.run_id)

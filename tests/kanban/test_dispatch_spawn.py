@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.worker_api import socket_path
 from kanban.agents.profiles import Profiles
 from kanban.home import Boards
 from kanban.testing import past_backoff
@@ -37,7 +38,10 @@ async def test_worker_gets_argv_placeholders_env_and_cwd(tmp_path: Path) -> None
         assert e["RELAYBOARD_HOME"] == str(profile.home)
         assert e["RELAYBOARD_PROFILE"] == "w"
         assert e["RELAYBOARD_BOARD"] == "default"
-        assert e["RELAYBOARD_DB"] == str(env.board.db.path)
+        assert e["RELAYBOARD_API"] == str(socket_path(env.home))
+        # No database path or credential: the worker reaches its board only through the API.
+        assert not {"RELAYBOARD_DB", "RELAYBOARD_STORAGE", "RELAYBOARD_PG_DSN",
+                    "RELAYBOARD_PG_NAMESPACE"} & set(rec["all_env"])
         assert e["RELAYBOARD_TASK_ID"] == str(task.id)
         assert e["RELAYBOARD_RUN_ID"] == str(run_id)
         assert e["RELAYBOARD_WORKSPACE"] == str(workspace)

@@ -5,7 +5,7 @@ It first records what it was given (argv, cwd, the RELAYBOARD_* environment, and
 environment as ``all_env``) as JSON in
 ``$AGENT_RECORD_DIR/<task>-<run>.json`` when that variable is set, then acts:
 
-* ``complete [RESULT]``     complete its own task through the kernel with its lease
+* ``complete [RESULT]``     complete its own task through the worker API with its lease
 * ``artifact NAME TEXT``    write NAME in the workspace, then complete declaring it (relative path)
 * ``exit CODE [MESSAGE]``   print MESSAGE, exit with CODE (no completion)
 * ``sleep SECONDS [complete]``  sleep, then exit 0 or complete
@@ -16,7 +16,6 @@ environment as ``all_env``) as JSON in
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -27,9 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # run as a plain script from any cwd
     sys.path.insert(0, str(ROOT))
 
-from kanban.board import Board  # noqa: E402
-from kanban.errors import LeaseError  # noqa: E402
-from kanban.storage.backend import Storage  # noqa: E402
+from gateway.worker_api.client import ApiError, call  # noqa: E402
 
 
 def record() -> None:
@@ -45,19 +42,12 @@ def record() -> None:
     os.replace(tmp, Path(target) / name)
 
 
-async def finish(kind: str, text: str = "", artifacts: list[str] | None = None) -> None:
-    board = await Board.open(Path(os.environ["RELAYBOARD_DB"]),
-                             storage=Storage.from_environ(os.environ))
-    try:
-        task_id = int(os.environ["RELAYBOARD_TASK_ID"])
-        lease = os.environ["RELAYBOARD_LEASE"]
-        if kind == "complete":
-            await board.complete(task_id, lease=lease, result=text or "ok",
-                                 artifacts=artifacts or [])
-        else:
-            await board.block(task_id, text or "needs a human", lease=lease)
-    finally:
-        await board.close()
+def finish(kind: str, text: str = "", artifacts: list[str] | None = None) -> None:
+    args: dict[str, object] = ({"result": text or "ok", "artifacts": artifacts or []}
+                               if kind == "complete" else {"words": text or "needs a human"})
+    call(Path(os.environ["RELAYBOARD_API"]), kind, args,
+         task_id=int(os.environ["RELAYBOARD_TASK_ID"]), lease=os.environ["RELAYBOARD_LEASE"],
+         board=os.environ.get("RELAYBOARD_BOARD"))
 
 
 def main(argv: list[str]) -> int:
@@ -66,13 +56,13 @@ def main(argv: list[str]) -> int:
     if "--" in args:
         args = args[: args.index("--")]
     if action == "complete":
-        asyncio.run(finish("complete", args[0] if args else "ok"))
+        finish("complete", args[0] if args else "ok")
         return 0
     if action == "artifact":
         name, text = args[0], args[1]
         Path(name).parent.mkdir(parents=True, exist_ok=True)
         Path(name).write_text(text, encoding="utf-8")
-        asyncio.run(finish("complete", "made " + name, [name]))
+        finish("complete", "made " + name, [name])
         return 0
     if action == "exit":
         if len(args) > 1:
@@ -81,18 +71,18 @@ def main(argv: list[str]) -> int:
     if action == "sleep":
         time.sleep(float(args[0]))
         if len(args) > 1 and args[1] == "complete":
-            asyncio.run(finish("complete", "slept"))
+            finish("complete", "slept")
         return 0
     if action == "block":
-        asyncio.run(finish("block", args[0]))
+        finish("block", args[0])
         return 0
     if action == "wait-file":
         deadline = time.monotonic() + 60
         while not Path(args[0]).exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         try:
-            asyncio.run(finish("complete", "late"))
-        except LeaseError as exc:
+            finish("complete", "late")
+        except ApiError as exc:
             print(f"refused: {exc}", flush=True)
             return 3
         return 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.commands import Services
+from gateway.worker_api import serving, socket_path
 from kanban.agents.profiles import Profile, Profiles
 from kanban.board import Board, BoardOptions
 from kanban.home import Boards
@@ -98,8 +100,9 @@ class Env:
 async def dispatch_env(tmp_path: Path, *, options: BoardOptions | None = None,
                        base_env: Mapping[str, str] | None = None,
                        **settings: Any) -> AsyncIterator[Env]:
-    """A home, its default board, and a dispatcher whose workers are given ``base_env`` (default:
-    this process's environment) to pick their allowlisted variables from."""
+    """A home, its default board, the worker API its workers report through, and a dispatcher
+    whose workers are given ``base_env`` (default: this process's environment) to pick their
+    allowlisted variables from."""
     home = tmp_path / "home"
     records = tmp_path / "records"
     records.mkdir(parents=True)
@@ -109,10 +112,12 @@ async def dispatch_env(tmp_path: Path, *, options: BoardOptions | None = None,
         board = await boards.open("default")
         profiles = Profiles(home)
         settings.setdefault("tmux_cleanup", False)
+        settings.setdefault("worker_api", socket_path(home))
         dispatcher = Dispatcher(boards, profiles, DispatchSettings(**settings),
                                 base_env=dict(os.environ if base_env is None else base_env),
                                 slugs=["default"])
-        yield Env(home, boards, board, profiles, dispatcher, records)
+        async with serving(Services(boards=boards, profiles=profiles), socket_path(home)):
+            yield Env(home, boards, board, profiles, dispatcher, records)
     finally:
         if dispatcher is not None:
             await dispatcher.aclose(terminate=True)

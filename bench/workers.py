@@ -1,0 +1,137 @@
+"""Completions per second from 1, 4 and 16 worker processes: through the worker API, and by
+writing the board's database directly (how workers reported before the API). Prints figures;
+asserts nothing.
+
+    python bench/workers.py [--tasks 400] [--rounds 3]
+
+The bench process claims every task itself (as a dispatcher would) and hands ``task lease`` lines
+to long-lived worker processes, so neither process start-up nor claiming is in the figure: only a
+worker's report. A worker on the API sends ``complete`` on the socket (the serving process runs
+it through the command layer, and concurrent completions share commits); a direct worker opens
+the SQLite file and completes under its own write lock, as every worker process did before. The
+median of ``--rounds`` runs is printed for each, and the ratio API/direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.commands import Services  # noqa: E402
+from gateway.worker_api import serving, socket_path  # noqa: E402
+from kanban.agents.profiles import Profiles  # noqa: E402
+from kanban.home import Boards  # noqa: E402
+
+API_WORKER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from gateway.worker_api.client import call
+api = Path(sys.argv[1])
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    task, lease = line.split()
+    call(api, "complete", {{"result": "ok"}}, task_id=int(task), lease=lease, board="default")
+    sys.stdout.write("done\\n"); sys.stdout.flush()
+"""
+
+DIRECT_WORKER = """
+import asyncio, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from kanban.board import Board
+async def main():
+    async with Board.open(Path(sys.argv[1]), slug="default") as board:
+        sys.stdout.write("ready\\n"); sys.stdout.flush()
+        for line in sys.stdin:
+            task, lease = line.split()
+            await board.complete(int(task), lease=lease, result="ok")
+            sys.stdout.write("done\\n"); sys.stdout.flush()
+asyncio.run(main())
+"""
+
+
+async def one_run(kind: str, workers: int, tasks: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="rb-bench-workers-") as tmp:
+        home = Path(tmp) / "home"
+        boards = Boards(home)
+        services = Services(boards=boards, profiles=Profiles(home))
+        board = await boards.open("default")
+        claims = []
+        for i in range(tasks):
+            task = (await board.create_task(f"t{i}")).task
+            claims.append(await board.claim(task.id, ttl=600))
+        script = (API_WORKER if kind == "api" else DIRECT_WORKER).format(root=str(ROOT))
+        target = str(socket_path(home) if kind == "api" else board.db.path)
+        try:
+            async with serving(services, socket_path(home)):
+                procs = [await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", script, target,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
+                # Every worker is up (its imports done) before the clock starts.
+                for proc in procs:
+                    assert proc.stdout is not None
+                    if await proc.stdout.readline() != b"ready\n":
+                        raise RuntimeError("a worker did not start")
+                share = [claims[i::workers] for i in range(workers)]
+                started = time.perf_counter()
+
+                async def drive(proc: asyncio.subprocess.Process, mine: list) -> None:
+                    assert proc.stdin is not None and proc.stdout is not None
+                    for claim in mine:
+                        proc.stdin.write(f"{claim.task_id} {claim.lease}\n".encode())
+                        await proc.stdin.drain()
+                        line = await proc.stdout.readline()
+                        if line != b"done\n":
+                            raise RuntimeError(f"worker said {line!r}")
+                    proc.stdin.close()
+
+                await asyncio.gather(*(drive(p, s) for p, s in zip(procs, share, strict=True)))
+                elapsed = time.perf_counter() - started
+                for proc in procs:
+                    await proc.wait()
+        finally:
+            await services.aclose()
+        done = sum(1 for t in await _statuses(home) if t == "done")
+        if done != tasks:
+            raise RuntimeError(f"{kind}: {done} of {tasks} tasks done")
+        return tasks / elapsed
+
+
+async def _statuses(home: Path) -> list[str]:
+    boards = Boards(home)
+    try:
+        board = await boards.open("default")
+        return [t.status for t in await board.list_tasks()]
+    finally:
+        await boards.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"claim-held tasks completed per second ({args.tasks} tasks, median of "
+          f"{args.rounds} runs)")
+    print(f"{'workers':>8} {'direct DB':>12} {'worker API':>12} {'API/direct':>11}")
+    for workers in (1, 4, 16):
+        figures = {}
+        for kind in ("direct", "api"):
+            runs = [await one_run(kind, workers, args.tasks) for _ in range(args.rounds)]
+            figures[kind] = statistics.median(runs)
+        print(f"{workers:>8} {figures['direct']:>10.0f}/s {figures['api']:>10.0f}/s "
+              f"{figures['api'] / figures['direct']:>10.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

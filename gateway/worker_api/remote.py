@@ -1,0 +1,71 @@
+"""A command-layer request, sent by a worker to its API instead of run against a database.
+
+:func:`run_remote` is what :meth:`gateway.cli.invocation.AppContext.run` does inside a worker:
+the request's declared fields travel as JSON arguments, the server rebuilds the request from the
+same declaration, and the answer comes back as a :class:`RemoteResult` that prints like the
+local one (``--json`` prints the same JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.worker_api.client import ApiError, call
+from gateway.worker_api.wire import KIND_LEASE, KIND_REFUSED
+from kanban.errors import KanbanError, LeaseError
+
+_NOT_SENT = ("board", "lease", "force")
+
+
+@dataclasses.dataclass(eq=False)
+class RemoteResult:
+    """An answer of the API: the result's JSON and its one-paragraph text."""
+
+    data: Any
+    message: str
+
+    def to_json(self) -> Any:
+        return self.data
+
+    def text(self) -> str:
+        return self.message
+
+
+def request_args(request: Any) -> dict[str, Any]:
+    """The request's declared fields as JSON arguments (tuples as lists; the envelope's fields
+    — board, lease, force — left out: the server fills those in itself)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(request):
+        if f.name in _NOT_SENT or "param" not in f.metadata:
+            continue
+        value = getattr(request, f.name)
+        if value is None or value == () or value is False:
+            continue
+        spec = f.metadata["param"]
+        if spec.kind == "argument" and spec.attrs.get("nargs") == -1 and "type" not in spec.attrs:
+            value = " ".join(value)  # the words of a reason or a comment: one string in JSON
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteResult:
+    """Send ``request`` as the worker ``environ`` describes; errors become the same kernel
+    errors a local run raises (a stale lease is a :class:`LeaseError`)."""
+    from gateway.commands import NotAllowed
+
+    task_id = int(environ["RELAYBOARD_TASK_ID"])
+    verb = " ".join(request.PATH)
+    try:
+        answer = call(api, verb, request_args(request), task_id=task_id,
+                      lease=environ["RELAYBOARD_LEASE"],
+                      board=request.board or environ.get("RELAYBOARD_BOARD") or None)
+    except ApiError as exc:
+        if exc.kind == KIND_LEASE:
+            raise LeaseError(str(exc), task_id) from None
+        if exc.kind == KIND_REFUSED:
+            raise NotAllowed(str(exc)) from None
+        raise KanbanError(str(exc)) from None
+    return RemoteResult(answer.get("json"), str(answer.get("text") or ""))

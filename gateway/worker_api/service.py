@@ -1,0 +1,167 @@
+"""What a worker may ask of the API, and the command layer doing it as that worker's run.
+
+A request names its task and presents the run's lease. The lease is checked against the board
+(:meth:`~kanban.board.Board.active_run`) before anything else, and the request runs through
+:func:`~gateway.commands.execute` as that run's :class:`~gateway.commands.Worker`, so a worker
+has exactly the rights the role table gives a worker run: its own task, reads, and ``create``
+only when its run's record allows it. Arguments are read from the verb's one declaration
+(:func:`~gateway.commands.json_args.request_from_json`), with the same limits as on the command
+line; what the server fills in itself (the task, the lease) is not taken from the arguments.
+
+Artifacts are paths in the run's workspace (relative ones are taken from it). A path outside it
+is refused: the serving process, not the worker, reads the files, with the link-safe copy that
+staging already uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.commands import (
+    BlockRequest,
+    CommentRequest,
+    CompleteRequest,
+    ContextRequest,
+    CreateRequest,
+    HeartbeatRequest,
+    NotAllowed,
+    Request,
+    Services,
+    ShowRequest,
+    UsageError,
+    Worker,
+    execute,
+)
+from gateway.commands.json_args import request_from_json
+from gateway.worker_api.wire import (
+    KIND_INVALID,
+    KIND_LEASE,
+    KIND_REFUSED,
+    KIND_USAGE,
+    VERSION,
+)
+from kanban import Board, KanbanError, LeaseError, Run
+from kanban.validation import check_slug
+
+log = logging.getLogger(__name__)
+
+VERBS: dict[str, type[Request]] = {
+    "show": ShowRequest, "context": ContextRequest, "complete": CompleteRequest,
+    "block": BlockRequest, "heartbeat": HeartbeatRequest, "comment": CommentRequest,
+    "create": CreateRequest,
+}
+# Filled in from the request's envelope, never from its arguments.
+_ENVELOPE_FIELDS = ("task_id", "lease", "force", "board")
+_FINISHING = {"complete": "completed", "block": "blocked"}
+_MAX_LEASE = 256
+
+
+class BadRequest(Exception):
+    pass
+
+
+class WorkerService:
+    """The API's handler: one request in, one answer out (see :mod:`gateway.worker_api.wire`)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(self, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._handle(message)
+        except BadRequest as exc:
+            return _error(KIND_USAGE, str(exc))
+        except LeaseError as exc:
+            return _error(KIND_LEASE, str(exc))
+        except NotAllowed as exc:
+            return _error(KIND_REFUSED, str(exc))
+        except UsageError as exc:
+            return _error(KIND_USAGE, str(exc))
+        except KanbanError as exc:
+            return _error(KIND_INVALID, str(exc))
+        except click.ClickException as exc:
+            return _error(KIND_USAGE, exc.format_message())
+
+    async def _handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message.get("v") != VERSION:
+            raise BadRequest(f"unsupported request version {message.get('v')!r} "
+                             f"(this server speaks {VERSION})")
+        verb = message.get("verb")
+        cls = VERBS.get(verb) if isinstance(verb, str) else None
+        if cls is None or not isinstance(verb, str):
+            raise BadRequest(f"a worker may ask for {', '.join(VERBS)}; not {str(verb)[:40]!r}")
+        task_id, lease = message.get("task_id"), message.get("lease")
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise BadRequest("task_id must be the run's task id (an integer)")
+        if not isinstance(lease, str) or not 0 < len(lease) <= _MAX_LEASE:
+            raise BadRequest("lease must be the run's lease")
+        slug = message.get("board") or self.services.default_board
+        if not isinstance(slug, str):
+            raise BadRequest("board must be a board's slug")
+        check_slug(slug)
+        args = message.get("args") or {}
+        if not isinstance(args, dict):
+            raise BadRequest("args must be a JSON object")
+
+        board = await self.services.boards.open(slug)
+        try:
+            run = await board.active_run(task_id, lease)
+        except LeaseError:
+            replay = await self._replayed(board, verb, task_id, lease)
+            if replay is None:
+                raise
+            return replay
+        caller = Worker(task_id=task_id, run_id=run.id, lease=lease, board=slug,
+                        profile=run.profile)
+        fields = {k: v for k, v in args.items() if k not in _ENVELOPE_FIELDS}
+        if cls is CompleteRequest and "artifacts" in fields:
+            fields["artifacts"] = _confined(run, fields["artifacts"])
+        request = request_from_json(cls, fields, chat=False, fixed={"board": slug})
+        result = await execute(request, caller, self.services)
+        return {"ok": True, "result": {"json": result.to_json(), "text": result.text()}}
+
+    @staticmethod
+    async def _replayed(board: Board, verb: str, task_id: int,
+                        lease: str) -> dict[str, Any] | None:
+        """The answer to a ``complete``/``block`` retried after its first attempt committed
+        (the server died before answering): that run, ended the way the retry asks."""
+        ended = _FINISHING.get(verb)
+        if ended is None:
+            return None
+        run = await board.run_by_lease(task_id, lease)
+        if run is None or run.status != ended:
+            return None
+        task = await board.get_task(task_id)
+        return {"ok": True, "replayed": True,
+                "result": {"json": {"id": task.id, "status": task.status},
+                           "text": f"Task {task_id} {task.status} (already recorded)"}}
+
+
+def _confined(run: Run, paths: Any) -> list[str]:
+    """Each artifact as an absolute path inside the run's workspace; a path that leaves it is
+    refused (``..``, an absolute path elsewhere). Links are the staging's to refuse: it reads
+    nothing through one."""
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("artifacts must be a list of paths in your workspace")
+    if not run.workspace:
+        if paths:
+            raise NotAllowed("this run has no workspace to declare artifacts from")
+        return []
+    root = Path(os.path.normpath(run.workspace))
+    out = []
+    for given in paths:
+        path = Path(os.path.normpath(root / given))
+        if path != root and root not in path.parents:
+            raise NotAllowed(f"artifact {given[:80]!r} is outside your workspace; write it "
+                             "there and declare it by its path in it")
+        out.append(str(path))
+    return out
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "kind": kind, "error": message.splitlines()[0] if message else kind}
