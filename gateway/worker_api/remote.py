@@ -9,11 +9,12 @@ local one (``--json`` prints the same JSON).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.worker_api.client import ApiError, call
+from gateway.worker_api.client import DEFAULT_PATIENCE, ApiError, call
 from gateway.worker_api.wire import KIND_LEASE, KIND_REFUSED
 from kanban.errors import KanbanError, LeaseError
 
@@ -45,10 +46,21 @@ def request_args(request: Any) -> dict[str, Any]:
         if value is None or value == () or value is False:
             continue
         spec = f.metadata["param"]
-        if spec.kind == "argument" and spec.attrs.get("nargs") == -1 and "type" not in spec.attrs:
+        if (isinstance(value, tuple) and spec.kind == "argument"
+                and spec.attrs.get("nargs") == -1 and "type" not in spec.attrs):
             value = " ".join(value)  # the words of a reason or a comment: one string in JSON
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _patience(environ: Mapping[str, str]) -> float:
+    """How long to wait for a server: ``RELAYBOARD_API_PATIENCE`` seconds (0.1 to 3600), else
+    :data:`~gateway.worker_api.client.DEFAULT_PATIENCE`."""
+    try:
+        value = float(environ.get("RELAYBOARD_API_PATIENCE") or DEFAULT_PATIENCE)
+    except ValueError:
+        return DEFAULT_PATIENCE
+    return min(max(value, 0.1), 3600.0) if math.isfinite(value) else DEFAULT_PATIENCE
 
 
 def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteResult:
@@ -61,7 +73,8 @@ def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteRes
     try:
         answer = call(api, verb, request_args(request), task_id=task_id,
                       lease=environ["RELAYBOARD_LEASE"],
-                      board=request.board or environ.get("RELAYBOARD_BOARD") or None)
+                      board=request.board or environ.get("RELAYBOARD_BOARD") or None,
+                      patience=_patience(environ))
     except ApiError as exc:
         if exc.kind == KIND_LEASE:
             raise LeaseError(str(exc), task_id) from None

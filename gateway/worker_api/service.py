@@ -15,6 +15,7 @@ staging already uses.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -55,8 +56,9 @@ VERBS: dict[str, type[Request]] = {
     "block": BlockRequest, "heartbeat": HeartbeatRequest, "comment": CommentRequest,
     "create": CreateRequest,
 }
-# Filled in from the request's envelope, never from its arguments.
-_ENVELOPE_FIELDS = ("task_id", "lease", "force", "board")
+# Set by the server, never by the arguments: the board is the envelope's, the lease is the run's
+# (given beside the arguments), and a worker never forces.
+_SERVER_SET = {"board": None, "lease": None, "force": False}
 _FINISHING = {"complete": "completed", "block": "blocked"}
 _MAX_LEASE = 256
 
@@ -118,10 +120,10 @@ class WorkerService:
             return replay
         caller = Worker(task_id=task_id, run_id=run.id, lease=lease, board=slug,
                         profile=run.profile)
-        fields = {k: v for k, v in args.items() if k not in _ENVELOPE_FIELDS}
+        fields = dict(args)
         if cls is CompleteRequest and "artifacts" in fields:
             fields["artifacts"] = _confined(run, fields["artifacts"])
-        request = request_from_json(cls, fields, chat=False, fixed={"board": slug})
+        request = request_from_json(cls, fields, chat=False, fixed=_fixed(cls, slug))
         result = await execute(request, caller, self.services)
         return {"ok": True, "result": {"json": result.to_json(), "text": result.text()}}
 
@@ -157,10 +159,16 @@ def _confined(run: Run, paths: Any) -> list[str]:
     for given in paths:
         path = Path(os.path.normpath(root / given))
         if path != root and root not in path.parents:
-            raise NotAllowed(f"artifact {given[:80]!r} is outside your workspace; write it "
-                             "there and declare it by its path in it")
+            raise NotAllowed(f"artifact {Path(given).name[:80]!r} is outside your workspace; "
+                             "write it there and declare it by its path in it")
         out.append(str(path))
     return out
+
+
+def _fixed(cls: type[Request], slug: str) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {name: slug if name == "board" else value
+            for name, value in _SERVER_SET.items() if name in names}
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 INHERITED = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    # Where the spawning process found its own packages (a source checkout run with PYTHONPATH):
+    # the worker's `relayboard …` must be that same code, or it speaks another protocol.
+    "PYTHONPATH",
     # Windows needs these to start processes at all; none holds a secret.
     "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "TEMP", "TMP", "USERPROFILE",
     "APPDATA", "LOCALAPPDATA",
