@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.config import AuxSlot, Config, DeliveryConfig, KanbanConfig, StorageConfig
+from gateway.config import Config
+from gateway.config_schema import AuxSlot, DeliveryConfig, KanbanConfig, StorageConfig
 from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import (
-    ConfigError,
-    DashboardConfig,
-    DeliveryConfig,
-    KanbanConfig,
-    StorageConfig,
-    load_config,
-)
+from gateway.config import ConfigError, load_config
+from gateway.config_schema import DashboardConfig, DeliveryConfig, KanbanConfig, StorageConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 
