@@ -37,17 +37,13 @@ def from_env(key: str) -> Any:
     return Field(None, exclude=True, repr=False, json_schema_extra={"from_env": key})
 
 
-def _expected(text: str) -> PydanticCustomError:
-    """A refusal whose message says what the key must be (see :func:`problem`)."""
-    return PydanticCustomError("config", "{expected}", {"expected": text})
-
-
 def _command_line(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return shlex.split(value)
-        except ValueError as exc:
-            raise _expected(f"a command line ({exc})") from None
+        except ValueError as exc:  # "config" errors say what the key must be, see problem()
+            raise PydanticCustomError("config", "{expected}",
+                                      {"expected": f"a command line ({exc})"}) from None
     return value
 
 
@@ -55,10 +51,6 @@ def _no_star(admins: tuple[str, ...]) -> tuple[str, ...]:
     if "*" in admins:
         raise ValueError("every admin is named")
     return admins
-
-
-def _expand(paths: tuple[Path, ...]) -> tuple[Path, ...]:
-    return tuple(path.expanduser() for path in paths)
 
 
 def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -71,9 +63,8 @@ Flag = Annotated[bool, Strict()]  # true or false; not "yes", not 1
 Int = Annotated[int, Strict()]  # not 4.0, "4" or true
 Number = Annotated[float, Strict()]  # an integer will do; .nan and .inf never (allow_inf_nan)
 Names = tuple[str, ...]  # a list; numbers in it are read as strings (user ids)
-Paths = Annotated[tuple[Path, ...], AfterValidator(_expand)]
-Roots = Annotated[Paths, AfterValidator(_absolute),
-                  Field(description="a list of absolute paths")]
+Paths = Annotated[tuple[Path, ...], AfterValidator(lambda ps: tuple(p.expanduser() for p in ps))]
+Roots = Annotated[Paths, AfterValidator(_absolute), Field(description="a list of absolute paths")]
 Admins = Annotated[Names, AfterValidator(_no_star),
                    Field(description='a list of user ids (no "*": every admin is named)')]
 Argv = Annotated[Names, BeforeValidator(_command_line),
