@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.chat.tools import ThreadTools
 from gateway.chat.turn import Turn
-from gateway.config import OpenAIAgentConfig
+from gateway.config_schema import OpenAIAgentConfig
 
 log = logging.getLogger(__name__)
 
