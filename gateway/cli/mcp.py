@@ -29,7 +29,7 @@ from kanban.errors import KanbanError, LeaseError
 from kanban.storage.backend import Storage
 
 if TYPE_CHECKING:
-    from kanban.agents.worker import KanbanTools
+    from gateway.builtin_worker import KanbanTools
 
 SERVER_NAME = "relayboard-kanban"
 REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE")
@@ -40,7 +40,7 @@ def build_server(tools: KanbanTools) -> Any:
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    from kanban.agents.worker import ToolError, parse_arguments
+    from gateway.builtin_worker import ToolError, parse_arguments
     from kanban.errors import LeaseError
 
     async def list_tools(_ctx: Any, _params: Any) -> types.ListToolsResult:
@@ -73,7 +73,7 @@ async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
                 storage: Storage | None = None) -> None:
     from mcp.server.stdio import stdio_server
 
-    from kanban.agents.worker import KanbanTools
+    from gateway.builtin_worker import KanbanTools
     from kanban.board import Board
 
     async with Board.open(db_path, slug=slug, options=options, storage=storage) as board:

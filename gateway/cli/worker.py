@@ -3,7 +3,7 @@
 
 This is the worker's edge: the only place it reads its environment (the ``RELAYBOARD_*`` worker
 variables of :mod:`kanban.runtime.workerenv`). Everything below gets plain values
-(:class:`kanban.agents.worker.WorkerJob`).
+(:class:`gateway.builtin_worker.WorkerJob`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
     dispatcher requeues without counting), 1 anything else (counted, retried with backoff).
     """
     # Imported here: `relayboard --help` and every other verb should not pay for the loop.
-    from kanban.agents.worker import WorkerJob, run_worker
+    from gateway.builtin_worker import WorkerJob, run_worker
 
     skip_httpx_cli()
 

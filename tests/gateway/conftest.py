@@ -27,6 +27,7 @@ from kanban.agents import Profiles
 from kanban.board import Board
 from kanban.storage.backend import Storage
 from kanban.testing import open_board
+from tests.fakes.llm_server import LLMServer
 from tests.storage_backends import generate, storage_for
 
 SUBPROCESS_TIMEOUT = 30.0
@@ -224,6 +225,13 @@ async def board(tmp_path: Path) -> AsyncIterator[Board]:
 
 
 @pytest.fixture
+async def llm() -> AsyncIterator[LLMServer]:
+    """A real chat-completions server on 127.0.0.1 with scripted replies."""
+    async with LLMServer() as server:
+        yield server
+
+
+@pytest.fixture
 def rb(tmp_path: Path) -> Iterator[Cli]:
     """A home with two profiles, ``alice`` and ``bob``: ``create --assignee`` and ``assign``
     refuse names that are no profile."""
@@ -237,7 +245,8 @@ def rb(tmp_path: Path) -> Iterator[Cli]:
 
 # The command layer runs on both storage backends (the CLI's own tests stay on SQLite: their
 # processes read storage from config, which tests/gateway/test_postgres_cli.py covers).
-_BOTH_BACKENDS = ("gateway/test_commands.py",)
+_BOTH_BACKENDS = ("gateway/test_commands.py", "gateway/test_builtin_worker.py",
+                  "gateway/test_builtin_worker_http.py", "gateway/test_builtin_worker_limits.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -6,7 +6,7 @@ stops when a ``kanban_complete`` or ``kanban_block`` call succeeded. Around that
 
 * a model that answers without calling a tool is nudged (``max_nudges`` times), then the task is
   blocked with its last message as the reason — a task only ever ends through complete or block;
-* the budgets of :mod:`kanban.agents.worker.budgets` are checked before every request; exhausting
+* the budgets of :mod:`gateway.builtin_worker.budgets` are checked before every request; exhausting
   one blocks the task with a reason naming the key;
 * activity (a reply, a tool call) heartbeats the lease, at most once per ``heartbeat_seconds``;
 * HTTP 429 from the endpoint ends the process with exit code 75, which the dispatcher requeues
@@ -16,7 +16,7 @@ stops when a ``kanban_complete`` or ``kanban_block`` call succeeded. Around that
 * a lease that went stale (the run was reclaimed or finished by someone else) stops the worker:
   its successor owns the task now.
 
-Every step is written to the transcript (:mod:`kanban.agents.worker.transcript`).
+Every step is written to the transcript (:mod:`gateway.builtin_worker.transcript`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from gateway.builtin_worker.budgets import Budgets, load_budgets
+from gateway.builtin_worker.chat_client import ChatClient, ChatReply, Endpoint, Message, OpenAIChat
+from gateway.builtin_worker.http_chat import HTTPXChat
+from gateway.builtin_worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
+from gateway.builtin_worker.toolkit import ToolError, ToolOutcome, parse_arguments
+from gateway.builtin_worker.transcript import Transcript, clip
+from gateway.builtin_worker.workspace_tools import WorkspaceTools
 from kanban.agents.profiles import Profile
-from kanban.agents.worker.budgets import Budgets, load_budgets
-from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, Message, OpenAIChat
-from kanban.agents.worker.http_chat import HTTPXChat
-from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
-from kanban.agents.worker.toolkit import ToolError, ToolOutcome, parse_arguments
-from kanban.agents.worker.transcript import Transcript, clip
-from kanban.agents.worker.workspace_tools import WorkspaceTools
 from kanban.board import Board, BoardOptions
 from kanban.errors import InvalidInput, KanbanError, LeaseError, LLMTimeout, LLMUnavailable
 from kanban.storage.backend import Storage

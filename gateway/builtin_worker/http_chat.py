@@ -3,7 +3,7 @@
 Why not the ``openai`` SDK (still selectable, ``client: openai``): importing it takes about half a
 second, more than the whole start-up budget of a worker. The worker needs one endpoint of the
 protocol, ``POST {base_url}/chat/completions``, so this client speaks it itself and maps failures
-exactly as :class:`~kanban.agents.worker.chat.OpenAIChat` does:
+exactly as :class:`~gateway.builtin_worker.chat_client.OpenAIChat` does:
 
 * 408, 409, 429, 5xx, timeouts and connection errors are retried ``Endpoint.retries`` times with
   capped, jittered exponential backoff, honouring the server's ``retry-after-ms`` /
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kanban.agents.worker.chat import (
+from gateway.builtin_worker.chat_client import (
     SLOT,
     ChatReply,
     Endpoint,

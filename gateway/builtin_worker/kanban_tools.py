@@ -2,7 +2,7 @@
 ``relayboard mcp`` (which serves them to any MCP-speaking agent CLI).
 
 Every write presents the run's lease, so a reclaimed worker can never touch its successor's run.
-A refused call raises :class:`~kanban.agents.worker.toolkit.ToolError`; a
+A refused call raises :class:`~gateway.builtin_worker.toolkit.ToolError`; a
 :class:`~kanban.errors.LeaseError` is *not* turned into one: the run is over, and the
 caller must stop working rather than let the model try again.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban.agents.worker.toolkit import (
+from gateway.builtin_worker.toolkit import (
     ToolError,
     ToolOutcome,
     ToolSpec,

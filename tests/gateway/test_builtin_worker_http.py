@@ -16,8 +16,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from kanban.agents.profiles import Profiles
-from kanban.agents.worker import (
+from gateway.builtin_worker import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_RETRY_LATER,
@@ -26,7 +25,8 @@ from kanban.agents.worker import (
     WorkerJob,
     run_worker,
 )
-from kanban.agents.worker.http_chat import BACKOFF, retry_after
+from gateway.builtin_worker.http_chat import BACKOFF, retry_after
+from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.errors import LLMTimeout, LLMUnavailable
 from tests.fakes.common import Recorded, free_port
@@ -343,7 +343,7 @@ def test_the_worker_entry_imports_nothing_heavy_before_the_first_request() -> No
     import sys
 
     probe = ("import sys\n"
-             "import gateway.__main__, gateway.cli.worker, kanban.agents.worker\n"
+             "import gateway.__main__, gateway.cli.worker, gateway.builtin_worker\n"
              "gateway.cli.worker.skip_httpx_cli()\n"
              "import httpx\n"
              "heavy = ('openai', 'rich', 'pygments', 'gateway.commands', 'mcp', 'aiohttp',\n"

@@ -1,19 +1,26 @@
 """The built-in worker (``relayboard worker run``) and the kanban tools it shares with
 ``relayboard mcp``.
 
-Modules: :mod:`.loop` (the tool-calling loop, exit codes), :mod:`.chat` (the model seam and its
-``openai`` SDK client), :mod:`.http_chat` (the default client: the protocol over httpx),
+Modules: :mod:`.loop` (the tool-calling loop, exit codes), :mod:`.chat_client` (the model seam
+and its ``openai`` SDK client), :mod:`.http_chat` (the default client: the protocol over httpx),
 :mod:`.kanban_tools` and :mod:`.workspace_tools` (the tools),
 :mod:`.toolkit` (what the tools share), :mod:`.budgets` (profile limits), :mod:`.transcript`
 (the log). Importing this package imports neither ``httpx`` nor the ``openai`` SDK; the first
 request imports the one the profile's ``client`` names.
 """
 
-from kanban.agents.worker.budgets import Budgets, load_budgets
-from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, OpenAIChat, ToolCall, Usage
-from kanban.agents.worker.http_chat import HTTPXChat
-from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
-from kanban.agents.worker.loop import (
+from gateway.builtin_worker.budgets import Budgets, load_budgets
+from gateway.builtin_worker.chat_client import (
+    ChatClient,
+    ChatReply,
+    Endpoint,
+    OpenAIChat,
+    ToolCall,
+    Usage,
+)
+from gateway.builtin_worker.http_chat import HTTPXChat
+from gateway.builtin_worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
+from gateway.builtin_worker.loop import (
     CLIENTS,
     EXIT_FAILED,
     EXIT_OK,
@@ -22,9 +29,15 @@ from kanban.agents.worker.loop import (
     endpoint_problem,
     run_worker,
 )
-from kanban.agents.worker.toolkit import ToolError, ToolOutcome, ToolSpec, confine, parse_arguments
-from kanban.agents.worker.transcript import Transcript
-from kanban.agents.worker.workspace_tools import WorkspaceTools
+from gateway.builtin_worker.toolkit import (
+    ToolError,
+    ToolOutcome,
+    ToolSpec,
+    confine,
+    parse_arguments,
+)
+from gateway.builtin_worker.transcript import Transcript
+from gateway.builtin_worker.workspace_tools import WorkspaceTools
 
 __all__ = [
     "CLIENTS",

@@ -1,7 +1,7 @@
 """Workspace tools: ``run_shell``, ``read_file``, ``write_file``, ``list_files``.
 
 The file tools only ever touch paths that resolve inside the task's workspace
-(:func:`~kanban.agents.worker.toolkit.confine`): ``../../config.yaml`` and a symlink pointing out
+(:func:`~gateway.builtin_worker.toolkit.confine`): ``../../config.yaml`` and a symlink pointing out
 are refused with a ToolError (the model reads the refusal; the task goes on). Writes never follow
 a final symlink. ``run_shell`` is not a sandbox: it runs with the worker's own rights and
 environment (minus the endpoint's API key), like any profile ``command`` would.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban.agents.worker.toolkit import ToolError, ToolSpec, arg_int, arg_str, confine, relative
+from gateway.builtin_worker.toolkit import ToolError, ToolSpec, arg_int, arg_str, confine, relative
 
 READ_LIMIT = 64_000
 READ_LIMIT_MAX = 1_000_000
