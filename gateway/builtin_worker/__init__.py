@@ -5,8 +5,9 @@ Modules: :mod:`.loop` (the tool-calling loop, exit codes), :mod:`.chat_client` (
 and its ``openai`` SDK client), :mod:`.http_chat` (the default client: the protocol over httpx),
 :mod:`.kanban_tools` and :mod:`.workspace_tools` (the tools),
 :mod:`.toolkit` (what the tools share), :mod:`.budgets` (profile limits), :mod:`.transcript`
-(the log). Importing this package imports neither ``httpx`` nor the ``openai`` SDK; the first
-request imports the one the profile's ``client`` names.
+(the log). The kanban tools are views of the command layer's verbs. Importing this package
+imports neither ``httpx`` nor the ``openai`` SDK; the first request imports the one the
+profile's ``client`` names.
 """
 
 from gateway.builtin_worker.budgets import Budgets, load_budgets
@@ -19,7 +20,13 @@ from gateway.builtin_worker.chat_client import (
     Usage,
 )
 from gateway.builtin_worker.http_chat import HTTPXChat
-from gateway.builtin_worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
+from gateway.builtin_worker.kanban_tools import (
+    TASK_BLOCKED,
+    TASK_DONE,
+    KanbanTools,
+    Runner,
+    runner,
+)
 from gateway.builtin_worker.loop import (
     CLIENTS,
     EXIT_FAILED,
@@ -53,6 +60,7 @@ __all__ = [
     "HTTPXChat",
     "KanbanTools",
     "OpenAIChat",
+    "Runner",
     "ToolCall",
     "ToolError",
     "ToolOutcome",
@@ -66,4 +74,5 @@ __all__ = [
     "load_budgets",
     "parse_arguments",
     "run_worker",
+    "runner",
 ]

@@ -1,148 +1,155 @@
-"""The kanban tools a worker reports through: the same set for the built-in worker's loop and for
-``relayboard mcp`` (which serves them to any MCP-speaking agent CLI).
+"""The kanban tools a worker reports through, for the built-in worker's loop and for
+``relayboard mcp``: views of the verbs ``show``, ``complete``, ``block``, ``comment``,
+``heartbeat`` and ``create``.
 
-Every write presents the run's lease, so a reclaimed worker can never touch its successor's run.
+A tool's arguments are its verb's JSON arguments (:mod:`gateway.commands.json_args`) without what
+the run binds (its task id and lease), and a call runs the verb's request through one injected
+``run`` — in this process the command layer as the run's
+:class:`~gateway.commands.Worker` (:func:`runner`) — so a tool is held to the rules of
+``relayboard kanban`` inside a worker: its own task only, assignees that are profiles, creating
+only when the run's record says it may (read again at every call). Declared artifacts and
+attachments must lie inside the workspace.
+
 A refused call raises :class:`~gateway.builtin_worker.toolkit.ToolError`; a
-:class:`~kanban.errors.LeaseError` is *not* turned into one: the run is over, and the
-caller must stop working rather than let the model try again.
+:class:`~kanban.errors.LeaseError` is *not* turned into one: the run is over, and the caller
+must stop working rather than let the model try again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.builtin_worker.toolkit import (
-    ToolError,
-    ToolOutcome,
-    ToolSpec,
-    arg_int,
-    arg_str,
-    confine,
-)
-from kanban.board import Board
+from gateway.builtin_worker.toolkit import ToolError, ToolOutcome, ToolSpec, confine
+from gateway.commands import Request, Result, Services, Worker, execute
+from gateway.commands import verbs as v
+from gateway.commands.json_args import json_schema, request_from_json
+from gateway.commands.results import TaskShown
 from kanban.errors import KanbanError, LeaseError
 
 TASK_DONE = "done"
 TASK_BLOCKED = "blocked"
 
-
-def _int_list(args: dict[str, Any], key: str) -> list[int]:
-    value = args.get(key) or []
-    if not isinstance(value, list):
-        raise ToolError(f"{key} must be a list of task ids")
-    try:
-        return [int(v) for v in value]
-    except (TypeError, ValueError) as exc:
-        raise ToolError(f"{key} must be a list of task ids") from exc
+Runner = Callable[[Request], Awaitable[Result]]
+"""How a worker's requests are run: one async call, request in, typed result out."""
 
 
-def _str_list(args: dict[str, Any], key: str) -> list[str]:
-    value = args.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ToolError(f"{key} must be a list of paths")
-    return list(value)
+@dataclass(frozen=True)
+class VerbTool:
+    name: str
+    verb: type[Request]
+    description: str
+    names: Mapping[str, str] = field(default_factory=dict)  # field → argument name
+    paths: tuple[str, ...] = ()  # host paths, confined to the workspace
+    ended: str | None = None  # what a successful call does to the run
 
 
-SPECS = [
-    ToolSpec("kanban_show", "Show a task (default: yours): body, parents' results, comments, runs.",
-             {"task_id": {"type": "integer", "description": "default: your own task"}}),
-    ToolSpec("kanban_complete", "Finish your task as done. Declare the files you produced as "
-             "artifacts (paths inside the workspace); they are delivered with the result.", {
-                 "summary": {"type": "string", "description": "one line for people"},
-                 "result": {"type": "string", "description": "the outcome, in full"},
-                 "metadata": {"type": "object", "description": "optional JSON facts"},
-                 "artifacts": {"type": "array", "items": {"type": "string"},
-                               "description": "files to deliver, relative to the workspace"},
-             }),
-    ToolSpec("kanban_block", "Stop and hand the task to a person, saying what you need.",
-             {"reason": {"type": "string"}}, ["reason"]),
-    ToolSpec("kanban_comment", "Add a progress note to your task.",
-             {"text": {"type": "string"}}, ["text"]),
-    ToolSpec("kanban_heartbeat", "Tell the board you are still working (extends your lease).",
-             {"note": {"type": "string"}}),
-]
-CREATE_SPEC = ToolSpec(
-    "kanban_create", "Create a new task on the board (orchestrator only). It runs once every "
-    "task in parents is done.", {
-        "title": {"type": "string"},
-        "body": {"type": "string"},
-        "assignee": {"type": "string", "description": "profile name"},
-        "parents": {"type": "array", "items": {"type": "integer"}},
-        "priority": {"type": "integer"},
-    }, ["title"])
+# Set by the run, never by the model (``author`` is the profile, ``force`` an operator's).
+RUN_FIELDS = ("task_id", "lease", "force", "author")
+
+TOOLS = (
+    VerbTool("kanban_show", v.ShowRequest,
+             "Show a task (default: yours): body, parents' results, comments, runs."),
+    VerbTool("kanban_complete", v.CompleteRequest,
+             "Finish your task as done. Declare the files you produced as artifacts (paths "
+             "inside the workspace); they are delivered with the result.",
+             paths=("artifacts",), ended=TASK_DONE),
+    VerbTool("kanban_block", v.BlockRequest,
+             "Stop and hand the task to a person, saying what you need.",
+             names={"words": "reason"}, ended=TASK_BLOCKED),
+    VerbTool("kanban_comment", v.CommentRequest, "Add a progress note to your task.",
+             names={"words": "text"}),
+    VerbTool("kanban_heartbeat", v.HeartbeatRequest,
+             "Tell the board you are still working (extends your lease)."),
+    VerbTool("kanban_create", v.CreateRequest,
+             "Create a new task on the board (orchestrator only). It runs once every task in "
+             "parents is done.", paths=("attachments",)),
+)
+BY_NAME = {tool.name: tool for tool in TOOLS}
+CREATE = "kanban_create"
+
+
+def runner(caller: Worker, services: Services) -> Runner:
+    """``run`` for a worker in this process: the command layer, as ``caller``."""
+
+    async def run(request: Request) -> Result:
+        return await execute(request, caller, services)
+
+    return run
 
 
 @dataclass
 class KanbanTools:
-    """The kanban tools bound to one run. ``workspace`` confines declared artifacts (None: paths
-    are passed to the board as given, the kernel's own rules apply)."""
+    """The kanban tools bound to one run. ``workspace`` confines declared paths (None: they go
+    to the board as given, the kernel's own rules apply)."""
 
-    board: Board
+    run: Runner
     task_id: int
     lease: str
-    author: str
     workspace: Path | None = None
     may_create: bool = False
-    """What the run's record says (``Board.active_run``): only the orchestrator's runs create."""
+    """Whether ``kanban_create`` is offered; the command layer decides at each call anyway."""
+
+    @classmethod
+    async def for_run(cls, run: Runner, task_id: int, lease: str,
+                      workspace: Path | None = None) -> KanbanTools:
+        """The tools of a run, offering ``kanban_create`` when its record says it may create."""
+        may_create = False
+        try:
+            shown = await run(v.ShowRequest(task_id=task_id))
+        except KanbanError:
+            pass  # the first tool call reports it
+        else:
+            if isinstance(shown, TaskShown):
+                may_create = any(r.may_create for r in shown.detail.runs
+                                 if r.status == "active" and r.lease == lease)
+        return cls(run, task_id, lease, workspace, may_create)
+
+    def offered(self) -> list[VerbTool]:
+        return [t for t in TOOLS if t.name != CREATE or self.may_create]
 
     def specs(self) -> list[ToolSpec]:
-        return [*SPECS, CREATE_SPEC] if self.may_create else list(SPECS)
+        return [ToolSpec(t.name, t.description, json_schema(
+            t.verb, chat=False, fixed=self._fixed(t), defaults=self._defaults(t), names=t.names))
+            for t in self.offered()]
 
     @property
     def names(self) -> set[str]:
-        return {s.name for s in self.specs()}
+        return {t.name for t in self.offered()}
 
     async def call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
-        if name not in self.names:
-            if name == CREATE_SPEC.name:
-                raise ToolError("kanban_create is only offered to the orchestrator profile")
+        tool = BY_NAME.get(name)
+        if tool is None:
             raise ToolError(f"unknown tool {name!r}")
         try:
-            return await self._call(name, args)
+            request = request_from_json(tool.verb, args, chat=False, fixed=self._fixed(tool),
+                                        defaults=self._defaults(tool), names=tool.names)
+            result = await self.run(self._confined(tool, request))
         except (ToolError, LeaseError):
             raise
         except KanbanError as exc:
             raise ToolError(str(exc)) from exc
+        data = result.to_json()
+        return ToolOutcome(data if isinstance(data, dict) else {"result": data}, tool.ended)
 
-    async def _call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
-        board, task_id, lease = self.board, self.task_id, self.lease
-        if name == "kanban_show":
-            wanted = arg_int(args, "task_id") or task_id
-            detail = await board.show_task(wanted, event_limit=20)
-            return ToolOutcome(detail.to_dict())
-        if name == "kanban_complete":
-            metadata = args.get("metadata")
-            if metadata is not None and not isinstance(metadata, dict):
-                raise ToolError("metadata must be a JSON object")
-            artifacts = [self._artifact(p) for p in _str_list(args, "artifacts")]
-            task = await board.complete(task_id, lease=lease,
-                                        result=arg_str(args, "result") or None,
-                                        summary=arg_str(args, "summary") or None,
-                                        metadata=metadata, artifacts=artifacts)
-            return ToolOutcome({"status": task.status, "artifacts": task.artifacts}, TASK_DONE)
-        if name == "kanban_block":
-            task = await board.block(task_id, arg_str(args, "reason", required=True), lease=lease)
-            return ToolOutcome({"status": task.status}, TASK_BLOCKED)
-        if name == "kanban_comment":
-            comment = await board.comment(task_id, arg_str(args, "text", required=True),
-                                          author=self.author, lease=lease)
-            return ToolOutcome({"comment_id": comment.id})
-        if name == "kanban_heartbeat":
-            run = await board.heartbeat(task_id, lease=lease, note=arg_str(args, "note") or None)
-            return ToolOutcome({"lease_expires_at": run.expires_at})
-        # kanban_create (the only one left once names were checked); the run's rights are read
-        # again, so a tool list built before a reclaim grants nothing afterwards.
-        if not (await board.active_run(task_id, lease)).may_create:
-            raise ToolError("kanban_create is only offered to the orchestrator profile's runs")
-        created = await board.create_task(
-            arg_str(args, "title", required=True), body=arg_str(args, "body"),
-            assignee=arg_str(args, "assignee") or None, parents=_int_list(args, "parents"),
-            priority=arg_int(args, "priority") or 0, created_by=self.author)
-        return ToolOutcome({"id": created.task.id, "status": created.task.status})
+    def _fixed(self, tool: VerbTool) -> dict[str, Any]:
+        values = {"task_id": self.task_id, "lease": self.lease, "force": False, "author": None}
+        present = {f.name for f in dataclasses.fields(tool.verb)}
+        return {k: values[k] for k in RUN_FIELDS
+                if k in present and k not in self._defaults(tool)}
 
-    def _artifact(self, path: str) -> str:
-        if self.workspace is None:
-            return path
-        return str(confine(self.workspace, path))
+    def _defaults(self, tool: VerbTool) -> dict[str, Any]:
+        # Showing another task (a parent's result) is fine; yours is the default.
+        return {"task_id": self.task_id} if tool.verb is v.ShowRequest else {}
+
+    def _confined(self, tool: VerbTool, request: Request) -> Request:
+        if self.workspace is None or not tool.paths:
+            return request
+        workspace = self.workspace
+        confined: dict[str, Any] = {
+            name: tuple(str(confine(workspace, p)) for p in getattr(request, name))
+            for name in tool.paths}
+        return dataclasses.replace(request, **confined)

@@ -29,26 +29,32 @@ LIST_LIMIT = 500
 CREATE_NO_WINDOW = 0x08000000
 
 
+def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required)}
+
+
 SPECS = [
     ToolSpec("run_shell", "Run a shell command in the task's workspace (its cwd). Returns the exit "
-             "code and the combined stdout/stderr (long output is cut).", {
+             "code and the combined stdout/stderr (long output is cut).", _object({
                  "command": {"type": "string", "description": "the command line (sh -c)"},
                  "timeout_seconds": {"type": "integer",
                                      "description": "optional, capped by the profile's limit"},
-             }, ["command"]),
-    ToolSpec("read_file", "Read a text file inside the workspace.", {
+             }, "command")),
+    ToolSpec("read_file", "Read a text file inside the workspace.", _object({
         "path": {"type": "string", "description": "relative to the workspace"},
         "max_bytes": {"type": "integer", "description": f"default {READ_LIMIT}"},
-    }, ["path"]),
+    }, "path")),
     ToolSpec("write_file", "Create or replace a text file inside the workspace (parent "
-             "directories are created).", {
+             "directories are created).", _object({
                  "path": {"type": "string", "description": "relative to the workspace"},
                  "content": {"type": "string"},
-             }, ["path", "content"]),
-    ToolSpec("list_files", "List files inside the workspace (links are shown, not followed).", {
-        "path": {"type": "string", "description": "a directory, default the workspace itself"},
-        "recursive": {"type": "boolean"},
-    }, []),
+             }, "path", "content")),
+    ToolSpec("list_files", "List files inside the workspace (links are shown, not followed).",
+             _object({
+                 "path": {"type": "string",
+                          "description": "a directory, default the workspace itself"},
+                 "recursive": {"type": "boolean"},
+             })),
 ]
 
 

@@ -15,6 +15,7 @@ from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.errors import InvalidInput
 from tests.fakes.llm_server import LLMServer
+from tests.gateway.conftest import run_as_worker
 
 
 def test_budgets_default_and_parse() -> None:
@@ -72,8 +73,9 @@ async def test_an_exhausted_time_budget_blocks_with_the_reason(
     llm.tool_call("kanban_complete", {"result": "never sent"})
     out = io.StringIO()
 
-    code = await run_worker(WorkerJob(board.db.path, board.slug, task.id, claim.lease, workspace,
-                                      profiles.load("w")), out, clock=Clock(llm))
+    async with run_as_worker(tmp_path / "home", claim) as run:
+        code = await run_worker(WorkerJob(board.slug, task.id, claim.lease, workspace,
+                                          profiles.load("w")), run, out, clock=Clock(llm))
 
     assert code == 0
     blocked = await board.get_task(task.id)
