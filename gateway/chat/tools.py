@@ -19,10 +19,8 @@ from pathlib import Path
 from gateway.commands import (
     ChatUser,
     CreateRequest,
-    ListRequest,
     Request,
     Services,
-    ShowRequest,
     SubscribeRequest,
     UnsubscribeRequest,
     UsageError,
@@ -80,16 +78,6 @@ class ThreadTools:
             lines.append(await self._subscribe(request, task_id))
             return "\n".join(line for line in lines if line)
         return text
-
-    async def create(self, title: str, body: str | None = None,
-                     assignee: str | None = None) -> str:
-        return await self.run(CreateRequest(title=title, body=body, assignee=assignee))
-
-    async def show_task(self, task_id: int) -> str:
-        return await self.run(ShowRequest(task_id=task_id))
-
-    async def list_tasks(self, status: str | None = None, assignee: str | None = None) -> str:
-        return await self.run(ListRequest(status=status, assignee=assignee, with_bodies=False))
 
     async def subscribe(self, task_id: int) -> str:
         request = SubscribeRequest(task_id=task_id, platform=self.dest.platform,
