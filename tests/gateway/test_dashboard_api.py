@@ -180,6 +180,37 @@ async def test_bad_input_is_one_line_of_json(dash: Dash) -> None:
     assert (await dash.client.get("/api/tasks/abc")).json() == {"error": "not found"}
 
 
+async def test_create_and_update_take_the_verbs_arguments_under_the_api_names(
+        dash: Dash) -> None:
+    Profiles(dash.home).create("bob", command=["true"])
+    made = await dash.ok("POST", "/api/tasks", {
+        "title": "tuned", "max_runtime_seconds": 60, "model_override": "m1", "assignee": "",
+        "initial_status": "blocked", "skills": ["charts"]}, status=201)
+    task = await (await dash.board("default")).get_task(made["id"])
+    assert (task.max_runtime_seconds, task.model_override, task.assignee, task.status,
+            task.skills) == (60, "m1", None, "blocked", ["charts"])
+    # The create verb's limits, word for word as the command line words them.
+    huge = await dash.client.post("/api/tasks", json={"title": "x", "priority": 2 ** 63})
+    assert huge.status_code == 400 and huge.json() == {
+        "error": f"priority: {2 ** 63} is out of range ({-2 ** 63} to {2 ** 63 - 1})"}
+    for body, error in (({"title": "x", "model": "m"}, "unknown field 'model' (fields: "),
+                        ({"title": "x", "attachments": ["/etc/passwd"]}, "unknown field 'att"),
+                        ({"title": "x", "triage": "yes"}, 'triage: "yes" is not true or false')):
+        response = await dash.client.post("/api/tasks", json=body)
+        assert response.status_code == 400 and response.json()["error"].startswith(error)
+    # Every field of a change is checked before anything changes.
+    bad = await dash.client.patch(f"/api/tasks/{made['id']}",
+                                  json={"assignee": "bob", "priority": "high"})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "priority: 'high' is not a valid integer"}
+    assert (await (await dash.board("default")).get_task(made["id"])).assignee is None
+    changed = await dash.ok("PATCH", f"/api/tasks/{made['id']}",
+                            {"assignee": "bob", "model_override": None})
+    assert (changed["assignee"], changed["model_override"]) == ("bob", None)
+    cleared = await dash.ok("PATCH", f"/api/tasks/{made['id']}", {"assignee": ""})
+    assert cleared["assignee"] is None
+
+
 async def test_comments_links_and_lifecycle_actions(dash: Dash) -> None:
     a = (await dash.ok("POST", "/api/tasks", {"title": "a"}, status=201))["id"]
     b = (await dash.ok("POST", "/api/tasks", {"title": "b"}, status=201))["id"]
