@@ -31,7 +31,7 @@ from gateway.commands import (
     execute,
 )
 from gateway.commands import results as r
-from gateway.commands.json_args import request_from_json
+from gateway.commands.json_args import json_schema, request_from_json
 from kanban import Board, Comment, InvalidInput, Task
 from kanban.agents.decomposer import Outcome
 from kanban.agents.describer import DescribeOutcome, describe_profile, set_description
@@ -48,6 +48,23 @@ API_NAMES = {"max_runtime": "max_runtime_seconds", "model": "model_override",
 # PATCH /api/tasks/{id}: each changeable field is one verb.
 _UPDATES: dict[str, type[Request]] = {"assignee": AssignRequest, "priority": SetPriorityRequest,
                                       "model_override": SetModelRequest}
+
+
+def create_schema() -> dict[str, Any]:
+    """The body of POST /api/tasks: the create verb's JSON arguments under the API names."""
+    return json_schema(CreateRequest, names=API_NAMES)
+
+
+def update_schema() -> dict[str, Any]:
+    """The body of PATCH /api/tasks/{id}: one field per verb (null clears), and ``force``."""
+    properties: dict[str, Any] = {}
+    for key, verb in _UPDATES.items():
+        prop = dict(json_schema(verb, names=API_NAMES)["properties"][key])
+        if key != "priority":
+            prop["type"] = [prop["type"], "null"]
+        properties[key] = prop
+    properties["force"] = json_schema(AssignRequest)["properties"]["force"]
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 @dataclass(frozen=True)

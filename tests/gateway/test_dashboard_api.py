@@ -14,8 +14,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from gateway.commands import CreateRequest
+from gateway.commands.json_args import json_schema
 from gateway.config import Config, load_config
 from gateway.dashboard import create_app
+from gateway.dashboard.actions import API_NAMES
 from gateway.dashboard.openapi import OPERATIONS
 from gateway.errors import ConfigError
 from gateway.examples import create_example_profile
@@ -531,6 +534,16 @@ async def test_openapi_describes_every_api_route(dash: Dash) -> None:
     documented = {(p, m) for p, ops in schema["paths"].items() for m in ops}
     assert served == documented == set(OPERATIONS)
     assert json.dumps(schema)  # serialisable as served
+    # The task bodies are the verbs' own arguments under the API's names.
+    create = schema["paths"]["/api/tasks"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert create == json_schema(CreateRequest, names=API_NAMES)
+    assert {"max_runtime_seconds", "model_override", "idempotency_key"} <= set(
+        create["properties"])
+    patch = schema["paths"]["/api/tasks/{task_id}"]["patch"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert set(patch["properties"]) == {"assignee", "priority", "model_override", "force"}
+    assert patch["properties"]["priority"]["maximum"] == 2 ** 63 - 1
 
 
 async def test_a_rebound_host_name_is_refused_without_a_token(tmp_path: Path) -> None:
