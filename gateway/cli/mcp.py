@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway.cli.invocation import app_of
-from kanban.errors import KanbanError
 
 if TYPE_CHECKING:
     from gateway.builtin_worker import KanbanTools
@@ -89,17 +88,7 @@ async def serve(caller: Worker, services: Services, workspace: Path | None) -> N
 def mcp(ctx: click.Context, orchestrator: bool) -> None:
     """Serve the kanban worker tools over MCP on stdin/stdout (run inside a worker)."""
     app = app_of(ctx)
-    environ = app.environ
-    missing = [name for name in REQUIRED if not environ.get(name)]
-    if missing:
-        raise KanbanError(f"`relayboard mcp` runs inside a worker started by the dispatcher; "
-                          f"{', '.join(missing)} not set")
-    caller = app.worker
-    if caller is None:
-        raise KanbanError("RELAYBOARD_TASK_ID is not a task id")
-    db_path = Path(environ["RELAYBOARD_DB"])
-    if caller.storage is None and not db_path.is_file():
-        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
-                          f"({db_path.name})")
-    workspace = environ.get("RELAYBOARD_WORKSPACE")
+    caller = app.dispatched_worker(
+        REQUIRED, "`relayboard mcp` runs inside a worker started by the dispatcher")
+    workspace = app.environ.get("RELAYBOARD_WORKSPACE")
     asyncio.run(serve(caller, app.services(), Path(workspace) if workspace else None))

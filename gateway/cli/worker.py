@@ -92,19 +92,9 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
 
     app = app_of(ctx)
     environ = app.environ
-    missing = [name for name in REQUIRED if not environ.get(name)]
-    if missing:
-        raise KanbanError(f"`worker run` is started by the dispatcher; {', '.join(missing)} "
-                          "not set")
-    caller = app.worker
-    if caller is None:
-        raise KanbanError("RELAYBOARD_TASK_ID is not a task id")
+    caller = app.dispatched_worker(REQUIRED, "`worker run` is started by the dispatcher")
     if task_id is not None and task_id != caller.task_id:
         raise KanbanError(f"--task {task_id} is not this worker's task ({caller.task_id})")
-    db_path = Path(environ["RELAYBOARD_DB"])
-    if caller.storage is None and not db_path.is_file():
-        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
-                          f"({db_path.name})")
     profile = worker_profile(environ)
     job = WorkerJob(
         board=board or caller.board or "default",
