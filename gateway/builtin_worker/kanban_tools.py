@@ -1,18 +1,15 @@
-"""The kanban tools a worker reports through, for the built-in worker's loop and for
-``relayboard mcp``: views of the verbs ``show``, ``complete``, ``block``, ``comment``,
-``heartbeat`` and ``create``.
+"""The kanban tools a worker reports through (the built-in worker's loop, ``relayboard mcp``):
+views of the verbs ``show``, ``complete``, ``block``, ``comment``, ``heartbeat`` and ``create``.
 
-A tool's arguments are its verb's JSON arguments (:mod:`gateway.commands.json_args`) without what
-the run binds (its task id and lease), and a call runs the verb's request through one injected
-``run`` — in this process the command layer as the run's
-:class:`~gateway.commands.Worker` (:func:`runner`) — so a tool is held to the rules of
-``relayboard kanban`` inside a worker: its own task only, assignees that are profiles, creating
-only when the run's record says it may (read again at every call). Declared artifacts and
-attachments must lie inside the workspace.
+A tool's arguments are its verb's JSON arguments without the run's own (its task and lease); a
+call runs the request through one injected ``run`` — here the command layer as the run's
+:class:`~gateway.commands.Worker` (:func:`runner`) — so the rules of ``relayboard kanban`` in a
+worker hold: its own task only, assignees that are profiles, creating only when the run's record
+says so (read at every call). Declared artifacts and attachments must lie inside the workspace.
 
-A refused call raises :class:`~gateway.builtin_worker.toolkit.ToolError`; a
-:class:`~kanban.errors.LeaseError` is *not* turned into one: the run is over, and the caller
-must stop working rather than let the model try again.
+A refusal raises :class:`~gateway.builtin_worker.toolkit.ToolError`; a
+:class:`~kanban.errors.LeaseError` is *not* one: the run is over, and the caller must stop
+rather than let the model try again.
 """
 
 from __future__ import annotations
@@ -32,9 +29,7 @@ from kanban.errors import KanbanError, LeaseError
 
 TASK_DONE = "done"
 TASK_BLOCKED = "blocked"
-
-Runner = Callable[[Request], Awaitable[Result]]
-"""How a worker's requests are run: one async call, request in, typed result out."""
+Runner = Callable[[Request], Awaitable[Result]]  # how a worker's requests are run
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,6 @@ class VerbTool:
 
 # Set by the run, never by the model (``author`` is the profile, ``force`` an operator's).
 RUN_FIELDS = ("task_id", "lease", "force", "author")
-
 TOOLS = (
     VerbTool("kanban_show", v.ShowRequest,
              "Show a task (default: yours): body, parents' results, comments, runs."),
@@ -68,8 +62,6 @@ TOOLS = (
              "Create a new task on the board (orchestrator only). It runs once every task in "
              "parents is done.", paths=("attachments",)),
 )
-BY_NAME = {tool.name: tool for tool in TOOLS}
-CREATE = "kanban_create"
 
 
 def runner(caller: Worker, services: Services) -> Runner:
@@ -83,51 +75,50 @@ def runner(caller: Worker, services: Services) -> Runner:
 
 @dataclass
 class KanbanTools:
-    """The kanban tools bound to one run. ``workspace`` confines declared paths (None: they go
-    to the board as given, the kernel's own rules apply)."""
+    """The tools of one run. ``workspace`` confines declared paths (None: as given).
+    ``may_create`` offers ``kanban_create``; the command layer decides at each call anyway."""
 
     run: Runner
     task_id: int
     lease: str
     workspace: Path | None = None
     may_create: bool = False
-    """Whether ``kanban_create`` is offered; the command layer decides at each call anyway."""
 
     @classmethod
     async def for_run(cls, run: Runner, task_id: int, lease: str,
                       workspace: Path | None = None) -> KanbanTools:
         """The tools of a run, offering ``kanban_create`` when its record says it may create."""
-        may_create = False
         try:
             shown = await run(v.ShowRequest(task_id=task_id))
         except KanbanError:
-            pass  # the first tool call reports it
-        else:
-            if isinstance(shown, TaskShown):
-                may_create = any(r.may_create for r in shown.detail.runs
-                                 if r.status == "active" and r.lease == lease)
-        return cls(run, task_id, lease, workspace, may_create)
+            shown = None  # the first tool call reports it
+        runs = shown.detail.runs if isinstance(shown, TaskShown) else []
+        may = any(r.may_create for r in runs if r.status == "active" and r.lease == lease)
+        return cls(run, task_id, lease, workspace, may)
 
     def offered(self) -> list[VerbTool]:
-        return [t for t in TOOLS if t.name != CREATE or self.may_create]
-
-    def specs(self) -> list[ToolSpec]:
-        return [ToolSpec(t.name, t.description, json_schema(
-            t.verb, chat=False, fixed=self._fixed(t), defaults=self._defaults(t), names=t.names))
-            for t in self.offered()]
+        return [t for t in TOOLS if t.verb is not v.CreateRequest or self.may_create]
 
     @property
     def names(self) -> set[str]:
         return {t.name for t in self.offered()}
 
+    def specs(self) -> list[ToolSpec]:
+        return [ToolSpec(t.name, t.description, json_schema(t.verb, **self._view(t)))
+                for t in self.offered()]
+
     async def call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
-        tool = BY_NAME.get(name)
+        tool = next((t for t in TOOLS if t.name == name), None)
         if tool is None:
             raise ToolError(f"unknown tool {name!r}")
         try:
-            request = request_from_json(tool.verb, args, chat=False, fixed=self._fixed(tool),
-                                        defaults=self._defaults(tool), names=tool.names)
-            result = await self.run(self._confined(tool, request))
+            request = request_from_json(tool.verb, args, **self._view(tool))
+            if self.workspace is not None and tool.paths:
+                confined: dict[str, Any] = {
+                    p: tuple(str(confine(self.workspace, x)) for x in getattr(request, p))
+                    for p in tool.paths}
+                request = dataclasses.replace(request, **confined)
+            result = await self.run(request)
         except (ToolError, LeaseError):
             raise
         except KanbanError as exc:
@@ -135,21 +126,11 @@ class KanbanTools:
         data = result.to_json()
         return ToolOutcome(data if isinstance(data, dict) else {"result": data}, tool.ended)
 
-    def _fixed(self, tool: VerbTool) -> dict[str, Any]:
-        values = {"task_id": self.task_id, "lease": self.lease, "force": False, "author": None}
-        present = {f.name for f in dataclasses.fields(tool.verb)}
-        return {k: values[k] for k in RUN_FIELDS
-                if k in present and k not in self._defaults(tool)}
-
-    def _defaults(self, tool: VerbTool) -> dict[str, Any]:
-        # Showing another task (a parent's result) is fine; yours is the default.
-        return {"task_id": self.task_id} if tool.verb is v.ShowRequest else {}
-
-    def _confined(self, tool: VerbTool, request: Request) -> Request:
-        if self.workspace is None or not tool.paths:
-            return request
-        workspace = self.workspace
-        confined: dict[str, Any] = {
-            name: tuple(str(confine(workspace, p)) for p in getattr(request, name))
-            for name in tool.paths}
-        return dataclasses.replace(request, **confined)
+    def _view(self, tool: VerbTool) -> dict[str, Any]:
+        """The verb's JSON arguments as this run's tool: the run's fields bound (another task
+        may be shown, a parent's result: yours is only the default)."""
+        run = dict(zip(RUN_FIELDS, (self.task_id, self.lease, False, None), strict=True))
+        present = {f.name for f in dataclasses.fields(tool.verb)} & set(run)
+        free = {"task_id"} if tool.verb is v.ShowRequest else set()
+        return {"chat": False, "names": tool.names, "fixed": {k: run[k] for k in present - free},
+                "defaults": {k: run[k] for k in present & free}}

@@ -80,32 +80,27 @@ class ThreadTools:
         return text
 
     async def subscribe(self, task_id: int) -> str:
-        request = SubscribeRequest(task_id=task_id, platform=self.dest.platform,
-                                   chat=self.dest.chat, thread=self.dest.thread)
-        try:
-            await execute(request, self.caller, self.services)
-        except KanbanError as exc:
-            return str(exc)
-        return f"Following #{task_id} here: its result will be posted in this thread."
+        return await self._follow(SubscribeRequest, task_id) or (
+            f"Following #{task_id} here: its result will be posted in this thread.")
 
     async def unsubscribe(self, task_id: int) -> str:
-        request = UnsubscribeRequest(task_id=task_id, platform=self.dest.platform,
-                                     chat=self.dest.chat, thread=self.dest.thread)
-        try:
-            await execute(request, self.caller, self.services)
-        except KanbanError as exc:
-            return str(exc)
-        return f"No longer following #{task_id} here."
+        return await self._follow(UnsubscribeRequest, task_id) or (
+            f"No longer following #{task_id} here.")
 
     # ---- helpers ---------------------------------------------------------------------------
-    async def _subscribe(self, request: Request, task_id: int) -> str:
-        sub = SubscribeRequest(task_id=task_id, platform=self.dest.platform, chat=self.dest.chat,
-                               thread=self.dest.thread, board=request.board)
+    async def _follow(self, verb: type[SubscribeRequest | UnsubscribeRequest], task_id: int,
+                      board: str | None = None) -> str | None:
+        """(Un)subscribe this thread; the refusal's line, or None."""
         try:
-            await execute(sub, self.caller, self.services)
+            await execute(verb(task_id=task_id, platform=self.dest.platform, chat=self.dest.chat,
+                               thread=self.dest.thread, board=board), self.caller, self.services)
         except KanbanError as exc:
-            return f"(not subscribed: {exc})"
-        return "I'll post the result in this thread."
+            return str(exc)
+        return None
+
+    async def _subscribe(self, request: Request, task_id: int) -> str:
+        refused = await self._follow(SubscribeRequest, task_id, request.board)
+        return f"(not subscribed: {refused})" if refused else "I'll post the result in this thread."
 
     async def _attached(self, result: TaskCreated) -> str:
         """Say which files went with the new task. From now on the thread's files are those
