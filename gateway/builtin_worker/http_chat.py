@@ -38,6 +38,7 @@ from gateway.builtin_worker.chat_client import (
     Usage,
     short,
 )
+from gateway.errors import GatewayError
 from kanban.backoff import Backoff
 from kanban.errors import LLMTimeout, LLMUnavailable
 
@@ -54,8 +55,9 @@ USER_AGENT = "relayboard-worker"
 Sleep = Callable[[float], Any]
 
 
-class _Retry(Exception):
-    """One attempt failed in a way worth another; ``final`` is what to raise when none is left."""
+class _Retry(GatewayError):
+    """One attempt failed in a way worth another; ``final`` is what to raise when none is left
+    (never leaves :class:`HTTPXChat`)."""
 
     def __init__(self, final: Exception, wait: float | None = None) -> None:
         super().__init__(str(final))

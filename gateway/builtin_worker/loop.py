@@ -40,6 +40,7 @@ from gateway.builtin_worker.transcript import Transcript, clip
 from gateway.builtin_worker.workspace_tools import WorkspaceTools
 from gateway.commands import BlockRequest, ContextRequest, HeartbeatRequest
 from gateway.commands.results import TaskContext
+from gateway.errors import GatewayError
 from kanban.agents.profiles import Profile
 from kanban.errors import InvalidInput, KanbanError, LeaseError, LLMTimeout, LLMUnavailable
 
@@ -78,11 +79,11 @@ class WorkerJob:
     prompt_file: Path | None = None
 
 
-class _Stop(Exception):
-    """The loop is over; ``code`` is the process's exit code."""
+class _Stop(GatewayError):
+    """The loop is over; ``code`` is the process's exit code (never leaves :func:`run_worker`)."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(code)
+        super().__init__(f"the worker exits with {code}")
         self.code = code
 
 
