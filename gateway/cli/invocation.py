@@ -79,6 +79,20 @@ class AppContext:
     def caller(self) -> Caller:
         return caller_from_environ(self.environ)
 
+    def dispatched_worker(self, required: tuple[str, ...], what: str) -> Worker:
+        """The worker a command that only runs inside one serves (``worker run``, ``mcp``);
+        one line naming what is missing otherwise (``what``: how that command is started)."""
+        missing = [name for name in required if not self.environ.get(name)]
+        if missing:
+            raise KanbanError(f"{what}; {', '.join(missing)} not set")
+        worker = self.worker
+        if worker is None:
+            raise KanbanError("RELAYBOARD_TASK_ID is not a task id")
+        if worker.storage is None and worker.db is not None and not worker.db.is_file():
+            raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
+                              f"({worker.db.name})")
+        return worker
+
     def board_slug(self, explicit: str | None) -> str:
         if explicit:
             return explicit

@@ -11,6 +11,7 @@ the chat parser, so a chat user cannot even spell it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,22 @@ class FiniteFloat(click.ParamType[float]):
         return number
 
 
+class JsonObjectText(click.ParamType[str]):
+    """A JSON object as text (``--metadata``). The command line's text goes on as it is (the
+    layer parses it); a JSON surface may give the object itself."""
+
+    name = "json"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False)
+        self.fail("must be a JSON object", param, ctx)
+
+
+JSON_OBJECT = JsonObjectText()
 MAX_WAIT_SECONDS = 10 * 366 * 86400.0  # ten years: longer is a typo, not a plan
 WAIT_SECONDS = FiniteFloat(MAX_WAIT_SECONDS, low=0.0)
 
@@ -137,39 +154,38 @@ def verb(*path: str, help: str) -> Callable[[type[R]], type[R]]:
     return register
 
 
-def _specs(cls: type[Request]) -> Iterator[tuple[dataclasses.Field[Any], ParamSpec]]:
+def declared(cls: type[Request]) -> Iterator[tuple[dataclasses.Field[Any], ParamSpec]]:
+    """The fields of a request that are parameters, with their declarations."""
     for f in dataclasses.fields(cls):
         spec = f.metadata.get("param")
         if isinstance(spec, ParamSpec):
             yield f, spec
 
 
+def param_of(f: dataclasses.Field[Any], spec: ParamSpec) -> click.Parameter:
+    """The click parameter of one declared field."""
+    attrs = dict(spec.attrs)
+    if spec.kind == "argument":
+        required = f.default is dataclasses.MISSING
+        attrs.setdefault("required", required)
+        if not required and attrs.get("nargs", 1) == 1 and f.default is not None:
+            attrs.setdefault("default", f.default)
+        return click.Argument([f.name], **attrs)
+    # click 8.2+ counts an explicit default=None as a value: only real defaults.
+    if not attrs.get("is_flag") and not attrs.get("multiple") and f.default is not None:
+        attrs.setdefault("default", f.default)
+    return click.Option([*spec.decls, f.name], **attrs)
+
+
 def params_of(cls: type[Request], *, chat: bool = False) -> list[click.Parameter]:
     """The click parameters of a verb (for chat: without the ``chat=False`` ones)."""
-    params: list[click.Parameter] = []
-    for f, spec in _specs(cls):
-        if chat and not spec.chat:
-            continue
-        attrs = dict(spec.attrs)
-        if spec.kind == "argument":
-            required = f.default is dataclasses.MISSING
-            attrs.setdefault("required", required)
-            if not required and attrs.get("nargs", 1) == 1 and f.default is not None:
-                attrs.setdefault("default", f.default)
-            params.append(click.Argument([f.name], **attrs))
-        else:
-            # click 8.2+ counts an explicit default=None as a value: only real defaults.
-            if (not attrs.get("is_flag") and not attrs.get("multiple")
-                    and f.default is not None):
-                attrs.setdefault("default", f.default)
-            params.append(click.Option([*spec.decls, f.name], **attrs))
-    return params
+    return [param_of(f, spec) for f, spec in declared(cls) if spec.chat or not chat]
 
 
 def build(cls: type[R], params: dict[str, Any], *, board: str | None = None) -> R:
     """The request from click's parsed ``params`` (unknown keys ignored; joined words joined)."""
     values: dict[str, Any] = {}
-    for f, spec in _specs(cls):
+    for f, spec in declared(cls):
         if f.name not in params:
             continue
         value = params[f.name]
@@ -182,7 +198,7 @@ def build(cls: type[R], params: dict[str, Any], *, board: str | None = None) -> 
 def usage_of(cls: type[Request], *, chat: bool = True) -> str:
     """``create TITLE [--body TEXT] …`` — the one-line synopsis used in hints and help."""
     words = [" ".join(cls.PATH)]
-    for f, spec in _specs(cls):
+    for f, spec in declared(cls):
         if chat and not spec.chat:
             continue
         if spec.kind == "argument":

@@ -12,6 +12,7 @@ import click
 
 from gateway.commands.declare import (
     BIG_INT,
+    JSON_OBJECT,
     TASK_ID,
     WAIT_SECONDS,
     BoundedInt,
@@ -148,7 +149,8 @@ class CompleteRequest(Request):
     task_id: int | None = argument(type=TASK_ID, default=None)
     result: str | None = option("--result", help="What the task produced.")
     summary: str | None = option("--summary", help="A short summary for people and children.")
-    metadata: str | None = option("--metadata", help="A JSON object merged into the task metadata.")
+    metadata: str | None = option("--metadata", type=JSON_OBJECT,
+                                  help="A JSON object merged into the task metadata.")
     artifacts: tuple[str, ...] = option(
         "--artifact", multiple=True, chat=False,
         help="Path of a produced file (repeatable); delivered with the completion.")

@@ -16,6 +16,7 @@ import anyio
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from gateway.builtin_worker import KanbanTools
 from kanban.board import Board
 from kanban.models import Claim, Task
 from tests.gateway.conftest import clean_environ
@@ -65,6 +66,21 @@ async def session(worker: Worker, *args: str) -> AsyncIterator[ClientSession]:
             yield client
 
 
+def served(listed: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {t.name: (t.description, t.input_schema) for t in listed.tools}
+
+
+def tool_set(worker: Worker, *, may_create: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The built-in worker's tool set for this run (its ``run`` is never called here)."""
+
+    async def unused(request: Any) -> Any:
+        raise AssertionError(request)
+
+    tools = KanbanTools(unused, worker.task.id, worker.claim.lease, worker.workspace,
+                        may_create=may_create)
+    return {s.name: (s.description, s.schema) for s in tools.specs()}
+
+
 def payload(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(result.content[0].text)
     return data
@@ -79,8 +95,7 @@ async def test_an_mcp_client_lists_the_tools_and_completes_with_an_artifact(
             names = {t.name for t in listed.tools}
             assert names == {"kanban_show", "kanban_complete", "kanban_block",
                              "kanban_comment", "kanban_heartbeat"}
-            complete = next(t for t in listed.tools if t.name == "kanban_complete")
-            assert "artifacts" in complete.input_schema["properties"]
+            assert served(listed) == tool_set(worker, may_create=False)
 
             shown = await client.call_tool("kanban_show", {})
             assert not shown.is_error and payload(shown)["title"] == "write it"
@@ -122,8 +137,13 @@ async def test_the_orchestrator_flag_grants_nothing(tmp_path: Path) -> None:
 async def test_a_run_the_dispatcher_let_create_offers_kanban_create(tmp_path: Path) -> None:
     async with claimed_task(tmp_path, "plan", may_create=True) as worker:
         async with session(worker) as client:
-            names = {t.name for t in (await client.list_tools()).tools}
-            assert "kanban_create" in names
+            listed = await client.list_tools()
+            assert "kanban_create" in {t.name for t in listed.tools}
+            assert served(listed) == tool_set(worker, may_create=True)
+            # The create verb's own limits, as on the command line.
+            huge = await client.call_tool("kanban_create", {"title": "x", "priority": 2 ** 63})
+            assert huge.is_error and payload(huge)["error"] == (
+                f"priority: {2 ** 63} is out of range ({-2 ** 63} to {2 ** 63 - 1})")
             made = await client.call_tool("kanban_create",
                                           {"title": "step one", "parents": [worker.task.id]})
             assert not made.is_error
