@@ -44,7 +44,7 @@ START_TIMEOUT = 60.0
 # ---- inside a child process -------------------------------------------------------------------
 
 async def open_child_board(path: Path, slug: str) -> Board:
-    # The storage arrives the way a worker's does: RELAYBOARD_STORAGE/_PG_DSN/_PG_NAMESPACE.
+    # The storage arrives in RELAYBOARD_STORAGE/_PG_DSN/_PG_NAMESPACE (Storage.as_environ).
     storage = Storage.from_environ(os.environ) or Storage()
     return await Board.open(path, slug=slug, storage=storage)
 
@@ -114,7 +114,7 @@ class Backend:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBOARD_")}
-        env.update(self.storage.worker_environ())
+        env.update(self.storage.as_environ())
         return env
 
     async def child(self, *args: str) -> asyncio.subprocess.Process:

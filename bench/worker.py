@@ -112,10 +112,10 @@ def main() -> None:
     print("start-up costs, for placing the figure above:")
     print(line("  python -c pass", import_cost("pass")))
     print(line("  import gateway.cli.root", import_cost("import gateway.cli.root")))
-    entry = ("import gateway.__main__, gateway.cli.worker, kanban.agents.worker; "
+    entry = ("import gateway.__main__, gateway.cli.worker, gateway.builtin_worker; "
              "gateway.cli.worker.skip_httpx_cli()")
     print(line("  the worker's imports (httpx)", import_cost(f"{entry}; import httpx")))
-    print(line("  import kanban.agents.worker", import_cost("import kanban.agents.worker")))
+    print(line("  import gateway.builtin_worker", import_cost("import gateway.builtin_worker")))
     print(line("  import httpx", import_cost("import httpx")))
     print(line("  import openai", import_cost("import openai")))
 

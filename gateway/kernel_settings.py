@@ -1,32 +1,45 @@
 """Config → the kernel's plain settings values. One mapping, used by the CLI and the daemon.
 
 ``kanban`` never reads config; it takes frozen dataclasses (``BoardOptions``, ``DispatchSettings``,
-``DecomposeSettings``, ``LLMEndpoint``). This module is the only place that builds them.
+``DecomposeSettings``, ``LLMEndpoint``). This module is the only place that builds them: a
+setting whose key has its name is taken as it is, the others are named below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.config import AuxSlot, Config, DeliveryConfig, KanbanConfig, StorageConfig
+from pydantic import BaseModel
+
+from gateway.config import Config
+from gateway.config_schema import AuxSlot, DeliveryConfig, KanbanConfig, StorageConfig
 from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from kanban.agents import DecomposeSettings, LLMEndpoint
     from kanban.runtime import DispatchSettings
 
 # The dispatcher's and the LLM client's modules are imported inside the functions that need
 # them: `relayboard kanban create` builds only BoardOptions and must start fast.
 
+Settings = TypeVar("Settings", bound="DataclassInstance")
+
+
+def _settings(kind: type[Settings], section: BaseModel, **others: Any) -> Settings:
+    """``kind`` with each field that ``section`` has a key of the same name for, and ``others``."""
+    same = {f.name: getattr(section, f.name) for f in dataclasses.fields(kind)
+            if f.name in type(section).model_fields}
+    return kind(**{**same, **others})
+
 
 def board_options(config: KanbanConfig, delivery: DeliveryConfig | None = None) -> BoardOptions:
     """``delivery.max_attachment_bytes`` also bounds each artifact file a board on PostgreSQL
     keeps in its database (no file larger could be delivered anyway)."""
     limit = (delivery or DeliveryConfig()).max_attachment_bytes
-    return BoardOptions(failure_limit=config.failure_limit,
-                        claim_ttl_seconds=config.claim_ttl_seconds, max_artifact_bytes=limit,
-                        max_artifacts_per_completion=config.max_artifacts_per_completion,
-                        max_completion_bytes=config.max_completion_bytes)
+    return _settings(BoardOptions, config, max_artifact_bytes=limit)
 
 
 def storage(config: StorageConfig) -> Storage:
@@ -39,36 +52,20 @@ def storage(config: StorageConfig) -> Storage:
 def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
     from kanban.runtime import DispatchSettings
 
-    return DispatchSettings(
-        max_spawn=config.max_spawn,
-        max_spawn_host=config.max_spawn_host,
-        interval_seconds=config.dispatch_interval_seconds,
-        claim_ttl_seconds=config.claim_ttl_seconds,
-        default_assignee=config.default_assignee,
-        orchestrator_profile=config.orchestrator_profile,
-        host_labels=config.host_labels,
-    )
+    return _settings(DispatchSettings, config, interval_seconds=config.dispatch_interval_seconds)
 
 
 def llm_endpoint(slot: str, aux: AuxSlot) -> LLMEndpoint:
     """One ``auxiliary.<slot>`` block as the kernel's endpoint value."""
     from kanban.agents import LLMEndpoint
 
-    return LLMEndpoint(slot=slot, base_url=aux.base_url, model=aux.model, api_key=aux.api_key,
-                       timeout=aux.timeout, retries=aux.retries)
+    return _settings(LLMEndpoint, aux, slot=slot)
 
 
 def decompose_settings(config: Config) -> DecomposeSettings:
     from kanban.agents import DECOMPOSER_SLOT, DecomposeSettings
 
     k = config.kanban
-    return DecomposeSettings(
-        auto_decompose=k.auto_decompose,
-        per_tick=k.auto_decompose_per_tick,
-        auto_promote_children=k.auto_promote_children,
-        orchestrator_profile=k.orchestrator_profile,
-        default_assignee=k.default_assignee,
-        max_fanout=k.max_fanout,
-        cooldown_seconds=k.decompose_cooldown_seconds,
-        endpoint=llm_endpoint(DECOMPOSER_SLOT, config.auxiliary.kanban_decomposer),
-    )
+    return _settings(DecomposeSettings, k, per_tick=k.auto_decompose_per_tick,
+                     cooldown_seconds=k.decompose_cooldown_seconds,
+                     endpoint=llm_endpoint(DECOMPOSER_SLOT, config.auxiliary.kanban_decomposer))

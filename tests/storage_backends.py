@@ -113,8 +113,8 @@ def storage_for(request: pytest.FixtureRequest) -> Iterator[Storage]:
     set_default_storage(storage)
     # Processes the test starts (`relayboard kanban dispatch`, …) find the board the way a
     # worker does: from the environment.
-    saved = {name: os.environ.get(name) for name in storage.worker_environ()}
-    os.environ.update(storage.worker_environ())
+    saved = {name: os.environ.get(name) for name in storage.as_environ()}
+    os.environ.update(storage.as_environ())
     try:
         yield storage
     finally:

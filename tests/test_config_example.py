@@ -1,19 +1,22 @@
-"""config.example.yaml documents every key and loads to exactly the defaults."""
+"""config.example.yaml documents every declared key and loads to exactly the defaults; a bad
+value is refused with one line that names its key."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from gateway.config import (
-    ConfigError,
+from gateway.config import ConfigError, load_config
+from gateway.config_schema import (
     DashboardConfig,
     DeliveryConfig,
     KanbanConfig,
     StorageConfig,
-    load_config,
+    declared_keys,
 )
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
@@ -26,7 +29,7 @@ def test_example_config_loads_to_the_defaults(tmp_path: Path) -> None:
     assert cfg.dashboard == DashboardConfig()
     assert cfg.storage == StorageConfig()
     assert cfg.agent.kind == "none"
-    assert set(cfg.platforms) == {"telegram", "slack", "discord", "web"}
+    assert set(cfg.platforms) == {"telegram", "slack", "discord", "web", "fake"}
     assert cfg.platforms["web"].enabled is True
     assert not any(p.enabled for name, p in cfg.platforms.items() if name != "web")
     assert cfg.auxiliary.kanban_decomposer.configured is False
@@ -71,6 +74,99 @@ def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, needle: str
         load_config(file, {}, home=tmp_path)
     assert needle in str(info.value)
     assert str(tmp_path) not in str(info.value)
+
+
+def dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """The keys of a loaded YAML mapping that hold a value, dotted."""
+    keys: set[str] = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys |= dotted_keys(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+def test_the_example_shows_every_declared_key_and_no_other() -> None:
+    shown = dotted_keys(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))
+    declared = set(declared_keys())
+    assert "kanban.max_spawn" in declared and "platforms.slack.app_token_env" in declared
+    assert not {"auxiliary.kanban_decomposer.api_key", "dashboard.token", "storage.dsn"} & declared
+    assert declared - shown == set(), "declared but not in config.example.yaml"
+    assert shown - declared == set(), "in config.example.yaml but not declared"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a wrong type
+        ("kanban: {failure_limit: 'x'}",
+         "config.yaml: kanban.failure_limit must be an integer >= 1 (got 'x')"),
+        ("kanban: {auto_decompose: 1}",
+         "config.yaml: kanban.auto_decompose must be true or false (got 1)"),
+        ("kanban: {host_labels: gpu}",
+         "config.yaml: kanban.host_labels must be a list of strings (got 'gpu')"),
+        # out of range, and numbers that are none
+        ("kanban: {max_spawn_host: 0}",
+         "config.yaml: kanban.max_spawn_host must be an integer >= 1 (got 0)"),
+        ("kanban: {claim_ttl_seconds: 0.5}",
+         "config.yaml: kanban.claim_ttl_seconds must be a finite number >= 1.0 (got 0.5)"),
+        ("agent: {command: {timeout: -.inf}}",
+         "config.yaml: agent.command.timeout must be a finite number >= 0.01 (got -inf)"),
+        # an unknown value of a choice
+        ("storage: {backend: mysql}",
+         "config.yaml: storage.backend must be one of sqlite, postgresql (got 'mysql')"),
+        # in a nested section
+        ("auxiliary: {profile_describer: {retries: 1.5}}",
+         "config.yaml: auxiliary.profile_describer.retries must be an integer >= 0 (got 1.5)"),
+        ("auxiliary: {kanban_decomposer: [x]}",
+         "config.yaml: auxiliary.kanban_decomposer must be a mapping (got ['x'])"),
+        ("platforms: {web: {history_limit: 0}}",
+         "config.yaml: platforms.web.history_limit must be an integer >= 1 (got 0)"),
+        ("platforms: {discord: {allowed_users: [[1]]}}",
+         "config.yaml: platforms.discord.allowed_users must be a list of strings (got [[1]])"),
+        ("platforms: {slack: {admins: [U1, '*']}}",
+         'config.yaml: platforms.slack.admins must be a list of user ids (no "*": every admin '
+         "is named) (got ['U1', '*'])"),
+        ("kanban: {workspace_roots: [/srv, projects]}",
+         "config.yaml: kanban.workspace_roots must be a list of absolute paths "
+         "(got ['/srv', 'projects'])"),
+        ("agent: {command: {argv: 'run \"{message}'}}",
+         "config.yaml: agent.command.argv must be a command line (No closing quotation) "
+         "(got 'run \"{message}')"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_its_key(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(file, {}, home=tmp_path)
+    assert str(info.value) == message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_null_or_empty_takes_the_default_and_numbers_read_as_text(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("kanban: {max_spawn: null, default_board: '', dispatch_interval_seconds: 2}\n"
+                    "agent: null\nplatforms:\n  telegram: {allowed_users: [42, U7], admins: [7]}\n"
+                    "delivery: {allowed_roots: [~/out]}\n", encoding="utf-8")
+    cfg = load_config(file, {}, home=tmp_path)
+    assert (cfg.kanban.max_spawn, cfg.kanban.default_board) == (4, "default")
+    assert cfg.kanban.dispatch_interval_seconds == 2.0
+    assert cfg.agent.kind == "none"
+    assert cfg.platforms["telegram"].allowed_users == ("42", "U7")
+    assert cfg.platforms["telegram"].admins == ("7",)
+    assert cfg.delivery.allowed_roots == (Path("~/out").expanduser(),)
+
+
+def test_a_secret_is_never_read_from_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("dashboard: {token: in-the-file}\nstorage: {dsn: 'postgresql://h/db'}\n",
+                    encoding="utf-8")
+    cfg = load_config(file, {}, home=tmp_path)
+    assert (cfg.dashboard.token, cfg.storage.dsn) == (None, None)
+    assert cfg.warnings == ("unknown key dashboard.token (ignored)",
+                            "unknown key storage.dsn (ignored)")
 
 
 def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gateway.chat.openai_agent import OpenAIAgent
 from gateway.chat.turn import Agent, Turn
-from gateway.config import AgentConfig, CommandAgentConfig
+from gateway.config_schema import AgentConfig, CommandAgentConfig
 from kanban.errors import TemplateRefused
 from kanban.runtime.template import SAFE_CHARS, fill_words, misplaced_placeholders
 from kanban.runtime.workerenv import inherited, script_dir, shim_path

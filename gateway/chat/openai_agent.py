@@ -1,20 +1,31 @@
 """``agent.kind: openai``: any OpenAI-compatible chat-completions endpoint, with kanban tools.
 
-The tools create, show and list tasks and subscribe the thread; each goes through the command
-layer as the chat user (:class:`~gateway.chat.tools.ThreadTools`), so the model can do nothing
-the user could not type. The ``openai`` SDK is imported on the first message (it takes most of a
-second to import, and most gateways never use it).
+The tools create, show and list tasks and subscribe the thread: each is a verb of the command
+layer (its arguments derived from the verb's declaration) run as the chat user
+(:class:`~gateway.chat.tools.ThreadTools`), so the model can do nothing the user could not type.
+The ``openai`` SDK is imported on the first message (it takes most of a second to import, and
+most gateways never use it).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
 
 from gateway.chat.tools import ThreadTools
 from gateway.chat.turn import Turn
-from gateway.config import OpenAIAgentConfig
+from gateway.commands import (
+    CreateRequest,
+    ListRequest,
+    Request,
+    ShowRequest,
+    SubscribeRequest,
+    UsageError,
+)
+from gateway.commands.json_args import json_schema, request_from_json
+from gateway.config_schema import OpenAIAgentConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +38,26 @@ SYSTEM = (
     "absolute path in backticks."
 )
 
-TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {
-        "name": "create_task",
-        "description": "Create a task on the board (files attached to the message go with it).",
-        "parameters": {"type": "object", "properties": {
-            "title": {"type": "string"},
-            "body": {"type": "string", "description": "What to do, in detail."},
-            "assignee": {"type": "string", "description": "Profile that should do it."},
-        }, "required": ["title"]}}},
-    {"type": "function", "function": {
-        "name": "show_task", "description": "Show one task.",
-        "parameters": {"type": "object", "properties": {"task_id": {"type": "integer"}},
-                       "required": ["task_id"]}}},
-    {"type": "function", "function": {
-        "name": "list_tasks", "description": "List tasks, optionally by status or assignee.",
-        "parameters": {"type": "object", "properties": {
-            "status": {"type": "string"}, "assignee": {"type": "string"}}}}},
-    {"type": "function", "function": {
-        "name": "subscribe_thread",
-        "description": "Post this task's result to the current chat thread when it ends.",
-        "parameters": {"type": "object", "properties": {"task_id": {"type": "integer"}},
-                       "required": ["task_id"]}}},
-]
+# Tool name → the verb it runs and what the model is told; the arguments are the verb's own.
+TOOLS: dict[str, tuple[type[Request], str]] = {
+    "create_task": (CreateRequest, "Create a task on the board (files attached to the message go "
+                                   "with it)."),
+    "show_task": (ShowRequest, "Show one task."),
+    "list_tasks": (ListRequest, "List tasks, optionally by status or assignee."),
+    "subscribe_thread": (SubscribeRequest, "Post this task's result to the current chat thread "
+                                           "when it ends."),
+}
+THREAD_FIELDS = ("platform", "chat", "thread")  # a subscription is always this thread's
+
+
+@functools.cache
+def tool_schemas() -> list[dict[str, Any]]:
+    """The tools as the chat-completions protocol takes them, derived from the verbs (as the
+    chat user sees them: no host paths)."""
+    return [{"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": json_schema(verb, fixed=THREAD_FIELDS)}}
+        for name, (verb, description) in TOOLS.items()]
 
 
 class OpenAIAgent:
@@ -83,7 +91,7 @@ class OpenAIAgent:
                 for _ in range(s.max_tool_rounds):
                     response = await client.chat.completions.create(
                         model=s.model or "", messages=messages,  # type: ignore[arg-type]
-                        tools=TOOLS)  # type: ignore[arg-type]
+                        tools=tool_schemas())  # type: ignore[arg-type]
                     if not response.choices:
                         return "The agent's answer was empty."
                     message = response.choices[0].message
@@ -116,37 +124,20 @@ class OpenAIAgent:
 
 async def run_tool(tools: ThreadTools, name: str, raw: str | None) -> str:
     """One tool call → its text result (refusals are results too: the model reads them)."""
+    entry = TOOLS.get(name)
+    if entry is None:
+        return f"error: no tool named {name!r}"
+    verb = entry[0]
     try:
         args = json.loads(raw or "{}")
     except ValueError:
         return "error: the arguments are not valid JSON"
-    if not isinstance(args, dict):
-        return "error: the arguments must be a JSON object"
-
-    def text(key: str) -> str | None:
-        value = args.get(key)
-        return str(value) if isinstance(value, str | int) and str(value).strip() else None
-
-    def number(key: str) -> int | None:
-        value = args.get(key)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("#").isdigit():
-            return int(value.strip().lstrip("#"))
-        return None
-
-    if name == "create_task":
-        title = text("title")
-        if title is None:
-            return "error: create_task needs a title"
-        return await tools.create(title, body=text("body"), assignee=text("assignee"))
-    if name in ("show_task", "subscribe_thread"):
-        task_id = number("task_id")
-        if task_id is None:
-            return f"error: {name} needs a task_id"
-        return await (tools.show_task(task_id) if name == "show_task" else tools.subscribe(task_id))
-    if name == "list_tasks":
-        return await tools.list_tasks(status=text("status"), assignee=text("assignee"))
-    return f"error: no tool named {name!r}"
+    dest = tools.dest
+    fixed: dict[str, Any] = (
+        {"platform": dest.platform, "chat": dest.chat, "thread": dest.thread}
+        if verb is SubscribeRequest else {"with_bodies": False} if verb is ListRequest else {})
+    try:
+        request = request_from_json(verb, args, fixed=fixed)
+    except UsageError as exc:
+        return f"error: {exc}"
+    return await tools.run(request)

@@ -19,10 +19,8 @@ from pathlib import Path
 from gateway.commands import (
     ChatUser,
     CreateRequest,
-    ListRequest,
     Request,
     Services,
-    ShowRequest,
     SubscribeRequest,
     UnsubscribeRequest,
     UsageError,
@@ -81,43 +79,28 @@ class ThreadTools:
             return "\n".join(line for line in lines if line)
         return text
 
-    async def create(self, title: str, body: str | None = None,
-                     assignee: str | None = None) -> str:
-        return await self.run(CreateRequest(title=title, body=body, assignee=assignee))
-
-    async def show_task(self, task_id: int) -> str:
-        return await self.run(ShowRequest(task_id=task_id))
-
-    async def list_tasks(self, status: str | None = None, assignee: str | None = None) -> str:
-        return await self.run(ListRequest(status=status, assignee=assignee, with_bodies=False))
-
     async def subscribe(self, task_id: int) -> str:
-        request = SubscribeRequest(task_id=task_id, platform=self.dest.platform,
-                                   chat=self.dest.chat, thread=self.dest.thread)
-        try:
-            await execute(request, self.caller, self.services)
-        except KanbanError as exc:
-            return str(exc)
-        return f"Following #{task_id} here: its result will be posted in this thread."
+        return await self._follow(SubscribeRequest, task_id) or (
+            f"Following #{task_id} here: its result will be posted in this thread.")
 
     async def unsubscribe(self, task_id: int) -> str:
-        request = UnsubscribeRequest(task_id=task_id, platform=self.dest.platform,
-                                     chat=self.dest.chat, thread=self.dest.thread)
-        try:
-            await execute(request, self.caller, self.services)
-        except KanbanError as exc:
-            return str(exc)
-        return f"No longer following #{task_id} here."
+        return await self._follow(UnsubscribeRequest, task_id) or (
+            f"No longer following #{task_id} here.")
 
     # ---- helpers ---------------------------------------------------------------------------
-    async def _subscribe(self, request: Request, task_id: int) -> str:
-        sub = SubscribeRequest(task_id=task_id, platform=self.dest.platform, chat=self.dest.chat,
-                               thread=self.dest.thread, board=request.board)
+    async def _follow(self, verb: type[SubscribeRequest | UnsubscribeRequest], task_id: int,
+                      board: str | None = None) -> str | None:
+        """(Un)subscribe this thread; the refusal's line, or None."""
         try:
-            await execute(sub, self.caller, self.services)
+            await execute(verb(task_id=task_id, platform=self.dest.platform, chat=self.dest.chat,
+                               thread=self.dest.thread, board=board), self.caller, self.services)
         except KanbanError as exc:
-            return f"(not subscribed: {exc})"
-        return "I'll post the result in this thread."
+            return str(exc)
+        return None
+
+    async def _subscribe(self, request: Request, task_id: int) -> str:
+        refused = await self._follow(SubscribeRequest, task_id, request.board)
+        return f"(not subscribed: {refused})" if refused else "I'll post the result in this thread."
 
     async def _attached(self, result: TaskCreated) -> str:
         """Say which files went with the new task. From now on the thread's files are those

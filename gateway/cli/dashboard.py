@@ -39,8 +39,9 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     app_ctx = app_of(ctx)
     config = app_ctx.config
-    dash = dataclasses.replace(config.dashboard, host=host or config.dashboard.host,
-                               port=config.dashboard.port if port is None else port)
+    dash = config.dashboard.model_copy(update={
+        "host": host or config.dashboard.host,
+        "port": config.dashboard.port if port is None else port})
     config = dataclasses.replace(config, dashboard=dash)
     check_bind(dash.host, dash.token, dash.token_env)
     with contextlib.suppress(KeyboardInterrupt):

@@ -79,6 +79,17 @@ class AppContext:
     def caller(self) -> Caller:
         return caller_from_environ(self.environ)
 
+    def dispatched_worker(self, required: tuple[str, ...], what: str) -> Worker:
+        """The worker a command that only runs inside one serves (``worker run``, ``mcp``);
+        one line naming what is missing otherwise (``what``: how that command is started)."""
+        missing = [name for name in required if not self.environ.get(name)]
+        if missing:
+            raise KanbanError(f"{what}; {', '.join(missing)} not set")
+        worker = self.worker
+        if worker is None:
+            raise KanbanError("RELAYBOARD_TASK_ID is not a task id")
+        return worker
+
     def board_slug(self, explicit: str | None) -> str:
         if explicit:
             return explicit

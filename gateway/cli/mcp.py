@@ -4,7 +4,8 @@ An agent CLI that speaks MCP can be a profile ``command``: the dispatcher starts
 worker variables (``RELAYBOARD_TASK_ID``, ``RELAYBOARD_LEASE``, …), the agent starts
 ``relayboard mcp`` from its MCP configuration (the environment is inherited), and the agent
 reports through ``kanban_show``, ``kanban_complete``, ``kanban_block``, ``kanban_comment``,
-``kanban_heartbeat`` — the same tools, with the same lease checks, as the built-in worker's.
+``kanban_heartbeat`` — the built-in worker's tools: views of the kanban verbs, run through the
+command layer as the run's worker, so the rules of ``relayboard kanban`` inside a worker apply.
 ``kanban_create`` is offered only when the dispatcher gave the run that right (the runs of
 ``kanban.orchestrator_profile``): it is read from the run's record, and the old
 ``--orchestrator`` flag is accepted and ignored. See docs/worker.md.
@@ -17,22 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli.invocation import app_of
-from gateway.kernel_settings import board_options
-from kanban.errors import KanbanError, LeaseError
-from kanban.storage.backend import Storage
 
 if TYPE_CHECKING:
-    from kanban.agents.worker import KanbanTools
+    from gateway.builtin_worker import KanbanTools
+    from gateway.builtin_worker.kanban_tools import Runner
+    from gateway.commands import Worker
 
 SERVER_NAME = "relayboard-kanban"
-REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE")
+REQUIRED = ("RELAYBOARD_API", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE")
 
 
 def build_server(tools: KanbanTools) -> Any:
@@ -40,7 +39,7 @@ def build_server(tools: KanbanTools) -> Any:
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    from kanban.agents.worker import ToolError, parse_arguments
+    from gateway.builtin_worker import ToolError, parse_arguments
     from kanban.errors import LeaseError
 
     async def list_tools(_ctx: Any, _params: Any) -> types.ListToolsResult:
@@ -68,31 +67,17 @@ def build_server(tools: KanbanTools) -> Any:
                   on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-async def serve(db_path: Path, slug: str, task_id: int, lease: str, author: str,
-                workspace: Path | None, options: Any,
-                storage: Storage | None = None) -> None:
+async def serve(run: Runner, caller: Worker, workspace: Path | None) -> None:
+    """Serve the tools of ``caller``'s run, each call made through ``run`` (the worker API
+    inside a worker; the command layer in tests)."""
     from mcp.server.stdio import stdio_server
 
-    from kanban.agents.worker import KanbanTools
-    from kanban.board import Board
+    from gateway.builtin_worker import KanbanTools
 
-    async with Board.open(db_path, slug=slug, options=options, storage=storage) as board:
-        try:
-            may_create = (await board.active_run(task_id, lease)).may_create
-        except LeaseError:
-            may_create = False  # every tool call then reports the stale lease itself
-        tools = KanbanTools(board, task_id, lease, author=author, workspace=workspace,
-                            may_create=may_create)
-        server = build_server(tools)
-        async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-def _task_id(environ: Mapping[str, str]) -> int:
-    try:
-        return int(environ["RELAYBOARD_TASK_ID"])
-    except ValueError as exc:
-        raise KanbanError("RELAYBOARD_TASK_ID is not a task id") from exc
+    tools = await KanbanTools.for_run(run, caller.task_id, caller.lease, workspace)
+    server = build_server(tools)
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 @click.command("mcp")
@@ -102,19 +87,10 @@ def _task_id(environ: Mapping[str, str]) -> int:
 def mcp(ctx: click.Context, orchestrator: bool) -> None:
     """Serve the kanban worker tools over MCP on stdin/stdout (run inside a worker)."""
     app = app_of(ctx)
-    environ = app.environ
-    missing = [name for name in REQUIRED if not environ.get(name)]
-    if missing:
-        raise KanbanError(f"`relayboard mcp` runs inside a worker started by the dispatcher; "
-                          f"{', '.join(missing)} not set")
-    db_path = Path(environ["RELAYBOARD_DB"])
-    storage = Storage.from_environ(environ)
-    if storage is None and not db_path.is_file():
-        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
-                          f"({db_path.name})")
-    workspace = environ.get("RELAYBOARD_WORKSPACE")
-    asyncio.run(serve(db_path, environ.get("RELAYBOARD_BOARD") or "default", _task_id(environ),
-                      environ["RELAYBOARD_LEASE"],
-                      environ.get("RELAYBOARD_PROFILE") or "worker",
-                      Path(workspace) if workspace else None,
-                      board_options(app.config.kanban, app.config.delivery), storage))
+    caller = app.dispatched_worker(
+        REQUIRED, "`relayboard mcp` runs inside a worker started by the dispatcher")
+    from gateway.worker_api.remote import remote_runner
+
+    workspace = app.environ.get("RELAYBOARD_WORKSPACE")
+    run = remote_runner(Path(app.environ["RELAYBOARD_API"]), app.environ)
+    asyncio.run(serve(run, caller, Path(workspace) if workspace else None))

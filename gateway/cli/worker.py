@@ -3,7 +3,8 @@
 
 This is the worker's edge: the only place it reads its environment (the ``RELAYBOARD_*`` worker
 variables of :mod:`kanban.runtime.workerenv`). Everything below gets plain values
-(:class:`kanban.agents.worker.WorkerJob`).
+(:class:`gateway.builtin_worker.WorkerJob`) and reaches the board through the command layer as
+the run's :class:`~gateway.commands.Worker`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from pathlib import Path
 import click
 
 from gateway.cli.invocation import app_of
-from gateway.kernel_settings import board_options
 from kanban.agents.profiles import Profile, Profiles
 from kanban.errors import KanbanError
-from kanban.storage.backend import DSN_ENV, Storage
 
-REQUIRED = ("RELAYBOARD_DB", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE", "RELAYBOARD_WORKSPACE",
+REQUIRED = ("RELAYBOARD_API", "RELAYBOARD_TASK_ID", "RELAYBOARD_LEASE", "RELAYBOARD_WORKSPACE",
             "RELAYBOARD_PROFILE", "RELAYBOARD_HOME")
 
 
@@ -39,12 +38,11 @@ def worker_profile(environ: Mapping[str, str]) -> Profile:
 
 def shell_environment(environ: Mapping[str, str], profile: Profile) -> dict[str, str]:
     """What ``run_shell`` commands get: the worker's own (allowlisted) environment, minus the
-    endpoint's API key and the board's PostgreSQL DSN — the model's commands have no use for
-    them (the worker reports through its own tools), and could print them."""
+    endpoint's API key — the model's commands have no use for it (the worker reports through
+    its own tools), and could print it."""
     env = dict(environ)
     if profile.api_key_env:
         env.pop(profile.api_key_env, None)
-    env.pop(DSN_ENV, None)
     return env
 
 
@@ -86,41 +84,28 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
     dispatcher requeues without counting), 1 anything else (counted, retried with backoff).
     """
     # Imported here: `relayboard --help` and every other verb should not pay for the loop.
-    from kanban.agents.worker import WorkerJob, run_worker
+    from gateway.builtin_worker import WorkerJob, run_worker
+    from gateway.worker_api.remote import remote_runner
 
     skip_httpx_cli()
 
     app = app_of(ctx)
     environ = app.environ
-    missing = [name for name in REQUIRED if not environ.get(name)]
-    if missing:
-        raise KanbanError(f"`worker run` is started by the dispatcher; {', '.join(missing)} "
-                          "not set")
-    try:
-        env_task = int(environ["RELAYBOARD_TASK_ID"])
-    except ValueError as exc:
-        raise KanbanError("RELAYBOARD_TASK_ID is not a task id") from exc
-    if task_id is not None and task_id != env_task:
-        raise KanbanError(f"--task {task_id} is not this worker's task ({env_task})")
-    db_path = Path(environ["RELAYBOARD_DB"])
-    storage = Storage.from_environ(environ)
-    if storage is None and not db_path.is_file():
-        raise KanbanError(f"RELAYBOARD_DB names a board database that does not exist "
-                          f"({db_path.name})")
+    caller = app.dispatched_worker(REQUIRED, "`worker run` is started by the dispatcher")
+    if task_id is not None and task_id != caller.task_id:
+        raise KanbanError(f"--task {task_id} is not this worker's task ({caller.task_id})")
     profile = worker_profile(environ)
     job = WorkerJob(
-        db_path=db_path,
-        storage=storage,
-        board=board or environ.get("RELAYBOARD_BOARD") or "default",
-        task_id=env_task,
-        lease=environ["RELAYBOARD_LEASE"],
+        board=board or caller.board or "default",
+        task_id=caller.task_id,
+        lease=caller.lease,
         workspace=Path(environ["RELAYBOARD_WORKSPACE"]),
         profile=profile,
         api_key=environ.get(profile.api_key_env) if profile.api_key_env else None,
         shell_env=shell_environment(environ, profile),
         model_override=model,
         prompt_file=Path(prompt_file) if prompt_file else None,
-        board_options=board_options(app.config.kanban, app.config.delivery),
     )
-    code = asyncio.run(run_worker(job, sys.stdout))
-    sys.exit(code)
+
+    run = remote_runner(Path(environ["RELAYBOARD_API"]), environ)
+    sys.exit(asyncio.run(run_worker(job, run, sys.stdout)))

@@ -1,17 +1,12 @@
-"""A verb's arguments as JSON, derived from its declaration: the JSON Schema a model or a form is
-given, and the request built from a JSON object with the very click types the CLI converts with
-(so every limit is the CLI's)::
+"""A verb's arguments as JSON, from its declaration: :func:`json_schema` for a model or a form,
+and :func:`request_from_json`, which converts with the very click types of the CLI (so every
+limit is the CLI's) and refuses with one :class:`UsageError` line naming the field.
 
-    json_schema(CreateRequest)                    # {"type": "object", "properties": {...}, ...}
-    request_from_json(CreateRequest, {"title": "Chart the sales", "priority": 2})
-
-A surface may ``fixed`` fields (set by it, never by the JSON: a worker's task and lease, a chat
-thread), give ``defaults`` (used when the JSON leaves a field out) and ``names`` (field → its
-public JSON name). Fields marked ``chat=False`` (host paths) are offered only with ``chat=False``.
-
-JSON forms: a flag is a boolean; ``multiple`` and typed ``nargs=-1`` arguments are arrays; the
-words of a title or a reason are one string; ``null``, and ``""`` for an optional text, mean
-"not given". Refusals are one :class:`UsageError` line naming the field.
+A surface may fix fields (``fixed``: a worker's task and lease, a chat thread), give
+``defaults`` and public ``names`` (field → JSON name); ``chat=False`` fields (host paths) are
+offered only with ``chat=False``. A flag is a boolean, ``multiple`` and typed ``nargs=-1`` are
+arrays, the words of a title or a reason one string; ``null`` (``""`` for an optional text)
+means "not given".
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ from gateway.commands.declare import (
     BoundedInt,
     FiniteFloat,
     JsonObjectText,
-    ParamSpec,
     Request,
     declared,
     param_of,
@@ -44,46 +38,35 @@ class _Arg:
     field: str
     name: str  # the JSON name
     param: click.Parameter
-    spec: ParamSpec
+    form: str  # "flag", "many" (an array), "word" (one string, kept whole), "one"
     default: Any
-
-    @property
-    def flag(self) -> bool:
-        return isinstance(self.param, click.Option) and self.param.is_flag
-
-    @property
-    def words(self) -> bool:
-        """Free words (a title, a reason): one string in JSON."""
-        return self.param.nargs == -1 and isinstance(self.param.type, click.types.StringParamType)
-
-    @property
-    def many(self) -> bool:
-        return (isinstance(self.param, click.Option) and self.param.multiple) or (
-            self.param.nargs == -1 and not self.words)
 
 
 def _args(cls: type[Request], chat: bool, fixed: Collection[str],
           names: Mapping[str, str] | None) -> list[_Arg]:
-    return [_Arg(f.name, (names or {}).get(f.name, f.name), param_of(f, spec), spec, f.default)
-            for f, spec in declared(cls)
-            if (spec.chat or not chat) and f.name not in fixed]
+    out = []
+    for f, spec in declared(cls):
+        if (chat and not spec.chat) or f.name in fixed:
+            continue
+        param = param_of(f, spec)
+        # Free words (a title, a reason) are one string; a title is joined, a reason kept whole.
+        words = param.nargs == -1 and isinstance(param.type, click.types.StringParamType)
+        form = ("flag" if isinstance(param, click.Option) and param.is_flag
+                else "many" if param.multiple or (param.nargs == -1 and not words)
+                else "word" if words and not spec.join else "one")
+        out.append(_Arg(f.name, (names or {}).get(f.name, f.name), param, form, f.default))
+    return out
 
 
 def _type_schema(kind: click.ParamType[Any]) -> dict[str, Any]:
     if isinstance(kind, BoundedInt):
         return {"type": "integer", "minimum": kind.low, "maximum": kind.high}
     if isinstance(kind, FiniteFloat):
-        bounds = {"maximum": kind.high} | ({} if kind.low is None else {"minimum": kind.low})
-        return {"type": "number", **bounds}
+        low = {} if kind.low is None else {"minimum": kind.low}
+        return {"type": "number", "maximum": kind.high, **low}
     if isinstance(kind, click.Choice):
         return {"type": "string", "enum": [str(c) for c in kind.choices]}
-    if isinstance(kind, JsonObjectText):
-        return {"type": "object"}
-    if isinstance(kind, click.types.IntParamType):
-        return {"type": "integer"}
-    if isinstance(kind, click.types.FloatParamType):
-        return {"type": "number"}
-    return {"type": "string"}
+    return {"type": "object" if isinstance(kind, JsonObjectText) else "string"}
 
 
 def json_schema(cls: type[Request], *, chat: bool = True, fixed: Collection[str] = (),
@@ -94,8 +77,8 @@ def json_schema(cls: type[Request], *, chat: bool = True, fixed: Collection[str]
     required: list[str] = []
     for arg in _args(cls, chat, fixed, names):
         item = _type_schema(arg.param.type)
-        prop = ({"type": "boolean"} if arg.flag
-                else {"type": "array", "items": item} if arg.many else item)
+        prop = ({"type": "boolean"} if arg.form == "flag"
+                else {"type": "array", "items": item} if arg.form == "many" else item)
         help_text = getattr(arg.param, "help", None)
         if help_text:
             prop["description"] = help_text
@@ -109,9 +92,7 @@ def json_schema(cls: type[Request], *, chat: bool = True, fixed: Collection[str]
         properties[arg.name] = prop
     schema: dict[str, Any] = {"type": "object", "properties": properties,
                               "additionalProperties": False}
-    if required:
-        schema["required"] = required
-    return schema
+    return schema | ({"required": required} if required else {})
 
 
 def request_from_json(cls: type[R], args: Any, *, chat: bool = True,
@@ -136,29 +117,28 @@ def request_from_json(cls: type[R], args: Any, *, chat: bool = True,
         if value is not _ABSENT:
             values[arg.field] = value
     for arg in offered.values():
-        if arg.field in values:
-            continue
-        if defaults and arg.field in defaults:
+        if arg.field not in values and defaults and arg.field in defaults:
             values[arg.field] = defaults[arg.field]
-        elif arg.param.required:
+        elif arg.field not in values and arg.param.required:
             raise UsageError(f"{arg.name} is required")
     return cls(**values)
 
 
 def _value(arg: _Arg, raw: Any) -> Any:
-    if raw is None or (raw == "" and not arg.param.required and not arg.many):
+    if raw is None or (raw == "" and not arg.param.required and arg.form != "many"):
         return _ABSENT
+    kind = arg.param.type
     try:
-        if arg.flag:
+        if arg.form == "flag":
             if not isinstance(raw, bool):
-                arg.param.type.fail(f"{_shown(raw)} is not true or false")
+                kind.fail(f"{_shown(raw)} is not true or false")
             return raw
-        if arg.many:
+        if arg.form == "many":
             if not isinstance(raw, list):
-                arg.param.type.fail(f"{_shown(raw)} is not an array")
+                kind.fail(f"{_shown(raw)} is not an array")
             return tuple(_scalar(arg, item) for item in raw)
         value = _scalar(arg, raw)
-        return value if not arg.words or arg.spec.join else (value,)
+        return (value,) if arg.form == "word" else value
     except click.BadParameter as exc:
         raise UsageError(f"{arg.name}: {exc.message}") from None
 

@@ -31,6 +31,7 @@ from gateway.commands import (
     execute,
 )
 from gateway.commands import results as r
+from gateway.commands.json_args import json_schema, request_from_json
 from kanban import Board, Comment, InvalidInput, Task
 from kanban.agents.decomposer import Outcome
 from kanban.agents.describer import DescribeOutcome, describe_profile, set_description
@@ -41,12 +42,29 @@ from kanban.agents.profiles import Profiles
 # command line: a dir:/worktree: path it names must lie under kanban.workspace_roots.
 OPERATOR = Operator("dashboard", host_paths=False)
 
-# Fields of POST /api/tasks → the create request's fields.
-_CREATE_FIELDS = {"body": "body", "assignee": "assignee", "parents": "parents",
-                  "triage": "triage", "priority": "priority",
-                  "max_runtime_seconds": "max_runtime", "max_retries": "max_retries",
-                  "model_override": "model", "skills": "skills", "workspace": "workspace",
-                  "idempotency_key": "idempotency_key"}
+# The API's public names of verb fields, where they differ (POST and PATCH /api/tasks).
+API_NAMES = {"max_runtime": "max_runtime_seconds", "model": "model_override",
+             "profile": "assignee"}
+# PATCH /api/tasks/{id}: each changeable field is one verb.
+_UPDATES: dict[str, type[Request]] = {"assignee": AssignRequest, "priority": SetPriorityRequest,
+                                      "model_override": SetModelRequest}
+
+
+def create_schema() -> dict[str, Any]:
+    """The body of POST /api/tasks: the create verb's JSON arguments under the API names."""
+    return json_schema(CreateRequest, names=API_NAMES)
+
+
+def update_schema() -> dict[str, Any]:
+    """The body of PATCH /api/tasks/{id}: one field per verb (null clears), and ``force``."""
+    properties: dict[str, Any] = {}
+    for key, verb in _UPDATES.items():
+        prop = dict(json_schema(verb, names=API_NAMES)["properties"][key])
+        if key != "priority":
+            prop["type"] = [prop["type"], "null"]
+        properties[key] = prop
+    properties["force"] = json_schema(AssignRequest)["properties"]["force"]
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 @dataclass(frozen=True)
@@ -60,56 +78,33 @@ class Actor:
         return await execute(request, OPERATOR, self.services)
 
     async def create_task(self, fields: dict[str, Any]) -> Task:
-        unknown = set(fields) - set(_CREATE_FIELDS) - {"title"}
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-        title = fields.get("title")
-        if not isinstance(title, str):
-            raise InvalidInput("a task needs a title")
-        options: dict[str, Any] = {}
-        for key, name in _CREATE_FIELDS.items():
-            value = fields.get(key)
-            if value is None or (key == "assignee" and value == ""):
-                continue
-            if key in ("parents", "skills"):
-                if not isinstance(value, list):
-                    raise InvalidInput(f"{key} must be a list")
-                value = tuple(value)
-            options[name] = value
-        made: r.TaskCreated = await self._run(
-            CreateRequest(title=title, board=self.board.slug, **options))
+        """POST /api/tasks: the create verb's arguments (as chat has them) under API names."""
+        made: r.TaskCreated = await self._run(request_from_json(
+            CreateRequest, fields, names=API_NAMES, fixed={"board": self.board.slug}))
         return made.task
 
     async def update_task(self, task_id: int, fields: dict[str, Any], *,
                           force: bool = False) -> Task:
-        allowed = {"assignee", "priority", "model_override"}
-        unknown = set(fields) - allowed
+        unknown = set(fields) - set(_UPDATES)
         if unknown:
-            raise InvalidInput(f"only {', '.join(sorted(allowed))} can be changed here "
+            raise InvalidInput(f"only {', '.join(sorted(_UPDATES))} can be changed here "
                                f"(got {', '.join(sorted(unknown))})")
         if not fields:
             raise InvalidInput("nothing to change")
-        task = await self.board.get_task(task_id)
-        if "assignee" in fields:
-            done: r.TaskUpdated = await self._run(AssignRequest(
-                task_id=task_id, profile=fields["assignee"] or "none", force=force,
-                board=self.board.slug))
-            task = done.task
-        if "priority" in fields:
-            priority = fields["priority"]
-            if isinstance(priority, bool) or not isinstance(priority, int):
-                raise InvalidInput("priority must be an integer")
-            ranked: r.TaskUpdated = await self._run(SetPriorityRequest(
-                task_id=task_id, priority=priority, board=self.board.slug))
-            task = ranked.task
-        if "model_override" in fields:
-            model = fields["model_override"] or "none"
-            if not isinstance(model, str):
-                raise InvalidInput("model_override must be text")
-            set_model: r.TaskUpdated = await self._run(SetModelRequest(
-                task_id=task_id, model=model, board=self.board.slug))
-            task = set_model.task
-        return task
+        requests = []
+        for key, verb in _UPDATES.items():
+            if key not in fields:
+                continue
+            value = fields[key]
+            if key != "priority" and value in (None, ""):
+                value = "none"  # the verbs' word for clearing it
+            fixed: dict[str, Any] = {"task_id": task_id, "board": self.board.slug}
+            if verb is AssignRequest:
+                fixed["force"] = force
+            requests.append(request_from_json(verb, {key: value}, names=API_NAMES, fixed=fixed))
+        # Every value was checked before the first change.
+        done: list[r.TaskUpdated] = [await self._run(request) for request in requests]
+        return done[-1].task
 
     async def complete(self, task_id: int, *, result: str | None, summary: str | None,
                        force: bool) -> Task:

@@ -72,8 +72,7 @@ async def apply(config: Config, changes: dict[str, Any]) -> Config:
     """Write ``changes`` under ``kanban:`` in the config file; the config as it now reads."""
     path = config.path or config.home / "config.yaml"
     await asyncio.to_thread(_write, path, changes)
-    return dataclasses.replace(config, path=path,
-                               kanban=dataclasses.replace(config.kanban, **changes))
+    return dataclasses.replace(config, path=path, kanban=config.kanban.model_copy(update=changes))
 
 
 def _write(path: Path, changes: dict[str, Any]) -> None:

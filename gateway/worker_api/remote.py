@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from gateway.worker_api.client import DEFAULT_PATIENCE, ApiError, call
 from gateway.worker_api.wire import KIND_LEASE, KIND_REFUSED
@@ -61,6 +63,16 @@ def _patience(environ: Mapping[str, str]) -> float:
     except ValueError:
         return DEFAULT_PATIENCE
     return min(max(value, 0.1), 3600.0) if math.isfinite(value) else DEFAULT_PATIENCE
+
+
+def remote_runner(api: Path, environ: Mapping[str, str]) -> Callable[[Any], Awaitable[Any]]:
+    """A worker's ``run(request)`` (see :mod:`gateway.builtin_worker.kanban_tools`) that sends
+    each request to the API from a thread, so the worker's loop keeps running meanwhile."""
+
+    async def run(request: Any) -> RemoteResult:
+        return await anyio.to_thread.run_sync(run_remote, api, environ, request)
+
+    return run
 
 
 def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteResult:

@@ -60,6 +60,8 @@ VERBS: dict[str, type[Request]] = {
 # (given beside the arguments), and a worker never forces.
 _SERVER_SET = {"board": None, "lease": None, "force": False}
 _FINISHING = {"complete": "completed", "block": "blocked"}
+# The fields that name files for the serving process to read: only from the run's workspace.
+_HOST_PATHS: dict[type[Request], str] = {CompleteRequest: "artifacts", CreateRequest: "attachments"}
 _MAX_LEASE = 256
 
 
@@ -121,8 +123,9 @@ class WorkerService:
         caller = Worker(task_id=task_id, run_id=run.id, lease=lease, board=slug,
                         profile=run.profile)
         fields = dict(args)
-        if cls is CompleteRequest and "artifacts" in fields:
-            fields["artifacts"] = _confined(run, fields["artifacts"])
+        paths = _HOST_PATHS.get(cls)
+        if paths is not None and paths in fields:
+            fields[paths] = _confined(run, fields[paths])
         request = request_from_json(cls, fields, chat=False, fixed=_fixed(cls, slug))
         result = await execute(request, caller, self.services)
         return {"ok": True, "result": {"json": result.to_json(), "text": result.text()}}
@@ -149,18 +152,18 @@ def _confined(run: Run, paths: Any) -> list[str]:
     refused (``..``, an absolute path elsewhere). Links are the staging's to refuse: it reads
     nothing through one."""
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise BadRequest("artifacts must be a list of paths in your workspace")
+        raise BadRequest("files must be given as a list of paths in your workspace")
     if not run.workspace:
         if paths:
-            raise NotAllowed("this run has no workspace to declare artifacts from")
+            raise NotAllowed("this run has no workspace to give files from")
         return []
     root = Path(os.path.normpath(run.workspace))
     out = []
     for given in paths:
         path = Path(os.path.normpath(root / given))
         if path != root and root not in path.parents:
-            raise NotAllowed(f"artifact {Path(given).name[:80]!r} is outside your workspace; "
-                             "write it there and declare it by its path in it")
+            raise NotAllowed(f"file {Path(given).name[:80]!r} is outside your workspace; "
+                             "write it there and give its path in it")
         out.append(str(path))
     return out
 

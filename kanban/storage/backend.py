@@ -8,8 +8,9 @@ opens boards through it and runs unchanged on either:
 * ``postgresql``: the board is the schema ``rb_<slug>`` in the database the DSN names; every host
   keeps its own ``<home>/boards/<slug>/`` folder for workspaces, logs and staged files.
 
-A worker learns its board's backend from its environment (:meth:`Storage.worker_environ`), since
-its own home may be configured otherwise.
+Three variables describe a storage to another process (:meth:`Storage.as_environ`,
+:meth:`Storage.from_environ`; the config loader honours them too). A worker is never given them:
+it reaches its board through the worker API of the process that started it.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ Backend = Literal["sqlite", "postgresql"]
 BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
 
 STORAGE_ENV = "RELAYBOARD_STORAGE"
-"""A worker's board backend (``postgresql``; absent means SQLite)."""
+"""A process's board backend (``postgresql``; absent means SQLite)."""
 NAMESPACE_ENV = "RELAYBOARD_PG_NAMESPACE"
-"""A worker's board namespace (see :attr:`Storage.namespace`)."""
+"""Its board namespace (see :attr:`Storage.namespace`)."""
 DSN_ENV = "RELAYBOARD_PG_DSN"
-"""The default variable holding the PostgreSQL DSN (``storage.dsn_env``), and the one a worker
-of a PostgreSQL board receives it in."""
+"""The default variable holding the PostgreSQL DSN (``storage.dsn_env``)."""
 
 
 _NAMESPACE = re.compile(r"[a-z0-9_]{1,16}")
@@ -104,8 +104,7 @@ class Storage:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Storage | None:
-        """A worker's storage as its dispatcher described it; None when not described (SQLite,
-        or an operator's shell)."""
+        """The storage ``environ`` describes (:meth:`as_environ`); None when it describes none."""
         if environ.get(STORAGE_ENV, "") != "postgresql":
             return None
         dsn = environ.get(DSN_ENV, "")
@@ -113,8 +112,9 @@ class Storage:
             raise StorageError(f"{STORAGE_ENV}=postgresql but {DSN_ENV} is not set")
         return cls.postgres(dsn, namespace=environ.get(NAMESPACE_ENV, ""))
 
-    def worker_environ(self) -> dict[str, str]:
-        """What a worker needs to reach a board in this storage."""
+    def as_environ(self) -> dict[str, str]:
+        """The variables that describe this storage to another process (a test's or a
+        benchmark's; never a worker's)."""
         if self.backend == "postgresql" and self.dsn:
             env = {STORAGE_ENV: "postgresql", DSN_ENV: self.dsn}
             if self.namespace:

@@ -22,11 +22,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from gateway.builtin_worker import Runner, runner
 from gateway.cli import cli, main
+from gateway.commands import Services, Worker
+from kanban import Boards
 from kanban.agents import Profiles
 from kanban.board import Board
+from kanban.models import Claim
 from kanban.storage.backend import Storage
 from kanban.testing import open_board
+from tests.fakes.llm_server import LLMServer
 from tests.storage_backends import generate, storage_for
 
 SUBPROCESS_TIMEOUT = 30.0
@@ -157,6 +162,20 @@ def worker_env(claim: Mapping[str, Any], task_id: int, board: str = "default",
     return env
 
 
+@contextlib.asynccontextmanager
+async def run_as_worker(home: Path, claim: Claim, board: str = "default",
+                        profile: str = "w") -> AsyncIterator[Runner]:
+    """The built-in worker's ``run`` for ``claim``: the command layer as that run's worker, on
+    the boards of ``home`` (whose profiles are the roster)."""
+    services = Services(boards=Boards(home), profiles=Profiles(home))
+    caller = Worker(task_id=claim.task_id, run_id=claim.run_id, lease=claim.lease, board=board,
+                    profile=profile)
+    try:
+        yield runner(caller, services)
+    finally:
+        await services.aclose()
+
+
 def assert_one_error_line(proc: subprocess.CompletedProcess[str], *, contains: str,
                           code: int = 1) -> str:
     """The process failed with ``code``, printed nothing on stdout and exactly one ``error:`` line
@@ -224,6 +243,13 @@ async def board(tmp_path: Path) -> AsyncIterator[Board]:
 
 
 @pytest.fixture
+async def llm() -> AsyncIterator[LLMServer]:
+    """A real chat-completions server on 127.0.0.1 with scripted replies."""
+    async with LLMServer() as server:
+        yield server
+
+
+@pytest.fixture
 def rb(tmp_path: Path) -> Iterator[Cli]:
     """A home with two profiles, ``alice`` and ``bob``: ``create --assignee`` and ``assign``
     refuse names that are no profile."""
@@ -237,7 +263,9 @@ def rb(tmp_path: Path) -> Iterator[Cli]:
 
 # The command layer runs on both storage backends (the CLI's own tests stay on SQLite: their
 # processes read storage from config, which tests/gateway/test_postgres_cli.py covers).
-_BOTH_BACKENDS = ("gateway/test_commands.py",)
+_BOTH_BACKENDS = ("gateway/test_commands.py", "gateway/test_builtin_worker.py",
+                  "gateway/test_builtin_worker_http.py", "gateway/test_builtin_worker_limits.py",
+                  "gateway/test_worker_tools.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

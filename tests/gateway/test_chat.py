@@ -12,10 +12,20 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.chat import REFUSAL, Turn, render_status
-from gateway.commands import UsageError, parse_command
+from gateway.chat import REFUSAL, ThreadTools, Turn, render_status
+from gateway.chat.openai_agent import run_tool
+from gateway.commands import (
+    ChatUser,
+    CreateRequest,
+    Services,
+    UsageError,
+    parse_command,
+)
+from gateway.commands.json_args import json_schema
+from kanban import Boards
 from kanban.agents.profiles import Profiles
 from kanban.board import Board
+from platforms.base import Destination
 from platforms.fake import FakeAdapter
 from tests.fakes.llm_server import LLMServer
 from tests.gateway.chat_harness import REPORT_FILES, make_reporter, sent_names, truthy
@@ -240,9 +250,49 @@ async def test_openai_agent_creates_a_task_through_a_tool_call(tmp_path: Path) -
         first, second = llm.completions()
         assert [t["function"]["name"] for t in first.params["tools"]] == [
             "create_task", "show_task", "list_tasks", "subscribe_thread"]
+        # Derived from the verbs as a chat user has them: an option added to `create` is
+        # offered here too; host paths and the thread are not the model's to give.
+        parameters = {t["function"]["name"]: t["function"]["parameters"]
+                      for t in first.params["tools"]}
+        assert parameters["create_task"] == json_schema(CreateRequest, chat=True)
+        assert "attachments" not in parameters["create_task"]["properties"]
+        assert set(parameters["subscribe_thread"]["properties"]) == {"task_id", "silent"}
         tool_reply = second.params["messages"][-1]
         assert tool_reply["role"] == "tool" and "Created #1 Quarterly report" in \
             tool_reply["content"]
+
+
+async def test_the_agents_tools_are_verbs_run_as_the_chat_user(tmp_path: Path) -> None:
+    boards = Boards(tmp_path / "home")
+    Profiles(tmp_path / "home").create("reporter")
+    services = Services(boards=boards, profiles=Profiles(tmp_path / "home"))
+    member = ChatUser("fake", ALICE, "alice", chat="c1", thread="t")
+    tools = ThreadTools(services, member, Destination("fake", "c1", "t"))
+    try:
+        made = await run_tool(tools, "create_task", '{"title": "Chart", "priority": 3}')
+        assert made.startswith("Created #1 Chart") and "in this thread" in made
+        refused = {
+            '{"title": "x", "colour": "red"}': "error: unknown field 'colour' (fields: title,",
+            '{"title": "x", "assignee": "reportr"}': "no profile 'reportr' — did you mean",
+            f'{{"title": "x", "priority": {2 ** 63}}}': "error: priority: 9223372036854775808 "
+                                                         "is out of range",
+            '{"title": "x", "workspace": "dir:/etc"}': "members create tasks in scratch",
+            '{"title": "x", "attachments": ["/etc/passwd"]}': "error: unknown field 'attach",
+        }
+        for raw, expected in refused.items():
+            reply = await run_tool(tools, "create_task", raw)
+            assert expected in reply and "\n" not in reply, reply
+        other = await run_tool(tools, "subscribe_thread", '{"task_id": 1, "chat": "elsewhere"}')
+        assert other == "error: chat is set here and cannot be given"
+        shown = await run_tool(tools, "show_task", '{"task_id": 1}')
+        assert shown.startswith("#1 Chart · ready")
+        listed = await run_tool(tools, "list_tasks", '{"status": "ready"}')
+        assert listed == "#1 Chart · ready"
+        board = await boards.open("default")
+        assert [t.title for t in await board.list_tasks()] == ["Chart"]
+        assert [(s.chat, s.thread) for s in await board.subscriptions(1)] == [("c1", "t")]
+    finally:
+        await services.aclose()
 
 
 # ---- files in --------------------------------------------------------------------------------

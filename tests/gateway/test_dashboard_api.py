@@ -14,8 +14,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from gateway.commands import CreateRequest
+from gateway.commands.json_args import json_schema
 from gateway.config import Config, load_config
 from gateway.dashboard import create_app
+from gateway.dashboard.actions import API_NAMES
 from gateway.dashboard.openapi import OPERATIONS
 from gateway.errors import ConfigError
 from gateway.examples import create_example_profile
@@ -178,6 +181,37 @@ async def test_bad_input_is_one_line_of_json(dash: Dash) -> None:
                                       headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "JSON" in response.json()["error"]
     assert (await dash.client.get("/api/tasks/abc")).json() == {"error": "not found"}
+
+
+async def test_create_and_update_take_the_verbs_arguments_under_the_api_names(
+        dash: Dash) -> None:
+    Profiles(dash.home).create("bob", command=["true"])
+    made = await dash.ok("POST", "/api/tasks", {
+        "title": "tuned", "max_runtime_seconds": 60, "model_override": "m1", "assignee": "",
+        "initial_status": "blocked", "skills": ["charts"]}, status=201)
+    task = await (await dash.board("default")).get_task(made["id"])
+    assert (task.max_runtime_seconds, task.model_override, task.assignee, task.status,
+            task.skills) == (60, "m1", None, "blocked", ["charts"])
+    # The create verb's limits, word for word as the command line words them.
+    huge = await dash.client.post("/api/tasks", json={"title": "x", "priority": 2 ** 63})
+    assert huge.status_code == 400 and huge.json() == {
+        "error": f"priority: {2 ** 63} is out of range ({-2 ** 63} to {2 ** 63 - 1})"}
+    for body, error in (({"title": "x", "model": "m"}, "unknown field 'model' (fields: "),
+                        ({"title": "x", "attachments": ["/etc/passwd"]}, "unknown field 'att"),
+                        ({"title": "x", "triage": "yes"}, 'triage: "yes" is not true or false')):
+        response = await dash.client.post("/api/tasks", json=body)
+        assert response.status_code == 400 and response.json()["error"].startswith(error)
+    # Every field of a change is checked before anything changes.
+    bad = await dash.client.patch(f"/api/tasks/{made['id']}",
+                                  json={"assignee": "bob", "priority": "high"})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "priority: 'high' is not a valid integer"}
+    assert (await (await dash.board("default")).get_task(made["id"])).assignee is None
+    changed = await dash.ok("PATCH", f"/api/tasks/{made['id']}",
+                            {"assignee": "bob", "model_override": None})
+    assert (changed["assignee"], changed["model_override"]) == ("bob", None)
+    cleared = await dash.ok("PATCH", f"/api/tasks/{made['id']}", {"assignee": ""})
+    assert cleared["assignee"] is None
 
 
 async def test_comments_links_and_lifecycle_actions(dash: Dash) -> None:
@@ -500,6 +534,16 @@ async def test_openapi_describes_every_api_route(dash: Dash) -> None:
     documented = {(p, m) for p, ops in schema["paths"].items() for m in ops}
     assert served == documented == set(OPERATIONS)
     assert json.dumps(schema)  # serialisable as served
+    # The task bodies are the verbs' own arguments under the API's names.
+    create = schema["paths"]["/api/tasks"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert create == json_schema(CreateRequest, names=API_NAMES)
+    assert {"max_runtime_seconds", "model_override", "idempotency_key"} <= set(
+        create["properties"])
+    patch = schema["paths"]["/api/tasks/{task_id}"]["patch"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert set(patch["properties"]) == {"assignee", "priority", "model_override", "force"}
+    assert patch["properties"]["priority"]["maximum"] == 2 ** 63 - 1
 
 
 async def test_a_rebound_host_name_is_refused_without_a_token(tmp_path: Path) -> None:

@@ -16,7 +16,12 @@ import anyio
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from gateway.builtin_worker import KanbanTools
+from gateway.commands import Services
+from gateway.worker_api import serving, socket_path
+from kanban.agents.profiles import Profiles
 from kanban.board import Board
+from kanban.home import Boards
 from kanban.models import Claim, Task
 from tests.gateway.conftest import clean_environ
 
@@ -36,13 +41,19 @@ async def claimed_task(tmp_path: Path, title: str = "write it",
                        may_create: bool = False) -> AsyncIterator[Worker]:
     db = tmp_path / "home" / "boards" / "default" / "kanban.db"
     db.parent.mkdir(parents=True)
-    async with Board.open(db) as board:
-        task = (await board.create_task(title, assignee="agent")).task
-        claim = await board.claim(task.id, claimed_by="test", profile="agent",
-                                  may_create=may_create)
-        workspace = board.workspaces_dir / str(task.id)
-        workspace.mkdir(parents=True)
-        yield Worker(board, task, claim, workspace)
+    home = tmp_path / "home"
+    boards = Boards(home)
+    try:
+        async with Board.open(db) as board, serving(
+                Services(boards=boards, profiles=Profiles(home)), socket_path(home)):
+            task = (await board.create_task(title, assignee="agent")).task
+            claim = await board.claim(task.id, claimed_by="test", profile="agent",
+                                      may_create=may_create)
+            workspace = board.workspaces_dir / str(task.id)
+            workspace.mkdir(parents=True)
+            yield Worker(board, task, claim, workspace)
+    finally:
+        await boards.close()
 
 
 @asynccontextmanager
@@ -51,7 +62,7 @@ async def session(worker: Worker, *args: str) -> AsyncIterator[ClientSession]:
         "RELAYBOARD_HOME": str(worker.board.root.parent.parent / "profiles" / "agent"),
         "RELAYBOARD_PROFILE": "agent",
         "RELAYBOARD_BOARD": "default",
-        "RELAYBOARD_DB": str(worker.board.db.path),
+        "RELAYBOARD_API": str(socket_path(worker.board.root.parent.parent)),
         "RELAYBOARD_TASK_ID": str(worker.task.id),
         "RELAYBOARD_RUN_ID": str(worker.claim.run_id),
         "RELAYBOARD_LEASE": worker.claim.lease,
@@ -63,6 +74,21 @@ async def session(worker: Worker, *args: str) -> AsyncIterator[ClientSession]:
         async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
             await client.initialize()
             yield client
+
+
+def served(listed: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {t.name: (t.description, t.input_schema) for t in listed.tools}
+
+
+def tool_set(worker: Worker, *, may_create: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The built-in worker's tool set for this run (its ``run`` is never called here)."""
+
+    async def unused(request: Any) -> Any:
+        raise AssertionError(request)
+
+    tools = KanbanTools(unused, worker.task.id, worker.claim.lease, worker.workspace,
+                        may_create=may_create)
+    return {s.name: (s.description, s.schema) for s in tools.specs()}
 
 
 def payload(result: Any) -> dict[str, Any]:
@@ -79,8 +105,7 @@ async def test_an_mcp_client_lists_the_tools_and_completes_with_an_artifact(
             names = {t.name for t in listed.tools}
             assert names == {"kanban_show", "kanban_complete", "kanban_block",
                              "kanban_comment", "kanban_heartbeat"}
-            complete = next(t for t in listed.tools if t.name == "kanban_complete")
-            assert "artifacts" in complete.input_schema["properties"]
+            assert served(listed) == tool_set(worker, may_create=False)
 
             shown = await client.call_tool("kanban_show", {})
             assert not shown.is_error and payload(shown)["title"] == "write it"
@@ -122,8 +147,13 @@ async def test_the_orchestrator_flag_grants_nothing(tmp_path: Path) -> None:
 async def test_a_run_the_dispatcher_let_create_offers_kanban_create(tmp_path: Path) -> None:
     async with claimed_task(tmp_path, "plan", may_create=True) as worker:
         async with session(worker) as client:
-            names = {t.name for t in (await client.list_tools()).tools}
-            assert "kanban_create" in names
+            listed = await client.list_tools()
+            assert "kanban_create" in {t.name for t in listed.tools}
+            assert served(listed) == tool_set(worker, may_create=True)
+            # The create verb's own limits, as on the command line.
+            huge = await client.call_tool("kanban_create", {"title": "x", "priority": 2 ** 63})
+            assert huge.is_error and payload(huge)["error"] == (
+                f"priority: {2 ** 63} is out of range ({-2 ** 63} to {2 ** 63 - 1})")
             made = await client.call_tool("kanban_create",
                                           {"title": "step one", "parents": [worker.task.id]})
             assert not made.is_error
@@ -144,4 +174,4 @@ def test_outside_a_worker_it_says_so_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: `relayboard mcp` runs inside a worker started by the dispatcher; "
-        "RELAYBOARD_DB, RELAYBOARD_TASK_ID, RELAYBOARD_LEASE not set"]
+        "RELAYBOARD_API, RELAYBOARD_TASK_ID, RELAYBOARD_LEASE not set"]

@@ -151,6 +151,11 @@ async def test_artifacts_are_read_from_the_workspace_only(tmp_path: Path) -> Non
             error = await api.refused("complete", {"artifacts": [path]}, mine)
             assert error.kind == "refused" and "outside your workspace" in str(error)
             assert str(tmp_path) not in str(error)
+        # The same for the files a task is created with (an orchestrator's create).
+        boss = await claimed(api, "attach", may_create=True)
+        error = await api.refused("create", {"title": "leak", "attachments": [str(secret)]},
+                                  boss)
+        assert error.kind == "refused" and "outside your workspace" in str(error)
         (workspace / "link.txt").symlink_to(secret)
         error = await api.refused("complete", {"artifacts": ["link.txt"]}, mine)
         assert error.kind == "invalid" and "link.txt: is a symbolic link" in str(error)

@@ -1,6 +1,6 @@
 """The worker-side CLI run by a real dispatcher: a profile's command is `relayboard kanban …`
-itself, with RELAYBOARD_HOME pointing at the profile's home and the board named by
-RELAYBOARD_DB."""
+itself, with RELAYBOARD_HOME pointing at the profile's home, reaching the board through the
+worker API (RELAYBOARD_API)."""
 
 from __future__ import annotations
 
@@ -53,15 +53,14 @@ async def test_a_worker_cannot_complete_another_task(tmp_path: Path) -> None:
         assert await env.status(other.id) == "ready"
 
 
-def test_shell_commands_of_the_built_in_worker_get_neither_the_key_nor_the_dsn(
+def test_shell_commands_of_the_built_in_worker_do_not_get_the_endpoint_key(
     tmp_path: Path,
 ) -> None:
     from gateway.cli.worker import shell_environment
     from kanban.agents import Profiles
 
     profile = Profiles(tmp_path).create("w", api_key_env="MODEL_KEY")
-    environ = {"PATH": "/usr/bin", "MODEL_KEY": "sk-1", "RELAYBOARD_STORAGE": "postgresql",
-               "RELAYBOARD_PG_DSN": "postgresql://rb:pw@db/rb", "RELAYBOARD_TASK_ID": "3"}
+    environ = {"PATH": "/usr/bin", "MODEL_KEY": "sk-1", "RELAYBOARD_TASK_ID": "3"}
     env = shell_environment(environ, profile)
-    assert "MODEL_KEY" not in env and "RELAYBOARD_PG_DSN" not in env
+    assert "MODEL_KEY" not in env
     assert env["PATH"] == "/usr/bin" and env["RELAYBOARD_TASK_ID"] == "3"

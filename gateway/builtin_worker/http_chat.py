@@ -3,7 +3,7 @@
 Why not the ``openai`` SDK (still selectable, ``client: openai``): importing it takes about half a
 second, more than the whole start-up budget of a worker. The worker needs one endpoint of the
 protocol, ``POST {base_url}/chat/completions``, so this client speaks it itself and maps failures
-exactly as :class:`~kanban.agents.worker.chat.OpenAIChat` does:
+exactly as :class:`~gateway.builtin_worker.chat_client.OpenAIChat` does:
 
 * 408, 409, 429, 5xx, timeouts and connection errors are retried ``Endpoint.retries`` times with
   capped, jittered exponential backoff, honouring the server's ``retry-after-ms`` /
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kanban.agents.worker.chat import (
+from gateway.builtin_worker.chat_client import (
     SLOT,
     ChatReply,
     Endpoint,
@@ -38,6 +38,7 @@ from kanban.agents.worker.chat import (
     Usage,
     short,
 )
+from gateway.errors import GatewayError
 from kanban.backoff import Backoff
 from kanban.errors import LLMTimeout, LLMUnavailable
 
@@ -54,8 +55,9 @@ USER_AGENT = "relayboard-worker"
 Sleep = Callable[[float], Any]
 
 
-class _Retry(Exception):
-    """One attempt failed in a way worth another; ``final`` is what to raise when none is left."""
+class _Retry(GatewayError):
+    """One attempt failed in a way worth another; ``final`` is what to raise when none is left
+    (never leaves :class:`HTTPXChat`)."""
 
     def __init__(self, final: Exception, wait: float | None = None) -> None:
         super().__init__(str(final))

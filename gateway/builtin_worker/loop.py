@@ -6,7 +6,7 @@ stops when a ``kanban_complete`` or ``kanban_block`` call succeeded. Around that
 
 * a model that answers without calling a tool is nudged (``max_nudges`` times), then the task is
   blocked with its last message as the reason — a task only ever ends through complete or block;
-* the budgets of :mod:`kanban.agents.worker.budgets` are checked before every request; exhausting
+* the budgets of :mod:`gateway.builtin_worker.budgets` are checked before every request; exhausting
   one blocks the task with a reason naming the key;
 * activity (a reply, a tool call) heartbeats the lease, at most once per ``heartbeat_seconds``;
 * HTTP 429 from the endpoint ends the process with exit code 75, which the dispatcher requeues
@@ -16,7 +16,9 @@ stops when a ``kanban_complete`` or ``kanban_block`` call succeeded. Around that
 * a lease that went stale (the run was reclaimed or finished by someone else) stops the worker:
   its successor owns the task now.
 
-Every step is written to the transcript (:mod:`kanban.agents.worker.transcript`).
+Every step is written to the transcript (:mod:`gateway.builtin_worker.transcript`). The
+board is reached only through the injected ``run`` (see :mod:`.kanban_tools`): the tools, the
+heartbeats and the blocks the loop writes itself are requests of the command layer.
 """
 
 from __future__ import annotations
@@ -29,17 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from gateway.builtin_worker.budgets import Budgets, load_budgets
+from gateway.builtin_worker.chat_client import ChatClient, ChatReply, Endpoint, Message, OpenAIChat
+from gateway.builtin_worker.http_chat import HTTPXChat
+from gateway.builtin_worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools, Runner
+from gateway.builtin_worker.toolkit import ToolError, ToolOutcome, parse_arguments
+from gateway.builtin_worker.transcript import Transcript, clip
+from gateway.builtin_worker.workspace_tools import WorkspaceTools
+from gateway.commands import BlockRequest, ContextRequest, HeartbeatRequest
+from gateway.commands.results import TaskContext
+from gateway.errors import GatewayError
 from kanban.agents.profiles import Profile
-from kanban.agents.worker.budgets import Budgets, load_budgets
-from kanban.agents.worker.chat import ChatClient, ChatReply, Endpoint, Message, OpenAIChat
-from kanban.agents.worker.http_chat import HTTPXChat
-from kanban.agents.worker.kanban_tools import TASK_BLOCKED, TASK_DONE, KanbanTools
-from kanban.agents.worker.toolkit import ToolError, ToolOutcome, parse_arguments
-from kanban.agents.worker.transcript import Transcript, clip
-from kanban.agents.worker.workspace_tools import WorkspaceTools
-from kanban.board import Board, BoardOptions
 from kanban.errors import InvalidInput, KanbanError, LeaseError, LLMTimeout, LLMUnavailable
-from kanban.storage.backend import Storage
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,6 @@ NUDGE = ("You have not finished the task: nothing is recorded until you call kan
 class WorkerJob:
     """Everything the worker needs, read from the environment at the CLI edge."""
 
-    db_path: Path
     board: str
     task_id: int
     lease: str
@@ -75,15 +77,13 @@ class WorkerJob:
     shell_env: dict[str, str] = field(default_factory=dict)
     model_override: str | None = None
     prompt_file: Path | None = None
-    board_options: BoardOptions | None = None
-    storage: Storage | None = None
 
 
-class _Stop(Exception):
-    """The loop is over; ``code`` is the process's exit code."""
+class _Stop(GatewayError):
+    """The loop is over; ``code`` is the process's exit code (never leaves :func:`run_worker`)."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(code)
+        super().__init__(f"the worker exits with {code}")
         self.code = code
 
 
@@ -107,40 +107,33 @@ def endpoint_problem(profile: Profile, model: str | None) -> str | None:
             "server needs a key), or give the profile a `command`; then unblock the task")
 
 
-async def run_worker(job: WorkerJob, out: TextIO, *,
+async def run_worker(job: WorkerJob, run: Runner, out: TextIO, *,
                      chat_factory: ChatFactory | None = None,
                      clock: Callable[[], float] = time.monotonic) -> int:
-    """Work ``job``'s task to its end; returns the process exit code. ``chat_factory``
-    overrides the client the profile's ``client`` key names."""
+    """Work ``job``'s task to its end, reaching the board through ``run``; returns the process
+    exit code. ``chat_factory`` overrides the client the profile's ``client`` key names."""
     transcript = Transcript(out, clock=clock)
     transcript.write("start", task_id=job.task_id, board=job.board, profile=job.profile.name)
-    async with Board.open(job.db_path, slug=job.board,
-                          options=job.board_options or BoardOptions(),
-                          storage=job.storage) as board:
-        try:
-            # The run's own rights, as the dispatcher recorded them at the claim.
-            may_create = (await board.active_run(job.task_id, job.lease)).may_create
-        except LeaseError:
-            may_create = False  # the first tool call reports the stale lease
-        session = _Session(job, board, transcript, clock, may_create)
-        try:
-            return await session.run(chat_factory)
-        except _Stop as stop:
-            return stop.code
+    # The run's own rights, as the dispatcher recorded them at the claim.
+    kanban = await KanbanTools.for_run(run, job.task_id, job.lease, workspace=job.workspace)
+    session = _Session(job, run, kanban, transcript, clock)
+    try:
+        return await session.run(chat_factory)
+    except _Stop as stop:
+        return stop.code
 
 
 class _Session:
-    def __init__(self, job: WorkerJob, board: Board, transcript: Transcript,
-                 clock: Callable[[], float], may_create: bool) -> None:
-        self.job, self.board, self.transcript, self.clock = job, board, transcript, clock
+    def __init__(self, job: WorkerJob, run: Runner, kanban: KanbanTools, transcript: Transcript,
+                 clock: Callable[[], float]) -> None:
+        self.job, self.runner, self.transcript, self.clock = job, run, transcript, clock
         self.started = clock()
         self.iterations = 0
         self.tokens = 0
         self.nudges = 0
         self.last_beat = self.started
         self.budgets = Budgets()
-        self.kanban = KanbanTools(board, job.task_id, job.lease, author=job.profile.name,
-                                  workspace=job.workspace, may_create=may_create)
+        self.kanban = kanban
         self.files = WorkspaceTools(job.workspace, job.shell_env)
 
     async def run(self, chat_factory: ChatFactory | None) -> int:
@@ -178,7 +171,9 @@ class _Session:
             except OSError as exc:
                 log.warning("prompt file unreadable (%s); building the context again", exc)
         if context is None:
-            context = await self.board.context(self.job.task_id)
+            shown = await self.runner(ContextRequest(task_id=self.job.task_id))
+            assert isinstance(shown, TaskContext)
+            context = shown.markdown
         return [{"role": "system", "content": SYSTEM_PROMPT.format(workspace=self.job.workspace)},
                 {"role": "user", "content": context}]
 
@@ -292,8 +287,8 @@ class _Session:
             return
         self.last_beat = self.clock()
         try:
-            await self.board.heartbeat(self.job.task_id, lease=self.job.lease,
-                                       note=f"built-in worker: step {self.iterations}")
+            await self.runner(HeartbeatRequest(task_id=self.job.task_id, lease=self.job.lease,
+                                               note=f"built-in worker: step {self.iterations}"))
         except LeaseError as exc:
             self.finish("lease_lost", str(exc))
             raise _Stop(EXIT_FAILED) from exc
@@ -301,7 +296,8 @@ class _Session:
     async def end_blocked(self, reason: str, *, why: str) -> NoReturn:
         """Block the task and stop (never returns)."""
         try:
-            await self.board.block(self.job.task_id, reason, lease=self.job.lease)
+            # One word: a reason that starts with a number is not read as a task id.
+            await self.runner(BlockRequest(words=(reason,), lease=self.job.lease))
         except LeaseError as exc:
             self.finish("lease_lost", str(exc))
             raise _Stop(EXIT_FAILED) from exc

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,7 @@ class ToolError(KanbanError):
 class ToolSpec:
     name: str
     description: str
-    properties: dict[str, Any]
-    required: list[str] = field(default_factory=list)
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": self.properties, "required": self.required}
+    schema: dict[str, Any]  # the JSON Schema of the arguments
 
     def openai(self) -> dict[str, Any]:
         return {"type": "function", "function": {"name": self.name,

@@ -1,7 +1,7 @@
 """Workspace tools: ``run_shell``, ``read_file``, ``write_file``, ``list_files``.
 
 The file tools only ever touch paths that resolve inside the task's workspace
-(:func:`~kanban.agents.worker.toolkit.confine`): ``../../config.yaml`` and a symlink pointing out
+(:func:`~gateway.builtin_worker.toolkit.confine`): ``../../config.yaml`` and a symlink pointing out
 are refused with a ToolError (the model reads the refusal; the task goes on). Writes never follow
 a final symlink. ``run_shell`` is not a sandbox: it runs with the worker's own rights and
 environment (minus the endpoint's API key), like any profile ``command`` would.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban.agents.worker.toolkit import ToolError, ToolSpec, arg_int, arg_str, confine, relative
+from gateway.builtin_worker.toolkit import ToolError, ToolSpec, arg_int, arg_str, confine, relative
 
 READ_LIMIT = 64_000
 READ_LIMIT_MAX = 1_000_000
@@ -29,26 +29,32 @@ LIST_LIMIT = 500
 CREATE_NO_WINDOW = 0x08000000
 
 
+def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required)}
+
+
 SPECS = [
     ToolSpec("run_shell", "Run a shell command in the task's workspace (its cwd). Returns the exit "
-             "code and the combined stdout/stderr (long output is cut).", {
+             "code and the combined stdout/stderr (long output is cut).", _object({
                  "command": {"type": "string", "description": "the command line (sh -c)"},
                  "timeout_seconds": {"type": "integer",
                                      "description": "optional, capped by the profile's limit"},
-             }, ["command"]),
-    ToolSpec("read_file", "Read a text file inside the workspace.", {
+             }, "command")),
+    ToolSpec("read_file", "Read a text file inside the workspace.", _object({
         "path": {"type": "string", "description": "relative to the workspace"},
         "max_bytes": {"type": "integer", "description": f"default {READ_LIMIT}"},
-    }, ["path"]),
+    }, "path")),
     ToolSpec("write_file", "Create or replace a text file inside the workspace (parent "
-             "directories are created).", {
+             "directories are created).", _object({
                  "path": {"type": "string", "description": "relative to the workspace"},
                  "content": {"type": "string"},
-             }, ["path", "content"]),
-    ToolSpec("list_files", "List files inside the workspace (links are shown, not followed).", {
-        "path": {"type": "string", "description": "a directory, default the workspace itself"},
-        "recursive": {"type": "boolean"},
-    }, []),
+             }, "path", "content")),
+    ToolSpec("list_files", "List files inside the workspace (links are shown, not followed).",
+             _object({
+                 "path": {"type": "string",
+                          "description": "a directory, default the workspace itself"},
+                 "recursive": {"type": "boolean"},
+             })),
 ]
 
 

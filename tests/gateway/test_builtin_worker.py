@@ -209,21 +209,29 @@ async def test_a_profile_without_an_endpoint_is_blocked_at_once(
         assert blocked.consecutive_failures == 0
 
 
-async def test_the_orchestrator_profile_may_create_tasks(
+async def test_the_orchestrator_profile_may_create_tasks_for_profiles_that_exist(
         tmp_path: Path, llm: LLMServer) -> None:
+    """kanban_create is the `create` verb: an assignee that is no profile is refused, as the
+    CLI and chat refuse it, instead of a task that would wait for ever."""
     async with dispatch_env(tmp_path, orchestrator_profile="boss") as env:
         builtin_profile(env, llm, name="boss")
+        env.profiles.create("helper")
         task = await env.task("plan", assignee="boss")
-        llm.tool_call("kanban_create", {"title": "follow-up", "assignee": "nobody",
-                                               "parents": [task.id]})
+        llm.tool_call("kanban_create", {"title": "follow-up", "assignee": "helpr"})
+        llm.tool_call("kanban_create", {"title": "follow-up", "assignee": "helper",
+                                        "parents": [task.id]})
         llm.tool_call("kanban_complete", {"result": "planned"})
         done = await run_to_end(env, task.id, "done", "blocked")
 
         assert done.status == "done", done.blocked_reason
-        [created] = tool_results(llm, 1)
+        [refused] = tool_results(llm, 1)
+        assert refused == {"error": "no profile 'helpr' — did you mean 'helper'?"}
+        _refused, created = tool_results(llm, 2)
         child = await env.board.get_task(created["id"])
         assert child.title == "follow-up" and child.parents == [task.id]
+        assert (child.assignee, child.created_by) == ("helper", "boss")
         assert child.status == "ready"  # its parent is done
+        assert [t.title for t in await env.board.list_tasks()] == ["plan", "follow-up"]
         names = {t["function"]["name"] for t in llm.completions()[0].params["tools"]}
         assert "kanban_create" in names
 
@@ -243,7 +251,7 @@ async def test_run_shell_creates_tasks_only_with_the_runs_right(
         task = await env.task("plan")
         llm.tool_call("run_shell", {
             "command": "relayboard kanban create from-shell; echo rc=$?; "
-                       "env -u RELAYBOARD_TASK_ID -u RELAYBOARD_LEASE -u RELAYBOARD_DB "
+                       "env -u RELAYBOARD_TASK_ID -u RELAYBOARD_LEASE -u RELAYBOARD_API "
                        f"relayboard --home {env.home} kanban create unset-vars; echo rc=$?"})
         llm.tool_call("kanban_complete", {"result": "planned"})
         done = await run_to_end(env, task.id, "done", "blocked")

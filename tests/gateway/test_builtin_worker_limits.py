@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.builtin_worker import Budgets, WorkerJob, load_budgets, run_worker
+from gateway.builtin_worker.budgets import budgets_from_mapping
 from kanban.agents.profiles import Profiles
-from kanban.agents.worker import Budgets, WorkerJob, load_budgets, run_worker
-from kanban.agents.worker.budgets import budgets_from_mapping
 from kanban.board import Board
 from kanban.errors import InvalidInput
 from tests.fakes.llm_server import LLMServer
+from tests.gateway.conftest import run_as_worker
 
 
 def test_budgets_default_and_parse() -> None:
@@ -72,8 +73,9 @@ async def test_an_exhausted_time_budget_blocks_with_the_reason(
     llm.tool_call("kanban_complete", {"result": "never sent"})
     out = io.StringIO()
 
-    code = await run_worker(WorkerJob(board.db.path, board.slug, task.id, claim.lease, workspace,
-                                      profiles.load("w")), out, clock=Clock(llm))
+    async with run_as_worker(tmp_path / "home", claim) as run:
+        code = await run_worker(WorkerJob(board.slug, task.id, claim.lease, workspace,
+                                          profiles.load("w")), run, out, clock=Clock(llm))
 
     assert code == 0
     blocked = await board.get_task(task.id)
@@ -95,7 +97,7 @@ def test_worker_run_outside_a_worker_is_one_clear_line(tmp_path: Path) -> None:
                           stdin=subprocess.DEVNULL, check=False)
     assert proc.returncode == 1
     [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("error: `worker run` is started by the dispatcher; RELAYBOARD_DB")
+    assert line.startswith("error: `worker run` is started by the dispatcher; RELAYBOARD_API")
 
 
 # ---- file tools on things that are not files ------------------------------------------------
@@ -104,8 +106,8 @@ async def test_read_file_on_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     import asyncio
     import os
 
-    from kanban.agents.worker.toolkit import ToolError
-    from kanban.agents.worker.workspace_tools import WorkspaceTools
+    from gateway.builtin_worker.toolkit import ToolError
+    from gateway.builtin_worker.workspace_tools import WorkspaceTools
 
     os.mkfifo(tmp_path / "pipe")  # no writer: a blocking open would wait for ever
     (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
@@ -124,8 +126,8 @@ async def test_read_file_on_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
 async def test_a_file_tool_stops_at_the_runs_deadline() -> None:
     import asyncio
 
-    from kanban.agents.worker.toolkit import ToolError
-    from kanban.agents.worker.workspace_tools import _by_deadline
+    from gateway.builtin_worker.toolkit import ToolError
+    from gateway.builtin_worker.workspace_tools import _by_deadline
 
     never = asyncio.Event()
 

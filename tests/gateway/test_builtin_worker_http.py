@@ -16,8 +16,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from kanban.agents.profiles import Profiles
-from kanban.agents.worker import (
+from gateway.builtin_worker import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_RETRY_LATER,
@@ -26,11 +25,13 @@ from kanban.agents.worker import (
     WorkerJob,
     run_worker,
 )
-from kanban.agents.worker.http_chat import BACKOFF, retry_after
+from gateway.builtin_worker.http_chat import BACKOFF, retry_after
+from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.errors import LLMTimeout, LLMUnavailable
 from tests.fakes.common import Recorded, free_port
 from tests.fakes.llm_server import METHOD, LLMServer
+from tests.gateway.conftest import run_as_worker
 
 TOOLS = [{"type": "function", "function": {"name": "noop", "description": "does nothing",
                                            "parameters": {"type": "object", "properties": {}}}}]
@@ -260,8 +261,9 @@ async def work(tmp_path: Path, board: Board, server: LLMServer, client_name: str
     workspace = tmp_path / "ws"
     workspace.mkdir()
     out = io.StringIO()
-    code = await run_worker(WorkerJob(board.db.path, board.slug, task.id, claim.lease, workspace,
-                                      profiles.load("w")), out)
+    async with run_as_worker(tmp_path / "home", claim) as run:
+        code = await run_worker(WorkerJob(board.slug, task.id, claim.lease, workspace,
+                                          profiles.load("w")), run, out)
     return code, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -338,16 +340,17 @@ async def test_a_body_that_is_not_json_blocks_the_task(
 # ---- start-up ----------------------------------------------------------------------------------
 def test_the_worker_entry_imports_nothing_heavy_before_the_first_request() -> None:
     """What `python -m gateway worker run` has imported by its first request: the CLI root, the
-    worker, and httpx without its own CLI — not the SDK, the command layer or the renderers."""
+    worker with the command layer its kanban tools run through, and httpx without its own CLI —
+    not the SDK, the renderers or the servers."""
     import subprocess
     import sys
 
     probe = ("import sys\n"
-             "import gateway.__main__, gateway.cli.worker, kanban.agents.worker\n"
+             "import gateway.__main__, gateway.cli.worker, gateway.builtin_worker\n"
              "gateway.cli.worker.skip_httpx_cli()\n"
              "import httpx\n"
-             "heavy = ('openai', 'rich', 'pygments', 'gateway.commands', 'mcp', 'aiohttp',\n"
-             "         'starlette', 'httpx._main')\n"
+             "heavy = ('openai', 'rich', 'pygments', 'mcp', 'aiohttp', 'starlette',\n"
+             "         'httpx._main')\n"
              "print(sorted(m for m in heavy if sys.modules.get(m) is not None))\n"
              "print(callable(httpx.AsyncClient))\n")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
