@@ -9,7 +9,8 @@ dashboard (:func:`gateway.dashboard.api.status_for`) answers it as a JSON body w
     ├── LockHeld(path, pid)               another gateway already runs on this home
     ├── DashboardUnavailable(host, port, reason)   the dashboard could not bind its address
     ├── ApiError(status)                  a dashboard request refused with this HTTP status
-    └── WorkerApiUnavailable              a worker found no server at RELAYBOARD_API (exit 75)
+    ├── WorkerApiUnavailable              a worker found no server at RELAYBOARD_API (exit 75)
+    └── WorkerApiError(kind)              the worker API answered a request with an error
 
 The kernel's refusals stay in :mod:`kanban.errors` (``KanbanError``, the command layer's in
 :mod:`gateway.commands.errors` derive from it) and the adapters' in :mod:`platforms.errors`
@@ -58,6 +59,15 @@ class WorkerApiUnavailable(GatewayError):
     failure): the dispatcher that adopts the worker serves the socket again."""
 
     exit_code = 75
+
+
+class WorkerApiError(GatewayError):
+    """The worker API refused a request: ``kind`` says why (``lease``, ``refused``,
+    ``invalid``, ``usage``, ``internal``; see docs/worker.md) and the message is its one line."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ApiError(GatewayError):

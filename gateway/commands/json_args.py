@@ -5,8 +5,9 @@ limit is the CLI's) and refuses with one :class:`UsageError` line naming the fie
 A surface may fix fields (``fixed``: a worker's task and lease, a chat thread), give
 ``defaults`` and public ``names`` (field → JSON name); ``chat=False`` fields (host paths) are
 offered only with ``chat=False``. A flag is a boolean, ``multiple`` and typed ``nargs=-1`` are
-arrays, the words of a title or a reason one string; ``null`` (``""`` for an optional text)
-means "not given".
+arrays, the words of a title or a reason one string (a reason also as the array of words the
+command line split: the worker API sends it so); ``null`` (``""`` for an optional text) means
+"not given".
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def _value(arg: _Arg, raw: Any) -> Any:
             if not isinstance(raw, list):
                 kind.fail(f"{_shown(raw)} is not an array")
             return tuple(_scalar(arg, item) for item in raw)
+        if arg.form == "word" and isinstance(raw, list):
+            return tuple(_scalar(arg, item) for item in raw)  # the words as the CLI split them
         value = _scalar(arg, raw)
         return (value,) if arg.form == "word" else value
     except click.BadParameter as exc:

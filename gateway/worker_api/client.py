@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import WorkerApiUnavailable
+from gateway.errors import WorkerApiError, WorkerApiUnavailable
 from gateway.worker_api.wire import (
     KIND_INTERNAL,
     MAX_LINE_BYTES,
@@ -38,13 +38,7 @@ _ids = itertools.count(1)
 ApiUnavailable = WorkerApiUnavailable
 
 
-class ApiError(Exception):
-    """The server answered with an error: ``kind`` (see :mod:`~gateway.worker_api.wire`) and a
-    one-line message."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+ApiError = WorkerApiError
 
 
 def call(path: Path, verb: str, args: dict[str, Any], *, task_id: int, lease: str,

@@ -47,10 +47,6 @@ def request_args(request: Any) -> dict[str, Any]:
         value = getattr(request, f.name)
         if value is None or value == () or value is False:
             continue
-        spec = f.metadata["param"]
-        if (isinstance(value, tuple) and spec.kind == "argument"
-                and spec.attrs.get("nargs") == -1 and "type" not in spec.attrs):
-            value = " ".join(value)  # the words of a reason or a comment: one string in JSON
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 

@@ -1,16 +1,18 @@
-"""What a worker may ask of the API, and the command layer doing it as that worker's run.
+"""The API's handler: a worker's request, run by the command layer as that worker's run.
 
 A request names its task and presents the run's lease. The lease is checked against the board
 (:meth:`~kanban.board.Board.active_run`) before anything else, and the request runs through
-:func:`~gateway.commands.execute` as that run's :class:`~gateway.commands.Worker`, so a worker
-has exactly the rights the role table gives a worker run: its own task, reads, and ``create``
-only when its run's record allows it. Arguments are read from the verb's one declaration
-(:func:`~gateway.commands.json_args.request_from_json`), with the same limits as on the command
-line; what the server fills in itself (the task, the lease) is not taken from the arguments.
+:func:`~gateway.commands.execute` as that run's :class:`~gateway.commands.Worker`, named by the
+run's record (never by the worker's variables). Any verb of ``relayboard kanban`` may be asked;
+the command layer gives a worker run the rights of the role table — its own task, reads, and
+``create`` only when its run's record allows it — and refuses the rest in the same words as on
+every other surface. Arguments are read from the verb's one declaration
+(:func:`~gateway.commands.json_args.request_from_json`), with the command line's limits; what the
+server sets itself (the board, the lease, ``--force``) cannot be given.
 
-Artifacts are paths in the run's workspace (relative ones are taken from it). A path outside it
-is refused: the serving process, not the worker, reads the files, with the link-safe copy that
-staging already uses.
+Files (a completion's artifacts, a create's attachments) are paths in the run's workspace
+(relative ones are taken from it); a path outside it is refused. The serving process, not the
+worker, reads them, with staging's link-safe copy.
 """
 
 from __future__ import annotations
@@ -24,16 +26,12 @@ from typing import Any
 import click
 
 from gateway.commands import (
-    BlockRequest,
-    CommentRequest,
+    REGISTRY,
     CompleteRequest,
-    ContextRequest,
     CreateRequest,
-    HeartbeatRequest,
     NotAllowed,
     Request,
     Services,
-    ShowRequest,
     UsageError,
     Worker,
     execute,
@@ -51,11 +49,6 @@ from kanban.validation import check_slug
 
 log = logging.getLogger(__name__)
 
-VERBS: dict[str, type[Request]] = {
-    "show": ShowRequest, "context": ContextRequest, "complete": CompleteRequest,
-    "block": BlockRequest, "heartbeat": HeartbeatRequest, "comment": CommentRequest,
-    "create": CreateRequest,
-}
 # Set by the server, never by the arguments: the board is the envelope's, the lease is the run's
 # (given beside the arguments), and a worker never forces.
 _SERVER_SET = {"board": None, "lease": None, "force": False}
@@ -63,10 +56,6 @@ _FINISHING = {"complete": "completed", "block": "blocked"}
 # The fields that name files for the serving process to read: only from the run's workspace.
 _HOST_PATHS: dict[type[Request], str] = {CompleteRequest: "artifacts", CreateRequest: "attachments"}
 _MAX_LEASE = 256
-
-
-class BadRequest(Exception):
-    pass
 
 
 class WorkerService:
@@ -78,8 +67,6 @@ class WorkerService:
     async def __call__(self, message: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self._handle(message)
-        except BadRequest as exc:
-            return _error(KIND_USAGE, str(exc))
         except LeaseError as exc:
             return _error(KIND_LEASE, str(exc))
         except NotAllowed as exc:
@@ -93,41 +80,43 @@ class WorkerService:
 
     async def _handle(self, message: dict[str, Any]) -> dict[str, Any]:
         if message.get("v") != VERSION:
-            raise BadRequest(f"unsupported request version {message.get('v')!r} "
+            raise UsageError(f"unsupported request version {message.get('v')!r} "
                              f"(this server speaks {VERSION})")
         verb = message.get("verb")
-        cls = VERBS.get(verb) if isinstance(verb, str) else None
+        cls = REGISTRY.get(tuple(verb.split())) if isinstance(verb, str) else None
         if cls is None or not isinstance(verb, str):
-            raise BadRequest(f"a worker may ask for {', '.join(VERBS)}; not {str(verb)[:40]!r}")
+            raise UsageError(f"unknown verb {str(verb)[:40]!r} (the verbs of `relayboard "
+                             "kanban`, e.g. complete, block, comment, show)")
         task_id, lease = message.get("task_id"), message.get("lease")
         if isinstance(task_id, bool) or not isinstance(task_id, int):
-            raise BadRequest("task_id must be the run's task id (an integer)")
+            raise UsageError("task_id must be the run's task id (an integer)")
         if not isinstance(lease, str) or not 0 < len(lease) <= _MAX_LEASE:
-            raise BadRequest("lease must be the run's lease")
+            raise UsageError("lease must be the run's lease")
         slug = message.get("board") or self.services.default_board
         if not isinstance(slug, str):
-            raise BadRequest("board must be a board's slug")
+            raise UsageError("board must be a board's slug")
         check_slug(slug)
         args = message.get("args") or {}
         if not isinstance(args, dict):
-            raise BadRequest("args must be a JSON object")
+            raise UsageError("args must be a JSON object")
 
         board = await self.services.boards.open(slug)
         try:
             run = await board.active_run(task_id, lease)
+            caller = Worker(task_id=task_id, run_id=run.id, lease=lease, board=slug,
+                            profile=run.profile)
+            fields = dict(args)
+            paths = _HOST_PATHS.get(cls)
+            if paths is not None and paths in fields:
+                fields[paths] = _confined(run, fields[paths])
+            request = request_from_json(cls, fields, chat=False, fixed=_fixed(cls, slug))
+            result = await execute(request, caller, self.services)
         except LeaseError:
+            # Before the check, or inside the command: a retry whose first attempt committed.
             replay = await self._replayed(board, verb, task_id, lease)
             if replay is None:
                 raise
             return replay
-        caller = Worker(task_id=task_id, run_id=run.id, lease=lease, board=slug,
-                        profile=run.profile)
-        fields = dict(args)
-        paths = _HOST_PATHS.get(cls)
-        if paths is not None and paths in fields:
-            fields[paths] = _confined(run, fields[paths])
-        request = request_from_json(cls, fields, chat=False, fixed=_fixed(cls, slug))
-        result = await execute(request, caller, self.services)
         return {"ok": True, "result": {"json": result.to_json(), "text": result.text()}}
 
     @staticmethod
@@ -152,7 +141,7 @@ def _confined(run: Run, paths: Any) -> list[str]:
     refused (``..``, an absolute path elsewhere). Links are the staging's to refuse: it reads
     nothing through one."""
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise BadRequest("files must be given as a list of paths in your workspace")
+        raise UsageError("files must be given as a list of paths in your workspace")
     if not run.workspace:
         if paths:
             raise NotAllowed("this run has no workspace to give files from")

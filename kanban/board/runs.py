@@ -213,18 +213,10 @@ class RunsMixin(BoardCore):
         return await self.db.read(run)
 
     async def active_run(self, task_id: int, lease: str) -> Run:
-        """The task's active run whose lease is ``lease``; :class:`LeaseError` when there is none
-        (the run ended, was reclaimed, or the lease is not this run's)."""
+        """The task's active run whose lease is ``lease``; a :class:`LeaseError` saying why when
+        there is none (the run ended, was reclaimed, or the lease is another task's)."""
 
-        def run(tx: Tx) -> Run:
-            row = tx.one("SELECT * FROM task_runs WHERE task_id = ? AND status = 'active' "
-                         "AND lease = ?", (task_id, lease))
-            if row is None:
-                raise LeaseError(f"no active run of task {task_id} holds that lease (it ended "
-                                 "or was reclaimed)", task_id)
-            return Run.from_row(row)
-
-        return await self.db.read(run)
+        return await self.db.read(lambda tx: store.check_lease(tx, task_id, lease))
 
     async def run_by_lease(self, task_id: int, lease: str) -> Run | None:
         """The task's run that holds (or held) ``lease``, whatever its status; None if none."""

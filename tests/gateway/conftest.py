@@ -7,6 +7,7 @@ variable leaks in from the developer's shell, so worker mode is only on when a t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ from click.testing import CliRunner, Result
 from gateway.builtin_worker import Runner, runner
 from gateway.cli import cli, main
 from gateway.commands import Services, Worker
+from gateway.config import load_config
+from gateway.kernel_settings import board_options, storage
+from gateway.worker_api import serving, socket_path
 from kanban import Boards
 from kanban.agents import Profiles
 from kanban.board import Board
@@ -36,7 +41,7 @@ from tests.storage_backends import generate, storage_for
 
 SUBPROCESS_TIMEOUT = 30.0
 WORKER_VARS = ("RELAYBOARD_TASK_ID", "RELAYBOARD_RUN_ID", "RELAYBOARD_LEASE",
-               "RELAYBOARD_BOARD", "RELAYBOARD_PROFILE")
+               "RELAYBOARD_BOARD", "RELAYBOARD_PROFILE", "RELAYBOARD_API")
 
 
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -47,12 +52,64 @@ def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class BackgroundApi:
+    """The worker API of a home, served from a thread of its own: for tests that play a worker
+    with the CLI (in process or as a subprocess) while the test itself stays synchronous. The
+    server reads the home's config from ``environ`` (a PostgreSQL host's storage, say)."""
+
+    def __init__(self, home: Path, environ: Mapping[str, str] | None = None) -> None:
+        self.path = socket_path(home)
+        self._home, self._environ = home, dict(environ or {})
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(SUBPROCESS_TIMEOUT):
+            raise RuntimeError("the worker API did not start")
+
+    async def _serve(self) -> None:
+        config = load_config(None, self._environ, home=self._home)
+        services = Services(boards=Boards(self._home, board_options(config.kanban,
+                                                                    config.delivery),
+                                          storage(config.storage)),
+                            profiles=Profiles(self._home))
+        self._stop, self._loop = asyncio.Event(), asyncio.get_running_loop()
+        try:
+            async with serving(services, self.path):
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            await services.aclose()
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(SUBPROCESS_TIMEOUT)
+
+
 @dataclass
 class Cli:
     """Runs ``relayboard --home <home> …`` in process (CliRunner) or as a subprocess."""
 
     home: Path
     runner: CliRunner
+    api: BackgroundApi | None = None
+
+    def worker_env(self, claim: Mapping[str, Any], task_id: int, board: str = "default",
+                   profile: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """:func:`worker_env` with ``RELAYBOARD_API``: the home's worker API, started on first
+        use and stopped by :meth:`close`."""
+        if self.api is None:
+            self.api = BackgroundApi(self.home, environ)
+        return {**worker_env(claim, task_id, board, profile),
+                "RELAYBOARD_API": str(self.api.path)}
+
+    def close(self) -> None:
+        if self.api is not None:
+            self.api.close()
+            self.api = None
 
     def invoke(self, *args: str, env: Mapping[str, str] | None = None,
                input: str | None = None) -> Result:
@@ -258,7 +315,11 @@ def rb(tmp_path: Path) -> Iterator[Cli]:
     profiles = Profiles(home)
     for name in ROSTER:
         profiles.create(name)
-    yield Cli(home=home, runner=CliRunner())
+    cli_ = Cli(home=home, runner=CliRunner())
+    try:
+        yield cli_
+    finally:
+        cli_.close()
 
 
 # The command layer runs on both storage backends (the CLI's own tests stay on SQLite: their

@@ -26,7 +26,7 @@ from kanban.errors import (
     TaskNotFound,
 )
 from kanban.home import Boards
-from tests.gateway.conftest import Cli, worker_env
+from tests.gateway.conftest import Cli
 
 SHOW_KEYS = {
     "id", "title", "body", "status", "assignee", "priority", "parents", "children",
@@ -385,7 +385,7 @@ def test_set_priority_reorders_the_list(rb: Cli) -> None:
     assert [t["id"] for t in rb.json("kanban", "list")] == [high, low]
     assert isinstance(rb.fail("kanban", "set-priority", "99", "1"), TaskNotFound)
     worker = rb.json("kanban", "claim", str(low))
-    refused = rb.fail("kanban", "set-priority", str(high), "1", env=worker_env(worker, low))
+    refused = rb.fail("kanban", "set-priority", str(high), "1", env=rb.worker_env(worker, low))
     assert "may not set the priority" in str(refused)
 
 
@@ -764,7 +764,7 @@ def test_context_contains_parent_results_and_comments(rb: Cli) -> None:
     child = rb.create("write it up", "--parent", str(parent), "--body", "Use the sources.")
     rb.ok("kanban", "comment", str(child), "please cite", "--author", "ali`ce")
     claim = rb.claim(child)
-    env = worker_env(claim, child) | {"RELAYBOARD_PROFILE": "writer"}
+    env = rb.worker_env(claim, child) | {"RELAYBOARD_PROFILE": "writer"}
     rb.ok("kanban", "comment", "started", "work", env=env | {"USER": "ev`il"})
     text = rb.ok("kanban", "context", str(child))
     assert text.startswith(f"# Task {child}: write it up\n")
@@ -781,7 +781,7 @@ def test_context_contains_parent_results_and_comments(rb: Cli) -> None:
 def test_context_strips_backticks_from_worker_author(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.json("kanban", "claim", str(task_id), env={"USER": "`rm -rf`"})
-    rb.ok("kanban", "comment", "progress", env=worker_env(claim, task_id))
+    rb.ok("kanban", "comment", "progress", env=rb.worker_env(claim, task_id))
     text = rb.ok("kanban", "context", str(task_id))
     assert "comment from worker `rm -rf` at " in text
     # The author stays on its own line; the comment's text is the only fenced block.
@@ -915,7 +915,7 @@ def test_subscribe_refusals(rb: Cli) -> None:
 def test_worker_verbs_default_to_own_task(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.claim(task_id)
-    env = worker_env(claim, task_id, profile="researcher")
+    env = rb.worker_env(claim, task_id, profile="researcher")
     hb = rb.json("kanban", "heartbeat", "--note", "reading", env=env)
     assert hb["id"] == claim["run_id"] and hb["task_id"] == task_id
     made = rb.json("kanban", "comment", "halfway", "there", env=env)
@@ -933,7 +933,7 @@ def test_worker_verbs_default_to_own_task(rb: Cli) -> None:
 def test_worker_block_own_task(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.claim(task_id)
-    out = rb.json("kanban", "block", "need", "credentials", env=worker_env(claim, task_id))
+    out = rb.json("kanban", "block", "need", "credentials", env=rb.worker_env(claim, task_id))
     assert out["id"] == task_id and out["status"] == "blocked"
     task = rb.show(task_id)
     assert task["runs"][0]["status"] == "blocked"
@@ -948,7 +948,7 @@ def test_worker_may_not_touch_another_task(rb: Cli, verb: list[str]) -> None:
     other = rb.create("other")
     claim = rb.claim(own)
     args = [verb[0], str(other), *verb[1:]]
-    err = rb.fail("kanban", *args, env=worker_env(claim, own))
+    err = rb.fail("kanban", *args, env=rb.worker_env(claim, own))
     assert isinstance(err, InvalidInput)
     assert f"a worker may only {verb[0]} its own task ({own}), not task {other}" == str(err)
     assert rb.show(other)["status"] == "ready"
@@ -958,7 +958,7 @@ def test_worker_may_not_touch_another_task(rb: Cli, verb: list[str]) -> None:
 def test_worker_may_name_its_own_task(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.claim(task_id)
-    rb.ok("kanban", "complete", str(task_id), env=worker_env(claim, task_id))
+    rb.ok("kanban", "complete", str(task_id), env=rb.worker_env(claim, task_id))
     assert rb.show(task_id)["runs"][0]["status"] == "completed"
 
 
@@ -966,7 +966,7 @@ def test_worker_comment_on_another_task_is_a_human_comment(rb: Cli) -> None:
     own = rb.create("own")
     other = rb.create("other")
     claim = rb.claim(own)
-    out = rb.json("kanban", "comment", str(other), "fyi", env=worker_env(claim, own))
+    out = rb.json("kanban", "comment", str(other), "fyi", env=rb.worker_env(claim, own))
     assert out["task_id"] == other and out["author_kind"] == "human"
 
 
@@ -978,7 +978,7 @@ def test_worker_comment_on_another_task_is_a_human_comment(rb: Cli) -> None:
 def test_worker_refused_after_operator_finishes_run(rb: Cli, operator_action: list[str]) -> None:
     task_id = rb.create("t")
     claim = rb.claim(task_id)
-    env = worker_env(claim, task_id)
+    env = rb.worker_env(claim, task_id)
     rb.ok("kanban", *[a.format(id=task_id) for a in operator_action])
     before = rb.show(task_id)
     for verb in (["complete", "--result", "late"], ["block", "late"], ["heartbeat"],
@@ -999,11 +999,11 @@ def test_worker_with_lease_of_previous_run_refused(rb: Cli) -> None:
     rb.ok("kanban", "unblock", str(task_id))
     second = rb.claim(task_id)
     assert second["run_id"] != first["run_id"]
-    err = rb.fail("kanban", "complete", "--result", "stale", env=worker_env(first, task_id))
+    err = rb.fail("kanban", "complete", "--result", "stale", env=rb.worker_env(first, task_id))
     assert isinstance(err, LeaseError) and "stale" in str(err)
     task = rb.show(task_id)
     assert task["status"] == "running" and task["result"] is None
-    rb.ok("kanban", "complete", "--result", "fresh", env=worker_env(second, task_id))
+    rb.ok("kanban", "complete", "--result", "fresh", env=rb.worker_env(second, task_id))
     assert rb.show(task_id)["result"] == "fresh"
 
 
@@ -1011,7 +1011,7 @@ def test_worker_board_comes_from_environment(rb: Cli) -> None:
     rb.ok("kanban", "boards", "create", "lab")
     task_id = rb.create("t", board="lab")
     claim = rb.json("kanban", "--board", "lab", "claim", str(task_id))
-    env = worker_env(claim, task_id, board="lab")
+    env = rb.worker_env(claim, task_id, board="lab")
     rb.ok("kanban", "complete", "--result", "done on lab", env=env)
     assert rb.show(task_id, board="lab")["result"] == "done on lab"
     assert rb.json("kanban", "list") == []
@@ -1078,13 +1078,15 @@ def test_events_follow_human_output(rb: Cli) -> None:
 def test_create_inside_a_worker_records_its_profile(rb: Cli) -> None:
     task_id = rb.create("t")
     claim = rb.claim(task_id)
-    env = worker_env(claim, task_id, profile="planner")
+    # The profile a worker says it is counts for nothing: its run's record names it.
+    env = rb.worker_env(claim, task_id, profile="someone-else")
     # A manual claim's run may not create tasks: only runs the dispatcher started for
     # kanban.orchestrator_profile may (recorded on the run at the claim).
     refused = rb.fail("kanban", "create", "follow-up", env=env)
     assert "a worker may not create tasks" in str(refused)
     with sqlite3.connect(db_path(rb)) as conn:
-        conn.execute("UPDATE task_runs SET may_create = 1 WHERE id = ?", (claim["run_id"],))
+        conn.execute("UPDATE task_runs SET may_create = 1, profile = 'planner' WHERE id = ?",
+                     (claim["run_id"],))
     conn.close()
     out = rb.json("kanban", "create", "follow-up", env=env)
     created = rb.show(out["id"])

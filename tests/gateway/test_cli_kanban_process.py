@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.gateway.conftest import Cli, assert_one_error_line, worker_env
+from tests.gateway.conftest import Cli, assert_one_error_line
 
 LINE_DEADLINE = 15.0
 
@@ -108,14 +108,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
     stale_claim = rb.claim(stale_task)
     rb.ok("kanban", "complete", str(stale_task), "--result", "by operator", "--force")
     envs = {
-        "own": worker_env(own_claim, own),
-        "stale": worker_env(stale_claim, stale_task),
-        "gone": worker_env(own_claim, own, board="gone"),
+        "own": rb.worker_env(own_claim, own),
+        "stale": rb.worker_env(stale_claim, stale_task),
+        "gone": rb.worker_env(own_claim, own, board="gone"),
     }
     sampled = [c for c in CASES if c.name in IN_A_PROCESS]
     runs = rb.sub_many([(c.args, envs[c.env] if c.env else None) for c in sampled])
     processes = {c.name: r for c, r in zip(sampled, runs, strict=True)}
     results = {c.name: rb.main(*c.args, env=envs[c.env] if c.env else None) for c in CASES}
+    rb.close()
     yield Prepared(rb, results, processes)
 
 

@@ -35,10 +35,13 @@ Path("chart.png").write_bytes(bytes.fromhex(sys.argv[1]))
 Path("report.pdf").write_bytes(b"%PDF-1.4 quarterly numbers")
 Path("data.csv").write_bytes(b"quarter,revenue\\nQ1,10\\n")
 key = Path(os.environ["HOME"]) / ".ssh" / "id_rsa"
-subprocess.run([sys.executable, "-m", "gateway", "kanban", "complete",
-                "--summary", "Revenue up 4 %", "--artifact", "chart.png",
-                "--artifact", "report.pdf", "--artifact", "data.csv",
-                "--artifact", str(key)], check=True)
+complete = [sys.executable, "-m", "gateway", "kanban", "complete", "--summary", "Revenue up 4 %",
+            "--artifact", "chart.png", "--artifact", "report.pdf", "--artifact", "data.csv"]
+# A host file named as an artifact: the worker API refuses the whole completion.
+leak = subprocess.run([*complete, "--artifact", str(key)], capture_output=True, text=True)
+if leak.returncode != 1 or "outside your workspace" not in leak.stderr:
+    sys.exit(f"the key was not refused: {leak.returncode} {leak.stderr}")
+subprocess.run(complete, check=True)
 """
 
 
@@ -238,8 +241,7 @@ async def test_completion_with_files_reaches_telegram_across_kill_9_and_server_e
 
     done = [t for t in texts_of(telegram) if t.startswith("✔ done")]
     assert done and done[0].splitlines() == [
-        "✔ done · #1 Quarterly report · @reporter", "Revenue up 4 %",
-        "1 file not sent: id_rsa — a credential folder"]
+        "✔ done · #1 Quarterly report · @reporter", "Revenue up 4 %"]
     photos = files_of(telegram, "sendPhoto") + files_of(telegram, "sendMediaGroup")
     assert [data for _, data in photos] == [png_bytes()]
     documents = sorted(files_of(telegram, "sendDocument"))
@@ -254,7 +256,7 @@ async def test_completion_with_files_reaches_telegram_across_kill_9_and_server_e
     [row] = subs[0]["deliveries"]
     assert row["state"] == "sent"
     steps = {r["step"]: r["status"] for r in row["receipts"]}
-    assert steps == {"refused:id_rsa": "rejected", "message": "delivered",
+    assert steps == {"message": "delivered",
                      "images": "delivered", "file:report.pdf": "delivered",
                      "file:data.csv": "delivered"}
     assert await gateway.stop() == 0

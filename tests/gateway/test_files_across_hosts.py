@@ -30,7 +30,7 @@ from kanban.storage.pg import drop_namespace
 from platforms.base import Destination
 from platforms.fake import FakeAdapter
 from platforms.receipts import Receipt
-from tests.gateway.conftest import Cli, assert_one_error_line, worker_env
+from tests.gateway.conftest import Cli, assert_one_error_line
 from tests.gateway.test_notifier import png_bytes
 from tests.storage_backends import pg_dsn
 
@@ -113,9 +113,13 @@ def complete_on_a(hosts: Hosts, task_id: int, claim: dict[str, Any],
     workspace.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (workspace / name).write_bytes(data)
-    env = {**hosts.env(), **worker_env(claim, task_id)}
-    args = [arg for name in files for arg in ("--artifact", str(workspace / name))]
-    return host_a(hosts).sub("kanban", "complete", "--summary", "Revenue up", *args, env=env)
+    a = host_a(hosts)
+    try:
+        env = {**hosts.env(), **a.worker_env(claim, task_id, environ=hosts.env())}
+        args = [arg for name in files for arg in ("--artifact", str(workspace / name))]
+        return a.sub("kanban", "complete", "--summary", "Revenue up", *args, env=env)
+    finally:
+        a.close()
 
 
 async def test_host_b_delivers_and_serves_what_a_worker_on_host_a_made(hosts: Hosts) -> None:

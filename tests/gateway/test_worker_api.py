@@ -133,9 +133,12 @@ async def test_arguments_are_the_verbs_own_with_the_command_lines_limits(
         error = await api.refused("create", {"title": "t", "colour": "red"}, boss)
         assert "unknown field 'colour'" in str(error)
         error = await api.refused("dispatch", {}, boss)
-        assert error.kind == "usage" and "a worker may ask for" in str(error)
-        error = await api.refused("archive", {}, boss)
-        assert error.kind == "usage"
+        assert error.kind == "usage" and "unknown verb 'dispatch'" in str(error)
+        # Verbs a worker may not use are refused by the command layer, as everywhere.
+        error = await api.refused("archive", {"task_ids": [boss.task_id]}, boss)
+        assert error.kind == "refused" and "archive" in str(error)
+        error = await api.refused("set-priority", {"task_id": boss.task_id, "priority": 9}, boss)
+        assert error.kind == "refused" and "priority" in str(error)
 
 
 async def test_artifacts_are_read_from_the_workspace_only(tmp_path: Path) -> None:

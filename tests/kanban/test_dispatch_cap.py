@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from kanban.board import Board, BoardOptions
 from kanban.errors import CapReached, InvalidInput, NotClaimable
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
-from tests.kanban.workers.harness import DEADLINE, agent, wait_until
+from tests.kanban.workers.harness import DEADLINE, agent, serve_api, wait_until
 
 CAP = 8
 TASKS = 30
@@ -44,8 +45,10 @@ async def test_three_dispatchers_never_run_more_than_max_spawn(tmp_path: Path) -
     observer = Boards(home, BoardOptions())
     dispatchers: list[Dispatcher] = []
     stop = asyncio.Event()
+    api = AsyncExitStack()
     try:
         board = await observer.open("default")
+        socket = await serve_api(api, home, observer)
         profiles = Profiles(home)
         profiles.create("w", command=agent("sleep", "0.4", "complete"),
                         env={"AGENT_RECORD_DIR": str(records)})
@@ -54,7 +57,8 @@ async def test_three_dispatchers_never_run_more_than_max_spawn(tmp_path: Path) -
             # Each dispatcher has its own Boards, hence its own connection to the file; the
             # host cap is lifted so only max_spawn can hold them back.
             settings = DispatchSettings(max_spawn=CAP, max_spawn_host=3 * CAP,
-                                        tmux_cleanup=False, poll_seconds=0.02)
+                                        tmux_cleanup=False, poll_seconds=0.02,
+                                        worker_api=socket)
             dispatchers.append(Dispatcher(boards, Profiles(home), settings,
                                           base_env=dict(os.environ), slugs=["default"]))
         runners = [asyncio.create_task(d.run(stop), name=f"dispatcher-{i}")
@@ -88,5 +92,6 @@ async def test_three_dispatchers_never_run_more_than_max_spawn(tmp_path: Path) -
         stop.set()
         for dispatcher in dispatchers:
             await dispatcher.aclose(terminate=True)
+        await api.aclose()
         for boards in [*homes, observer]:
             await boards.close()

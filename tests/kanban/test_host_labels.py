@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from kanban.errors import InvalidInput
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 from kanban.testing import make_task, open_board
-from tests.kanban.workers.harness import DEADLINE, agent, wait_until
+from tests.kanban.workers.harness import DEADLINE, agent, serve_api, wait_until
 
 
 async def test_candidates_are_the_tasks_this_host_may_run(tmp_path: Path) -> None:
@@ -44,8 +45,10 @@ async def test_two_dispatchers_each_spawn_only_their_hosts_tasks(tmp_path: Path)
     home = tmp_path / "home"
     observer = Boards(home, BoardOptions())
     hosts = {"gpu": Boards(home, BoardOptions()), "cpu": Boards(home, BoardOptions())}
+    api = AsyncExitStack()
     try:
         board: Board = await observer.open("default")
+        socket = await serve_api(api, home, observer)
         Profiles(home).create("w", command=agent("complete"))
         # Priorities fix the order: each dispatcher takes its own two, then one unlabelled.
         made = {}
@@ -55,7 +58,8 @@ async def test_two_dispatchers_each_spawn_only_their_hosts_tasks(tmp_path: Path)
                                                   priority=priority)).task.id
         dispatchers = {
             label: Dispatcher(boards, Profiles(home), DispatchSettings(
-                max_spawn=10, max_spawn_host=10, tmux_cleanup=False, host_labels=(label,)),
+                max_spawn=10, max_spawn_host=10, tmux_cleanup=False, host_labels=(label,),
+                worker_api=socket),
                 base_env=dict(os.environ), slugs=["default"])
             for label, boards in hosts.items()}
         spawned: dict[str, set[int]] = {}
@@ -73,5 +77,6 @@ async def test_two_dispatchers_each_spawn_only_their_hosts_tasks(tmp_path: Path)
         for dispatcher in dispatchers.values():
             assert await asyncio.wait_for(dispatcher.wait_workers(DEADLINE), DEADLINE + 5)
     finally:
+        await api.aclose()
         for boards in (*hosts.values(), observer):
             await boards.close()

@@ -57,7 +57,7 @@ async def test_worker_inherits_no_secret_of_the_gateway(tmp_path: Path) -> None:
     assert "MISSING_ONE" not in seen and "SOME_RANDOM_VAR" not in seen
     assert seen["AGENT_MODE"] == "fast" and seen["LC_TIME"] == "C"
     allowed = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-               "PYTHONUNBUFFERED", "OPENAI_API_KEY", "AGENT_MODE", "AGENT_RECORD_DIR"}
+               "PYTHONPATH", "PYTHONUNBUFFERED", "OPENAI_API_KEY", "AGENT_MODE", "AGENT_RECORD_DIR"}
     # A few names the OS or the interpreter adds to every process on its own.
     incidental = {"PWD", "SHLVL", "_", "LC_CTYPE"}
     unexpected = {n for n in seen if n not in allowed | incidental
@@ -97,7 +97,7 @@ def test_path_shim_is_the_interpreters_own_directory_not_its_symlink_target(
     assert shim_path(None, "/x/bin").startswith("/x/bin" + os.pathsep)
     env = worker_env({"PATH": "/usr/bin", "SECRET": "s"}, profile_env={"PATH": "/opt/p"},
                      profile_home=tmp_path, profile_name="p", board="b",
-                     db_path=tmp_path / "k.db", task_id=1, run_id=2, lease="l",
+                     api=tmp_path / "api.sock", task_id=1, run_id=2, lease="l",
                      workspace=tmp_path, executable=str(python))
     assert env["PATH"] == f"{bin_dir}{os.pathsep}/opt/p"  # the profile's PATH, shim first
     assert "SECRET" not in env

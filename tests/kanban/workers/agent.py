@@ -44,7 +44,7 @@ def record() -> None:
 
 def finish(kind: str, text: str = "", artifacts: list[str] | None = None) -> None:
     args: dict[str, object] = ({"result": text or "ok", "artifacts": artifacts or []}
-                               if kind == "complete" else {"words": text or "needs a human"})
+                               if kind == "complete" else {"words": [text or "needs a human"]})
     call(Path(os.environ["RELAYBOARD_API"]), kind, args,
          task_id=int(os.environ["RELAYBOARD_TASK_ID"]), lease=os.environ["RELAYBOARD_LEASE"],
          board=os.environ.get("RELAYBOARD_BOARD"))

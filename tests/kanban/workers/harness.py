@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,6 +94,13 @@ class Env:
         """Wait for every watched worker to exit, then run one cycle to reap them."""
         assert await self.dispatcher.wait_workers(DEADLINE), "workers did not exit in time"
         await self.dispatcher.run_cycle(self.board)
+
+
+async def serve_api(stack: AsyncExitStack, home: Path, boards: Boards) -> Path:
+    """Serve ``home``'s worker API until ``stack`` closes; its socket."""
+    await stack.enter_async_context(serving(Services(boards=boards, profiles=Profiles(home)),
+                                            socket_path(home)))
+    return socket_path(home)
 
 
 @asynccontextmanager
