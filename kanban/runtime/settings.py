@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -41,6 +42,9 @@ class DispatchSettings:
     worktree_repo: Path | None = None
     platform: str = sys.platform
     shutdown_seconds: float = 10.0
+    # The worker sandbox (kanban.runtime.sandbox): "auto" confines workers where the kernel can
+    # (one warning where it cannot), "required" refuses to start one it cannot, "off".
+    sandbox: Literal["auto", "required", "off"] = "auto"
 
     def host_cap(self) -> int:
         """The cap on workers one dispatcher watches. Reads the machine's memory when unset:

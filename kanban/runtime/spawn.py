@@ -37,6 +37,7 @@ import psutil
 
 from kanban.errors import SpawnError
 from kanban.runtime import logpump
+from kanban.runtime.landlock import Ruleset, run_confined
 from kanban.runtime.template import (
     KANBAN_WORKER_SKILL,
     TemplateValues,
@@ -152,6 +153,9 @@ class SpawnRequest:
     log_max_bytes: int = 5_000_000
     log_backups: int = 3
     platform: str = sys.platform
+    # The worker's Landlock ruleset (kanban.runtime.sandbox); None: unconfined. The caller
+    # closes it.
+    sandbox: Ruleset | None = None
 
 
 def find_run_worker(run_id: int, db_path: str) -> tuple[int, float] | None:
@@ -384,8 +388,8 @@ def start_worker(request: SpawnRequest) -> WorkerProcess:
         _park(pump)
         os.close(read_end)
         read_end = -1
-        try:
-            popen = subprocess.Popen(
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
                 request.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=write_end,
@@ -395,6 +399,10 @@ def start_worker(request: SpawnRequest) -> WorkerProcess:
                 close_fds=True,
                 **popen_kwargs(request.platform),
             )
+
+        try:
+            # The relay above stays unconfined: it writes the log the worker must not reach.
+            popen = start() if request.sandbox is None else run_confined(request.sandbox, start)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             raise SpawnError(f"cannot start {request.argv[0]!r}: {exc}") from exc
     finally:
