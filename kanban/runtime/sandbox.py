@@ -26,6 +26,7 @@ spawn failure on the task); ``off``. :func:`sandbox_status` says which is in for
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -171,10 +172,11 @@ def _pg_ports(dsn: str) -> tuple[int, ...]:
     return tuple(ports or [5432])
 
 
-def install_paths() -> list[Path]:
+@functools.cache
+def install_paths() -> tuple[Path, ...]:
     """This Relayboard installation and its interpreter: the prefixes, the interpreter's real
     folder, and every folder our packages can be imported from — here, and by a worker started
-    without this process's PYTHONPATH (an editable install's finder)."""
+    without this process's PYTHONPATH (an editable install's finder). Found once a process."""
     found = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
                                sys.base_exec_prefix)}
     found.add(Path(os.path.realpath(sys.executable)).parent)
@@ -189,7 +191,7 @@ def install_paths() -> list[Path]:
                 continue
             if spec is not None:
                 found.update(Path(p) for p in spec.submodule_search_locations or ())
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def git_grants(workspace: Path) -> list[Grant]:
