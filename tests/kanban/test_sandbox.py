@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from kanban.agents.profiles import Profiles
+from kanban.errors import InvalidInput, SpawnError
 from kanban.home import Boards
 from kanban.models import Task
 from kanban.runtime import sandbox
@@ -436,3 +437,53 @@ def test_status_names_the_level_in_force() -> None:
     abi = abi_version()
     if abi >= 6:
         assert sandbox.sandbox_status("auto") == f"landlock ABI {abi}"
+
+
+# ---- profile keys -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"network": "no"}, "network must be allow, deny or a list of TCP ports 1-65535, not 'no'"),
+    ({"network": [0]}, "network must be allow, deny or a list of TCP ports 1-65535, not [0]"),
+    ({"read_paths": "/srv"}, "read_paths must be a list of absolute paths"),
+    ({"write_paths": ["out"]}, "write_paths: 'out' is not an absolute path"),
+    ({"write_home": "yes"}, "write_home must be true or false, not 'yes'"),
+])
+def test_profile_sandbox_keys_are_checked_with_one_line_naming_the_key(
+        tmp_path: Path, fields: dict[str, Any], message: str) -> None:
+    profiles = Profiles(tmp_path)
+    with pytest.raises(InvalidInput) as refused:
+        profiles.create("w", **fields)
+    assert str(refused.value) == message
+    # Written by hand, the same value makes the profile unusable rather than looser.
+    profiles.create("w")
+    text = "\n".join(f"{k}: {json.dumps(v)}" for k, v in fields.items())
+    (profiles.path("w") / "profile.yaml").write_text(text + "\n")
+    assert profiles.load("w").unusable() == (f"profile 'w' is unreadable: {message} "
+                                             "(fix its profile.yaml)")
+
+
+def test_profile_sandbox_keys_round_trip(tmp_path: Path) -> None:
+    profiles = Profiles(tmp_path)
+    made = profiles.create("w", network=[443, 80, 443], read_paths=["/srv/a/"],
+                           write_paths=["/srv/b"], write_home=True)
+    assert (made.network, made.read_paths, made.write_paths, made.write_home) == (
+        (80, 443), ["/srv/a"], ["/srv/b"], True)
+    assert profiles.load("w").to_dict()["network"] == [80, 443]
+    assert profiles.create("d").network == "allow"
+
+
+@pytest.mark.parametrize(("dsn", "ports"), [
+    ("postgresql://u:p@db.example:6432/rb", (6432,)),
+    ("postgresql://u@h1:5433,h2:5434/rb", (5433, 5434)),
+    ("postgresql:///rb?host=/var/run/postgresql", (5432,)),
+    ("host=db port=6000 dbname=rb", (6000,)),
+])
+def test_a_postgresql_board_gives_its_server_ports(tmp_path: Path, dsn: str,
+                                                    ports: tuple[int, ...]) -> None:
+    access = sandbox.board_access(tmp_path / "kanban.db", tmp_path, journal_mode=None, dsn=dsn)
+    assert access.ports == ports and access.files == ()
+
+
+def test_a_sqlite_board_not_in_wal_mode_cannot_be_confined(tmp_path: Path) -> None:
+    with pytest.raises(SpawnError, match="needs the board database in WAL mode"):
+        sandbox.board_access(tmp_path / "kanban.db", tmp_path, journal_mode="delete")
