@@ -20,6 +20,7 @@ which ABI runs, :func:`fs_rights` / :func:`scopes` what it knows.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import stat
 import sys
@@ -88,6 +89,10 @@ def net_rights(abi: int) -> int:
 
 def scopes(abi: int) -> int:
     return SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
+
+
+_UNREACHABLE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP,
+                          errno.ENAMETOOLONG})
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -166,11 +171,14 @@ class Ruleset:
 
     def allow_path(self, path: str | os.PathLike[str], access: int) -> bool:
         """Allow ``access`` beneath ``path`` (or on it, for a file: only file rights apply).
-        False when the path does not exist (nothing to allow); raises other OSErrors."""
+        False when there is nothing to allow: the path does not exist, or this process cannot
+        reach it either. Raises OSError when the kernel refuses the rule."""
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
+        except OSError as exc:
+            if exc.errno in _UNREACHABLE:
+                return False
+            raise
         try:
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 access &= FILE_RIGHTS

@@ -97,7 +97,7 @@ def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
         env[profile.api_key_env] = request.base_env[profile.api_key_env]
     tmpdir = prepare_tmpdir(board, task.id)
     env["TMPDIR"] = str(tmpdir)
-    ruleset = sandbox_for(request, workspace, tmpdir, prompt)
+    ruleset = sandbox_for(request, workspace, tmpdir, prompt, env.get("HOME"))
     try:
         proc = start_worker(SpawnRequest(argv, env, workspace, board.log_path(task.id),
                                          settings.log_max_bytes, settings.log_backups,
@@ -108,8 +108,8 @@ def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
     return argv, proc
 
 
-def sandbox_for(request: LaunchRequest, workspace: Path, tmpdir: Path,
-                prompt: Path) -> Ruleset | None:
+def sandbox_for(request: LaunchRequest, workspace: Path, tmpdir: Path, prompt: Path,
+                home: str | None) -> Ruleset | None:
     """The Landlock ruleset of this worker (see :mod:`kanban.runtime.sandbox`); None when it
     runs unconfined. Raises SpawnError when the sandbox is required and cannot be had."""
     level, board, profile = request.settings.sandbox, request.board, request.profile
@@ -127,7 +127,8 @@ def sandbox_for(request: LaunchRequest, workspace: Path, tmpdir: Path,
     paths = WorkerPaths(workspace=workspace, tmpdir=tmpdir, profile_home=profile.home,
                         inputs=inputs, prompt_file=prompt, read_paths=profile.read_paths,
                         write_paths=profile.write_paths, write_home=profile.write_home)
-    return confine(level, worker_policy(paths, network=profile.network, board=access))
+    return confine(level, worker_policy(paths, network=profile.network, board=access,
+                                        user_home=Path(home) if home else None))
 
 
 def probe_adoptable(runs: Sequence[tuple[Run, Path]], tail_bytes: int

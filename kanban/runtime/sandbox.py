@@ -297,7 +297,8 @@ def _warn_once(message: str) -> None:
 
 def confine(level: SandboxLevel, policy: WorkerPolicy) -> Ruleset | None:
     """The ruleset to start a worker under; None to start it unconfined (``off``, or ``auto``
-    where the kernel cannot). Raises :class:`SpawnError` under ``required`` when it cannot."""
+    where the kernel cannot). Raises :class:`SpawnError` under ``required`` when the kernel
+    cannot, and at any level when the kernel refuses the ruleset."""
     if level == "off":
         return None
     abi = kernel_abi()
@@ -315,10 +316,8 @@ def confine(level: SandboxLevel, policy: WorkerPolicy) -> Ruleset | None:
     try:
         return build_ruleset(policy, abi)
     except OSError as exc:
-        if level == "required":
-            raise SpawnError(f"cannot build the worker sandbox: {exc}") from exc
-        _warn_once(f"cannot build the sandbox ({exc}); workers run unconfined")
-        return None
+        # The kernel has Landlock and refused this ruleset: never start such a worker loose.
+        raise SpawnError(f"cannot build the worker sandbox: {exc}") from exc
 
 
 def build_ruleset(policy: WorkerPolicy, abi: int) -> Ruleset:

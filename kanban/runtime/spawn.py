@@ -10,7 +10,8 @@ Everything here is mechanism; the dispatcher decides *when*. The pieces:
   cannot change the command, and its allowlisted environment.
 * :func:`popen_kwargs` — per-platform process-creation flags (no console window on Windows).
 * :func:`start_worker` — the worker, its output piped through :mod:`kanban.runtime.logpump`,
-  a relay process that enforces the log cap as it writes and outlives the gateway.
+  a relay process that enforces the log cap as it writes and outlives the gateway; under the
+  worker's Landlock ruleset when it has one (:mod:`kanban.runtime.sandbox`).
 * :class:`WorkerProcess` — one worker, either our child (we hold the :class:`subprocess.Popen`)
   or adopted from a dispatcher that died (pid + start time from ``task_runs``). A pid is only
   ever taken for our worker when its start time matches, so a recycled pid is never signalled.
