@@ -64,8 +64,9 @@ PACKAGES = ("kanban", "gateway", "platforms")
 # Read and run: the system's programs, libraries and configuration.
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
           "/nix/store", "/snap")
-# Read only: kernel interfaces. Other processes' environment, memory, fds and cwd under /proc
-# stay out of reach: Landlock refuses them for any process outside the worker's domain.
+# Read only: kernel interfaces (a worker's tools read their own /proc entries; lineage checks
+# read their parents'). Other processes' environment, memory, fds and cwd there stay out of
+# reach of an unprivileged worker: Landlock refuses them outside the worker's own domain.
 KERNEL = ("/proc", "/sys")
 DEVICE = READ_FILE | WRITE_FILE | TRUNCATE | IOCTL_DEV
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
@@ -91,12 +92,6 @@ class WorkerPolicy:
     network: Network = "allow"
     # TCP ports the board itself needs (a PostgreSQL board), allowed whatever ``network`` says.
     board_ports: tuple[int, ...] = ()
-
-    def readable(self) -> list[str]:
-        return [str(g.path) for g in self.grants if not g.access & WRITE_FILE]
-
-    def writable(self) -> list[str]:
-        return [str(g.path) for g in self.grants if g.access & WRITE_FILE]
 
 
 @dataclass(frozen=True)
