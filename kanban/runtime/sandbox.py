@@ -225,6 +225,8 @@ def worker_policy(paths: WorkerPaths, *, network: Network = "allow",
     resolv = Path(os.path.realpath("/etc/resolv.conf"))
     grants.append(Grant(resolv, READ))  # often a link into /run
     grants.append(Grant(paths.profile_home, ALL_BUT_DEVICES if paths.write_home else READ_EXEC))
+    # The roster's names (an orchestrator assigns tasks to them), not the other profiles' files.
+    grants.append(Grant(paths.profile_home.parent, landlock.READ_DIR))
     grants.append(Grant(paths.inputs, READ))
     if paths.prompt_file is not None:
         grants.append(Grant(paths.prompt_file, READ_FILE))

@@ -76,6 +76,7 @@ def setup(gw: Gateway, platform_yaml: str, subscribe: list[str], tmp_path: Path)
     script.write_text(WORKER, encoding="utf-8")
     gw.cli("profile", "create", "reporter",
            "--command", f"{sys.executable} {script} {png_bytes().hex()}")
+    Profiles(gw.home).update("reporter", read_paths=[str(script)])  # its sandbox runs the script
     gw.cli("kanban", "create", "Quarterly report", "--assignee", "reporter")
     gw.cli("kanban", "subscribe", "1", *subscribe)
 
