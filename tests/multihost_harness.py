@@ -260,7 +260,8 @@ class Simulation:
         # JSON is YAML: no quoting questions for paths and URLs.
         (host.home / "config.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
         if host.role == "dispatcher":
-            Profiles(host.home).create(PROFILE, command=["sh", str(WORKER)])
+            Profiles(host.home).create(PROFILE, command=["sh", str(WORKER)],
+                                       read_paths=[str(WORKER)])
 
     async def setup(self) -> None:
         """Homes, then the board: the task graph and the subscriptions, before any host runs."""

@@ -23,6 +23,7 @@ from gateway.commands.declare import WAIT_SECONDS
 from gateway.kernel_settings import dispatch_settings
 from gateway.worker_api import serving, socket_path
 from kanban.runtime import CycleReport, Dispatcher
+from kanban.runtime.sandbox import forbid_dumping
 
 
 def _print_report(report: CycleReport, as_json: bool) -> None:
@@ -62,6 +63,7 @@ def _print_report(report: CycleReport, as_json: bool) -> None:
 def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float, loop: bool,
              as_json: bool) -> None:
     """Spawn workers for ready tasks and supervise running ones."""
+    forbid_dumping()  # no process of this user reads our environment (keys) through /proc
     app = app_of(ctx)
     slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
     api = socket_path(app.home)

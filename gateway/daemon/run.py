@@ -23,6 +23,7 @@ from gateway.config import Config, require_platform_secrets
 from gateway.daemon.components import Daemon
 from gateway.daemon.lock import HomeLock
 from gateway.daemon.logs import RedactSecrets
+from kanban.runtime.sandbox import forbid_dumping
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def run_gateway(config: Config, environ: Mapping[str, str], *,
     """Run until SIGINT/SIGTERM; returns the exit code. Raises ConfigError / LockHeld before
     anything starts."""
     require_platform_secrets(config)
+    forbid_dumping()  # no process of this user reads our environment (tokens) through /proc
     for handler in logging.getLogger().handlers:
         if isinstance(handler.formatter, RedactSecrets):
             handler.setFormatter(RedactSecrets([*handler.formatter.secrets,

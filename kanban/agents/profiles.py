@@ -16,6 +16,15 @@ or a list of names copied from the gateway's environment under the same name::
     env: [OPENAI_API_KEY, HTTPS_PROXY]
 
 A name missing from the gateway's environment is simply not set for the worker.
+
+Four keys shape the worker sandbox (:mod:`kanban.runtime.sandbox`)::
+
+    network: allow            # allow (default) | deny | a list of TCP ports, e.g. [443, 11434]
+    read_paths: [/srv/repo]   # absolute paths the worker may read (and run programs from)
+    write_paths: [/srv/out]   # absolute paths the worker may write
+    write_home: false         # whether it may write the profile's own home
+
+A bad value makes the profile unusable (its tasks are blocked saying why), never looser.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -42,7 +51,9 @@ log = logging.getLogger(__name__)
 PROFILE_FILE = "profile.yaml"
 DEFAULT_PROFILE = "default"
 FIELDS = ("description", "description_auto", "model", "base_url", "api_key_env", "command",
-          "skills", "toolsets", "env")
+          "skills", "toolsets", "env", "network", "read_paths", "write_paths", "write_home")
+# A worker's TCP: everything, nothing, or connections to these ports only.
+Network = Literal["allow", "deny"] | tuple[int, ...]
 
 
 @dataclass
@@ -59,6 +70,10 @@ class Profile:
     toolsets: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # literal values
     env_from: dict[str, str] = field(default_factory=dict)  # worker name → gateway env name
+    network: Network = "allow"
+    read_paths: list[str] = field(default_factory=list)
+    write_paths: list[str] = field(default_factory=list)
+    write_home: bool = False
     exists: bool = True
     problem: str | None = None
     # Set when the profile cannot be used as written (its file cannot be read or parsed, or
@@ -96,6 +111,9 @@ class Profile:
             "command": self.command, "skills": self.skills or self.installed_skills(),
             # Names only: literal values may be secrets, and JSON output ends up in logs.
             "toolsets": self.toolsets, "env": sorted(self.env), "env_from": self.env_from,
+            "network": self.network if isinstance(self.network, str) else list(self.network),
+            "read_paths": self.read_paths, "write_paths": self.write_paths,
+            "write_home": self.write_home,
             "exists": self.exists,
             "problem": self.problem,
             "unreadable": self.unreadable,
@@ -115,6 +133,40 @@ def split_command(value: object) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(w, str | int | float) for w in value):
         return [str(w) for w in value] or None
     raise InvalidInput("command must be a string or a list of strings")
+
+
+def parse_network(value: object) -> Network:
+    """``network:``: allow (also when absent), deny, or a list of TCP ports."""
+    if value is None or value == "allow":
+        return "allow"
+    if value == "deny":
+        return "deny"
+    if isinstance(value, list) and value and all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in value):
+        return tuple(sorted(set(value)))
+    raise InvalidInput(f"network must be allow, deny or a list of TCP ports 1-65535, "
+                       f"not {value!r}")
+
+
+def parse_paths(key: str, value: object) -> list[str]:
+    """``read_paths:`` / ``write_paths:``: a list of absolute paths."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"{key} must be a list of absolute paths")
+    for item in value:
+        if not isinstance(item, str) or not os.path.isabs(item) or "\x00" in item:
+            raise InvalidInput(f"{key}: {item!r} is not an absolute path")
+    return [os.path.normpath(item) for item in value]
+
+
+def parse_switch(key: str, value: object) -> bool:
+    """A true/false key that must be written as one (``write_home``)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    raise InvalidInput(f"{key} must be true or false, not {value!r}")
 
 
 class Profiles:
@@ -287,6 +339,14 @@ def _check_fields(fields: dict[str, Any]) -> None:
             raise InvalidInput("; ".join(problems))
     if "description_auto" in fields and fields["description_auto"] is not None:
         fields["description_auto"] = bool(fields["description_auto"])
+    if fields.get("network") is not None:
+        network = parse_network(fields["network"])
+        fields["network"] = network if isinstance(network, str) else list(network)
+    for key in ("read_paths", "write_paths"):
+        if fields.get(key) is not None:
+            fields[key] = parse_paths(key, fields[key])
+    if fields.get("write_home") is not None:
+        fields["write_home"] = parse_switch("write_home", fields["write_home"])
 
 
 def _flag(value: object) -> bool:
@@ -331,6 +391,15 @@ def _apply(profile: Profile, data: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"invalid model name {profile.model!r}")
         profile.model = None
     profile.env, profile.env_from = parse_env(data.get("env"), problems)
+    try:
+        # The sandbox keys: a bad one makes the profile unusable rather than looser.
+        profile.network = parse_network(data.get("network"))
+        profile.read_paths = parse_paths("read_paths", data.get("read_paths"))
+        profile.write_paths = parse_paths("write_paths", data.get("write_paths"))
+        profile.write_home = parse_switch("write_home", data.get("write_home"))
+    except InvalidInput as exc:
+        problems.append(str(exc))
+        profile.unreadable = str(exc)
 
 
 def parse_env(value: object, problems: list[str]) -> tuple[dict[str, str], dict[str, str]]:

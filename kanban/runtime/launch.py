@@ -9,6 +9,7 @@ chat, so none of this may run on it: the dispatcher hands each batch to one thre
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ from kanban.agents.profiles import Profile
 from kanban.errors import SpawnError
 from kanban.models import Claim, Run, Task
 from kanban.runtime.breaker import run_tail
+from kanban.runtime.landlock import Ruleset
+from kanban.runtime.sandbox import (
+    WorkerPaths,
+    confine,
+    missing_paths,
+    worker_policy,
+)
 from kanban.runtime.settings import DispatchSettings
 from kanban.runtime.spawn import (
     CLI_MODULE,
@@ -33,10 +41,13 @@ from kanban.runtime.spawn import (
     worker_env,
     write_private_text,
 )
-from kanban.runtime.workspaces import prepare_workspace, prompt_path
+from kanban.runtime.workspaces import prepare_tmpdir, prepare_workspace, prompt_path
+from kanban.storage.modes import private_dir
 
 if TYPE_CHECKING:
     from kanban.board import Board
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,10 +97,37 @@ def launch(request: LaunchRequest) -> tuple[list[str], WorkerProcess]:
     if profile.api_key_env and profile.api_key_env in request.base_env:
         # The one secret a worker gets: its own profile's endpoint key.
         env[profile.api_key_env] = request.base_env[profile.api_key_env]
-    proc = start_worker(SpawnRequest(argv, env, workspace, board.log_path(task.id),
-                                     settings.log_max_bytes, settings.log_backups,
-                                     settings.platform))
+    tmpdir = prepare_tmpdir(board, task.id)
+    env["TMPDIR"] = str(tmpdir)
+    ruleset = sandbox_for(request, workspace, tmpdir, prompt, env.get("HOME"))
+    try:
+        proc = start_worker(SpawnRequest(argv, env, workspace, board.log_path(task.id),
+                                         settings.log_max_bytes, settings.log_backups,
+                                         settings.platform, sandbox=ruleset))
+    finally:
+        if ruleset is not None:
+            ruleset.close()
     return argv, proc
+
+
+def sandbox_for(request: LaunchRequest, workspace: Path, tmpdir: Path, prompt: Path,
+                home: str | None) -> Ruleset | None:
+    """The Landlock ruleset of this worker (see :mod:`kanban.runtime.sandbox`); None when it
+    runs unconfined. Raises SpawnError when the sandbox is required and cannot be had."""
+    level, board, profile = request.settings.sandbox, request.board, request.profile
+    if level == "off":
+        return None
+    task = request.task
+    inputs = [board.attachments_path(i) for i in (task.id, *task.parents)]
+    private_dir(inputs[0])  # a rule needs the folder (a parent's may not exist: not granted)
+    for path in missing_paths([*profile.read_paths, *profile.write_paths]):
+        log.warning("profile %s: %s does not exist; not granted to its worker",
+                    profile.name, path)
+    paths = WorkerPaths(workspace=workspace, tmpdir=tmpdir, profile_home=profile.home,
+                        inputs=inputs, prompt_file=prompt, read_paths=profile.read_paths,
+                        write_paths=profile.write_paths, write_home=profile.write_home)
+    return confine(level, worker_policy(paths, network=profile.network,
+                                        user_home=Path(home) if home else None))
 
 
 def probe_adoptable(runs: Sequence[tuple[Run, Path]], tail_bytes: int
@@ -117,4 +155,5 @@ def claimer_gone(claimed_by: str | None, me: str) -> bool:
     return not psutil.pid_exists(pid)
 
 
-__all__ = ["LaunchRequest", "argv_template", "claimer_gone", "launch", "probe_adoptable"]
+__all__ = ["LaunchRequest", "argv_template", "claimer_gone", "launch",
+           "probe_adoptable", "sandbox_for"]

@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -44,6 +45,9 @@ class DispatchSettings:
     # The worker API's socket, served by the process that owns this dispatcher (workers get it
     # as RELAYBOARD_API). None: nothing serves one, and nothing is spawned.
     worker_api: Path | None = None
+    # The worker sandbox (kanban.runtime.sandbox): "auto" confines workers where the kernel can
+    # (one warning where it cannot), "required" refuses to start one it cannot, "off".
+    sandbox: Literal["auto", "required", "off"] = "auto"
 
     def host_cap(self) -> int:
         """The cap on workers one dispatcher watches. Reads the machine's memory when unset:

@@ -10,7 +10,8 @@ Everything here is mechanism; the dispatcher decides *when*. The pieces:
   cannot change the command, and its allowlisted environment.
 * :func:`popen_kwargs` — per-platform process-creation flags (no console window on Windows).
 * :func:`start_worker` — the worker, its output piped through :mod:`kanban.runtime.logpump`,
-  a relay process that enforces the log cap as it writes and outlives the gateway.
+  a relay process that enforces the log cap as it writes and outlives the gateway; under the
+  worker's Landlock ruleset when it has one (:mod:`kanban.runtime.sandbox`).
 * :class:`WorkerProcess` — one worker, either our child (we hold the :class:`subprocess.Popen`)
   or adopted from a dispatcher that died (pid + start time from ``task_runs``). A pid is only
   ever taken for our worker when its start time matches, so a recycled pid is never signalled.
@@ -37,6 +38,7 @@ import psutil
 
 from kanban.errors import SpawnError
 from kanban.runtime import logpump
+from kanban.runtime.landlock import Ruleset, run_confined
 from kanban.runtime.template import (
     KANBAN_WORKER_SKILL,
     TemplateValues,
@@ -152,6 +154,9 @@ class SpawnRequest:
     log_max_bytes: int = 5_000_000
     log_backups: int = 3
     platform: str = sys.platform
+    # The worker's Landlock ruleset (kanban.runtime.sandbox); None: unconfined. The caller
+    # closes it.
+    sandbox: Ruleset | None = None
 
 
 def find_run_worker(run_id: int, lease: str) -> tuple[int, float] | None:
@@ -384,8 +389,8 @@ def start_worker(request: SpawnRequest) -> WorkerProcess:
         _park(pump)
         os.close(read_end)
         read_end = -1
-        try:
-            popen = subprocess.Popen(
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
                 request.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=write_end,
@@ -395,6 +400,10 @@ def start_worker(request: SpawnRequest) -> WorkerProcess:
                 close_fds=True,
                 **popen_kwargs(request.platform),
             )
+
+        try:
+            # The relay above stays unconfined: it writes the log the worker must not reach.
+            popen = start() if request.sandbox is None else run_confined(request.sandbox, start)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             raise SpawnError(f"cannot start {request.argv[0]!r}: {exc}") from exc
     finally:

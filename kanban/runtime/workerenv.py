@@ -3,7 +3,8 @@
 A worker runs code a language model chose, so it inherits nothing by default: not the gateway's
 chat tokens, not LLM API keys, not cloud credentials. It gets
 
-* the host basics in :data:`INHERITED` (and every ``LC_*``) from the caller's environment;
+* the host basics in :data:`INHERITED` (and every ``LC_*``) from the caller's environment
+  (``TMPDIR`` is then replaced by the worker's private folder, :mod:`kanban.runtime.launch`);
 * ``PATH`` with the running interpreter's script directory first (the "PATH shim"), so a worker
   that runs ``relayboard …`` by name reaches the very installation that spawned it, even when
   the gateway was started as ``.venv/bin/relayboard`` without an activated venv;

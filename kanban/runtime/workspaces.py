@@ -30,6 +30,7 @@ import anyio
 from kanban.errors import KanbanError, WorkspaceError
 from kanban.fsutil import copy_at, inside, open_dir_no_follow, open_parent_beneath
 from kanban.models import Task
+from kanban.storage.modes import private_dirs
 
 if TYPE_CHECKING:
     from kanban.board import Board
@@ -42,6 +43,26 @@ TMUX_SESSION_PREFIX = "swarm-"
 def prompt_path(board: Board, task_id: int) -> Path:
     """Where the worker's context document is written (beside the board, not in the user's dir)."""
     return board.root / "prompts" / f"{task_id}.md"
+
+
+def tmp_path(board: Board, task_id: int) -> Path:
+    """The worker's private ``TMPDIR``: beside the board, so it never lands in a repository."""
+    return board.root / "tmp" / str(task_id)
+
+
+def prepare_tmpdir(board: Board, task_id: int) -> Path:
+    """Create the worker's ``TMPDIR`` empty (a retry does not inherit its predecessor's files)."""
+    path = tmp_path(board, task_id)
+    _remove_tree(path)
+    private_dirs(path.parent, path)
+    return path
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---- preparation ------------------------------------------------------------------------------
@@ -117,6 +138,7 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
     report = CleanupReport(task.id)
     try:
         await anyio.to_thread.run_sync(_unlink, prompt_path(board, task.id))
+        await anyio.to_thread.run_sync(_remove_tree, tmp_path(board, task.id))
         if task.workspace_kind == "scratch":
             await _cleanup_scratch(board, task, report)
         elif task.workspace_kind == "worktree":

@@ -28,7 +28,8 @@ def make_reporter(home: Path, scripts: Path, name: str = "reporter") -> None:
     scripts.mkdir(parents=True, exist_ok=True)
     script = scripts / "report_worker.py"
     script.write_text(REPORT_WORKER, encoding="utf-8")
-    Profiles(home).create(name, command=[sys.executable, str(script), png_bytes().hex()])
+    Profiles(home).create(name, command=[sys.executable, str(script), png_bytes().hex()],
+                          read_paths=[str(scripts)])
 
 
 def sent_names(fake: FakeAdapter, thread: str | None = None) -> set[str]:

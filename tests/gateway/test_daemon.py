@@ -23,7 +23,7 @@ from kanban.agents.profiles import Profiles
 from platforms.base import PlatformAdapter
 from platforms.errors import AuthError
 from platforms.fake import FakeAdapter
-from tests.kanban.workers.harness import agent, wait_until
+from tests.kanban.workers.harness import AGENT_PATHS, agent, wait_until
 
 FAST_BACKOFF = Backoff(base=0.01, cap=0.05, steady_seconds=5.0)
 
@@ -137,8 +137,8 @@ async def test_other_processes_commits_and_new_boards_wake_the_dispatcher(
     home = tmp_path / "home"
     records = tmp_path / "records"
     records.mkdir()
-    Profiles(home).create("w", command=agent("complete", "ok"),
-                          env={"AGENT_RECORD_DIR": str(records)})
+    Profiles(home).create("w", command=agent("complete", "ok"), read_paths=AGENT_PATHS,
+                          write_paths=[str(records)], env={"AGENT_RECORD_DIR": str(records)})
     async with running(home, "kanban: {dispatch_interval_seconds: 60}\n") as daemon:
         await wait_until(lambda: _async(daemon.watcher.cycles > 0), within=5,
                          what="first cycle")
@@ -208,8 +208,10 @@ _CRASH_ONCE = ("import os, sys, time; marker = sys.argv[1]\n"
 
 async def test_a_backed_off_task_is_claimed_when_due_not_on_the_tick(tmp_path: Path) -> None:
     home = tmp_path / "home"
+    marks = tmp_path / "marks"
+    marks.mkdir()
     Profiles(home).create("w", command=[sys.executable, "-c", _CRASH_ONCE,
-                                        str(tmp_path / "crashed")])
+                                        str(marks / "crashed")], write_paths=[str(marks)])
     async with running(home, "kanban: {dispatch_interval_seconds: 30, auto_decompose: false}\n",
                        board={"backoff_base_seconds": 0.3, "backoff_jitter": 0.0}) as daemon:
         board = await daemon.boards.open("default")

@@ -18,11 +18,12 @@ import psutil
 import pytest
 from aiohttp import web
 
+from kanban.agents.profiles import Profiles
 from platforms.registry import create_adapter
 from tests.fakes.telegram_server import TOKEN, TelegramServer
 from tests.gateway.conftest import clean_environ
 from tests.gateway.test_notifier import png_bytes
-from tests.kanban.workers.harness import agent, wait_until
+from tests.kanban.workers.harness import AGENT_PATHS, agent, wait_until
 
 WITHIN = 30.0
 
@@ -163,6 +164,7 @@ def write_setup(gw: Gateway, telegram: TelegramServer, tmp_path: Path) -> None:
     script.write_text(WORKER, encoding="utf-8")
     gw.cli("profile", "create", "reporter",
            "--command", f"{sys.executable} {script} {png_bytes().hex()}")
+    Profiles(gw.home).update("reporter", read_paths=[str(script)])  # its sandbox runs the script
     gw.cli("kanban", "create", "Quarterly report", "--assignee", "reporter")
     gw.cli("kanban", "subscribe", "1", "--platform", "telegram", "--chat", "555")
 
@@ -194,6 +196,7 @@ async def test_sigterm_exits_zero_leaves_workers_running_and_the_next_start_adop
     release = tmp_path / "release"
     gateway.cli("profile", "create", "w", "--command",
                 " ".join([*agent("wait-file", str(release))]))
+    Profiles(gateway.home).update("w", read_paths=AGENT_PATHS)  # its sandbox runs agent.py
     gateway.cli("kanban", "create", "long job", "--assignee", "w")
     await gateway.start()
 

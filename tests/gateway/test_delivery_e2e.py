@@ -1,7 +1,8 @@
 """``relayboard gateway run`` as a real process delivering a completion with its files through the
 real slack-sdk and discord.py to the loopback fakes: a subscription made with ``kanban
-subscribe``, a worker that writes a PNG, a PDF and a CSV and declares them plus a key under a fake
-``~/.ssh``; the platform answers 429, then 500, then accepts. (Telegram: test_daemon_process.)
+subscribe``, a worker that writes a PNG, a PDF and a CSV and declares them (a key under a fake
+``~/.ssh`` declared too is refused by the worker API first); the platform answers 429, then 500,
+then accepts. (Telegram: test_daemon_process.)
 And the built-in worker's CSV, made with ``run_shell``, reaching a subscribed thread."""
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from tests.kanban.workers.harness import wait_until
 WITHIN = 30.0
 PDF = b"%PDF-1.4 quarterly numbers"
 CSV = b"quarter,revenue\nQ1,10\n"
-HEADLINE = ["✔ done · #1 Quarterly report · @reporter", "Revenue up 4 %",
-            "1 file not sent: id_rsa — a credential folder"]
+HEADLINE = ["✔ done · #1 Quarterly report · @reporter", "Revenue up 4 %"]
 SLACK_THREAD = "1700000000.000100"
 
 
@@ -76,6 +76,7 @@ def setup(gw: Gateway, platform_yaml: str, subscribe: list[str], tmp_path: Path)
     script.write_text(WORKER, encoding="utf-8")
     gw.cli("profile", "create", "reporter",
            "--command", f"{sys.executable} {script} {png_bytes().hex()}")
+    Profiles(gw.home).update("reporter", read_paths=[str(script)])  # its sandbox runs the script
     gw.cli("kanban", "create", "Quarterly report", "--assignee", "reporter")
     gw.cli("kanban", "subscribe", "1", *subscribe)
 
@@ -121,7 +122,7 @@ async def test_completion_with_files_reaches_a_slack_thread_through_429_and_500(
     assert sorted(len(json.loads(c.params["files"])) for c in completes) == [1, 1, 1]
     assert not any(b"PRIVATE KEY" in data for data in slack.uploaded.values())
     assert receipts_of(gateway) == {
-        "refused:id_rsa": "rejected", "message": "delivered", "images": "delivered",
+        "message": "delivered", "images": "delivered",
         "file:report.pdf": "delivered", "file:data.csv": "delivered"}
     assert await gateway.stop() == 0
     assert_no_secret_in_log(gateway, slack_server.BOT_TOKEN, slack_server.APP_TOKEN)
@@ -154,7 +155,7 @@ async def test_completion_with_files_reaches_a_discord_thread_through_429_and_50
     every_upload = [data for r in discord.requests for _, data in r.files.values()]
     assert not any(b"PRIVATE KEY" in data for data in every_upload)
     assert receipts_of(gateway) == {
-        "refused:id_rsa": "rejected", "message": "delivered", "images": "delivered",
+        "message": "delivered", "images": "delivered",
         "file:report.pdf": "delivered", "file:data.csv": "delivered"}
     assert await gateway.stop() == 0
     assert_no_secret_in_log(gateway, discord_server.TOKEN)

@@ -66,8 +66,10 @@ async def test_a_worker_without_its_variables_is_still_that_worker(tmp_path: Pat
     script = tmp_path / "attacker.py"
     script.write_text(ATTACKER, encoding="utf-8")
     report_file = tmp_path / "attacks.json"
+    # The attacks are on identity, not files: its sandbox lets it read its script and write
+    # its report anywhere under tmp_path.
     Profiles(home).create("tw", command=[sys.executable, str(script), str(home),
-                                         str(report_file)])
+                                         str(report_file)], write_paths=[str(tmp_path)])
     boards = Boards(home)
     try:
         board = await boards.open("default")

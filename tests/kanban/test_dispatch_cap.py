@@ -15,7 +15,7 @@ from kanban.board import Board, BoardOptions
 from kanban.errors import CapReached, InvalidInput, NotClaimable
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
-from tests.kanban.workers.harness import DEADLINE, agent, serve_api, wait_until
+from tests.kanban.workers.harness import AGENT_PATHS, DEADLINE, agent, serve_api, wait_until
 
 CAP = 8
 TASKS = 30
@@ -50,8 +50,8 @@ async def test_three_dispatchers_never_run_more_than_max_spawn(tmp_path: Path) -
         board = await observer.open("default")
         socket = await serve_api(api, home, observer)
         profiles = Profiles(home)
-        profiles.create("w", command=agent("sleep", "0.4", "complete"),
-                        env={"AGENT_RECORD_DIR": str(records)})
+        profiles.create("w", command=agent("sleep", "0.4", "complete"), read_paths=AGENT_PATHS,
+                        write_paths=[str(records)], env={"AGENT_RECORD_DIR": str(records)})
         ids = [(await board.create_task(f"t{i}", assignee="w")).task.id for i in range(TASKS)]
         for boards in homes:
             # Each dispatcher has its own Boards, hence its own connection to the file; the

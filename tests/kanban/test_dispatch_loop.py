@@ -17,7 +17,14 @@ from kanban.agents.profiles import Profiles
 from kanban.board import Board
 from kanban.home import Boards
 from kanban.runtime.spawn import is_same_process
-from tests.kanban.workers.harness import AGENT, DEADLINE, agent, dispatch_env, wait_until
+from tests.kanban.workers.harness import (
+    AGENT,
+    AGENT_PATHS,
+    DEADLINE,
+    agent,
+    dispatch_env,
+    wait_until,
+)
 
 
 async def test_loop_wakes_on_changes_not_on_the_tick(tmp_path: Path) -> None:
@@ -67,7 +74,8 @@ async def test_reliability_under_sigkill(tmp_path: Path) -> None:
     (home / "config.yaml").write_text(
         "kanban:\n  max_spawn: 6\n  failure_limit: 100\n  claim_ttl_seconds: 3\n"
         "  dispatch_interval_seconds: 1\n")
-    Profiles(home).create("w", command=agent("sleep", "0.3", "complete"))
+    Profiles(home).create("w", command=agent("sleep", "0.3", "complete"),
+                          read_paths=AGENT_PATHS)
     rng = random.Random(1234)
     boards = Boards(home)
     board = await boards.open("default")
@@ -129,7 +137,8 @@ async def test_loop_wakes_when_a_backed_off_retry_is_due(tmp_path: Path) -> None
     # The tick is far beyond the deadline and nothing commits while the task backs off: only
     # the loop's wait until Board.next_wakeup() can start the retry.
     async with dispatch_env(tmp_path, interval_seconds=600, poll_seconds=0.05) as env:
-        env.profile("w", [sys.executable, "-c", _CRASH_ONCE, str(tmp_path / "crashed"),
+        # The marker goes where the profile's sandbox lets it write (its records folder).
+        env.profile("w", [sys.executable, "-c", _CRASH_ONCE, str(env.records / "crashed"),
                           str(AGENT)])
         stop = asyncio.Event()
         runner = asyncio.create_task(env.dispatcher.run(stop), name="dispatch-under-test")

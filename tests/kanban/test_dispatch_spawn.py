@@ -15,7 +15,13 @@ from gateway.worker_api import socket_path
 from kanban.agents.profiles import Profiles
 from kanban.home import Boards
 from kanban.testing import past_backoff
-from tests.kanban.workers.harness import agent, dispatch_env, same_path, wait_until
+from tests.kanban.workers.harness import (
+    AGENT_PATHS,
+    agent,
+    dispatch_env,
+    same_path,
+    wait_until,
+)
 
 
 async def test_worker_gets_argv_placeholders_env_and_cwd(tmp_path: Path) -> None:
@@ -150,7 +156,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_dispatch_cli_dry_run_and_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    Profiles(home).create("w", command=agent("complete"))
+    Profiles(home).create("w", command=agent("complete"), read_paths=AGENT_PATHS)
     boards = Boards(home)
     try:
         board = await boards.open("default")

@@ -16,7 +16,7 @@ from kanban.errors import InvalidInput
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 from kanban.testing import make_task, open_board
-from tests.kanban.workers.harness import DEADLINE, agent, serve_api, wait_until
+from tests.kanban.workers.harness import AGENT_PATHS, DEADLINE, agent, serve_api, wait_until
 
 
 async def test_candidates_are_the_tasks_this_host_may_run(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ async def test_two_dispatchers_each_spawn_only_their_hosts_tasks(tmp_path: Path)
     try:
         board: Board = await observer.open("default")
         socket = await serve_api(api, home, observer)
-        Profiles(home).create("w", command=agent("complete"))
+        Profiles(home).create("w", command=agent("complete"), read_paths=AGENT_PATHS)
         # Priorities fix the order: each dispatcher takes its own two, then one unlabelled.
         made = {}
         for name, label, priority in (("g1", "gpu", 9), ("c1", "cpu", 8), ("g2", "gpu", 7),

@@ -25,6 +25,8 @@ from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 T = TypeVar("T")
 
 AGENT = Path(__file__).with_name("agent.py")
+# What a profile running agent.py lists as `read_paths` for its sandboxed worker.
+AGENT_PATHS = [str(AGENT.parent)]
 DEADLINE = 40.0  # generous: the machine is shared with other test runs
 
 
@@ -60,9 +62,13 @@ class Env:
     records: Path
 
     def profile(self, name: str, command: Sequence[str] | None, *, skills: Sequence[str] = (),
-                env: Mapping[str, Any] | None = None) -> Profile:
+                env: Mapping[str, Any] | None = None, **fields: Any) -> Profile:
+        """A profile whose sandboxed workers may run agent.py and write their records."""
+        fields.setdefault("read_paths", AGENT_PATHS)
+        fields.setdefault("write_paths", [str(self.records)])
         self.profiles.create(name, command=list(command) if command else None,
-                             env={"AGENT_RECORD_DIR": str(self.records), **(env or {})})
+                             env={"AGENT_RECORD_DIR": str(self.records), **(env or {})},
+                             **fields)
         for skill in skills:
             (self.profiles.path(name) / "skills" / skill).mkdir(parents=True, exist_ok=True)
         return self.profiles.load(name)
