@@ -289,8 +289,9 @@ def _queue(tx: Tx) -> int:
                     _carry(tx, sub, event, stamp)
                     continue
                 cur = tx.execute(
-                    "INSERT OR IGNORE INTO notify_outbox (sub_id, task_id, event_id, kind, state, "
-                    "next_attempt_at, created_at) VALUES (?,?,?,?,'pending',?,?)",
+                    "INSERT INTO notify_outbox (sub_id, task_id, event_id, kind, state, "
+                    "next_attempt_at, created_at) VALUES (?,?,?,?,'pending',?,?) "
+                    "ON CONFLICT DO NOTHING",
                     (sub["id"], sub["task_id"], event.id, event.kind, stamp, stamp),
                 )
                 added += cur.rowcount
@@ -315,8 +316,9 @@ def _carry(tx: Tx, sub: Any, event: Event, stamp: float) -> None:
             continue
         # The cursor starts at the decomposition: the child's later events are all heard.
         tx.execute(
-            "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-            "created_at, last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO notify_subs (task_id, platform, chat, thread, created_by, "
+            "created_at, last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT DO NOTHING",
             (child_id, sub["platform"], sub["chat"], sub["thread"], sub["created_by"], stamp,
              event.id, sub["silent"], sub["task_id"]),
         )

@@ -27,8 +27,9 @@ class SubscriptionsMixin(BoardCore):
             last = tx.one("SELECT MAX(id) FROM task_events")
             cursor = int(last[0]) if last and last[0] is not None else 0
             cur = tx.execute(
-                "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-                "created_at, last_event_id, silent) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO notify_subs (task_id, platform, chat, thread, created_by, "
+                "created_at, last_event_id, silent) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING",
                 (task_id, platform, chat, thread or "", created_by, now(), cursor, int(silent)),
             )
             if cur.rowcount == 1:

@@ -187,15 +187,6 @@ class SqliteTx(Tx):
         return [str(r[0]) for r in self.conn.execute(
             "SELECT name FROM pragma_table_info(?)", (table,))]
 
-    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
-        try:
-            cur = self.conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" not in str(exc).upper():
-                raise
-            return None
-        return int(cur.lastrowid or 0)
-
 
 @dataclass
 class _Write:
@@ -267,6 +258,8 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
+        if sqlite3.sqlite_version_info < (3, 35):  # RETURNING; ON CONFLICT DO NOTHING is 3.24
+            raise StorageError(f"SQLite {sqlite3.sqlite_version} is too old: boards need 3.35+")
         await asyncio.to_thread(_prepare_file, path)
         try:
             conn = await aiosqlite.connect(str(path), isolation_level=None)

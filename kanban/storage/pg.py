@@ -42,7 +42,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.modes import private_dir
-from kanban.storage.pg_dialect import PgCursor, adapt, row_factory, translate
+from kanban.storage.pg_dialect import PgCursor, adapt, placeholders, row_factory
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
 from kanban.storage.tx import Tx, committed
 from kanban.timeutil import clock_source, now
@@ -109,7 +109,7 @@ class PgTx(Tx):
 
     def _run(self, cursor: psycopg.Cursor[Any], query: str, params: Sequence[Any]
              ) -> psycopg.Cursor[Any]:
-        """Run one translated statement; a value PostgreSQL refuses is the caller's bad
+        """Run one statement; a value PostgreSQL refuses is the caller's bad
         input (:class:`InvalidInput`), not a storage failure."""
         try:
             return cursor.execute(cast(Any, query), params or None)
@@ -119,11 +119,10 @@ class PgTx(Tx):
             raise InvalidInput("a text value is not valid UTF-8 text") from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        query, returning = translate(sql, bool(params))
-        return PgCursor(self._run(self.conn.cursor(), query, params), returning)
+        return PgCursor(self._run(self.conn.cursor(), placeholders(sql, bool(params)), params))
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        query, _ = translate(sql, bool(params))
+        query = placeholders(sql, bool(params))
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
             return list(self._run(cursor, query, params).fetchall())
 
@@ -132,16 +131,6 @@ class PgTx(Tx):
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
             "current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))
         return [str(r[0]) for r in rows]
-
-    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
-        query, returning = translate(sql, bool(params))
-        if not returning:
-            raise StorageError("insert_unique needs an INSERT into a table with an id")
-        # ON CONFLICT DO NOTHING (no target) passes over every unique index, the partial
-        # idempotency index included, without aborting the transaction.
-        query = query.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
-        row = self._run(self.conn.cursor(), query, params).fetchone()
-        return None if row is None else int(row[0])
 
     def lock(self, name: str) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)",
@@ -164,6 +153,9 @@ class PgTx(Tx):
     @property
     def for_share(self) -> str:
         return " FOR SHARE"
+
+    def group_concat(self, expr: str) -> str:
+        return f"string_agg(({expr})::text, ',')"
 
     def db_now(self) -> float:
         """The database server's clock, read once per transaction."""

@@ -73,20 +73,20 @@ def append_event(
     tx: Tx, task_id: int | None, kind: str, payload: dict[str, Any] | None = None,
     *, run_id: int | None = None,
 ) -> int:
-    cur = tx.execute(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?,?,?,?,?)",
-        (task_id, run_id, kind, dumps(payload or {}), now()),
+    row = tx.one(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?,?,?,?,?) "
+        "RETURNING id", (task_id, run_id, kind, dumps(payload or {}), now()),
     )
-    return int(cur.lastrowid or 0)
+    return int(row[0])
 
 
 def add_comment(tx: Tx, task_id: int, author: str, body: str, *, kind: str = "human") -> int:
-    cur = tx.execute(
+    row = tx.one(
         "INSERT INTO task_comments (task_id, author, author_kind, body, created_at) "
-        "VALUES (?,?,?,?,?)",
+        "VALUES (?,?,?,?,?) RETURNING id",
         (task_id, author, kind, body, now()),
     )
-    comment_id = int(cur.lastrowid or 0)
+    comment_id = int(row[0])
     append_event(tx, task_id, "commented", {"comment_id": comment_id, "author": author,
                                               "author_kind": kind})
     return comment_id
@@ -149,7 +149,8 @@ def insert_link(tx: Tx, parent: int, child: int) -> bool:
             cycle,
         )
     cur = tx.execute(
-        "INSERT OR IGNORE INTO task_links (parent_id, child_id, created_at) VALUES (?,?,?)",
+        "INSERT INTO task_links (parent_id, child_id, created_at) VALUES (?,?,?) "
+        "ON CONFLICT DO NOTHING",
         (parent, child, now()),
     )
     return cur.rowcount == 1
