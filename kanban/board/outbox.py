@@ -315,10 +315,18 @@ def _carry(tx: Tx, sub: Any, event: Event, stamp: float) -> None:
         if tx.one("SELECT 1 FROM tasks WHERE id = ?", (child_id,)) is None:
             continue
         # The cursor starts at the decomposition: the child's later events are all heard.
-        tx.execute(
-            "INSERT INTO notify_subs (task_id, platform, chat, thread, created_by, "
-            "created_at, last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT DO NOTHING",
-            (child_id, sub["platform"], sub["chat"], sub["thread"], sub["created_by"], stamp,
-             event.id, sub["silent"], sub["task_id"]),
-        )
+        insert_subscription(tx, child_id, sub["platform"], sub["chat"], sub["thread"],
+                            sub["created_by"], event.id, sub["silent"], sub["task_id"], stamp)
+
+
+def insert_subscription(tx: Tx, task_id: int, platform: str, chat: str, thread: str,
+                        created_by: str | None, cursor: int, silent: int,
+                        carried_from: int | None = None, stamp: float | None = None) -> bool:
+    """Add a subscription whose events after ``cursor`` are heard; False when the task already
+    had one for that destination."""
+    return tx.execute(
+        "INSERT INTO notify_subs (task_id, platform, chat, thread, created_by, created_at, "
+        "last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        (task_id, platform, chat, thread, created_by, now() if stamp is None else stamp, cursor,
+         silent, carried_from),
+    ).rowcount == 1

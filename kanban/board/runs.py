@@ -494,10 +494,9 @@ class RunsMixin(BoardCore):
                               "claim ttl")
 
         def run(tx: Tx) -> bool:
-            row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
-            if row is None:
+            active = store.active_run(tx, run_id)
+            if active is None:
                 return False
-            active = Run.from_row(row)
             expires = now() + lease_ttl
             tx.execute("UPDATE task_runs SET expires_at = ? WHERE id = ?", (expires, run_id))
             store.append_event(tx, active.task_id, "claim_extended", {

@@ -80,6 +80,12 @@ def append_event(
     return int(row[0])
 
 
+def last_event_id(tx: Tx) -> int:
+    """The newest event's id (0 on an empty log)."""
+    row = tx.one("SELECT MAX(id) FROM task_events")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def add_comment(tx: Tx, task_id: int, author: str, body: str, *, kind: str = "human") -> int:
     row = tx.one(
         "INSERT INTO task_comments (task_id, author, author_kind, body, created_at) "
@@ -153,6 +159,13 @@ def insert_link(tx: Tx, parent: int, child: int) -> bool:
         "ON CONFLICT DO NOTHING",
         (parent, child, now()),
     )
+    return cur.rowcount == 1
+
+
+def remove_link(tx: Tx, parent: int, child: int) -> bool:
+    """Remove the edge parent → child; False if there was none."""
+    cur = tx.execute("DELETE FROM task_links WHERE parent_id = ? AND child_id = ?",
+                     (parent, child))
     return cur.rowcount == 1
 
 
@@ -243,6 +256,12 @@ def end_run(tx: Tx, run_id: int, status: str, *, error: str | None = None,
          None if metadata is None else dumps(metadata), run_id),
     )
     return cur.rowcount == 1
+
+
+def active_run(tx: Tx, run_id: int) -> Run | None:
+    """The run ``run_id`` if it is still active."""
+    row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
+    return None if row is None else Run.from_row(row)
 
 
 def live_run_id(tx: Tx, task: Task) -> int | None:
