@@ -1,5 +1,6 @@
-"""A board on PostgreSQL: one schema per board, a small connection pool per open board, and the
-same transaction-body contract as SQLite (``fn(tx)`` run as one call on a database thread).
+"""A board on PostgreSQL: one schema per board, one connection pool per database shared by the
+boards a process has open (:mod:`kanban.storage.pg_pool`), and the same transaction-body
+contract as SQLite (``fn(tx)`` run as one call on a database thread).
 
 What PostgreSQL does here that SQLite cannot, and how:
 
@@ -16,15 +17,14 @@ What PostgreSQL does here that SQLite cannot, and how:
   clock, so leases, back-off and due times are judged by one clock whatever the hosts' say.
 
 The driver is psycopg 3 with ``psycopg_pool``: the transaction bodies are synchronous (one
-thread hop per transaction, never per statement), so they run on the pool's connections in a
-thread per board; the listener and the leader locks (:mod:`kanban.storage.leader`) use
-psycopg's asyncio connections.
+thread hop per transaction, never per statement), so they run on the pool's connections, one
+thread per connection; the listener (one connection per watched board) and the leader locks
+(:mod:`kanban.storage.leader`) use psycopg's asyncio connections of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import hashlib
 import logging
@@ -42,7 +42,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.modes import private_dir
-from kanban.storage.pg_dialect import PgCursor, adapt, placeholders, row_factory
+from kanban.storage.pg_dialect import PgCursor, adapt, placeholders
+from kanban.storage.pg_pool import CONNECT_TIMEOUT, SharedPool, acquire, release
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
 from kanban.storage.tx import Tx, committed
 from kanban.timeutil import clock_source, now
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POOL_SIZE = 4
-CONNECT_TIMEOUT = 10.0
 RETRIES = 8  # a write that hit a deadlock or a serialisation failure runs again, up to this
 MIGRATE_LOCK = "relayboard:migrate"
 
@@ -179,15 +179,15 @@ def _search_path(schema: str) -> pg_sql.Composed:
     return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
 
 
-def _schema_current(conn: psycopg.Connection[Any], schema: str) -> bool:
-    """True when the board's schema has every migration (one read; the common case for every
-    process that opens an existing board)."""
+def _applied(conn: psycopg.Connection[Any], schema: str) -> frozenset[str]:
+    """The migrations the board's schema has (one read; every one of them is the common case
+    for a process that opens an existing board)."""
     try:
         rows = conn.execute(pg_sql.SQL("SELECT name FROM {}.schema_migrations").format(
             pg_sql.Identifier(schema))).fetchall()
     except pg_errors.UndefinedTable:
-        return False
-    return {str(r[0]) for r in rows} >= {m.name for m in MIGRATIONS}
+        return frozenset()
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -> list[str]:
@@ -326,16 +326,21 @@ class PgDatabase:
     backend = "postgresql"
     journal_mode = "postgresql"
 
-    def __init__(self, path: Path, dsn: str, slug: str, pool: psycopg_pool.ConnectionPool[Any],
-                 executor: concurrent.futures.ThreadPoolExecutor, namespace: str = "") -> None:
+    def __init__(self, path: Path, dsn: str, slug: str, shared: SharedPool,
+                 namespace: str = "") -> None:
         self.path = path
         self.dsn = dsn
         self.slug = slug
         self.namespace = namespace
         self.schema = schema_name(slug, namespace)
         self.channel = self.schema
-        self._pool = pool
-        self._executor = executor
+        self.shared = shared
+        self._pool = shared.pool
+        self._executor = shared.executor
+        # Every transaction starts in the board's schema (see kanban.storage.pg_pool).
+        schema = f"SET LOCAL search_path TO {pg_sql.Identifier(self.schema).as_string()}, public"
+        self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {schema}"
+        self._begin_write = f"BEGIN; {schema}"
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         self._token = secrets.token_hex(8)  # our own NOTIFYs carry it; the listener skips them
@@ -355,37 +360,28 @@ class PgDatabase:
                    namespace: str = "") -> PgDatabase:
         schema = schema_name(slug, namespace)
 
-        def configure(conn: psycopg.Connection[Any]) -> None:
-            adapt(conn)
-            conn.row_factory = cast(Any, row_factory)
-            conn.execute(_search_path(schema))
-
-        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-            dsn, min_size=1, max_size=max(1, pool_size), open=False, configure=configure,
-            kwargs={"autocommit": True, "application_name": f"relayboard:{slug}"[:63]},
-            name=f"relayboard-{slug}", timeout=CONNECT_TIMEOUT,
-        )
-        executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, pool_size), thread_name_prefix=f"kanban-pg-{slug}")
-        loop = asyncio.get_running_loop()
-
-        def setup() -> None:
+        def setup() -> frozenset[str]:
             private_dir(path.parent)  # this host's folder: workspaces, logs, staged files
             with connect(dsn) as conn:
-                if not _schema_current(conn, schema):
+                applied = _applied(conn, schema)
+                if not applied >= {m.name for m in MIGRATIONS}:
                     _ensure_schema(conn, schema, namespace)
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+                    applied = _applied(conn, schema)
+            return applied
 
+        loop = asyncio.get_running_loop()
+        shared: SharedPool | None = None
         try:
-            await loop.run_in_executor(executor, setup)
+            shared = acquire(dsn, namespace, pool_size, await asyncio.to_thread(setup))
+            await loop.run_in_executor(shared.executor, shared.open)
         except BaseException as exc:
-            await loop.run_in_executor(executor, pool.close)
-            executor.shutdown(wait=False)
+            if shared is not None and release(shared):
+                await asyncio.to_thread(shared.close)
             if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.Error):
                 raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
                                    f"{error_text(exc)}") from exc
             raise
-        return cls(path, dsn, slug, pool, executor, namespace)
+        return cls(path, dsn, slug, shared, namespace)
 
     @property
     def closed(self) -> bool:
@@ -402,9 +398,8 @@ class PgDatabase:
             if self._listener is not None:
                 self._listener.cancel()
                 await asyncio.gather(self._listener, return_exceptions=True)
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, functools.partial(self._pool.close, 5))
-            self._executor.shutdown(wait=False)
+            if release(self.shared):  # the last board of this process on the pool
+                await asyncio.to_thread(self.shared.close)
 
     def track(self, work: asyncio.Future[Any]) -> None:
         self._background.add(work)
@@ -420,7 +415,7 @@ class PgDatabase:
 
         def run() -> T:
             with self._pool.connection() as conn:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.execute(self._begin_read)
                 tx = PgTx(conn, self)
                 try:
                     with clock_source(tx.db_now):
@@ -462,7 +457,7 @@ class PgDatabase:
             attempt += 1
             with self._pool.connection() as conn:
                 try:
-                    conn.execute("BEGIN")
+                    conn.execute(self._begin_write)
                     clock = None
                     if exclusive:
                         row = conn.execute(

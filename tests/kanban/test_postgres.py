@@ -9,6 +9,7 @@ PostgreSQL only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 import time
@@ -24,6 +25,7 @@ from kanban.home import Boards
 from kanban.storage.backend import Storage
 from kanban.storage.pg import PgDatabase, drop_namespace, schema_name
 from kanban.storage.pg_dialect import placeholders
+from kanban.storage.pg_pool import SharedPool
 from kanban.storage.schema import migrate
 from kanban.storage.tx import Tx
 from kanban.testing import make_task, open_board
@@ -222,6 +224,91 @@ async def test_boards_are_listed_from_the_database_on_every_host(tmp_path: Path,
     finally:
         await host_a.close()
         await host_b.close()
+
+
+def pool_of(board: Board) -> SharedPool:
+    assert isinstance(board.db, PgDatabase)
+    return board.db.shared
+
+
+async def pool_connections(storage: Storage) -> int:
+    """Connections the server counts from this storage's pool (named after its namespace)."""
+    assert storage.dsn is not None
+    async with await psycopg.AsyncConnection.connect(storage.dsn) as conn:
+        row = await (await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (f"relayboard:{storage.namespace}",))).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_boards_of_one_database_share_one_pool_each_in_its_own_schema(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    slugs = ["one", "two-2", "three", "four", "five"]
+    boards = [await Board.open(tmp_path / s / "kanban.db", slug=s, storage=pg) for s in slugs]
+    try:
+        assert len({id(pool_of(b)) for b in boards}) == 1
+        for turn in range(3):
+            await asyncio.gather(*(make_task(b, f"{b.slug} {turn}") for b in boards))
+        # Five boards busy at once hold at most pool_size connections (a pool each held 5+).
+        assert 1 <= await pool_connections(pg) <= pg.pool_size
+        for b in boards:
+            assert [t.title for t in await b.list_tasks()] == [f"{b.slug} {n}" for n in range(3)]
+    finally:
+        for b in boards[1:]:
+            await b.close()
+    assert not pool_of(boards[0]).pool.closed
+    await boards[0].close()  # the last board closes the pool
+    assert pool_of(boards[0]).pool.closed
+    assert await pool_connections(pg) == 0
+    again = await Board.open(tmp_path / "one" / "kanban.db", slug="one", storage=pg)
+    try:
+        assert len(await again.list_tasks()) == 3
+    finally:
+        await again.close()
+
+
+async def test_one_connection_serves_boards_in_turn_and_a_rollback_leaves_no_schema_behind(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    storage = dataclasses.replace(pg, pool_size=1)
+    a = await Board.open(tmp_path / "a" / "kanban.db", slug="a", storage=storage)
+    b = await Board.open(tmp_path / "b" / "kanban.db", slug="b", storage=storage)
+
+    def fails(tx: Tx) -> None:
+        tx.execute("INSERT INTO tasks (title, status) VALUES ('lost', 'ready')")
+        raise RuntimeError("rolled back")
+
+    try:
+        for board in (a, b, a, b):
+            with pytest.raises(RuntimeError):
+                await board.db.write(fails)
+            await make_task(board, f"kept on {board.slug}")
+        assert [t.title for t in await a.list_tasks()] == ["kept on a"] * 2
+        assert [t.title for t in await b.list_tasks()] == ["kept on b"] * 2
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_board_a_newer_version_migrated_further_gets_a_pool_of_its_own(
+    tmp_path: Path, pg: Storage,
+) -> None:
+    # A statement prepared on one board's tables must never run on tables of another shape.
+    board = await Board.open(tmp_path / "new" / "kanban.db", slug="new", storage=pg)
+    await board.db.write(lambda tx: tx.execute(
+        "INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_later', 0)"))
+    await board.close()
+    newer = await Board.open(tmp_path / "new" / "kanban.db", slug="new", storage=pg)
+    older = await Board.open(tmp_path / "old" / "kanban.db", slug="old", storage=pg)
+    try:
+        assert pool_of(newer) is not pool_of(older)
+        await make_task(newer, "n")
+        await make_task(older, "o")
+        assert [t.title for t in await older.list_tasks()] == ["o"]
+    finally:
+        await newer.close()
+        await older.close()
 
 
 async def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
