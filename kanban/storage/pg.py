@@ -119,10 +119,11 @@ class PgTx(Tx):
             raise InvalidInput("a text value is not valid UTF-8 text") from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        return PgCursor(self._run(self.conn.cursor(), placeholders(sql, bool(params)), params))
+        query = self._db.tag + placeholders(sql, bool(params))
+        return PgCursor(self._run(self.conn.cursor(), query, params))
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        query = placeholders(sql, bool(params))
+        query = self._db.tag + placeholders(sql, bool(params))
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
             return list(self._run(cursor, query, params).fetchall())
 
@@ -179,15 +180,15 @@ def _search_path(schema: str) -> pg_sql.Composed:
     return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
 
 
-def _applied(conn: psycopg.Connection[Any], schema: str) -> frozenset[str]:
-    """The migrations the board's schema has (one read; every one of them is the common case
-    for a process that opens an existing board)."""
+def _schema_current(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """True when the board's schema has every migration (one read; the common case for every
+    process that opens an existing board)."""
     try:
         rows = conn.execute(pg_sql.SQL("SELECT name FROM {}.schema_migrations").format(
             pg_sql.Identifier(schema))).fetchall()
     except pg_errors.UndefinedTable:
-        return frozenset()
-    return frozenset(str(r[0]) for r in rows)
+        return False
+    return {str(r[0]) for r in rows} >= {m.name for m in MIGRATIONS}
 
 
 def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -> list[str]:
@@ -337,10 +338,12 @@ class PgDatabase:
         self.shared = shared
         self._pool = shared.pool
         self._executor = shared.executor
-        # Every transaction starts in the board's schema (see kanban.storage.pg_pool).
+        # Every transaction starts in the board's schema, and every statement names it for
+        # the prepared-statement cache (see kanban.storage.pg_pool).
         schema = f"SET LOCAL search_path TO {pg_sql.Identifier(self.schema).as_string()}, public"
         self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {schema}"
         self._begin_write = f"BEGIN; {schema}"
+        self.tag = f"/* {self.schema} */ "
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         self._token = secrets.token_hex(8)  # our own NOTIFYs carry it; the listener skips them
@@ -360,20 +363,17 @@ class PgDatabase:
                    namespace: str = "") -> PgDatabase:
         schema = schema_name(slug, namespace)
 
-        def setup() -> frozenset[str]:
+        def setup() -> None:
             private_dir(path.parent)  # this host's folder: workspaces, logs, staged files
             with connect(dsn) as conn:
-                applied = _applied(conn, schema)
-                if not applied >= {m.name for m in MIGRATIONS}:
+                if not _schema_current(conn, schema):
                     _ensure_schema(conn, schema, namespace)
-                    applied = _applied(conn, schema)
-            return applied
 
-        loop = asyncio.get_running_loop()
         shared: SharedPool | None = None
         try:
-            shared = acquire(dsn, namespace, pool_size, await asyncio.to_thread(setup))
-            await loop.run_in_executor(shared.executor, shared.open)
+            await asyncio.to_thread(setup)
+            shared = acquire(dsn, namespace, pool_size)
+            await asyncio.get_running_loop().run_in_executor(shared.executor, shared.open)
         except BaseException as exc:
             if shared is not None and release(shared):
                 await asyncio.to_thread(shared.close)
