@@ -127,8 +127,7 @@ class TasksMixin(BoardCore):
             status = store.derive_status(tx, parent_list, triage=triage)
             blocked = initial_status == "blocked"
             stamp = now()
-            # ON CONFLICT DO NOTHING (no target) passes over every unique index, the partial
-            # idempotency index included, and leaves the transaction usable.
+            # ON CONFLICT DO NOTHING passes over every unique index (the idempotency key's too).
             inserted = tx.one(
                 "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
                 "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "

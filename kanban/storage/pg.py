@@ -1,6 +1,6 @@
-"""A board on PostgreSQL: one schema per board, one connection pool per database shared by the
-boards a process has open (:mod:`kanban.storage.pg_pool`), and the same transaction-body
-contract as SQLite (``fn(tx)`` run as one call on a database thread).
+"""A board on PostgreSQL: one schema per board, a connection pool its process's boards share
+(:mod:`kanban.storage.pg_pool`), and the same transaction-body contract as SQLite (``fn(tx)``
+run as one call on a database thread).
 
 What PostgreSQL does here that SQLite cannot, and how:
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-POOL_SIZE = 4
 RETRIES = 8  # a write that hit a deadlock or a serialisation failure runs again, up to this
 MIGRATE_LOCK = "relayboard:migrate"
 
@@ -176,10 +175,6 @@ def _data_error(exc: pg_errors.DataError) -> InvalidInput:
     return InvalidInput(f"a value was refused by PostgreSQL: {error_text(exc)}")
 
 
-def _search_path(schema: str) -> pg_sql.Composed:
-    return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
-
-
 def _schema_current(conn: psycopg.Connection[Any], schema: str) -> bool:
     """True when the board's schema has every migration (one read; the common case for every
     process that opens an existing board)."""
@@ -201,7 +196,8 @@ def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -
             conn.execute(cast(Any, statement))
         conn.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             pg_sql.Identifier(schema)))
-        conn.execute(_search_path(schema))
+        conn.execute(pg_sql.SQL("SET search_path TO {}, public").format(
+            pg_sql.Identifier(schema)))
         conn.execute(COMPAT_FUNCTIONS)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(name text PRIMARY KEY, applied_at double precision)")
@@ -230,14 +226,16 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
 
 # ---- the board catalog ---------------------------------------------------------------------
 
+def _has_catalog(conn: psycopg.Connection[Any], catalog: str) -> bool:
+    return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                        "AND table_name = 'boards'", (catalog,)).fetchone() is not None
+
+
 def catalog_list(dsn: str, namespace: str = "") -> list[tuple[str, str, float]]:
     """(slug, name, created_at) of every board in the database."""
     catalog = catalog_schema(namespace)
     with connect(dsn) as conn:
-        exists = conn.execute("SELECT 1 FROM information_schema.tables "
-                              "WHERE table_schema = %s AND table_name = 'boards'",
-                              (catalog,)).fetchone()
-        if exists is None:
+        if not _has_catalog(conn, catalog):
             return []
         rows = conn.execute(f'SELECT slug, name, created_at FROM "{catalog}".boards '
                             "ORDER BY slug").fetchall()
@@ -252,10 +250,7 @@ def catalog_worker_runs(dsn: str, namespace: str, pids: list[int], host: str
     catalog = catalog_schema(namespace)
     out: list[tuple[str, int, int, str, str | None, int, float | None]] = []
     with connect(dsn) as conn:
-        exists = conn.execute("SELECT 1 FROM information_schema.tables "
-                              "WHERE table_schema = %s AND table_name = 'boards'",
-                              (catalog,)).fetchone()
-        if exists is None:
+        if not _has_catalog(conn, catalog):
             return out
         boards = conn.execute(f'SELECT slug, schema_name FROM "{catalog}".boards').fetchall()
         for slug, schema in boards:
@@ -336,10 +331,7 @@ class PgDatabase:
         self.schema = schema_name(slug, namespace)
         self.channel = self.schema
         self.shared = shared
-        self._pool = shared.pool
-        self._executor = shared.executor
-        # Every transaction starts in the board's schema, and every statement names it for
-        # the prepared-statement cache (see kanban.storage.pg_pool).
+        # Each transaction starts in the board's schema; each statement names it (pg_pool).
         schema = f"SET LOCAL search_path TO {pg_sql.Identifier(self.schema).as_string()}, public"
         self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {schema}"
         self._begin_write = f"BEGIN; {schema}"
@@ -347,7 +339,6 @@ class PgDatabase:
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         self._token = secrets.token_hex(8)  # our own NOTIFYs carry it; the listener skips them
-        self._external = 0
         self._listener: asyncio.Task[None] | None = None
         self.batches = 0
         self.on_commit: list[Callable[[Tx], None]] = []
@@ -359,7 +350,7 @@ class PgDatabase:
         return f"board {self.slug!r} on {describe_dsn(self.dsn)}"
 
     @classmethod
-    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = POOL_SIZE,
+    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = 4,
                    namespace: str = "") -> PgDatabase:
         schema = schema_name(slug, namespace)
 
@@ -369,19 +360,12 @@ class PgDatabase:
                 if not _schema_current(conn, schema):
                     _ensure_schema(conn, schema, namespace)
 
-        shared: SharedPool | None = None
         try:
             await asyncio.to_thread(setup)
-            shared = acquire(dsn, namespace, pool_size)
-            await asyncio.get_running_loop().run_in_executor(shared.executor, shared.open)
-        except BaseException as exc:
-            if shared is not None and release(shared):
-                await asyncio.to_thread(shared.close)
-            if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.Error):
-                raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
-                                   f"{error_text(exc)}") from exc
-            raise
-        return cls(path, dsn, slug, shared, namespace)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
+                               f"{error_text(exc)}") from exc
+        return cls(path, dsn, slug, acquire(dsn, namespace, pool_size), namespace)
 
     @property
     def closed(self) -> bool:
@@ -414,7 +398,7 @@ class PgDatabase:
         """Run ``fn`` in a read-only transaction with one snapshot (REPEATABLE READ)."""
 
         def run() -> T:
-            with self._pool.connection() as conn:
+            with self.shared.pool.connection() as conn:
                 conn.execute(self._begin_read)
                 tx = PgTx(conn, self)
                 try:
@@ -455,7 +439,7 @@ class PgDatabase:
         attempt = 0
         while True:
             attempt += 1
-            with self._pool.connection() as conn:
+            with self.shared.pool.connection() as conn:
                 try:
                     conn.execute(self._begin_write)
                     clock = None
@@ -486,7 +470,7 @@ class PgDatabase:
             raise StorageError(f"{self.label} is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            return await loop.run_in_executor(self.shared.executor, fn)
         except psycopg_pool.PoolTimeout as exc:
             raise StorageError(f"{self.label}: no database connection available "
                                f"({error_text(exc)})") from exc
@@ -515,12 +499,7 @@ class PgDatabase:
                                return_when=asyncio.FIRST_COMPLETED)
         return 0
 
-    async def listen(self) -> None:
-        """Start hearing other connections' commits (idempotent)."""
-        await self.data_version()
-
     def _heard(self) -> None:
-        self._external += 1
         for hook in self.on_external:
             try:
                 hook()

@@ -89,8 +89,7 @@ def adapt(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
 
 
 class PgCursor:
-    """What a statement left: its rows (none for a statement without a result) and
-    ``rowcount``."""
+    """What a statement left: its rows (none without a result) and ``rowcount``."""
 
     __slots__ = ("_cursor", "rowcount")
 

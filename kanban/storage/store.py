@@ -164,9 +164,8 @@ def insert_link(tx: Tx, parent: int, child: int) -> bool:
 
 def remove_link(tx: Tx, parent: int, child: int) -> bool:
     """Remove the edge parent → child; False if there was none."""
-    cur = tx.execute("DELETE FROM task_links WHERE parent_id = ? AND child_id = ?",
-                     (parent, child))
-    return cur.rowcount == 1
+    return tx.execute("DELETE FROM task_links WHERE parent_id = ? AND child_id = ?",
+                      (parent, child)).rowcount == 1
 
 
 def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
