@@ -1,6 +1,7 @@
 """What only the PostgreSQL backend does: its schema matches SQLite's, other hosts' commits wake
 watchers by LISTEN/NOTIFY, one database clock, row locks that claimers pass over, an outbox that
-several notifiers share, and errors that never show the DSN's password.
+several notifiers share, one connection pool for every board of a database (each transaction in
+its board's schema), and errors that never show the DSN's password.
 
 The rest of the kernel suite runs on both backends (tests/storage_backends.py); these run on
 PostgreSQL only.
