@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from kanban.board.shared import BoardCore
 from kanban.models import Event
+from kanban.storage import store
 from kanban.storage.tx import Tx
 from kanban.validation import check_events_limit, check_int64
 
@@ -35,11 +36,7 @@ class EventsMixin(BoardCore):
         return await self.db.read(lambda tx: [Event.from_row(r) for r in tx.all(sql, params)])
 
     async def last_event_id(self) -> int:
-        def run(tx: Tx) -> int:
-            row = tx.one("SELECT MAX(id) FROM task_events")
-            return int(row[0]) if row and row[0] is not None else 0
-
-        return await self.db.read(run)
+        return await self.db.read(store.last_event_id)
 
     async def stats(self) -> dict[str, Any]:
         def run(tx: Tx) -> dict[str, Any]:
@@ -50,14 +47,13 @@ class EventsMixin(BoardCore):
                 "GROUP BY assignee")}
             row = tx.one("SELECT COUNT(*) FROM tasks t JOIN task_runs r ON r.id = t.current_run_id "
                          "WHERE t.status = 'running' AND r.status = 'active'")
-            ev = tx.one("SELECT MAX(id) FROM task_events")
             return {
                 "board": self.slug,
                 "by_status": by_status,
                 "open_by_assignee": by_assignee,
                 "total": sum(by_status.values()),
                 "active_runs": int(row[0]) if row else 0,
-                "last_event_id": int(ev[0]) if ev and ev[0] is not None else 0,
+                "last_event_id": store.last_event_id(tx),
                 "journal_mode": self.db.journal_mode,
             }
 

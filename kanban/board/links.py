@@ -27,10 +27,7 @@ class LinksMixin(BoardCore):
 
         def run(tx: Tx) -> Task:
             store.load_task(tx, child)
-            cur = tx.execute(
-                "DELETE FROM task_links WHERE parent_id = ? AND child_id = ?", (parent, child)
-            )
-            if cur.rowcount == 0:
+            if not store.remove_link(tx, parent, child):
                 raise InvalidInput(f"task {child} has no parent {parent}")
             store.append_event(tx, child, "unlinked", {"parent": parent, "child": child})
             store.gate(tx, child)

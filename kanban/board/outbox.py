@@ -74,20 +74,17 @@ _HEAD_OF_LINE = (
 )
 
 
-def _sub_row_enabled() -> str:
-    return "s.disabled_at IS NULL"
+# Enabled subscriptions with watched events past their cursor.
+_BEHIND = ("FROM notify_subs s WHERE s.disabled_at IS NULL AND EXISTS (SELECT 1 FROM "
+           "task_events e WHERE e.task_id = s.task_id AND e.id > s.last_event_id "
+           f"AND e.kind IN ({_WATCHED_SQL}))")
 
 
 class OutboxMixin(BoardCore):
     # ---- queueing -----------------------------------------------------------------------------
     async def queue_notifications(self) -> int:
         """Queue the new subscribed events of every enabled subscription; returns rows added."""
-        probe = (
-            "SELECT 1 FROM notify_subs s WHERE " + _sub_row_enabled() + " AND EXISTS ("
-            "SELECT 1 FROM task_events e WHERE e.task_id = s.task_id AND e.id > s.last_event_id"
-            f" AND e.kind IN ({_WATCHED_SQL})) LIMIT 1"
-        )
-        if await self.db.read(lambda tx: tx.one(probe)) is None:
+        if await self.db.read(lambda tx: tx.one(f"SELECT 1 {_BEHIND} LIMIT 1")) is None:
             return 0
         return await self.db.write(_queue)
 
@@ -99,7 +96,7 @@ class OutboxMixin(BoardCore):
             row = tx.one(
                 "SELECT MIN(o.next_attempt_at) FROM notify_outbox o JOIN notify_subs s "
                 "ON s.id = o.sub_id WHERE o.state IN ('pending','retry','sending') AND "
-                + _sub_row_enabled() + " AND " + _HEAD_OF_LINE
+                "s.disabled_at IS NULL AND " + _HEAD_OF_LINE
             )
             return float(row[0]) if row and row[0] is not None else None
 
@@ -115,7 +112,7 @@ class OutboxMixin(BoardCore):
             "SELECT o.*, s.platform, s.chat, s.thread, s.silent FROM notify_outbox o "
             "JOIN notify_subs s ON s.id = o.sub_id "
             "WHERE o.state IN ('pending','retry','sending') AND o.next_attempt_at <= ? AND "
-            + _sub_row_enabled() + " AND " + _HEAD_OF_LINE
+            "s.disabled_at IS NULL AND " + _HEAD_OF_LINE
             + " ORDER BY o.next_attempt_at, o.id LIMIT ?"
         )
         if not await self.db.read(lambda tx: tx.all(select, (now() if at is None else at,
@@ -272,11 +269,7 @@ def _queue(tx: Tx) -> int:
     added = 0
     stamp = now()
     for _ in range(64):  # a decomposition chain deeper than this is processed next wake-up
-        subs = tx.all(
-            "SELECT s.* FROM notify_subs s WHERE " + _sub_row_enabled() + " AND EXISTS ("
-            "SELECT 1 FROM task_events e WHERE e.task_id = s.task_id AND e.id > s.last_event_id"
-            f" AND e.kind IN ({_WATCHED_SQL}))"
-        )
+        subs = tx.all(f"SELECT s.* {_BEHIND}")
         if not subs:
             break
         for sub in subs:
@@ -289,8 +282,9 @@ def _queue(tx: Tx) -> int:
                     _carry(tx, sub, event, stamp)
                     continue
                 cur = tx.execute(
-                    "INSERT OR IGNORE INTO notify_outbox (sub_id, task_id, event_id, kind, state, "
-                    "next_attempt_at, created_at) VALUES (?,?,?,?,'pending',?,?)",
+                    "INSERT INTO notify_outbox (sub_id, task_id, event_id, kind, state, "
+                    "next_attempt_at, created_at) VALUES (?,?,?,?,'pending',?,?) "
+                    "ON CONFLICT DO NOTHING",
                     (sub["id"], sub["task_id"], event.id, event.kind, stamp, stamp),
                 )
                 added += cur.rowcount
@@ -314,9 +308,18 @@ def _carry(tx: Tx, sub: Any, event: Event, stamp: float) -> None:
         if tx.one("SELECT 1 FROM tasks WHERE id = ?", (child_id,)) is None:
             continue
         # The cursor starts at the decomposition: the child's later events are all heard.
-        tx.execute(
-            "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-            "created_at, last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?)",
-            (child_id, sub["platform"], sub["chat"], sub["thread"], sub["created_by"], stamp,
-             event.id, sub["silent"], sub["task_id"]),
-        )
+        insert_subscription(tx, child_id, sub["platform"], sub["chat"], sub["thread"],
+                            sub["created_by"], event.id, sub["silent"], sub["task_id"], stamp)
+
+
+def insert_subscription(tx: Tx, task_id: int, platform: str, chat: str, thread: str,
+                        created_by: str | None, cursor: int, silent: int,
+                        carried_from: int | None = None, stamp: float | None = None) -> bool:
+    """Add a subscription whose events after ``cursor`` are heard; False when the task already
+    had one for that destination."""
+    return tx.execute(
+        "INSERT INTO notify_subs (task_id, platform, chat, thread, created_by, created_at, "
+        "last_event_id, silent, carried_from) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        (task_id, platform, chat, thread, created_by, now() if stamp is None else stamp, cursor,
+         silent, carried_from),
+    ).rowcount == 1

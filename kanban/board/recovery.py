@@ -13,7 +13,6 @@ from typing import Any
 
 from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput
-from kanban.models import Run
 from kanban.storage import store
 from kanban.storage.tx import Tx
 
@@ -57,10 +56,9 @@ class RecoveryMixin(BoardCore):
                        payload: dict[str, Any], exit_code: int | None = None,
                        backoff: bool = False) -> bool:
         def run(tx: Tx) -> bool:
-            row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
-            if row is None:
+            active = store.active_run(tx, run_id)
+            if active is None:
                 return False
-            active = Run.from_row(row)
             task = store.load_task(tx, active.task_id)
             store.end_run(tx, run_id, run_status, error=payload.get("reason"), exit_code=exit_code)
             event = dict(payload)

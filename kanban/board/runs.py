@@ -86,7 +86,7 @@ class RunsMixin(BoardCore):
             # over at once (SKIP LOCKED) rather than waited for.
             row = tx.one(
                 "SELECT t.status, t.assignee, t.workspace_kind, t.workspace_path, t.not_before, "
-                "(SELECT group_concat(l.parent_id) FROM task_links l JOIN tasks p "
+                f"(SELECT {tx.group_concat('l.parent_id')} FROM task_links l JOIN tasks p "
                 " ON p.id = l.parent_id WHERE l.child_id = t.id "
                 " AND p.status NOT IN ('done', 'archived')) AS pending "
                 "FROM tasks t WHERE t.id = ?" + tx.skip_locked,
@@ -129,14 +129,14 @@ class RunsMixin(BoardCore):
             stamp = now()
             lease = secrets.token_urlsafe(24)
             workspace = self.workspace_path(task_id, row["workspace_kind"], row["workspace_path"])
-            cur = tx.execute(
+            run_id = int(tx.one(
                 "INSERT INTO task_runs (task_id, lease, status, claimed_by, profile, claimed_at, "
-                "expires_at, host, workspace, may_create) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "expires_at, host, workspace, may_create) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "RETURNING id",
                 (task_id, lease, "active", claimed_by, profile or row["assignee"], stamp,
                  stamp + lease_ttl, HOSTNAME,
                  str(workspace) if workspace else None, 1 if may_create else 0),
-            )
-            run_id = int(cur.lastrowid or 0)
+            )[0])
             if not store.set_status(tx, task_id, "ready", "running", current_run_id=run_id,
                                     started_at=stamp, not_before=None):
                 raise NotClaimable(task_id, status, "another claimer won")
@@ -496,10 +496,9 @@ class RunsMixin(BoardCore):
                               "claim ttl")
 
         def run(tx: Tx) -> bool:
-            row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
-            if row is None:
+            active = store.active_run(tx, run_id)
+            if active is None:
                 return False
-            active = Run.from_row(row)
             expires = now() + lease_ttl
             tx.execute("UPDATE task_runs SET expires_at = ? WHERE id = ?", (expires, run_id))
             store.append_event(tx, active.task_id, "claim_extended", {

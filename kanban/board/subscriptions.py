@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from kanban.board.outbox import recent_deliveries
+from kanban.board.outbox import insert_subscription, recent_deliveries
 from kanban.board.shared import BoardCore
 from kanban.errors import InvalidInput
 from kanban.models import Subscription
 from kanban.storage import store
 from kanban.storage.tx import Tx
-from kanban.timeutil import now
 
 
 class SubscriptionsMixin(BoardCore):
@@ -24,14 +23,9 @@ class SubscriptionsMixin(BoardCore):
 
         def run(tx: Tx) -> Subscription:
             store.load_task(tx, task_id)
-            last = tx.one("SELECT MAX(id) FROM task_events")
-            cursor = int(last[0]) if last and last[0] is not None else 0
-            cur = tx.execute(
-                "INSERT OR IGNORE INTO notify_subs (task_id, platform, chat, thread, created_by, "
-                "created_at, last_event_id, silent) VALUES (?,?,?,?,?,?,?,?)",
-                (task_id, platform, chat, thread or "", created_by, now(), cursor, int(silent)),
-            )
-            if cur.rowcount == 1:
+            cursor = store.last_event_id(tx)
+            if insert_subscription(tx, task_id, platform, chat, thread or "", created_by,
+                                   cursor, int(silent)):
                 store.append_event(tx, task_id, "subscribed",
                                    {"platform": platform, "chat": chat, "thread": thread})
             else:

@@ -127,11 +127,13 @@ class TasksMixin(BoardCore):
             status = store.derive_status(tx, parent_list, triage=triage)
             blocked = initial_status == "blocked"
             stamp = now()
-            inserted = tx.insert_unique(
+            # ON CONFLICT DO NOTHING passes over every unique index (the idempotency key's too).
+            inserted = tx.one(
                 "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
                 "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
                 "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
-                "blocked_reason, host_label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "blocked_reason, host_label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING RETURNING id",
                 (
                     title, body, "blocked" if blocked else status, assignee, priority,
                     stamp, stamp, created_by, max_runtime_seconds, max_retries,
@@ -149,7 +151,7 @@ class TasksMixin(BoardCore):
                 if row is None:
                     raise StorageError("a unique index refused the new task")
                 return Created(store.load_task(tx, int(row[0]), with_links=True), False)
-            task_id = inserted
+            task_id = int(inserted[0])
             for parent in parent_list:
                 store.insert_link(tx, parent, task_id)
             inputs = staged.paths_in(self.attachments_path(task_id))

@@ -118,13 +118,13 @@ class TriageMixin(BoardCore):
             ids: dict[int, int] = {}
             for index in order:
                 spec = children[index]
-                cur = tx.execute(
+                child_id = int(tx.one(
                     "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
-                    "updated_at, created_by, workspace_kind) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "updated_at, created_by, workspace_kind) VALUES (?,?,?,?,?,?,?,?,?) "
+                    "RETURNING id",
                     (spec.title.strip(), spec.body, "todo", spec.assignee, root.priority,
                      stamp, stamp, author, "scratch"),
-                )
-                child_id = int(cur.lastrowid or 0)
+                )[0])
                 ids[index] = child_id
                 for parent in dict.fromkeys(spec.parents):
                     store.insert_link(tx, ids[parent], child_id)

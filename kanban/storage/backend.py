@@ -74,6 +74,7 @@ class Storage:
     backend: Backend = "sqlite"
     dsn: str | None = field(default=None, repr=False)
     pool_size: int = 4
+    """PostgreSQL: connections (a thread each) to the database, shared by a process's boards."""
     namespace: str = ""
     """PostgreSQL: a prefix that keeps several independent installations (or test runs) apart
     in one database — boards are ``rb_<namespace>_<slug>``, the catalog

@@ -171,13 +171,6 @@ class SqliteTx(Tx):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
-        return row
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(self.conn.execute(sql, params).fetchall())
-
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples: sqlite3.Row costs a lookup per field
@@ -186,15 +179,6 @@ class SqliteTx(Tx):
     def columns(self, table: str) -> list[str]:
         return [str(r[0]) for r in self.conn.execute(
             "SELECT name FROM pragma_table_info(?)", (table,))]
-
-    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
-        try:
-            cur = self.conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" not in str(exc).upper():
-                raise
-            return None
-        return int(cur.lastrowid or 0)
 
 
 @dataclass
@@ -267,6 +251,8 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
+        if sqlite3.sqlite_version_info < (3, 35):  # RETURNING; ON CONFLICT DO NOTHING is 3.24
+            raise StorageError(f"SQLite {sqlite3.sqlite_version} is too old: boards need 3.35+")
         await asyncio.to_thread(_prepare_file, path)
         try:
             conn = await aiosqlite.connect(str(path), isolation_level=None)

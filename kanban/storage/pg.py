@@ -1,5 +1,6 @@
-"""A board on PostgreSQL: one schema per board, a small connection pool per open board, and the
-same transaction-body contract as SQLite (``fn(tx)`` run as one call on a database thread).
+"""A board on PostgreSQL: one schema per board, a connection pool its process's boards share
+(:mod:`kanban.storage.pg_pool`), and the same transaction-body contract as SQLite (``fn(tx)``
+run as one call on a database thread).
 
 What PostgreSQL does here that SQLite cannot, and how:
 
@@ -16,15 +17,14 @@ What PostgreSQL does here that SQLite cannot, and how:
   clock, so leases, back-off and due times are judged by one clock whatever the hosts' say.
 
 The driver is psycopg 3 with ``psycopg_pool``: the transaction bodies are synchronous (one
-thread hop per transaction, never per statement), so they run on the pool's connections in a
-thread per board; the listener and the leader locks (:mod:`kanban.storage.leader`) use
-psycopg's asyncio connections.
+thread hop per transaction, never per statement), so they run on the pool's connections, one
+thread per connection; the listener (one connection per watched board) and the leader locks
+(:mod:`kanban.storage.leader`) use psycopg's asyncio connections of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import hashlib
 import logging
@@ -42,7 +42,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from kanban.errors import InvalidInput, StorageError
 from kanban.storage.modes import private_dir
-from kanban.storage.pg_dialect import PgCursor, adapt, row_factory, translate
+from kanban.storage.pg_dialect import PgCursor, adapt, placeholders
+from kanban.storage.pg_pool import CONNECT_TIMEOUT, SharedPool, acquire, release
 from kanban.storage.pg_schema import COMPAT_FUNCTIONS, MIGRATIONS, catalog_ddl, catalog_schema
 from kanban.storage.tx import Tx, committed
 from kanban.timeutil import clock_source, now
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-POOL_SIZE = 4
-CONNECT_TIMEOUT = 10.0
 RETRIES = 8  # a write that hit a deadlock or a serialisation failure runs again, up to this
 MIGRATE_LOCK = "relayboard:migrate"
 
@@ -109,7 +108,7 @@ class PgTx(Tx):
 
     def _run(self, cursor: psycopg.Cursor[Any], query: str, params: Sequence[Any]
              ) -> psycopg.Cursor[Any]:
-        """Run one translated statement; a value PostgreSQL refuses is the caller's bad
+        """Run one statement; a value PostgreSQL refuses is the caller's bad
         input (:class:`InvalidInput`), not a storage failure."""
         try:
             return cursor.execute(cast(Any, query), params or None)
@@ -119,11 +118,11 @@ class PgTx(Tx):
             raise InvalidInput("a text value is not valid UTF-8 text") from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        query, returning = translate(sql, bool(params))
-        return PgCursor(self._run(self.conn.cursor(), query, params), returning)
+        query = self._db.tag + placeholders(sql, bool(params))
+        return PgCursor(self._run(self.conn.cursor(), query, params))
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        query, _ = translate(sql, bool(params))
+        query = self._db.tag + placeholders(sql, bool(params))
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
             return list(self._run(cursor, query, params).fetchall())
 
@@ -132,16 +131,6 @@ class PgTx(Tx):
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
             "current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))
         return [str(r[0]) for r in rows]
-
-    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
-        query, returning = translate(sql, bool(params))
-        if not returning:
-            raise StorageError("insert_unique needs an INSERT into a table with an id")
-        # ON CONFLICT DO NOTHING (no target) passes over every unique index, the partial
-        # idempotency index included, without aborting the transaction.
-        query = query.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
-        row = self._run(self.conn.cursor(), query, params).fetchone()
-        return None if row is None else int(row[0])
 
     def lock(self, name: str) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)",
@@ -165,6 +154,9 @@ class PgTx(Tx):
     def for_share(self) -> str:
         return " FOR SHARE"
 
+    def group_concat(self, expr: str) -> str:
+        return f"string_agg(({expr})::text, ',')"
+
     def db_now(self) -> float:
         """The database server's clock, read once per transaction."""
         if self._clock is None:
@@ -181,10 +173,6 @@ def _data_error(exc: pg_errors.DataError) -> InvalidInput:
         return InvalidInput("a text value contains a NUL character, which PostgreSQL text "
                             "cannot hold")
     return InvalidInput(f"a value was refused by PostgreSQL: {error_text(exc)}")
-
-
-def _search_path(schema: str) -> pg_sql.Composed:
-    return pg_sql.SQL("SET search_path TO {}, public").format(pg_sql.Identifier(schema))
 
 
 def _schema_current(conn: psycopg.Connection[Any], schema: str) -> bool:
@@ -208,7 +196,8 @@ def _ensure_schema(conn: psycopg.Connection[Any], schema: str, namespace: str) -
             conn.execute(cast(Any, statement))
         conn.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             pg_sql.Identifier(schema)))
-        conn.execute(_search_path(schema))
+        conn.execute(pg_sql.SQL("SET search_path TO {}, public").format(
+            pg_sql.Identifier(schema)))
         conn.execute(COMPAT_FUNCTIONS)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(name text PRIMARY KEY, applied_at double precision)")
@@ -237,14 +226,16 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
 
 # ---- the board catalog ---------------------------------------------------------------------
 
+def _has_catalog(conn: psycopg.Connection[Any], catalog: str) -> bool:
+    return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                        "AND table_name = 'boards'", (catalog,)).fetchone() is not None
+
+
 def catalog_list(dsn: str, namespace: str = "") -> list[tuple[str, str, float]]:
     """(slug, name, created_at) of every board in the database."""
     catalog = catalog_schema(namespace)
     with connect(dsn) as conn:
-        exists = conn.execute("SELECT 1 FROM information_schema.tables "
-                              "WHERE table_schema = %s AND table_name = 'boards'",
-                              (catalog,)).fetchone()
-        if exists is None:
+        if not _has_catalog(conn, catalog):
             return []
         rows = conn.execute(f'SELECT slug, name, created_at FROM "{catalog}".boards '
                             "ORDER BY slug").fetchall()
@@ -259,10 +250,7 @@ def catalog_worker_runs(dsn: str, namespace: str, pids: list[int], host: str
     catalog = catalog_schema(namespace)
     out: list[tuple[str, int, int, str, str | None, int, float | None]] = []
     with connect(dsn) as conn:
-        exists = conn.execute("SELECT 1 FROM information_schema.tables "
-                              "WHERE table_schema = %s AND table_name = 'boards'",
-                              (catalog,)).fetchone()
-        if exists is None:
+        if not _has_catalog(conn, catalog):
             return out
         boards = conn.execute(f'SELECT slug, schema_name FROM "{catalog}".boards').fetchall()
         for slug, schema in boards:
@@ -334,20 +322,23 @@ class PgDatabase:
     backend = "postgresql"
     journal_mode = "postgresql"
 
-    def __init__(self, path: Path, dsn: str, slug: str, pool: psycopg_pool.ConnectionPool[Any],
-                 executor: concurrent.futures.ThreadPoolExecutor, namespace: str = "") -> None:
+    def __init__(self, path: Path, dsn: str, slug: str, shared: SharedPool,
+                 namespace: str = "") -> None:
         self.path = path
         self.dsn = dsn
         self.slug = slug
         self.namespace = namespace
         self.schema = schema_name(slug, namespace)
         self.channel = self.schema
-        self._pool = pool
-        self._executor = executor
+        self.shared = shared
+        # Each transaction starts in the board's schema; each statement names it (pg_pool).
+        schema = f"SET LOCAL search_path TO {pg_sql.Identifier(self.schema).as_string()}, public"
+        self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {schema}"
+        self._begin_write = f"BEGIN; {schema}"
+        self.tag = f"/* {self.schema} */ "
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         self._token = secrets.token_hex(8)  # our own NOTIFYs carry it; the listener skips them
-        self._external = 0
         self._listener: asyncio.Task[None] | None = None
         self.batches = 0
         self.on_commit: list[Callable[[Tx], None]] = []
@@ -359,41 +350,22 @@ class PgDatabase:
         return f"board {self.slug!r} on {describe_dsn(self.dsn)}"
 
     @classmethod
-    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = POOL_SIZE,
+    async def open(cls, path: Path, dsn: str, slug: str, *, pool_size: int = 4,
                    namespace: str = "") -> PgDatabase:
         schema = schema_name(slug, namespace)
-
-        def configure(conn: psycopg.Connection[Any]) -> None:
-            adapt(conn)
-            conn.row_factory = cast(Any, row_factory)
-            conn.execute(_search_path(schema))
-
-        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-            dsn, min_size=1, max_size=max(1, pool_size), open=False, configure=configure,
-            kwargs={"autocommit": True, "application_name": f"relayboard:{slug}"[:63]},
-            name=f"relayboard-{slug}", timeout=CONNECT_TIMEOUT,
-        )
-        executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, pool_size), thread_name_prefix=f"kanban-pg-{slug}")
-        loop = asyncio.get_running_loop()
 
         def setup() -> None:
             private_dir(path.parent)  # this host's folder: workspaces, logs, staged files
             with connect(dsn) as conn:
                 if not _schema_current(conn, schema):
                     _ensure_schema(conn, schema, namespace)
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
 
         try:
-            await loop.run_in_executor(executor, setup)
-        except BaseException as exc:
-            await loop.run_in_executor(executor, pool.close)
-            executor.shutdown(wait=False)
-            if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.Error):
-                raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
-                                   f"{error_text(exc)}") from exc
-            raise
-        return cls(path, dsn, slug, pool, executor, namespace)
+            await asyncio.to_thread(setup)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot open board {slug!r} on {describe_dsn(dsn)}: "
+                               f"{error_text(exc)}") from exc
+        return cls(path, dsn, slug, acquire(dsn, namespace, pool_size), namespace)
 
     @property
     def closed(self) -> bool:
@@ -410,9 +382,8 @@ class PgDatabase:
             if self._listener is not None:
                 self._listener.cancel()
                 await asyncio.gather(self._listener, return_exceptions=True)
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, functools.partial(self._pool.close, 5))
-            self._executor.shutdown(wait=False)
+            if release(self.shared):  # the last board of this process on the pool
+                await asyncio.to_thread(self.shared.close)
 
     def track(self, work: asyncio.Future[Any]) -> None:
         self._background.add(work)
@@ -427,8 +398,8 @@ class PgDatabase:
         """Run ``fn`` in a read-only transaction with one snapshot (REPEATABLE READ)."""
 
         def run() -> T:
-            with self._pool.connection() as conn:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with self.shared.pool.connection() as conn:
+                conn.execute(self._begin_read)
                 tx = PgTx(conn, self)
                 try:
                     with clock_source(tx.db_now):
@@ -468,9 +439,9 @@ class PgDatabase:
         attempt = 0
         while True:
             attempt += 1
-            with self._pool.connection() as conn:
+            with self.shared.pool.connection() as conn:
                 try:
-                    conn.execute("BEGIN")
+                    conn.execute(self._begin_write)
                     clock = None
                     if exclusive:
                         row = conn.execute(
@@ -499,7 +470,7 @@ class PgDatabase:
             raise StorageError(f"{self.label} is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            return await loop.run_in_executor(self.shared.executor, fn)
         except psycopg_pool.PoolTimeout as exc:
             raise StorageError(f"{self.label}: no database connection available "
                                f"({error_text(exc)})") from exc
@@ -528,12 +499,7 @@ class PgDatabase:
                                return_when=asyncio.FIRST_COMPLETED)
         return 0
 
-    async def listen(self) -> None:
-        """Start hearing other connections' commits (idempotent)."""
-        await self.data_version()
-
     def _heard(self) -> None:
-        self._external += 1
         for hook in self.on_external:
             try:
                 hook()

@@ -1,8 +1,9 @@
-"""The common SQL subset in PostgreSQL's spelling, and rows that read like ``sqlite3.Row``.
+"""The board's SQL handed to psycopg, and rows that read like ``sqlite3.Row``.
 
-The board's transaction bodies are written once, with ``?`` placeholders and SQLite's few
-idioms; :func:`translate` turns each statement into psycopg's form (cached), and the adapters
-here make values round-trip as they do in SQLite (flags bind as integers, sums load as floats).
+The board's statements are written once, in SQL both backends accept, with ``?`` placeholders;
+:func:`placeholders` turns those into psycopg's ``%s`` (cached), and the adapters here make
+values round-trip as they do in SQLite (flags bind as integers, sums load as floats). What the
+two dialects spell differently is asked of the :class:`~kanban.storage.tx.Tx`, never rewritten.
 """
 
 from __future__ import annotations
@@ -16,47 +17,21 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.types.numeric import FloatLoader
 
-# Tables whose rows have an ``id`` an INSERT hands back (``lastrowid``).
-_ID_TABLES = frozenset({"tasks", "task_comments", "task_events", "task_runs", "notify_subs",
-                        "notify_outbox"})
-
-# ---- SQL: the common subset, in PostgreSQL's spelling -----------------------------------------
-
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%")
-_INSERT = re.compile(r"\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
-_GROUP_CONCAT = re.compile(r"group_concat\(([^()]*)\)", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)
-def translate(sql: str, with_params: bool) -> tuple[str, bool]:
-    """The statement for psycopg, and whether it returns the new row's id.
-
-    ``?`` becomes ``%s`` (and a literal ``%`` is doubled when parameters are passed);
-    ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; an INSERT into a table with an
-    ``id`` gets ``RETURNING id`` (SQLite's ``lastrowid``); ``group_concat(x)`` is
-    ``string_agg(x::text, ',')``.
-    """
+def placeholders(sql: str, with_params: bool) -> str:
+    """``sql`` with psycopg's parameter style: ``?`` becomes ``%s`` and, when parameters are
+    passed, a literal ``%`` is doubled; a ``?`` inside a quoted string stays text."""
 
     def token(match: re.Match[str]) -> str:
         text = match.group(0)
         if text == "?":
             return "%s"
-        if not with_params:
-            return text
-        return text.replace("%", "%%")
+        return text.replace("%", "%%") if with_params else text
 
-    out = _TOKENS.sub(token, sql)
-    out = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1)})::text, ',')", out)
-    returning = False
-    insert = _INSERT.match(out)
-    if insert is not None:
-        if insert.group(1):
-            out = out[:insert.start(1)] + out[insert.end(1):]
-            out = out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
-        if insert.group(2).lower() in _ID_TABLES and "RETURNING" not in out.upper():
-            out = out.rstrip().rstrip(";") + " RETURNING id"
-            returning = True
-    return out, returning
+    return _TOKENS.sub(token, sql)
 
 
 class PgRow:
@@ -114,26 +89,16 @@ def adapt(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
 
 
 class PgCursor:
-    """What a statement left: rows, ``rowcount``, and the new id of an INSERT."""
+    """What a statement left: its rows (none without a result) and ``rowcount``."""
 
-    __slots__ = ("_cursor", "_rows", "lastrowid", "rowcount")
+    __slots__ = ("_cursor", "rowcount")
 
-    def __init__(self, cursor: psycopg.Cursor[Any], returning: bool) -> None:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
         self.rowcount = cursor.rowcount
-        self.lastrowid: int | None = None
-        self._rows: list[Any] | None = None
-        if returning:
-            rows = cursor.fetchall()
-            self.lastrowid = int(rows[-1][0]) if rows else None
-            self._rows = []
 
     def fetchone(self) -> Any:
-        if self._rows is not None or self._cursor.description is None:
-            return None
-        return self._cursor.fetchone()
+        return None if self._cursor.description is None else self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
-        if self._rows is not None or self._cursor.description is None:
-            return []
-        return list(self._cursor.fetchall())
+        return [] if self._cursor.description is None else list(self._cursor.fetchall())

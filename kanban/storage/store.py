@@ -73,20 +73,26 @@ def append_event(
     tx: Tx, task_id: int | None, kind: str, payload: dict[str, Any] | None = None,
     *, run_id: int | None = None,
 ) -> int:
-    cur = tx.execute(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?,?,?,?,?)",
-        (task_id, run_id, kind, dumps(payload or {}), now()),
+    row = tx.one(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?,?,?,?,?) "
+        "RETURNING id", (task_id, run_id, kind, dumps(payload or {}), now()),
     )
-    return int(cur.lastrowid or 0)
+    return int(row[0])
+
+
+def last_event_id(tx: Tx) -> int:
+    """The newest event's id (0 on an empty log)."""
+    row = tx.one("SELECT MAX(id) FROM task_events")
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def add_comment(tx: Tx, task_id: int, author: str, body: str, *, kind: str = "human") -> int:
-    cur = tx.execute(
+    row = tx.one(
         "INSERT INTO task_comments (task_id, author, author_kind, body, created_at) "
-        "VALUES (?,?,?,?,?)",
+        "VALUES (?,?,?,?,?) RETURNING id",
         (task_id, author, kind, body, now()),
     )
-    comment_id = int(cur.lastrowid or 0)
+    comment_id = int(row[0])
     append_event(tx, task_id, "commented", {"comment_id": comment_id, "author": author,
                                               "author_kind": kind})
     return comment_id
@@ -149,10 +155,17 @@ def insert_link(tx: Tx, parent: int, child: int) -> bool:
             cycle,
         )
     cur = tx.execute(
-        "INSERT OR IGNORE INTO task_links (parent_id, child_id, created_at) VALUES (?,?,?)",
+        "INSERT INTO task_links (parent_id, child_id, created_at) VALUES (?,?,?) "
+        "ON CONFLICT DO NOTHING",
         (parent, child, now()),
     )
     return cur.rowcount == 1
+
+
+def remove_link(tx: Tx, parent: int, child: int) -> bool:
+    """Remove the edge parent → child; False if there was none."""
+    return tx.execute("DELETE FROM task_links WHERE parent_id = ? AND child_id = ?",
+                      (parent, child)).rowcount == 1
 
 
 def gate(tx: Tx, task_id: int, *, parent_finished: bool = False) -> str | None:
@@ -242,6 +255,12 @@ def end_run(tx: Tx, run_id: int, status: str, *, error: str | None = None,
          None if metadata is None else dumps(metadata), run_id),
     )
     return cur.rowcount == 1
+
+
+def active_run(tx: Tx, run_id: int) -> Run | None:
+    """The run ``run_id`` if it is still active."""
+    row = tx.one("SELECT * FROM task_runs WHERE id = ? AND status = 'active'", (run_id,))
+    return None if row is None else Run.from_row(row)
 
 
 def live_run_id(tx: Tx, task: Task) -> int | None:

@@ -3,8 +3,9 @@ returns, and the few places where SQLite and PostgreSQL must be asked differentl
 
 The board's operations are plain functions ``fn(tx)`` run as ONE call on a database thread, so a
 whole transaction crosses threads once. Both backends hand them a :class:`Tx`; the SQL they
-write is the common subset (``?`` placeholders), and what differs — row locks, advisory locks,
-an insert that may hit a unique index, the clock — is a method here, answered by each backend.
+write is the common subset (``?`` placeholders; ``INSERT … ON CONFLICT DO NOTHING`` and
+``RETURNING id``, which SQLite has since 3.35), and what differs — row locks, advisory locks, a
+list aggregate, the clock — is a method here, answered by each backend.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ class Row(Protocol):
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
-
-    @property
-    def lastrowid(self) -> int | None: ...
 
     def fetchone(self) -> Any: ...
 
@@ -82,10 +80,9 @@ class Tx:
         """The column names of ``table``, in order."""
         raise NotImplementedError
 
-    def insert_unique(self, sql: str, params: Sequence[Any] = ()) -> int | None:
-        """Run an ``INSERT`` of one row; its new id, or None when a unique index refused it
-        (the transaction stays usable either way)."""
-        raise NotImplementedError
+    def group_concat(self, expr: str) -> str:
+        """An aggregate of ``expr``'s values as text, joined by commas."""
+        return f"group_concat({expr})"
 
     # ---- concurrency ------------------------------------------------------------------------
     def lock(self, name: str) -> None:
