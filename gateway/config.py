@@ -29,6 +29,7 @@ from gateway.config_schema import (
     KanbanConfig,
     Section,
     StorageConfig,
+    WorkersConfig,
     problem,
     unknown_keys,
 )
@@ -76,6 +77,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
     warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
 
     def secret_values(self) -> list[str]:

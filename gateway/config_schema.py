@@ -260,6 +260,12 @@ class StorageConfig(Section):
     namespace: str = Field(default="", pattern=NAMESPACE, description="1-16 of a-z, 0-9 and '_'")
 
 
+class WorkersConfig(Section):
+    """``workers``: how worker processes are confined (docs/worker.md, "The sandbox")."""
+
+    sandbox: Literal["auto", "required", "off"] = "auto"
+
+
 class ConfigFile(Section):
     """The top level of config.yaml."""
 
@@ -270,6 +276,7 @@ class ConfigFile(Section):
     delivery: DeliveryConfig = DeliveryConfig()
     dashboard: DashboardConfig = DashboardConfig()
     storage: StorageConfig = StorageConfig()
+    workers: WorkersConfig = WorkersConfig()
 
 
 def _section_of(field: FieldInfo) -> type[Section] | None:

@@ -8,12 +8,19 @@ setting whose key has its name is taken as it is, the others are named below.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from gateway.config import Config
-from gateway.config_schema import AuxSlot, DeliveryConfig, KanbanConfig, StorageConfig
+from gateway.config_schema import (
+    AuxSlot,
+    DeliveryConfig,
+    KanbanConfig,
+    StorageConfig,
+    WorkersConfig,
+)
 from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:
@@ -49,10 +56,13 @@ def storage(config: StorageConfig) -> Storage:
     return Storage()
 
 
-def dispatch_settings(config: KanbanConfig) -> DispatchSettings:
+def dispatch_settings(config: KanbanConfig, workers: WorkersConfig | None = None,
+                      worker_api: Path | None = None) -> DispatchSettings:
+    """The dispatcher's settings; ``worker_api`` is the socket the calling process serves."""
     from kanban.runtime import DispatchSettings
 
-    return _settings(DispatchSettings, config, interval_seconds=config.dispatch_interval_seconds)
+    return _settings(DispatchSettings, config, interval_seconds=config.dispatch_interval_seconds,
+                     sandbox=(workers or WorkersConfig()).sandbox, worker_api=worker_api)
 
 
 def llm_endpoint(slot: str, aux: AuxSlot) -> LLMEndpoint:

@@ -105,5 +105,7 @@ def render_status(status: Mapping[str, Any]) -> str:
             + (f" … {len(workers) - 10} more" if len(workers) > 10 else ""))
     else:
         lines.append("Workers: none running")
+    if status.get("sandbox"):
+        lines.append(f"Worker sandbox: {status['sandbox']}")
     return "\n".join(lines)
 

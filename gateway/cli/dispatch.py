@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import signal
@@ -67,7 +66,7 @@ def dispatch(ctx: click.Context, max_new: int | None, dry_run: bool, wait: float
     app = app_of(ctx)
     slug = str(ctx.meta.get("board_slug") or app.board_slug(None))
     api = socket_path(app.home)
-    settings = dataclasses.replace(dispatch_settings(app.config.kanban), worker_api=api)
+    settings = dispatch_settings(app.config.kanban, app.config.workers, worker_api=api)
     if loop and dry_run:
         raise click.UsageError("--loop and --dry-run cannot be combined")
     app.require_operator("dispatch tasks")

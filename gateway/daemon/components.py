@@ -65,6 +65,7 @@ from kanban.agents.profiles import Profiles
 from kanban.backoff import Backoff
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher
+from kanban.runtime.sandbox import sandbox_status
 from kanban.storage.leader import Leadership, Term
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
@@ -117,7 +118,7 @@ class Daemon:
         self.api_path = socket_path(self.home)
         self.dispatcher = Dispatcher(
             self.boards, self.profiles,
-            dataclasses.replace(dispatch_settings(config.kanban), worker_api=self.api_path),
+            dispatch_settings(config.kanban, config.workers, worker_api=self.api_path),
             base_env=environ)
         self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
         self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
@@ -188,8 +189,9 @@ class Daemon:
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
                 await self.hub.ready.wait()
                 self.ready.set()
-                log.info("gateway running on %s (pid %d; boards in %s)", self.home, os.getpid(),
-                         self.storage.describe())
+                log.info("gateway running on %s (pid %d; boards in %s; worker sandbox: %s)",
+                         self.home, os.getpid(), self.storage.describe(),
+                         sandbox_status(self.config.workers.sandbox))
                 await stop.wait()
                 log.info("stopping")
                 if self.dashboard is not None:
@@ -308,4 +310,5 @@ class Daemon:
             "dispatch_cycles": self.watcher.cycles,
             "dashboard": self.dashboard.url if self.dashboard is not None else None,
             "chat": {"handled": self.router.handled, "refusals": self.router.refusals},
+            "sandbox": sandbox_status(self.config.workers.sandbox),
         }

@@ -23,6 +23,7 @@ from ruamel.yaml.error import YAMLError
 from gateway.config import Config
 from gateway.errors import ConfigError
 from kanban.agents.profiles import Profiles
+from kanban.runtime.sandbox import sandbox_status
 
 KEYS = ("orchestrator_profile", "default_assignee", "auto_decompose", "auto_promote_children")
 BOOL_KEYS = ("auto_decompose", "auto_promote_children")
@@ -44,6 +45,8 @@ def view(config: Config, profiles: Profiles) -> dict[str, Any]:
         },
         "profiles": names,
         "config_file": config.path.name if config.path else "config.yaml",
+        # The worker sandbox in force (workers.sandbox and what this kernel offers).
+        "sandbox": sandbox_status(config.workers.sandbox),
     }
 
 

@@ -168,12 +168,14 @@ def test_render_status_is_short() -> None:
         "adapters": {"telegram": {"state": "connected", "detail": None},
                      "slack": {"state": "retrying", "detail": "token refused"}},
         "boards": {"default": {"by_status": {"ready": 1, "running": 2, "done": 9}}},
-        "workers": [{"board": "default", "task_id": 14, "pid": 5120}]})
+        "workers": [{"board": "default", "task_id": 14, "pid": 5120}],
+        "sandbox": "landlock ABI 7"})
     assert text.splitlines() == [
         "Up 1h 02m · pid 7",
         "Adapters: slack retrying (token refused), telegram connected",
         "Board default: 1 ready, 2 running, 9 done",
         "Workers: #14 on default (pid 5120)",
+        "Worker sandbox: landlock ABI 7",
     ]
 
 

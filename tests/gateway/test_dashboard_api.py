@@ -24,6 +24,7 @@ from gateway.errors import ConfigError
 from gateway.examples import create_example_profile
 from kanban import Board, Boards, LeaseError
 from kanban.agents.profiles import Profiles
+from kanban.runtime.sandbox import sandbox_status
 from kanban.storage.db import Tx
 
 ORIGIN = "http://127.0.0.1:8765"
@@ -383,6 +384,7 @@ async def test_orchestration_put_keeps_comments_and_resolves_fallbacks(tmp_path:
             transport=httpx.ASGITransport(app=app), base_url=ORIGIN) as client:
         got = (await client.get("/api/orchestration")).json()
         assert (got["auto_decompose"], got["mode"]) == (True, "auto")
+        assert got["sandbox"] == sandbox_status("auto")  # the level in force is shown
         assert got["resolved"] == {"orchestrator_profile": "default",
                                    "default_assignee": "default"}
         put = await client.put("/api/orchestration", json={

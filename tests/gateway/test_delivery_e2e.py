@@ -90,7 +90,7 @@ def receipts_of(gw: Gateway) -> dict[str, str]:
 
 def assert_no_secret_in_log(gw: Gateway, *tokens: str) -> None:
     log = gw.text()
-    assert "gateway running on" in log
+    assert "gateway running on" in log and "worker sandbox: " in log  # the level in force
     for token in tokens:
         assert token not in log
 

@@ -26,6 +26,7 @@ kanban:
   max_artifacts_per_completion: 3
   max_completion_bytes: 99
 delivery: {max_attachment_bytes: 1234}
+workers: {sandbox: required}
 auxiliary:
   kanban_decomposer: {base_url: 'http://127.0.0.1:1/v1', model: m, api_key_env: KEY, timeout: 3,
                       retries: 1}
@@ -42,7 +43,9 @@ def test_the_kernel_settings_carry_the_configured_values(tmp_path: Path) -> None
     assert board.max_artifact_bytes == 1234  # delivery.max_attachment_bytes
     assert (board.max_artifacts_per_completion, board.max_completion_bytes) == (3, 99)
 
-    dispatch = kernel_settings.dispatch_settings(config.kanban)
+    dispatch = kernel_settings.dispatch_settings(config.kanban, config.workers,
+                                                 worker_api=tmp_path / "api.sock")
+    assert (dispatch.sandbox, dispatch.worker_api) == ("required", tmp_path / "api.sock")
     assert (dispatch.max_spawn, dispatch.max_spawn_host, dispatch.interval_seconds,
             dispatch.claim_ttl_seconds) == (7, 3, 2.0, 60.0)
     assert (dispatch.orchestrator_profile, dispatch.default_assignee, dispatch.host_labels) == (

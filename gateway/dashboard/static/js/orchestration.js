@@ -39,6 +39,7 @@ export class Orchestration {
     this.$("#orch-auto").checked = auto;
     this.$("#orch-promote").checked = data.auto_promote_children;
     this.$("#orch-file").textContent = data.config_file;
+    this.$("#orch-sandbox").textContent = data.sandbox;
     fillPicker(this.$("#orch-orchestrator"), data.profiles, data.orchestrator_profile);
     fillPicker(this.$("#orch-default"), data.profiles, data.default_assignee);
     this.$("#orch-orchestrator-resolved").textContent = `in effect: ${data.resolved.orchestrator_profile}`;
