@@ -4,6 +4,7 @@ Dispatcher, against the fake OpenAI-compatible server scripting tool calls."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -236,15 +237,14 @@ async def test_the_orchestrator_profile_may_create_tasks_for_profiles_that_exist
         assert "kanban_create" in names
 
 
-# On PostgreSQL run_shell gets no DSN, so its commands cannot reach the board at all (the worker
-# API will serve them).
-@pytest.mark.sqlite_only
 @pytest.mark.parametrize("orchestrator", [False, True])
 async def test_run_shell_creates_tasks_only_with_the_runs_right(
         tmp_path: Path, llm: LLMServer, orchestrator: bool) -> None:
-    """The model's shell commands are the worker: `relayboard kanban create` from run_shell —
-    with the worker's variables, or with them unset — creates a task only when the dispatcher
-    gave the run that right (the orchestrator profile); kanban_create is offered the same way."""
+    """The model's shell commands are the worker: `relayboard kanban create` from run_shell
+    creates a task only when the dispatcher gave the run that right (the orchestrator profile);
+    kanban_create is offered the same way. With the worker's variables unset, the command
+    reaches no board at all: the sandbox keeps the database out of reach, whatever the run's
+    rights."""
     settings = {"orchestrator_profile": "w"} if orchestrator else {}
     async with dispatch_env(tmp_path, **settings) as env:
         builtin_profile(env, llm)
@@ -261,10 +261,14 @@ async def test_run_shell_creates_tasks_only_with_the_runs_right(
         assert ("kanban_create" in names) is orchestrator
         [shell] = tool_results(llm, 1)
         titles = {t.title for t in await env.board.list_tasks()}
+        # Opening it (SQLite) or making it (the board lives on PostgreSQL) is refused alike.
+        unreachable = re.findall(r"error: cannot (?:open|create) board 'default' database",
+                                 shell["output"])
+        assert len(unreachable) == 1, shell
         if orchestrator:
-            assert shell["output"].count("rc=0") == 2, shell
-            assert titles == {"plan", "from-shell", "unset-vars"}
+            assert shell["output"].count("rc=0") == 1, shell
+            assert titles == {"plan", "from-shell"}
         else:
             assert shell["output"].count("rc=1") == 2, shell
-            assert shell["output"].count("a worker may not create tasks") == 2, shell
+            assert shell["output"].count("a worker may not create tasks") == 1, shell
             assert titles == {"plan"}
