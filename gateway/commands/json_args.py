@@ -43,20 +43,38 @@ class _Arg:
     default: Any
 
 
+@dataclass(frozen=True)
+class _Declared(_Arg):
+    chat: bool  # offered to chat surfaces
+
+
 def _args(cls: type[Request], chat: bool, fixed: Collection[str],
           names: Mapping[str, str] | None) -> list[_Arg]:
+    named = (names or {}).get
+    return [_Arg(a.field, named(a.field, a.field), a.param, a.form, a.default)
+            for a in _declared_args(cls) if not ((chat and not a.chat) or a.field in fixed)]
+
+
+_DECLARED: dict[type[Request], tuple[_Declared, ...]] = {}
+
+
+def _declared_args(cls: type[Request]) -> tuple[_Declared, ...]:
+    """Every declared field of ``cls`` with its click parameter, built once per verb (a worker
+    API serves one request after another with the same few verbs)."""
+    known = _DECLARED.get(cls)
+    if known is not None:
+        return known
     out = []
     for f, spec in declared(cls):
-        if (chat and not spec.chat) or f.name in fixed:
-            continue
         param = param_of(f, spec)
         # Free words (a title, a reason) are one string; a title is joined, a reason kept whole.
         words = param.nargs == -1 and isinstance(param.type, click.types.StringParamType)
         form = ("flag" if isinstance(param, click.Option) and param.is_flag
                 else "many" if param.multiple or (param.nargs == -1 and not words)
                 else "word" if words and not spec.join else "one")
-        out.append(_Arg(f.name, (names or {}).get(f.name, f.name), param, form, f.default))
-    return out
+        out.append(_Declared(f.name, f.name, param, form, f.default, spec.chat))
+    _DECLARED[cls] = tuple(out)
+    return _DECLARED[cls]
 
 
 def _type_schema(kind: click.ParamType[Any]) -> dict[str, Any]:
