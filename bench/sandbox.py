@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,6 @@ from kanban.runtime.sandbox import (
     WorkerPaths as Paths,
 )
 from kanban.runtime.sandbox import (
-    board_access,
     confine,
     kernel_abi,
     sandbox_status,
@@ -38,34 +36,27 @@ from kanban.runtime.sandbox import (
 )
 
 
-def prepare(root: Path) -> tuple[Paths, Path]:
+def prepare(root: Path) -> Paths:
     """A board folder the way the dispatcher lays it out for one task."""
     board = root / "boards" / "default"
     paths = Paths(workspace=board / "workspaces" / "1", tmpdir=board / "tmp" / "1",
-                  profile_home=root / "profiles" / "w", inputs=board / "attachments" / "1",
+                  profile_home=root / "profiles" / "w", inputs=[board / "attachments" / "1"],
                   prompt_file=board / "prompts" / "1.md")
-    for folder in (paths.workspace, paths.tmpdir, paths.profile_home, paths.inputs,
+    for folder in (paths.workspace, paths.tmpdir, paths.profile_home, *paths.inputs,
                    board / "prompts"):
         folder.mkdir(parents=True, exist_ok=True)
     (board / "prompts" / "1.md").write_text("the task")
-    db = board / "kanban.db"
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
-    conn.commit()
-    return paths, db
+    return paths
 
 
-def boot(argv: Sequence[str], paths: Paths, db: Path,
-         sandboxed: bool) -> tuple[float, float, float]:
+def boot(argv: Sequence[str], paths: Paths, sandboxed: bool) -> tuple[float, float, float]:
     """(wall seconds to the first line, the child's CPU seconds, this thread's CPU seconds
     spent building the policy and ruleset)."""
     started = time.perf_counter()
     ruleset = None
     building = time.thread_time()
     if sandboxed:
-        access = board_access(db, paths.inputs, journal_mode="wal")
-        ruleset = confine("required", worker_policy(paths, board=access))
+        ruleset = confine("required", worker_policy(paths))
     built = time.thread_time() - building
 
     def start() -> subprocess.Popen[bytes]:
@@ -99,15 +90,15 @@ def main() -> None:
     children = {"echo": ["/bin/echo", "up"], "python": [sys.executable, "-I", "-c",
                                                          "print('up')"]}
     with tempfile.TemporaryDirectory() as tmp:
-        paths, db = prepare(Path(tmp))
+        paths = prepare(Path(tmp))
         for name, argv in children.items():
             wall: dict[bool, list[float]] = {False: [], True: []}
             cpu: dict[bool, list[float]] = {False: [], True: []}
             build: dict[bool, list[float]] = {False: [], True: []}
-            boot(argv, paths, db, True)  # warm caches once
+            boot(argv, paths, True)  # warm caches once
             for _ in range(args.runs):
                 for sandboxed in (False, True):
-                    took, used, built = boot(argv, paths, db, sandboxed)
+                    took, used, built = boot(argv, paths, sandboxed)
                     wall[sandboxed].append(took)
                     cpu[sandboxed].append(used)
                     build[sandboxed].append(built)
