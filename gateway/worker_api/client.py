@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import socket
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +88,3 @@ def _exchange(path: Path, data: bytes, timeout: float) -> dict[str, Any]:
         return decode(b"".join(chunks))
     except ValueError as exc:
         raise EOFError(str(exc)) from None
-
-
-def api_path(environ: Mapping[str, str]) -> Path | None:
-    """The socket ``RELAYBOARD_API`` names, if any."""
-    value = environ.get("RELAYBOARD_API")
-    return Path(value) if value else None
