@@ -234,7 +234,7 @@ def run(environ: Mapping[str, str]) -> int:
         return call(api, verb, args, task_id=task_id, lease=lease,
                     board=environ.get("RELAYBOARD_BOARD") or None)["json"]
 
-    shown = ask("show", {})
+    shown = ask("show", {"task_id": task_id})
     task = Task(**{f.name: shown[f.name] for f in dataclasses.fields(Task) if f.name in shown})
     print(f"charting task #{task.id}: {task.title}", flush=True)
     parent_csvs: list[Path] = []

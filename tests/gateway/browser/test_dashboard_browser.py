@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from gateway.commands import Services
 from gateway.examples import create_example_profile
 from gateway.examples.chart import write_chart
+from gateway.worker_api import serving, socket_path
 from kanban.runtime.dispatcher import Dispatcher, DispatchSettings
 from platforms.base import Destination
 from tests.fakes.llm_server import LLMServer
@@ -119,17 +121,19 @@ async def run_worker(site: Site, task_id: int) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     boards = site.app.state.dashboard.boards
-    dispatcher = Dispatcher(boards, site.profiles(), DispatchSettings(tmux_cleanup=False),
-                            base_env=env)
+    api = socket_path(site.home)
+    dispatcher = Dispatcher(boards, site.profiles(),
+                            DispatchSettings(tmux_cleanup=False, worker_api=api), base_env=env)
     try:
-        await dispatcher.run_cycle(site.board)
-
-        async def finished() -> bool:
-            await dispatcher.wait_workers(0.2)
+        async with serving(Services(boards=boards, profiles=site.profiles()), api):
             await dispatcher.run_cycle(site.board)
-            return (await site.board.get_task(task_id)).status == "done"
 
-        await eventually(finished, "the chart worker to finish", within=30)
+            async def finished() -> bool:
+                await dispatcher.wait_workers(0.2)
+                await dispatcher.run_cycle(site.board)
+                return (await site.board.get_task(task_id)).status == "done"
+
+            await eventually(finished, "the chart worker to finish", within=30)
     finally:
         await dispatcher.aclose(terminate=True)
 
