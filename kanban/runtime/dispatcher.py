@@ -75,16 +75,13 @@ from kanban.runtime.spawn import (
     is_same_process,
     relayboard_argv,
 )
-from kanban.runtime.wakeups import LoopHooks, Wake, next_wakeup
+from kanban.runtime.wakeups import LoopHooks, Wake, wait_seconds
 from kanban.runtime.workspaces import Tmux, cleanup_completed, sweep_done
 from kanban.timeutil import now
 
 log = logging.getLogger(__name__)
 
 EXIT_RETRY_LATER = 75  # EX_TEMPFAIL: "rate limited, retry later" — requeued, not counted
-# Never sleep less than this before the next cycle, even when a back-off is already due: a
-# kernel that reports a past wake-up time must not turn the loop into a busy spin.
-MIN_WAIT_SECONDS = 0.01
 
 
 @dataclass
@@ -569,22 +566,15 @@ class Dispatcher:
             await self._wake.wait(await self._wait_seconds(boards, hooks))
 
     async def _wait_seconds(self, boards: Sequence[Board], hooks: LoopHooks) -> float:
-        """How long the loop may sleep when nothing wakes it: the interval tick, shortened to
-        the earliest not-before, the end of a lingering worker's grace and, only while a
-        worker's exit cannot be waited on (no pidfd), to ``settings.exit_poll_seconds``."""
-        timeout = hooks.interval() if hooks.interval is not None else self.settings.interval_seconds
-        due = await next_wakeup(boards)
-        if due is not None:
-            timeout = min(timeout, max(MIN_WAIT_SECONDS, due - now()))
-        if any(not t.proc.watched for t in self._workers.values()):
-            timeout = min(timeout, max(MIN_WAIT_SECONDS, self.settings.exit_poll_seconds))
-        # A worker that finished its own run but lingers is stopped once its grace is over;
-        # its exit would wake us, its lingering would not.
-        for tracked in self._workers.values():
-            if tracked.ended_seen_at is not None:
-                left = tracked.ended_seen_at + self.settings.exit_grace_seconds - now()
-                timeout = min(timeout, max(MIN_WAIT_SECONDS, left))
-        return timeout
+        """The loop's sleep (:func:`wait_seconds`): polled exits only while a worker has no
+        pidfd; a worker that finished its own run but lingers is stopped once its grace is
+        over (its exit would wake us, its lingering would not)."""
+        settings, tracked = self.settings, self._workers.values()
+        return await wait_seconds(
+            boards, hooks.interval() if hooks.interval is not None else settings.interval_seconds,
+            poll=settings.exit_poll_seconds if any(not t.proc.watched for t in tracked) else None,
+            deadlines=[t.ended_seen_at + settings.exit_grace_seconds for t in tracked
+                       if t.ended_seen_at is not None])
 
     async def aclose(self, *, terminate: bool = False) -> None:
         """Stop watching workers. They keep running (a later dispatcher adopts them) unless

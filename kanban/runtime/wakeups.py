@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from kanban.board import Board, ChangeSignal
 from kanban.errors import KanbanError
+from kanban.timeutil import now
 
 log = logging.getLogger(__name__)
+
+# Never sleep less than this before the next cycle, even when a back-off is already due: a
+# kernel that reports a past wake-up time must not turn the loop into a busy spin.
+MIN_WAIT_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,15 @@ async def next_wakeup(boards: Sequence[Board]) -> float | None:
         if value is not None:
             earliest = value if earliest is None else min(earliest, value)
     return earliest
+
+
+async def wait_seconds(boards: Sequence[Board], interval: float, *,
+                       poll: float | None = None, deadlines: Iterable[float] = ()) -> float:
+    """How long the loop may sleep when nothing wakes it: ``interval``, shortened to the
+    earliest not-before on ``boards``, to ``poll`` (set while a worker's exit cannot be waited
+    on) and to the earliest of ``deadlines`` (absolute times, e.g. a lingering worker's end of
+    grace); never below :data:`MIN_WAIT_SECONDS`."""
+    due = await next_wakeup(boards)
+    ends = [*deadlines, *([] if due is None else [due])]
+    limits = [interval, *([] if poll is None else [poll]), *(end - now() for end in ends)]
+    return max(MIN_WAIT_SECONDS, min(limits))
