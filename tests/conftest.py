@@ -6,10 +6,11 @@ session ends, with a summary line saying which server the PostgreSQL tests used.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.fakes.llm_server import LLMServer
 from tests.storage_backends import PG_DSN_ENV, started_throwaway, stop_throwaway
 
 
@@ -20,6 +21,13 @@ def umask_022() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[LLMServer]:
+    """A real chat-completions server on 127.0.0.1 with scripted replies."""
+    async with LLMServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session", autouse=True)

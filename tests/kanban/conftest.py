@@ -8,7 +8,6 @@ import pytest
 from kanban.board import Board
 from kanban.storage.backend import Storage
 from kanban.testing import open_board
-from tests.fakes.llm_server import LLMServer
 from tests.storage_backends import generate, storage_for
 
 
@@ -19,13 +18,6 @@ async def board(tmp_path: Path) -> AsyncIterator[Board]:
         yield b
     finally:
         await b.close()
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[LLMServer]:
-    """A real chat-completions server on 127.0.0.1 with scripted replies."""
-    async with LLMServer() as server:
-        yield server
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
