@@ -188,8 +188,7 @@ class AppContext:
             raise KanbanError("inside a worker the board is reached through the worker API, and "
                               "RELAYBOARD_API is not set (start workers from `gateway run` or "
                               "`kanban dispatch`)")
-        result: Result = run_remote(Path(api), self.environ, request)  # type: ignore[assignment]
-        return result
+        return run_remote(Path(api), self.environ, request)
 
 
 def emit_json(data: Any) -> None:

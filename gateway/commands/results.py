@@ -379,10 +379,25 @@ class Decomposed:
         return printable("\n".join(self.lines) or "no triage tasks", multiline=True)
 
 
+@dataclass(eq=False)
+class Relayed:
+    """A result another process ran the command for (a worker's request, answered by the
+    worker API): its JSON and its text, as that process rendered them."""
+
+    data: Any
+    message: str
+
+    def to_json(self) -> Any:
+        return self.data
+
+    def text(self) -> str:
+        return self.message
+
+
 Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUpdated
           | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
           | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
-          | BoardRemoved | BoardMigrated | Decomposed)
+          | BoardRemoved | BoardMigrated | Decomposed | Relayed)
 
 
 # Results a terminal shows as tables or detail views rather than as their chat text.

@@ -2,8 +2,9 @@
 
 :func:`run_remote` is what :meth:`gateway.cli.invocation.AppContext.run` does inside a worker:
 the request's declared fields travel as JSON arguments, the server rebuilds the request from the
-same declaration, and the answer comes back as a :class:`RemoteResult` that prints like the
-local one (``--json`` prints the same JSON).
+same declaration, and the answer comes back as a
+:class:`~gateway.commands.results.Relayed` that prints like the local one (``--json`` prints
+the same JSON).
 """
 
 from __future__ import annotations
@@ -16,25 +17,12 @@ from typing import Any
 
 import anyio
 
+from gateway.commands.results import Relayed
 from gateway.worker_api.client import DEFAULT_PATIENCE, ApiError, call
 from gateway.worker_api.wire import KIND_LEASE, KIND_REFUSED
 from kanban.errors import KanbanError, LeaseError
 
 _NOT_SENT = ("board", "lease", "force")
-
-
-@dataclasses.dataclass(eq=False)
-class RemoteResult:
-    """An answer of the API: the result's JSON and its one-paragraph text."""
-
-    data: Any
-    message: str
-
-    def to_json(self) -> Any:
-        return self.data
-
-    def text(self) -> str:
-        return self.message
 
 
 def request_args(request: Any) -> dict[str, Any]:
@@ -65,13 +53,13 @@ def remote_runner(api: Path, environ: Mapping[str, str]) -> Callable[[Any], Awai
     """A worker's ``run(request)`` (see :mod:`gateway.builtin_worker.kanban_tools`) that sends
     each request to the API from a thread, so the worker's loop keeps running meanwhile."""
 
-    async def run(request: Any) -> RemoteResult:
+    async def run(request: Any) -> Relayed:
         return await anyio.to_thread.run_sync(run_remote, api, environ, request)
 
     return run
 
 
-def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteResult:
+def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> Relayed:
     """Send ``request`` as the worker ``environ`` describes; errors become the same kernel
     errors a local run raises (a stale lease is a :class:`LeaseError`)."""
     from gateway.commands import NotAllowed
@@ -89,4 +77,4 @@ def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> RemoteRes
         if exc.kind == KIND_REFUSED:
             raise NotAllowed(str(exc)) from None
         raise KanbanError(str(exc)) from None
-    return RemoteResult(answer.get("json"), str(answer.get("text") or ""))
+    return Relayed(answer.get("json"), str(answer.get("text") or ""))
