@@ -26,6 +26,7 @@ from gateway.errors import DashboardUnavailable
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from gateway.dashboard.ops import Operations
     from kanban.home import Boards
     from platforms.web import WebAdapter
 
@@ -36,7 +37,8 @@ WEB_HISTORY_DIR = "web-chat"  # the same folder `relayboard dashboard` uses
 
 class DashboardServer:
     def __init__(self, config: Config, boards: Boards, web: WebAdapter | None,
-                 *, grace_seconds: float = 3.0, poll_seconds: float = 0.5) -> None:
+                 *, grace_seconds: float = 3.0, poll_seconds: float = 0.5,
+                 operations: Operations | None = None) -> None:
         dash = config.dashboard
         check_bind(dash.host, dash.token, dash.token_env)  # refuse before anything starts
         self.config = config
@@ -44,6 +46,7 @@ class DashboardServer:
         self.web = web
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
+        self.operations = operations
         self.port: int | None = None  # the bound port, once serving (dashboard.port may be 0)
         self.stopping = False
         self.app: Starlette | None = None
@@ -57,7 +60,8 @@ class DashboardServer:
             from gateway.dashboard import create_app
 
             self.app = create_app(self.config.home, self.config, boards=self.boards,
-                                  web_adapter=self.web, poll_seconds=self.poll_seconds)
+                                  web_adapter=self.web, poll_seconds=self.poll_seconds,
+                                  operations=self.operations)
         return self.app
 
     async def run(self) -> None:
