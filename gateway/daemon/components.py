@@ -152,7 +152,8 @@ class Daemon:
         self.delivery = delivery
         self.notifier = Notifier(self.hub.open_boards, self.hub.changes, self.adapters,
                                  delivery, notifier_settings, observer=self.metrics)
-        self.lifecycle = TaskLifecycle(self.metrics, self.hub.open_boards, self.hub.changes)
+        self.lifecycle = TaskLifecycle(self.metrics, self.hub.open_boards, self.hub.changes,
+                                       start_after=self.hub.ready)
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
@@ -207,6 +208,8 @@ class Daemon:
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
                 group.start_soon(supervise, "metrics", self.lifecycle.run, name="metrics")
                 await self.hub.ready.wait()
+                with anyio.move_on_after(self.shutdown_seconds):
+                    await self.lifecycle.ready.wait()  # counting from here on
                 self.ready.set()
                 log.info("gateway running on %s (pid %d; boards in %s; worker sandbox: %s)",
                          self.home, os.getpid(), self.storage.describe(),

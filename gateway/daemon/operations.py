@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from gateway.metrics import CONTENT_TYPE, BoardSnapshot, Snapshot
+from gateway.metrics import BoardSnapshot, Snapshot
 from kanban.errors import KanbanError
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ class DaemonOperations:
                 reasons.append(f"adapter {name}: {state}")
         return reasons
 
-    async def exposition(self) -> tuple[bytes, str]:
-        return await self.daemon.metrics.exposition(), CONTENT_TYPE
+    async def exposition(self, accept: str) -> tuple[bytes, str]:
+        return await self.daemon.metrics.exposition(accept)
 
     async def snapshot(self) -> Snapshot:
         d = self.daemon

@@ -27,8 +27,8 @@ class Operations(Protocol):
     def readiness(self) -> list[str]:
         """Why the gateway is not ready; empty when it is."""
 
-    async def exposition(self) -> tuple[bytes, str]:
-        """The metrics, rendered now, and their content type."""
+    async def exposition(self, accept: str) -> tuple[bytes, str]:
+        """The metrics, rendered now in the format ``accept`` prefers, and its content type."""
 
 
 def routes(ops: Operations) -> list[BaseRoute]:
@@ -43,7 +43,7 @@ def routes(ops: Operations) -> list[BaseRoute]:
         return _json({"status": "ready"}, 200)
 
     async def metrics(request: Request) -> Response:
-        body, content_type = await ops.exposition()
+        body, content_type = await ops.exposition(request.headers.get("accept", ""))
         return Response(body, headers={**NO_STORE, "content-type": content_type})
 
     return [Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -10,6 +10,6 @@
 
 from gateway.metrics.gauges import BoardSnapshot, Snapshot
 from gateway.metrics.lifecycle import TaskLifecycle
-from gateway.metrics.registry import CONTENT_TYPE, GatewayMetrics
+from gateway.metrics.registry import GatewayMetrics
 
-__all__ = ["CONTENT_TYPE", "BoardSnapshot", "GatewayMetrics", "Snapshot", "TaskLifecycle"]
+__all__ = ["BoardSnapshot", "GatewayMetrics", "Snapshot", "TaskLifecycle"]

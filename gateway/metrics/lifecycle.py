@@ -6,7 +6,9 @@ the same transaction as the change; following that log (a cursor per board, the 
 gateway's dispatcher and worker API, a CLI in another terminal, another host on PostgreSQL —
 without the kernel importing any metrics library. Each served board is read on every change the
 hub signals (and every ``tick_seconds`` as a safety net), starting from the log's end when the
-board is first seen: history is not counted again after a restart.
+board is first seen: history is not counted again after a restart. ``ready`` is set once the
+boards open at ``start_after`` (the hub's readiness) are followed, so the daemon announces itself
+ready only when nothing it does from then on goes uncounted.
 
 Each milestone is also logged (``claimed``, ``started``, ``completed``, failures, ``gave up``)
 with the board, task id and run id as record fields, so JSON logs can be filtered per task.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+
+import anyio
 
 from gateway.metrics.registry import GatewayMetrics
 from kanban.board import Board, ChangeSignal
@@ -32,19 +36,25 @@ PENDING_CLAIMS = 10_000  # claims remembered until their start (bounded: manual 
 
 class TaskLifecycle:
     def __init__(self, metrics: GatewayMetrics, boards: Callable[[], Sequence[Board]],
-                 changes: ChangeSignal, *, tick_seconds: float = 5.0) -> None:
+                 changes: ChangeSignal, *, tick_seconds: float = 5.0,
+                 start_after: anyio.Event | None = None) -> None:
         self.metrics = metrics
         self.boards = boards
         self.changes = changes
         self.tick_seconds = tick_seconds
+        self.start_after = start_after
+        self.ready = anyio.Event()
         self._tails: dict[str, EventTail] = {}
         self._claimed: OrderedDict[tuple[str, int], float] = OrderedDict()
 
     async def run(self) -> None:
         """Follow the boards until cancelled."""
+        if self.start_after is not None:
+            await self.start_after.wait()
         while True:
             version = self.changes.version
             await self.read()
+            self.ready.set()
             await self.changes.wait(version, self.tick_seconds)
 
     async def read(self) -> None:

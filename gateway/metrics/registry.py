@@ -13,15 +13,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from gateway.metrics.gauges import Snapshot, SnapshotCollector
 from kanban.board.outbox import OutboxItem
 from kanban.board.recovery import FAILURE_KINDS
 from platforms.receipts import Receipt, ReceiptStatus
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Seconds: a claim usually starts its worker within a second; a notification can wait out a
 # platform's rate limit or an outage (the outbox retries up to minutes apart).
@@ -92,9 +90,11 @@ class GatewayMetrics:
                 max(0.0, self.clock() - created))
 
     # ---- the scrape ------------------------------------------------------------------------------
-    async def exposition(self) -> bytes:
-        """The Prometheus text format, with the gauges read now (one scrape at a time)."""
+    async def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """(body, content type): the Prometheus text format, or OpenMetrics when the scraper's
+        ``Accept`` asks for it, with the gauges read now (one scrape at a time)."""
+        encode, content_type = choose_encoder(accept)
         async with self._scrape:
             if self.gauges is not None:
                 await self.gauges.refresh()
-            return generate_latest(self.registry)
+            return encode(self.registry), content_type
