@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.test_leader import namespace as namespace  # noqa: F401  (the fixture)
+from tests.gateway.test_leader import namespace as namespace
 from tests.gateway.test_leader import two_hosts
 from tests.gateway.test_operations import parse, value
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.postgres_only
 
 
 async def test_leadership_and_the_board_gauges_on_postgresql(tmp_path: Path,
-                                                             namespace: str) -> None:  # noqa: F811
+                                                             namespace: str) -> None:
     async with two_hosts(tmp_path, namespace, "kanban: {auto_decompose: false}\n") as (a, b):
         board = await a.daemon.boards.open("default")
         task = (await board.create_task("waits in triage", triage=True)).task
