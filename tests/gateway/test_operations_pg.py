@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.test_leader import namespace as namespace
+from tests.gateway.test_leader import namespace as namespace  # the fixture, by name
 from tests.gateway.test_leader import two_hosts
 from tests.gateway.test_operations import parse, value
 
