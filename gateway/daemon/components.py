@@ -214,6 +214,11 @@ class Daemon:
                 log.info("gateway running on %s (pid %d; boards in %s; worker sandbox: %s)",
                          self.home, os.getpid(), self.storage.describe(),
                          sandbox_status(self.config.workers.sandbox))
+                if self.dashboard is not None and self.systemd.enabled:
+                    # Ready for systemd includes answering /readyz; a port that stays busy is
+                    # retried while the rest serves, so it does not hold the start back for long.
+                    with anyio.move_on_after(5):
+                        await self.dashboard.listening.wait()
                 self.systemd.ready(f"serving {len(self.hub.open_boards())} board(s)")
                 group.start_soon(self.systemd.watchdog, name="systemd-watchdog")
                 await stop.wait()

@@ -48,6 +48,7 @@ class DashboardServer:
         self.poll_seconds = poll_seconds
         self.operations = operations
         self.port: int | None = None  # the bound port, once serving (dashboard.port may be 0)
+        self.listening = anyio.Event()  # set the first time the port is bound
         self.stopping = False
         self.app: Starlette | None = None
 
@@ -74,6 +75,7 @@ class DashboardServer:
         server = EmbeddedServer(app, dash.host, dash.port, grace_seconds=self.grace_seconds)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         self.port = sock.getsockname()[1]
+        self.listening.set()
         token_hint = f" (open it once with ?token=<${dash.token_env}>)" if dash.token else ""
         log.info("dashboard and web chat on %s%s", self.url, token_hint)
         try:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.daemon.systemd import Systemd
@@ -120,6 +121,13 @@ async def test_gateway_run_under_systemd_notifies_and_logs_json(
     try:
         # WATCHDOG_PID is unset: the ping is meant for whichever process reads it.
         assert (await receive(sock)).startswith("READY=1\nSTATUS=serving 1 board(s)")
+        # Ready for systemd means the probes answer already.
+        url = next(json.loads(line)["message"].split(" on ")[1].split()[0]
+                   for line in log.read_text(encoding="utf-8").splitlines()
+                   if "dashboard and web chat on" in line)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
         assert await receive(sock) == "WATCHDOG=1"
         assert await receive(sock) == "WATCHDOG=1"
         proc.send_signal(signal.SIGTERM)
