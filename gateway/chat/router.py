@@ -216,7 +216,7 @@ class ChatRouter:
         last = self._refused.get(who)
         if last is not None and now - last < self.settings.refusal_interval:
             log.info("%s: message from user %s (not allowed) ignored; refused already",
-                     message.platform, message.user_id)
+                     message.platform, message.user_id, extra={"platform": message.platform})
             return
         if len(self._refused) >= 10_000:
             # A busy public channel full of strangers must not grow this map forever: entries
@@ -226,7 +226,7 @@ class ChatRouter:
         self._refused[who] = now
         self.refusals += 1
         log.info("%s: refused a message from user %s (not in allowed_users)",
-                 message.platform, message.user_id)
+                 message.platform, message.user_id, extra={"platform": message.platform})
         await self._say(message, REFUSAL.format(user_id=message.user_id,
                                                 platform=message.platform))
 
