@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from gateway.config import Config
 from gateway.dashboard.security import check_bind
@@ -107,16 +108,19 @@ class EmbeddedServer(uvicorn.Server):
     """Uvicorn serving the dashboard app, as the daemon and ``relayboard dashboard`` both run it.
 
     ``own_signals``: uvicorn handles SIGINT/SIGTERM itself (the command run alone); otherwise the
-    daemon's handlers stay in charge. ``before_shutdown`` runs before uvicorn waits for the open
-    connections, to end the event streams (browsers never hang up on their own).
+    daemon's handlers stay in charge. ``own_logging``: uvicorn sets up its own log handlers;
+    otherwise its records reach the daemon's handler (its format, its redaction).
+    ``before_shutdown`` runs before uvicorn waits for the open connections, to end the event
+    streams (browsers never hang up on their own).
     """
 
     def __init__(self, app: Starlette, host: str, port: int, *, grace_seconds: float = 3.0,
-                 own_signals: bool = False,
+                 own_signals: bool = False, own_logging: bool = False,
                  before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=int(grace_seconds) or 1, access_log=False))
+            timeout_graceful_shutdown=int(grace_seconds) or 1, access_log=False,
+            log_config=LOGGING_CONFIG if own_logging else None))
         self.own_signals = own_signals
         self.before_shutdown = before_shutdown
 

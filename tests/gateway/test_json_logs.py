@@ -3,6 +3,7 @@ every value — also where JSON escaping would change how a secret is spelt."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -143,3 +144,29 @@ async def test_a_gateway_logs_a_task_s_life_with_board_task_and_run(
     assert crashed["level"] == "WARNING" and "exited with code 4" in crashed["message"]
     dispatch = next(e for e in entries if e["component"] == "kanban.runtime.dispatcher")
     assert dispatch["board"] == "default"
+
+
+async def test_the_web_server_s_own_warnings_are_json_lines_too(
+    tmp_path: Path, captured: tuple[io.StringIO, logging.Handler],
+) -> None:
+    stream, _ = captured
+    apply_config("json", [])
+    async with gateway(tmp_path / "home", "dashboard: {port: 0}\n", {}) as daemon:
+        server = daemon.dashboard
+        assert server is not None
+
+        async def port() -> int | None:
+            return server.port
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", await wait_until(port))
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)  # uvicorn answers 400 and hangs up
+        writer.close()
+
+        async def warned() -> dict[str, Any] | None:
+            return next((e for e in lines(stream) if e["component"].startswith("uvicorn")),
+                        None)
+
+        entry = await wait_until(warned, within=10, what="uvicorn's warning")
+    assert entry["level"] == "WARNING" and "Invalid HTTP request" in entry["message"]
