@@ -91,6 +91,13 @@ def setup_logging(secrets: Iterable[str], *, level: int = logging.INFO,
     handler.relayboard = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # Libraries that set up handlers of their own (uvicorn does, when it runs alone in this
+    # process) would bypass the format and the redaction: their records go to the root instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        for own in list(logger.handlers):
+            logger.removeHandler(own)
+        logger.propagate = True
     # Chatty libraries: their per-request lines say nothing an operator needs.
     for name in ("httpx", "aiohttp.access", "telegram.ext", "discord.gateway", "slack_sdk"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
