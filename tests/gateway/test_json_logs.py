@@ -28,16 +28,25 @@ PASSWORD = "pg-pass-7c1e"
 
 @pytest.fixture
 def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
-    """The daemon's own handler writing to a buffer; the root logger restored afterwards."""
+    """The daemon's own handler writing to a buffer; every logger it touches restored
+    afterwards (later tests read library records at their usual levels)."""
     root = logging.getLogger()
-    level = root.level
+    touched = [logging.getLogger(name) for name in (
+        "httpx", "aiohttp.access", "telegram.ext", "discord.gateway", "slack_sdk",
+        "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in [root, *touched]]
     stream = io.StringIO()
     handler = setup_logging((), stream=stream)
     try:
         yield stream, handler
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        for lg, level, handlers, propagate in saved:
+            lg.setLevel(level)
+            lg.propagate = propagate
+            for own in handlers:
+                if own not in lg.handlers:
+                    lg.addHandler(own)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
