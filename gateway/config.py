@@ -27,6 +27,7 @@ from gateway.config_schema import (
     DashboardConfig,
     DeliveryConfig,
     KanbanConfig,
+    LoggingConfig,
     Section,
     StorageConfig,
     WorkersConfig,
@@ -78,6 +79,7 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
 
     def secret_values(self) -> list[str]:

@@ -266,6 +266,12 @@ class WorkersConfig(Section):
     sandbox: Literal["auto", "required", "off"] = "auto"
 
 
+class LoggingConfig(Section):
+    """``logging``: how the daemon writes its log on stderr (docs/operations.md, "Logs")."""
+
+    format: Literal["text", "json"] = "text"
+
+
 class ConfigFile(Section):
     """The top level of config.yaml."""
 
@@ -277,6 +283,7 @@ class ConfigFile(Section):
     dashboard: DashboardConfig = DashboardConfig()
     storage: StorageConfig = StorageConfig()
     workers: WorkersConfig = WorkersConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 def _section_of(field: FieldInfo) -> type[Section] | None:

@@ -52,7 +52,8 @@ async def send_reply(adapter: PlatformAdapter, dest: Destination, text: str,
         receipt = await adapter.send(dest, body.strip() or "(empty answer)")
         receipts.append(receipt)
         if not receipt.ok:
-            log.warning("%s: reply not delivered: %s", adapter.name, receipt.reason)
+            log.warning("%s: reply not delivered: %s", adapter.name, receipt.reason,
+                        extra={"platform": dest.platform})
     if files and policy is not None:
         sent = await deliver_files(adapter, dest, files, policy=policy)
         receipts.extend(sent)

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from gateway.commands.callers import Role
 from platforms.base import Destination, InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
 from platforms.errors import FileTooLarge, PlatformError
+from platforms.receipts import Receipt
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class ChatRouter:
                  home: Path, agent: Agent | None = None, history: History | None = None,
                  status: StatusSource | None = None, policy: PolicySource | None = None,
                  settings: RouterSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sent: Callable[[str, Sequence[Receipt]], None] | None = None) -> None:
+        """``sent`` hears every reply's receipts, by platform (the gateway's metrics)."""
         self.services = services
         self.adapters = adapters
         self.home = home
@@ -80,6 +83,7 @@ class ChatRouter:
         self.policy = policy
         self.settings = settings or RouterSettings()
         self.clock = clock
+        self.sent = sent
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
         self._refused: dict[tuple[str, str], float] = {}
         self.handled = 0  # messages answered (for tests and status)
@@ -117,7 +121,8 @@ class ChatRouter:
                 try:
                     await self.handle(message)
                 except Exception:  # one bad message never stops the conversation
-                    log.exception("chat: handling a %s message failed", message.platform)
+                    log.exception("chat: handling a %s message failed", message.platform,
+                                  extra={"platform": message.platform})
                     await self._say(message, "Something went wrong on my side; the log has "
                                              "the details.")
         finally:
@@ -127,7 +132,8 @@ class ChatRouter:
     async def handle(self, message: InboundMessage) -> None:
         adapter = self.adapters.get(message.platform)
         if adapter is None:
-            log.warning("chat: a %s message arrived, but that adapter is gone", message.platform)
+            log.warning("chat: a %s message arrived, but that adapter is gone", message.platform,
+                        extra={"platform": message.platform})
             return
         dest = message.reply_destination()
         text = message.text.strip()
@@ -161,7 +167,9 @@ class ChatRouter:
         # answer may carry files, under the delivery policy.
         policy = (await self.policy() if self.policy is not None and command is None
                   else None)
-        await send_reply(adapter, dest, answer, policy)
+        receipts = await send_reply(adapter, dest, answer, policy)
+        if self.sent is not None:
+            self.sent(message.platform, receipts)
         await self.history.append(message.platform, message.chat, message.thread,
                                   entry("user", text, message.user_name),
                                   entry("assistant", answer))
@@ -187,7 +195,8 @@ class ChatRouter:
             except TimeoutError:
                 notes.append(f"{ref.name} was not received: the download timed out")
             except PlatformError as exc:
-                log.warning("chat: download of a %s file failed: %s", message.platform, exc)
+                log.warning("chat: download of a %s file failed: %s", message.platform, exc,
+                            extra={"platform": message.platform})
                 notes.append(f"{ref.name} was not received: {_after_colon(str(exc))}")
             else:
                 files.append(path)
@@ -207,7 +216,7 @@ class ChatRouter:
         last = self._refused.get(who)
         if last is not None and now - last < self.settings.refusal_interval:
             log.info("%s: message from user %s (not allowed) ignored; refused already",
-                     message.platform, message.user_id)
+                     message.platform, message.user_id, extra={"platform": message.platform})
             return
         if len(self._refused) >= 10_000:
             # A busy public channel full of strangers must not grow this map forever: entries
@@ -217,7 +226,7 @@ class ChatRouter:
         self._refused[who] = now
         self.refusals += 1
         log.info("%s: refused a message from user %s (not in allowed_users)",
-                 message.platform, message.user_id)
+                 message.platform, message.user_id, extra={"platform": message.platform})
         await self._say(message, REFUSAL.format(user_id=message.user_id,
                                                 platform=message.platform))
 
@@ -232,10 +241,16 @@ class ChatRouter:
         try:
             receipt = await adapter.send(message.reply_destination(), text)
         except PlatformError as exc:
-            log.warning("%s: could not answer: %s", message.platform, exc)
+            log.warning("%s: could not answer: %s", message.platform, exc,
+                        extra={"platform": message.platform})
+            if self.sent is not None:
+                self.sent(message.platform, [Receipt.from_error(exc)])
             return
+        if self.sent is not None:
+            self.sent(message.platform, [receipt])
         if not receipt.ok:
-            log.warning("%s: could not answer: %s", message.platform, receipt.reason)
+            log.warning("%s: could not answer: %s", message.platform, receipt.reason,
+                        extra={"platform": message.platform})
 
 
 def _after_colon(text: str) -> str:

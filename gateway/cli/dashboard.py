@@ -58,7 +58,7 @@ async def serve(config: Config) -> None:
     await web.start(inbox)
     app = create_app(config.home, config, web_adapter=web)
     dash = config.dashboard
-    server = EmbeddedServer(app, dash.host, dash.port, own_signals=True,
+    server = EmbeddedServer(app, dash.host, dash.port, own_signals=True, own_logging=True,
                             before_shutdown=lambda: close_streams(app))
     # Bind first, so the printed address carries the real port (``--port 0`` picks one).
     sock = bind(dash.host, dash.port)

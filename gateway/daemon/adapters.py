@@ -182,7 +182,7 @@ class AdapterRunner:
             if self._connected_at is None:
                 self._connected_at = time.monotonic()
             if self.state.state != "connected":
-                log.info("%s: connected", self.name)
+                log.info("%s: connected", self.name, extra={"platform": self.name})
         self._set(str(state), detail)
 
     def _retrying(self, error: PlatformError, failures: int, delay: float, *,
@@ -195,9 +195,11 @@ class AdapterRunner:
         if conflict:
             if not streak:  # once per streak: a conflict can last as long as the other side
                 log.error("%s: %s; only one of them can receive. Stop the other one; retrying "
-                          "with backoff (logged once until it connects again)", self.name, error)
+                          "with backoff (logged once until it connects again)", self.name, error,
+                          extra={"platform": self.name})
         else:
-            log.warning("%s: %s: %s; retrying in %.1f s", self.name, what, error, delay)
+            log.warning("%s: %s: %s; retrying in %.1f s", self.name, what, error, delay,
+                        extra={"platform": self.name})
 
     def _set(self, state: str, detail: str | None = None) -> None:
         if state == "connecting":
@@ -213,4 +215,5 @@ class AdapterRunner:
             try:
                 await adapter.close()
             except Exception as exc:
-                log.warning("%s: close failed: %s", self.name, exc)
+                log.warning("%s: close failed: %s", self.name, exc,
+                            extra={"platform": self.name})

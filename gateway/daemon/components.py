@@ -12,6 +12,9 @@ it fails, never taking the others down):
 * ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
   ``kanban.dispatch_in_gateway``);
 * ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump;
+* ``metrics`` — :class:`~gateway.metrics.TaskLifecycle`: the task counters from the boards'
+  event logs (the rest of :class:`~gateway.metrics.GatewayMetrics` is updated in place or read
+  at scrape time; ``/metrics``, ``/healthz`` and ``/readyz`` are served by the dashboard);
 * ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
   ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
   the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
@@ -20,6 +23,9 @@ it fails, never taking the others down):
   leadership is granted at once, so a single gateway behaves as if there were none. The web chat,
   the dashboard, the dispatcher and the notifier run on every gateway: claims and outbox rows are
   locked per row.
+
+Under systemd (``NOTIFY_SOCKET``) the daemon says ``READY=1`` once the boards are open and the
+components started, pings the watchdog, and says ``STOPPING=1`` (:mod:`gateway.daemon.systemd`).
 
 Stopping (``stop`` set) cancels them and cleans up within ``shutdown_seconds``. Workers are
 detached, not stopped: their claims stay valid and the next start adopts them.
@@ -50,7 +56,9 @@ from gateway.daemon.adapters import (
 )
 from gateway.daemon.http_server import DashboardServer, web_adapter
 from gateway.daemon.hub import BoardHub
+from gateway.daemon.operations import DaemonOperations
 from gateway.daemon.supervisor import Supervisor
+from gateway.daemon.systemd import Systemd
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.kernel_settings import (
     board_options,
@@ -58,6 +66,7 @@ from gateway.kernel_settings import (
     dispatch_settings,
     storage,
 )
+from gateway.metrics import GatewayMetrics, TaskLifecycle
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
 from gateway.worker_api import socket_path, worker_api_server
 from kanban.agents.decomposer import BackgroundDecomposer
@@ -108,6 +117,10 @@ class Daemon:
             chat = self.web
             self.factories["web"] = lambda: chat  # one instance: the dashboard mounts it
         self.shutdown_seconds = shutdown_seconds
+        self.stopping = False
+        self.operations = DaemonOperations(self)
+        self.metrics = GatewayMetrics(self.operations.snapshot)
+        self.systemd = Systemd(environ)
         self.supervisor = Supervisor(backoff)
         self.storage = storage(config.storage)
         self.boards = Boards(self.home, board_options(config.kanban, config.delivery),
@@ -128,6 +141,8 @@ class Daemon:
         self.inbox: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOX_SIZE)
         self.runners = {name: AdapterRunner(name, factory, self.adapters, self.inbox, backoff)
                         for name, factory in self.factories.items()}
+        for name in self.runners:
+            self.metrics.platform_seen(name)
         # Every platform but the built-in web chat receives only on the leader.
         self.leader_runners = {n: r for n, r in self.runners.items() if n != "web"}
         delivery = DeliverySettings(
@@ -136,7 +151,9 @@ class Daemon:
             max_bytes=config.delivery.max_attachment_bytes)
         self.delivery = delivery
         self.notifier = Notifier(self.hub.open_boards, self.hub.changes, self.adapters,
-                                 delivery, notifier_settings)
+                                 delivery, notifier_settings, observer=self.metrics)
+        self.lifecycle = TaskLifecycle(self.metrics, self.hub.open_boards, self.hub.changes,
+                                       start_after=self.hub.ready)
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
@@ -150,10 +167,12 @@ class Daemon:
             services=self.services, adapters=self.adapters, home=self.home,
             agent=build_agent(config.agent, environ, self.home),
             history=History(self.home / "chat" / "history", config.agent.history_messages),
-            status=self.status, policy=self.chat_policy, settings=settings)
+            status=self.status, policy=self.chat_policy, settings=settings,
+            sent=self.metrics.sent)
         self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
-        self.dashboard = (DashboardServer(config, self.boards, self.web) if serve else None)
+        self.dashboard = (DashboardServer(config, self.boards, self.web,
+                                          operations=self.operations) if serve else None)
         self.ready = anyio.Event()
         self.started_at: float | None = None
         self._live_workers_at_stop = 0
@@ -187,12 +206,24 @@ class Daemon:
                     group.start_soon(supervise, "dispatcher", self.watcher.run,
                                      name="dispatcher")
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
+                group.start_soon(supervise, "metrics", self.lifecycle.run, name="metrics")
                 await self.hub.ready.wait()
+                with anyio.move_on_after(self.shutdown_seconds):
+                    await self.lifecycle.ready.wait()  # counting from here on
                 self.ready.set()
                 log.info("gateway running on %s (pid %d; boards in %s; worker sandbox: %s)",
                          self.home, os.getpid(), self.storage.describe(),
                          sandbox_status(self.config.workers.sandbox))
+                if self.dashboard is not None and self.systemd.enabled:
+                    # Ready for systemd includes answering /readyz; a port that stays busy is
+                    # retried while the rest serves, so it does not hold the start back for long.
+                    with anyio.move_on_after(5):
+                        await self.dashboard.listening.wait()
+                self.systemd.ready(f"serving {len(self.hub.open_boards())} board(s)")
+                group.start_soon(self.systemd.watchdog, name="systemd-watchdog")
                 await stop.wait()
+                self.stopping = True
+                self.systemd.stopping()
                 log.info("stopping")
                 if self.dashboard is not None:
                     self.dashboard.stopping = True
@@ -302,7 +333,7 @@ class Daemon:
                 {"board": slug, "task_id": task_id, "run_id": run_id, "pid": proc.pid}
                 for slug in boards
                 for task_id, run_id, proc in self.dispatcher.workers(slug)
-                if proc.poll() is None
+                if proc.poll()
             ],
             "components": self.supervisor.status(),
             "notifications": {"delivered": self.notifier.delivered,

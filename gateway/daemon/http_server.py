@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from gateway.config import Config
 from gateway.dashboard.security import check_bind
@@ -26,6 +27,7 @@ from gateway.errors import DashboardUnavailable
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from gateway.dashboard.ops import Operations
     from kanban.home import Boards
     from platforms.web import WebAdapter
 
@@ -36,7 +38,8 @@ WEB_HISTORY_DIR = "web-chat"  # the same folder `relayboard dashboard` uses
 
 class DashboardServer:
     def __init__(self, config: Config, boards: Boards, web: WebAdapter | None,
-                 *, grace_seconds: float = 3.0, poll_seconds: float = 0.5) -> None:
+                 *, grace_seconds: float = 3.0, poll_seconds: float = 0.5,
+                 operations: Operations | None = None) -> None:
         dash = config.dashboard
         check_bind(dash.host, dash.token, dash.token_env)  # refuse before anything starts
         self.config = config
@@ -44,7 +47,9 @@ class DashboardServer:
         self.web = web
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
+        self.operations = operations
         self.port: int | None = None  # the bound port, once serving (dashboard.port may be 0)
+        self.listening = anyio.Event()  # set the first time the port is bound
         self.stopping = False
         self.app: Starlette | None = None
 
@@ -57,7 +62,8 @@ class DashboardServer:
             from gateway.dashboard import create_app
 
             self.app = create_app(self.config.home, self.config, boards=self.boards,
-                                  web_adapter=self.web, poll_seconds=self.poll_seconds)
+                                  web_adapter=self.web, poll_seconds=self.poll_seconds,
+                                  operations=self.operations)
         return self.app
 
     async def run(self) -> None:
@@ -70,6 +76,7 @@ class DashboardServer:
         server = EmbeddedServer(app, dash.host, dash.port, grace_seconds=self.grace_seconds)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         self.port = sock.getsockname()[1]
+        self.listening.set()
         token_hint = f" (open it once with ?token=<${dash.token_env}>)" if dash.token else ""
         log.info("dashboard and web chat on %s%s", self.url, token_hint)
         try:
@@ -101,16 +108,19 @@ class EmbeddedServer(uvicorn.Server):
     """Uvicorn serving the dashboard app, as the daemon and ``relayboard dashboard`` both run it.
 
     ``own_signals``: uvicorn handles SIGINT/SIGTERM itself (the command run alone); otherwise the
-    daemon's handlers stay in charge. ``before_shutdown`` runs before uvicorn waits for the open
-    connections, to end the event streams (browsers never hang up on their own).
+    daemon's handlers stay in charge. ``own_logging``: uvicorn sets up its own log handlers;
+    otherwise its records reach the daemon's handler (its format, its redaction).
+    ``before_shutdown`` runs before uvicorn waits for the open connections, to end the event
+    streams (browsers never hang up on their own).
     """
 
     def __init__(self, app: Starlette, host: str, port: int, *, grace_seconds: float = 3.0,
-                 own_signals: bool = False,
+                 own_signals: bool = False, own_logging: bool = False,
                  before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=int(grace_seconds) or 1, access_log=False))
+            timeout_graceful_shutdown=int(grace_seconds) or 1, access_log=False,
+            log_config=LOGGING_CONFIG if own_logging else None))
         self.own_signals = own_signals
         self.before_shutdown = before_shutdown
 

@@ -1,5 +1,5 @@
-"""``relayboard gateway run``: lock the home, set up redacted logging, run the daemon until a
-signal.
+"""``relayboard gateway run``: lock the home, set up redacted logging (``logging.format``), run
+the daemon until a signal.
 
 SIGINT or SIGTERM stops it gracefully (exit code 0, within the daemon's shutdown deadline), also
 one that arrives while the process is still starting; a second signal exits at once (exit
@@ -22,7 +22,7 @@ from gateway import early_signals
 from gateway.config import Config, require_platform_secrets
 from gateway.daemon.components import Daemon
 from gateway.daemon.lock import HomeLock
-from gateway.daemon.logs import RedactSecrets
+from gateway.daemon.logs import apply_config
 from kanban.runtime.sandbox import forbid_dumping
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,7 @@ def run_gateway(config: Config, environ: Mapping[str, str], *,
     anything starts."""
     require_platform_secrets(config)
     forbid_dumping()  # no process of this user reads our environment (tokens) through /proc
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, RedactSecrets):
-            handler.setFormatter(RedactSecrets([*handler.formatter.secrets,
-                                                *config.secret_values()]))
+    apply_config(config.logging.format, config.secret_values())
     with HomeLock(config.home):
         anyio.run(_serve, config, environ, config_file, backend="asyncio")
     return 0

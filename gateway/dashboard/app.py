@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Config
-from gateway.dashboard import api
+from gateway.dashboard import api, ops
 from gateway.dashboard.live import LiveHub
 from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
@@ -43,9 +43,11 @@ DEFAULT_HEADERS = ((b"content-security-policy", CSP.encode()),
 
 
 def create_app(home: Path, config: Config, *, boards: Boards | None = None,
-               web_adapter: WebAdapter | None = None, poll_seconds: float = 0.5) -> Starlette:
+               web_adapter: WebAdapter | None = None, poll_seconds: float = 0.5,
+               operations: ops.Operations | None = None) -> Starlette:
     """The dashboard for ``home``. Raises ``ConfigError`` for an off-loopback host without a
-    token (so the daemon, which mounts this app, refuses to start as the CLI does)."""
+    token (so the daemon, which mounts this app, refuses to start as the CLI does).
+    ``operations`` (the gateway's) adds ``/metrics``, ``/healthz`` and ``/readyz``."""
     dash = config.dashboard
     check_bind(dash.host, dash.token, dash.token_env)
     owned = boards is None
@@ -77,6 +79,7 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
         Route("/", index, methods=["GET"]),
         Route("/api/session", session, methods=["GET"]),
         *api.routes(),
+        *(ops.routes(operations) if operations is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     if web_adapter is not None:
@@ -85,7 +88,8 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})  # type: ignore[dict-item]
     app.state.dashboard = state
-    app.add_middleware(Guard, token=dash.token, boards=state.boards)
+    app.add_middleware(Guard, token=dash.token, boards=state.boards,
+                       open_paths=ops.OPEN_PATHS if operations is not None else frozenset())
     app.add_middleware(SecurityHeaders)
     return app
 

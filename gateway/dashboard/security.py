@@ -7,6 +7,9 @@
   comparison is constant-time.
 * Without a token, only a loopback ``Host`` is answered (127.0.0.1, localhost, [::1]), so a
   foreign page cannot reach it by pointing its own name at 127.0.0.1 (DNS rebinding).
+* The health probes (``/healthz``, ``/readyz``: ``open_paths``) answer GET and HEAD without the
+  token, so an orchestrator can probe a public dashboard; they reveal only ok / not-ready
+  reasons. The loopback ``Host`` rule still applies when there is no token.
 * Every mutating request (anything but GET/HEAD/OPTIONS) whose ``Origin`` is present must come from
   the dashboard's own origin, so another page open in the same browser cannot post to it (CSRF).
   Requests without ``Origin`` are not from a browser page and are judged by the token alone.
@@ -61,8 +64,10 @@ def check_bind(host: str, token: str | None, token_env: str | None) -> None:
 class Guard:
     """ASGI middleware applying the rules of this module to every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, boards: Boards | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, boards: Boards | None = None,
+                 open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.open_paths = open_paths
         self.token = token.encode() if token else None
         self.boards = boards  # the runs whose recorded workers a local peer may be
 
@@ -80,7 +85,8 @@ class Guard:
             await _plain(send, 421, "this dashboard answers only to a loopback host name "
                          "(127.0.0.1, localhost, [::1]); set dashboard.token_env to serve others")
             return
-        if self.token is not None:
+        probe = method in ("GET", "HEAD") and scope.get("path") in self.open_paths
+        if self.token is not None and not probe:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             offered = query.get("token", [None])[0]
             if offered and method == "GET" and self._matches(offered):

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -79,6 +79,16 @@ class _Outcome:
 Step = tuple[str, Callable[[], Awaitable[list[Receipt]]]]
 
 
+class DeliveryObserver(Protocol):
+    """What the notifier reports as it goes (the gateway's metrics)."""
+
+    def sent(self, platform: str, receipts: Sequence[Receipt]) -> None:
+        """Every send's receipts, as they come back."""
+
+    def notified(self, item: OutboxItem) -> None:
+        """A row delivered for good."""
+
+
 def _record(step: str, receipt: Receipt) -> dict[str, Any]:
     return {"step": step, "status": receipt.status.value, "name": receipt.name,
             "message_ids": list(receipt.message_ids), "reason": receipt.reason,
@@ -93,8 +103,10 @@ class Notifier:
         adapters: Mapping[str, PlatformAdapter],
         delivery: DeliverySettings,
         settings: NotifierSettings | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.boards = boards
+        self.observer = observer
         self.changes = changes
         self.adapters = adapters
         self.delivery = delivery
@@ -146,7 +158,7 @@ class Notifier:
         except Exception:
             # The row stays `sending` and becomes due again when its lease ends.
             log.exception("notification %s (task #%s) failed unexpectedly", item.id,
-                          item.task_id)
+                          item.task_id, extra=_fields(board, item))
 
     # ---- one row ------------------------------------------------------------------------------
     async def deliver(self, board: Board, item: OutboxItem) -> None:
@@ -190,6 +202,8 @@ class Notifier:
             if step in done:
                 continue
             receipts = await self._run_step(call)
+            if self.observer is not None:
+                self.observer.sent(item.platform, receipts)
             outcome.receipts.extend(_record(step, r) for r in receipts)
             failed = [r for r in receipts if not r.ok]
             transient = [r for r in failed if r.status is ReceiptStatus.FAILED and r.retryable]
@@ -254,7 +268,7 @@ class Notifier:
             if outcome.retry_after is not None:
                 delay = max(delay, outcome.retry_after)
             log.warning("notification to %s failed (%s); retry %d in %.1f s", where,
-                        outcome.transient, item.attempts, delay)
+                        outcome.transient, item.attempts, delay, extra=_fields(board, item))
             await board.mark_notification_failed(item.id, outcome.transient,
                                                   retry_at=now() + delay,
                                                   receipts=outcome.receipts)
@@ -266,16 +280,19 @@ class Notifier:
             disabled = await board.mark_notification_failed(
                 item.id, outcome.permanent, retry_at=None, receipts=outcome.receipts,
                 disable_after=self.settings.disable_after)
-            log.warning("notification to %s failed for good: %s", where, outcome.permanent)
+            log.warning("notification to %s failed for good: %s", where, outcome.permanent,
+                        extra=_fields(board, item))
             if disabled:
                 log.error("subscription %s:%s on task #%s disabled after %d failed deliveries "
                           "in a row (%s); `kanban subscribe` again to re-enable it",
                           item.platform, item.chat, item.task_id, self.settings.disable_after,
-                          outcome.permanent)
+                          outcome.permanent, extra=_fields(board, item))
             return
         await board.mark_notification_sent(item.id, outcome.receipts)
         self.delivered += 1
-        log.info("notified %s", where)
+        if self.observer is not None:
+            self.observer.notified(item)
+        log.info("notified %s", where, extra=_fields(board, item))
 
     def _policy(self, board: Board, task: Task, *, mentioned: bool = False) -> DeliveryPolicy:
         d = self.delivery
@@ -283,3 +300,9 @@ class Notifier:
                             config_file=d.config_file,
                             extra_roots=() if mentioned else d.extra_roots,
                             user_home=d.user_home, max_bytes=d.max_bytes)
+
+
+def _fields(board: Board, item: OutboxItem) -> dict[str, Any]:
+    """A log record's fields for a notification (see gateway.daemon.logs)."""
+    return {"board": board.slug, "task_id": item.task_id, "run_id": item.event.run_id,
+            "platform": item.platform}

@@ -150,7 +150,10 @@ class WorkerApiServer:
         try:
             answer = await self.handler(message)
         except Exception:  # the handler maps every expected error; this is a bug, logged
-            log.exception("worker API: request %r failed", message.get("verb"))
+            board, task_id = message.get("board"), message.get("task_id")
+            log.exception("worker API: request %r failed", message.get("verb"), extra={
+                "board": board if isinstance(board, str) else None,
+                "task_id": task_id if isinstance(task_id, int) else None})
             answer = {"ok": False, "kind": KIND_INTERNAL,
                       "error": "the worker API failed on this request; see the gateway log"}
         if "id" in message:

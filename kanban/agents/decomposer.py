@@ -464,7 +464,8 @@ def _join(note: str | None, rewrites: Sequence[str]) -> str | None:
 
 async def _fail(board: Board, task_id: int, kind: str, reason: str,
                 note: str | None) -> Outcome:
-    log.warning("decomposing task %s failed: %s", task_id, reason)
+    log.warning("decomposing task %s failed: %s", task_id, reason,
+                extra={"board": board.slug, "task_id": task_id})
     try:
         await board.record_decompose_failure(task_id, reason)
     except NotFound:
@@ -497,12 +498,14 @@ async def decompose_tasks(
             except KanbanError as exc:
                 reason = str(exc)
             except Exception as exc:  # a bug must not take the dispatcher down
-                log.exception("decomposing task %s crashed", task_id)
+                log.exception("decomposing task %s crashed", task_id,
+                              extra={"board": board.slug, "task_id": task_id})
                 reason = f"internal error: {type(exc).__name__}: {exc}"
             try:
                 results[task_id] = await _fail(board, task_id, kind, reason, None)
             except Exception:  # e.g. the database went away: report, keep the others going
-                log.exception("recording the failure of task %s failed", task_id)
+                log.exception("recording the failure of task %s failed", task_id,
+                              extra={"board": board.slug, "task_id": task_id})
                 results[task_id] = Outcome(task_id, "failed", kind, reason=reason)
 
     async with asyncio.TaskGroup() as group:
@@ -576,7 +579,8 @@ class BackgroundDecomposer:
             return
         error = tick.exception()
         if error is not None:
-            log.error("decomposition tick on board %s failed: %s", slug, error)
+            log.error("decomposition tick on board %s failed: %s", slug, error,
+                      extra={"board": slug})
             return
         self.last_outcomes[slug] = tick.result()
 

@@ -102,6 +102,21 @@ class OutboxMixin(BoardCore):
 
         return await self.db.read(run)
 
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """(undelivered rows of enabled subscriptions, when the oldest of them was queued).
+        Rows of a disabled subscription wait for it to be re-enabled and are not counted."""
+
+        def run(tx: Tx) -> tuple[int, float | None]:
+            row = tx.one(
+                "SELECT COUNT(*), MIN(o.created_at) FROM notify_outbox o JOIN notify_subs s "
+                "ON s.id = o.sub_id WHERE o.state IN ('pending','retry','sending') AND "
+                "s.disabled_at IS NULL")
+            if row is None:
+                return 0, None
+            return int(row[0] or 0), float(row[1]) if row[1] is not None else None
+
+        return await self.db.read(run)
+
     async def claim_notifications(
         self, *, limit: int = 32, lease_seconds: float = DEFAULT_LEASE_SECONDS,
         at: float | None = None,

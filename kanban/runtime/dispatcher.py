@@ -442,7 +442,8 @@ class Dispatcher:
         try:
             await board.block(task.id, reason, as_operator=True, by="dispatcher")
         except KanbanError as exc:  # it changed under us (claimed elsewhere, …): nothing to do
-            log.info("not blocking task %s: %s", task.id, exc)
+            log.info("not blocking task %s: %s", task.id, exc,
+                     extra={"board": board.slug, "task_id": task.id})
 
     async def _spawn(self, board: Board, task: Task, profile: Profile,
                      report: CycleReport) -> bool:
@@ -556,9 +557,11 @@ class Dispatcher:
                 try:
                     report = await self.run_cycle(board)
                     if report.busy:
-                        log.info("dispatch %s: %s", board.slug, report.summary())
+                        log.info("dispatch %s: %s", board.slug, report.summary(),
+                                 extra={"board": board.slug})
                 except Exception:  # CancelledError is a BaseException and passes
-                    log.exception("dispatch cycle failed on board %s", board.slug)
+                    log.exception("dispatch cycle failed on board %s", board.slug,
+                                  extra={"board": board.slug})
             self.passes += 1
             self.ready.set()
             if stop.is_set():

@@ -155,7 +155,8 @@ async def cleanup_completed(board: Board, task: Task, *, tmux: Tmux | None = Non
         except Exception as exc:
             report.errors.append(f"tmux cleanup failed: {exc}")
     for error in report.errors:
-        log.warning("task %s: %s", task.id, error)
+        log.warning("task %s: %s", task.id, error,
+                    extra={"board": board.slug, "task_id": task.id})
     return report
 
 
