@@ -35,13 +35,15 @@ API_WORKER = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from gateway.worker_api.client import call
-api = Path(sys.argv[1])
-sys.stdout.write("ready\\n"); sys.stdout.flush()
-for line in sys.stdin:
-    task, lease = line.split()
-    call(api, "complete", {{"result": "ok"}}, task_id=int(task), lease=lease, board="default")
-    sys.stdout.write("done\\n"); sys.stdout.flush()
+from gateway.worker_api.client import Connection
+mine = [line.split() for line in iter(sys.stdin.readline, "go\\n")]
+with Connection(Path(sys.argv[1])) as api:
+    sys.stdout.write("ready\\n"); sys.stdout.flush()
+    sys.stdin.readline()
+    for task, lease in mine:
+        api.call("complete", {{"result": "ok"}}, task_id=int(task), lease=lease,
+                 board="default")
+sys.stdout.write("done\\n"); sys.stdout.flush()
 """
 
 DIRECT_WORKER = """
@@ -50,12 +52,13 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from kanban.board import Board
 async def main():
+    mine = [line.split() for line in iter(sys.stdin.readline, "go\\n")]
     async with Board.open(Path(sys.argv[1]), slug="default") as board:
         sys.stdout.write("ready\\n"); sys.stdout.flush()
-        for line in sys.stdin:
-            task, lease = line.split()
+        sys.stdin.readline()
+        for task, lease in mine:
             await board.complete(int(task), lease=lease, result="ok")
-            sys.stdout.write("done\\n"); sys.stdout.flush()
+        sys.stdout.write("done\\n"); sys.stdout.flush()
 asyncio.run(main())
 """
 
@@ -66,10 +69,8 @@ async def one_run(kind: str, workers: int, tasks: int) -> float:
         boards = Boards(home)
         services = Services(boards=boards, profiles=Profiles(home))
         board = await boards.open("default")
-        claims = []
-        for i in range(tasks):
-            task = (await board.create_task(f"t{i}")).task
-            claims.append(await board.claim(task.id, ttl=600))
+        claims = [await board.claim((await board.create_task(f"t{i}")).task.id, ttl=600)
+                  for i in range(tasks)]
         script = (API_WORKER if kind == "api" else DIRECT_WORKER).format(root=str(ROOT))
         target = str(socket_path(home) if kind == "api" else board.db.path)
         try:
@@ -77,25 +78,26 @@ async def one_run(kind: str, workers: int, tasks: int) -> float:
                 procs = [await asyncio.create_subprocess_exec(
                     sys.executable, "-c", script, target,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
-                # Every worker is up (its imports done) before the clock starts.
-                for proc in procs:
-                    assert proc.stdout is not None
+                # Each worker is handed its runs (recorded as its own, as the dispatcher records
+                # a worker's pid) and is up, its imports done, before the clock starts.
+                for n, proc in enumerate(procs):
+                    assert proc.stdin is not None and proc.stdout is not None
+                    for claim in claims[n::workers]:
+                        await board.set_worker(claim.run_id, pid=proc.pid, started_at=None)
+                        proc.stdin.write(f"{claim.task_id} {claim.lease}\n".encode())
+                    proc.stdin.write(b"go\n")
+                    await proc.stdin.drain()
                     if await proc.stdout.readline() != b"ready\n":
                         raise RuntimeError("a worker did not start")
-                share = [claims[i::workers] for i in range(workers)]
                 started = time.perf_counter()
-
-                async def drive(proc: asyncio.subprocess.Process, mine: list) -> None:
-                    assert proc.stdin is not None and proc.stdout is not None
-                    for claim in mine:
-                        proc.stdin.write(f"{claim.task_id} {claim.lease}\n".encode())
-                        await proc.stdin.drain()
-                        line = await proc.stdout.readline()
-                        if line != b"done\n":
-                            raise RuntimeError(f"worker said {line!r}")
-                    proc.stdin.close()
-
-                await asyncio.gather(*(drive(p, s) for p, s in zip(procs, share, strict=True)))
+                for proc in procs:
+                    assert proc.stdin is not None
+                    proc.stdin.write(b"go\n")
+                    await proc.stdin.drain()
+                for proc in procs:
+                    assert proc.stdout is not None
+                    if (line := await proc.stdout.readline()) != b"done\n":
+                        raise RuntimeError(f"a worker said {line!r}")
                 elapsed = time.perf_counter() - started
                 for proc in procs:
                     await proc.wait()

@@ -92,5 +92,5 @@ def mcp(ctx: click.Context, orchestrator: bool) -> None:
     from gateway.worker_api.remote import remote_runner
 
     workspace = app.environ.get("RELAYBOARD_WORKSPACE")
-    run = remote_runner(Path(app.environ["RELAYBOARD_API"]), app.environ)
-    asyncio.run(serve(run, caller, Path(workspace) if workspace else None))
+    with remote_runner(Path(app.environ["RELAYBOARD_API"]), app.environ) as run:
+        asyncio.run(serve(run, caller, Path(workspace) if workspace else None))

@@ -107,5 +107,6 @@ def run(ctx: click.Context, board: str | None, task_id: int | None, prompt_file:
         prompt_file=Path(prompt_file) if prompt_file else None,
     )
 
-    run = remote_runner(Path(environ["RELAYBOARD_API"]), environ)
-    sys.exit(asyncio.run(run_worker(job, run, sys.stdout)))
+    with remote_runner(Path(environ["RELAYBOARD_API"]), environ) as run:
+        code = asyncio.run(run_worker(job, run, sys.stdout))
+    sys.exit(code)

@@ -9,16 +9,17 @@ the same JSON).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from gateway.commands.results import Relayed
-from gateway.worker_api.client import DEFAULT_PATIENCE, ApiError, call
+from gateway.worker_api.client import DEFAULT_PATIENCE, ApiError, Connection
 from gateway.worker_api.wire import KIND_LEASE, KIND_REFUSED
 from kanban.errors import KanbanError, LeaseError
 
@@ -49,28 +50,35 @@ def _patience(environ: Mapping[str, str]) -> float:
     return min(max(value, 0.1), 3600.0) if math.isfinite(value) else DEFAULT_PATIENCE
 
 
-def remote_runner(api: Path, environ: Mapping[str, str]) -> Callable[[Any], Awaitable[Any]]:
+@contextlib.contextmanager
+def remote_runner(api: Path,
+                  environ: Mapping[str, str]) -> Iterator[Callable[[Any], Awaitable[Any]]]:
     """A worker's ``run(request)`` (see :mod:`gateway.builtin_worker.kanban_tools`) that sends
-    each request to the API from a thread, so the worker's loop keeps running meanwhile."""
+    each request to the API from a thread, so the worker's loop keeps running meanwhile; its
+    requests share one connection, open until the block ends."""
+    with Connection(api) as connection:
 
-    async def run(request: Any) -> Relayed:
-        return await anyio.to_thread.run_sync(run_remote, api, environ, request)
+        async def run(request: Any) -> Relayed:
+            return await anyio.to_thread.run_sync(run_remote, api, environ, request, connection)
 
-    return run
+        yield run
 
 
-def run_remote(api: Path, environ: Mapping[str, str], request: Any) -> Relayed:
-    """Send ``request`` as the worker ``environ`` describes; errors become the same kernel
-    errors a local run raises (a stale lease is a :class:`LeaseError`)."""
+def run_remote(api: Path, environ: Mapping[str, str], request: Any,
+               connection: Connection | None = None) -> Relayed:
+    """Send ``request`` as the worker ``environ`` describes (on ``connection``, else on one of
+    its own); errors become the same kernel errors a local run raises (a stale lease is a
+    :class:`LeaseError`)."""
     from gateway.commands import NotAllowed
 
     task_id = int(environ["RELAYBOARD_TASK_ID"])
     verb = " ".join(request.PATH)
     try:
-        answer = call(api, verb, request_args(request), task_id=task_id,
-                      lease=environ["RELAYBOARD_LEASE"],
-                      board=request.board or environ.get("RELAYBOARD_BOARD") or None,
-                      patience=_patience(environ))
+        with contextlib.nullcontext(connection) if connection else Connection(api) as channel:
+            answer = channel.call(verb, request_args(request), task_id=task_id,
+                                  lease=environ["RELAYBOARD_LEASE"],
+                                  board=request.board or environ.get("RELAYBOARD_BOARD") or None,
+                                  patience=_patience(environ))
     except ApiError as exc:
         if exc.kind == KIND_LEASE:
             raise LeaseError(str(exc), task_id) from None

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from gateway.errors import WorkerApiUnavailable
-from gateway.worker_api.client import ApiError, call
+from gateway.worker_api.client import ApiError, Connection, call
 from gateway.worker_api.server import WorkerApiServer
 from gateway.worker_api.wire import EXIT_UNAVAILABLE, reachable
 
@@ -101,7 +102,7 @@ def test_the_client_waits_for_a_server_that_comes_back(tmp_path: Path,
     path = tmp_path / "api.sock"
     started = threading.Event()
     missed = threading.Event()
-    exchange = client._exchange
+    exchange = client.Connection._exchange
 
     def counted(*args: Any) -> dict[str, Any]:
         try:
@@ -110,7 +111,7 @@ def test_the_client_waits_for_a_server_that_comes_back(tmp_path: Path,
             missed.set()
             raise
 
-    monkeypatch.setattr(client, "_exchange", counted)
+    monkeypatch.setattr(client.Connection, "_exchange", counted)
 
     def late_server() -> None:
         async def main() -> None:
@@ -135,6 +136,44 @@ def test_the_client_waits_for_a_server_that_comes_back(tmp_path: Path,
         thread.join()
     assert started.is_set()
     assert answer["text"] == "later"
+
+
+async def test_a_kept_connection_carries_every_call_and_is_replaced_when_the_server_restarts(
+        tmp_path: Path) -> None:
+    path = tmp_path / "api.sock"
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def recording(message: dict[str, Any]) -> dict[str, Any]:
+        seen.append(asyncio.current_task())  # each connection is served by a task of its own
+        return await echo(message)
+
+    def calls(connection: Connection, *verbs: str) -> list[str]:
+        # patience 0: a reconnect that had to wait for a server would give up at once
+        return [connection.call(verb, {}, task_id=1, lease="L", board=None,
+                                patience=0)["text"] for verb in verbs]
+
+    async def serve_until(done: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        server = WorkerApiServer(path, recording)
+        async with anyio.create_task_group() as group:
+            group.start_soon(server.serve)
+            await server.serving.wait()
+            task_status.started()
+            await done.wait()
+            group.cancel_scope.cancel()
+
+    with Connection(path) as connection:
+        for round_ in range(2):
+            seen.clear()
+            done = anyio.Event()
+            async with anyio.create_task_group() as group:
+                with anyio.fail_after(10):
+                    await group.start(serve_until, done)
+                    answers = await anyio.to_thread.run_sync(calls, connection, "a", "b", "c")
+                done.set()
+            assert answers == ["a", "b", "c"]
+            # One connection for all three calls; in the second round, the one kept from the
+            # first was closed by the stopped server and a new one took its place at once.
+            assert len(seen) == 3 and len(set(map(id, seen))) == 1, round_
 
 
 def test_with_nobody_serving_the_client_gives_up_with_the_exit_code_for_later(
