@@ -12,6 +12,8 @@ it fails, never taking the others down):
 * ``dispatcher`` — :class:`~gateway.daemon.watcher.DispatchWatcher` (when
   ``kanban.dispatch_in_gateway``);
 * ``notifier`` — :class:`~gateway.notifier.Notifier`, the outbox pump;
+* ``retention`` — :class:`~gateway.daemon.retention.RetentionWatcher`: ``kanban.retention``
+  once a day (``kanban.retention.enabled``; on the leader only);
 * ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
   ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
   the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
@@ -50,12 +52,14 @@ from gateway.daemon.adapters import (
 )
 from gateway.daemon.http_server import DashboardServer, web_adapter
 from gateway.daemon.hub import BoardHub
+from gateway.daemon.retention import RetentionWatcher
 from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
 from gateway.kernel_settings import (
     board_options,
     decompose_settings,
     dispatch_settings,
+    retention_settings,
     storage,
 )
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
@@ -137,10 +141,16 @@ class Daemon:
         self.delivery = delivery
         self.notifier = Notifier(self.hub.open_boards, self.hub.changes, self.adapters,
                                  delivery, notifier_settings)
+        retention = retention_settings(config.kanban)
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
-                                 workspace_roots=config.kanban.workspace_roots)
+                                 workspace_roots=config.kanban.workspace_roots,
+                                 retention=retention)
+        self.retention = RetentionWatcher(
+            self.hub.open_boards, retention,
+            interval_seconds=config.kanban.retention.interval_hours * 3600,
+            leader=lambda: self.leadership.held)
         settings = router_settings or RouterSettings(
             max_attachment_bytes=config.delivery.max_attachment_bytes)
         if not settings.admins:
@@ -187,6 +197,9 @@ class Daemon:
                     group.start_soon(supervise, "dispatcher", self.watcher.run,
                                      name="dispatcher")
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
+                if self.config.kanban.retention.enabled:
+                    group.start_soon(supervise, "retention", self.retention.run,
+                                     name="retention")
                 await self.hub.ready.wait()
                 self.ready.set()
                 log.info("gateway running on %s (pid %d; boards in %s; worker sandbox: %s)",
