@@ -19,6 +19,7 @@ from gateway.cli.invocation import AppContext, OneLineUsageGroup, fail_cleanly
 
 _GROUPS = {
     "dashboard": "gateway.cli.dashboard",
+    "doctor": "gateway.cli.doctor",
     "example": "gateway.cli.example",
     "gateway": "gateway.cli.gateway",
     "kanban": "gateway.cli.kanban",
