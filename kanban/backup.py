@@ -24,7 +24,9 @@ is backed up with ``pg_dump`` instead (docs/postgres.md).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -38,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from kanban.errors import Conflict, InvalidInput, StorageError
+from kanban.errors import BoardNotFound, Conflict, InvalidInput, StorageError
 from kanban.home import DB_NAME, DEFAULT_BOARD, META_NAME, Boards
 from kanban.storage.db import forget_schema
 from kanban.storage.modes import PRIVATE_FILE_MODE, private_dirs
@@ -110,9 +112,9 @@ def backup_board(boards: Boards, slug: str, target: Path | None = None) -> Backu
     folder = boards.root / slug
     db = folder / DB_NAME
     if not db.is_file():
-        raise InvalidInput(f"board {slug!r} has no database file to back up (create it with "
-                           "`relayboard kanban boards create`)" if slug != DEFAULT_BOARD
-                           else "board 'default' has no database yet: nothing to back up")
+        if slug == DEFAULT_BOARD:
+            raise InvalidInput("board 'default' has no database yet: nothing to back up")
+        raise BoardNotFound(slug)
     stamp = time.time()
     target = (target or default_target(boards.home, slug, stamp)).expanduser().absolute()
     if target.exists():
@@ -225,8 +227,6 @@ def _board_files(folder: Path) -> Iterator[tuple[Path, str, int]]:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, stamp: float) -> None:
-    import io
-
     member = tarfile.TarInfo(name)
     member.size = len(data)
     member.mtime = int(stamp)
@@ -339,8 +339,6 @@ async def restore_board(boards: Boards, archive: Path, *, slug: str | None = Non
     A board that exists there is refused unless ``replace``; it is then archived under
     ``boards/_archived/`` (never deleted) and the backup takes its place. The caller makes
     sure no gateway serves the home meanwhile (its lock)."""
-    import asyncio
-
     if boards.storage.is_postgres:
         raise InvalidInput("this home keeps its boards on PostgreSQL: restore a SQLite backup "
                            "on a SQLite home, then `boards migrate` it (or use pg_restore, "
