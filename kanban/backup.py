@@ -309,7 +309,10 @@ def _extract(archive: Path, into: Path) -> int:
             path = _check_member(member)
             if path.name == MANIFEST and len(path.parts) == 1:
                 continue
-            tar.extract(member, into, filter="data")
+            if hasattr(tarfile, "data_filter"):  # 3.11.4+: the stdlib's own checks as well
+                tar.extract(member, into, filter="data")
+            else:  # pragma: no cover - older 3.11 patch releases; members checked above
+                tar.extract(member, into)
             files += int(member.isfile() and path.parts[0] in FOLDERS)
     for dirpath, _dirnames, filenames in os.walk(into):
         os.chmod(dirpath, 0o700)
