@@ -188,3 +188,24 @@ async def test_vacuum_gives_the_freed_pages_back_to_the_disk(board: Board) -> No
         conn.close()
     assert os.path.getsize(board.db.path) <= report.file_size_after
     assert Path(board.db.path).is_file()
+
+
+async def test_stored_artifacts_of_long_archived_tasks_go_with_their_files(
+        board: Board) -> None:
+    task = await make_task(board, "report")
+    claim = await board.claim(task.id)
+    scratch = board.workspaces_dir / str(task.id)
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "chart.png").write_bytes(b"\x89PNG" + b"x" * 2000)
+    await board.complete(task.id, lease=claim.lease, artifacts=[str(scratch / "chart.png")])
+    await board.archive([task.id])
+    await age(board, "UPDATE task_events SET created_at = created_at - ?")
+    stored = await count(board, "SELECT COUNT(*) FROM artifact_files")
+    # A board several hosts share keeps the artifact's bytes in the database as well.
+    assert stored == (1 if board.storage.shared else 0)
+    report = await collect(board, RetentionSettings(files_days=30))
+    assert report.artifact_rows == stored
+    assert report.files >= 1 and report.tasks_with_files == 1
+    assert await count(board, "SELECT COUNT(*) FROM artifact_files") == 0
+    assert await count(board, "SELECT COUNT(*) FROM artifact_blobs") == 0
+    assert not board.attachments_path(task.id).exists()
