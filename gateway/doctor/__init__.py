@@ -50,6 +50,7 @@ async def run_checks(home: Path, config_file: Path | None, environ: Mapping[str,
     checks += await asyncio.to_thread(staging_checks, home)
     checks.append(sandbox_check(config))
     checks += await asyncio.to_thread(profile_checks, home, environ)
-    checks.append(await asyncio.to_thread(postgres_check, config))
+    if loaded is not None:  # without a config, which storage is meant is unknown
+        checks.append(await asyncio.to_thread(postgres_check, config))
     secrets = config.secret_values()
     return [redacted(check, secrets) for check in checks]

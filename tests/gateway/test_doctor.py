@@ -70,7 +70,9 @@ def test_json_for_scripts_and_exit_1_on_any_failure(rb: Cli) -> None:
                      "fix": first["fix"]}
     assert "config.example.yaml" in first["fix"]
     # The rest still ran, on the defaults.
-    assert {"lock", "sandbox", "storage"} <= {c["name"] for c in data["checks"]}
+    names = {c["name"] for c in data["checks"]}
+    assert {"lock", "sandbox", "boards", "profile:alice"} <= names
+    assert "storage" not in names  # which storage is meant is unknown without a config
 
 
 # ---- config and tokens ----------------------------------------------------------------------
