@@ -115,6 +115,17 @@ class Section(BaseModel):
                 yield str(value)
 
 
+class RetentionConfig(Section):
+    """``kanban.retention``: what the gateway forgets once a day (``relayboard kanban gc`` on
+    demand). A number of days; 0 keeps that record forever (docs/maintenance.md)."""
+
+    enabled: Flag = True  # the gateway applies it every interval_hours
+    interval_hours: Number = Field(default=24.0, ge=0.01)
+    events_days: Int = Field(default=0, ge=0)
+    files_days: Int = Field(default=0, ge=0)
+    outbox_days: Int = Field(default=30, ge=0)
+
+
 class KanbanConfig(Section):
     """``kanban``: the boards, the dispatcher and decomposition."""
 
@@ -143,6 +154,7 @@ class KanbanConfig(Section):
     # What one `complete` may stage: files (a declared folder counts each file) and their bytes.
     max_artifacts_per_completion: Int = Field(default=100, ge=1)
     max_completion_bytes: Int = Field(default=512 * 1024 * 1024, ge=1)
+    retention: RetentionConfig = RetentionConfig()
 
 
 class AuxSlot(Section):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
     from kanban.agents import DecomposeSettings, LLMEndpoint
+    from kanban.retention import RetentionSettings
     from kanban.runtime import DispatchSettings
 
 # The dispatcher's and the LLM client's modules are imported inside the functions that need
@@ -47,6 +48,13 @@ def board_options(config: KanbanConfig, delivery: DeliveryConfig | None = None) 
     keeps in its database (no file larger could be delivered anyway)."""
     limit = (delivery or DeliveryConfig()).max_attachment_bytes
     return _settings(BoardOptions, config, max_artifact_bytes=limit)
+
+
+def retention_settings(config: KanbanConfig) -> RetentionSettings:
+    """``kanban.retention`` as the kernel's settings (what ``gc`` and the gateway apply)."""
+    from kanban.retention import RetentionSettings
+
+    return _settings(RetentionSettings, config.retention)
 
 
 def storage(config: StorageConfig) -> Storage:

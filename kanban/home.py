@@ -268,6 +268,13 @@ class Boards:
         board_dir.rename(target)
         return target
 
+    async def close_one(self, slug: str) -> None:
+        """Close ``slug``'s board if this object opened it (before its files are replaced)."""
+        async with self._lock:
+            board = self._open.pop(slug, None)
+        if board is not None:
+            await board.close()
+
     async def close(self) -> None:
         async with self._lock:
             boards = list(self._open.values())

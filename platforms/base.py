@@ -292,6 +292,13 @@ class PlatformAdapter(abc.ABC):
             except Exception as exc:  # its error is in status() already
                 log.debug("%s: run ended with %s while closing", self.name, exc)
 
+    async def whoami(self) -> str | None:
+        """Ask the platform who this bot is, with one authenticated call (Telegram ``getMe``,
+        Slack ``auth.test``, Discord ``GET /users/@me``): the bot's name, or None where there
+        is nothing to ask. Raises the mapped ``platforms.errors`` exception (a refused token is
+        an ``AuthError``). Needs no ``run``; ``close()`` afterwards."""
+        return None
+
     @abc.abstractmethod
     async def send(self, dest: Destination, text: str) -> Receipt:
         """Send text, split into chunks of at most ``limits().text_length``, into the thread."""

@@ -273,6 +273,22 @@ class DiscordAdapter(PlatformAdapter):
         log.error("discord: inbound stopped: %s", mapped)
         raise mapped from self.chain_for(error)
 
+    async def whoami(self) -> str:
+        """``GET /users/@me`` (discord.py's login): the bot user's name."""
+        try:
+            client = await self._login()
+        except discord.NotFound:
+            wrong_base = ProtocolError(
+                f"discord: {self.base_url or Route.BASE}/users/@me answered 404: is base_url "
+                "discord.py's Route.BASE, API version included (https://discord.com/api/v10)?",
+                platform="discord",
+            )
+            raise self.start_failed(wrong_base, map_error, when="GET /users/@me") from None
+        except Exception as exc:
+            raise self.start_failed(exc, map_error, when="GET /users/@me") from self.chain_for(
+                exc)
+        return str(client.user) if client.user is not None else "(unnamed bot)"
+
     def _ready(self) -> None:
         if self._ready_deadline is not None:
             self._ready_deadline.reschedule(None)

@@ -223,6 +223,15 @@ class SlackAdapter(PlatformAdapter):
             # Shielded: a cancelled run still closes its socket (see DiscordAdapter.run).
             await asyncio.shield(self._release())
 
+    async def whoami(self) -> str:
+        """``auth.test``: the bot user and its workspace."""
+        try:
+            auth = await self.client.auth_test()
+        except Exception as exc:
+            raise self.start_failed(exc, map_error, when="auth.test") from self.chain_for(exc)
+        user = auth.get("user") or auth.get("user_id")
+        return f"{user} ({auth.get('team') or auth.get('team_id')})"
+
     async def _release(self) -> None:
         socket = self._socket
         if socket is not None:

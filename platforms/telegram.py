@@ -240,6 +240,14 @@ class TelegramAdapter(PlatformAdapter):
             if self._status.state is not AdapterState.STOPPED:
                 self._set_status(AdapterState.STOPPED, "closed")
 
+    async def whoami(self) -> str:
+        """``getMe``: the bot's ``@username``."""
+        try:
+            await self._ensure_initialized()
+        except Exception as exc:
+            raise self.start_failed(exc, map_error, when="getMe") from self.chain_for(exc)
+        return f"@{self.bot.username}"
+
     async def close(self) -> None:
         await self._stop_serving()
         if self._initialized:

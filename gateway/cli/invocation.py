@@ -100,14 +100,22 @@ class AppContext:
 
     def services(self) -> Services:
         from gateway.commands import Services
-        from gateway.kernel_settings import decompose_settings
+        from gateway.kernel_settings import decompose_settings, retention_settings
         from kanban.agents import Profiles
 
         return Services(boards=self.boards(), profiles=Profiles(self.home),
                         default_board=self.config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(self.config),
                         migration_target=self.migration_target,
-                        workspace_roots=self.config.kanban.workspace_roots)
+                        workspace_roots=self.config.kanban.workspace_roots,
+                        retention=retention_settings(self.config.kanban),
+                        home_lock=self.home_lock)
+
+    def home_lock(self) -> contextlib.AbstractContextManager[object]:
+        """The home's gateway lock (``boards restore`` holds it)."""
+        from gateway.daemon.lock import HomeLock
+
+        return HomeLock(self.home)
 
     def migration_target(self, dsn_env: str | None) -> Storage:
         """Where ``boards migrate`` copies to: the DSN in the variable ``--dsn-env`` names, else

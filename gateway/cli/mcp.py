@@ -59,9 +59,9 @@ def build_server(tools: KanbanTools) -> Any:
             content=[types.TextContent(text=json.dumps(data, ensure_ascii=False, default=str))],
             structured_content=data, is_error=error)
 
-    from gateway import __version__
+    from gateway import version
 
-    return Server(SERVER_NAME, version=__version__,
+    return Server(SERVER_NAME, version=version(),
                   instructions="Report on your kanban task: finish it with kanban_complete "
                                "(declare your files as artifacts) or kanban_block.",
                   on_list_tools=list_tools, on_call_tool=call_tool)

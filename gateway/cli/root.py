@@ -14,11 +14,12 @@ import sys
 
 import click
 
-from gateway import __version__, early_signals
+from gateway import DISTRIBUTION, early_signals
 from gateway.cli.invocation import AppContext, OneLineUsageGroup, fail_cleanly
 
 _GROUPS = {
     "dashboard": "gateway.cli.dashboard",
+    "doctor": "gateway.cli.doctor",
     "example": "gateway.cli.example",
     "gateway": "gateway.cli.gateway",
     "kanban": "gateway.cli.kanban",
@@ -42,7 +43,8 @@ class _LazyRoot(OneLineUsageGroup):
 
 
 @click.group(cls=_LazyRoot, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="relayboard")
+@click.version_option(package_name=DISTRIBUTION, prog_name="relayboard",
+                      message="%(prog)s %(version)s")
 @click.option("--home", type=click.Path(file_okay=False), default=None,
               help="Relayboard home (default: $RELAYBOARD_HOME, else ~/.relayboard).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,

@@ -11,6 +11,7 @@ click commands from the same declarations (:func:`build_group`). The caller (:cl
 :class:`Worker`, :class:`ChatUser`) is always an explicit argument.
 """
 
+from gateway.commands import maintenance as maintenance  # registers its handlers
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
@@ -28,10 +29,12 @@ from gateway.commands.verbs import (
     ArchiveRequest,
     AssignRequest,
     BlockRequest,
+    BoardsBackupRequest,
     BoardsCreateRequest,
     BoardsListRequest,
     BoardsMigrateRequest,
     BoardsRemoveRequest,
+    BoardsRestoreRequest,
     ClaimRequest,
     CommentRequest,
     CompleteRequest,
@@ -39,6 +42,7 @@ from gateway.commands.verbs import (
     CreateRequest,
     DecomposeRequest,
     EventsRequest,
+    GcRequest,
     HeartbeatRequest,
     LinkRequest,
     ListRequest,
@@ -59,10 +63,12 @@ __all__ = [
     "ArchiveRequest",
     "AssignRequest",
     "BlockRequest",
+    "BoardsBackupRequest",
     "BoardsCreateRequest",
     "BoardsListRequest",
     "BoardsMigrateRequest",
     "BoardsRemoveRequest",
+    "BoardsRestoreRequest",
     "Caller",
     "ChatUser",
     "ClaimRequest",
@@ -72,6 +78,7 @@ __all__ = [
     "CreateRequest",
     "DecomposeRequest",
     "EventsRequest",
+    "GcRequest",
     "HeartbeatRequest",
     "LinkRequest",
     "ListRequest",

@@ -47,7 +47,10 @@ from kanban.board.events import EventTail
 from kanban.validation import INT64_MAX, INT64_MIN, MAX_TEXT_BYTES
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from kanban.agents.profiles import Profiles
+    from kanban.retention import RetentionSettings
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -68,6 +71,11 @@ class Services:
     # kanban.workspace_roots: where a dir:/worktree: path named from anywhere but the
     # operator's own command line may point.
     workspace_roots: tuple[Path, ...] = ()
+    # kanban.retention (None: its defaults), what `gc` applies.
+    retention: RetentionSettings | None = None
+    # The home's gateway lock, held while a board is restored. Only the CLI gives it: a
+    # restore is refused while a gateway serves the home, and from every other surface.
+    home_lock: Callable[[], AbstractContextManager[object]] | None = None
 
     def slug_for(self, request: Request, caller: Caller) -> str:
         if request.board:

@@ -15,8 +15,11 @@ from gateway.commands.escaping import one_line, printable
 from kanban import BoardInfo, Claim, Comment, Event, Run, Subscription, Task, TaskDetail
 
 if TYPE_CHECKING:
+    from kanban.backup import BackupInfo, RestoreInfo
+
     # Imports psycopg: loaded only by the verb that moves a board.
     from kanban.move_to_postgres import BoardMigration
+    from kanban.retention import GcReport
 
 CHAT_LIST_ROWS = 20
 
@@ -357,6 +360,73 @@ class BoardMigrated:
         return printable("\n".join(lines), multiline=True)
 
 
+def size_text(n: int) -> str:
+    """``12.3 MB`` — bytes for people (powers of 1000, as ``du --si`` and file managers)."""
+    value = float(n)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} bytes"  # pragma: no cover
+
+
+@dataclass(eq=False)
+class BoardBackedUp:
+    info: BackupInfo
+
+    def to_json(self) -> Any:
+        return self.info.to_dict()
+
+    def text(self) -> str:
+        i = self.info
+        return printable(f"Backed up board {i.slug} ({i.tasks} task(s), {i.files} file(s)) to "
+                         f"{i.path} ({size_text(i.archive_bytes)})")
+
+
+@dataclass(eq=False)
+class BoardRestored:
+    info: RestoreInfo
+
+    def to_json(self) -> Any:
+        return self.info.to_dict()
+
+    def text(self) -> str:
+        i = self.info
+        line = f"Restored board {i.slug} ({i.tasks} task(s), {i.files} file(s)) from {i.source}"
+        if i.replaced is not None:
+            line += f"; the board it replaced is kept in {i.replaced}"
+        return printable(line)
+
+
+@dataclass(eq=False)
+class GcDone:
+    reports: list[GcReport]
+
+    def to_json(self) -> Any:
+        return [r.to_dict() for r in self.reports]
+
+    def text(self) -> str:
+        lines = []
+        for r in self.reports:
+            verb = "would free" if r.dry_run else "freed"
+            parts = [f"{r.events} event(s)", f"{r.outbox} delivered notification(s)",
+                     f"{r.files} file(s) ({size_text(r.file_bytes)}) of "
+                     f"{r.tasks_with_files} archived task(s)"]
+            if r.artifact_rows:
+                parts.append(f"{r.artifact_rows} stored artifact(s)")
+            parts.append(f"{r.staging} stale staging folder(s)")
+            line = f"board {r.board}: {verb} {r.rows} row(s): " + ", ".join(parts)
+            if r.db_bytes:
+                line += f"; {size_text(r.db_bytes)} of the database is free for new rows"
+            if r.file_size_before is not None and r.file_size_after is not None:
+                line += (f"; vacuum: file {size_text(r.file_size_before)} → "
+                         f"{size_text(r.file_size_after)}")
+            if r.skipped:
+                line += f" (kept forever by kanban.retention: {', '.join(r.skipped)})"
+            lines.append(line)
+        return printable("\n".join(lines), multiline=True)
+
+
 @dataclass(eq=False)
 class Decomposed:
     """Outcomes of the decomposer (``kanban.agents.decomposer.Outcome``, kept untyped here so
@@ -397,7 +467,8 @@ class Relayed:
 Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUpdated
           | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
           | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
-          | BoardRemoved | BoardMigrated | Decomposed | Relayed)
+          | BoardRemoved | BoardMigrated | BoardBackedUp | BoardRestored | GcDone | Decomposed
+          | Relayed)
 
 
 # Results a terminal shows as tables or detail views rather than as their chat text.

@@ -290,6 +290,43 @@ class BoardsMigrateRequest(Request):
                            help="Overwrite a PostgreSQL board that already holds data.")
 
 
+@verb("boards", "backup",
+      help="Copy a SQLite board, while it is in use, with its attachments and logs into one "
+           "archive (.tar.gz).")
+@dataclass(frozen=True)
+class BoardsBackupRequest(Request):
+    slug: str = argument()
+    # A host path: only the operator's own command line names one.
+    to: str | None = option("--to", chat=False, metavar="FILE",
+                            help="Archive to write (default: <home>/backups/SLUG-DATE.tar.gz); "
+                                 "an existing file is never overwritten.")
+
+
+@verb("boards", "restore",
+      help="Restore a board from a `boards backup` archive (refused while a gateway runs on "
+           "this home).")
+@dataclass(frozen=True)
+class BoardsRestoreRequest(Request):
+    file: str = argument(metavar="FILE")
+    as_slug: str | None = option("--as", metavar="SLUG",
+                                 help="Restore under this slug (default: the backed-up one).")
+    replace: bool = option("--replace", is_flag=True,
+                           help="The board exists: archive it under boards/_archived/ and put "
+                                "the backup in its place.")
+
+
+@verb("gc", help="Apply kanban.retention now: compact old events, prune delivered "
+                 "notifications, remove files of long-archived tasks; prints what it freed.")
+@dataclass(frozen=True)
+class GcRequest(Request):
+    dry_run: bool = option("--dry-run", is_flag=True,
+                           help="Count what would go, change nothing.")
+    all_boards: bool = option("--all", is_flag=True, help="Every board of the home.")
+    vacuum: bool = option("--vacuum", is_flag=True,
+                          help="SQLite: then rewrite the file to give the freed space back to "
+                               "the disk (blocks writers while it runs).")
+
+
 @verb("decompose", help="Decompose triage task ID (or --all) into assigned sub-tasks.")
 @dataclass(frozen=True)
 class DecomposeRequest(Request):

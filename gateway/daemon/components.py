@@ -15,6 +15,8 @@ it fails, never taking the others down):
 * ``metrics`` — :class:`~gateway.metrics.TaskLifecycle`: the task counters from the boards'
   event logs (the rest of :class:`~gateway.metrics.GatewayMetrics` is updated in place or read
   at scrape time; ``/metrics``, ``/healthz`` and ``/readyz`` are served by the dashboard);
+* ``retention`` — :class:`~gateway.daemon.retention.RetentionWatcher`: ``kanban.retention``
+  once a day (``kanban.retention.enabled``; on the leader only);
 * ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
   ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
   the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
@@ -57,6 +59,7 @@ from gateway.daemon.adapters import (
 from gateway.daemon.http_server import DashboardServer, web_adapter
 from gateway.daemon.hub import BoardHub
 from gateway.daemon.operations import DaemonOperations
+from gateway.daemon.retention import RetentionWatcher
 from gateway.daemon.supervisor import Supervisor
 from gateway.daemon.systemd import Systemd
 from gateway.daemon.watcher import ConfigFollower, DispatchWatcher
@@ -64,6 +67,7 @@ from gateway.kernel_settings import (
     board_options,
     decompose_settings,
     dispatch_settings,
+    retention_settings,
     storage,
 )
 from gateway.metrics import GatewayMetrics, TaskLifecycle
@@ -154,10 +158,16 @@ class Daemon:
                                  delivery, notifier_settings, observer=self.metrics)
         self.lifecycle = TaskLifecycle(self.metrics, self.hub.open_boards, self.hub.changes,
                                        start_after=self.hub.ready)
+        retention = retention_settings(config.kanban)
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
-                                 workspace_roots=config.kanban.workspace_roots)
+                                 workspace_roots=config.kanban.workspace_roots,
+                                 retention=retention)
+        self.retention = RetentionWatcher(
+            self.hub.open_boards, retention,
+            interval_seconds=config.kanban.retention.interval_hours * 3600,
+            leader=lambda: self.leadership.held)
         settings = router_settings or RouterSettings(
             max_attachment_bytes=config.delivery.max_attachment_bytes)
         if not settings.admins:
@@ -207,6 +217,9 @@ class Daemon:
                                      name="dispatcher")
                 group.start_soon(supervise, "notifier", self.notifier.run, name="notifier")
                 group.start_soon(supervise, "metrics", self.lifecycle.run, name="metrics")
+                if self.config.kanban.retention.enabled:
+                    group.start_soon(supervise, "retention", self.retention.run,
+                                     name="retention")
                 await self.hub.ready.wait()
                 with anyio.move_on_after(self.shutdown_seconds):
                     await self.lifecycle.ready.wait()  # counting from here on

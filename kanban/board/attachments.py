@@ -170,7 +170,7 @@ class StagedInputs:
                 if os.path.lexists(folder):
                     # AUTOINCREMENT never hands out a committed id twice, so whatever is here
                     # was left by a create whose commit failed after this same rename.
-                    _remove(folder)
+                    remove_path(folder)
                 os.rename(self.staging, folder)  # on failure, discard still removes it
                 self.published, self.staging = folder, None
             self._done = True
@@ -188,11 +188,12 @@ class StagedInputs:
         """The create's commit failed after :meth:`publish`: no task owns the folder."""
         with self._lock:
             if self.published is not None:
-                _remove(self.published)
+                remove_path(self.published)
                 self.published = None
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file or a folder (a link itself, never what it points to)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -272,6 +273,17 @@ def clean_stale_staging(attachments_dir: Path, *, older_than: float = STALE_STAG
     once untouched for ``older_than`` seconds, so a ``complete`` or ``create`` staging in
     another process at that moment keeps its files.
     """
+    stale = find_stale_staging(attachments_dir, older_than=older_than)
+    for entry in stale:
+        remove_path(entry)
+    if stale:
+        log.info("removed %d stale attachment staging folder(s)", len(stale))
+    return len(stale)
+
+
+def find_stale_staging(attachments_dir: Path, *, older_than: float = STALE_STAGING_SECONDS
+                       ) -> list[Path]:
+    """The staging entries :func:`clean_stale_staging` would remove, left where they are."""
     candidates = _staging_entries(attachments_dir)
     try:
         task_dirs = [e for e in attachments_dir.iterdir()
@@ -281,10 +293,7 @@ def clean_stale_staging(attachments_dir: Path, *, older_than: float = STALE_STAG
     for task_dir in task_dirs:
         if not task_dir.is_symlink() and task_dir.is_dir():
             candidates += _staging_entries(task_dir)
-    removed = sum(_sweep(entry, attachments_dir, older_than) for entry in candidates)
-    if removed:
-        log.info("removed %d stale attachment staging folder(s)", removed)
-    return removed
+    return [entry for entry in candidates if _stale(entry, attachments_dir, older_than)]
 
 
 def sweep_dead_staging(folder: Path, *, older_than: float = STALE_STAGING_SECONDS) -> int:
@@ -300,7 +309,7 @@ def _staging_entries(folder: Path) -> list[Path]:
         return []
 
 
-def _sweep(entry: Path, root: Path, older_than: float) -> bool:
+def _stale(entry: Path, root: Path, older_than: float) -> bool:
     if not inside(entry, root):
         return False
     gone = _owner_gone(entry.name)
@@ -309,6 +318,11 @@ def _sweep(entry: Path, root: Path, older_than: float) -> bool:
             gone = entry.lstat().st_mtime <= time.time() - older_than
         except OSError:
             return False
+    return gone
+
+
+def _sweep(entry: Path, root: Path, older_than: float) -> bool:
+    gone = _stale(entry, root, older_than)
     if gone:
-        _remove(entry)
+        remove_path(entry)
     return gone
