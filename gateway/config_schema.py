@@ -272,10 +272,15 @@ class StorageConfig(Section):
     namespace: str = Field(default="", pattern=NAMESPACE, description="1-16 of a-z, 0-9 and '_'")
 
 
+def _yaml_off(value: Any) -> Any:
+    """YAML reads an unquoted ``off`` as false: ``sandbox: off`` means the word."""
+    return "off" if value is False else value
+
+
 class WorkersConfig(Section):
     """``workers``: how worker processes are confined (docs/worker.md, "The sandbox")."""
 
-    sandbox: Literal["auto", "required", "off"] = "auto"
+    sandbox: Annotated[Literal["auto", "required", "off"], BeforeValidator(_yaml_off)] = "auto"
 
 
 class LoggingConfig(Section):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway import kernel_settings
-from gateway.config import load_config
+from gateway.config import ConfigError, load_config
 
 CONFIG = """\
 kanban:
@@ -73,3 +75,13 @@ def test_without_a_config_the_kernel_gets_its_defaults(tmp_path: Path) -> None:
     assert dispatch.max_spawn == DispatchSettings().max_spawn
     assert kernel_settings.decompose_settings(config).max_fanout == DecomposeSettings().max_fanout
     assert kernel_settings.storage(config.storage).is_postgres is False
+
+
+def test_an_unquoted_off_turns_the_sandbox_off_and_other_yaml_booleans_are_refused(
+        tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("workers: {sandbox: off}\n", encoding="utf-8")  # YAML reads it as false
+    assert load_config(file, {}, home=tmp_path).workers.sandbox == "off"
+    file.write_text("workers: {sandbox: on}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="sandbox"):
+        load_config(file, {}, home=tmp_path)
