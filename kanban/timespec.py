@@ -174,7 +174,9 @@ def _words(text: str) -> str | None:
             return f"*/{n} * * * *"
         if unit in ("hour", "hr") and 1 <= n <= 23:
             return f"0 */{n} * * *"
-        raise InvalidInput(f"--every {text!r}: use 1-59 minutes or 1-23 hours")
+        if unit in ("minute", "min", "hour", "hr"):
+            raise InvalidInput(f"--every {text!r}: use 1-59 minutes or 1-23 hours")
+        return None
     days = {"daily": "*", "weekdays": "MON-FRI", "weekends": "SAT,SUN", "weekly": None,
             "monthly": None}
     for index, name in enumerate(_DAYS):

@@ -22,7 +22,7 @@ import click
 from gateway.config import Config, load_config, resolve_home
 from gateway.errors import GatewayError
 from gateway.identity import worker_from_environ
-from gateway.kernel_settings import board_options, storage
+from gateway.kernel_settings import board_options, storage, time_zone
 from kanban import Boards, InvalidInput, KanbanError, Storage
 
 if TYPE_CHECKING:
@@ -107,7 +107,9 @@ class AppContext:
                         default_board=self.config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(self.config),
                         migration_target=self.migration_target,
-                        workspace_roots=self.config.kanban.workspace_roots)
+                        workspace_roots=self.config.kanban.workspace_roots,
+                        timezone=time_zone(self.config.kanban),
+                        members_may_schedule=self.config.kanban.members_may_schedule)
 
     def migration_target(self, dsn_env: str | None) -> Storage:
         """Where ``boards migrate`` copies to: the DSN in the variable ``--dsn-env`` names, else

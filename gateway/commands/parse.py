@@ -50,6 +50,12 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("boards", "remove"): "boards remove ops",
     ("boards", "migrate"): "boards migrate ops --to postgresql",
     ("decompose",): "decompose 12",
+    ("schedules",): "schedules",
+    ("schedule", "show"): "schedule show S3",
+    ("schedule", "pause"): "schedule pause S3",
+    ("schedule", "resume"): "schedule resume S3",
+    ("schedule", "remove"): "schedule remove S3",
+    ("run-now",): "run-now 12",
 }
 
 Callback = Callable[..., Any]

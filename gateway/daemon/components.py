@@ -15,7 +15,8 @@ it fails, never taking the others down):
 * ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
   ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
   the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
-  Discord's gateway deliver each event to one of them) and the auto-decomposition kicks. On a
+  Discord's gateway deliver each event to one of them), the auto-decomposition kicks and the
+  occurrences of recurring schedules (:mod:`kanban.runtime.scheduler`). On a
   standby they stand still (adapters still send) until the leader's session ends. On SQLite the
   leadership is granted at once, so a single gateway behaves as if there were none. The web chat,
   the dashboard, the dispatcher and the notifier run on every gateway: claims and outbox rows are
@@ -57,6 +58,7 @@ from gateway.kernel_settings import (
     decompose_settings,
     dispatch_settings,
     storage,
+    time_zone,
 )
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
 from gateway.worker_api import socket_path, worker_api_server
@@ -66,6 +68,7 @@ from kanban.backoff import Backoff
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher
 from kanban.runtime.sandbox import sandbox_status
+from kanban.runtime.scheduler import Scheduler
 from kanban.storage.leader import Leadership, Term
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
@@ -120,6 +123,8 @@ class Daemon:
             self.boards, self.profiles,
             dispatch_settings(config.kanban, config.workers, worker_api=self.api_path),
             base_env=environ)
+        # Schedules' occurrences are made by the leading gateway only (every one dispatches).
+        self.dispatcher.scheduler = Scheduler(leader=lambda: self.leadership.held)
         self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
         self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
                                        self.follower.current,
@@ -140,7 +145,9 @@ class Daemon:
         self.services = Services(boards=self.boards, profiles=self.profiles,
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
-                                 workspace_roots=config.kanban.workspace_roots)
+                                 workspace_roots=config.kanban.workspace_roots,
+                                 timezone=time_zone(config.kanban),
+                                 members_may_schedule=config.kanban.members_may_schedule)
         settings = router_settings or RouterSettings(
             max_attachment_bytes=config.delivery.max_attachment_bytes)
         if not settings.admins:

@@ -28,7 +28,7 @@ from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
 from gateway.dashboard.state import DashboardState
 from gateway.errors import ApiError, GatewayError
-from gateway.kernel_settings import decompose_settings, llm_endpoint
+from gateway.kernel_settings import decompose_settings, llm_endpoint, time_zone
 from kanban import (
     AuxiliaryError,
     Board,
@@ -107,7 +107,9 @@ async def actor_of(request: Request) -> actions.Actor:
     services = Services(boards=state.boards, profiles=state.profiles,
                         default_board=config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(config),
-                        workspace_roots=config.kanban.workspace_roots)
+                        workspace_roots=config.kanban.workspace_roots,
+                        timezone=time_zone(config.kanban),
+                        members_may_schedule=config.kanban.members_may_schedule)
     return actions.Actor(services, board)
 
 
