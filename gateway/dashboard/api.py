@@ -37,6 +37,7 @@ from kanban import (
     KanbanError,
     LeaseError,
     NotFound,
+    Schedule,
 )
 from kanban.agents.llm import DESCRIBER_SLOT
 from platforms import sse
@@ -222,8 +223,11 @@ async def list_tasks(request: Request) -> Response:
 @endpoint
 async def create_task(request: Request) -> Response:
     act = await actor_of(request)
-    task = await act.create_task(await body_of(request))
-    return ok({"id": task.id, "status": task.status}, 201)
+    made = await act.create_task(await body_of(request))
+    if isinstance(made, Schedule):  # `every` given: a recurring schedule
+        return ok({"schedule_id": made.id, "ref": made.ref, "next_run_at": made.next_run_at},
+                  201)
+    return ok({"id": made.id, "status": made.status}, 201)
 
 
 @endpoint
