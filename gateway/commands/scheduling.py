@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # create's options that shape one task only: refused beside --every, with the reason.
 _ONE_TASK_ONLY = (("parents", "--parent"), ("triage", "--triage"),
-                  ("idempotency_key", "--idempotency-key"), ("attachments", "--attach"))
+                  ("idempotency_key", "--idempotency-key"))
 
 
 def check_create(req: v.CreateRequest) -> None:
@@ -42,6 +42,9 @@ def check_create(req: v.CreateRequest) -> None:
         if getattr(req, name):
             raise UsageError(f"--every makes a schedule; {flag} is for one task",
                              "try: create Report --every 'daily 09:00'")
+    if req.attachments:
+        raise UsageError("a schedule takes no files (its runs make their own); attach them to "
+                         "a task instead", "try: create Report --every 'daily 09:00'")
     if req.initial_status != "running":
         raise UsageError("--every makes a schedule; --initial-status is for one task",
                          "try: create Report --every 'daily 09:00'")
