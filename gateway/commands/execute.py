@@ -552,6 +552,8 @@ HANDLERS.update({
     v.SchedulePauseRequest: scheduling.pause_schedule,
     v.ScheduleResumeRequest: scheduling.resume_schedule,
     v.ScheduleRemoveRequest: scheduling.remove_schedule, v.RunNowRequest: scheduling.run_now,
+    v.ScheduleSubscribeRequest: scheduling.subscribe_schedule,
+    v.ScheduleUnsubscribeRequest: scheduling.subscribe_schedule,
 })
 
 

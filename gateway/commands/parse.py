@@ -55,6 +55,8 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("schedule", "pause"): "schedule pause S3",
     ("schedule", "resume"): "schedule resume S3",
     ("schedule", "remove"): "schedule remove S3",
+    ("schedule", "subscribe"): "schedule subscribe S3 --platform slack --chat C123",
+    ("schedule", "unsubscribe"): "schedule unsubscribe S3 --platform slack --chat C123",
     ("run-now",): "run-now 12",
 }
 

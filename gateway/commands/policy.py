@@ -38,7 +38,11 @@ MEMBER_VERBS: frozenset[type[Request]] = READ_VERBS | {
 # What members may do besides, where kanban.members_may_schedule is true: recurring schedules.
 SCHEDULE_VERBS: frozenset[type[Request]] = frozenset({
     v.SchedulePauseRequest, v.ScheduleResumeRequest, v.ScheduleRemoveRequest,
+    v.ScheduleSubscribeRequest, v.ScheduleUnsubscribeRequest,
 })
+# Requests that change who is notified, of a task or of a schedule's occurrences.
+NOTIFY_VERBS = (v.SubscribeRequest | v.UnsubscribeRequest | v.ScheduleSubscribeRequest
+                | v.ScheduleUnsubscribeRequest)
 
 
 def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path], *,
@@ -47,8 +51,7 @@ def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path],
     ``members_may_schedule`` is ``kanban.members_may_schedule``."""
     if is_member(caller):
         _member(request, caller, members_may_schedule)
-    if isinstance(caller, Worker) and isinstance(request,
-                                                 v.SubscribeRequest | v.UnsubscribeRequest):
+    if isinstance(caller, Worker) and isinstance(request, NOTIFY_VERBS):
         raise NotAllowed("a worker may not change who is notified of a task")
     if isinstance(request, v.CreateRequest):
         check_workspace(request.workspace, caller, workspace_roots)
@@ -70,7 +73,7 @@ def _member(request: Request, caller: Caller, may_schedule: bool) -> None:
                          "unblock and follow tasks (ask an admin of this bot)")
     if getattr(request, "force", False):
         raise NotAllowed("--force is for admins")
-    if isinstance(request, v.SubscribeRequest | v.UnsubscribeRequest):
+    if isinstance(request, NOTIFY_VERBS):
         here = (caller.platform, caller.chat, caller.thread)
         asked = (request.platform, request.chat, request.thread)
         if caller.chat is None or asked != here:

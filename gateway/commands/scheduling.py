@@ -131,6 +131,19 @@ async def remove_schedule(req: v.ScheduleRemoveRequest, caller: Caller,
     return r.ScheduleChanged(s, f"Removed {s.ref} {s.title} (the tasks it made stay)")
 
 
+async def subscribe_schedule(req: v.ScheduleSubscribeRequest | v.ScheduleUnsubscribeRequest,
+                             caller: Caller, services: Services) -> r.ScheduleChanged:
+    _refuse_worker(caller)
+    remove = isinstance(req, v.ScheduleUnsubscribeRequest)
+    board = await services.open_board(req, caller)
+    s = await board.subscribe_schedule(
+        req.schedule_id, platform=req.platform, chat=req.chat, thread=req.thread,
+        silent=getattr(req, "silent", False), remove=remove)
+    where = f"{req.platform} {req.chat}" + (f" (thread {req.thread})" if req.thread else "")
+    return r.ScheduleChanged(s, (f"{s.ref} no longer posts to {where}" if remove else
+                                 f"{s.ref} {s.title}: each later run posts to {where}"))
+
+
 async def run_now(req: v.RunNowRequest, caller: Caller,
                   services: Services) -> r.TaskCreated | r.TaskUpdated:
     if isinstance(caller, Worker):

@@ -364,6 +364,27 @@ class ScheduleRemoveRequest(Request):
     schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
 
 
+@verb("schedule", "subscribe",
+      help="Post every later occurrence's progress and result to a chat thread too.")
+@dataclass(frozen=True)
+class ScheduleSubscribeRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+    silent: bool = option("--silent", is_flag=True,
+                          help="Deliver without a notification (Telegram, Discord).")
+
+
+@verb("schedule", "unsubscribe", help="Stop posting a schedule's occurrences to a chat thread.")
+@dataclass(frozen=True)
+class ScheduleUnsubscribeRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+
+
 @verb("run-now", help="Start a waiting task at once (ID), or make one occurrence of a schedule "
                       "now (S3).")
 @dataclass(frozen=True)

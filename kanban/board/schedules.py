@@ -254,6 +254,32 @@ class SchedulesMixin(BoardCore):
 
         return await self.db.write(run)
 
+    async def subscribe_schedule(self, schedule_id: int, *, platform: str, chat: str,
+                                 thread: str | None = None, silent: bool = False,
+                                 remove: bool = False) -> Schedule:
+        """Add (or with ``remove``, take away) a chat destination every later occurrence's task
+        is subscribed to; tasks made already keep their subscriptions."""
+        [wanted] = _destinations([{"platform": platform, "chat": chat, "thread": thread,
+                                   "silent": silent}])
+        same = ("platform", "chat", "thread")
+
+        def run(tx: Tx) -> Schedule:
+            schedule = load_schedule(tx, schedule_id, lock=True)
+            others = [d for d in schedule.subscriptions
+                      if tuple(d.get(k) or "" for k in same) != tuple(wanted[k] for k in same)]
+            if remove and len(others) == len(schedule.subscriptions):
+                raise Conflict(f"schedule {schedule.ref} does not post to {platform} {chat}"
+                               + (f" (thread {thread})" if thread else ""))
+            tx.execute("UPDATE schedules SET subscriptions = ?, updated_at = ? WHERE id = ?",
+                       (store.dumps(others if remove else [*others, wanted]), now(),
+                        schedule_id))
+            changed = load_schedule(tx, schedule_id)
+            _event(tx, "schedule_unsubscribed" if remove else "schedule_subscribed", changed,
+                   platform=platform, chat=chat, thread=thread)
+            return changed
+
+        return await self.db.write(run)
+
     async def run_schedule_now(self, schedule_id: int, *, by: str | None = None) -> Task:
         """One occurrence now, whatever the recurrence says (a person asked for it; a
         previous occurrence still running does not stop it). The schedule's own next time

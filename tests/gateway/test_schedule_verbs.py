@@ -217,3 +217,26 @@ def test_an_unknown_time_zone_in_config_is_refused(tmp_path: Path) -> None:
     config.write_text("kanban:\n  timezone: Europe/Berlin\n  members_may_schedule: true\n")
     loaded = load_config(config, {}, home=tmp_path)
     assert loaded.kanban.timezone == "Europe/Berlin" and loaded.kanban.members_may_schedule
+
+
+async def test_a_schedule_made_on_the_command_line_can_post_to_a_chat(
+        services: Services) -> None:
+    await run(services, 'create Sales chart --every "daily 09:00"')
+    added = await run(services, "schedule subscribe S1 --platform slack --chat C1 --thread 9")
+    assert added.text() == "S1 Sales chart: each later run posts to slack C1 (thread 9)"
+    board = await services.boards.open("default")
+    task = await board.run_schedule_now(1)
+    [sub] = await board.subscriptions(task.id)
+    assert (sub.platform, sub.chat, sub.thread) == ("slack", "C1", "9")
+    # A member (even where members may schedule) only adds the thread they write in.
+    services.members_may_schedule = True
+    with pytest.raises(NotAllowed, match="only the thread they write in"):
+        await run(services, "schedule subscribe S1 --platform slack --chat C1", MEMBER)
+    mine = await run(services, "schedule subscribe S1 --platform telegram --chat -100 "
+                               "--thread 7", MEMBER)
+    assert isinstance(mine, r.ScheduleChanged) and len(mine.schedule.subscriptions) == 2
+    removed = await run(services, "schedule unsubscribe S1 --platform slack --chat C1 "
+                                  "--thread 9")
+    assert removed.text() == "S1 no longer posts to slack C1 (thread 9)"
+    with pytest.raises(Conflict, match="does not post to slack C1"):
+        await run(services, "schedule unsubscribe S1 --platform slack --chat C1 --thread 9")
