@@ -151,6 +151,16 @@ def _occur(tx: Tx, schedule: Schedule, due_at: float, *, overlap: bool, by: str)
     return Fired(schedule.id, due_at, task_id)
 
 
+def _pause_broken(tx: Tx, schedule_id: int, reason: str) -> None:
+    try:
+        schedule = load_schedule(tx, schedule_id, lock=True)
+    except ScheduleNotFound:
+        return
+    tx.execute("UPDATE schedules SET state = 'paused', updated_at = ? WHERE id = ?",
+               (now(), schedule_id))
+    _event(tx, "schedule_paused", schedule, reason=f"cannot be evaluated: {reason}")
+
+
 class SchedulesMixin(BoardCore):
     """Creating and managing schedules; making their due occurrences into tasks."""
 
@@ -320,8 +330,16 @@ class SchedulesMixin(BoardCore):
 
         fired: list[Fired] = []
         for schedule_id in await self.db.read(due):
-            fired.extend(await self.db.write(functools.partial(self._fire_one,
-                                                               schedule_id=schedule_id)))
+            try:
+                fired.extend(await self.db.write(functools.partial(self._fire_one,
+                                                                   schedule_id=schedule_id)))
+            except (ValueError, InvalidInput) as exc:
+                # A row no recurrence can be read from (edited by hand, a zone this host
+                # lacks): paused with the reason, so it neither blocks the others nor retries
+                # every cycle.
+                log.warning("schedule S%s cannot be evaluated: %s; pausing it", schedule_id, exc)
+                await self.db.write(functools.partial(_pause_broken, schedule_id=schedule_id,
+                                                      reason=str(exc)))
         return fired
 
     def _fire_one(self, tx: Tx, schedule_id: int) -> list[Fired]:

@@ -321,3 +321,28 @@ async def test_a_schedule_is_caught_up_within_the_limit(tmp_path: Path) -> None:
         assert skipped.payload["more_before"] is True
     finally:
         await board.close()
+
+
+async def test_a_schedule_that_cannot_be_read_is_paused_and_the_others_go_on(
+        tmp_path: Path) -> None:
+    board = await open_board(tmp_path)
+    try:
+        clock = fake_clock(board, start=MONDAY_NIGHT)
+        broken = await board.create_schedule("broken", every="hourly", timezone="UTC")
+        fine = await board.create_schedule("fine", every="hourly", timezone="UTC")
+
+        def corrupt(tx: object) -> None:
+            tx.execute("UPDATE schedules SET cron = 'every blue moon' WHERE id = ?",  # type: ignore[attr-defined]
+                       (broken.id,))
+
+        await board.db.write(corrupt)  # type: ignore[arg-type]
+        clock.advance(3600)
+        fired = await board.fire_schedules()
+        assert [f.schedule_id for f in fired] == [fine.id]
+        assert (await board.get_schedule(broken.id)).state == "paused"
+        [paused] = await schedule_events(board, "schedule_paused")
+        assert "cannot be evaluated" in paused.payload["reason"]
+        clock.advance(3600)
+        assert [f.schedule_id for f in await board.fire_schedules()] == [fine.id]
+    finally:
+        await board.close()
