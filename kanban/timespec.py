@@ -66,8 +66,9 @@ def parse_duration(text: str) -> float:
     for match in _DURATION.finditer(compact):
         if match.start() != pos:
             break
-        unit = match.group(2).rstrip("s") if match.group(2) not in ("s",) else "s"
-        if unit not in _UNITS:
+        word = match.group(2)  # "h", "hour", "hours", "mins", …
+        unit = word if word in _UNITS else word[:-1] if word.endswith("s") else word
+        if unit not in _UNITS or word == "ms":
             break
         total += float(match.group(1)) * _UNITS[unit]
         pos = match.end()
