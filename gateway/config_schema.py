@@ -59,6 +59,16 @@ def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
     return paths
 
 
+def _time_zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return name
+
+
 Flag = Annotated[bool, Strict()]  # true or false; not "yes", not 1
 Int = Annotated[int, Strict()]  # not 4.0, "4" or true
 Number = Annotated[float, Strict()]  # an integer will do; .nan and .inf never (allow_inf_nan)
@@ -67,6 +77,8 @@ Paths = Annotated[tuple[Path, ...], AfterValidator(lambda ps: tuple(p.expanduser
 Roots = Annotated[Paths, AfterValidator(_absolute), Field(description="a list of absolute paths")]
 Admins = Annotated[Names, AfterValidator(_no_star),
                    Field(description='a list of user ids (no "*": every admin is named)')]
+TimeZone = Annotated[str, AfterValidator(_time_zone),
+                    Field(description="an IANA time zone name such as Europe/Berlin or UTC")]
 Argv = Annotated[Names, BeforeValidator(_command_line),
                  Field(description="a list of strings or one command line")]
 
@@ -155,6 +167,11 @@ class KanbanConfig(Section):
     max_artifacts_per_completion: Int = Field(default=100, ge=1)
     max_completion_bytes: Int = Field(default=512 * 1024 * 1024, ge=1)
     retention: RetentionConfig = RetentionConfig()
+    # The zone of `--at` times and `--every` schedules, and of the times chat and the dashboard
+    # show; None: the host's.
+    timezone: TimeZone | None = None
+    # Whether chat members (not only admins) may create and manage recurring schedules.
+    members_may_schedule: Flag = False
 
 
 class AuxSlot(Section):

@@ -87,3 +87,15 @@ def decompose_settings(config: Config) -> DecomposeSettings:
     return _settings(DecomposeSettings, k, per_tick=k.auto_decompose_per_tick,
                      cooldown_seconds=k.decompose_cooldown_seconds,
                      endpoint=llm_endpoint(DECOMPOSER_SLOT, config.auxiliary.kanban_decomposer))
+
+
+def time_zone(kanban: KanbanConfig) -> str:
+    """``kanban.timezone``, or the host's zone (``UTC`` when the host names none)."""
+    if kanban.timezone:
+        return kanban.timezone
+    import tzlocal
+
+    try:
+        return tzlocal.get_localzone_name() or "UTC"
+    except (OSError, LookupError, ValueError):  # an unreadable or odd /etc/localtime
+        return "UTC"

@@ -7,6 +7,7 @@ non-zero exit and one line, the dashboard to a 4xx JSON body::
     ├── NotFound
     │   ├── TaskNotFound(task_id)
     │   ├── BoardNotFound(slug)
+    │   ├── ScheduleNotFound(schedule_id)
     │   └── ProfileNotFound(name)
     ├── InvalidInput             bad values, unknown parents, toolset-shaped skills
     │   ├── CycleError(path)     a link or a decomposition would close a cycle
@@ -51,6 +52,12 @@ class BoardNotFound(NotFound):
             f"(create it with `relayboard kanban boards create {slug}`)"
         )
         self.slug = slug
+
+
+class ScheduleNotFound(NotFound):
+    def __init__(self, schedule_id: int) -> None:
+        super().__init__(f"schedule S{schedule_id} not found (see `relayboard kanban schedules`)")
+        self.schedule_id = schedule_id
 
 
 class ProfileNotFound(NotFound):

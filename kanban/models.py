@@ -100,6 +100,7 @@ class Task:
     not_before: float | None = None  # not claimable before this time (retry back-off)
     consecutive_requeues: int = 0
     host_label: str | None = None  # only a dispatcher with this label claims it (None: any)
+    schedule_id: int | None = None  # the schedule whose occurrence made it
     parents: list[int] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
     corrupt: str | None = None
@@ -111,6 +112,14 @@ class Task:
         if self.workspace_kind == "worktree" and self.workspace_path:
             return f"worktree:{self.workspace_path}"
         return self.workspace_kind
+
+    @property
+    def waiting_until(self) -> float | None:
+        """The time a task made with ``--at``/``--in`` waits for (its ``not_before`` while no
+        failure or requeue streak made that a back-off instead)."""
+        if self.consecutive_failures or self.consecutive_requeues:
+            return None
+        return self.not_before
 
     @property
     def artifacts(self) -> list[str]:
@@ -165,6 +174,7 @@ class Task:
                 not_before=to_epoch(get("not_before")),
                 consecutive_requeues=_int(get("consecutive_requeues")),
                 host_label=_opt_str(get("host_label")),
+                schedule_id=_opt_int(get("schedule_id")),
             )
         except Exception as exc:  # a corrupt row must never fail a board view
             log.warning("task row %r is unreadable: %s", get("id"), exc)
@@ -358,3 +368,81 @@ class TaskDetail:
         data["runs"] = [r.to_dict() for r in self.runs]
         data["events"] = [e.to_dict() for e in self.events]
         return data
+
+
+SCHEDULE_STATES: tuple[str, ...] = ("active", "paused")
+
+
+@dataclass
+class Schedule:
+    """A recurring task: the template each occurrence is made from, and when the next is due.
+
+    ``every`` is the recurrence as the user wrote it, ``cron`` the expression it stands for,
+    both read in ``timezone``. ``subscriptions`` are the chat destinations (``platform``,
+    ``chat``, ``thread``, ``silent``) each occurrence's task is subscribed to."""
+
+    id: int
+    title: str
+    body: str
+    assignee: str | None
+    priority: int
+    every: str
+    cron: str
+    timezone: str
+    catch_up: str
+    overlap: bool
+    state: str
+    next_run_at: float | None
+    last_run_at: float | None
+    max_runtime_seconds: int | None
+    max_retries: int | None
+    model_override: str | None
+    skills: list[str]
+    workspace_kind: str
+    workspace_path: str | None
+    host_label: str | None
+    subscriptions: list[dict[str, Any]]
+    created_by: str | None
+    created_at: float | None
+    last_task_id: int | None = None  # the task of the latest created occurrence
+    occurrences: int = 0  # occurrences that made a task
+
+    @property
+    def ref(self) -> str:
+        return f"S{self.id}"
+
+    @property
+    def workspace_spec(self) -> str:
+        if self.workspace_kind == "dir":
+            return f"dir:{self.workspace_path}"
+        if self.workspace_kind == "worktree" and self.workspace_path:
+            return f"worktree:{self.workspace_path}"
+        return self.workspace_kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ref": self.ref}
+
+    @classmethod
+    def from_row(cls, row: Row) -> Schedule:
+        get = dict(zip(row.keys(), tuple(row), strict=True)).get
+        skills = loads_json(get("skills"), [])
+        subs = loads_json(get("subscriptions"), [])
+        return cls(
+            id=int(row["id"]), title=str(get("title") or ""), body=str(get("body") or ""),
+            assignee=_opt_str(get("assignee")), priority=_int(get("priority")),
+            every=str(get("every") or ""), cron=str(get("cron") or ""),
+            timezone=str(get("timezone") or "UTC"), catch_up=str(get("catch_up") or "last"),
+            overlap=bool(_int(get("overlap"))), state=str(get("state") or "active"),
+            next_run_at=to_epoch(get("next_run_at")), last_run_at=to_epoch(get("last_run_at")),
+            max_runtime_seconds=_opt_int(get("max_runtime_seconds")),
+            max_retries=_opt_int(get("max_retries")),
+            model_override=_opt_str(get("model_override")),
+            skills=[str(s) for s in skills] if isinstance(skills, list) else [],
+            workspace_kind=str(get("workspace_kind") or "scratch"),
+            workspace_path=_opt_str(get("workspace_path")),
+            host_label=_opt_str(get("host_label")),
+            subscriptions=[s for s in subs if isinstance(s, dict)] if isinstance(subs, list)
+            else [],
+            created_by=_opt_str(get("created_by")), created_at=to_epoch(get("created_at")),
+            last_task_id=_opt_int(get("last_task_id")), occurrences=_int(get("occurrences")),
+        )

@@ -43,6 +43,8 @@ class VerbTool:
 
 # Set by the run, never by the model (``author`` is the profile, ``force`` an operator's).
 RUN_FIELDS = ("task_id", "lease", "force", "author")
+# create's options that only a person may use (a recurring schedule): not offered to a run.
+PERSON_ONLY: dict[str, Any] = {"every": None, "catch_up": None, "overlap": False}
 TOOLS = (
     VerbTool("kanban_show", v.ShowRequest,
              "Show a task (default: yours): body, parents' results, comments, runs."),
@@ -132,5 +134,8 @@ class KanbanTools:
         run = dict(zip(RUN_FIELDS, (self.task_id, self.lease, False, None), strict=True))
         present = {f.name for f in dataclasses.fields(tool.verb)} & set(run)
         free = {"task_id"} if tool.verb is v.ShowRequest else set()
-        return {"chat": False, "names": tool.names, "fixed": {k: run[k] for k in present - free},
+        fixed = {k: run[k] for k in present - free}
+        if tool.verb is v.CreateRequest:
+            fixed.update(PERSON_ONLY)
+        return {"chat": False, "names": tool.names, "fixed": fixed,
                 "defaults": {k: run[k] for k in present & free}}

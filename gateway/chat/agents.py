@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 HELP = """Commands:
 /kanban create TITLE --assignee PROFILE — a new task; its result is posted here
+/kanban create TITLE --every "weekdays 09:00" — a recurring task; each result is posted here
+/kanban create TITLE --in 2h (or --at 09:00) — a task that starts later
+/kanban schedules · /kanban schedule pause|resume|remove S3 · /kanban run-now ID|S3
 /kanban list · /kanban show ID · /kanban <verb> … — every `relayboard kanban` verb
 /subscribe ID · /unsubscribe ID — follow a task in this thread
 /status — the gateway: adapters, boards, workers

@@ -22,7 +22,7 @@ import click
 from gateway.config import Config, load_config, resolve_home
 from gateway.errors import GatewayError
 from gateway.identity import worker_from_environ
-from gateway.kernel_settings import board_options, storage
+from gateway.kernel_settings import board_options, storage, time_zone
 from kanban import Boards, InvalidInput, KanbanError, Storage
 
 if TYPE_CHECKING:
@@ -109,7 +109,9 @@ class AppContext:
                         migration_target=self.migration_target,
                         workspace_roots=self.config.kanban.workspace_roots,
                         retention=retention_settings(self.config.kanban),
-                        home_lock=self.home_lock)
+                        home_lock=self.home_lock,
+                        timezone=time_zone(self.config.kanban),
+                        members_may_schedule=self.config.kanban.members_may_schedule)
 
     def home_lock(self) -> contextlib.AbstractContextManager[object]:
         """The home's gateway lock (``boards restore`` holds it)."""

@@ -155,7 +155,9 @@ def _show(ctx: click.Context, result: r.Result, as_json: bool, *, show_all: bool
 
         verb = "Created" if result.created else "Existing"
         t = result.task
-        click.echo(f"{verb} task {t.id} ({t.status}): {printable(t.title)}")
+        starts = (f"; starts {r.when(t.waiting_until, result.tz or 'UTC')} ({result.tz})"
+                  if t.waiting_until is not None and result.tz else "")
+        click.echo(f"{verb} task {t.id} ({t.status}{starts}): {printable(t.title)}")
         return
     if not isinstance(result, r.TABULAR):
         click.echo(result.text())

@@ -17,7 +17,8 @@ from rich.table import Table
 from gateway.cli.invocation import console
 from gateway.commands import printable
 from gateway.commands import results as r
-from kanban import BoardInfo, Event, Subscription, Task, TaskDetail
+from kanban import BoardInfo, Event, Schedule, Subscription, Task, TaskDetail
+from kanban.timespec import describe
 from kanban.timeutil import age_text, iso
 
 STATUS_STYLE = {
@@ -45,9 +46,11 @@ def _e(value: object, *, multiline: bool = False) -> str:
 def human(result: r.Result, *, show_all: bool = False) -> None:
     """Print any command result for a person."""
     if isinstance(result, r.TaskList):
-        task_table(result.tasks, result.board, show_all=show_all)
+        task_table(result.tasks, result.board, show_all=show_all, tz=result.tz)
+    elif isinstance(result, r.ScheduleList):
+        schedule_table(result.schedules, result.board)
     elif isinstance(result, r.TaskShown):
-        task_detail(result.detail)
+        task_detail(result.detail, tz=result.tz)
     elif isinstance(result, r.TaskContext):
         # The worker's prompt, verbatim: what the worker will read.
         click.echo(result.markdown, nl=False)
@@ -67,7 +70,15 @@ def human(result: r.Result, *, show_all: bool = False) -> None:
         click.echo(result.text())
 
 
-def task_table(tasks: Sequence[Task], board: str, *, show_all: bool = False) -> None:
+def _starts(task: Task, tz: str | None) -> str:
+    until = task.waiting_until
+    if until is None or task.status not in ("ready", "todo"):
+        return ""
+    return f"[dim]starts {escape(r.when(until, tz or 'UTC'))}[/]"
+
+
+def task_table(tasks: Sequence[Task], board: str, *, show_all: bool = False,
+               tz: str | None = None) -> None:
     if not tasks:
         console().print(f"No tasks on board {_e(board)}.")
         return
@@ -77,15 +88,34 @@ def task_table(tasks: Sequence[Task], board: str, *, show_all: bool = False) -> 
         table.add_column(column, no_wrap=column != "title")
     for t in shown:
         title = _e(t.title) if t.corrupt is None else f"{_e(t.title)} [red]({_e(t.corrupt)})[/]"
-        table.add_row(str(t.id), _status(t.status), str(t.priority), _e(t.assignee or "-"),
-                      title, _ids(t.parents), age_text(t.created_at))
+        starts = _starts(t, tz)
+        table.add_row(str(t.id), _status(t.status) + (f"\n{starts}" if starts else ""),
+                      str(t.priority), _e(t.assignee or "-"), title, _ids(t.parents),
+                      age_text(t.created_at))
     out = console()
     out.print(table)
     if len(tasks) > len(shown):
         out.print(f"… {len(tasks) - len(shown)} more, --all to show", markup=False)
 
 
-def task_detail(detail: TaskDetail) -> None:
+def schedule_table(schedules: Sequence[Schedule], board: str) -> None:
+    if not schedules:
+        console().print(f"No schedules on board {_e(board)}.")
+        return
+    table = Table(title=f"schedules of board {_e(board)}", title_justify="left")
+    for column in ("id", "title", "every", "next run", "assignee", "catch-up", "runs"):
+        table.add_column(column, no_wrap=column != "title",
+                         min_width=10 if column == "title" else None)
+    for s in schedules:
+        nxt = (escape(r.when(s.next_run_at, s.timezone))
+               if s.state == "active" and s.next_run_at is not None else f"[dim]{s.state}[/]")
+        table.add_row(s.ref, _e(s.title), f"{_e(describe(s.cron))}\n[dim]{_e(s.timezone)}[/]",
+                      nxt, _e(s.assignee or "-"),
+                      s.catch_up + (" +overlap" if s.overlap else ""), str(s.occurrences))
+    console().print(table)
+
+
+def task_detail(detail: TaskDetail, *, tz: str | None = None) -> None:
     t = detail.task
     out = console()
     out.print(f"[bold]Task {t.id}[/]: {_e(t.title)}  {_status(t.status)}")
@@ -103,6 +133,10 @@ def task_detail(detail: TaskDetail) -> None:
     ]
     if t.status == "blocked":
         rows.append(("blocked", f"by {t.blocked_by or '?'}: {t.blocked_reason or ''}"))
+    if t.waiting_until is not None and t.status in ("ready", "todo"):
+        rows.append(("starts", f"{r.when(t.waiting_until, tz or 'UTC')} ({tz or 'UTC'})"))
+    if t.schedule_id is not None:
+        rows.append(("schedule", f"S{t.schedule_id}"))
     if t.result:
         rows.append(("result", t.result))
     if t.summary:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.commands import results as r
+from gateway.commands import scheduling
 from gateway.commands import verbs as v
 from gateway.commands.callers import Caller, ChatUser, Operator, Worker
 from gateway.commands.declare import Request
@@ -76,6 +77,9 @@ class Services:
     # The home's gateway lock, held while a board is restored. Only the CLI gives it: a
     # restore is refused while a gateway serves the home, and from every other surface.
     home_lock: Callable[[], AbstractContextManager[object]] | None = None
+    # kanban.timezone (resolved: the host's when unset) and kanban.members_may_schedule.
+    timezone: str = "UTC"
+    members_may_schedule: bool = False
 
     def slug_for(self, request: Request, caller: Caller) -> str:
         if request.board:
@@ -112,7 +116,8 @@ async def execute(request: Request, caller: Caller, services: Services) -> r.Res
     if handler is None:
         raise UsageError(f"unknown verb {request.verb!r}", "try: help")
     check_values(request)
-    authorize(request, caller, services.workspace_roots)
+    authorize(request, caller, services.workspace_roots,
+              members_may_schedule=services.members_may_schedule)
     return await handler(request, caller, services)
 
 
@@ -147,7 +152,8 @@ def check_values(request: Request) -> None:
 
 
 def _label(name: str) -> str:
-    return {"words": "the text", "title": "the title", "task_ids": "a task id"}.get(
+    return {"words": "the text", "title": "the title", "task_ids": "a task id",
+            "start_at": "--at", "start_in": "--in"}.get(
         name, "--" + name.replace("_", "-"))
 
 
@@ -242,7 +248,9 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
 # ---- create and read -------------------------------------------------------------------------
 
 @handles(v.CreateRequest)
-async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r.TaskCreated:
+async def _create(req: v.CreateRequest, caller: Caller,
+                  services: Services) -> r.TaskCreated | r.ScheduleCreated:
+    scheduling.check_create(req)
     _check_profile(services, req.assignee)
     board = await services.open_board(req, caller)
     if isinstance(caller, Worker):
@@ -252,6 +260,8 @@ async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r
             raise NotAllowed(f"a worker may not create tasks (only the runs of "
                              f"kanban.orchestrator_profile may; task {caller.task_id}'s run "
                              "may not)")
+    if req.every is not None:
+        return await scheduling.create_schedule(req, caller, board, services, _name_of(caller))
     made = await board.create_task(
         req.title, body=req.body or "", assignee=req.assignee, parents=list(req.parents),
         triage=req.triage, initial_status=req.initial_status, priority=req.priority,
@@ -259,8 +269,9 @@ async def _create(req: v.CreateRequest, caller: Caller, services: Services) -> r
         model_override=req.model, skills=list(req.skills), workspace=req.workspace,
         idempotency_key=req.idempotency_key, created_by=_name_of(caller),
         attachments=list(req.attachments), host_label=req.host,
+        not_before=await scheduling.start_time(req, board, services),
     )
-    return r.TaskCreated(made.task, made.created)
+    return r.TaskCreated(made.task, made.created, services.timezone)
 
 
 @handles(v.ListRequest)
@@ -269,13 +280,13 @@ async def _list(req: v.ListRequest, caller: Caller, services: Services) -> r.Tas
     # The human table and chat show no bodies: they are left unread (up to 1 MB each).
     tasks = await board.list_tasks(status=req.status, assignee=req.assignee,
                                    include_archived=req.archived, with_body=req.with_bodies)
-    return r.TaskList(board.slug, tasks)
+    return r.TaskList(board.slug, tasks, services.timezone)
 
 
 @handles(v.ShowRequest)
 async def _show(req: v.ShowRequest, caller: Caller, services: Services) -> r.TaskShown:
     board = await services.open_board(req, caller)
-    return r.TaskShown(await board.show_task(req.task_id))
+    return r.TaskShown(await board.show_task(req.task_id), services.timezone)
 
 
 @handles(v.ContextRequest)
@@ -540,6 +551,18 @@ async def _boards_migrate(req: v.BoardsMigrateRequest, caller: Caller,
     configured = (current.is_postgres and current.dsn == target.dsn
                   and current.namespace == target.namespace)
     return r.BoardMigrated(migration, configured, req.dsn_env)
+
+
+# ---- schedules (gateway/commands/scheduling.py) ---------------------------------------------
+
+HANDLERS.update({
+    v.SchedulesRequest: scheduling.list_schedules, v.ScheduleShowRequest: scheduling.show_schedule,
+    v.SchedulePauseRequest: scheduling.pause_schedule,
+    v.ScheduleResumeRequest: scheduling.resume_schedule,
+    v.ScheduleRemoveRequest: scheduling.remove_schedule, v.RunNowRequest: scheduling.run_now,
+    v.ScheduleSubscribeRequest: scheduling.subscribe_schedule,
+    v.ScheduleUnsubscribeRequest: scheduling.subscribe_schedule,
+})
 
 
 # ---- decomposition ---------------------------------------------------------------------------

@@ -50,6 +50,14 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("boards", "remove"): "boards remove ops",
     ("boards", "migrate"): "boards migrate ops --to postgresql",
     ("decompose",): "decompose 12",
+    ("schedules",): "schedules",
+    ("schedule", "show"): "schedule show S3",
+    ("schedule", "pause"): "schedule pause S3",
+    ("schedule", "resume"): "schedule resume S3",
+    ("schedule", "remove"): "schedule remove S3",
+    ("schedule", "subscribe"): "schedule subscribe S3 --platform slack --chat C123",
+    ("schedule", "unsubscribe"): "schedule unsubscribe S3 --platform slack --chat C123",
+    ("run-now",): "run-now 12",
 }
 
 Callback = Callable[..., Any]

@@ -4,7 +4,8 @@
 the dashboard, MCP and the agents' tools are held to the same rules. The table itself, as users
 read it, is in docs/chat.md ("Roles: who may do what"); ``tests/gateway/test_roles.py`` checks it
 row by row for every kind of caller. In short: members (chat users not in ``admins``) create,
-read, comment, unblock and follow their own thread; host paths (``dir:``/``worktree:PATH``) come
+read, comment, unblock (or run-now) and follow their own thread, and make recurring schedules
+only where ``kanban.members_may_schedule`` is true; host paths (``dir:``/``worktree:PATH``) come
 from the operator's own command line anywhere, from everyone else only under
 ``kanban.workspace_roots``, never from a member; workers never change who is notified.
 
@@ -27,21 +28,30 @@ from kanban.validation import parse_workspace
 # Requests that change nothing.
 READ_VERBS: frozenset[type[Request]] = frozenset({
     v.ListRequest, v.ShowRequest, v.ContextRequest, v.StatsRequest, v.EventsRequest,
-    v.SubscriptionsRequest, v.BoardsListRequest,
+    v.SubscriptionsRequest, v.BoardsListRequest, v.SchedulesRequest, v.ScheduleShowRequest,
 })
 # What a member (an allow-listed chat user who is not an admin) may run.
 MEMBER_VERBS: frozenset[type[Request]] = READ_VERBS | {
     v.CreateRequest, v.CommentRequest, v.SubscribeRequest, v.UnsubscribeRequest,
-    v.UnblockRequest,
+    v.UnblockRequest, v.RunNowRequest,
 }
+# What members may do besides, where kanban.members_may_schedule is true: recurring schedules.
+SCHEDULE_VERBS: frozenset[type[Request]] = frozenset({
+    v.SchedulePauseRequest, v.ScheduleResumeRequest, v.ScheduleRemoveRequest,
+    v.ScheduleSubscribeRequest, v.ScheduleUnsubscribeRequest,
+})
+# Requests that change who is notified, of a task or of a schedule's occurrences.
+NOTIFY_VERBS = (v.SubscribeRequest | v.UnsubscribeRequest | v.ScheduleSubscribeRequest
+                | v.ScheduleUnsubscribeRequest)
 
 
-def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path]) -> None:
-    """Refuse, with one line, what ``caller``'s role may not do (:class:`NotAllowed`)."""
+def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path], *,
+              members_may_schedule: bool = False) -> None:
+    """Refuse, with one line, what ``caller``'s role may not do (:class:`NotAllowed`).
+    ``members_may_schedule`` is ``kanban.members_may_schedule``."""
     if is_member(caller):
-        _member(request, caller)
-    if isinstance(caller, Worker) and isinstance(request,
-                                                 v.SubscribeRequest | v.UnsubscribeRequest):
+        _member(request, caller, members_may_schedule)
+    if isinstance(caller, Worker) and isinstance(request, NOTIFY_VERBS):
         raise NotAllowed("a worker may not change who is notified of a task")
     if isinstance(request, v.CreateRequest):
         check_workspace(request.workspace, caller, workspace_roots)
@@ -51,14 +61,19 @@ def is_member(caller: Caller) -> bool:
     return isinstance(caller, ChatUser) and caller.role != "admin"
 
 
-def _member(request: Request, caller: Caller) -> None:
+def _member(request: Request, caller: Caller, may_schedule: bool) -> None:
     assert isinstance(caller, ChatUser)
-    if type(request) not in MEMBER_VERBS:
+    scheduling = type(request) in SCHEDULE_VERBS or (
+        isinstance(request, v.CreateRequest) and request.every is not None)
+    if scheduling and not may_schedule:
+        raise NotAllowed("recurring schedules are for admins here (the operator may let "
+                         "members make them: kanban.members_may_schedule)")
+    if type(request) not in MEMBER_VERBS and not scheduling:
         raise NotAllowed(f"`{request.verb}` is for admins; members create, read, comment, "
                          "unblock and follow tasks (ask an admin of this bot)")
     if getattr(request, "force", False):
         raise NotAllowed("--force is for admins")
-    if isinstance(request, v.SubscribeRequest | v.UnsubscribeRequest):
+    if isinstance(request, NOTIFY_VERBS):
         here = (caller.platform, caller.chat, caller.thread)
         asked = (request.platform, request.chat, request.thread)
         if caller.chat is None or asked != here:

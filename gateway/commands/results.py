@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 # Plain dataclasses (eq=False): twenty of them are created at start-up of every CLI call, and
@@ -12,7 +13,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.commands.escaping import one_line, printable
-from kanban import BoardInfo, Claim, Comment, Event, Run, Subscription, Task, TaskDetail
+from kanban import (
+    BoardInfo,
+    Claim,
+    Comment,
+    Event,
+    Run,
+    Schedule,
+    Subscription,
+    Task,
+    TaskDetail,
+)
+from kanban.timespec import describe, local_text, zone
 
 if TYPE_CHECKING:
     from kanban.backup import BackupInfo, RestoreInfo
@@ -37,28 +49,109 @@ def _who(task: Task) -> str:
     return f" · @{printable(task.assignee)}" if task.assignee else ""
 
 
-def task_line(task: Task) -> str:
-    """``#12 Quarterly report · ready · @reporter`` — one task in chat."""
-    return f"#{task.id} {printable(one_line(task.title, 120))} · {task.status}{_who(task)}"
+def when(stamp: float, tz: str) -> str:
+    """``Mon 8 Dec 09:00`` in the zone ``tz`` (the operator's, or a schedule's); the year
+    only when it is not this one."""
+    return local_text(stamp, zone(tz), time.time())
+
+
+def _waits(task: Task, tz: str | None) -> str:
+    until = task.waiting_until
+    if until is None or task.status not in ("ready", "todo") or tz is None:
+        return ""
+    return f" · starts {when(until, tz)} ({tz})"
+
+
+def task_line(task: Task, tz: str | None = None) -> str:
+    """``#12 Quarterly report · ready · @reporter`` — one task in chat (with ``tz``, a task
+    waiting for its start time says when: ``· starts Tue 8 Dec 09:00 (Europe/Berlin)``)."""
+    return (f"#{task.id} {printable(one_line(task.title, 120))} · {task.status}{_who(task)}"
+            f"{_waits(task, tz)}")
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    return {**schedule.to_dict(), "label": describe(schedule.cron)}
+
+
+def schedule_line(schedule: Schedule) -> str:
+    """``S3 Sales chart · weekdays 09:00 (Europe/Berlin) · next Tue 8 Dec 09:00 · @charts``."""
+    state = (f"next {when(schedule.next_run_at, schedule.timezone)}"
+             if schedule.state == "active" and schedule.next_run_at is not None
+             else schedule.state)
+    who = f" · @{printable(schedule.assignee)}" if schedule.assignee else ""
+    return (f"{schedule.ref} {printable(one_line(schedule.title, 120))} · "
+            f"{printable(describe(schedule.cron))} ({schedule.timezone}) · {state}{who}")
 
 
 @dataclass(eq=False)
 class TaskCreated:
     task: Task
     created: bool  # False: an idempotency key returned the existing task
+    tz: str | None = None  # the zone a start time is shown in
 
     def to_json(self) -> Any:
-        return {"id": self.task.id, "status": self.task.status, "created": self.created}
+        data = {"id": self.task.id, "status": self.task.status, "created": self.created}
+        if self.task.waiting_until is not None:
+            data["not_before"] = self.task.waiting_until
+        return data
 
     def text(self) -> str:
         verb = "Created" if self.created else "Existing"
-        return f"{verb} {task_line(self.task)}"
+        return f"{verb} {task_line(self.task, self.tz)}"
+
+
+@dataclass(eq=False)
+class ScheduleCreated:
+    """``create --every``: the schedule, and whether this chat thread will get the results."""
+
+    schedule: Schedule
+    here: bool = False
+
+    def to_json(self) -> Any:
+        return schedule_json(self.schedule)
+
+    def text(self) -> str:
+        s = self.schedule
+        first = (f" · first run {when(s.next_run_at, s.timezone)}"
+                 if s.next_run_at is not None else "")
+        return (f"Scheduled #{s.ref} {printable(one_line(s.title, 120))} · "
+                f"{printable(describe(s.cron))} ({s.timezone}){first}"
+                + (" · results will be posted here" if self.here else ""))
+
+
+@dataclass(eq=False)
+class ScheduleList:
+    board: str
+    schedules: list[Schedule]
+
+    def to_json(self) -> Any:
+        return [schedule_json(s) for s in self.schedules]
+
+    def text(self) -> str:
+        if not self.schedules:
+            return f"No schedules on board {self.board}."
+        return "\n".join(schedule_line(s) for s in self.schedules)
+
+
+@dataclass(eq=False)
+class ScheduleChanged:
+    """One schedule shown, paused, resumed or removed."""
+
+    schedule: Schedule
+    message: str
+
+    def to_json(self) -> Any:
+        return schedule_json(self.schedule)
+
+    def text(self) -> str:
+        return printable(self.message)
 
 
 @dataclass(eq=False)
 class TaskList:
     board: str
     tasks: list[Task]
+    tz: str | None = None
 
     def to_json(self) -> Any:
         return [task_json(t) for t in self.tasks]
@@ -66,7 +159,7 @@ class TaskList:
     def text(self) -> str:
         if not self.tasks:
             return f"No tasks on board {self.board}."
-        lines = [task_line(t) for t in self.tasks[:CHAT_LIST_ROWS]]
+        lines = [task_line(t, self.tz) for t in self.tasks[:CHAT_LIST_ROWS]]
         if len(self.tasks) > CHAT_LIST_ROWS:
             lines.append(f"… {len(self.tasks) - CHAT_LIST_ROWS} more")
         return "\n".join(lines)
@@ -75,6 +168,7 @@ class TaskList:
 @dataclass(eq=False)
 class TaskShown:
     detail: TaskDetail
+    tz: str | None = None
 
     def to_json(self) -> Any:
         data = task_json(self.detail.task)
@@ -85,7 +179,7 @@ class TaskShown:
 
     def text(self) -> str:
         t = self.detail.task
-        lines = [task_line(t)]
+        lines = [task_line(t, self.tz)]
         if t.parents or t.children:
             lines.append("parents: " + (", ".join(f"#{p}" for p in t.parents) or "-")
                          + " · children: " + (", ".join(f"#{c}" for c in t.children) or "-"))
@@ -464,7 +558,8 @@ class Relayed:
         return self.message
 
 
-Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUpdated
+Result = (TaskCreated | ScheduleCreated | ScheduleList | ScheduleChanged | TaskList | TaskShown
+          | TaskContext | BoardStats | TaskUpdated
           | TasksChanged | TasksDeleted | Claimed | CommentAdded | LeaseExtended | Recomputed
           | EventList | Subscribed | Unsubscribed | SubscriptionList | BoardList | BoardCreated
           | BoardRemoved | BoardMigrated | BoardBackedUp | BoardRestored | GcDone | Decomposed
@@ -472,8 +567,8 @@ Result = (TaskCreated | TaskList | TaskShown | TaskContext | BoardStats | TaskUp
 
 
 # Results a terminal shows as tables or detail views rather than as their chat text.
-TABULAR = (TaskList, TaskShown, TaskContext, BoardStats, EventList, SubscriptionList, BoardList,
-           Claimed)
+TABULAR = (TaskList, ScheduleList, TaskShown, TaskContext, BoardStats, EventList,
+           SubscriptionList, BoardList, Claimed)
 
 
 def render_text(result: Result) -> str:

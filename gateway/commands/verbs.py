@@ -7,6 +7,7 @@ their click commands from these classes; :func:`gateway.commands.execute.execute
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -60,6 +61,23 @@ class CreateRequest(Request):
     host: str | None = option(
         "--host", metavar="LABEL",
         help="Only a dispatcher with this host label (kanban.host_labels) runs it.")
+    start_at: str | None = option(
+        "--at", metavar="TIME",
+        help="Start no earlier than TIME, in kanban.timezone: 2026-12-08T09:00, "
+             "'tomorrow 09:00', 09:00 (the next one), or with an offset (…+01:00).")
+    start_in: str | None = option("--in", metavar="DURATION",
+                                  help="Start no earlier than this from now: 2h, 30m, 1h30m, 2d.")
+    every: str | None = option(
+        "--every", metavar="WHEN",
+        help="Make a recurring schedule instead of one task: 'daily 09:00', 'weekdays 09:00', "
+             "'hourly', 'every 15 minutes', or cron '0 9 * * MON-FRI' (in kanban.timezone).")
+    catch_up: str | None = option(
+        "--catch-up", type=click.Choice(["none", "last", "all"]),
+        help="With --every: occurrences missed while the gateway was down — none, last "
+             "(default: only the latest runs) or all.")
+    overlap: bool = option("--overlap", is_flag=True,
+                           help="With --every: run an occurrence even while the previous one "
+                                "is unfinished (skipped otherwise).")
     # A host path: the CLI's own (chat passes the files that came with the message instead).
     attachments: tuple[str, ...] = option(
         "--attach", multiple=True, chat=False, metavar="PATH",
@@ -332,3 +350,80 @@ class GcRequest(Request):
 class DecomposeRequest(Request):
     task_id: int | None = argument(type=TASK_ID, default=None)
     all: bool = option("--all", is_flag=True, help="Every triage task on the board.")
+
+
+class ScheduleId(click.ParamType[int]):
+    """A schedule's id: ``S3``, ``s3`` or ``3``."""
+
+    name = "schedule"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        digits = text[1:] if text[:1] in ("S", "s") else text
+        if not digits.isdigit() or len(digits) > 18:
+            self.fail(f"{text[:20]!r} is not a schedule id (like S3)", param, ctx)
+        return int(digits)
+
+
+SCHEDULE_ID = ScheduleId()
+
+
+@verb("schedules", help="List recurring schedules with their next run.")
+@dataclass(frozen=True)
+class SchedulesRequest(Request):
+    pass
+
+
+@verb("schedule", "show", help="Show a schedule: its template, recurrence and next run.")
+@dataclass(frozen=True)
+class ScheduleShowRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+
+
+@verb("schedule", "pause", help="Pause a schedule: no occurrence is made until it resumes.")
+@dataclass(frozen=True)
+class SchedulePauseRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+
+
+@verb("schedule", "resume", help="Resume a paused schedule from its next time after now.")
+@dataclass(frozen=True)
+class ScheduleResumeRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+
+
+@verb("schedule", "remove", help="Remove a schedule (the tasks it made stay).")
+@dataclass(frozen=True)
+class ScheduleRemoveRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+
+
+@verb("schedule", "subscribe",
+      help="Post every later occurrence's progress and result to a chat thread too.")
+@dataclass(frozen=True)
+class ScheduleSubscribeRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+    silent: bool = option("--silent", is_flag=True,
+                          help="Deliver without a notification (Telegram, Discord).")
+
+
+@verb("schedule", "unsubscribe", help="Stop posting a schedule's occurrences to a chat thread.")
+@dataclass(frozen=True)
+class ScheduleUnsubscribeRequest(Request):
+    schedule_id: int = argument(type=SCHEDULE_ID, metavar="ID")
+    platform: str = option("--platform", required=True, help="slack, discord, telegram, web …")
+    chat: str = option("--chat", required=True, help="Chat / channel id.")
+    thread: str | None = option("--thread", help="Thread / topic id.")
+
+
+@verb("run-now", help="Start a waiting task at once (ID), or make one occurrence of a schedule "
+                      "now (S3).")
+@dataclass(frozen=True)
+class RunNowRequest(Request):
+    target: str = argument(metavar="ID")

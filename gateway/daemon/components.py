@@ -20,7 +20,8 @@ it fails, never taking the others down):
 * ``leadership`` and ``leader`` — :class:`~kanban.storage.leader.Leadership` competes for the
   ``gateway`` leadership; while this gateway holds it, ``leader`` runs the leader-only duties:
   the external chat adapters (two Telegram pollers get 409 Conflict; Slack's socket and
-  Discord's gateway deliver each event to one of them) and the auto-decomposition kicks. On a
+  Discord's gateway deliver each event to one of them), the auto-decomposition kicks and the
+  occurrences of recurring schedules (:mod:`kanban.runtime.scheduler`). On a
   standby they stand still (adapters still send) until the leader's session ends. On SQLite the
   leadership is granted at once, so a single gateway behaves as if there were none. The web chat,
   the dashboard, the dispatcher and the notifier run on every gateway: claims and outbox rows are
@@ -69,6 +70,7 @@ from gateway.kernel_settings import (
     dispatch_settings,
     retention_settings,
     storage,
+    time_zone,
 )
 from gateway.metrics import GatewayMetrics, TaskLifecycle
 from gateway.notifier import DeliverySettings, Notifier, NotifierSettings, policy_for_roots
@@ -79,6 +81,7 @@ from kanban.backoff import Backoff
 from kanban.home import Boards
 from kanban.runtime.dispatcher import Dispatcher
 from kanban.runtime.sandbox import sandbox_status
+from kanban.runtime.scheduler import Scheduler
 from kanban.storage.leader import Leadership, Term
 from platforms.base import InboundMessage, PlatformAdapter
 from platforms.delivery import DeliveryPolicy
@@ -137,6 +140,8 @@ class Daemon:
             self.boards, self.profiles,
             dispatch_settings(config.kanban, config.workers, worker_api=self.api_path),
             base_env=environ)
+        # Schedules' occurrences are made by the leading gateway only (every one dispatches).
+        self.dispatcher.scheduler = Scheduler(leader=lambda: self.leadership.held)
         self.decomposer = BackgroundDecomposer(self.profiles, decompose_settings(config))
         self.watcher = DispatchWatcher(self.hub, self.dispatcher, self.decomposer,
                                        self.follower.current,
@@ -163,7 +168,9 @@ class Daemon:
                                  default_board=config.kanban.default_board,
                                  decompose_settings=lambda: decompose_settings(config),
                                  workspace_roots=config.kanban.workspace_roots,
-                                 retention=retention)
+                                 retention=retention,
+                                 timezone=time_zone(config.kanban),
+                                 members_may_schedule=config.kanban.members_may_schedule)
         self.retention = RetentionWatcher(
             self.hub.open_boards, retention,
             interval_seconds=config.kanban.retention.interval_hours * 3600,

@@ -32,7 +32,7 @@ from gateway.commands import (
 )
 from gateway.commands import results as r
 from gateway.commands.json_args import json_schema, request_from_json
-from kanban import Board, Comment, InvalidInput, Task
+from kanban import Board, Comment, InvalidInput, Schedule, Task
 from kanban.agents.decomposer import Outcome
 from kanban.agents.describer import DescribeOutcome, describe_profile, set_description
 from kanban.agents.llm import AuxiliaryClient, LLMEndpoint
@@ -77,11 +77,12 @@ class Actor:
     async def _run(self, request: Request) -> Any:
         return await execute(request, OPERATOR, self.services)
 
-    async def create_task(self, fields: dict[str, Any]) -> Task:
-        """POST /api/tasks: the create verb's arguments (as chat has them) under API names."""
-        made: r.TaskCreated = await self._run(request_from_json(
+    async def create_task(self, fields: dict[str, Any]) -> Task | Schedule:
+        """POST /api/tasks: the create verb's arguments (as chat has them) under API names;
+        with ``every``, a recurring schedule."""
+        made: r.TaskCreated | r.ScheduleCreated = await self._run(request_from_json(
             CreateRequest, fields, names=API_NAMES, fixed={"board": self.board.slug}))
-        return made.task
+        return made.schedule if isinstance(made, r.ScheduleCreated) else made.task
 
     async def update_task(self, task_id: int, fields: dict[str, Any], *,
                           force: bool = False) -> Task:

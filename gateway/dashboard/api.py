@@ -28,7 +28,7 @@ from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
 from gateway.dashboard.state import DashboardState
 from gateway.errors import ApiError, GatewayError
-from gateway.kernel_settings import decompose_settings, llm_endpoint
+from gateway.kernel_settings import decompose_settings, llm_endpoint, time_zone
 from kanban import (
     AuxiliaryError,
     Board,
@@ -37,6 +37,7 @@ from kanban import (
     KanbanError,
     LeaseError,
     NotFound,
+    Schedule,
 )
 from kanban.agents.llm import DESCRIBER_SLOT
 from platforms import sse
@@ -107,7 +108,9 @@ async def actor_of(request: Request) -> actions.Actor:
     services = Services(boards=state.boards, profiles=state.profiles,
                         default_board=config.kanban.default_board,
                         decompose_settings=lambda: decompose_settings(config),
-                        workspace_roots=config.kanban.workspace_roots)
+                        workspace_roots=config.kanban.workspace_roots,
+                        timezone=time_zone(config.kanban),
+                        members_may_schedule=config.kanban.members_may_schedule)
     return actions.Actor(services, board)
 
 
@@ -220,8 +223,11 @@ async def list_tasks(request: Request) -> Response:
 @endpoint
 async def create_task(request: Request) -> Response:
     act = await actor_of(request)
-    task = await act.create_task(await body_of(request))
-    return ok({"id": task.id, "status": task.status}, 201)
+    made = await act.create_task(await body_of(request))
+    if isinstance(made, Schedule):  # `every` given: a recurring schedule
+        return ok({"schedule_id": made.id, "ref": made.ref, "next_run_at": made.next_run_at},
+                  201)
+    return ok({"id": made.id, "status": made.status}, 201)
 
 
 @endpoint

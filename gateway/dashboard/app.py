@@ -21,11 +21,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Config
-from gateway.dashboard import api, ops
+from gateway.dashboard import api, ops, schedule_api
 from gateway.dashboard.live import LiveHub
 from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
-from gateway.kernel_settings import board_options, storage
+from gateway.kernel_settings import board_options, storage, time_zone
 from kanban import Boards
 from kanban.agents.profiles import Profiles
 from platforms.web import WebAdapter
@@ -70,7 +70,8 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     async def session(request: Request) -> Response:
         return JSONResponse({"chat": web_adapter is not None,
                              "default_board": state.config.kanban.default_board,
-                             "operator": "dashboard"})
+                             "operator": "dashboard",
+                             "timezone": time_zone(state.config.kanban)})
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -80,6 +81,7 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
         Route("/api/session", session, methods=["GET"]),
         *api.routes(),
         *(ops.routes(operations) if operations is not None else []),
+        *schedule_api.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     if web_adapter is not None:

@@ -14,6 +14,9 @@ BOARD = {"name": "board", "in": "query", "required": False,
          "description": "board slug (default: kanban.default_board)",
          "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^[Ss]?[0-9]{1,18}$"},
+               "description": "S3 or 3"}
 ERRORS = {
     "400": {"description": "bad input (one line in `error`)", "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -87,6 +90,19 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, list[dict[st
         "Write orchestration settings to config.yaml (comments kept)",
         _obj(orchestrator_profile=NS, default_assignee=NS, auto_decompose=B,
              auto_promote_children=B), []),
+    ("/api/tasks/{task_id}/run-now", "post"): (
+        "Start a task waiting for its start time (or blocked) at once", None, []),
+    ("/api/schedules", "get"): ("Recurring schedules with their next runs, and the zone", None,
+                                []),
+    ("/api/schedules", "post"): ("Create a recurring schedule (`every` is required)",
+                                 create_schema(), []),
+    ("/api/schedules/{schedule_id}/pause", "post"): ("Pause a schedule", None, [SCHEDULE_ID]),
+    ("/api/schedules/{schedule_id}/resume", "post"): (
+        "Resume a schedule from its next time after now", None, [SCHEDULE_ID]),
+    ("/api/schedules/{schedule_id}/run-now", "post"): (
+        "Make one occurrence of a schedule now", None, [SCHEDULE_ID]),
+    ("/api/schedules/{schedule_id}", "delete"): (
+        "Remove a schedule (the tasks it made stay)", None, [SCHEDULE_ID]),
     ("/api/openapi.json", "get"): ("This description", None, []),
     ("/api/session", "get"): ("What this dashboard offers (chat on or off)", None, []),
 }

@@ -112,7 +112,7 @@ def card_json(card: Card) -> dict[str, Any]:
         "children": [card.children_done, card.children] if card.children else None,
         "parents": card.parents, "files": card.files,
         "reason": card.reason if card.status == "blocked" else None,
-        "corrupt": card.corrupt,
+        "corrupt": card.corrupt, "starts_at": card.starts_at, "schedule_id": card.schedule_id,
     }
 
 

@@ -3,6 +3,7 @@
 from kanban.board.cards import Card
 from kanban.board.facade import Board
 from kanban.board.recovery import FailureOutcome
+from kanban.board.schedules import Fired
 from kanban.board.shared import BoardOptions, BoardPaths, ChangeSignal
 from kanban.board.tasks import Created
 from kanban.board.triage import ChildSpec, Decomposition
@@ -17,4 +18,5 @@ __all__ = [
     "Created",
     "Decomposition",
     "FailureOutcome",
+    "Fired",
 ]

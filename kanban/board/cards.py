@@ -40,7 +40,10 @@ SELECT t.id, t.title, t.status, t.assignee, t.priority,
        (SELECT count(*) FROM task_links AS l WHERE l.parent_id = t.id),
        (SELECT count(*) FROM task_links AS l JOIN tasks AS c ON c.id = l.child_id
         WHERE l.parent_id = t.id AND c.status IN ('done', 'archived')),
-       (SELECT count(*) FROM task_links AS l WHERE l.child_id = t.id)
+       (SELECT count(*) FROM task_links AS l WHERE l.child_id = t.id),
+       CASE WHEN t.status IN ('ready', 'todo') AND t.consecutive_failures = 0
+            AND t.consecutive_requeues = 0 THEN t.not_before END,
+       t.schedule_id
 FROM tasks AS t
 """
 
@@ -69,6 +72,10 @@ class Card:
     parents: int
     corrupt: str | None = None
     """Set when the row could not be read; the card is then a placeholder with its id."""
+    starts_at: float | None = None
+    """A ready or todo task made with a start time (``--at``/``--in``): when it may run."""
+    schedule_id: int | None = None
+    """The schedule whose occurrence made the task."""
 
 
 class CardsMixin(BoardCore):
@@ -89,7 +96,7 @@ class CardsMixin(BoardCore):
 
 def _card(row: tuple[Any, ...]) -> Card:
     (task_id, title, status, assignee, priority, created, updated, completed, failures,
-     reason, files, children, finished, parents) = row
+     reason, files, children, finished, parents, starts_at, schedule_id) = row
     try:
         # Rows written by this version hold exactly these types; anything else is an old or
         # hand-edited row, converted the tolerant way.
@@ -111,7 +118,8 @@ def _card(row: tuple[Any, ...]) -> Card:
             reason = str(reason)[:REASON_CHARS]
         return Card(int(task_id), title, status, assignee, _count(priority), created, updated,
                     completed, _count(failures), reason, _count(files), _count(children),
-                    _count(finished), _count(parents))
+                    _count(finished), _count(parents), starts_at=to_epoch(starts_at),
+                    schedule_id=None if schedule_id is None else _count(schedule_id))
     except Exception as exc:  # one bad row must never fail a board view
         log.warning("task row %r is unreadable as a card: %s", task_id, exc)
         return Card(_count(task_id, -1), "(unreadable task)", "blocked", None, 0, None, None,

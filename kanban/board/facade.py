@@ -11,6 +11,7 @@ from kanban.board.links import LinksMixin
 from kanban.board.outbox import OutboxMixin
 from kanban.board.recovery import RecoveryMixin
 from kanban.board.runs import RunsMixin
+from kanban.board.schedules import SchedulesMixin
 from kanban.board.subscriptions import SubscriptionsMixin
 from kanban.board.tasks import TasksMixin
 from kanban.board.triage import TriageMixin
@@ -18,6 +19,6 @@ from kanban.board.writeback import BlobsMixin
 
 
 class Board(TasksMixin, LinksMixin, RunsMixin, RecoveryMixin, TriageMixin, EventsMixin,
-            SubscriptionsMixin, OutboxMixin, CardsMixin, BlobsMixin):
+            SubscriptionsMixin, OutboxMixin, CardsMixin, BlobsMixin, SchedulesMixin):
     """Open with ``await Board.open(path)`` or ``async with Board.open(path) as board``
     (or through :class:`kanban.home.Boards`); close when done."""

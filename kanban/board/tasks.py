@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,51 @@ class Created:
     created: bool  # False when an idempotency key returned an existing task
 
 
+@dataclass(frozen=True)
+class TaskTemplate:
+    """The checked fields a task is made from (by ``create_task``, or by each occurrence of a
+    schedule)."""
+
+    title: str
+    body: str
+    assignee: str | None
+    priority: int
+    max_runtime_seconds: int | None
+    max_retries: int | None
+    model_override: str | None
+    skills: list[str]
+    workspace_kind: str
+    workspace_path: str | None
+    host_label: str | None
+
+
+def check_template(
+    board_root: Path, *, title: str, body: str, assignee: str | None, priority: int,
+    max_runtime_seconds: int | None, max_retries: int | None, model_override: str | None,
+    skills: Sequence[str], workspace: str, host_label: str | None,
+) -> TaskTemplate:
+    """Check a task's fields (one-line :class:`InvalidInput` for the first bad one)."""
+    title = check_title(title)
+    check_text(body, "body")
+    for value, what in ((assignee, "assignee"), (model_override, "model")):
+        check_opt_text(value, what, limit=MAX_TITLE)
+    check_priority(priority)
+    check_max_runtime(max_runtime_seconds)
+    check_max_retries(max_retries)
+    model_override = check_model(model_override)
+    if host_label is not None:
+        check_name(host_label, "host label")
+    skill_list = check_skills(list(skills))
+    ws_kind, ws_path = parse_workspace(workspace)
+    if ws_path is not None and (ws_kind == "dir" or Path(ws_path).is_absolute()):
+        # <home>/boards/<slug>/kanban.db: the home is two levels above the board's folder
+        # (a board file opened outside a home protects its own folder).
+        home = board_root.parent.parent if board_root.parent.name == "boards" else board_root
+        check_workspace_dir(ws_path, home=home)
+    return TaskTemplate(title, body, assignee, priority, max_runtime_seconds, max_retries,
+                        model_override, skill_list, ws_kind, ws_path, host_label)
+
+
 class TasksMixin(BoardCore):
     """Creating, reading, editing and retiring tasks; comments; the repair sweep."""
 
@@ -73,6 +119,7 @@ class TasksMixin(BoardCore):
         created_by: str | None = None,
         attachments: Sequence[str | Path] = (),
         host_label: str | None = None,
+        not_before: float | None = None,
     ) -> Created:
         """Create a task; its status is derived from its parents.
 
@@ -88,25 +135,22 @@ class TasksMixin(BoardCore):
 
         ``host_label``: only a dispatcher configured with this label (``kanban.host_labels``)
         spawns the task — say, the host its ``dir:`` workspace is on. None: any dispatcher.
+
+        ``not_before`` (epoch seconds; ``--at``/``--in``): the task is not claimable before
+        then; it waits as ready (or todo) with that time, and ``unblock``/``run-now`` start it
+        at once.
         """
-        title = check_title(title)
-        check_text(body, "body")
-        for value, what in ((assignee, "assignee"), (model_override, "model"),
-                            (idempotency_key, "idempotency key"), (created_by, "created_by")):
+        fields = check_template(
+            self.root, title=title, body=body, assignee=assignee, priority=priority,
+            max_runtime_seconds=max_runtime_seconds, max_retries=max_retries,
+            model_override=model_override, skills=skills, workspace=workspace,
+            host_label=host_label)
+        title, model_override, skill_list = fields.title, fields.model_override, fields.skills
+        ws_kind, ws_path = fields.workspace_kind, fields.workspace_path
+        for value, what in ((idempotency_key, "idempotency key"), (created_by, "created_by")):
             check_opt_text(value, what, limit=MAX_TITLE)
-        check_priority(priority)
-        check_max_runtime(max_runtime_seconds)
-        check_max_retries(max_retries)
-        model_override = check_model(model_override)
-        if host_label is not None:
-            check_name(host_label, "host label")
-        skill_list = check_skills(list(skills))
-        ws_kind, ws_path = parse_workspace(workspace)
-        if ws_path is not None and (ws_kind == "dir" or Path(ws_path).is_absolute()):
-            # <home>/boards/<slug>/kanban.db: the home is two levels above the board's folder
-            # (a board file opened outside a home protects its own folder).
-            home = self.root.parent.parent if self.root.parent.name == "boards" else self.root
-            check_workspace_dir(ws_path, home=home)
+        if not_before is not None and not math.isfinite(not_before):
+            raise InvalidInput("a task's start time must be a finite number of seconds")
         if initial_status not in ("running", "blocked"):
             raise InvalidInput(
                 f"initial status must be running or blocked (got {initial_status!r})"
@@ -132,7 +176,8 @@ class TasksMixin(BoardCore):
                 "INSERT INTO tasks (title, body, status, assignee, priority, created_at, "
                 "updated_at, created_by, max_runtime_seconds, max_retries, model_override, "
                 "skills, workspace_kind, workspace_path, idempotency_key, blocked_by, "
-                "blocked_reason, host_label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "blocked_reason, host_label, not_before) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT DO NOTHING RETURNING id",
                 (
                     title, body, "blocked" if blocked else status, assignee, priority,
@@ -140,6 +185,7 @@ class TasksMixin(BoardCore):
                     model_override, store.dumps(skill_list), ws_kind, ws_path,
                     idempotency_key, "human" if blocked else None,
                     "created blocked for review" if blocked else None, host_label,
+                    not_before,
                 ),
             )
             if inserted is None:
@@ -162,6 +208,7 @@ class TasksMixin(BoardCore):
                 "title": title, "status": "blocked" if blocked else status, "assignee": assignee,
                 "parents": parent_list, "created_by": created_by,
                 **({"inputs": inputs} if inputs else {}),
+                **({"not_before": not_before} if not_before is not None else {}),
             })
             if blocked:
                 store.append_event(tx, task_id, "blocked",
@@ -277,7 +324,10 @@ class TasksMixin(BoardCore):
             run_id = store.operator_override(
                 tx, task, "reassign it (its run is released)", force=force)
             payload: dict[str, Any] = {"assignee": profile, "previous": task.assignee}
-            fields: dict[str, Any] = {"assignee": profile, "not_before": None}
+            # A back-off ends with a new profile; a time the task was scheduled for stays.
+            fields: dict[str, Any] = {"assignee": profile}
+            if task.waiting_until is None:
+                fields["not_before"] = None
             if run_id is not None:
                 store.end_run(tx, run_id, "released", error=f"reassigned to {profile}")
                 target = "todo" if store.unsatisfied_parents(tx, task_id) else "ready"
@@ -317,7 +367,9 @@ class TasksMixin(BoardCore):
 
     # ---- human lifecycle --------------------------------------------------------------------
     async def unblock(self, task_ids: list[int]) -> list[Task]:
-        """blocked → ready or todo (re-gated on parents); failure counters reset."""
+        """blocked → ready or todo (re-gated on parents); failure counters reset. A ready or
+        todo task waiting for its start time (``--at``/``--in``) or a back-off loses the wait:
+        it may run at once."""
 
         unique = list(dict.fromkeys(task_ids))
 
@@ -325,6 +377,14 @@ class TasksMixin(BoardCore):
             out = []
             for task_id in unique:
                 task = store.load_task(tx, task_id)
+                if task.status in ("ready", "todo") and task.not_before is not None:
+                    tx.execute("UPDATE tasks SET not_before = NULL, consecutive_requeues = 0, "
+                               "updated_at = ? WHERE id = ? AND status = ?",
+                               (now(), task_id, task.status))
+                    store.append_event(tx, task_id, "started_now",
+                                       {"was_waiting_until": task.not_before})
+                    out.append(store.load_task(tx, task_id, with_links=True))
+                    continue
                 if task.status != "blocked":
                     raise Conflict(f"task {task_id} is {task.status}, not blocked")
                 target = "todo" if store.unsatisfied_parents(tx, task_id) else "ready"

@@ -16,7 +16,8 @@ A cycle (:meth:`Dispatcher.run_cycle`) does, for one board, in this order:
    (``claim_extended``); otherwise the run is reclaimed and the task goes back to ready.
 5. max runtime — elapsed ≥ ``max_runtime_seconds`` terminates the worker (``timed_out``,
    counted); 0 therefore times out on the next cycle.
-6. spawn — ready tasks, higher priority first then oldest, within the caps.
+6. spawn — ready tasks (with the due occurrences of schedules, made first on the leader:
+   :mod:`kanban.runtime.scheduler`), higher priority first then oldest, within the caps.
 
 :meth:`Dispatcher.run` is the one event-driven loop, for ``relayboard kanban dispatch --loop``
 and the gateway alike: it signals ``ready``, then waits on a board change (in-process commit, or
@@ -68,6 +69,7 @@ from kanban.runtime.launch import (
     probe_adoptable,
 )
 from kanban.runtime.report import CycleReport
+from kanban.runtime.scheduler import Scheduler
 from kanban.runtime.settings import DispatchSettings, default_host_cap
 from kanban.runtime.spawn import (
     WorkerProcess,
@@ -126,6 +128,7 @@ class Dispatcher:
         self._workers: dict[tuple[str, int], _Tracked] = {}
         self._wake = Wake()
         self._host_cap: int | None = None
+        self.scheduler = Scheduler()  # a gateway gives it its leadership
 
     # ---- introspection ------------------------------------------------------------------------
     def live_workers(self) -> int:
@@ -159,6 +162,7 @@ class Dispatcher:
             await self._settle_crashes(board, crashes, report)
             await self._stale_claims(board, report)
             await self._max_runtime(board, report)
+            await self.scheduler.tick(board, report)  # due occurrences spawn in this cycle
         await self._spawn_ready(board, report, max_new=max_new, dry_run=dry_run)
         self.last_reports[board.slug] = report
         self.cycles += 1
@@ -576,8 +580,9 @@ class Dispatcher:
         return await wait_seconds(
             boards, hooks.interval() if hooks.interval is not None else settings.interval_seconds,
             poll=settings.exit_poll_seconds if any(not t.proc.watched for t in tracked) else None,
-            deadlines=[t.ended_seen_at + settings.exit_grace_seconds for t in tracked
-                       if t.ended_seen_at is not None])
+            deadlines=[*await self.scheduler.deadlines(boards),
+                       *(t.ended_seen_at + settings.exit_grace_seconds for t in tracked
+                         if t.ended_seen_at is not None)])
 
     async def aclose(self, *, terminate: bool = False) -> None:
         """Stop watching workers. They keep running (a later dispatcher adopts them) unless

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Fields that list what happened (as opposed to the cycle's counts and budgets).
-_OUTCOMES = ("spawned", "blocked", "spawn_failed", "crashed", "requeued", "protocol_violations",
-             "timed_out", "extended", "reclaimed", "terminated", "adopted", "cleaned")
+_OUTCOMES = ("scheduled", "spawned", "blocked", "spawn_failed", "crashed", "requeued",
+             "protocol_violations", "timed_out", "extended", "reclaimed", "terminated",
+             "adopted", "cleaned")
 
 
 @dataclass
@@ -17,6 +18,7 @@ class CycleReport:
     running: int = 0
     budget: int = 0
     host_budget: int = 0
+    scheduled: list[dict[str, Any]] = field(default_factory=list)  # schedule occurrences
     spawned: list[dict[str, Any]] = field(default_factory=list)
     planned: list[dict[str, Any]] = field(default_factory=list)
     blocked: list[dict[str, Any]] = field(default_factory=list)

@@ -42,7 +42,8 @@ from kanban.validation import INT64_MAX, INT64_MIN
 # Parents before children (foreign keys); a table the SQLite file has beyond these is copied
 # after them, provided PostgreSQL has it too.
 TABLE_ORDER: tuple[str, ...] = ("tasks", "task_links", "task_comments", "task_events",
-                                "task_runs", "notify_subs", "notify_outbox")
+                                "task_runs", "notify_subs", "notify_outbox", "schedules",
+                                "schedule_occurrences")
 _SKIPPED = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1"})
 _INTEGER = frozenset({"bigint", "integer", "smallint"})
 _FLOAT = frozenset({"double precision", "real", "numeric"})

@@ -179,6 +179,47 @@ CREATE TABLE IF NOT EXISTS artifact_blobs (
 );
 """
 
+# Recurring schedules (kanban/board/schedules.py): each row is a task template with its
+# recurrence; each occurrence is recorded once per (schedule, due time) — the primary key is
+# what makes a second attempt (another gateway, a retried transaction) a no-op.
+SCHEDULES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedules (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    title               TEXT    NOT NULL,
+    body                TEXT    NOT NULL DEFAULT '',
+    assignee            TEXT,
+    priority            INTEGER NOT NULL DEFAULT 0,
+    every               TEXT    NOT NULL,
+    cron                TEXT    NOT NULL,
+    timezone            TEXT    NOT NULL,
+    catch_up            TEXT    NOT NULL DEFAULT 'last',
+    overlap             INTEGER NOT NULL DEFAULT 0,
+    state               TEXT    NOT NULL DEFAULT 'active',
+    next_run_at         REAL,
+    last_run_at         REAL,
+    max_runtime_seconds INTEGER,
+    max_retries         INTEGER,
+    model_override      TEXT,
+    skills              TEXT    NOT NULL DEFAULT '[]',
+    workspace_kind      TEXT    NOT NULL DEFAULT 'scratch',
+    workspace_path      TEXT,
+    host_label          TEXT,
+    subscriptions       TEXT    NOT NULL DEFAULT '[]',
+    created_by          TEXT,
+    created_at          REAL,
+    updated_at          REAL
+);
+CREATE INDEX IF NOT EXISTS idx_schedules_due ON schedules (state, next_run_at);
+CREATE TABLE IF NOT EXISTS schedule_occurrences (
+    schedule_id INTEGER NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
+    due_at      REAL    NOT NULL,
+    task_id     INTEGER,
+    outcome     TEXT    NOT NULL,
+    created_at  REAL,
+    PRIMARY KEY (schedule_id, due_at)
+);
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -255,6 +296,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # What the dispatcher let a run do beyond its own task: create tasks (the orchestrator).
     Migration("0010_run_may_create",
               add_column("task_runs", "may_create", "INTEGER NOT NULL DEFAULT 0")),
+    # Recurring schedules and their occurrences; a task made by one names its schedule.
+    Migration("0011_schedules", _steps(_script(SCHEDULES_SCHEMA),
+                                       add_column("tasks", "schedule_id", "INTEGER"))),
 )
 
 

@@ -318,7 +318,7 @@ def rb(tmp_path: Path) -> Iterator[Cli]:
 # processes read storage from config, which tests/gateway/test_postgres_cli.py covers).
 _BOTH_BACKENDS = ("gateway/test_commands.py", "gateway/test_builtin_worker.py",
                   "gateway/test_builtin_worker_http.py", "gateway/test_builtin_worker_limits.py",
-                  "gateway/test_worker_tools.py")
+                  "gateway/test_worker_tools.py", "gateway/test_schedule_verbs.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,17 +2,21 @@
 the loopback fakes, in a running daemon: an allow-listed user creates a task unquoted, the
 worker's PNG, PDF and CSV arrive in the same thread; a stranger creates nothing and is refused
 once; a typo'd assignee is refused with the suggestion; an inbound CSV lands in the task's
-attachments; free text reaches the command agent and its file comes back as an attachment."""
+attachments; free text reaches the command agent and its file comes back as an attachment; a
+schedule made in a Telegram thread posts its first occurrence's chart there."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -269,3 +273,67 @@ async def test_openai_agent_over_telegram_creates_a_task(tmp_path: Path,
             assert (task.title, task.assignee) == ("Quarterly report", "reporter")
             (sub,) = await board.subscriptions(1)
             assert (sub.platform, sub.chat, sub.thread) == ("telegram", "-100", "5")
+
+
+class ShiftedClock:
+    """The host's clock moved ahead by ``offset`` seconds: the test jumps to a schedule's time
+    instead of waiting for it (the offset stays a few minutes, well inside a lease)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_a_schedule_made_in_telegram_posts_its_first_chart_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+    home = tmp_path / "home"
+    make_reporter(home, tmp_path / "scripts")
+    config = ("kanban: {auto_decompose: false, members_may_schedule: true, "
+              "timezone: Europe/Berlin}\n")
+    berlin = ZoneInfo("Europe/Berlin")
+    # A daily time two to three minutes ahead: the schedule's first run, reached by moving the
+    # board's clock, not by waiting.
+    at = datetime.fromtimestamp(time.time() + 150, berlin)
+    every = f"daily {at:%H:%M}"
+    async with TelegramServer() as server, running(
+            home, config, {"telegram": TelegramDriver(server).adapter}) as daemon:
+        chat = TelegramDriver(server)
+
+        async def connected() -> bool:
+            status = await daemon.status()
+            return bool(status["adapters"]["telegram"]["state"] == "connected")
+
+        await wait_until(connected, within=WITHIN, what="adapter connected")
+        board = await daemon.boards.open("default")
+        clock = ShiftedClock()
+        board.clock = clock
+
+        await chat.say(f'/kanban create Sales chart --every "{every}" --assignee reporter')
+        reply = await chat.text_matching(lambda t: t.startswith("Scheduled #S1"), "scheduled")
+        first = f"{at:%a} {at.day} {at:%b} {at:%H:%M}"
+        assert reply == (f"Scheduled #S1 Sales chart · daily {at:%H:%M} (Europe/Berlin) · "
+                         f"first run {first} · results will be posted here")
+        [schedule] = await board.list_schedules()
+        assert schedule.next_run_at is not None and schedule.next_run_at > time.time()
+        assert await board.list_tasks() == []  # nothing before its time
+
+        clock.offset = schedule.next_run_at - time.time() + 0.5  # the clock reaches 09:00
+        board.changes.bump()  # what the loop's next tick would do, without the wait
+
+        async def chart_posted() -> set[str] | None:
+            names = {name for name, _ in chat.uploads()}
+            return names if names >= REPORT_FILES else None
+
+        await wait_until(chart_posted, within=WITHIN, what="the occurrence's chart")
+        done = await chat.text_matching(lambda t: t.startswith("✔ done"), "completion")
+        assert "#1 Sales chart" in done
+        assert dict(chat.uploads())["chart.png"].startswith(b"\x89PNG")
+        [task] = await board.list_tasks()
+        assert task.schedule_id == schedule.id and task.status == "done"
+        # One occurrence, one task: the next is tomorrow's.
+        after = await board.get_schedule(schedule.id)
+        assert after.next_run_at is not None
+        assert after.next_run_at - schedule.next_run_at == pytest.approx(86400, abs=3600)

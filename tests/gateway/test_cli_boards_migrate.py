@@ -62,6 +62,8 @@ def test_a_sqlite_home_moves_its_board_and_then_serves_it_from_postgres(
     second = rb.create("chart", "--parent", str(first))
     rb.ok("kanban", "subscribe", str(second), "--platform", "slack", "--chat", "C1")
     rb.ok("kanban", "comment", str(first), "start with Q1")
+    rb.ok("kanban", "create", "weekly", "--every", "mondays 09:00")
+    rb.ok("kanban", "run-now", "S1")  # an occurrence: a task and its record
     env = {DSN_VAR: pg_dsn()}
 
     done = rb.sub("kanban", "boards", "migrate", "default", "--to", "postgresql",
@@ -76,7 +78,9 @@ def test_a_sqlite_home_moves_its_board_and_then_serves_it_from_postgres(
     assert "every table verified" in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
             if line.startswith("  ") and len(line.split()) == 4}
-    assert rows["tasks"] == ["2", "2", str(second)]
+    assert rows["tasks"] == ["3", "3", str(second + 1)]
+    assert rows["schedules"] == ["1", "1", "1"]
+    assert rows["schedule_occurrences"][:2] == ["1", "1"]
     assert rows["task_links"][:2] == ["1", "1"]
     assert rows["notify_subs"][:2] == ["1", "1"]
     assert rows["task_comments"][:2] == ["1", "1"]
@@ -92,10 +96,14 @@ def test_a_sqlite_home_moves_its_board_and_then_serves_it_from_postgres(
     listed = rb.sub("kanban", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [(t["id"], t["title"], t["status"]) for t in json.loads(listed.stdout)] == [
-        (first, "collect", "ready"), (second, "chart", "todo")]
+        (first, "collect", "ready"), (second, "chart", "todo"), (second + 1, "weekly", "ready")]
     more = rb.sub("kanban", "create", "appendix", "--parent", str(second), "--json", env=env)
     assert more.returncode == 0, more.stderr
-    assert json.loads(more.stdout)["id"] == second + 1
+    assert json.loads(more.stdout)["id"] == second + 2
+    schedules = rb.sub("kanban", "schedules", "--json", env=env)
+    assert [s["ref"] for s in json.loads(schedules.stdout)] == ["S1"]
+    again = rb.sub("kanban", "create", "daily", "--every", "daily 09:00", "--json", env=env)
+    assert json.loads(again.stdout)["ref"] == "S2"  # the identity continues after the copy
 
 
 def test_json_output_on_a_home_already_configured_for_postgres(

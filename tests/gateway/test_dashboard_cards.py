@@ -122,5 +122,5 @@ async def test_board_api_serves_cards_from_list_cards(tmp_path: Path) -> None:
             "id": parent.id, "title": "parent", "status": "ready", "assignee": "bob",
             "priority": 0, "created_at": None, "updated_at": ready[0]["updated_at"],
             "completed_at": None, "failures": 0, "children": [0, 1], "parents": 0, "files": 0,
-            "reason": None, "corrupt": None}]
+            "reason": None, "corrupt": None, "starts_at": None, "schedule_id": None}]
         assert [c["id"] for c in listed] == [parent.id]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.builtin_worker import TASK_BLOCKED, TASK_DONE, KanbanTools, ToolError
-from gateway.builtin_worker.kanban_tools import RUN_FIELDS, TOOLS
+from gateway.builtin_worker.kanban_tools import PERSON_ONLY, RUN_FIELDS, TOOLS
 from gateway.commands.declare import declared
 from gateway.commands.json_args import json_schema
 from gateway.commands.verbs import CreateRequest
@@ -67,8 +67,10 @@ async def test_create_follows_the_runs_record_and_the_roster(tmp_path: Path,
     async with run_as_worker(tmp_path / "home", claim) as run:
         tools = await KanbanTools.for_run(run, task_id, claim.lease)
         create = next(s for s in tools.specs() if s.name == "kanban_create")
-        # Derived, not written: an option added to `create` is offered here too.
-        assert create.schema == json_schema(CreateRequest, chat=False)
+        # Derived, not written: an option added to `create` is offered here too — except a
+        # person's own (a recurring schedule), which a run may never make.
+        assert create.schema == json_schema(CreateRequest, chat=False, fixed=PERSON_ONLY)
+        assert "every" not in create.schema["properties"]
         with pytest.raises(ToolError, match=r"^no profile 'nobody'"):
             await tools.call("kanban_create", {"title": "follow-up", "assignee": "nobody"})
         with pytest.raises(ToolError, match=r"^priority: 9223372036854775808 is out of range"):

@@ -11,7 +11,8 @@ PINNED = [
     "Created",
     "CycleError", "DEFAULT_BOARD", "Decomposition", "Event", "FailureOutcome", "InvalidInput",
     "KanbanError", "LLMTimeout", "LLMUnavailable", "LeaseError", "NotClaimable", "NotConfigured",
-    "NotFound", "PlanError", "ProfileNotFound", "Run", "STATUSES", "SpawnError", "Storage",
+    "NotFound", "PlanError", "ProfileNotFound", "Run", "STATUSES", "Schedule", "ScheduleNotFound",
+    "SpawnError", "Storage",
     "StorageError", "Subscription", "Task", "TaskDetail", "TaskNotFound", "WorkspaceError",
 ]
 

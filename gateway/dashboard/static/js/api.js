@@ -4,7 +4,7 @@ export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-export const state = { board: null };
+export const state = { board: null, timezone: null };
 
 export function withBoard(path) {
   if (!state.board) return path;

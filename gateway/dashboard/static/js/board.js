@@ -1,6 +1,7 @@
 // The columns and their cards. Cards are keyed by task id and reused when unchanged, so a live
 // refresh never rebuilds the board (nothing flickers); a card that moved or changed flashes once.
 import { h, icon, age, clear } from "./dom.js";
+import { zoned } from "./schedules.js";
 
 export const COLUMN_LABELS = {
   triage: "Triage", todo: "Todo", ready: "Ready", running: "Running",
@@ -16,6 +17,7 @@ export class BoardView {
     this.columns = new Map(); // status -> {section, list, count, more}
     this.current = "ready"; // the column shown on a phone
     this.first = true;
+    this.timezone = null; // kanban.timezone: a waiting card's start time is shown in it
   }
 
   render(data) {
@@ -89,7 +91,9 @@ export class BoardView {
       task.failures > 0 ? h("span", { class: "badge fail", title: `${task.failures} consecutive failure(s)` },
         icon("warn"), ` ${task.failures}`) : null,
       task.files > 0 ? h("span", { title: `${task.files} file(s)`, "aria-label": `${task.files} files` }, icon("clip"), task.files > 1 ? ` ${task.files}` : "") : null,
+      task.schedule_id ? h("span", { class: "badge sched", title: `made by schedule S${task.schedule_id}` }, `↻ S${task.schedule_id}`) : null,
     );
+    const starts = task.starts_at ? zoned(task.starts_at, this.timezone) : null;
     const title = h("div", { class: "card-title" }, task.title);
     const bottom = h("div", { class: "card-bottom" },
       task.assignee ? h("span", { class: "chip", title: `assignee: ${task.assignee}` }, task.assignee)
@@ -101,10 +105,11 @@ export class BoardView {
     );
     const el = h("li", {
       class: "card", tabindex: "0", role: "button", "data-id": task.id,
-      "aria-label": `Task ${task.id}: ${task.title}, ${task.status}${task.assignee ? `, assigned to ${task.assignee}` : ""}`,
+      "aria-label": `Task ${task.id}: ${task.title}, ${task.status}${starts ? `, starts ${starts}` : ""}${task.assignee ? `, assigned to ${task.assignee}` : ""}`,
       style: `--status-color: var(--${task.status})`,
     }, top, title,
     task.reason ? h("div", { class: "reason", title: task.reason }, task.reason) : null,
+    starts ? h("div", { class: "badge starts", title: `waits until ${starts}${this.timezone ? ` (${this.timezone})` : ""}` }, icon("clock"), ` starts ${starts}`) : null,
     bottom);
     if (task.status === "triage") {
       el.append(h("button", {

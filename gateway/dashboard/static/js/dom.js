@@ -42,6 +42,7 @@ const ICONS = {
   clip: "M21 11.5l-8.5 8.5a5 5 0 01-7-7l8.5-8.5a3.3 3.3 0 014.7 4.7l-8.5 8.5a1.7 1.7 0 01-2.4-2.4l7.8-7.8",
   warn: "M12 3l10 18H2L12 3zm0 6v5m0 3v.5",
   file: "M6 2h8l5 5v15H6zM14 2v5h5",
+  clock: "M12 3a9 9 0 100 18 9 9 0 000-18zm0 4v5l3 2",
 };
 
 export function icon(name, label) {

@@ -4,6 +4,13 @@ import { h, clear, icon, when, clock, size } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { get, post, withBoard } from "./api.js";
 import { COLUMN_LABELS } from "./board.js";
+import { zoned } from "./schedules.js";
+
+// A ready or todo task made with a start time (not a back-off after failures).
+function waiting(task) {
+  return Boolean(task.not_before) && ["ready", "todo"].includes(task.status)
+    && !task.consecutive_failures && !task.consecutive_requeues;
+}
 
 const LOG_POLL_MS = 1000;
 
@@ -85,6 +92,8 @@ export class Drawer {
       task.completed_at ? [h("dt", {}, "Completed"), h("dd", {}, when(task.completed_at))] : null,
       task.consecutive_failures ? [h("dt", {}, "Failures"), h("dd", { class: "reason" }, `${task.consecutive_failures} — ${task.last_failure_error || ""}`)] : null,
       task.blocked_reason ? [h("dt", {}, "Blocked"), h("dd", {}, task.blocked_reason)] : null,
+      waiting(task) ? [h("dt", {}, "Starts"), h("dd", {}, `${zoned(task.not_before, this.timezone)}${this.timezone ? ` (${this.timezone})` : ""}`)] : null,
+      task.schedule_id ? [h("dt", {}, "Schedule"), h("dd", {}, h("a", { href: "#schedules" }, `S${task.schedule_id}`))] : null,
       task.decompose_error ? [h("dt", {}, "Decompose"), h("dd", { class: "reason" }, task.decompose_error)] : null,
       task.result ? [h("dt", {}, "Result"), h("dd", {}, task.result)] : null,
     );
@@ -114,6 +123,7 @@ export class Drawer {
     if (!["done", "archived"].includes(s)) act("Complete", () => this.complete(task), ["triage", "blocked"].includes(s) ? "" : "primary");
     if (!["blocked", "done", "archived"].includes(s)) act("Block", () => { this.pending = { kind: "block" }; this.render(this.task); this.root.querySelector("#block-reason")?.focus(); });
     if (s === "blocked") act("Unblock", () => this.run(() => post(`/api/tasks/${task.id}/unblock`)), "primary");
+    if (waiting(task)) act("Run now", () => this.run(() => post(`/api/tasks/${task.id}/run-now`), "Started"), "primary");
     if (s !== "archived") act("Archive", () => this.archive(task), "danger");
     return h("div", { class: "actions", role: "group", "aria-label": "Actions" }, buttons);
   }

@@ -5,6 +5,7 @@ import { BoardView, COLUMN_LABELS } from "./board.js";
 import { Drawer } from "./drawer.js";
 import { Chat } from "./chat.js";
 import { Orchestration } from "./orchestration.js";
+import { Schedules } from "./schedules.js";
 
 const $ = (sel) => document.querySelector(sel);
 const PER_COLUMN = 200;
@@ -27,6 +28,9 @@ const chat = new Chat($("#chat"), {
 });
 const orch = new Orchestration({
   pill: $("#orch-pill"), dialog: $("#orch-dialog"), openButton: $("#orch-open"), onProfiles: fillAssignees,
+});
+const schedules = new Schedules({
+  dialog: $("#schedules-dialog"), openButton: $("#schedules-open"), onChanged: () => scheduleRefresh(0),
 });
 
 function banner(message) {
@@ -104,6 +108,7 @@ function fillAssignees(profiles) {
   clear(select).append(h("option", { value: "" }, "(unassigned)"),
     ...profiles.map((p) => h("option", { value: p.name }, p.name)));
   select.value = current;
+  schedules.fillAssignees(profiles);
 }
 
 // ---- live updates ------------------------------------------------------------------------------
@@ -126,6 +131,7 @@ function connectLive() {
   source.addEventListener("task", (ev) => {
     const event = JSON.parse(ev.data);
     scheduleRefresh();
+    if (schedules.open && (event.task_id === null || event.kind === "created")) schedules.load();
     if (drawer.open && event.task_id === drawer.taskId) {
       clearTimeout(ui.drawerTimer);
       ui.drawerTimer = setTimeout(() => drawer.refresh(), 150);
@@ -151,6 +157,7 @@ function closeTask() {
 }
 
 function route() {
+  if (location.hash === "#schedules") { schedules.show(); return; }
   const m = /^#task-(\d+)$/.exec(location.hash);
   if (m) {
     const id = Number(m[1]);
@@ -196,6 +203,7 @@ function setupCreate() {
       assignee: f.get("assignee") || null, priority: Number(f.get("priority") || 0),
       parents, triage: f.get("triage") === "on",
     };
+    if (f.get("start_at")) body.start_at = String(f.get("start_at")); // read in kanban.timezone
     try {
       const created = await post("/api/tasks", body);
       error.hidden = true;
@@ -288,6 +296,9 @@ async function boot() {
   let session = { chat: false };
   try { session = await get("/api/session", { board: false }); } catch { /* shown by loadBoard */ }
   if (!session.chat) { chat.enabled = false; $("#chat-toggle").title = "The web chat runs with `relayboard gateway run`"; }
+  state.timezone = session.timezone || null;
+  boardView.timezone = drawer.timezone = state.timezone;
+  if (state.timezone) $("#create-form .tz-name").textContent = state.timezone;
   await loadBoards();
   await loadBoard();
   connectLive();
