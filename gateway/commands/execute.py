@@ -72,8 +72,7 @@ class Services:
     # kanban.workspace_roots: where a dir:/worktree: path named from anywhere but the
     # operator's own command line may point.
     workspace_roots: tuple[Path, ...] = ()
-    # kanban.retention (None: its defaults), what `gc` applies.
-    retention: RetentionSettings | None = None
+    retention: RetentionSettings | None = None  # kanban.retention, what `gc` applies
     # The home's gateway lock, held while a board is restored. Only the CLI gives it: a
     # restore is refused while a gateway serves the home, and from every other surface.
     home_lock: Callable[[], AbstractContextManager[object]] | None = None
@@ -555,14 +554,13 @@ async def _boards_migrate(req: v.BoardsMigrateRequest, caller: Caller,
 
 # ---- schedules (gateway/commands/scheduling.py) ---------------------------------------------
 
+_s = scheduling
 HANDLERS.update({
-    v.SchedulesRequest: scheduling.list_schedules, v.ScheduleShowRequest: scheduling.show_schedule,
-    v.SchedulePauseRequest: scheduling.pause_schedule,
-    v.ScheduleResumeRequest: scheduling.resume_schedule,
-    v.ScheduleRemoveRequest: scheduling.remove_schedule, v.RunNowRequest: scheduling.run_now,
-    v.ScheduleSubscribeRequest: scheduling.subscribe_schedule,
-    v.ScheduleUnsubscribeRequest: scheduling.subscribe_schedule,
-})
+    v.SchedulesRequest: _s.list_schedules, v.ScheduleShowRequest: _s.show_schedule,
+    v.SchedulePauseRequest: _s.pause_schedule, v.ScheduleResumeRequest: _s.resume_schedule,
+    v.ScheduleRemoveRequest: _s.remove_schedule, v.RunNowRequest: _s.run_now,
+    v.ScheduleSubscribeRequest: _s.subscribe_schedule,
+    v.ScheduleUnsubscribeRequest: _s.subscribe_schedule})
 
 
 # ---- decomposition ---------------------------------------------------------------------------

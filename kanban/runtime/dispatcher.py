@@ -558,14 +558,13 @@ class Dispatcher:
                     swept.add(board.slug)
                     with contextlib.suppress(KanbanError, OSError):
                         await self.sweep(board)
+                about = {"board": board.slug}
                 try:
                     report = await self.run_cycle(board)
                     if report.busy:
-                        log.info("dispatch %s: %s", board.slug, report.summary(),
-                                 extra={"board": board.slug})
+                        log.info("dispatch %s: %s", board.slug, report.summary(), extra=about)
                 except Exception:  # CancelledError is a BaseException and passes
-                    log.exception("dispatch cycle failed on board %s", board.slug,
-                                  extra={"board": board.slug})
+                    log.exception("dispatch cycle failed on board %s", board.slug, extra=about)
             self.passes += 1
             self.ready.set()
             if stop.is_set():
@@ -573,9 +572,8 @@ class Dispatcher:
             await self._wake.wait(await self._wait_seconds(boards, hooks))
 
     async def _wait_seconds(self, boards: Sequence[Board], hooks: LoopHooks) -> float:
-        """The loop's sleep (:func:`wait_seconds`): polled exits only while a worker has no
-        pidfd; a worker that finished its own run but lingers is stopped once its grace is
-        over (its exit would wake us, its lingering would not)."""
+        """The loop's sleep (:func:`wait_seconds`): exits are polled only while a worker has
+        no pidfd; a worker lingering after its run ended is stopped when its grace is over."""
         settings, tracked = self.settings, self._workers.values()
         return await wait_seconds(
             boards, hooks.interval() if hooks.interval is not None else settings.interval_seconds,
