@@ -16,6 +16,7 @@ import pytest
 import kanban.runtime.sandbox as sandbox
 from gateway.daemon.lock import HomeLock
 from gateway.doctor import Check, run_checks
+from kanban.storage import pg_schema
 from tests.fakes import discord_server, slack_server, telegram_server
 from tests.fakes.common import free_port
 from tests.gateway.conftest import Cli
@@ -275,4 +276,4 @@ async def test_postgresql_connection_and_schema(tmp_path: Path) -> None:
     finally:
         drop_namespace(dsn, "doctor1")
     assert check.status == "ok", check
-    assert "1 board(s), schema 0010_run_may_create" in check.message
+    assert f"1 board(s), schema {pg_schema.MIGRATIONS[-1].name}" in check.message
