@@ -162,9 +162,8 @@ def web_adapter(config: Config) -> WebAdapter | None:
     platform = config.platforms.get("web")
     if platform is None or not platform.enabled:
         return None
-    limit = platform.options.get("history_limit", 500)
     return WebAdapter(history_dir=config.home / WEB_HISTORY_DIR,
-                      history_limit=limit if isinstance(limit, int) and limit > 0 else 500,
+                      history_limit=int(platform.options.get("history_limit", 500)),
                       allowed_users=["*"], max_bytes=config.delivery.max_attachment_bytes)
 
 

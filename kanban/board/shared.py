@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar
 from kanban.backoff import Backoff
 from kanban.board.attachments import clean_stale_staging
 from kanban.board.staging import DEFAULT_MAX_ARTIFACTS, DEFAULT_MAX_COMPLETION_BYTES
-from kanban.models import Task
 from kanban.storage.backend import SQLITE, Storage, Store, default_storage
 from kanban.storage.modes import PRIVATE_DIR_MODE, tighten
 from kanban.storage.tx import Tx
@@ -231,10 +230,6 @@ class BoardCore:
 
     def attachments_path(self, task_id: int) -> Path:
         return self.paths.attachments_path(task_id)
-
-    def workspace_for(self, task: Task) -> Path | None:
-        """Where a task's worker runs; None for a worktree whose path the dispatcher chooses."""
-        return self.paths.workspace_path(task.id, task.workspace_kind, task.workspace_path)
 
     def workspace_path(self, task_id: int, kind: str, path: str | None) -> Path | None:
         return self.paths.workspace_path(task_id, kind, path)
