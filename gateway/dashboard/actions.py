@@ -16,6 +16,7 @@ from gateway.commands import (
     ArchiveRequest,
     AssignRequest,
     BlockRequest,
+    BoardsCreateRequest,
     CommentRequest,
     CompleteRequest,
     CreateRequest,
@@ -32,7 +33,7 @@ from gateway.commands import (
 )
 from gateway.commands import results as r
 from gateway.commands.json_args import json_schema, request_from_json
-from kanban import Board, Comment, InvalidInput, Schedule, Task
+from kanban import Board, BoardInfo, Comment, InvalidInput, Schedule, Task
 from kanban.agents.decomposer import Outcome
 from kanban.agents.describer import DescribeOutcome, describe_profile, set_description
 from kanban.agents.llm import AuxiliaryClient, LLMEndpoint
@@ -83,6 +84,11 @@ class Actor:
         made: r.TaskCreated | r.ScheduleCreated = await self._run(request_from_json(
             CreateRequest, fields, names=API_NAMES, fixed={"board": self.board.slug}))
         return made.schedule if isinstance(made, r.ScheduleCreated) else made.task
+
+    async def create_board(self, fields: dict[str, Any]) -> BoardInfo:
+        """POST /api/boards: the ``boards create`` verb's arguments (slug, name)."""
+        made: r.BoardCreated = await self._run(request_from_json(BoardsCreateRequest, fields))
+        return made.info
 
     async def update_task(self, task_id: int, fields: dict[str, Any], *,
                           force: bool = False) -> Task:

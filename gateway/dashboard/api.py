@@ -181,12 +181,7 @@ async def list_boards(request: Request) -> Response:
 
 @endpoint
 async def create_board(request: Request) -> Response:
-    body = await body_of(request)
-    slug = body.get("slug")
-    if not isinstance(slug, str):
-        raise InvalidInput("a board needs a slug")
-    name = body.get("name")
-    info = await state_of(request).boards.create(slug, name=name if isinstance(name, str) else None)
+    info = await (await actor_of(request)).create_board(await body_of(request))
     return ok({"slug": info.slug, "name": info.name, "created_at": info.created_at}, 201)
 
 

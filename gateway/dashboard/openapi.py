@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.commands import BoardsCreateRequest
+from gateway.commands.json_args import json_schema
 from gateway.dashboard.actions import create_schema, update_schema
 
 BOARD = {"name": "board", "in": "query", "required": False,
@@ -42,7 +44,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, list[dict[st
         {"name": "assignee", "in": "query", "schema": S},
         {"name": "q", "in": "query", "schema": S, "description": "text or #id"}]),
     ("/api/boards", "get"): ("Boards of this home", None, []),
-    ("/api/boards", "post"): ("Create a board", _obj(slug=S, name=S), []),
+    ("/api/boards", "post"): ("Create a board", json_schema(BoardsCreateRequest), []),
     ("/api/stats", "get"): ("Counts by status and assignee", None, []),
     ("/api/events", "get"): ("Server-sent events of the board's event log (Last-Event-ID)",
                              None, [{"name": "since", "in": "query", "schema": I}]),

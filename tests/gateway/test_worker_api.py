@@ -81,6 +81,12 @@ async def test_a_run_completes_its_own_task_and_nothing_else(tmp_path: Path) -> 
         # A forged lease for my task.
         error = await api.refused("complete", {"result": "x"}, mine, lease="forged")
         assert error.kind == "lease"
+        # The same for the other writes answered without reading the run first: the kernel's
+        # own transaction checks the lease.
+        for verb, args in (("block", {"words": "stuck"}), ("heartbeat", {})):
+            for forged in ({"task_id": other.task_id}, {"lease": "forged"}):
+                error = await api.refused(verb, args, mine, **forged)
+                assert error.kind == "lease" and "lease" in str(error), (verb, forged)
         # Naming another task in the arguments: the run's rights are its own task's.
         error = await api.refused("complete", {"task_id": other.task_id}, mine)
         assert error.kind == "refused" and "its own task" in str(error)
