@@ -6,7 +6,8 @@ arrives while the agent is still working on the previous one waits its turn, and
 typing indicator meanwhile. Different conversations never wait for each other.
 
 Who is served: only messages the adapter marked ``authorized`` (the platform's
-``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour; nothing
+``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour (the
+budget is kept in the home, so a restart does not refuse everyone again); nothing
 runs, nothing is created, and their text is never logged (the user id is, at INFO, so an
 operator can add it). A served user is an admin when listed in the platform's ``admins``, else a
 member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
@@ -16,6 +17,7 @@ operator, so its users are admins.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -29,6 +31,7 @@ import anyio.abc
 from gateway.chat.agents import Agent, NoAgent, Turn
 from gateway.chat.commands import StatusSource, run_command, split_command
 from gateway.chat.history import History, entry, thread_key
+from gateway.chat.refusals import RefusalBudget, budget_path
 from gateway.chat.reply import send_reply
 from gateway.chat.tools import ThreadTools
 from gateway.commands import ChatUser, Services
@@ -71,9 +74,10 @@ class ChatRouter:
                  home: Path, agent: Agent | None = None, history: History | None = None,
                  status: StatusSource | None = None, policy: PolicySource | None = None,
                  settings: RouterSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.time,
                  sent: Callable[[str, Sequence[Receipt]], None] | None = None) -> None:
-        """``sent`` hears every reply's receipts, by platform (the gateway's metrics)."""
+        """``sent`` hears every reply's receipts, by platform (the gateway's metrics); ``clock``
+        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads."""
         self.services = services
         self.adapters = adapters
         self.home = home
@@ -85,7 +89,8 @@ class ChatRouter:
         self.clock = clock
         self.sent = sent
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
-        self._refused: dict[tuple[str, str], float] = {}
+        self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
+                                            clock)
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -167,7 +172,11 @@ class ChatRouter:
         # answer may carry files, under the delivery policy.
         policy = (await self.policy() if self.policy is not None and command is None
                   else None)
-        receipts = await send_reply(adapter, dest, answer, policy)
+        # A command's answer quotes the command (a reply, where the platform has them: Telegram,
+        # Discord), so in a busy chat it is clear what it answers; the agent's answers do not.
+        to = (dataclasses.replace(dest, reply_to=message.message_id)
+              if command is not None and message.message_id else dest)
+        receipts = await send_reply(adapter, to, answer, policy)
         if self.sent is not None:
             self.sent(message.platform, receipts)
         await self.history.append(message.platform, message.chat, message.thread,
@@ -211,19 +220,10 @@ class ChatRouter:
 
     # ---- refusals ---------------------------------------------------------------------------
     async def _refuse(self, message: InboundMessage) -> None:
-        who = (message.platform, message.user_id)
-        now = self.clock()
-        last = self._refused.get(who)
-        if last is not None and now - last < self.settings.refusal_interval:
+        if not await self.refusal_budget.take(message.platform, message.user_id):
             log.info("%s: message from user %s (not allowed) ignored; refused already",
                      message.platform, message.user_id, extra={"platform": message.platform})
             return
-        if len(self._refused) >= 10_000:
-            # A busy public channel full of strangers must not grow this map forever: entries
-            # older than the interval no longer suppress anything.
-            cutoff = now - self.settings.refusal_interval
-            self._refused = {k: t for k, t in self._refused.items() if t >= cutoff}
-        self._refused[who] = now
         self.refusals += 1
         log.info("%s: refused a message from user %s (not in allowed_users)",
                  message.platform, message.user_id, extra={"platform": message.platform})

@@ -309,16 +309,19 @@ class Daemon:
     async def status(self) -> dict[str, Any]:
         """What ``/status`` shows: uptime, whether this gateway leads (``leader``; always true
         on SQLite), adapters and their state, boards with counts per status, running workers,
-        components and their restarts, notifications."""
+        components and their restarts, notifications (``outbox_pending`` per board: those still to
+        go out)."""
         boards: dict[str, Any] = {}
         for board in self.hub.open_boards():
             try:
                 stats = await board.stats()
+                pending, _ = await board.outbox_backlog()
             except Exception as exc:
                 boards[board.slug] = {"error": str(exc)}
                 continue
             boards[board.slug] = {"by_status": stats["by_status"],
-                                  "active_runs": stats["active_runs"]}
+                                  "active_runs": stats["active_runs"],
+                                  "outbox_pending": pending}
         started = self.started_at
         return {
             "pid": os.getpid(),
