@@ -207,12 +207,23 @@ class ChatPlatform(Section):
 class TelegramConfig(ChatPlatform):
     base_url: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
+    # polling (getUpdates, the default) or webhook: Telegram POSTs to webhook_url (default
+    # dashboard.public_url + /webhooks/telegram), checked against the secret in the variable
+    # webhook_secret_env names (read only in webhook mode).
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
 
 
 class SlackConfig(ChatPlatform):
     base_url: str | None = None
     bot_token_env: str = "SLACK_BOT_TOKEN"
-    app_token_env: str = "SLACK_APP_TOKEN"
+    app_token_env: str = "SLACK_APP_TOKEN"  # Socket Mode only
+    # socket (Socket Mode, the default) or events: the Events API POSTs to
+    # dashboard.public_url + /webhooks/slack, signed with the app's signing secret (read only in
+    # events mode, from the variable signing_secret_env names).
+    mode: Literal["socket", "events"] = "socket"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
 
 
 class DiscordConfig(ChatPlatform):
@@ -247,6 +258,9 @@ class DashboardConfig(Section):
     port: Int = Field(default=8765, ge=0)
     token_env: str | None = None
     token: str | None = from_env("token_env")
+    # The address people and platforms reach the dashboard at (https://relay.example.com/),
+    # when a proxy puts it on the internet; webhooks are served under it (/webhooks/<platform>).
+    public_url: str | None = None
 
 
 class StorageConfig(Section):

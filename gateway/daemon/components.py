@@ -172,7 +172,8 @@ class Daemon:
         self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
         self.dashboard = (DashboardServer(config, self.boards, self.web,
-                                          operations=self.operations) if serve else None)
+                                          operations=self.operations,
+                                          webhooks=self.adapters) if serve else None)
         self.ready = anyio.Event()
         self.started_at: float | None = None
         self._live_workers_at_stop = 0
