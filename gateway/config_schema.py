@@ -187,11 +187,29 @@ class OpenAIAgentConfig(AuxSlot):
     system_prompt: str | None = None
 
 
+class TranscriptionConfig(Section):
+    """``agent.transcription``: an OpenAI-compatible ``/audio/transcriptions`` endpoint that
+    turns voice notes from chat into text (unset: voice notes are answered "not set up")."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = from_env("api_key_env")
+    timeout: Number = Field(default=120.0, ge=0.01)
+    # The largest recording sent (OpenAI's endpoint takes 25 MB); a longer one is refused.
+    max_bytes: Int = Field(default=25 * 1024 * 1024, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+
 class AgentConfig(Section):
     kind: Literal["none", "openai", "command"] = "none"
     history_messages: Int = Field(default=20, ge=0)  # kept per chat thread, given to the agent
     command: CommandAgentConfig = CommandAgentConfig()
     openai: OpenAIAgentConfig = OpenAIAgentConfig()
+    transcription: TranscriptionConfig = TranscriptionConfig()
 
 
 class ChatPlatform(Section):

@@ -325,7 +325,8 @@ class SlackAdapter(PlatformAdapter):
         files = tuple(
             InboundFile(str(f["id"]), str(f.get("name") or f["id"]),
                         int(f["size"]) if isinstance(f.get("size"), int) else None,
-                        f.get("url_private_download") or f.get("url_private"))
+                        f.get("url_private_download") or f.get("url_private"),
+                        audio=str(f.get("mimetype") or "").startswith("audio/"))
             for f in event.get("files") or () if f.get("id")
         )
         return InboundMessage(

@@ -144,6 +144,13 @@ def map_error(exc: BaseException) -> PlatformError | None:
     return None
 
 
+def audio_suffix(mime_type: str | None) -> str:
+    """A file suffix for an audio message without a file name (``audio/mpeg`` → ``.mp3``)."""
+    sub = (mime_type or "").partition("/")[2].lower()
+    return {"mpeg": ".mp3", "mp4": ".m4a", "x-m4a": ".m4a", "ogg": ".ogg", "wav": ".wav",
+            "x-wav": ".wav", "webm": ".webm", "flac": ".flac"}.get(sub, ".mp3")
+
+
 def file_base_url(base_url: str) -> str | None:
     """PTB's file URL beside an API base that ends in ``/bot`` (None: not derivable)."""
     return base_url.removesuffix("/bot") + "/file/bot" if base_url.endswith("/bot") else None
@@ -351,6 +358,15 @@ class TelegramAdapter(PlatformAdapter):
             photo = message.photo[-1]  # the largest size
             files.append(InboundFile(photo.file_id, f"photo-{photo.file_unique_id}.jpg",
                                      photo.file_size))
+        if message.voice is not None:  # a voice note: OGG/Opus
+            voice = message.voice
+            files.append(InboundFile(voice.file_id, f"voice-{voice.file_unique_id}.ogg",
+                                     voice.file_size, audio=True))
+        if message.audio is not None:  # an audio file sent as music
+            audio = message.audio
+            files.append(InboundFile(audio.file_id, audio.file_name or
+                                     f"audio-{audio.file_unique_id}{audio_suffix(audio.mime_type)}",
+                                     audio.file_size, audio=True))
         return InboundMessage(
             platform=self.name,
             chat=str(message.chat.id),

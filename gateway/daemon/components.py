@@ -46,6 +46,7 @@ from typing import Any
 import anyio
 
 from gateway.chat import ChatRouter, History, RouterSettings, build_agent
+from gateway.chat.voice import build_transcriber
 from gateway.commands import Services
 from gateway.config import Config
 from gateway.daemon.adapters import (
@@ -168,7 +169,8 @@ class Daemon:
             agent=build_agent(config.agent, environ, self.home),
             history=History(self.home / "chat" / "history", config.agent.history_messages),
             status=self.status, policy=self.chat_policy, settings=settings,
-            sent=self.metrics.sent)
+            sent=self.metrics.sent,
+            transcriber=build_transcriber(config.agent.transcription))
         self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
         self.dashboard = (DashboardServer(config, self.boards, self.web,

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import mimetypes
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +128,8 @@ class SlackServer(FakeServer):
         name, data = self.hosted[file_id]
         url = f"{self.url}/private/{file_id}/{quote(name, safe='')}"
         return {"id": file_id, "name": name, "size": len(data), "url_private": url,
-                "url_private_download": url}
+                "url_private_download": url,
+                "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream"}
 
     async def private_file(self, request: web.Request) -> web.StreamResponse:
         """``url_private``: only with the bot token, as Slack requires."""

@@ -123,9 +123,11 @@ class TelegramServer(FakeServer):
         thread_id: int | None = None,
         is_bot: bool = False,
         document: tuple[str, bytes] | None = None,
+        voice: bytes | None = None,
     ) -> None:
         """Queue an update; ``document`` = (file name, bytes) attaches a file (then ``text`` is
-        its caption), served by ``getFile`` and the file URL like the real Bot API."""
+        its caption), ``voice`` a voice note (OGG bytes; ``text`` its caption, or ``""``), both
+        served by ``getFile`` and the file URL like the real Bot API."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -149,6 +151,15 @@ class TelegramServer(FakeServer):
             message["caption"] = text
             message["document"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
                                    "file_name": name, "file_size": len(data)}
+        if voice is not None:
+            file_id = f"voice{len(self.files) + 1}"
+            self.files[file_id] = (f"voice/file_{len(self.files)}.oga", voice)
+            message.pop("text")
+            if text:
+                message["caption"] = text
+            message["voice"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                                "duration": 3, "mime_type": "audio/ogg",
+                                "file_size": len(voice)}
         self.updates.put_nowait({"update_id": next(self._update_ids), "message": message})
 
     # --- handler ---
