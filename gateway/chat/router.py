@@ -187,12 +187,13 @@ class ChatRouter:
                           chat=dest.chat, thread=dest.thread)
         workdir = self.thread_dir(message)
         files, recordings, notes = await self._download(adapter, message, workdir)
+        echo: list[str] = []  # what was heard, first in the answer (the agent gets the text)
         if recordings or (self.transcriber is None and any(f.audio for f in message.files)):
             heard = await self._listen(recordings)
             if isinstance(heard, Unheard):
                 return Unheard("\n".join([*notes, heard.reason]))
             text = f"{text}\n{heard}" if text else heard
-            notes.insert(0, heard_line(heard))
+            echo.append(heard_line(heard))
         if not text and not files:  # only files that could not be received: the notes say so
             return Unheard("\n".join(notes))
         command = split_command(text, message.platform)
@@ -204,7 +205,7 @@ class ChatRouter:
             turn = Turn(message=message, text=text, history=history, files=files, tools=tools,
                         workdir=workdir, notes=notes)
             answer = await self.agent.reply(turn)
-        return text, "\n".join([*notes, answer]), command is not None
+        return text, "\n".join([*echo, *notes, answer]), command is not None
 
     def thread_dir(self, message: InboundMessage) -> Path:
         """The conversation's own folder: downloaded files, the command agent's cwd."""

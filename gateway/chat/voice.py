@@ -19,21 +19,20 @@ from pathlib import Path
 import httpx
 
 from gateway.config_schema import TranscriptionConfig
+from gateway.errors import TranscriptionFailed
 from platforms.redact import redact
 from platforms.untrusted import clean_line
 
 log = logging.getLogger(__name__)
+
+__all__ = ["NOT_SET_UP", "Transcriber", "TranscriptionFailed", "build_transcriber",
+           "heard_line"]
 
 NOT_SET_UP = ("🎙 Voice notes are not set up here — type your message instead. (The operator "
               "can turn them on with agent.transcription: base_url and model of an "
               "OpenAI-compatible transcription endpoint, in config.yaml.)")
 HEARD_CHARS = 120
 _ERROR_CHARS = 160
-
-
-class TranscriptionFailed(Exception):
-    """The endpoint could not turn a recording into text; ``str()`` is one line for the user
-    (no URL, no key)."""
 
 
 def heard_line(text: str) -> str:
