@@ -145,6 +145,17 @@ def load_config(
     if agent.kind == "openai" and not (agent.openai.base_url and agent.openai.model):
         raise ConfigError(f"{source}: agent.kind is openai, but agent.openai.base_url and "
                           "agent.openai.model are not both set")
+    for name, mode in (("telegram", "webhook"), ("slack", "events")):
+        block = getattr(read.platforms, name)
+        if block is not None and block.enabled and block.mode == mode:
+            if not read.dashboard.enabled:
+                raise ConfigError(f"{source}: platforms.{name}.mode is {mode}, which the "
+                                  "gateway's web server serves, but dashboard.enabled is false")
+            telegram = read.platforms.telegram
+            if name == "telegram" and telegram is not None and not (
+                    telegram.webhook_url or read.dashboard.public_url):
+                raise ConfigError(f"{source}: platforms.telegram.mode is webhook; set "
+                                  "platforms.telegram.webhook_url or dashboard.public_url")
     sections: dict[str, Any] = {name: value for name, value in read if name != "platforms"}
     return Config(home=home, path=file if file.is_file() else None,
                   **{**sections, "storage": _storage(read.storage, env, source)},
@@ -156,9 +167,18 @@ def load_config(
 _VIEW = {item.name for item in fields(PlatformConfig)}
 
 
+# Secrets a platform reads only in some modes: (platform, mode) -> the secrets it does not need.
+UNUSED_SECRETS: dict[tuple[str, str], frozenset[str]] = {
+    ("telegram", "polling"): frozenset({"webhook_secret"}),
+    ("slack", "socket"): frozenset({"signing_secret"}),
+    ("slack", "events"): frozenset({"app_token"}),
+}
+
+
 def _platform(name: str, keys: dict[str, Any], env: Mapping[str, str]) -> PlatformConfig:
+    unused = UNUSED_SECRETS.get((name, str(keys.get("mode"))), frozenset())
     secret_vars = {key.removesuffix("_env"): var for key, var in keys.items()
-                   if key.endswith("_env")}
+                   if key.endswith("_env") and key.removesuffix("_env") not in unused}
     return PlatformConfig(
         name=name, **{key: value for key, value in keys.items() if key in _VIEW},
         secrets={secret: env[var] for secret, var in secret_vars.items() if env.get(var)},

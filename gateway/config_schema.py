@@ -216,11 +216,29 @@ class OpenAIAgentConfig(AuxSlot):
     system_prompt: str | None = None
 
 
+class TranscriptionConfig(Section):
+    """``agent.transcription``: an OpenAI-compatible ``/audio/transcriptions`` endpoint that
+    turns voice notes from chat into text (unset: voice notes are answered "not set up")."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = from_env("api_key_env")
+    timeout: Number = Field(default=120.0, ge=0.01)
+    # The largest recording sent (OpenAI's endpoint takes 25 MB); a longer one is refused.
+    max_bytes: Int = Field(default=25 * 1024 * 1024, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+
 class AgentConfig(Section):
     kind: Literal["none", "openai", "command"] = "none"
     history_messages: Int = Field(default=20, ge=0)  # kept per chat thread, given to the agent
     command: CommandAgentConfig = CommandAgentConfig()
     openai: OpenAIAgentConfig = OpenAIAgentConfig()
+    transcription: TranscriptionConfig = TranscriptionConfig()
 
 
 class ChatPlatform(Section):
@@ -236,12 +254,23 @@ class ChatPlatform(Section):
 class TelegramConfig(ChatPlatform):
     base_url: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
+    # polling (getUpdates, the default) or webhook: Telegram POSTs to webhook_url (default
+    # dashboard.public_url + /webhooks/telegram), checked against the secret in the variable
+    # webhook_secret_env names (read only in webhook mode).
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
 
 
 class SlackConfig(ChatPlatform):
     base_url: str | None = None
     bot_token_env: str = "SLACK_BOT_TOKEN"
-    app_token_env: str = "SLACK_APP_TOKEN"
+    app_token_env: str = "SLACK_APP_TOKEN"  # Socket Mode only
+    # socket (Socket Mode, the default) or events: the Events API POSTs to
+    # dashboard.public_url + /webhooks/slack, signed with the app's signing secret (read only in
+    # events mode, from the variable signing_secret_env names).
+    mode: Literal["socket", "events"] = "socket"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
 
 
 class DiscordConfig(ChatPlatform):
@@ -276,6 +305,9 @@ class DashboardConfig(Section):
     port: Int = Field(default=8765, ge=0)
     token_env: str | None = None
     token: str | None = from_env("token_env")
+    # The address people and platforms reach the dashboard at (https://relay.example.com/),
+    # when a proxy puts it on the internet; webhooks are served under it (/webhooks/<platform>).
+    public_url: str | None = None
 
 
 class StorageConfig(Section):

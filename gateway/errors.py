@@ -10,7 +10,8 @@ dashboard (:func:`gateway.dashboard.api.status_for`) answers it as a JSON body w
     ├── DashboardUnavailable(host, port, reason)   the dashboard could not bind its address
     ├── ApiError(status)                  a dashboard request refused with this HTTP status
     ├── WorkerApiUnavailable              a worker found no server at RELAYBOARD_API (exit 75)
-    └── WorkerApiError(kind)              the worker API answered a request with an error
+    ├── WorkerApiError(kind)              the worker API answered a request with an error
+    └── TranscriptionFailed               a voice note could not be turned into text
 
 The kernel's refusals stay in :mod:`kanban.errors` (``KanbanError``, the command layer's in
 :mod:`gateway.commands.errors` derive from it) and the adapters' in :mod:`platforms.errors`
@@ -78,4 +79,10 @@ class ApiError(GatewayError):
         self.status = status
 
 
-__all__ = ["ApiError", "ConfigError", "DashboardUnavailable", "GatewayError", "LockHeld"]
+class TranscriptionFailed(GatewayError):
+    """The transcription endpoint (``agent.transcription``) gave no text for a voice note; the
+    message is one line for the chat user, without the endpoint's URL or key."""
+
+
+__all__ = ["ApiError", "ConfigError", "DashboardUnavailable", "GatewayError", "LockHeld",
+           "TranscriptionFailed"]

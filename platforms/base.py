@@ -63,12 +63,14 @@ class InboundFile:
     web upload id); ``name`` the file name the user gave it; ``size`` in bytes when the platform
     says (so an oversized file is refused before any byte is fetched). ``url`` is a download URL
     when the platform hands one out with the message (Slack ``url_private``, Discord CDN).
+    ``audio`` marks a voice note or audio message (the gateway transcribes those).
     """
 
     ref: str
     name: str
     size: int | None = None
     url: str | None = None
+    audio: bool = False
 
 
 @dataclass(frozen=True)

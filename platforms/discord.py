@@ -338,7 +338,9 @@ class DiscordAdapter(PlatformAdapter):
                 message_id=str(message.id),
                 is_self=False,
                 files=tuple(
-                    InboundFile(str(a.id), a.filename, a.size, a.url) for a in message.attachments
+                    InboundFile(str(a.id), a.filename, a.size, a.url,
+                                audio=(a.content_type or "").startswith("audio/"))
+                    for a in message.attachments
                 ),
                 authorized=authorized,
             )

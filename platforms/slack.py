@@ -5,7 +5,9 @@ Inbound (``run()``): ``apps.connections.open`` (app token) gives a WebSocket URL
 sees of the socket as ``retrying``/``connected``), the adapter acks every
 envelope and turns ``message`` events — and ``app_mention`` events (a message that mentions the
 bot in a channel, handled like a DM; the mention itself is dropped from the text) — into
-``InboundMessage`` values. A message seen both ways is delivered once.
+``InboundMessage`` values. A message seen both ways is delivered once. With ``mode="events"``
+the same events come over HTTP instead (the Events API, served by the gateway's web server and
+checked by ``platforms.slack_events``), and no app-level token is needed.
 Outbound: ``chat.postMessage`` (mrkdwn escaped for Slack, see ``platforms.markup``; ``thread_ts``)
 and the current upload flow
 (``files.getUploadURLExternal`` → POST → ``files.completeUploadExternal`` with ``channel_id`` and
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,7 +64,9 @@ from platforms.errors import (
 from platforms.files import FileKind
 from platforms.markup import SLACK_PROTECT, to_mrkdwn
 from platforms.receipts import MiB, Receipt
+from platforms.slack_events import SlackEvents
 from platforms.untrusted import clean_file_name
+from platforms.webhooks import WebhookReply
 
 __all__ = ["SlackAdapter", "map_error", "to_mrkdwn"]
 
@@ -132,12 +136,18 @@ class SlackAdapter(PlatformAdapter):
         ping_interval: float = 5.0,
         timeout: int = 30,
         watch_seconds: float = 1.0,
+        mode: str = "socket",
+        signing_secret: str | None = None,
     ) -> None:
         if not bot_token:
             raise AdapterConfigError("slack: no bot token given", platform="slack")
+        if mode not in ("socket", "events"):
+            raise AdapterConfigError(f"slack: mode must be socket or events, not {mode!r}",
+                                     platform="slack")
         self.app_token = app_token
         self.users = AllowedUsers.parse(self.name, allowed_users)
-        self._secrets = tuple(t for t in (bot_token, app_token) if t)
+        self._secrets = tuple(t for t in (bot_token, app_token, signing_secret) if t)
+        self.events = SlackEvents(signing_secret) if mode == "events" else None
         self.ping_interval = ping_interval
         self.watch_seconds = watch_seconds
         self.max_file_bytes = max_file_bytes
@@ -186,6 +196,9 @@ class SlackAdapter(PlatformAdapter):
         looks at its socket every ``watch_seconds`` and reports ``retrying``/``connected`` as
         that changes. It never ends by itself after connecting: the SDK retries for ever."""
         self.begin_run(report)
+        if self.events is not None:
+            await self._serve_events(inbox, self.events)
+            return
         if not self.app_token:
             error = AdapterConfigError(
                 "slack: inbound messages (Socket Mode) need an app-level token (xapp-…)",
@@ -231,6 +244,41 @@ class SlackAdapter(PlatformAdapter):
             raise self.start_failed(exc, map_error, when="auth.test") from self.chain_for(exc)
         user = auth.get("user") or auth.get("user_id")
         return f"{user} ({auth.get('team') or auth.get('team_id')})"
+
+    async def _serve_events(self, inbox: asyncio.Queue[InboundMessage],
+                            events: SlackEvents) -> None:
+        """auth.test, then turn the events ``receive_webhook`` queued into messages."""
+        try:
+            auth = await self.client.auth_test()
+        except Exception as exc:
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
+        self.bot_user_id = auth.get("user_id")
+        self.bot_id = auth.get("bot_id")
+        events.running = True
+        self._set_status(AdapterState.CONNECTED, "Events API")
+        try:
+            while True:
+                event = await events.queue.get()
+                try:
+                    msg = await self._inbound(event)
+                except Exception:  # one odd event must not stop the adapter
+                    log.exception("slack: skipped an event")
+                    continue
+                if msg is not None:
+                    await inbox.put(msg)
+        finally:
+            events.running = False
+            if self._status.state is not AdapterState.STOPPED:
+                self._set_status(AdapterState.STOPPED, "closed")
+
+    def receives_webhooks(self) -> bool:
+        return self.events is not None
+
+    async def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
+        """One Events API request (see ``platforms.slack_events``); answered at once."""
+        if self.events is None:
+            return WebhookReply.text(404, "slack is not in events mode")
+        return self.events.take(headers, body)
 
     async def _release(self) -> None:
         socket = self._socket
@@ -286,7 +334,8 @@ class SlackAdapter(PlatformAdapter):
         files = tuple(
             InboundFile(str(f["id"]), str(f.get("name") or f["id"]),
                         int(f["size"]) if isinstance(f.get("size"), int) else None,
-                        f.get("url_private_download") or f.get("url_private"))
+                        f.get("url_private_download") or f.get("url_private"),
+                        audio=str(f.get("mimetype") or "").startswith("audio/"))
             for f in event.get("files") or () if f.get("id")
         )
         return InboundMessage(

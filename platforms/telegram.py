@@ -1,14 +1,18 @@
-"""Telegram through python-telegram-bot v22 (``ExtBot`` + ``AIORateLimiter``), long polling.
+"""Telegram through python-telegram-bot v22 (``ExtBot`` + ``AIORateLimiter``): long polling,
+or a webhook served by the gateway's web server (``mode="webhook"``, see
+``platforms.telegram_webhook``).
 
 Only the Bot API client of PTB is used, not ``Application``: the adapter's polling task fetches
 updates and puts ``InboundMessage`` values into the gateway's inbox; the gateway dispatches.
 
-``run()`` deletes any webhook first (Telegram refuses ``getUpdates`` while one is set), then long
-polls until cancelled. It does not retry: a failed ``getUpdates`` ends it with the mapped error,
-and the gateway's runner (one backoff policy for every platform) runs it again. A 409 Conflict
-means someone else holds the token — a second poller with the same bot token, or a webhook set
-after we started — and ends it with ``platforms.errors.Conflict``, which the runner shows as the
-``conflict`` state and logs once per streak. Sends keep PTB's own retry for flood control
+In webhook mode ``run()`` calls ``setWebhook`` (with the secret token) and then waits while
+``receive_webhook`` takes the updates Telegram POSTs, through the same translation as polling.
+Polling ``run()`` deletes any webhook first (Telegram refuses ``getUpdates`` while one is set),
+then long polls until cancelled. It does not retry: a failed ``getUpdates`` ends it with the mapped
+error, and the gateway's runner (one backoff policy for every platform) runs it again. A 409
+Conflict means someone else holds the token — a second poller with the same bot token, or a webhook
+set after we started — and ends it with ``platforms.errors.Conflict``, which the runner shows as
+the ``conflict`` state and logs once per streak. Sends keep PTB's own retry for flood control
 (``AIORateLimiter``).
 
 Text goes as Bot API HTML converted from our Markdown (``platforms.markup``); if Telegram refuses
@@ -21,7 +25,7 @@ import asyncio
 import datetime as dtm
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import telegram
@@ -56,7 +60,9 @@ from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.receipts import MiB, Receipt
 from platforms.redact import protect_loggers
+from platforms.telegram_webhook import TelegramWebhook
 from platforms.untrusted import clean_file_name
+from platforms.webhooks import WebhookReply
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +144,13 @@ def map_error(exc: BaseException) -> PlatformError | None:
     return None
 
 
+def audio_suffix(mime_type: str | None) -> str:
+    """A file suffix for an audio message without a file name (``audio/mpeg`` → ``.mp3``)."""
+    sub = (mime_type or "").partition("/")[2].lower()
+    return {"mpeg": ".mp3", "mp4": ".m4a", "x-m4a": ".m4a", "ogg": ".ogg", "wav": ".wav",
+            "x-wav": ".wav", "webm": ".webm", "flac": ".flac"}.get(sub, ".mp3")
+
+
 def file_base_url(base_url: str) -> str | None:
     """PTB's file URL beside an API base that ends in ``/bot`` (None: not derivable)."""
     return base_url.removesuffix("/bot") + "/file/bot" if base_url.endswith("/bot") else None
@@ -160,11 +173,20 @@ class TelegramAdapter(PlatformAdapter):
         poll_timeout: float = 30.0,
         request_timeout: float = 20.0,
         rate_limiter_retries: int = 2,
+        mode: str = "polling",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         if not token:
             raise AdapterConfigError("telegram: no bot token given", platform="telegram")
+        if mode not in ("polling", "webhook"):
+            raise AdapterConfigError(f"telegram: mode must be polling or webhook, not {mode!r}",
+                                     platform="telegram")
         self.users = AllowedUsers.parse(self.name, allowed_users)
-        self._secrets = (token,)
+        self._secrets = tuple(s for s in (token, webhook_secret) if s)
+        self.webhook = (TelegramWebhook(webhook_url, webhook_secret) if mode == "webhook"
+                        else None)
+        self._inbox: asyncio.Queue[InboundMessage] | None = None
         protect_loggers(self._secrets, SDK_LOGGERS)  # before PTB logs its URLs
         base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if not base.endswith("/bot") and "{token}" not in base:
@@ -228,6 +250,9 @@ class TelegramAdapter(PlatformAdapter):
         A failed ``getUpdates`` ends the run with the mapped error — ``Conflict`` for a 409 —
         and the gateway's runner decides when to poll again; one odd update is skipped."""
         self.begin_run(report)
+        if self.webhook is not None:
+            await self._serve_webhook(inbox, self.webhook)
+            return
         try:
             await self._ensure_initialized()
             # getUpdates is refused (409) while a webhook is set; pending updates are kept.
@@ -247,6 +272,36 @@ class TelegramAdapter(PlatformAdapter):
         except Exception as exc:
             raise self.start_failed(exc, map_error, when="getMe") from self.chain_for(exc)
         return f"@{self.bot.username}"
+
+    async def _serve_webhook(self, inbox: asyncio.Queue[InboundMessage],
+                             webhook: TelegramWebhook) -> None:
+        """setWebhook, then serve until cancelled; the updates come in ``receive_webhook``.
+
+        The webhook stays set when the gateway stops: Telegram keeps the updates that arrive
+        meanwhile and delivers them once the gateway answers again."""
+        try:
+            await self._ensure_initialized()
+            await self.bot.set_webhook(url=webhook.url, secret_token=webhook.secret,
+                                       allowed_updates=["message"], drop_pending_updates=False)
+        except Exception as exc:
+            raise self.start_failed(exc, map_error) from self.chain_for(exc)
+        self._inbox = inbox
+        self._set_status(AdapterState.CONNECTED, f"webhook on {webhook.host}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._inbox = None
+            if self._status.state is not AdapterState.STOPPED:
+                self._set_status(AdapterState.STOPPED, "closed")
+
+    def receives_webhooks(self) -> bool:
+        return self.webhook is not None
+
+    async def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
+        """One update Telegram POSTed to the gateway (see ``platforms.telegram_webhook``)."""
+        if self.webhook is None:
+            return WebhookReply.text(404, "telegram is not in webhook mode")
+        return self.webhook.take(headers, body, self.bot, self._inbox, self._inbound)
 
     async def close(self) -> None:
         await self._stop_serving()
@@ -311,6 +366,15 @@ class TelegramAdapter(PlatformAdapter):
             photo = message.photo[-1]  # the largest size
             files.append(InboundFile(photo.file_id, f"photo-{photo.file_unique_id}.jpg",
                                      photo.file_size))
+        if message.voice is not None:  # a voice note: OGG/Opus
+            voice = message.voice
+            files.append(InboundFile(voice.file_id, f"voice-{voice.file_unique_id}.ogg",
+                                     voice.file_size, audio=True))
+        if message.audio is not None:  # an audio file sent as music
+            audio = message.audio
+            files.append(InboundFile(audio.file_id, audio.file_name or
+                                     f"audio-{audio.file_unique_id}{audio_suffix(audio.mime_type)}",
+                                     audio.file_size, audio=True))
         return InboundMessage(
             platform=self.name,
             chat=str(message.chat.id),

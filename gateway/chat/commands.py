@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.chat.agents import help_text
 from gateway.chat.tools import ThreadTools
+from gateway.commands.callers import Role
 
 COMMANDS = ("kanban", "subscribe", "unsubscribe", "status", "help", "start")
 _COMMAND = re.compile(r"^([/!])([A-Za-z][\w-]{0,31})(?:@\w+)?(?=\s|$)(.*)$", re.S)
@@ -50,7 +51,7 @@ async def run_command(name: str, rest: str, tools: ThreadTools, platform: str,
     if name == "status":
         if status is None:
             return "Status is not available here."
-        return render_status(await status())
+        return render_status(await status(), role=tools.caller.role)
     if name in ("help", "start"):
         return help_text(platform)
     return f"Unknown command {prefix}{name} — try {prefix}help"
@@ -75,10 +76,12 @@ def _duration(seconds: float) -> str:
 STATUS_ORDER = ("triage", "todo", "ready", "running", "blocked", "done", "archived")
 
 
-def render_status(status: Mapping[str, Any]) -> str:
-    """``Daemon.status()`` as a few short lines."""
+def render_status(status: Mapping[str, Any], *, role: Role = "member") -> str:
+    """``Daemon.status()`` as a few short lines for a person of ``role``: everyone sees their
+    role, the adapters, the boards and the workers; admins also see the worker sandbox and the
+    queue (tasks ready for a worker, notifications waiting to go out)."""
     lines = [f"Up {_duration(float(status.get('uptime_seconds') or 0))} · "
-             f"pid {status.get('pid')}"]
+             f"pid {status.get('pid')} · your role: {role}"]
     leadership = status.get("leadership") or {}
     if leadership.get("shared"):  # several gateways may serve the boards: say which this is
         lines.append("Role: leader" if status.get("leader") else
@@ -105,7 +108,17 @@ def render_status(status: Mapping[str, Any]) -> str:
             + (f" … {len(workers) - 10} more" if len(workers) > 10 else ""))
     else:
         lines.append("Workers: none running")
-    if status.get("sandbox"):
-        lines.append(f"Worker sandbox: {status['sandbox']}")
+    if role == "admin":
+        lines.append(_queue_line(status.get("boards") or {}))
+        if status.get("sandbox"):
+            lines.append(f"Worker sandbox: {status['sandbox']}")
     return "\n".join(lines)
+
+
+def _queue_line(boards: Mapping[str, Any]) -> str:
+    readable = [b for b in boards.values() if "error" not in b]
+    ready = sum(int((b.get("by_status") or {}).get("ready") or 0) for b in readable)
+    waiting = sum(int(b.get("outbox_pending") or 0) for b in readable)
+    return (f"Queue: {ready} task{'' if ready == 1 else 's'} ready for a worker · "
+            f"{waiting} notification{'' if waiting == 1 else 's'} waiting")
 

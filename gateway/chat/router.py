@@ -6,16 +6,23 @@ arrives while the agent is still working on the previous one waits its turn, and
 typing indicator meanwhile. Different conversations never wait for each other.
 
 Who is served: only messages the adapter marked ``authorized`` (the platform's
-``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour; nothing
+``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour (the
+budget is kept in the home, so a restart does not refuse everyone again); nothing
 runs, nothing is created, and their text is never logged (the user id is, at INFO, so an
 operator can add it). A served user is an admin when listed in the platform's ``admins``, else a
 member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
 operator, so its users are admins.
+
+A voice note or audio message is turned into text by the transcriber (``agent.transcription``,
+see ``voice``) and then handled as if it had been typed; the answer starts with one line that
+echoes what was heard. Without a transcriber, or when it fails, the user is told so and nothing
+runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -29,8 +36,10 @@ import anyio.abc
 from gateway.chat.agents import Agent, NoAgent, Turn
 from gateway.chat.commands import StatusSource, run_command, split_command
 from gateway.chat.history import History, entry, thread_key
+from gateway.chat.refusals import RefusalBudget, budget_path
 from gateway.chat.reply import send_reply
 from gateway.chat.tools import ThreadTools
+from gateway.chat.voice import NOT_SET_UP, Transcriber, TranscriptionFailed, heard_line
 from gateway.commands import ChatUser, Services
 from gateway.commands.callers import Role
 from platforms.base import Destination, InboundMessage, PlatformAdapter
@@ -71,9 +80,11 @@ class ChatRouter:
                  home: Path, agent: Agent | None = None, history: History | None = None,
                  status: StatusSource | None = None, policy: PolicySource | None = None,
                  settings: RouterSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sent: Callable[[str, Sequence[Receipt]], None] | None = None) -> None:
-        """``sent`` hears every reply's receipts, by platform (the gateway's metrics)."""
+                 clock: Callable[[], float] = time.time,
+                 sent: Callable[[str, Sequence[Receipt]], None] | None = None,
+                 transcriber: Transcriber | None = None) -> None:
+        """``sent`` hears every reply's receipts, by platform (the gateway's metrics); ``clock``
+        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads."""
         self.services = services
         self.adapters = adapters
         self.home = home
@@ -84,8 +95,10 @@ class ChatRouter:
         self.settings = settings or RouterSettings()
         self.clock = clock
         self.sent = sent
+        self.transcriber = transcriber  # voice notes → text (None: "not set up")
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
-        self._refused: dict[tuple[str, str], float] = {}
+        self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
+                                            clock)
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -137,43 +150,62 @@ class ChatRouter:
             return
         dest = message.reply_destination()
         text = message.text.strip()
-        command = split_command(text, message.platform)
-        works = command is None and self.agent.kind != "none"
-        caller = ChatUser(message.platform, message.user_id, message.user_name or None,
-                          role=self.settings.role_of(message.platform, message.user_id),
-                          chat=dest.chat, thread=dest.thread)
+        works = split_command(text, message.platform) is None and self.agent.kind != "none"
         async with anyio.create_task_group() as group:
             if works or message.files:
                 group.start_soon(self._typing, adapter, message, name="chat-typing")
-            workdir = self.thread_dir(message)
-            files, notes = await self._download(adapter, message, workdir)
-            tools = ThreadTools(self.services, caller, dest, files)
-            if command is not None:
-                answer = await run_command(*command, tools, message.platform, self.status)
-            elif not text and not files:
-                group.cancel_scope.cancel()
-                return
-            else:
-                history = await self.history.recent(message.platform, message.chat,
-                                                    message.thread)
-                turn = Turn(message=message, text=text, history=history, files=files,
-                            tools=tools, workdir=workdir, notes=notes)
-                answer = await self.agent.reply(turn)
-            group.cancel_scope.cancel()  # stop the typing indicator
-        if notes:
-            answer = "\n".join([*notes, answer])
+            try:
+                outcome = await self._answer(adapter, message, dest, text)
+            finally:
+                group.cancel_scope.cancel()  # stop the typing indicator
+        if isinstance(outcome, Unheard):  # nothing ran: say why, if there is anything to say
+            if outcome.reason:
+                await self._say(message, outcome.reason, reply=True)
+            return
+        text, answer, command = outcome
         # A command's answer is text only: a path in a task's title or result it quotes never
         # becomes an upload (a task's files reach chat through its notifications). The agent's
         # answer may carry files, under the delivery policy.
-        policy = (await self.policy() if self.policy is not None and command is None
-                  else None)
-        receipts = await send_reply(adapter, dest, answer, policy)
+        policy = (await self.policy() if self.policy is not None and not command else None)
+        # A command's answer quotes the command (a reply, where the platform has them: Telegram,
+        # Discord), so in a busy chat it is clear what it answers; the agent's answers do not.
+        to = (dataclasses.replace(dest, reply_to=message.message_id)
+              if command and message.message_id else dest)
+        receipts = await send_reply(adapter, to, answer, policy)
         if self.sent is not None:
             self.sent(message.platform, receipts)
         await self.history.append(message.platform, message.chat, message.thread,
                                   entry("user", text, message.user_name),
                                   entry("assistant", answer))
         self.handled += 1
+
+    async def _answer(self, adapter: PlatformAdapter, message: InboundMessage,
+                      dest: Destination, text: str) -> tuple[str, str, bool] | Unheard:
+        """(the text handled, the answer, whether it was a command), or why nothing ran."""
+        caller = ChatUser(message.platform, message.user_id, message.user_name or None,
+                          role=self.settings.role_of(message.platform, message.user_id),
+                          chat=dest.chat, thread=dest.thread)
+        workdir = self.thread_dir(message)
+        files, recordings, notes = await self._download(adapter, message, workdir)
+        echo: list[str] = []  # what was heard, first in the answer (the agent gets the text)
+        if recordings or (self.transcriber is None and any(f.audio for f in message.files)):
+            heard = await self._listen(recordings)
+            if isinstance(heard, Unheard):
+                return Unheard("\n".join([*notes, heard.reason]))
+            text = f"{text}\n{heard}" if text else heard
+            echo.append(heard_line(heard))
+        if not text and not files:  # only files that could not be received: the notes say so
+            return Unheard("\n".join(notes))
+        command = split_command(text, message.platform)
+        tools = ThreadTools(self.services, caller, dest, files)
+        if command is not None:
+            answer = await run_command(*command, tools, message.platform, self.status)
+        else:
+            history = await self.history.recent(message.platform, message.chat, message.thread)
+            turn = Turn(message=message, text=text, history=history, files=files, tools=tools,
+                        workdir=workdir, notes=notes)
+            answer = await self.agent.reply(turn)
+        return text, "\n".join([*echo, *notes, answer]), command is not None
 
     def thread_dir(self, message: InboundMessage) -> Path:
         """The conversation's own folder: downloaded files, the command agent's cwd."""
@@ -182,14 +214,21 @@ class ChatRouter:
             message.platform, message.chat, message.thread)
 
     async def _download(self, adapter: PlatformAdapter, message: InboundMessage,
-                        workdir: Path) -> tuple[list[Path], list[str]]:
+                        workdir: Path) -> tuple[list[Path], list[Path], list[str]]:
+        """The message's files, fetched: (files, voice recordings, one note per failure).
+        Recordings are fetched only when there is a transcriber to hear them."""
         files: list[Path] = []
+        recordings: list[Path] = []
         notes: list[str] = []
         for ref in message.files:
+            if ref.audio and self.transcriber is None:
+                continue  # _listen says voice is not set up
+            limit = self.settings.max_attachment_bytes
+            if ref.audio and self.transcriber is not None:
+                limit = min(limit, self.transcriber.max_bytes)
             try:
                 with anyio.fail_after(self.settings.download_timeout):
-                    path = await adapter.download(ref, workdir / "inbox",
-                                                  self.settings.max_attachment_bytes)
+                    path = await adapter.download(ref, workdir / "inbox", limit)
             except FileTooLarge as exc:
                 notes.append(f"{ref.name} was not received: {_after_colon(str(exc))}")
             except TimeoutError:
@@ -199,8 +238,26 @@ class ChatRouter:
                             extra={"platform": message.platform})
                 notes.append(f"{ref.name} was not received: {_after_colon(str(exc))}")
             else:
-                files.append(path)
-        return files, notes
+                (recordings if ref.audio else files).append(path)
+        return files, recordings, notes
+
+    async def _listen(self, recordings: Sequence[Path]) -> str | Unheard:
+        """The words of the recordings, or why there are none (then nothing runs and each
+        recording stays in the conversation's folder)."""
+        if self.transcriber is None:
+            return Unheard(NOT_SET_UP)
+        texts: list[str] = []
+        for path in recordings:
+            try:
+                words = await self.transcriber.transcribe(path)
+            except TranscriptionFailed as exc:
+                return Unheard(f"🎙 I could not transcribe your voice note: {exc}. Nothing was "
+                               "done — send it again in a moment, or type it.")
+            if not words:
+                return Unheard("🎙 I heard no words in your voice note; nothing was done.")
+            texts.append(words)
+        await asyncio.to_thread(_remove, recordings)  # heard: the text is what is kept
+        return "\n".join(texts)
 
     async def _typing(self, adapter: PlatformAdapter, message: InboundMessage) -> None:
         dest = Destination(message.platform, message.chat, message.thread,
@@ -211,19 +268,10 @@ class ChatRouter:
 
     # ---- refusals ---------------------------------------------------------------------------
     async def _refuse(self, message: InboundMessage) -> None:
-        who = (message.platform, message.user_id)
-        now = self.clock()
-        last = self._refused.get(who)
-        if last is not None and now - last < self.settings.refusal_interval:
+        if not await self.refusal_budget.take(message.platform, message.user_id):
             log.info("%s: message from user %s (not allowed) ignored; refused already",
                      message.platform, message.user_id, extra={"platform": message.platform})
             return
-        if len(self._refused) >= 10_000:
-            # A busy public channel full of strangers must not grow this map forever: entries
-            # older than the interval no longer suppress anything.
-            cutoff = now - self.settings.refusal_interval
-            self._refused = {k: t for k, t in self._refused.items() if t >= cutoff}
-        self._refused[who] = now
         self.refusals += 1
         log.info("%s: refused a message from user %s (not in allowed_users)",
                  message.platform, message.user_id, extra={"platform": message.platform})
@@ -234,12 +282,15 @@ class ChatRouter:
         await self._say(message, "I'm still working on your earlier messages; send this one "
                                  "again in a moment.")
 
-    async def _say(self, message: InboundMessage, text: str) -> None:
+    async def _say(self, message: InboundMessage, text: str, *, reply: bool = False) -> None:
         adapter = self.adapters.get(message.platform)
         if adapter is None:
             return
+        dest = message.reply_destination()
+        if reply and message.message_id:
+            dest = dataclasses.replace(dest, reply_to=message.message_id)
         try:
-            receipt = await adapter.send(message.reply_destination(), text)
+            receipt = await adapter.send(dest, text)
         except PlatformError as exc:
             log.warning("%s: could not answer: %s", message.platform, exc,
                         extra={"platform": message.platform})
@@ -251,6 +302,21 @@ class ChatRouter:
         if not receipt.ok:
             log.warning("%s: could not answer: %s", message.platform, receipt.reason,
                         extra={"platform": message.platform})
+
+
+@dataclass(frozen=True)
+class Unheard:
+    """A voice message that gave no text: ``reason`` is the one line the user gets."""
+
+    reason: str
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("chat: could not remove the recording %s: %s", path.name, exc)
 
 
 def _after_colon(text: str) -> str:

@@ -81,7 +81,7 @@ class ThreadTools:
 
     async def subscribe(self, task_id: int) -> str:
         return await self._follow(SubscribeRequest, task_id) or (
-            f"Following #{task_id} here: its result will be posted in this thread.")
+            f"Following #{task_id} here: its result will be posted {self._where()}.")
 
     async def unsubscribe(self, task_id: int) -> str:
         return await self._follow(UnsubscribeRequest, task_id) or (
@@ -100,7 +100,13 @@ class ThreadTools:
 
     async def _subscribe(self, request: Request, task_id: int) -> str:
         refused = await self._follow(SubscribeRequest, task_id, request.board)
-        return f"(not subscribed: {refused})" if refused else "I'll post the result in this thread."
+        return (f"(not subscribed: {refused})" if refused
+                else f"I'll post the result {self._where()}.")
+
+    def _where(self) -> str:
+        """"in this thread" inside a thread (a Slack thread, a forum topic, a Discord thread);
+        plain "here" in a private chat or a channel's main timeline, which have none."""
+        return "in this thread" if self.dest.thread is not None else "here"
 
     async def _attached(self, result: TaskCreated) -> str:
         """Say which files went with the new task. From now on the thread's files are those

@@ -55,7 +55,17 @@ class AdapterState:
                 "attempts": self.attempts}
 
 
-def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
+WEBHOOK_PATH = "/webhooks/{platform}"  # on the gateway's web server (the dashboard's)
+
+
+def webhook_url(public_url: str | None, platform: str) -> str | None:
+    """Where a platform POSTs to reach ``/webhooks/<platform>`` under ``dashboard.public_url``."""
+    if not public_url:
+        return None
+    return public_url.rstrip("/") + WEBHOOK_PATH.format(platform=platform)
+
+
+def adapter_options(platform: PlatformConfig, public_url: str | None = None) -> dict[str, Any]:
     # Admins are served too: being an admin implies being allowed.
     served = list(dict.fromkeys([*platform.allowed_users, *platform.admins]))
     options: dict[str, Any] = {"allowed_users": served}
@@ -69,6 +79,15 @@ def adapter_options(platform: PlatformConfig) -> dict[str, Any]:
         options["base_url"] = platform.base_url
     if platform.name == "discord":
         options["gateway_url"] = platform.gateway_url
+    mode = platform.options.get("mode")
+    if platform.name == "telegram" and mode == "webhook":
+        options["mode"] = mode
+        options["webhook_url"] = (platform.options.get("webhook_url")
+                                  or webhook_url(public_url, "telegram"))
+        options["webhook_secret"] = secrets.get("webhook_secret")
+    if platform.name == "slack" and mode == "events":
+        options["mode"] = mode
+        options["signing_secret"] = secrets.get("signing_secret")
     return options
 
 
@@ -78,7 +97,8 @@ def adapter_factories(config: Config) -> dict[str, AdapterFactory]:
     for name, platform in sorted(config.platforms.items()):
         if not platform.enabled or name == "web":
             continue
-        out[name] = functools.partial(create_adapter, name, **adapter_options(platform))
+        out[name] = functools.partial(create_adapter, name, **adapter_options(
+            platform, config.dashboard.public_url))
     return out
 
 

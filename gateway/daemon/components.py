@@ -49,6 +49,7 @@ from typing import Any
 import anyio
 
 from gateway.chat import ChatRouter, History, RouterSettings, build_agent
+from gateway.chat.voice import build_transcriber
 from gateway.commands import Services
 from gateway.config import Config
 from gateway.daemon.adapters import (
@@ -185,11 +186,13 @@ class Daemon:
             agent=build_agent(config.agent, environ, self.home),
             history=History(self.home / "chat" / "history", config.agent.history_messages),
             status=self.status, policy=self.chat_policy, settings=settings,
-            sent=self.metrics.sent)
+            sent=self.metrics.sent,
+            transcriber=build_transcriber(config.agent.transcription))
         self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
         self.dashboard = (DashboardServer(config, self.boards, self.web,
-                                          operations=self.operations) if serve else None)
+                                          operations=self.operations,
+                                          webhooks=self.adapters) if serve else None)
         self.ready = anyio.Event()
         self.started_at: float | None = None
         self._live_workers_at_stop = 0
@@ -329,16 +332,19 @@ class Daemon:
     async def status(self) -> dict[str, Any]:
         """What ``/status`` shows: uptime, whether this gateway leads (``leader``; always true
         on SQLite), adapters and their state, boards with counts per status, running workers,
-        components and their restarts, notifications."""
+        components and their restarts, notifications (``outbox_pending`` per board: those still to
+        go out)."""
         boards: dict[str, Any] = {}
         for board in self.hub.open_boards():
             try:
                 stats = await board.stats()
+                pending, _ = await board.outbox_backlog()
             except Exception as exc:
                 boards[board.slug] = {"error": str(exc)}
                 continue
             boards[board.slug] = {"by_status": stats["by_status"],
-                                  "active_runs": stats["active_runs"]}
+                                  "active_runs": stats["active_runs"],
+                                  "outbox_pending": pending}
         started = self.started_at
         return {
             "pid": os.getpid(),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from gateway.dashboard.ops import Operations
     from kanban.home import Boards
+    from platforms.base import PlatformAdapter
     from platforms.web import WebAdapter
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ WEB_HISTORY_DIR = "web-chat"  # the same folder `relayboard dashboard` uses
 class DashboardServer:
     def __init__(self, config: Config, boards: Boards, web: WebAdapter | None,
                  *, grace_seconds: float = 3.0, poll_seconds: float = 0.5,
-                 operations: Operations | None = None) -> None:
+                 operations: Operations | None = None,
+                 webhooks: Mapping[str, PlatformAdapter] | None = None) -> None:
         dash = config.dashboard
         check_bind(dash.host, dash.token, dash.token_env)  # refuse before anything starts
         self.config = config
@@ -48,6 +50,7 @@ class DashboardServer:
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
         self.operations = operations
+        self.webhooks = webhooks  # the gateway's live adapters, for POST /webhooks/<platform>
         self.port: int | None = None  # the bound port, once serving (dashboard.port may be 0)
         self.listening = anyio.Event()  # set the first time the port is bound
         self.stopping = False
@@ -63,7 +66,7 @@ class DashboardServer:
 
             self.app = create_app(self.config.home, self.config, boards=self.boards,
                                   web_adapter=self.web, poll_seconds=self.poll_seconds,
-                                  operations=self.operations)
+                                  operations=self.operations, webhooks=self.webhooks)
         return self.app
 
     async def run(self) -> None:

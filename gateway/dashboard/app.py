@@ -8,7 +8,7 @@ daemon (mounted beside the adapters, with the web chat adapter it runs). The app
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,9 +25,12 @@ from gateway.dashboard import api, ops, schedule_api
 from gateway.dashboard.live import LiveHub
 from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
+from gateway.dashboard.webhooks import PREFIX as WEBHOOK_PREFIX
+from gateway.dashboard.webhooks import routes as webhook_routes
 from gateway.kernel_settings import board_options, storage, time_zone
 from kanban import Boards
 from kanban.agents.profiles import Profiles
+from platforms.base import PlatformAdapter
 from platforms.web import WebAdapter
 
 log = logging.getLogger(__name__)
@@ -44,10 +47,12 @@ DEFAULT_HEADERS = ((b"content-security-policy", CSP.encode()),
 
 def create_app(home: Path, config: Config, *, boards: Boards | None = None,
                web_adapter: WebAdapter | None = None, poll_seconds: float = 0.5,
-               operations: ops.Operations | None = None) -> Starlette:
+               operations: ops.Operations | None = None,
+               webhooks: Mapping[str, PlatformAdapter] | None = None) -> Starlette:
     """The dashboard for ``home``. Raises ``ConfigError`` for an off-loopback host without a
     token (so the daemon, which mounts this app, refuses to start as the CLI does).
-    ``operations`` (the gateway's) adds ``/metrics``, ``/healthz`` and ``/readyz``."""
+    ``operations`` (the gateway's) adds ``/metrics``, ``/healthz`` and ``/readyz``; ``webhooks``
+    (the gateway's live adapters) adds ``POST /webhooks/<platform>``."""
     dash = config.dashboard
     check_bind(dash.host, dash.token, dash.token_env)
     owned = boards is None
@@ -83,6 +88,7 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
         *(ops.routes(operations) if operations is not None else []),
         *schedule_api.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *(webhook_routes(webhooks) if webhooks is not None else []),
     ]
     if web_adapter is not None:
         routes.append(Mount("/chat", web_adapter.asgi_app()))
@@ -91,7 +97,8 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
                     exception_handlers={HTTPException: _http_error})  # type: ignore[dict-item]
     app.state.dashboard = state
     app.add_middleware(Guard, token=dash.token, boards=state.boards,
-                       open_paths=ops.OPEN_PATHS if operations is not None else frozenset())
+                       open_paths=ops.OPEN_PATHS if operations is not None else frozenset(),
+                       own_auth_prefix=WEBHOOK_PREFIX if webhooks is not None else None)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -10,6 +10,10 @@
 * The health probes (``/healthz``, ``/readyz``: ``open_paths``) answer GET and HEAD without the
   token, so an orchestrator can probe a public dashboard; they reveal only ok / not-ready
   reasons. The loopback ``Host`` rule still applies when there is no token.
+* Paths under ``own_auth_prefix`` (the gateway's ``/webhooks/``) carry their own authentication,
+  checked by the adapter that receives them (Telegram's secret token, Slack's signature): a
+  platform sends neither the dashboard's token nor a loopback ``Host``, so those two rules are
+  not applied there; the origin and worker rules still are.
 * Every mutating request (anything but GET/HEAD/OPTIONS) whose ``Origin`` is present must come from
   the dashboard's own origin, so another page open in the same browser cannot post to it (CSRF).
   Requests without ``Origin`` are not from a browser page and are judged by the token alone.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 
 COOKIE = "relayboard_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SEGMENT = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 def is_loopback(host: str) -> bool:
@@ -65,9 +71,11 @@ class Guard:
     """ASGI middleware applying the rules of this module to every HTTP request."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, boards: Boards | None = None,
-                 open_paths: frozenset[str] = frozenset()) -> None:
+                 open_paths: frozenset[str] = frozenset(),
+                 own_auth_prefix: str | None = None) -> None:
         self.app = app
         self.open_paths = open_paths
+        self.own_auth_prefix = own_auth_prefix
         self.token = token.encode() if token else None
         self.boards = boards  # the runs whose recorded workers a local peer may be
 
@@ -78,7 +86,10 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         method = str(scope.get("method", "GET")).upper()
-        if self.token is None and not _loopback_host(headers.get("host")):
+        own_auth = self._own_auth(str(scope.get("path", "")))
+        if own_auth:
+            pass  # the receiving adapter authenticates it (see the module docstring)
+        elif self.token is None and not _loopback_host(headers.get("host")):
             # Without a token the dashboard trusts "this machine". A page elsewhere can point its
             # own host name at 127.0.0.1 (DNS rebinding) and then look same-origin; refusing
             # any Host that is not a loopback name closes that door.
@@ -86,7 +97,7 @@ class Guard:
                          "(127.0.0.1, localhost, [::1]); set dashboard.token_env to serve others")
             return
         probe = method in ("GET", "HEAD") and scope.get("path") in self.open_paths
-        if self.token is not None and not probe:
+        if self.token is not None and not probe and not own_auth:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             offered = query.get("token", [None])[0]
             if offered and method == "GET" and self._matches(offered):
@@ -104,6 +115,12 @@ class Guard:
                          "the gateway started); a worker reports on its own task with its lease")
             return
         await self.app(scope, receive, send)
+
+    def _own_auth(self, path: str) -> bool:
+        """True for exactly ``<own_auth_prefix><name>``: one plain segment, nothing below it."""
+        prefix = self.own_auth_prefix
+        return (prefix is not None and path.startswith(prefix)
+                and _SEGMENT.fullmatch(path[len(prefix):]) is not None)
 
     def _matches(self, offered: str) -> bool:
         assert self.token is not None

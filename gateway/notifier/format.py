@@ -108,15 +108,13 @@ def _why(receipt: Receipt) -> str:
         reason = reason[len("refused ("):-1]
     if receipt.status is ReceiptStatus.TOO_LARGE:
         return reason
-    return {"file not found": "missing", "credential location": "a credential folder",
-            "credential file": "a credential file"}.get(reason, reason)
+    return {"file not found": "missing", "credential location": "credential folder"}.get(
+        reason, reason)
 
 
 def refusal_line(refused: Sequence[Receipt]) -> str:
-    """``1 file not sent: id_rsa — outside the allowed folders`` (file names only, never paths)."""
-    if not refused:
-        return ""
-    items = "; ".join(f"{clean_file_name(r.name or 'file')} — {clean_line(_why(r))}"
-                      for r in refused)
-    noun = "file" if len(refused) == 1 else "files"
-    return clean_line(f"{len(refused)} {noun} not sent: {items}")
+    """One line per file that was not sent — ``key.pem — not sent: credential file`` — by file
+    name only, never a path; empty when nothing was refused."""
+    return "\n".join(
+        clean_line(f"{clean_file_name(r.name or 'file')} — not sent: {clean_line(_why(r))}")
+        for r in refused)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from gateway.notifier.format import render
+from gateway.notifier.format import refusal_line, render
 from gateway.notifier.outgoing_files import (
     artifact_paths,
     build_policy,
@@ -197,6 +197,7 @@ class Notifier:
         done = {r["step"] for r in item.receipts if r.get("status") == "delivered"}
         outcome.receipts.extend(r for r in item.receipts if r.get("step") in done)
 
+        late: list[Receipt] = []  # files refused while uploading
         for step, call in self._steps(adapter, dest, policy, rendered.text, rendered.result,
                                       screened.accepted):
             if step in done:
@@ -215,7 +216,20 @@ class Notifier:
             if step == "message" and failed:
                 outcome.permanent = failed[0].reason or failed[0].status.value
                 break
+            if step != "message" and step != "result":
+                late.extend(failed)
+        if late and outcome.transient is None and outcome.permanent is None \
+                and "notice" not in done:
+            # Files the platform itself refused on upload (the screen above names those the
+            # policy refuses, in the message): said in one more message, a line per file.
+            receipts = await self._run_step(
+                lambda: self._notice(adapter, dest, refusal_line(late)))
+            outcome.receipts.extend(_record("notice", r) for r in receipts)
         await self._settle(board, item, outcome)
+
+    @staticmethod
+    async def _notice(adapter: PlatformAdapter, dest: Destination, text: str) -> list[Receipt]:
+        return [await adapter.send(dest, text)]
 
     async def _superseded(self, board: Board, item: OutboxItem) -> bool:
         """True for a ``crashed``/``timed_out`` event followed, in the same transaction, by the

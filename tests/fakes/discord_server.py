@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import mimetypes
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,9 +200,13 @@ class DiscordServer(FakeServer):
         for name, data in (files or {}).items():
             stored = f"in-{next(self._ids)}-{name}"
             self.hosted[stored] = data
-            attachments.append({"id": str(next(self._ids)), "filename": name,
-                                "size": len(data), "url": f"{self.url}/att/{stored}",
-                                "proxy_url": f"{self.url}/att/{stored}"})
+            attachment = {"id": str(next(self._ids)), "filename": name,
+                          "size": len(data), "url": f"{self.url}/att/{stored}",
+                          "proxy_url": f"{self.url}/att/{stored}"}
+            kind = mimetypes.guess_type(name)[0]
+            if kind:  # Discord sets it from the upload (voice messages: audio/ogg)
+                attachment["content_type"] = kind
+            attachments.append(attachment)
         msg = self.message(channel_id, content, author, attachments)
         msg["guild_id"] = GUILD_ID
         await self.dispatch(ws, "MESSAGE_CREATE", msg)

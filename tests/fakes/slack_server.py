@@ -1,15 +1,23 @@
-"""A loopback Slack: Web API (``/api/<method>``), upload URLs and the Socket Mode WebSocket.
+"""A loopback Slack: Web API (``/api/<method>``), upload URLs, the Socket Mode WebSocket, and
+the Events API's side of Slack: :meth:`SlackServer.post_event` POSTs a signed event to an app's
+Request URL as Slack does (``X-Slack-Signature`` over ``v0:{timestamp}:{body}``).
 
 ``api_base`` is what slack-sdk calls ``base_url`` (``…/api/``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
+import mimetypes
+import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 from tests.fakes.common import FakeServer, Recorded, read_form
@@ -18,6 +26,22 @@ BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """One Events API request as it went out, and what the app answered."""
+
+    body: bytes
+    headers: dict[str, str]
+    status: int
+    answer: str
+
+
+def sign(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
 class SlackServer(FakeServer):
@@ -104,7 +128,8 @@ class SlackServer(FakeServer):
         name, data = self.hosted[file_id]
         url = f"{self.url}/private/{file_id}/{quote(name, safe='')}"
         return {"id": file_id, "name": name, "size": len(data), "url_private": url,
-                "url_private_download": url}
+                "url_private_download": url,
+                "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream"}
 
     async def private_file(self, request: web.Request) -> web.StreamResponse:
         """``url_private``: only with the bot token, as Slack requires."""
@@ -147,6 +172,37 @@ class SlackServer(FakeServer):
             )
         )
         return envelope_id
+
+    # --- Events API (HTTP) ---
+
+    def event_body(self, event: dict[str, Any], event_id: str | None = None) -> bytes:
+        envelope = {"token": "legacy", "team_id": "T1", "api_app_id": "A1",
+                    "type": "event_callback", "event": event,
+                    "event_id": event_id or f"Ev{next(self._ids):08d}",
+                    "event_time": int(time.time())}
+        return json.dumps(envelope).encode()
+
+    async def post_event(self, url: str, body: bytes, *, secret: str = SIGNING_SECRET,
+                         timestamp: int | None = None, signature: str | None = None,
+                         retry: int | None = None) -> Posted:
+        """POST ``body`` to the app's Request URL, signed as Slack signs (``signature`` and
+        ``timestamp`` override, to forge; ``retry`` sets ``X-Slack-Retry-Num``)."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        headers = {"Content-Type": "application/json",
+                   "X-Slack-Request-Timestamp": str(stamp),
+                   "X-Slack-Signature": signature or sign(body, stamp, secret),
+                   "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self.resend(url, body, headers)
+
+    async def resend(self, url: str, body: bytes, headers: dict[str, str]) -> Posted:
+        """POST exactly these bytes and headers again (a captured request, replayed)."""
+        async with aiohttp.ClientSession() as session, \
+                session.post(url, data=body, headers=headers) as response:
+            answer = await response.text()
+            return Posted(body, headers, response.status, answer)
 
     async def drop_sockets(self) -> None:
         for ws in list(self.sockets):

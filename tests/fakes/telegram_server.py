@@ -3,7 +3,9 @@
 ``api_base`` is what python-telegram-bot calls ``base_url`` (``…/bot``, the token follows).
 Like the real server, ``getUpdates`` answers 409 Conflict while a webhook is set
 (``webhook_url``, cleared by ``deleteWebhook``) or while ``other_poller`` is true (another process
-polling with the same token).
+polling with the same token). ``setWebhook`` records the URL and ``secret_token``; with a webhook
+set, :meth:`TelegramServer.deliver` POSTs queued updates to it as Telegram does (the secret in
+``X-Telegram-Bot-Api-Secret-Token``), and ``post_update`` sends one update with any header.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import itertools
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.common import FakeServer, Recorded, read_form
@@ -75,6 +79,14 @@ def utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One update POSTed to the webhook, and the HTTP status the bot answered."""
+
+    update: dict[str, Any]
+    status: int
+
+
 class TelegramServer(FakeServer):
     def __init__(self, token: str = TOKEN) -> None:
         super().__init__()
@@ -84,6 +96,8 @@ class TelegramServer(FakeServer):
         self._message_ids = itertools.count(100)
         self.poll_wait = 0.2  # seconds a getUpdates call waits for an update before returning []
         self.webhook_url = ""  # a webhook set for the bot: getUpdates is refused with 409
+        self.webhook_secret = ""  # setWebhook's secret_token
+        self.deliveries: list[Delivery] = []
         self.other_poller = False  # another process polls with the token: 409 on every poll
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
 
@@ -109,9 +123,11 @@ class TelegramServer(FakeServer):
         thread_id: int | None = None,
         is_bot: bool = False,
         document: tuple[str, bytes] | None = None,
+        voice: bytes | None = None,
     ) -> None:
         """Queue an update; ``document`` = (file name, bytes) attaches a file (then ``text`` is
-        its caption), served by ``getFile`` and the file URL like the real Bot API."""
+        its caption), ``voice`` a voice note (OGG bytes; ``text`` its caption, or ``""``), both
+        served by ``getFile`` and the file URL like the real Bot API."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -135,6 +151,15 @@ class TelegramServer(FakeServer):
             message["caption"] = text
             message["document"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
                                    "file_name": name, "file_size": len(data)}
+        if voice is not None:
+            file_id = f"voice{len(self.files) + 1}"
+            self.files[file_id] = (f"voice/file_{len(self.files)}.oga", voice)
+            message.pop("text")
+            if text:
+                message["caption"] = text
+            message["voice"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                                "duration": 3, "mime_type": "audio/ogg",
+                                "file_size": len(voice)}
         self.updates.put_nowait({"update_id": next(self._update_ids), "message": message})
 
     # --- handler ---
@@ -200,10 +225,11 @@ class TelegramServer(FakeServer):
         elif method == "sendChatAction":
             result = True
         elif method == "deleteWebhook":
-            self.webhook_url = ""
+            self.webhook_url = self.webhook_secret = ""
             result = True
         elif method == "setWebhook":
             self.webhook_url = str(params.get("url", ""))
+            self.webhook_secret = str(params.get("secret_token", ""))
             result = True
         elif method == "getWebhookInfo":
             result = {"url": self.webhook_url, "has_custom_certificate": False,
@@ -216,6 +242,36 @@ class TelegramServer(FakeServer):
                 status=404,
             )
         return web.json_response({"ok": True, "result": result})
+
+    # --- webhook ---
+
+    async def deliver(self) -> list[Delivery]:
+        """POST every queued update to the webhook, as Telegram does; an update the bot did not
+        answer 2xx stays queued (Telegram keeps it and tries again)."""
+        assert self.webhook_url, "no webhook set"
+        out: list[Delivery] = []
+        kept: list[dict[str, Any]] = []
+        while not self.updates.empty():
+            update = self.updates.get_nowait()
+            status = await self.post_update(update)
+            out.append(Delivery(update, status))
+            if not 200 <= status < 300:
+                kept.append(update)
+        for update in kept:
+            self.updates.put_nowait(update)
+        self.deliveries.extend(out)
+        return out
+
+    async def post_update(self, update: dict[str, Any], *,
+                          secret: str | None = None) -> int:
+        """POST one update to the webhook with ``secret`` (default: the one set) as the
+        secret-token header (``""``: no header at all); the bot's HTTP status."""
+        token = self.webhook_secret if secret is None else secret
+        headers = {"X-Telegram-Bot-Api-Secret-Token": token} if token else {}
+        async with aiohttp.ClientSession() as session, \
+                session.post(self.webhook_url, json=update, headers=headers) as response:
+            await response.read()
+            return response.status
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:

@@ -162,21 +162,31 @@ async def test_commands_help_status_usage_and_slack_bang(tmp_path: Path) -> None
         assert "!kanban" in slack_got[1]  # the help it gets names the Slack form
 
 
-def test_render_status_is_short() -> None:
-    text = render_status({
+def test_render_status_is_short_and_says_more_to_admins() -> None:
+    status = {
         "pid": 7, "uptime_seconds": 3725,
         "adapters": {"telegram": {"state": "connected", "detail": None},
                      "slack": {"state": "retrying", "detail": "token refused"}},
-        "boards": {"default": {"by_status": {"ready": 1, "running": 2, "done": 9}}},
+        "boards": {"default": {"by_status": {"ready": 1, "running": 2, "done": 9},
+                               "outbox_pending": 3},
+                   "ops": {"by_status": {"ready": 2}, "outbox_pending": 0},
+                   "broken": {"error": "disk I/O error"}},
         "workers": [{"board": "default", "task_id": 14, "pid": 5120}],
-        "sandbox": "landlock ABI 7"})
-    assert text.splitlines() == [
-        "Up 1h 02m · pid 7",
+        "sandbox": "landlock ABI 7"}
+    common = [
         "Adapters: slack retrying (token refused), telegram connected",
+        "Board broken: unreadable (disk I/O error)",
         "Board default: 1 ready, 2 running, 9 done",
+        "Board ops: 2 ready",
         "Workers: #14 on default (pid 5120)",
+    ]
+    assert render_status(status, role="admin").splitlines() == [
+        "Up 1h 02m · pid 7 · your role: admin", *common,
+        "Queue: 3 tasks ready for a worker · 3 notifications waiting",
         "Worker sandbox: landlock ABI 7",
     ]
+    assert render_status(status, role="member").splitlines() == [
+        "Up 1h 02m · pid 7 · your role: member", *common]
 
 
 # ---- the agents --------------------------------------------------------------------------------

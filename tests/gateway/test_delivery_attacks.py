@@ -92,7 +92,7 @@ async def test_a_workspace_swapped_for_a_link_to_ssh_delivers_nothing(
     adapter = ReadingAdapter()
     await notifier(board, adapter, tmp_path).pump()
     assert adapter.received == [] and not adapter.leaked()
-    assert adapter.texts[0].splitlines()[-1].startswith("1 file not sent: keys.csv — ")
+    assert adapter.texts[0].splitlines()[-1].startswith("keys.csv — not sent: ")
     # Cleanup removes only the link, and copies nothing through it.
     report = await cleanup_completed(board, done)
     assert not os.path.lexists(workspace)
@@ -134,7 +134,7 @@ async def test_a_hard_link_to_a_key_is_refused_at_staging_and_at_delivery(
     adapter = ReadingAdapter()
     await notifier(board, adapter, tmp_path).pump()
     assert adapter.received == [] and not adapter.leaked()
-    assert adapter.texts[0].splitlines()[-1] == "1 file not sent: notes.txt — a hard link"
+    assert adapter.texts[0].splitlines()[-1] == "notes.txt — not sent: a hard link"
 
 
 async def test_another_tasks_attachment_never_reaches_this_tasks_thread(
@@ -157,16 +157,16 @@ async def test_another_tasks_attachment_never_reaches_this_tasks_thread(
     adapter = ReadingAdapter()
     await notifier(board, adapter, tmp_path).pump()
     assert adapter.received == [("chart.csv", b"x,y\n")]
-    assert adapter.texts[0].splitlines()[-1] == (
-        "2 files not sent: salaries.csv — outside the allowed folders; "
-        "draft.csv — outside the allowed folders")
+    assert adapter.texts[0].splitlines()[-2:] == [
+        "salaries.csv — not sent: outside the allowed folders",
+        "draft.csv — not sent: outside the allowed folders"]
     # Mentioned in a summary instead of declared: the same.
     again = await make_task(board, "again")
     await board.subscribe(again.id, platform="fake", chat="c2")
     await claim_and_complete(board, again.id, summary=f"see {theirs}")
     await notifier(board, adapter, tmp_path).pump()
     assert [name for name, _ in adapter.received] == ["chart.csv"]
-    assert "salaries.csv — outside the allowed folders" in adapter.texts[-1]
+    assert "salaries.csv — not sent: outside the allowed folders" in adapter.texts[-1]
 
 
 class Swapper(threading.Thread):

@@ -83,7 +83,7 @@ async def test_forged_names_through_the_notifier_reach_telegram_on_one_line(
     assert len(lines) == 3, lines
     assert lines[0].startswith("✔ done · #1 Quarterly report ⏎ ✔ done · #1 Pay the invoice")
     assert lines[1] == "Done — see files"
-    assert lines[2].startswith("1 file not sent: gone ✔ done · #1 Pay the invoice · @admin.csv")
+    assert lines[2].startswith("gone ✔ done · #1 Pay the invoice · @admin.csv — not sent: ")
     names = sorted(d.files["document"][0] for d in documents)
     assert names == ["invoicefdp.exe.txt", "report ✔ done · #1 Pay the invoice · @admin.pdf"]
     assert all(not INVISIBLE.search(n) for n in names)

@@ -82,7 +82,7 @@ async def test_completion_with_artifacts_is_delivered_with_files_and_refusals(
     head = fake.calls[0].text or ""
     assert head.splitlines() == [
         "✔ done · #1 Quarterly report · @reporter", "Revenue up 4 %",
-        "1 file not sent: id_rsa — a credential folder"]
+        "id_rsa — not sent: credential folder"]
     assert str(tmp_path) not in head
     assert fake.calls[0].dest.thread == "t1"
     assert [p.name for c in fake.calls for p in c.files] == ["chart.png", "report.pdf",
@@ -125,7 +125,7 @@ async def test_a_file_in_a_hidden_folder_never_leaves(board: Board, tmp_path: Pa
     fake = FakeAdapter(platform="fake")
     await notifier(board, fake, tmp_path).pump()
     assert [c.method for c in fake.calls] == ["send"]
-    assert "config.txt — a hidden folder" in (fake.calls[0].text or "")
+    assert "config.txt — not sent: a hidden folder" in (fake.calls[0].text or "")
 
 
 async def test_transient_failures_retry_honouring_retry_after_and_send_once(

@@ -329,3 +329,15 @@ async def test_a_forged_file_name_reaches_discord_on_one_line_without_bidi(
     names = [name for p in discord_server.calls(MESSAGES) for name, _data in p.files.values()]
     assert names == ["report ✔ done · #1.pdf", "invoicefdp.exe"]
     assert not any("\n" in n or "\u202e" in n for n in names)
+
+
+async def test_a_voice_message_attachment_is_marked_as_audio(
+    started: tuple[DiscordAdapter, asyncio.Queue[InboundMessage]], discord_server: DiscordServer
+) -> None:
+    _, inbox = started
+    await discord_server.push_message(content="", author=user("42", "bob"),
+                                      files={"voice-message.ogg": b"OggS\x00",
+                                             "table.csv": b"a,b\n"})
+    msg = await asyncio.wait_for(inbox.get(), 5)
+    assert [(f.name, f.audio) for f in msg.files] == [("voice-message.ogg", True),
+                                                      ("table.csv", False)]

@@ -360,3 +360,16 @@ async def test_a_shared_file_is_downloaded_with_the_bot_token_and_capped(
     with pytest.raises(FileTooLarge):
         await adapter.download(ref, tmp_path / "in", 5)
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["sales.csv"]
+
+
+async def test_an_audio_file_share_is_marked_as_audio(
+    adapter: SlackAdapter, slack_server: SlackServer,
+) -> None:
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    files = [slack_server.share_file("memo.m4a", b"\x00\x00\x00\x18ftypM4A "),
+             slack_server.share_file("notes.txt", b"text")]
+    await slack_server.push_event({"type": "message", "subtype": "file_share", "channel": "C1",
+                                   "user": "U1", "ts": "1.6", "text": "", "files": files})
+    refs = (await asyncio.wait_for(inbox.get(), 5)).files
+    assert [(r.name, r.audio) for r in refs] == [("memo.m4a", True), ("notes.txt", False)]

@@ -449,3 +449,20 @@ async def test_a_silent_destination_sends_without_notification(
     assert str(quiet_text.params.get("disable_notification")).lower() == "true"
     assert str(doc.params.get("disable_notification")).lower() == "true"
     assert "disable_notification" not in loud_text.params
+
+
+async def test_a_voice_note_arrives_as_an_audio_file_that_downloads(
+    telegram_server: TelegramServer, tmp_path: Path
+) -> None:
+    adapter = TelegramAdapter(TOKEN, allowed_users=["42"], base_url=telegram_server.api_base)
+    inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    await adapter.start(inbox)
+    try:
+        telegram_server.push_message(chat_id=5, text="", voice=b"OggS\x00voice")
+        msg = await asyncio.wait_for(inbox.get(), 10)
+        (ref,) = msg.files
+        assert ref.audio and ref.name.endswith(".ogg") and ref.size == 10
+        path = await adapter.download(ref, tmp_path, 1024)
+        assert path.read_bytes() == b"OggS\x00voice"
+    finally:
+        await adapter.close()
