@@ -48,11 +48,21 @@ class _Declared(_Arg):
     chat: bool  # offered to chat surfaces
 
 
+_OFFERED: dict[tuple[Any, ...], tuple[_Arg, ...]] = {}
+
+
 def _args(cls: type[Request], chat: bool, fixed: Collection[str],
-          names: Mapping[str, str] | None) -> list[_Arg]:
-    named = (names or {}).get
-    return [_Arg(a.field, named(a.field, a.field), a.param, a.form, a.default)
-            for a in _declared_args(cls) if not ((chat and not a.chat) or a.field in fixed)]
+          names: Mapping[str, str] | None) -> tuple[_Arg, ...]:
+    """The fields a surface may give, under their JSON names (built once per surface's
+    combination: the worker API asks for the same few on every request)."""
+    key = (cls, chat, frozenset(fixed), tuple(sorted(names.items())) if names else ())
+    offered = _OFFERED.get(key)
+    if offered is None:
+        named = (names or {}).get
+        offered = _OFFERED[key] = tuple(
+            _Arg(a.field, named(a.field, a.field), a.param, a.form, a.default)
+            for a in _declared_args(cls) if not ((chat and not a.chat) or a.field in fixed))
+    return offered
 
 
 _DECLARED: dict[type[Request], tuple[_Declared, ...]] = {}

@@ -169,9 +169,14 @@ def _confined(run: Run, paths: Any) -> list[str]:
 
 
 def _fixed(cls: type[Request], slug: str) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return {name: slug if name == "board" else value
             for name, value in _SERVER_SET.items() if name in names}
+
+
+_FIELDS: dict[type[Request], frozenset[str]] = {}
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
