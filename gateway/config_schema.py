@@ -3,7 +3,8 @@
 The rest is derived from these models: validation and its one-line messages (:func:`problem`),
 the unknown-key warnings (:func:`unknown_keys`) and the list of keys that config.example.yaml
 must show (:func:`declared_keys`). A field excluded from dumps is no key: the loader fills it (a
-secret read from the variable a ``*_env`` key names, see :func:`from_env`).
+secret read from the variable a ``*_env`` key names, or from the file its ``*_file`` twin names;
+see :func:`from_env` and :mod:`gateway.secret_files`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from gateway.secret_files import SecretFileError, file_key, read_secret_file
 
 # A storage namespace: schemas are named rb_<namespace>_<slug>.
 NAMESPACE = r"^[a-z0-9_]{0,16}$"
@@ -59,6 +62,13 @@ def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
     return paths
 
 
+def _absolute_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise ValueError("relative path")
+    return path
+
+
 Flag = Annotated[bool, Strict()]  # true or false; not "yes", not 1
 Int = Annotated[int, Strict()]  # not 4.0, "4" or true
 Number = Annotated[float, Strict()]  # an integer will do; .nan and .inf never (allow_inf_nan)
@@ -69,6 +79,9 @@ Admins = Annotated[Names, AfterValidator(_no_star),
                    Field(description='a list of user ids (no "*": every admin is named)')]
 Argv = Annotated[Names, BeforeValidator(_command_line),
                  Field(description="a list of strings or one command line")]
+# The ``*_file`` twin of a ``*_env`` key: the file holding the secret (gateway.secret_files).
+SecretFile = Annotated[Path | None, AfterValidator(lambda p: p if p is None else _absolute_file(p)),
+                       Field(description="an absolute path to a file holding the secret")]
 
 
 def key_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
@@ -76,7 +89,7 @@ def key_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {name: f for name, f in model.model_fields.items() if not f.exclude}
 
 
-def _env_keys(model: type[BaseModel]) -> dict[str, str]:
+def env_keys(model: type[BaseModel]) -> dict[str, str]:
     """Field -> the key naming the variable it is read from, for each :func:`from_env` field."""
     return {name: str(f.json_schema_extra["from_env"]) for name, f in model.model_fields.items()
             if isinstance(f.json_schema_extra, dict) and "from_env" in f.json_schema_extra}
@@ -100,10 +113,27 @@ class Section(BaseModel):
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> Self:
-        """Read from a file: each secret from the variable that its ``*_env`` key names."""
+        """Read from a file: each secret from the file its ``*_file`` key names, else from the
+        variable its ``*_env`` key names; one source per secret."""
         env: Mapping[str, str] | None = (info.context or {}).get("env")
-        found = {name: env.get(getattr(self, key) or "") or None
-                 for name, key in _env_keys(type(self)).items()} if env is not None else {}
+        if env is None:
+            return self
+        for key in type(self).model_fields:
+            twin = file_key(key) if key.endswith("_env") else None
+            if (twin in type(self).model_fields and key in self.model_fields_set
+                    and getattr(self, twin) is not None):
+                raise PydanticCustomError("secret_twice", "{key} and {twin} are both set",
+                                          {"key": key, "twin": twin})
+        found: dict[str, str | None] = {}
+        for name, key in env_keys(type(self)).items():
+            path = getattr(self, file_key(key), None)
+            if path is None:
+                found[name] = env.get(getattr(self, key) or "") or None
+                continue
+            try:
+                found[name] = read_secret_file(path)
+            except SecretFileError as exc:
+                raise _secret_error(file_key(key), str(exc)) from None
         return self.model_copy(update=found) if found else self
 
     def secrets(self) -> Iterator[str]:
@@ -111,8 +141,13 @@ class Section(BaseModel):
         for name, value in self:
             if isinstance(value, Section):
                 yield from value.secrets()
-            elif name in _env_keys(type(self)) and value:
+            elif name in env_keys(type(self)) and value:
                 yield str(value)
+
+
+def _secret_error(key: str, message: str) -> PydanticCustomError:
+    """A secret's source that cannot be used; :func:`problem` prefixes the section's path."""
+    return PydanticCustomError("secret", "{message}", {"key": key, "message": message})
 
 
 class RetentionConfig(Section):
@@ -163,6 +198,7 @@ class AuxSlot(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    api_key_file: SecretFile = None
     api_key: str | None = from_env("api_key_env")
     timeout: Number = Field(default=60.0, ge=0.01)
     retries: Int = Field(default=2, ge=0)
@@ -219,18 +255,22 @@ class ChatPlatform(Section):
 class TelegramConfig(ChatPlatform):
     base_url: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
+    token_file: SecretFile = None
 
 
 class SlackConfig(ChatPlatform):
     base_url: str | None = None
     bot_token_env: str = "SLACK_BOT_TOKEN"
+    bot_token_file: SecretFile = None
     app_token_env: str = "SLACK_APP_TOKEN"
+    app_token_file: SecretFile = None
 
 
 class DiscordConfig(ChatPlatform):
     base_url: str | None = None
     gateway_url: str | None = None
     token_env: str = "DISCORD_BOT_TOKEN"
+    token_file: SecretFile = None
 
 
 class WebChatConfig(Section):
@@ -258,6 +298,7 @@ class DashboardConfig(Section):
     host: str = "127.0.0.1"
     port: Int = Field(default=8765, ge=0)
     token_env: str | None = None
+    token_file: SecretFile = None
     token: str | None = from_env("token_env")
 
 
@@ -267,6 +308,7 @@ class StorageConfig(Section):
 
     backend: Literal["sqlite", "postgresql"] = "sqlite"
     dsn_env: str = "RELAYBOARD_PG_DSN"
+    dsn_file: SecretFile = None
     dsn: str | None = from_env("dsn_env")
     # Keeps several installations apart in one database (schemas rb_<namespace>_<slug>).
     namespace: str = Field(default="", pattern=NAMESPACE, description="1-16 of a-z, 0-9 and '_'")
@@ -347,6 +389,12 @@ def problem(error: ErrorDetails, data: Mapping[str, Any]) -> str:
         path.append(part)
         value = value.get(part) if isinstance(value, dict) else None
         model = _section_of(field)
+    if error["type"] in ("secret", "secret_twice"):
+        ctx = error.get("ctx") or {}
+        where = "".join(f"{part}." for part in error["loc"])
+        if error["type"] == "secret_twice":  # one source per secret
+            return f"{where}{ctx['key']} and {where}{ctx['twin']} are both set; keep one"
+        return f"{where}{ctx['key']}: {ctx['message']}"
     if error["type"] == "config":
         expected = str((error.get("ctx") or {})["expected"])
     else:

@@ -58,7 +58,8 @@ def check_bind(host: str, token: str | None, token_env: str | None) -> None:
         raise ConfigError(f"dashboard.host is {host}, but ${token_env} (dashboard.token_env) "
                           "is empty; set it, or bind 127.0.0.1")
     raise ConfigError(f"dashboard.host is {host}: serving beyond this machine needs a bearer "
-                      "token; set dashboard.token_env to a variable holding one")
+                      "token; set dashboard.token_env to a variable holding one (or "
+                      "dashboard.token_file to a file)")
 
 
 class Guard:
