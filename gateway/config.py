@@ -27,6 +27,7 @@ from gateway.config_schema import (
     ConfigFile,
     DashboardConfig,
     DeliveryConfig,
+    HookConfig,
     KanbanConfig,
     LoggingConfig,
     Section,
@@ -92,6 +93,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    hooks: Mapping[str, HookConfig] = field(default_factory=dict)  # by name (docs/hooks.md)
     warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
 
     def secret_values(self) -> list[str]:
@@ -107,13 +109,19 @@ class Config:
 
 
 def require_platform_secrets(config: Config) -> None:
-    """The gateway's check: every enabled platform has its token variables set. (Kanban verbs do
-    not call it: a worker's environment never carries the gateway's tokens.)"""
+    """The gateway's check: every enabled platform has its token variables set, and every
+    enabled hook its token. (Kanban verbs do not call it: a worker's environment never carries
+    the gateway's tokens.)"""
     for name, platform in sorted(config.platforms.items()):
         if platform.enabled:
             missing = platform.missing_secrets()
             if missing:
                 raise ConfigError(f"platforms.{name}: {', '.join(missing)} is not set")
+    for name, hook in sorted(config.hooks.items()):
+        if hook.enabled and not hook.token:
+            where = (f"${hook.token_env} (hooks.{name}.token_env) is not set" if hook.token_env
+                     else f"it has no token; set hooks.{name}.token_env or token_file")
+            raise ConfigError(f"hooks.{name}: {where}")
 
 
 def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from gateway.hooks.template import TemplateError, check_path, fields_of
 from gateway.secret_files import SecretFileError, file_key, read_secret_file
 
 # A storage namespace: schemas are named rb_<namespace>_<slug>.
@@ -331,6 +332,67 @@ class LoggingConfig(Section):
     format: Literal["text", "json"] = "text"
 
 
+def _template(text: str) -> str:
+    try:
+        fields_of(text)
+    except TemplateError as exc:
+        raise PydanticCustomError("config", "{expected}", {
+            "expected": f"a template whose fields are plain dotted paths ({exc})"}) from None
+    return text
+
+
+def _plain_path(path: str | None) -> str | None:
+    try:
+        return None if path is None else check_path(path)
+    except TemplateError:
+        raise PydanticCustomError("config", "{expected}", {
+            "expected": "a plain dotted path of keys and list indices (such as "
+                        "check_suite.id)"}) from None
+
+
+Template = Annotated[str, AfterValidator(_template)]
+HOOK_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class HookThread(Section):
+    """One chat thread a hook's tasks are posted to (as ``kanban subscribe`` names one)."""
+
+    platform: str
+    chat: str
+    thread: str | None = None
+
+
+class HookConfig(Section):
+    """``hooks.<name>``: ``POST /hooks/<name>`` creates a task from this template
+    (docs/hooks.md). Only ``title`` and ``body`` take ``{json.PATH}`` fields; the other keys
+    are fixed here, so a request can never choose the workspace, the assignee or the board."""
+
+    enabled: Flag = True
+    token_env: str | None = None
+    token_file: SecretFile = None
+    token: str | None = from_env("token_env")
+    title: Annotated[Template, Field(min_length=1, description=(
+        "a template whose fields are plain dotted paths, such as 'CI failed: {json.repo}'"))]
+    body: Template = ""
+    assignee: str | None = None
+    board: str | None = None  # None: kanban.default_board
+    workspace: str = "scratch"  # a dir:/worktree: path must lie under kanban.workspace_roots
+    priority: Int = 0
+    triage: Flag = False
+    subscribe: Annotated[tuple[HookThread, ...], Field(
+        description="a list of {platform, chat, thread} mappings")] = ()
+    # A body field whose value is the idempotency key when no Idempotency-Key header is sent.
+    idempotency_field: Annotated[str | None, AfterValidator(_plain_path)] = None
+    # The token bucket: `burst` requests at once, refilled at `rate_per_minute`.
+    rate_per_minute: Number = Field(default=60.0, ge=0.01)
+    burst: Int = Field(default=10, ge=1)
+    max_body_bytes: Int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
+    max_field_chars: Int = Field(default=2000, ge=1)  # each filled-in value is cut here
+
+
+HookName = Annotated[str, Field(pattern=HOOK_NAME)]
+
+
 class ConfigFile(Section):
     """The top level of config.yaml."""
 
@@ -343,11 +405,23 @@ class ConfigFile(Section):
     storage: StorageConfig = StorageConfig()
     workers: WorkersConfig = WorkersConfig()
     logging: LoggingConfig = LoggingConfig()
+    hooks: Annotated[dict[HookName, HookConfig],
+                     Field(description="a mapping of hook names to hooks")] = {}
+
+
+def _named_section_of(field: FieldInfo) -> type[Section] | None:
+    """The section each entry of a mapping of named sections holds (``hooks``)."""
+    if get_origin(field.annotation) is dict:
+        kind = get_args(field.annotation)[1]
+        if isinstance(kind, type) and issubclass(kind, Section):
+            return kind
+    return None
 
 
 def _section_of(field: FieldInfo) -> type[Section] | None:
     """The section a key holds (``X`` or ``X | None``), if it holds one."""
-    for kind in (field.annotation, *get_args(field.annotation)):
+    union = get_origin(field.annotation) in (Union, types.UnionType)
+    for kind in (field.annotation, *(get_args(field.annotation) if union else ())):
         if get_origin(kind) is None and isinstance(kind, type) and issubclass(kind, Section):
             return kind
     return None
@@ -356,8 +430,10 @@ def _section_of(field: FieldInfo) -> type[Section] | None:
 def declared_keys(model: type[BaseModel] = ConfigFile, prefix: str = "") -> Iterator[str]:
     """Every key that holds a value, dotted (``kanban.max_spawn``)."""
     for name, field in key_fields(model).items():
-        section = _section_of(field)
-        if section is None:
+        section, named = _section_of(field), _named_section_of(field)
+        if named is not None:  # shown once, under the placeholder name "*"
+            yield from declared_keys(named, f"{prefix}{name}.*.")
+        elif section is None:
             yield prefix + name
         else:
             yield from declared_keys(section, f"{prefix}{name}.")
@@ -370,10 +446,15 @@ def unknown_keys(data: Mapping[Any, Any], model: type[BaseModel] = ConfigFile,
     for key, value in data.items():
         field = known.get(str(key))
         section = _section_of(field) if field is not None else None
+        named = _named_section_of(field) if field is not None else None
         if field is None:
             yield f"{prefix}{key}"
         elif section is not None and isinstance(value, dict):
             yield from unknown_keys(value, section, f"{prefix}{key}.")
+        elif named is not None and isinstance(value, dict):
+            for name, entry in value.items():
+                if isinstance(entry, dict):
+                    yield from unknown_keys(entry, named, f"{prefix}{key}.{name}.")
 
 
 def problem(error: ErrorDetails, data: Mapping[str, Any]) -> str:
@@ -382,13 +463,23 @@ def problem(error: ErrorDetails, data: Mapping[str, Any]) -> str:
     field: FieldInfo | None = None
     path: list[str] = []
     value: Any = data
+    named: type[Section] | None = None
+    if "[key]" in error["loc"]:  # a name of a mapping of named sections (hooks.<name>)
+        where = ".".join(map(str, error["loc"][:error["loc"].index("[key]") - 1]))
+        return (f"{where}: {error['loc'][-2]!r} is no name; use 1-64 of a-z, 0-9, '-' and '_', "
+                "starting with a letter or a digit")
     for part in error["loc"]:  # down to the key; an index in a list reports the whole list
+        if named is not None and isinstance(part, str):  # the name of an entry (hooks.<name>)
+            path.append(part)
+            value = value.get(part) if isinstance(value, dict) else None
+            model, named, field = named, None, None
+            continue
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             break
         field = model.model_fields[part]
         path.append(part)
         value = value.get(part) if isinstance(value, dict) else None
-        model = _section_of(field)
+        model, named = _section_of(field), _named_section_of(field)
     if error["type"] in ("secret", "secret_twice"):
         ctx = error.get("ctx") or {}
         where = "".join(f"{part}." for part in error["loc"])

@@ -6,7 +6,9 @@ read it, is in docs/chat.md ("Roles: who may do what"); ``tests/gateway/test_rol
 row by row for every kind of caller. In short: members (chat users not in ``admins``) create,
 read, comment, unblock and follow their own thread; host paths (``dir:``/``worktree:PATH``) come
 from the operator's own command line anywhere, from everyone else only under
-``kanban.workspace_roots``, never from a member; workers never change who is notified.
+``kanban.workspace_roots``, never from a member; workers never change who is notified; an
+inbound webhook creates tasks on its own board and subscribes its configured threads, nothing
+else.
 
 A worker's own-task rules live beside its handlers in :mod:`gateway.commands.execute` (they need
 the lease); a worker's right to create is read from its run's record on the board.
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.commands import verbs as v
-from gateway.commands.callers import Caller, ChatUser, Operator, Worker
+from gateway.commands.callers import Caller, ChatUser, Operator, Webhook, Worker
 from gateway.commands.declare import Request
 from gateway.commands.errors import NotAllowed
 from kanban.validation import parse_workspace
@@ -40,6 +42,8 @@ def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path])
     """Refuse, with one line, what ``caller``'s role may not do (:class:`NotAllowed`)."""
     if is_member(caller):
         _member(request, caller)
+    if isinstance(caller, Webhook):
+        _webhook(request, caller)
     if isinstance(caller, Worker) and isinstance(request,
                                                  v.SubscribeRequest | v.UnsubscribeRequest):
         raise NotAllowed("a worker may not change who is notified of a task")
@@ -64,6 +68,21 @@ def _member(request: Request, caller: Caller) -> None:
         if caller.chat is None or asked != here:
             raise NotAllowed("a member subscribes only the thread they write in (use "
                              "/subscribe ID here)")
+
+
+def _webhook(request: Request, caller: Webhook) -> None:
+    if request.board != caller.board:
+        raise NotAllowed(f"hook {caller.name} acts only on board {caller.board}")
+    if isinstance(request, v.CreateRequest):
+        if request.attachments or request.parents:
+            raise NotAllowed("a hook creates tasks without attachments or parents")
+        return
+    if isinstance(request, v.SubscribeRequest):
+        if (request.platform, request.chat, request.thread) not in caller.threads:
+            raise NotAllowed(f"hook {caller.name} subscribes only the threads its config names")
+        return
+    raise NotAllowed(f"a hook may only create tasks and subscribe its threads, not "
+                     f"`{request.verb}`")
 
 
 def check_workspace(spec: str, caller: Caller, roots: Sequence[Path]) -> None:

@@ -25,6 +25,7 @@ from gateway.dashboard import api, ops
 from gateway.dashboard.live import LiveHub
 from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
+from gateway.hooks.endpoint import HookFront
 from gateway.kernel_settings import board_options, storage
 from kanban import Boards
 from kanban.agents.profiles import Profiles
@@ -91,6 +92,9 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
     app.add_middleware(Guard, token=dash.token, boards=state.boards,
                        open_paths=ops.OPEN_PATHS if operations is not None else frozenset())
     app.add_middleware(SecurityHeaders)
+    # Outermost: inbound webhooks carry their own token, so they pass by the dashboard's rules.
+    app.add_middleware(HookFront, config=lambda: state.config, boards=state.boards,
+                       profiles=state.profiles)
     return app
 
 
