@@ -11,6 +11,8 @@ own. In order, a request is answered:
 * 401 unless ``Authorization: Bearer TOKEN`` or ``X-Relayboard-Token: TOKEN`` matches the hook's
   token (compared in constant time);
 * 429 with ``Retry-After`` when the hook's token bucket is empty (:mod:`gateway.hooks.limits`);
+* 403 when it comes over loopback from a worker's process (or one a gateway or a dispatcher
+  started), as the dashboard refuses them: a worker creates tasks only as its run allows;
 * 413 when the body is larger than ``max_body_bytes`` (a declared ``Content-Length`` is refused
   before a byte is read; a chunked body is cut off at the cap);
 * 422 when the body is not JSON, the title comes out empty, or the command layer refuses the
@@ -44,6 +46,7 @@ from gateway.commands import (
 from gateway.commands.results import TaskCreated
 from gateway.config import Config
 from gateway.config_schema import HookConfig
+from gateway.dashboard.security import from_a_worker
 from gateway.errors import ApiError
 from gateway.hooks.limits import RateLimits
 from gateway.hooks.template import as_text, lookup, render
@@ -89,14 +92,15 @@ class HookFront:
         request = Request(scope, receive)
         name = path[len(PREFIX):]
         try:
-            status, payload = await self.answer(request, name)
+            status, payload = await self.answer(request, name, scope)
             response: Response = JSONResponse(payload, status_code=status, headers=HEADERS)
         except HookRefused as exc:
             response = JSONResponse({"error": str(exc)}, status_code=exc.status,
                                     headers={**HEADERS, **exc.headers})
         await response(scope, receive, send)
 
-    async def answer(self, request: Request, name: str) -> tuple[int, dict[str, Any]]:
+    async def answer(self, request: Request, name: str,
+                     scope: Scope) -> tuple[int, dict[str, Any]]:
         config = self.config()
         hook = config.hooks.get(name)
         if hook is None or not hook.enabled:
@@ -118,6 +122,10 @@ class HookFront:
             raise HookRefused(429, f"hook {name} is over its rate limit "
                               f"({hook.rate_per_minute:g}/min, burst {hook.burst}); retry in "
                               f"{wait} s", {"retry-after": str(wait)})
+        if await from_a_worker(scope, self.boards):
+            raise HookRefused(403, "refused: this request comes from a worker's process (or one "
+                              "the gateway started); a worker creates tasks only as its run "
+                              "allows")
         data = await _json_body(request, hook.max_body_bytes)
         return await self.create(name, hook, config, data, request.headers.get("idempotency-key"))
 

@@ -5,7 +5,9 @@ hook's rights in the command layer."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -340,3 +342,41 @@ def test_templates_with_fields_that_are_not_plain_paths_are_refused(tmp_path: Pa
             load_config(None, {}, home=tmp_path)
         assert str(info.value).startswith("config.yaml: hooks.ci.title must be a template "
                                           "whose fields are plain dotted paths")
+
+
+# Posts PAYLOAD to the hook at argv[1] with the token in argv[2]; prints the status and body.
+CLIENT = """
+import json, sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1], data=json.dumps({"repo": "r", "run": {"id": 5}}).encode(),
+                             headers={"Content-Type": "application/json",
+                                      "Authorization": "Bearer " + sys.argv[2]})
+try:
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        print(json.dumps([resp.status, json.loads(resp.read())]))
+except urllib.error.HTTPError as exc:
+    print(json.dumps([exc.code, json.loads(exc.read())]))
+"""
+
+
+async def test_a_workers_process_cannot_use_a_hook_even_with_its_token(tmp_path: Path) -> None:
+    from tests.gateway.conftest import clean_environ
+
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT, encoding="utf-8")
+    worker_vars = {"RELAYBOARD_TASK_ID": "7", "RELAYBOARD_RUN_ID": "3",
+                   "RELAYBOARD_LEASE": "lease"}
+    async with served(tmp_path / "home", HOOK) as srv:
+        async def post(env: dict[str, str]) -> list[Any]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(script), f"{srv.url}/hooks/ci", TOKEN, env=env,
+                stdout=asyncio.subprocess.PIPE)
+            async with asyncio.timeout(30):
+                out, _ = await proc.communicate()
+            answer: list[Any] = json.loads(out)
+            return answer
+
+        status, body = await post(clean_environ(worker_vars))
+        assert status == 403 and "worker's process" in body["error"]
+        assert await srv.tasks() == []
+        status, body = await post(clean_environ())
+        assert (status, body["created"]) == (201, True)
