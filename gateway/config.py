@@ -103,6 +103,8 @@ class Config:
             section = getattr(self, item.name)
             if isinstance(section, Section):
                 values += section.secrets()
+        for hook in self.hooks.values():
+            values += hook.secrets()
         if self.storage.dsn:
             values += _dsn_passwords(self.storage.dsn)
         return values
@@ -226,7 +228,7 @@ def secret_sources(config: Config) -> list[SecretSource]:
             found += _section_sources(value, item.name)
         elif isinstance(value, Mapping):
             for name, entry in sorted(value.items()):
-                if isinstance(entry, Section):
+                if isinstance(entry, Section) and getattr(entry, "enabled", True):
                     found += _section_sources(entry, f"{item.name}.{name}")
     return found
 

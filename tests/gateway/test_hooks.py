@@ -380,3 +380,35 @@ async def test_a_workers_process_cannot_use_a_hook_even_with_its_token(tmp_path:
         assert await srv.tasks() == []
         status, body = await post(clean_environ())
         assert (status, body["created"]) == (201, True)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("hooks: {'CI Hook': {title: x}}",
+     "config.yaml: hooks: 'CI Hook' is no name; use 1-64 of a-z, 0-9, '-' and '_', starting "
+     "with a letter or a digit"),
+    ("hooks: {ci: {token_env: T}}",
+     "config.yaml: hooks.ci.title must be a template whose fields are plain dotted paths, such "
+     "as 'CI failed: {json.repo}' (got None)"),
+    ("hooks: {ci: {title: x, subscribe: [{platform: slack}]}}",
+     "config.yaml: hooks.ci.subscribe must be a list of {platform, chat, thread} mappings "
+     "(got [{'platform': 'slack'}])"),
+    ("hooks: {ci: {title: x, burst: 0}}",
+     "config.yaml: hooks.ci.burst must be an integer >= 1 (got 0)"),
+    ("hooks: {ci: {title: x, idempotency_field: 'a[0]'}}",
+     "config.yaml: hooks.ci.idempotency_field must be a plain dotted path of keys and list "
+     "indices (such as check_suite.id) (got 'a[0]')"),
+    ("hooks: [ci]", "config.yaml: hooks must be a mapping of hook names to hooks (got ['ci'])"),
+])
+def test_a_bad_hook_is_one_line_naming_its_key(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {}, home=tmp_path)
+    assert str(info.value) == message
+
+
+def test_a_hooks_token_is_masked_in_logs_and_unknown_keys_are_named(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(HOOK.replace("board: ops", "board: ops\n    colour: 1"),
+                                          encoding="utf-8")
+    config = load_config(None, {"CI_HOOK_TOKEN": TOKEN}, home=tmp_path)
+    assert TOKEN in config.secret_values()
+    assert config.warnings == ("unknown key hooks.ci.colour (ignored)",)
