@@ -28,10 +28,16 @@ def audit(ctx: click.Context, as_json: bool, fix: bool) -> None:
     from gateway.audit import fix_modes
 
     app = app_of(ctx)
-    # The config's warnings belong to `relayboard doctor`, not around this report.
-    logging.getLogger("gateway").setLevel(logging.ERROR)
-    fixed = fix_modes(app.home, app.config_file, app.environ) if fix else []
-    findings = asyncio.run(run_audit(app.home, app.config_file, app.environ))
+    # The config's warnings belong to `relayboard doctor`, not around this report (the level is
+    # put back after: in process, as tests run it, later commands must still log).
+    quiet = logging.getLogger("gateway")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        fixed = fix_modes(app.home, app.config_file, app.environ) if fix else []
+        findings = asyncio.run(run_audit(app.home, app.config_file, app.environ))
+    finally:
+        quiet.setLevel(level)
     high = any(f.severity == "high" for f in findings)
     if as_json:
         click.echo(json.dumps({"ok": not high, "home": str(app.home),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,7 @@ from gateway.commands import (
 )
 from gateway.commands.results import TaskCreated
 from gateway.config import Config
-from gateway.config_schema import HookConfig
+from gateway.config_schema import HOOK_NAME, HookConfig
 from gateway.dashboard.security import from_a_worker
 from gateway.errors import ApiError
 from gateway.hooks.limits import RateLimits
@@ -104,8 +105,8 @@ class HookFront:
         config = self.config()
         hook = config.hooks.get(name)
         if hook is None or not hook.enabled:
-            raise HookRefused(404, f"no hook named {name!r}" if "/" not in name
-                              else "no such hook")
+            named = re.fullmatch(HOOK_NAME, name) is not None  # echo only what a name can be
+            raise HookRefused(404, f"no hook named {name!r}" if named else "no such hook")
         if request.method != "POST":
             raise HookRefused(405, "hooks answer POST only", {"allow": "POST"})
         if "token" in request.query_params:
