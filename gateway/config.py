@@ -2,7 +2,8 @@
 
 Home: ``--home DIR`` > ``$RELAYBOARD_HOME`` > ``~/.relayboard``. Config: ``<home>/config.yaml`` or
 ``--config FILE``; every key is optional (see config.example.yaml). Secrets never live in the file:
-a ``*_env`` key names the environment variable that holds them, resolved here.
+a ``*_env`` key names the environment variable that holds them, or its ``*_file`` twin a file
+holding them (:mod:`gateway.secret_files`); both are resolved here, at every load.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from gateway.config_schema import (
     ConfigFile,
     DashboardConfig,
     DeliveryConfig,
+    HookConfig,
     KanbanConfig,
     LoggingConfig,
     Section,
     StorageConfig,
     WorkersConfig,
+    env_keys,
     problem,
     unknown_keys,
 )
@@ -38,6 +41,7 @@ from gateway.config_schema import (
 # Raised here, defined with the rest of the gateway's tree; ``gateway.config.ConfigError`` stays
 # importable for code written before the tree existed.
 from gateway.errors import ConfigError as ConfigError
+from gateway.secret_files import SecretFileError, file_key, read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +63,19 @@ class PlatformConfig:
     options: Mapping[str, Any] = field(default_factory=dict)  # its other keys (history_limit)
     # secret name -> the environment variable it is read from (e.g. token -> TELEGRAM_BOT_TOKEN)
     secret_vars: Mapping[str, str] = field(default_factory=dict)
+    # secret name -> the file it was read from instead (its ``*_file`` key)
+    secret_files: Mapping[str, Path] = field(default_factory=dict)
 
     def missing_secrets(self) -> list[str]:
         """The variables of its secrets that are not set (empty: all present)."""
-        return [var for key, var in self.secret_vars.items() if not self.secrets.get(key)]
+        return [var for key, var in self.secret_vars.items()
+                if not self.secrets.get(key) and key not in self.secret_files]
+
+    def secret_source(self, secret: str) -> str:
+        """Where ``secret`` comes from, for people: ``file PATH`` or ``$VAR``."""
+        if secret in self.secret_files:
+            return f"file {self.secret_files[secret]}"
+        return f"${self.secret_vars[secret]}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    hooks: Mapping[str, HookConfig] = field(default_factory=dict)  # by name (docs/hooks.md)
     warnings: tuple[str, ...] = ()  # unknown keys, named; logged once at load time
 
     def secret_values(self) -> list[str]:
@@ -89,19 +103,27 @@ class Config:
             section = getattr(self, item.name)
             if isinstance(section, Section):
                 values += section.secrets()
+        for hook in self.hooks.values():
+            values += hook.secrets()
         if self.storage.dsn:
             values += _dsn_passwords(self.storage.dsn)
         return values
 
 
 def require_platform_secrets(config: Config) -> None:
-    """The gateway's check: every enabled platform has its token variables set. (Kanban verbs do
-    not call it: a worker's environment never carries the gateway's tokens.)"""
+    """The gateway's check: every enabled platform has its token variables set, and every
+    enabled hook its token. (Kanban verbs do not call it: a worker's environment never carries
+    the gateway's tokens.)"""
     for name, platform in sorted(config.platforms.items()):
         if platform.enabled:
             missing = platform.missing_secrets()
             if missing:
                 raise ConfigError(f"platforms.{name}: {', '.join(missing)} is not set")
+    for name, hook in sorted(config.hooks.items()):
+        if hook.enabled and not hook.token:
+            where = (f"${hook.token_env} (hooks.{name}.token_env) is not set" if hook.token_env
+                     else f"it has no token; set hooks.{name}.token_env or token_file")
+            raise ConfigError(f"hooks.{name}: {where}")
 
 
 def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:
@@ -159,7 +181,7 @@ def load_config(
     sections: dict[str, Any] = {name: value for name, value in read if name != "platforms"}
     return Config(home=home, path=file if file.is_file() else None,
                   **{**sections, "storage": _storage(read.storage, env, source)},
-                  platforms={name: _platform(name, dict(value), env)
+                  platforms={name: _platform(name, value, env, source)
                              for name, value in read.platforms if value is not None},
                   warnings=warnings)
 
@@ -175,17 +197,74 @@ UNUSED_SECRETS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
-def _platform(name: str, keys: dict[str, Any], env: Mapping[str, str]) -> PlatformConfig:
+def _platform(name: str, section: Section, env: Mapping[str, str],
+              source: str) -> PlatformConfig:
+    keys = dict(section)
     unused = UNUSED_SECRETS.get((name, str(keys.get("mode"))), frozenset())
     secret_vars = {key.removesuffix("_env"): var for key, var in keys.items()
                    if key.endswith("_env") and key.removesuffix("_env") not in unused}
+    files: dict[str, Path] = {secret: keys[file_key(f"{secret}_env")] for secret in secret_vars
+                              if keys.get(file_key(f"{secret}_env")) is not None}
+    secrets = {secret: env[var] for secret, var in secret_vars.items()
+               if env.get(var) and secret not in files}
+    for secret, path in files.items():
+        try:
+            secrets[secret] = read_secret_file(path)
+        except SecretFileError as exc:
+            raise ConfigError(f"{source}: platforms.{name}.{secret}_file: {exc}") from None
     return PlatformConfig(
         name=name, **{key: value for key, value in keys.items() if key in _VIEW},
-        secrets={secret: env[var] for secret, var in secret_vars.items() if env.get(var)},
-        options={key: value for key, value in keys.items()
-                 if key not in _VIEW and not key.endswith("_env")},
-        secret_vars=secret_vars,
+        secrets=secrets,
+        options={key: value for key, value in keys.items() if key not in _VIEW
+                 and not key.endswith("_env") and not key.endswith("_file")},
+        secret_vars=secret_vars, secret_files=files,
     )
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where one configured secret comes from (``relayboard doctor`` shows it, never the
+    value): ``key`` is dotted (``dashboard.token``), ``source`` is ``$VAR`` or ``file PATH``."""
+
+    key: str
+    source: str
+    present: bool
+
+
+def secret_sources(config: Config) -> list[SecretSource]:
+    """Every secret the config asks for: of enabled platforms, the dashboard's token when a key
+    names one, PostgreSQL's DSN on that backend, endpoints' keys when named, every hook's."""
+    found: list[SecretSource] = []
+    for name, platform in sorted(config.platforms.items()):
+        if platform.enabled:
+            found += [SecretSource(f"platforms.{name}.{secret}", platform.secret_source(secret),
+                                   bool(platform.secrets.get(secret)))
+                      for secret in sorted(platform.secret_vars)]
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if item.name == "storage" and config.storage.backend != "postgresql":
+            continue  # its dsn_env has a default, used by nothing on SQLite
+        if isinstance(value, Section):
+            found += _section_sources(value, item.name)
+        elif isinstance(value, Mapping):
+            for name, entry in sorted(value.items()):
+                if isinstance(entry, Section) and getattr(entry, "enabled", True):
+                    found += _section_sources(entry, f"{item.name}.{name}")
+    return found
+
+
+def _section_sources(section: Section, prefix: str) -> list[SecretSource]:
+    found: list[SecretSource] = []
+    for name, value in section:
+        if isinstance(value, Section):
+            found += _section_sources(value, f"{prefix}.{name}")
+    for name, key in env_keys(type(section)).items():
+        path, var = getattr(section, file_key(key), None), getattr(section, key)
+        if path is not None or var:
+            source = f"file {path}" if path is not None else f"${var}"
+            found.append(SecretSource(f"{prefix}.{name}", source,
+                                      bool(getattr(section, name))))
+    return found
 
 
 def _storage(storage: StorageConfig, env: Mapping[str, str], source: str) -> StorageConfig:

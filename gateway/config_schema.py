@@ -3,7 +3,8 @@
 The rest is derived from these models: validation and its one-line messages (:func:`problem`),
 the unknown-key warnings (:func:`unknown_keys`) and the list of keys that config.example.yaml
 must show (:func:`declared_keys`). A field excluded from dumps is no key: the loader fills it (a
-secret read from the variable a ``*_env`` key names, see :func:`from_env`).
+secret read from the variable a ``*_env`` key names, or from the file its ``*_file`` twin names;
+see :func:`from_env` and :mod:`gateway.secret_files`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from gateway.hooks.template import TemplateError, check_path, fields_of
+from gateway.secret_files import SecretFileError, file_key, read_secret_file
 
 # A storage namespace: schemas are named rb_<namespace>_<slug>.
 NAMESPACE = r"^[a-z0-9_]{0,16}$"
@@ -69,6 +73,13 @@ def _time_zone(name: str) -> str:
     return name
 
 
+def _absolute_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise ValueError("relative path")
+    return path
+
+
 Flag = Annotated[bool, Strict()]  # true or false; not "yes", not 1
 Int = Annotated[int, Strict()]  # not 4.0, "4" or true
 Number = Annotated[float, Strict()]  # an integer will do; .nan and .inf never (allow_inf_nan)
@@ -81,6 +92,9 @@ TimeZone = Annotated[str, AfterValidator(_time_zone),
                     Field(description="an IANA time zone name such as Europe/Berlin or UTC")]
 Argv = Annotated[Names, BeforeValidator(_command_line),
                  Field(description="a list of strings or one command line")]
+# The ``*_file`` twin of a ``*_env`` key: the file holding the secret (gateway.secret_files).
+SecretFile = Annotated[Path | None, AfterValidator(lambda p: p if p is None else _absolute_file(p)),
+                       Field(description="an absolute path to a file holding the secret")]
 
 
 def key_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
@@ -88,7 +102,7 @@ def key_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {name: f for name, f in model.model_fields.items() if not f.exclude}
 
 
-def _env_keys(model: type[BaseModel]) -> dict[str, str]:
+def env_keys(model: type[BaseModel]) -> dict[str, str]:
     """Field -> the key naming the variable it is read from, for each :func:`from_env` field."""
     return {name: str(f.json_schema_extra["from_env"]) for name, f in model.model_fields.items()
             if isinstance(f.json_schema_extra, dict) and "from_env" in f.json_schema_extra}
@@ -112,10 +126,27 @@ class Section(BaseModel):
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> Self:
-        """Read from a file: each secret from the variable that its ``*_env`` key names."""
+        """Read from a file: each secret from the file its ``*_file`` key names, else from the
+        variable its ``*_env`` key names; one source per secret."""
         env: Mapping[str, str] | None = (info.context or {}).get("env")
-        found = {name: env.get(getattr(self, key) or "") or None
-                 for name, key in _env_keys(type(self)).items()} if env is not None else {}
+        if env is None:
+            return self
+        for key in type(self).model_fields:
+            twin = file_key(key) if key.endswith("_env") else None
+            if (twin in type(self).model_fields and key in self.model_fields_set
+                    and getattr(self, twin) is not None):
+                raise PydanticCustomError("secret_twice", "{key} and {twin} are both set",
+                                          {"key": key, "twin": twin})
+        found: dict[str, str | None] = {}
+        for name, key in env_keys(type(self)).items():
+            path = getattr(self, file_key(key), None)
+            if path is None:
+                found[name] = env.get(getattr(self, key) or "") or None
+                continue
+            try:
+                found[name] = read_secret_file(path)
+            except SecretFileError as exc:
+                raise _secret_error(file_key(key), str(exc)) from None
         return self.model_copy(update=found) if found else self
 
     def secrets(self) -> Iterator[str]:
@@ -123,8 +154,13 @@ class Section(BaseModel):
         for name, value in self:
             if isinstance(value, Section):
                 yield from value.secrets()
-            elif name in _env_keys(type(self)) and value:
+            elif name in env_keys(type(self)) and value:
                 yield str(value)
+
+
+def _secret_error(key: str, message: str) -> PydanticCustomError:
+    """A secret's source that cannot be used; :func:`problem` prefixes the section's path."""
+    return PydanticCustomError("secret", "{message}", {"key": key, "message": message})
 
 
 class RetentionConfig(Section):
@@ -180,6 +216,7 @@ class AuxSlot(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    api_key_file: SecretFile = None
     api_key: str | None = from_env("api_key_env")
     timeout: Number = Field(default=60.0, ge=0.01)
     retries: Int = Field(default=2, ge=0)
@@ -223,6 +260,7 @@ class TranscriptionConfig(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    api_key_file: SecretFile = None
     api_key: str | None = from_env("api_key_env")
     timeout: Number = Field(default=120.0, ge=0.01)
     # The largest recording sent (OpenAI's endpoint takes 25 MB); a longer one is refused.
@@ -254,29 +292,35 @@ class ChatPlatform(Section):
 class TelegramConfig(ChatPlatform):
     base_url: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
+    token_file: SecretFile = None
     # polling (getUpdates, the default) or webhook: Telegram POSTs to webhook_url (default
     # dashboard.public_url + /webhooks/telegram), checked against the secret in the variable
     # webhook_secret_env names (read only in webhook mode).
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
+    webhook_secret_file: SecretFile = None
 
 
 class SlackConfig(ChatPlatform):
     base_url: str | None = None
     bot_token_env: str = "SLACK_BOT_TOKEN"
+    bot_token_file: SecretFile = None
     app_token_env: str = "SLACK_APP_TOKEN"  # Socket Mode only
+    app_token_file: SecretFile = None
     # socket (Socket Mode, the default) or events: the Events API POSTs to
     # dashboard.public_url + /webhooks/slack, signed with the app's signing secret (read only in
     # events mode, from the variable signing_secret_env names).
     mode: Literal["socket", "events"] = "socket"
     signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    signing_secret_file: SecretFile = None
 
 
 class DiscordConfig(ChatPlatform):
     base_url: str | None = None
     gateway_url: str | None = None
     token_env: str = "DISCORD_BOT_TOKEN"
+    token_file: SecretFile = None
 
 
 class WebChatConfig(Section):
@@ -304,6 +348,7 @@ class DashboardConfig(Section):
     host: str = "127.0.0.1"
     port: Int = Field(default=8765, ge=0)
     token_env: str | None = None
+    token_file: SecretFile = None
     token: str | None = from_env("token_env")
     # The address people and platforms reach the dashboard at (https://relay.example.com/),
     # when a proxy puts it on the internet; webhooks are served under it (/webhooks/<platform>).
@@ -316,6 +361,7 @@ class StorageConfig(Section):
 
     backend: Literal["sqlite", "postgresql"] = "sqlite"
     dsn_env: str = "RELAYBOARD_PG_DSN"
+    dsn_file: SecretFile = None
     dsn: str | None = from_env("dsn_env")
     # Keeps several installations apart in one database (schemas rb_<namespace>_<slug>).
     namespace: str = Field(default="", pattern=NAMESPACE, description="1-16 of a-z, 0-9 and '_'")
@@ -338,6 +384,67 @@ class LoggingConfig(Section):
     format: Literal["text", "json"] = "text"
 
 
+def _template(text: str) -> str:
+    try:
+        fields_of(text)
+    except TemplateError as exc:
+        raise PydanticCustomError("config", "{expected}", {
+            "expected": f"a template whose fields are plain dotted paths ({exc})"}) from None
+    return text
+
+
+def _plain_path(path: str | None) -> str | None:
+    try:
+        return None if path is None else check_path(path)
+    except TemplateError:
+        raise PydanticCustomError("config", "{expected}", {
+            "expected": "a plain dotted path of keys and list indices (such as "
+                        "check_suite.id)"}) from None
+
+
+Template = Annotated[str, AfterValidator(_template)]
+HOOK_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class HookThread(Section):
+    """One chat thread a hook's tasks are posted to (as ``kanban subscribe`` names one)."""
+
+    platform: str
+    chat: str
+    thread: str | None = None
+
+
+class HookConfig(Section):
+    """``hooks.<name>``: ``POST /hooks/<name>`` creates a task from this template
+    (docs/hooks.md). Only ``title`` and ``body`` take ``{json.PATH}`` fields; the other keys
+    are fixed here, so a request can never choose the workspace, the assignee or the board."""
+
+    enabled: Flag = True
+    token_env: str | None = None
+    token_file: SecretFile = None
+    token: str | None = from_env("token_env")
+    title: Annotated[Template, Field(min_length=1, description=(
+        "a template whose fields are plain dotted paths, such as 'CI failed: {json.repo}'"))]
+    body: Template = ""
+    assignee: str | None = None
+    board: str | None = None  # None: kanban.default_board
+    workspace: str = "scratch"  # a dir:/worktree: path must lie under kanban.workspace_roots
+    priority: Int = 0
+    triage: Flag = False
+    subscribe: Annotated[tuple[HookThread, ...], Field(
+        description="a list of {platform, chat, thread} mappings")] = ()
+    # A body field whose value is the idempotency key when no Idempotency-Key header is sent.
+    idempotency_field: Annotated[str | None, AfterValidator(_plain_path)] = None
+    # The token bucket: `burst` requests at once, refilled at `rate_per_minute`.
+    rate_per_minute: Number = Field(default=60.0, ge=0.01)
+    burst: Int = Field(default=10, ge=1)
+    max_body_bytes: Int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
+    max_field_chars: Int = Field(default=2000, ge=1)  # each filled-in value is cut here
+
+
+HookName = Annotated[str, Field(pattern=HOOK_NAME)]
+
+
 class ConfigFile(Section):
     """The top level of config.yaml."""
 
@@ -350,11 +457,23 @@ class ConfigFile(Section):
     storage: StorageConfig = StorageConfig()
     workers: WorkersConfig = WorkersConfig()
     logging: LoggingConfig = LoggingConfig()
+    hooks: Annotated[dict[HookName, HookConfig],
+                     Field(description="a mapping of hook names to hooks")] = {}
+
+
+def _named_section_of(field: FieldInfo) -> type[Section] | None:
+    """The section each entry of a mapping of named sections holds (``hooks``)."""
+    if get_origin(field.annotation) is dict:
+        kind = get_args(field.annotation)[1]
+        if isinstance(kind, type) and issubclass(kind, Section):
+            return kind
+    return None
 
 
 def _section_of(field: FieldInfo) -> type[Section] | None:
     """The section a key holds (``X`` or ``X | None``), if it holds one."""
-    for kind in (field.annotation, *get_args(field.annotation)):
+    union = get_origin(field.annotation) in (Union, types.UnionType)
+    for kind in (field.annotation, *(get_args(field.annotation) if union else ())):
         if get_origin(kind) is None and isinstance(kind, type) and issubclass(kind, Section):
             return kind
     return None
@@ -363,8 +482,10 @@ def _section_of(field: FieldInfo) -> type[Section] | None:
 def declared_keys(model: type[BaseModel] = ConfigFile, prefix: str = "") -> Iterator[str]:
     """Every key that holds a value, dotted (``kanban.max_spawn``)."""
     for name, field in key_fields(model).items():
-        section = _section_of(field)
-        if section is None:
+        section, named = _section_of(field), _named_section_of(field)
+        if named is not None:  # shown once, under the placeholder name "*"
+            yield from declared_keys(named, f"{prefix}{name}.*.")
+        elif section is None:
             yield prefix + name
         else:
             yield from declared_keys(section, f"{prefix}{name}.")
@@ -377,10 +498,15 @@ def unknown_keys(data: Mapping[Any, Any], model: type[BaseModel] = ConfigFile,
     for key, value in data.items():
         field = known.get(str(key))
         section = _section_of(field) if field is not None else None
+        named = _named_section_of(field) if field is not None else None
         if field is None:
             yield f"{prefix}{key}"
         elif section is not None and isinstance(value, dict):
             yield from unknown_keys(value, section, f"{prefix}{key}.")
+        elif named is not None and isinstance(value, dict):
+            for name, entry in value.items():
+                if isinstance(entry, dict):
+                    yield from unknown_keys(entry, named, f"{prefix}{key}.{name}.")
 
 
 def problem(error: ErrorDetails, data: Mapping[str, Any]) -> str:
@@ -389,13 +515,29 @@ def problem(error: ErrorDetails, data: Mapping[str, Any]) -> str:
     field: FieldInfo | None = None
     path: list[str] = []
     value: Any = data
+    named: type[Section] | None = None
+    if "[key]" in error["loc"]:  # a name of a mapping of named sections (hooks.<name>)
+        where = ".".join(map(str, error["loc"][:error["loc"].index("[key]") - 1]))
+        return (f"{where}: {error['loc'][-2]!r} is no name; use 1-64 of a-z, 0-9, '-' and '_', "
+                "starting with a letter or a digit")
     for part in error["loc"]:  # down to the key; an index in a list reports the whole list
+        if named is not None and isinstance(part, str):  # the name of an entry (hooks.<name>)
+            path.append(part)
+            value = value.get(part) if isinstance(value, dict) else None
+            model, named, field = named, None, None
+            continue
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             break
         field = model.model_fields[part]
         path.append(part)
         value = value.get(part) if isinstance(value, dict) else None
-        model = _section_of(field)
+        model, named = _section_of(field), _named_section_of(field)
+    if error["type"] in ("secret", "secret_twice"):
+        ctx = error.get("ctx") or {}
+        where = "".join(f"{part}." for part in error["loc"])
+        if error["type"] == "secret_twice":  # one source per secret
+            return f"{where}{ctx['key']} and {where}{ctx['twin']} are both set; keep one"
+        return f"{where}{ctx['key']}: {ctx['message']}"
     if error["type"] == "config":
         expected = str((error.get("ctx") or {})["expected"])
     else:

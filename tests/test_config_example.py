@@ -33,6 +33,7 @@ def test_example_config_loads_to_the_defaults(tmp_path: Path) -> None:
     assert cfg.platforms["web"].enabled is True
     assert not any(p.enabled for name, p in cfg.platforms.items() if name != "web")
     assert cfg.auxiliary.kanban_decomposer.configured is False
+    assert [hook.enabled for hook in cfg.hooks.values()] == [False]
 
 
 def test_secrets_come_from_the_named_environment_variables(tmp_path: Path) -> None:
@@ -76,11 +77,17 @@ def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, needle: str
     assert str(tmp_path) not in str(info.value)
 
 
+NAMED = ("hooks",)  # mappings of named entries: their keys are declared under "<name>.*."
+
+
 def dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
     """The keys of a loaded YAML mapping that hold a value, dotted."""
     keys: set[str] = set()
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and f"{prefix}{key}" in NAMED:
+            for entry in value.values():
+                keys |= dotted_keys(entry, f"{prefix}{key}.*.")
+        elif isinstance(value, dict):
             keys |= dotted_keys(value, f"{prefix}{key}.")
         else:
             keys.add(f"{prefix}{key}")

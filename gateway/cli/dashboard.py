@@ -62,7 +62,8 @@ async def serve(config: Config) -> None:
                             before_shutdown=lambda: close_streams(app))
     # Bind first, so the printed address carries the real port (``--port 0`` picks one).
     sock = bind(dash.host, dash.port)
-    token_hint = f"?token=<value of ${dash.token_env}>" if dash.token else ""
+    source = f"${dash.token_env}" if dash.token_file is None else str(dash.token_file)
+    token_hint = f"?token=<the token in {source}>" if dash.token else ""
     responder = asyncio.create_task(_answer_without_router(web, inbox), name="dashboard-chat")
     click.echo(f"Relayboard dashboard on {url_of(dash.host, sock.getsockname()[1])}{token_hint}"
                "  (Ctrl-C stops it)")

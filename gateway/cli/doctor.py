@@ -22,10 +22,16 @@ def doctor(ctx: click.Context, as_json: bool, timeout: float) -> None:
     from gateway.doctor import run_checks
 
     app = app_of(ctx)
-    # The config's warnings are the config check's line, not log lines around the report.
-    logging.getLogger("gateway").setLevel(logging.ERROR)
-    checks = asyncio.run(run_checks(app.home, app.config_file, app.environ,
-                                    platform_timeout=timeout))
+    # The config's warnings are the config check's line, not log lines around the report (the
+    # level is put back after: in process, as tests run it, later commands must still log).
+    quiet = logging.getLogger("gateway")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        checks = asyncio.run(run_checks(app.home, app.config_file, app.environ,
+                                        platform_timeout=timeout))
+    finally:
+        quiet.setLevel(level)
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": not failed, "home": str(app.home),

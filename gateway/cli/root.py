@@ -25,6 +25,7 @@ _GROUPS = {
     "kanban": "gateway.cli.kanban",
     "mcp": "gateway.cli.mcp",
     "profile": "gateway.cli.profile",
+    "security": "gateway.cli.security",
     "worker": "gateway.cli.worker",
 }
 

@@ -12,7 +12,7 @@ click commands from the same declarations (:func:`build_group`). The caller (:cl
 """
 
 from gateway.commands import maintenance as maintenance  # registers its handlers
-from gateway.commands.callers import Caller, ChatUser, Operator, Worker
+from gateway.commands.callers import Caller, ChatUser, Operator, Webhook, Worker
 from gateway.commands.declare import REGISTRY, Request, build, params_of
 from gateway.commands.errors import NotAllowed, UnknownProfile, UsageError
 from gateway.commands.escaping import printable, split_words
@@ -100,6 +100,7 @@ __all__ = [
     "UnsubscribeRequest",
     "UsageError",
     "VerbGroup",
+    "Webhook",
     "Worker",
     "build",
     "build_group",

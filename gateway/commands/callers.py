@@ -7,7 +7,8 @@ Each transport builds its caller from what it knows for certain, not from what t
   variables the process was left with;
 * the chat router: a :class:`ChatUser` whose role comes from the platform's ``admins`` list;
 * the dashboard: an :class:`Operator` that may not name host paths outside
-  ``kanban.workspace_roots``.
+  ``kanban.workspace_roots``;
+* an inbound webhook (:mod:`gateway.hooks`): a :class:`Webhook`, once its token matched.
 
 The rights of each are the role table in docs/chat.md, enforced by :mod:`gateway.commands.policy`.
 """
@@ -76,4 +77,21 @@ class ChatUser:
         return f"{self.name or self.user_id} ({self.platform})"
 
 
-Caller = Operator | Worker | ChatUser
+@dataclass(frozen=True)
+class Webhook:
+    """An inbound webhook (``hooks.<name>``) whose token matched: it may create tasks on its
+    own board and subscribe them to the threads its config names; nothing else.
+
+    ``threads`` are ``(platform, chat, thread)`` as ``kanban subscribe`` names them.
+    """
+
+    name: str
+    board: str
+    threads: tuple[tuple[str, str, str | None], ...] = ()
+
+    @property
+    def display(self) -> str:
+        return f"hook {self.name}"
+
+
+Caller = Operator | Worker | ChatUser | Webhook

@@ -7,7 +7,9 @@ row by row for every kind of caller. In short: members (chat users not in ``admi
 read, comment, unblock (or run-now) and follow their own thread, and make recurring schedules
 only where ``kanban.members_may_schedule`` is true; host paths (``dir:``/``worktree:PATH``) come
 from the operator's own command line anywhere, from everyone else only under
-``kanban.workspace_roots``, never from a member; workers never change who is notified.
+``kanban.workspace_roots``, never from a member; workers never change who is notified; an
+inbound webhook creates tasks on its own board and subscribes its configured threads, nothing
+else.
 
 A worker's own-task rules live beside its handlers in :mod:`gateway.commands.execute` (they need
 the lease); a worker's right to create is read from its run's record on the board.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.commands import verbs as v
-from gateway.commands.callers import Caller, ChatUser, Operator, Worker
+from gateway.commands.callers import Caller, ChatUser, Operator, Webhook, Worker
 from gateway.commands.declare import Request
 from gateway.commands.errors import NotAllowed
 from kanban.validation import parse_workspace
@@ -51,6 +53,8 @@ def authorize(request: Request, caller: Caller, workspace_roots: Sequence[Path],
     ``members_may_schedule`` is ``kanban.members_may_schedule``."""
     if is_member(caller):
         _member(request, caller, members_may_schedule)
+    if isinstance(caller, Webhook):
+        _webhook(request, caller)
     if isinstance(caller, Worker) and isinstance(request, NOTIFY_VERBS):
         raise NotAllowed("a worker may not change who is notified of a task")
     if isinstance(request, v.CreateRequest):
@@ -79,6 +83,21 @@ def _member(request: Request, caller: Caller, may_schedule: bool) -> None:
         if caller.chat is None or asked != here:
             raise NotAllowed("a member subscribes only the thread they write in (use "
                              "/subscribe ID here)")
+
+
+def _webhook(request: Request, caller: Webhook) -> None:
+    if request.board != caller.board:
+        raise NotAllowed(f"hook {caller.name} acts only on board {caller.board}")
+    if isinstance(request, v.CreateRequest):
+        if request.attachments or request.parents or request.every is not None:
+            raise NotAllowed("a hook creates tasks without attachments, parents or schedules")
+        return
+    if isinstance(request, v.SubscribeRequest):
+        if (request.platform, request.chat, request.thread) not in caller.threads:
+            raise NotAllowed(f"hook {caller.name} subscribes only the threads its config names")
+        return
+    raise NotAllowed(f"a hook may only create tasks and subscribe its threads, not "
+                     f"`{request.verb}`")
 
 
 def check_workspace(spec: str, caller: Caller, roots: Sequence[Path]) -> None:

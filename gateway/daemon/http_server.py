@@ -80,7 +80,8 @@ class DashboardServer:
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         self.port = sock.getsockname()[1]
         self.listening.set()
-        token_hint = f" (open it once with ?token=<${dash.token_env}>)" if dash.token else ""
+        source = f"${dash.token_env}" if dash.token_file is None else str(dash.token_file)
+        token_hint = f" (open it once with ?token=<the token in {source}>)" if dash.token else ""
         log.info("dashboard and web chat on %s%s", self.url, token_hint)
         try:
             await asyncio.shield(serving)

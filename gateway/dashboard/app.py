@@ -27,6 +27,7 @@ from gateway.dashboard.security import Guard, check_bind
 from gateway.dashboard.state import DashboardState
 from gateway.dashboard.webhooks import PREFIX as WEBHOOK_PREFIX
 from gateway.dashboard.webhooks import routes as webhook_routes
+from gateway.hooks.endpoint import HookFront
 from gateway.kernel_settings import board_options, storage, time_zone
 from kanban import Boards
 from kanban.agents.profiles import Profiles
@@ -100,6 +101,9 @@ def create_app(home: Path, config: Config, *, boards: Boards | None = None,
                        open_paths=ops.OPEN_PATHS if operations is not None else frozenset(),
                        own_auth_prefix=WEBHOOK_PREFIX if webhooks is not None else None)
     app.add_middleware(SecurityHeaders)
+    # Outermost: inbound webhooks carry their own token, so they pass by the dashboard's rules.
+    app.add_middleware(HookFront, config=lambda: state.config, boards=state.boards,
+                       profiles=state.profiles)
     return app
 
 

@@ -64,7 +64,8 @@ def check_bind(host: str, token: str | None, token_env: str | None) -> None:
         raise ConfigError(f"dashboard.host is {host}, but ${token_env} (dashboard.token_env) "
                           "is empty; set it, or bind 127.0.0.1")
     raise ConfigError(f"dashboard.host is {host}: serving beyond this machine needs a bearer "
-                      "token; set dashboard.token_env to a variable holding one")
+                      "token; set dashboard.token_env to a variable holding one (or "
+                      "dashboard.token_file to a file)")
 
 
 class Guard:
@@ -110,7 +111,7 @@ class Guard:
         if method not in SAFE_METHODS and not _same_origin(headers, scope):
             await _plain(send, 403, "cross-origin request refused")
             return
-        if method not in SAFE_METHODS and await _from_a_worker(scope, self.boards):
+        if method not in SAFE_METHODS and await from_a_worker(scope, self.boards):
             await _plain(send, 403, "refused: this request comes from a worker's process (or one "
                          "the gateway started); a worker reports on its own task with its lease")
             return
@@ -139,7 +140,9 @@ class Guard:
         return morsel is not None and self._matches(morsel.value)
 
 
-async def _from_a_worker(scope: Scope, boards: Boards | None) -> bool:
+async def from_a_worker(scope: Scope, boards: Boards | None) -> bool:
+    """Whether a loopback request comes from a worker's process, or one a gateway or a
+    dispatcher started (the inbound hooks ask this too)."""
     client, server = scope.get("client"), scope.get("server")
     if not client or not server or not is_loopback(str(client[0])):
         return False

@@ -1,6 +1,7 @@
 """``relayboard doctor``: every check of an installation in one pass, one line each.
 
 Checks, in order: the config (and unknown keys), the token variables of enabled platforms,
+where each secret comes from (a variable or a file, never its value),
 each platform's answer to its "who am I" call, the dashboard's address, the home's gateway
 lock, each SQLite board's integrity, stale staging folders, the worker sandbox the kernel
 allows, the profiles' commands, and PostgreSQL (connection and schema versions) when it is
@@ -22,6 +23,7 @@ from gateway.doctor.local import (
     port_check,
     profile_checks,
     sandbox_check,
+    secret_checks,
     token_checks,
 )
 from gateway.doctor.platforms import reachability_checks
@@ -41,6 +43,7 @@ async def run_checks(home: Path, config_file: Path | None, environ: Mapping[str,
     checks = [first]
     if loaded is not None:
         checks += token_checks(config)
+        checks += secret_checks(config)
         checks += await reachability_checks(config, platform_timeout)
     lock, gateway_pid = await asyncio.to_thread(lock_check, home)
     checks.append(port_check(config, gateway_pid))

@@ -1,5 +1,5 @@
-"""Checks of this host: the config, the token variables, the dashboard's port, the home's lock,
-the worker sandbox and the profiles' commands."""
+"""Checks of this host: the config, the token variables, where each secret comes from, the
+dashboard's port, the home's lock, the worker sandbox and the profiles' commands."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, secret_sources
 from gateway.doctor.report import Check, fail, ok, one_line, warn
 from gateway.errors import GatewayError
 
@@ -52,6 +52,21 @@ def token_checks(config: Config) -> list[Check]:
             checks.append(ok(f"tokens:{name}", f"{names} set"))
     if not checks:
         checks.append(ok("tokens", "no external chat platform is enabled"))
+    return checks
+
+
+def secret_checks(config: Config) -> list[Check]:
+    """One line per secret the config asks for, naming its source (a variable or a file),
+    never its value. A file that cannot be used already failed the config check."""
+    checks = []
+    for secret in secret_sources(config):
+        name = f"secret:{secret.key}"
+        if secret.present:
+            checks.append(ok(name, f"from {secret.source}"))
+        else:
+            checks.append(warn(name, f"from {secret.source}, which is not set",
+                               f"set {secret.source[1:]} in the gateway's environment, or name "
+                               f"a file with {secret.key}_file"))
     return checks
 
 
