@@ -212,9 +212,10 @@ class DiscordServer(FakeServer):
     async def push_message(self, *, channel_id: str = CHANNEL_ID, content: str,
                            author: dict[str, Any],
                            files: dict[str, bytes] | None = None, dm: bool = False,
-                           reply_to: str | None = None) -> str:  # fmt: skip
+                           reply_to: str | None = None, ping: bool = True) -> str:  # fmt: skip
         """A MESSAGE_CREATE; ``files`` (name → bytes) become attachments on the fake CDN;
-        ``reply_to`` is the id of the message it replies to. Returns the message's id."""
+        ``reply_to`` is the id of the message it replies to, ``ping`` whether the reply
+        mentions that message's author (Discord's default). Returns the message's id."""
         await self.wait_until(lambda: any(not s.closed for s in self.sockets))
         ws = [s for s in self.sockets if not s.closed][-1]
         attachments = []
@@ -240,7 +241,7 @@ class DiscordServer(FakeServer):
                                         "channel_id": parent["channel_id"],
                                         **({} if dm else {"guild_id": GUILD_ID})}
             msg["referenced_message"] = parent
-            if parent["author"] not in msg["mentions"]:  # a reply pings its author by default
+            if ping and parent["author"] not in msg["mentions"]:
                 msg["mentions"].append(parent["author"])
         self.messages[msg["id"]] = msg
         await self.dispatch(ws, "MESSAGE_CREATE", msg)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pytest
 
@@ -72,7 +72,7 @@ class GroupDriver:
 class TelegramGroups(GroupDriver):
     name = "telegram"
     group_id = "-100"
-    chats = {"group": -100, "other": -200, "dm": 42}
+    chats: ClassVar[dict[str, int]] = {"group": -100, "other": -200, "dm": 42}
 
     def __init__(self, server: TelegramServer) -> None:
         self.server = self.tg = server
@@ -98,7 +98,7 @@ class TelegramGroups(GroupDriver):
 class SlackGroups(GroupDriver):
     name = "slack"
     group_id = "C1"
-    chats = {"group": "C1", "other": "C2", "dm": "D1"}
+    chats: ClassVar[dict[str, str]] = {"group": "C1", "other": "C2", "dm": "D1"}
 
     def __init__(self, server: SlackServer) -> None:
         self.server = self.sl = server
@@ -124,7 +124,8 @@ class SlackGroups(GroupDriver):
 class DiscordGroups(GroupDriver):
     name = "discord"
     group_id = CHANNEL_ID
-    chats = {"group": CHANNEL_ID, "other": OTHER_CHANNEL_ID, "dm": DM_CHANNEL_ID}
+    chats: ClassVar[dict[str, str]] = {
+        "group": CHANNEL_ID, "other": OTHER_CHANNEL_ID, "dm": DM_CHANNEL_ID}
 
     def __init__(self, server: DiscordServer) -> None:
         self.server = self.dc = server
