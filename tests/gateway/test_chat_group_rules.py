@@ -11,6 +11,7 @@ import pytest
 
 from gateway.chat.router import ChatRouter, RouterSettings
 from gateway.commands import Services
+from gateway.config import ConfigError, load_config
 from kanban import Boards
 from platforms.base import InboundMessage
 from platforms.fake import FakeAdapter
@@ -73,3 +74,21 @@ async def test_channels_limits_the_groups_served_not_private_chats(tmp_path: Pat
                           served) == []
     assert len(await sent_for(tmp_path, message("/help"), served)) == 1
     assert len(await sent_for(tmp_path, message("hi", chat="dm-7", group=False), served)) == 1
+
+
+def test_channels_is_read_per_platform_with_ids_as_strings(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "platforms:\n"
+        "  telegram: {channels: [-1001234567890, '-200']}\n"
+        "  slack: {channels: [C024BE91L]}\n", encoding="utf-8")
+    config = load_config(None, {}, home=tmp_path)
+    assert config.platforms["telegram"].channels == ("-1001234567890", "-200")
+    assert config.platforms["slack"].channels == ("C024BE91L",)
+    assert config.platforms["slack"].options.get("channels") is None  # a key of its own
+
+
+def test_channels_must_be_a_list(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("platforms:\n  discord: {channels: 3000}\n",
+                                          encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"platforms\.discord\.channels"):
+        load_config(None, {}, home=tmp_path)
