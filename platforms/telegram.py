@@ -60,7 +60,7 @@ from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.receipts import MiB, Receipt
 from platforms.redact import protect_loggers
-from platforms.telegram_inbound import group_facts, inbound_files
+from platforms.telegram_inbound import for_another_bot, group_facts, inbound_files
 from platforms.telegram_webhook import TelegramWebhook
 from platforms.untrusted import clean_file_name
 from platforms.webhooks import WebhookReply
@@ -344,7 +344,7 @@ class TelegramAdapter(PlatformAdapter):
             return None
         user = message.from_user
         is_self = user.id == self.bot.id
-        if is_self or user.is_bot:
+        if is_self or user.is_bot or for_another_bot(message, self.bot.username):
             return None
         authorized = self.users.allows(str(user.id))
         if not authorized:

@@ -74,6 +74,19 @@ def group_facts(message: telegram.Message, bot_id: int,
             without_spans(text, spans) if spans else text)
 
 
+def for_another_bot(message: telegram.Message, bot_username: str | None) -> bool:
+    """Whether the message is a command addressed to another bot (``/help@other_bot``): in a
+    group with several bots each one gets it (with privacy mode off), and only that bot should
+    answer."""
+    text = message.text or message.caption or ""
+    for entity in message.entities or message.caption_entities or ():
+        if entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+            command = text[:utf16_index(text, entity.length)]
+            _, at, name = command.partition("@")
+            return bool(at) and bot_username is not None and name.lower() != bot_username.lower()
+    return False
+
+
 def replies_to_bot(message: telegram.Message, bot_id: int) -> bool:
     """Whether the message replies to one of the bot's own messages."""
     parent = message.reply_to_message

@@ -68,6 +68,7 @@ async def test_telegram_mentions_replies_and_topics(
     assert facts(await next_message(inbox)) == (True, True, "🎉 done?")
     group("Relay please sum it up", text_mention=("Relay", BOT_ID))
     assert facts(await next_message(inbox)) == (True, True, "please sum it up")
+    group("/help@other_bot")  # a command for another bot in the group: not for this one
     group("/kanban@relay_bot list")  # a command: the router's parser takes this form
     assert facts(await next_message(inbox)) == (True, False, "/kanban@relay_bot list")
     tg.push_message(chat_id=-100, chat_type="group", text="@relay_bot look",
