@@ -125,10 +125,9 @@ def without_mention(message: discord.Message, bot_id: int | None) -> tuple[str, 
     text = message.content
     if bot_id is None:
         return text, False
-    ids = {str(bot_id)}
     roles = {str(r.id) for r in message.role_mentions
              if r.tags is not None and r.tags.bot_id == bot_id}
-    pattern = "|".join([*(f"<@!?{i}>" for i in ids), *(f"<@&{r}>" for r in roles)])
+    pattern = "|".join([f"<@!?{bot_id}>", *(f"<@&{r}>" for r in roles)])
     spans = [m.span() for m in re.finditer(pattern, text)]
     mentioned = bool(spans) or bool(roles) or any(u.id == bot_id for u in message.mentions)
     return (without_spans(text, spans) if spans else text), mentioned

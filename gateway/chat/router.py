@@ -140,14 +140,15 @@ class ChatRouter:
         gets no answer, not even a stranger's refusal, and its text is never logged."""
         if not message.is_group:
             return True
+        for_bot = message.addressed or split_command(message.text, message.platform) is not None
         served = self.settings.channels.get(message.platform)
         if served and message.chat not in served:
-            if message.addressed or split_command(message.text, message.platform) is not None:
+            if for_bot:
                 log.info("%s: a message for the bot in chat %s ignored: that chat is not in "
                          "platforms.%s.channels", message.platform, message.chat,
                          message.platform, extra={"platform": message.platform})
             return False
-        return message.addressed or split_command(message.text, message.platform) is not None
+        return for_bot
 
     async def _drain(self, key: tuple[str, str, str | None]) -> None:
         lane = self._lanes[key]

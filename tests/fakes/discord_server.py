@@ -32,9 +32,11 @@ GUILD_ID = "2000"
 CHANNEL_ID = "3000"
 THREAD_ID = "3001"
 OTHER_CHANNEL_ID = "3002"
+BOT_ROLE_ID = "2500"  # the role Discord manages for the bot in the guild
 DM_CHANNEL_ID = "4000"
 MESSAGE_CONTENT = 1 << 15
 _MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
 DISALLOWED_INTENTS = 4014
 BOT_USER = {
     "id": BOT_USER_ID, "username": "relay", "discriminator": "0", "avatar": None,
@@ -147,7 +149,10 @@ class DiscordServer(FakeServer):
             "id": GUILD_ID, "name": "Test", "icon": None, "owner_id": "1",
             "premium_tier": self.premium_tier, "features": [], "emojis": [], "stickers": [],
             "roles": [{"id": GUILD_ID, "name": "@everyone", "permissions": "0", "position": 0,
-                       "color": 0, "hoist": False, "managed": False, "mentionable": False}],
+                       "color": 0, "hoist": False, "managed": False, "mentionable": False},
+                      {"id": BOT_ROLE_ID, "name": "Relay", "permissions": "0", "position": 1,
+                       "color": 0, "hoist": False, "managed": True, "mentionable": True,
+                       "tags": {"bot_id": BOT_USER_ID}}],
             "channels": [{"id": CHANNEL_ID, "type": 0, "name": "general", "position": 0,
                           "guild_id": GUILD_ID, "permission_overwrites": []},
                          {"id": OTHER_CHANNEL_ID, "type": 0, "name": "random", "position": 1,
@@ -234,6 +239,7 @@ class DiscordServer(FakeServer):
             msg["guild_id"] = GUILD_ID
         msg["mentions"] = [BOT_USER if uid == BOT_USER_ID else user(uid, f"user{uid}")
                            for uid in dict.fromkeys(_MENTION.findall(content))]
+        msg["mention_roles"] = list(dict.fromkeys(_ROLE_MENTION.findall(content)))
         if reply_to is not None:
             parent = self.messages[reply_to]
             msg["type"] = 19

@@ -14,7 +14,7 @@ from platforms.discord import DiscordAdapter
 from platforms.mentions import utf16_index, without_spans
 from platforms.slack import SlackAdapter
 from platforms.telegram import TelegramAdapter
-from tests.fakes.discord_server import CHANNEL_ID, DiscordServer, user
+from tests.fakes.discord_server import BOT_ROLE_ID, CHANNEL_ID, DiscordServer, user
 from tests.fakes.slack_server import BOT_USER, SlackServer
 from tests.fakes.telegram_server import BOT_ID, TelegramServer
 from tests.platforms import test_discord, test_slack, test_telegram
@@ -151,6 +151,8 @@ async def test_discord_mentions_replies_and_dms(discord_started: tuple[DiscordAd
     assert facts(await next_message(inbox)) == (True, True, "what is left?")
     await dc.push_message(content="hey <@!1000>, sum it up", author=bob)
     assert facts(await next_message(inbox)) == (True, True, "hey sum it up")
+    await dc.push_message(content=f"<@&{BOT_ROLE_ID}> status please", author=bob)
+    assert facts(await next_message(inbox)) == (True, True, "status please")  # the bot's role
     await dc.push_message(content="ask <@77> instead", author=bob)
     assert facts(await next_message(inbox)) == (True, False, "ask <@77> instead")
     await dc.push_message(content="hello", author=bob, dm=True)
