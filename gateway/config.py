@@ -56,6 +56,7 @@ class PlatformConfig:
     enabled: bool = False
     allowed_users: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()  # the group chats served; none: every group
     base_url: str | None = None
     gateway_url: str | None = None
     # The secrets that are set, by name (token, bot_token, app_token: each key without _env).

@@ -287,6 +287,9 @@ class ChatPlatform(Section):
     allowed_users: Names = ()
     # Users who act with the operator's rights in chat (served even when not in allowed_users).
     admins: Admins = ()
+    # The group chats / channels served (chat or channel ids); none listed: every group the bot
+    # is in. One-to-one chats are not affected.
+    channels: Names = ()
 
 
 class TelegramConfig(ChatPlatform):

@@ -80,6 +80,13 @@ class InboundMessage:
     Every human message is delivered, with ``authorized`` saying whether ``allowed_users`` lists
     its sender: the router answers the others with a polite refusal instead of silence. (Messages
     of the bot itself and of other bots are still dropped by the adapters.)
+
+    Two facts let the router keep its manners in group chats (docs/chat.md, "Groups and
+    channels"): ``is_group`` — the message was posted where other people read along (a Telegram
+    group or supergroup, a Slack channel or group DM, a Discord guild channel or thread), not in a
+    one-to-one chat with the bot; ``addressed`` — the message mentions the bot or replies to one
+    of its messages, by the platform's own means. When it mentions the bot, the mention is already
+    taken out of ``text``.
     """
 
     platform: str
@@ -92,6 +99,8 @@ class InboundMessage:
     is_self: bool = False
     files: tuple[InboundFile, ...] = ()
     authorized: bool = False
+    is_group: bool = False
+    addressed: bool = False
 
     def reply_destination(self) -> Destination:
         """Where a reply to this message belongs (same chat and thread)."""

@@ -1,5 +1,11 @@
 """Discord through discord.py 2.x: gateway inbound (message-content intent), REST outbound.
 
+A message in a guild channel or thread is ``is_group`` (a DM is not); it is ``addressed`` when it
+mentions the bot (its user, or the role Discord manages for it) or replies to one of its
+messages. The mention is taken out of the text. Without the privileged message-content intent,
+Discord still delivers the text of DMs and of messages that mention the bot, and an empty text
+for the rest — which the gateway ignores in channels anyway.
+
 A thread is a channel in Discord, so ``Destination.thread`` (when set) is the channel id messages
 go to, overriding ``chat``. Texts are split at 2000 characters; files go as ``discord.File``
 attachments, at most 10 per message, within the guild's upload limit (10 MiB when unknown).
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +70,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind
 from platforms.markup import MARKDOWN_PROTECT
+from platforms.mentions import without_spans
 from platforms.receipts import MiB, Receipt
 from platforms.untrusted import clean_file_name
 
@@ -109,6 +117,30 @@ def map_error(exc: BaseException) -> PlatformError | None:
     if isinstance(exc, discord.DiscordException):
         return PermanentError(str(exc), platform="discord")
     return None
+
+
+def without_mention(message: discord.Message, bot_id: int | None) -> tuple[str, bool]:
+    """The message's text without the bot's mentions, and whether it mentioned the bot: a user
+    mention (``<@id>``, ``<@!id>``) or a mention of the role Discord manages for the bot."""
+    text = message.content
+    if bot_id is None:
+        return text, False
+    roles = {str(r.id) for r in message.role_mentions
+             if r.tags is not None and r.tags.bot_id == bot_id}
+    pattern = "|".join([f"<@!?{bot_id}>", *(f"<@&{r}>" for r in roles)])
+    spans = [m.span() for m in re.finditer(pattern, text)]
+    mentioned = bool(spans) or bool(roles) or any(u.id == bot_id for u in message.mentions)
+    return (without_spans(text, spans) if spans else text), mentioned
+
+
+def replies_to(message: discord.Message, bot_id: int | None) -> bool:
+    """Whether the message replies to one of the bot's messages (``message_reference`` with the
+    referenced message, or the one in discord.py's cache)."""
+    ref = message.reference
+    if ref is None or bot_id is None:
+        return False
+    parent = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
+    return parent is not None and parent.author.id == bot_id
 
 
 class _Client(discord.Client):
@@ -327,6 +359,8 @@ class DiscordAdapter(PlatformAdapter):
             chat, thread = str(channel.parent_id), str(channel.id)
         else:
             chat, thread = str(channel.id), None
+        bot_id = client.user.id if client.user is not None else None
+        text, mentioned = without_mention(message, bot_id)
         await self._inbox.put(
             InboundMessage(
                 platform=self.name,
@@ -334,7 +368,7 @@ class DiscordAdapter(PlatformAdapter):
                 thread=thread,
                 user_id=str(author.id),
                 user_name=author.name,
-                text=message.content,
+                text=text,
                 message_id=str(message.id),
                 is_self=False,
                 files=tuple(
@@ -343,6 +377,8 @@ class DiscordAdapter(PlatformAdapter):
                     for a in message.attachments
                 ),
                 authorized=authorized,
+                is_group=message.guild is not None,
+                addressed=mentioned or replies_to(message, bot_id),
             )
         )
 

@@ -4,8 +4,11 @@ Inbound (``run()``): ``apps.connections.open`` (app token) gives a WebSocket URL
 ``SocketModeClient`` keeps it connected (reconnects on close/disconnect; ``run`` reports what it
 sees of the socket as ``retrying``/``connected``), the adapter acks every
 envelope and turns ``message`` events — and ``app_mention`` events (a message that mentions the
-bot in a channel, handled like a DM; the mention itself is dropped from the text) — into
-``InboundMessage`` values. A message seen both ways is delivered once. With ``mode="events"``
+bot in a channel; the mention itself is dropped from the text) — into ``InboundMessage`` values.
+A message seen both ways is delivered once. A message in a channel, a private channel or a group
+DM is ``is_group``; it is ``addressed`` when it mentions the bot or is posted in a thread whose
+first message the bot posted (the event's ``parent_user_id``). In a thread someone else started,
+each message for the bot mentions it. With ``mode="events"``
 the same events come over HTTP instead (the Events API, served by the gateway's web server and
 checked by ``platforms.slack_events``), and no app-level token is needed.
 Outbound: ``chat.postMessage`` (mrkdwn escaped for Slack, see ``platforms.markup``; ``thread_ts``)
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,7 @@ from platforms.errors import (
 )
 from platforms.files import FileKind
 from platforms.markup import SLACK_PROTECT, to_mrkdwn
+from platforms.mentions import without_spans
 from platforms.receipts import MiB, Receipt
 from platforms.slack_events import SlackEvents
 from platforms.untrusted import clean_file_name
@@ -81,6 +86,16 @@ NOT_FOUND_ERRORS = {"channel_not_found", "thread_not_found", "message_not_found"
 HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 SEEN_MESSAGES = 500  # recent (channel, ts) pairs remembered to deliver a mention once
 WORKING_REACTION = "eyes"
+
+
+def is_group_event(event: Mapping[str, Any]) -> bool:
+    """Whether a message event was posted where others read along: a channel, a private
+    channel or a group DM, not the bot's DM. (``app_mention`` events carry no
+    ``channel_type``; a DM's channel id starts with ``D``.)"""
+    kind = event.get("channel_type")
+    if isinstance(kind, str) and kind:
+        return kind != "im"
+    return not str(event.get("channel", "")).startswith("D")
 
 
 def map_error(exc: BaseException) -> PlatformError | None:
@@ -338,17 +353,22 @@ class SlackAdapter(PlatformAdapter):
                         audio=str(f.get("mimetype") or "").startswith("audio/"))
             for f in event.get("files") or () if f.get("id")
         )
+        text, mentioned = self._without_mention(str(event.get("text") or ""))
         return InboundMessage(
             platform=self.name,
             chat=channel,
             thread=event.get("thread_ts"),
             user_id=user,
             user_name=await self._user_name(user),
-            text=self._without_mention(str(event.get("text") or "")),
+            text=text,
             message_id=ts,
             is_self=False,
             files=files,
             authorized=authorized,
+            is_group=is_group_event(event),
+            addressed=(mentioned or kind == "app_mention"
+                       or (self.bot_user_id is not None
+                           and event.get("parent_user_id") == self.bot_user_id)),
         )
 
     def _already_seen(self, channel: str, ts: str) -> bool:
@@ -360,13 +380,14 @@ class SlackAdapter(PlatformAdapter):
             self._seen.popitem(last=False)
         return False
 
-    def _without_mention(self, text: str) -> str:
-        """``<@UBOT> /kanban list`` → ``/kanban list`` (the mention is how it was addressed)."""
-        if self.bot_user_id:
-            mention = f"<@{self.bot_user_id}>"
-            if text.lstrip().startswith(mention):
-                return text.lstrip()[len(mention):].lstrip()
-        return text
+    def _without_mention(self, text: str) -> tuple[str, bool]:
+        """``<@UBOT> /kanban list`` → (``/kanban list``, True): the text without the bot's
+        mentions (``<@UBOT>`` or ``<@UBOT|relay>``), and whether there was one."""
+        if not self.bot_user_id:
+            return text, False
+        spans = [m.span() for m in re.finditer(rf"<@{re.escape(self.bot_user_id)}(?:\|[^>]*)?>",
+                                               text)]
+        return (without_spans(text, spans), True) if spans else (text, False)
 
     # --- chat extras ---
 

@@ -60,6 +60,7 @@ from platforms.files import FileKind, image_size
 from platforms.markup import MARKDOWN_PROTECT, to_telegram_html
 from platforms.receipts import MiB, Receipt
 from platforms.redact import protect_loggers
+from platforms.telegram_inbound import for_another_bot, group_facts, inbound_files
 from platforms.telegram_webhook import TelegramWebhook
 from platforms.untrusted import clean_file_name
 from platforms.webhooks import WebhookReply
@@ -142,13 +143,6 @@ def map_error(exc: BaseException) -> PlatformError | None:
     if isinstance(exc, OSError):
         return TransientError(str(exc) or type(exc).__name__, platform="telegram")
     return None
-
-
-def audio_suffix(mime_type: str | None) -> str:
-    """A file suffix for an audio message without a file name (``audio/mpeg`` → ``.mp3``)."""
-    sub = (mime_type or "").partition("/")[2].lower()
-    return {"mpeg": ".mp3", "mp4": ".m4a", "x-m4a": ".m4a", "ogg": ".ogg", "wav": ".wav",
-            "x-wav": ".wav", "webm": ".webm", "flac": ".flac"}.get(sub, ".mp3")
 
 
 def file_base_url(base_url: str) -> str | None:
@@ -350,42 +344,27 @@ class TelegramAdapter(PlatformAdapter):
             return None
         user = message.from_user
         is_self = user.id == self.bot.id
-        if is_self or user.is_bot:
+        if is_self or user.is_bot or for_another_bot(message, self.bot.username):
             return None
         authorized = self.users.allows(str(user.id))
         if not authorized:
             # The id, never the text: this is how an operator finds an id for allowed_users.
             log.info("telegram: message from user %s, who is not in allowed_users", user.id)
         thread = message.message_thread_id if message.is_topic_message else None
-        files: list[InboundFile] = []
-        if message.document is not None:
-            doc = message.document
-            files.append(InboundFile(doc.file_id, doc.file_name or f"{doc.file_unique_id}.bin",
-                                     doc.file_size))
-        if message.photo:
-            photo = message.photo[-1]  # the largest size
-            files.append(InboundFile(photo.file_id, f"photo-{photo.file_unique_id}.jpg",
-                                     photo.file_size))
-        if message.voice is not None:  # a voice note: OGG/Opus
-            voice = message.voice
-            files.append(InboundFile(voice.file_id, f"voice-{voice.file_unique_id}.ogg",
-                                     voice.file_size, audio=True))
-        if message.audio is not None:  # an audio file sent as music
-            audio = message.audio
-            files.append(InboundFile(audio.file_id, audio.file_name or
-                                     f"audio-{audio.file_unique_id}{audio_suffix(audio.mime_type)}",
-                                     audio.file_size, audio=True))
+        is_group, addressed, text = group_facts(message, self.bot.id, self.bot.username)
         return InboundMessage(
             platform=self.name,
             chat=str(message.chat.id),
             thread=None if thread is None else str(thread),
             user_id=str(user.id),
             user_name=user.username or user.full_name,
-            text=message.text or message.caption or "",
+            text=text,
             message_id=str(message.message_id),
             is_self=is_self,
-            files=tuple(files),
+            files=inbound_files(message),
             authorized=authorized,
+            is_group=is_group,
+            addressed=addressed,
         )
 
     # --- chat extras ---

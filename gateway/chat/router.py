@@ -13,6 +13,13 @@ operator can add it). A served user is an admin when listed in the platform's ``
 member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
 operator, so its users are admins.
 
+Group manners: in a group chat or channel (the adapter marks the message ``is_group``) free text
+goes to the agent only when it is ``addressed`` to the bot — it mentions the bot or replies to one
+of its messages; anything else there is left alone, without an answer and without a refusal.
+Commands always work. ``platforms.<name>.channels``, when it lists any, limits the groups served
+on that platform: a message from a group not listed is ignored, commands too (one-to-one chats are
+not affected). Adapters only state the facts; this is the one place that decides.
+
 A voice note or audio message is turned into text by the transcriber (``agent.transcription``,
 see ``voice``) and then handled as if it had been typed; the answer starts with one line that
 echoes what was heard. Without a transcriber, or when it fails, the user is told so and nothing
@@ -65,6 +72,8 @@ class RouterSettings:
     download_timeout: float = 120.0
     # platform -> user ids that act with the operator's rights (platforms.<name>.admins)
     admins: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # platform -> the group chats served (platforms.<name>.channels); none listed: every group
+    channels: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def role_of(self, platform: str, user_id: str) -> Role:
         if platform in OPERATOR_PLATFORMS or user_id in self.admins.get(platform, ()):
@@ -110,7 +119,7 @@ class ChatRouter:
                 self.dispatch(message, group)
 
     def dispatch(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
-        if message.is_self:
+        if message.is_self or not self.heeds(message):
             return
         if not message.authorized:
             group.start_soon(self._refuse, message, name="chat-refusal")
@@ -125,6 +134,21 @@ class ChatRouter:
             return
         self._lanes[key] = deque([message])
         group.start_soon(self._drain, key, name=f"chat-{message.platform}")
+
+    def heeds(self, message: InboundMessage) -> bool:
+        """Whether a message is for the bot at all (see "Group manners" above); one that is not
+        gets no answer, not even a stranger's refusal, and its text is never logged."""
+        if not message.is_group:
+            return True
+        for_bot = message.addressed or split_command(message.text, message.platform) is not None
+        served = self.settings.channels.get(message.platform)
+        if served and message.chat not in served:
+            if for_bot:
+                log.info("%s: a message for the bot in chat %s ignored: that chat is not in "
+                         "platforms.%s.channels", message.platform, message.chat,
+                         message.platform, extra={"platform": message.platform})
+            return False
+        return for_bot
 
     async def _drain(self, key: tuple[str, str, str | None]) -> None:
         lane = self._lanes[key]

@@ -181,6 +181,10 @@ class Daemon:
         if not settings.admins:
             settings = dataclasses.replace(settings, admins={
                 name: frozenset(platform.admins) for name, platform in config.platforms.items()})
+        if not settings.channels:
+            settings = dataclasses.replace(settings, channels={
+                name: frozenset(platform.channels) for name, platform in config.platforms.items()
+                if platform.channels})
         self.router = ChatRouter(
             services=self.services, adapters=self.adapters, home=self.home,
             agent=build_agent(config.agent, environ, self.home),

@@ -5,6 +5,11 @@ Gateway script: HELLO (op 10) → IDENTIFY (op 2) or RESUME (op 6) → READY / R
 ``message_content_enabled = False`` (the Developer Portal switch off) an IDENTIFY asking for the
 privileged MESSAGE_CONTENT intent is closed with code 4014, as Discord does.
 
+Inbound messages (:meth:`DiscordServer.push_message`) carry what Discord derives from them: the
+``mentions`` of every ``<@id>`` in the content, and for a reply the ``message_reference`` and the
+``referenced_message`` (type 19) — a message the bot posted here, or one pushed before. Without
+``dm`` they are posted in the guild; with it, in a DM channel (no ``guild_id``).
+
 ``api_base`` is what discord.py calls ``Route.BASE`` (``…/api/v10``).
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import mimetypes
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +31,12 @@ BOT_USER_ID = "1000"
 GUILD_ID = "2000"
 CHANNEL_ID = "3000"
 THREAD_ID = "3001"
+OTHER_CHANNEL_ID = "3002"
+BOT_ROLE_ID = "2500"  # the role Discord manages for the bot in the guild
+DM_CHANNEL_ID = "4000"
 MESSAGE_CONTENT = 1 << 15
+_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
 DISALLOWED_INTENTS = 4014
 BOT_USER = {
     "id": BOT_USER_ID, "username": "relay", "discriminator": "0", "avatar": None,
@@ -46,6 +57,7 @@ class DiscordServer(FakeServer):
         self._seq = 0
         self.message_content_enabled = True
         self.hosted: dict[str, bytes] = {}  # attachment path -> bytes (the CDN)
+        self.messages: dict[str, dict[str, Any]] = {}  # id -> every message posted or pushed
 
     @property
     def api_base(self) -> str:
@@ -121,7 +133,9 @@ class DiscordServer(FakeServer):
                  "url": f"{self.url}/att/{name}", "proxy_url": f"{self.url}/att/{name}"}
                 for name, data in files.values()
             ]  # fmt: skip
-            return self.json(self.message(channel_id, params.get("content"), BOT_USER, attachments))
+            posted = self.message(channel_id, params.get("content"), BOT_USER, attachments)
+            self.messages[posted["id"]] = posted
+            return self.json(posted)
         return self.json({"message": "Unknown", "code": 0}, status=404)
 
     # --- gateway ---
@@ -135,8 +149,13 @@ class DiscordServer(FakeServer):
             "id": GUILD_ID, "name": "Test", "icon": None, "owner_id": "1",
             "premium_tier": self.premium_tier, "features": [], "emojis": [], "stickers": [],
             "roles": [{"id": GUILD_ID, "name": "@everyone", "permissions": "0", "position": 0,
-                       "color": 0, "hoist": False, "managed": False, "mentionable": False}],
+                       "color": 0, "hoist": False, "managed": False, "mentionable": False},
+                      {"id": BOT_ROLE_ID, "name": "Relay", "permissions": "0", "position": 1,
+                       "color": 0, "hoist": False, "managed": True, "mentionable": True,
+                       "tags": {"bot_id": BOT_USER_ID}}],
             "channels": [{"id": CHANNEL_ID, "type": 0, "name": "general", "position": 0,
+                          "guild_id": GUILD_ID, "permission_overwrites": []},
+                         {"id": OTHER_CHANNEL_ID, "type": 0, "name": "random", "position": 1,
                           "guild_id": GUILD_ID, "permission_overwrites": []}],
             "threads": [{"id": THREAD_ID, "type": 11, "name": "task-7", "parent_id": CHANNEL_ID,
                          "guild_id": GUILD_ID, "owner_id": "1", "message_count": 0,
@@ -190,10 +209,18 @@ class DiscordServer(FakeServer):
         data = self.hosted.get(name)
         return web.Response(status=404) if data is None else web.Response(body=data)
 
+    def bot_messages(self, channel_id: str) -> list[str]:
+        """The ids of the messages the bot posted in ``channel_id``, oldest first."""
+        return [m["id"] for m in self.messages.values()
+                if m["channel_id"] == channel_id and m["author"]["id"] == BOT_USER_ID]
+
     async def push_message(self, *, channel_id: str = CHANNEL_ID, content: str,
                            author: dict[str, Any],
-                           files: dict[str, bytes] | None = None) -> None:  # fmt: skip
-        """A MESSAGE_CREATE; ``files`` (name → bytes) become attachments on the fake CDN."""
+                           files: dict[str, bytes] | None = None, dm: bool = False,
+                           reply_to: str | None = None, ping: bool = True) -> str:  # fmt: skip
+        """A MESSAGE_CREATE; ``files`` (name → bytes) become attachments on the fake CDN;
+        ``reply_to`` is the id of the message it replies to, ``ping`` whether the reply
+        mentions that message's author (Discord's default). Returns the message's id."""
         await self.wait_until(lambda: any(not s.closed for s in self.sockets))
         ws = [s for s in self.sockets if not s.closed][-1]
         attachments = []
@@ -207,9 +234,24 @@ class DiscordServer(FakeServer):
             if kind:  # Discord sets it from the upload (voice messages: audio/ogg)
                 attachment["content_type"] = kind
             attachments.append(attachment)
-        msg = self.message(channel_id, content, author, attachments)
-        msg["guild_id"] = GUILD_ID
+        msg = self.message(DM_CHANNEL_ID if dm else channel_id, content, author, attachments)
+        if not dm:
+            msg["guild_id"] = GUILD_ID
+        msg["mentions"] = [BOT_USER if uid == BOT_USER_ID else user(uid, f"user{uid}")
+                           for uid in dict.fromkeys(_MENTION.findall(content))]
+        msg["mention_roles"] = list(dict.fromkeys(_ROLE_MENTION.findall(content)))
+        if reply_to is not None:
+            parent = self.messages[reply_to]
+            msg["type"] = 19
+            msg["message_reference"] = {"message_id": reply_to,
+                                        "channel_id": parent["channel_id"],
+                                        **({} if dm else {"guild_id": GUILD_ID})}
+            msg["referenced_message"] = parent
+            if ping and parent["author"] not in msg["mentions"]:
+                msg["mentions"].append(parent["author"])
+        self.messages[msg["id"]] = msg
         await self.dispatch(ws, "MESSAGE_CREATE", msg)
+        return str(msg["id"])
 
     async def drop_sockets(self, code: int = 4000) -> None:
         for ws in list(self.sockets):

@@ -2,7 +2,10 @@
 the Events API's side of Slack: :meth:`SlackServer.post_event` POSTs a signed event to an app's
 Request URL as Slack does (``X-Slack-Signature`` over ``v0:{timestamp}:{body}``).
 
-``api_base`` is what slack-sdk calls ``base_url`` (``…/api/``).
+``api_base`` is what slack-sdk calls ``base_url`` (``…/api/``). :meth:`SlackServer.message`
+builds a ``message`` event as Slack sends it: ``channel_type`` from the channel id (``D…`` a DM,
+``G…`` a private channel, ``C…`` a channel) and, in a thread, the ``parent_user_id`` of whoever
+posted the thread's first message (the bot, for a message ``chat.postMessage`` posted here).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class SlackServer(FakeServer):
         self.uploaded: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
         self.acks: list[str] = []
         self.hosted: dict[str, tuple[str, bytes]] = {}  # file id -> (name, bytes) users shared
+        self.authors: dict[str, str] = {}  # ts -> the user who posted it (bot posts and events)
+        self.posts: list[tuple[str, str]] = []  # (channel, ts) of each chat.postMessage
 
     @property
     def api_base(self) -> str:
@@ -87,9 +92,11 @@ class SlackServer(FakeServer):
         elif method == "users.info":
             body["user"] = {"id": params.get("user"), "name": "alice", "real_name": "Alice"}
         elif method == "chat.postMessage":
-            if not str(params.get("channel", "")).startswith("C"):
+            if not str(params.get("channel", "")).startswith(("C", "G", "D")):
                 return web.json_response({"ok": False, "error": "channel_not_found"})
             body.update(channel=params["channel"], ts=f"1700000000.{next(self._ids):06d}")
+            self.authors[body["ts"]] = BOT_USER
+            self.posts.append((str(params["channel"]), body["ts"]))
         elif method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ids)}"
             self.uploads[file_id] = (str(params["filename"]), int(params["length"]))
@@ -155,6 +162,21 @@ class SlackServer(FakeServer):
                     self.acks.append(data["envelope_id"])
                     await self.notify()
         return ws
+
+    def message(self, channel: str, user: str, text: str, *,
+                thread_ts: str | None = None) -> dict[str, Any]:
+        """A ``message`` event as Slack sends it (see the module docstring); its ``ts`` is new."""
+        ts = f"1700000002.{next(self._ids):06d}"
+        kind = {"D": "im", "G": "group"}.get(channel[:1], "channel")
+        event: dict[str, Any] = {"type": "message", "channel": channel, "channel_type": kind,
+                                 "user": user, "text": text, "ts": ts}
+        self.authors[ts] = user
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+            parent = self.authors.get(thread_ts)
+            if parent is not None:
+                event["parent_user_id"] = parent
+        return event
 
     async def push_event(self, event: dict[str, Any]) -> str:
         """Deliver an Events API envelope on the newest open socket; returns its envelope id."""

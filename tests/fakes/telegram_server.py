@@ -6,6 +6,11 @@ Like the real server, ``getUpdates`` answers 409 Conflict while a webhook is set
 polling with the same token). ``setWebhook`` records the URL and ``secret_token``; with a webhook
 set, :meth:`TelegramServer.deliver` POSTs queued updates to it as Telegram does (the secret in
 ``X-Telegram-Bot-Api-Secret-Token``), and ``post_update`` sends one update with any header.
+
+Pushed messages carry what Telegram derives from their text: ``bot_command`` and ``mention``
+entities (UTF-16 offsets), the chat's ``type``, and for a reply the ``reply_to_message`` (a
+message the bot sent through this server, or one pushed before). A message in a forum topic
+points at the topic's first message when it replies to nothing else, as in Telegram.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ HTML_TAGS = {
 }  # fmt: skip
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)((?:\s[^<>]*)?)>")
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_MENTION = re.compile(r"(?<![\w@])@[A-Za-z]\w{3,31}")
+_COMMAND = re.compile(r"^/[A-Za-z]\w{0,31}(?:@\w+)?")
 
 
 class EntityError(ValueError):
@@ -79,6 +86,18 @@ def utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def text_entities(text: str) -> list[dict[str, Any]]:
+    """The entities Telegram finds in plain text: a leading ``/command``, ``@username``s."""
+    found: list[dict[str, Any]] = []
+    command = _COMMAND.match(text)
+    if command is not None:
+        found.append({"type": "bot_command", "offset": 0, "length": utf16_units(command[0])})
+    for m in _MENTION.finditer(text):
+        found.append({"type": "mention", "offset": utf16_units(text[:m.start()]),
+                      "length": utf16_units(m[0])})
+    return found
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One update POSTed to the webhook, and the HTTP status the bot answered."""
@@ -100,6 +119,7 @@ class TelegramServer(FakeServer):
         self.deliveries: list[Delivery] = []
         self.other_poller = False  # another process polls with the token: 409 on every poll
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
+        self.messages: dict[int, dict[str, Any]] = {}  # message_id -> sent or pushed message
 
     @property
     def api_base(self) -> str:
@@ -124,14 +144,23 @@ class TelegramServer(FakeServer):
         is_bot: bool = False,
         document: tuple[str, bytes] | None = None,
         voice: bytes | None = None,
-    ) -> None:
+        chat_type: str | None = None,
+        reply_to: int | None = None,
+        text_mention: tuple[str, int] | None = None,
+        topic_by: int = 42,
+    ) -> int:
         """Queue an update; ``document`` = (file name, bytes) attaches a file (then ``text`` is
         its caption), ``voice`` a voice note (OGG bytes; ``text`` its caption, or ``""``), both
-        served by ``getFile`` and the file URL like the real Bot API."""
+        served by ``getFile`` and the file URL like the real Bot API. ``chat_type`` defaults to
+        ``supergroup`` in a topic and ``private`` otherwise; ``reply_to`` is the id of the
+        message replied to; ``text_mention`` = (a part of ``text``, a user id) marks that part
+        as a mention of a user without a username; ``topic_by`` is who opened the topic.
+        Returns the message's id."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "supergroup" if thread_id else "private"},
+            "chat": {"id": chat_id,
+                     "type": chat_type or ("supergroup" if thread_id else "private")},
             "from": {
                 "id": user_id,
                 "is_bot": is_bot,
@@ -140,15 +169,33 @@ class TelegramServer(FakeServer):
             },
             "text": text,
         }
+        entities = text_entities(text)
+        if text_mention is not None:
+            part, uid = text_mention
+            at = text.index(part)
+            entities.append({"type": "text_mention", "offset": utf16_units(text[:at]),
+                             "length": utf16_units(part),
+                             "user": {"id": uid, "is_bot": uid == BOT_ID, "first_name": "X"}})
+        if entities:
+            message["entities"] = entities
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
+            message["reply_to_message"] = {  # the topic's first message
+                "message_id": thread_id, "date": int(time.time()), "chat": message["chat"],
+                "from": {"id": topic_by, "is_bot": topic_by == BOT_ID, "first_name": "Topic"},
+                "message_thread_id": thread_id, "is_topic_message": True,
+                "forum_topic_created": {"name": "topic", "icon_color": 7322096}}
+        if reply_to is not None:
+            message["reply_to_message"] = self.messages[reply_to]
         if document is not None:
             name, data = document
             file_id = f"doc{len(self.files) + 1}"
             self.files[file_id] = (f"documents/{file_id}_{name}", data)
             message.pop("text")
             message["caption"] = text
+            if "entities" in message:
+                message["caption_entities"] = message.pop("entities")
             message["document"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
                                    "file_name": name, "file_size": len(data)}
         if voice is not None:
@@ -157,10 +204,19 @@ class TelegramServer(FakeServer):
             message.pop("text")
             if text:
                 message["caption"] = text
+            if "entities" in message:
+                message["caption_entities"] = message.pop("entities")
             message["voice"] = {"file_id": file_id, "file_unique_id": f"u{file_id}",
                                 "duration": 3, "mime_type": "audio/ogg",
                                 "file_size": len(voice)}
+        self.messages[message["message_id"]] = message
         self.updates.put_nowait({"update_id": next(self._update_ids), "message": message})
+        return int(message["message_id"])
+
+    def bot_messages(self, chat_id: int) -> list[int]:
+        """The ids of the messages the bot sent to ``chat_id``, oldest first."""
+        return [mid for mid, m in self.messages.items()
+                if m["chat"]["id"] == chat_id and m["from"]["id"] == BOT_ID]
 
     # --- handler ---
 
@@ -174,6 +230,7 @@ class TelegramServer(FakeServer):
         if "message_thread_id" in params:
             msg["message_thread_id"] = int(params["message_thread_id"])
         msg.update(extra)
+        self.messages[msg["message_id"]] = msg
         return msg
 
     async def handle(self, request: web.Request) -> web.Response:

@@ -61,6 +61,11 @@ class Driver:
     def texts(self) -> list[str]:
         raise NotImplementedError
 
+    def to_bot(self, text: str) -> str:
+        """``text`` with the bot's mention first: the thread is in a group, where free text
+        reaches the agent only when it addresses the bot."""
+        raise NotImplementedError
+
     def uploads(self) -> list[tuple[str, bytes]]:
         return [f for r in self.server.requests if self.is_upload(r) for f in r.files.values()]
 
@@ -98,6 +103,9 @@ class TelegramDriver(Driver):
         return [visible_text(str(r.params["text"])) for r in self.tg.calls("sendMessage")
                 if r.params.get("message_thread_id") == "5"]
 
+    def to_bot(self, text: str) -> str:
+        return f"@relay_bot {text}"
+
     def is_upload(self, r: Recorded) -> bool:
         return r.method in ("sendPhoto", "sendDocument", "sendMediaGroup") and \
             r.params.get("message_thread_id") == "5"
@@ -133,6 +141,9 @@ class SlackDriver(Driver):
         return [str(r.params["text"]) for r in self.sl.calls("chat.postMessage")
                 if r.params.get("thread_ts") == self.thread]
 
+    def to_bot(self, text: str) -> str:
+        return f"<@UBOT> {text}"
+
     def uploads(self) -> list[tuple[str, bytes]]:
         names = {fid: name for fid, (name, _) in self.sl.uploads.items()}
         done = [f["id"] for r in self.sl.calls("files.completeUploadExternal")
@@ -164,6 +175,9 @@ class DiscordDriver(Driver):
     def texts(self) -> list[str]:
         return [str(r.params.get("content") or "")
                 for r in self.dc.calls(f"POST /channels/{THREAD_ID}/messages")]
+
+    def to_bot(self, text: str) -> str:
+        return f"<@1000> {text}"
 
     def is_upload(self, r: Recorded) -> bool:
         return r.method == f"POST /channels/{THREAD_ID}/messages" and bool(r.files)
@@ -239,7 +253,7 @@ async def test_chat_end_to_end_through_the_real_sdk(driver: Driver, tmp_path: Pa
         assert stored.read_bytes() == b"month,sales\nJan,10\n"
 
         # Free text goes to the command agent; the file it names comes back attached.
-        await driver.say("what are my numbers?")
+        await driver.say(driver.to_bot("what are my numbers?"))
         answer = await driver.text_matching(lambda t: t.startswith("Your numbers"), "agent")
         assert "answer.csv" in answer
 
@@ -265,7 +279,7 @@ async def test_openai_agent_over_telegram_creates_a_task(tmp_path: Path,
                   f"agent:\n  kind: openai\n  openai: {{base_url: '{llm.base_url}', "
                   "model: fake}\n")
         async with running(home, config, {"telegram": driver.adapter}) as daemon:
-            await driver.say("please make the quarterly report")
+            await driver.say(driver.to_bot("please make the quarterly report"))
             reply = await driver.text_matching(lambda t: t.startswith("Task #1"), "agent reply")
             assert "posted here" in reply
             board = await daemon.boards.open("default")

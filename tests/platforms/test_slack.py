@@ -171,6 +171,7 @@ async def test_socket_mode_inbound_acked_and_self_ignored(
     assert msg == InboundMessage(
         platform="slack", chat="C123", thread="1700000000.000100", user_id="U1",
         user_name="alice", text="!kanban list", message_id="1700000001.000200", authorized=True,
+        is_group=True,
     )  # fmt: skip
     await slack_server.wait_until(lambda: set(slack_server.acks) >= set(envs))
     assert inbox.empty()

@@ -192,6 +192,7 @@ async def test_inbound_messages_filtered_and_threaded(
         assert msg == InboundMessage(
             platform="telegram", chat="-100", thread="5", user_id="42", user_name="alice",
             text="/kanban list", message_id=msg.message_id, is_self=False, authorized=True,
+            is_group=True,
         )  # fmt: skip
         assert inbox.empty()
         # the next poll acknowledges the batch with offset = last update_id + 1
