@@ -65,6 +65,15 @@ def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def workspace_spec(kind: str, path: str | None) -> str:
+    """A workspace as ``--workspace`` spells it: ``scratch``, ``dir:PATH``, ``worktree[:PATH]``."""
+    if kind == "dir":
+        return f"dir:{path}"
+    if kind == "worktree" and path:
+        return f"worktree:{path}"
+    return kind
+
+
 @dataclass
 class Task:
     id: int
@@ -107,11 +116,7 @@ class Task:
 
     @property
     def workspace_spec(self) -> str:
-        if self.workspace_kind == "dir":
-            return f"dir:{self.workspace_path}"
-        if self.workspace_kind == "worktree" and self.workspace_path:
-            return f"worktree:{self.workspace_path}"
-        return self.workspace_kind
+        return workspace_spec(self.workspace_kind, self.workspace_path)
 
     @property
     def waiting_until(self) -> float | None:
@@ -413,11 +418,7 @@ class Schedule:
 
     @property
     def workspace_spec(self) -> str:
-        if self.workspace_kind == "dir":
-            return f"dir:{self.workspace_path}"
-        if self.workspace_kind == "worktree" and self.workspace_path:
-            return f"worktree:{self.workspace_path}"
-        return self.workspace_kind
+        return workspace_spec(self.workspace_kind, self.workspace_path)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ref": self.ref}

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import click
 
-from gateway.cli.invocation import app_of
+from gateway.cli.invocation import app_of, only_errors_logged
 
 
 @click.command(help="Check this installation: config, tokens, platforms, dashboard port, "
@@ -22,16 +21,9 @@ def doctor(ctx: click.Context, as_json: bool, timeout: float) -> None:
     from gateway.doctor import run_checks
 
     app = app_of(ctx)
-    # The config's warnings are the config check's line, not log lines around the report (the
-    # level is put back after: in process, as tests run it, later commands must still log).
-    quiet = logging.getLogger("gateway")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with only_errors_logged():  # the config's warnings are the config check's line
         checks = asyncio.run(run_checks(app.home, app.config_file, app.environ,
                                         platform_timeout=timeout))
-    finally:
-        quiet.setLevel(level)
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": not failed, "home": str(app.home),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -40,6 +41,20 @@ def caller_from_environ(environ: Mapping[str, str]) -> Caller:
     from gateway.commands import Operator
 
     return worker_from_environ(environ) or Operator(environ.get("USER") or "operator")
+
+
+@contextlib.contextmanager
+def only_errors_logged() -> Iterator[None]:
+    """Keep the gateway's warnings out of a report printed meanwhile (``doctor``, ``security
+    audit`` report them as lines of their own); the level is put back after, so later commands
+    in the same process (tests run them in process) still log."""
+    quiet = logging.getLogger("gateway")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quiet.setLevel(level)
 
 
 @dataclass

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import click
 
-from gateway.cli.invocation import app_of
+from gateway.cli.invocation import app_of, only_errors_logged
 
 
 @click.group(help="Security checks of this installation.")
@@ -28,16 +27,9 @@ def audit(ctx: click.Context, as_json: bool, fix: bool) -> None:
     from gateway.audit import fix_modes
 
     app = app_of(ctx)
-    # The config's warnings belong to `relayboard doctor`, not around this report (the level is
-    # put back after: in process, as tests run it, later commands must still log).
-    quiet = logging.getLogger("gateway")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with only_errors_logged():  # the config's warnings belong to `relayboard doctor`
         fixed = fix_modes(app.home, app.config_file, app.environ) if fix else []
         findings = asyncio.run(run_audit(app.home, app.config_file, app.environ))
-    finally:
-        quiet.setLevel(level)
     high = any(f.severity == "high" for f in findings)
     if as_json:
         click.echo(json.dumps({"ok": not high, "home": str(app.home),
