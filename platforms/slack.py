@@ -220,12 +220,7 @@ class SlackAdapter(PlatformAdapter):
                 platform="slack",
             )
             raise self.start_failed(error, map_error)
-        try:
-            auth = await self.client.auth_test()
-        except Exception as exc:
-            raise self.start_failed(exc, map_error) from self.chain_for(exc)
-        self.bot_user_id = auth.get("user_id")
-        self.bot_id = auth.get("bot_id")
+        await self._identify()
         self._inbox = inbox
         socket = SocketModeClient(
             app_token=self.app_token,
@@ -260,15 +255,19 @@ class SlackAdapter(PlatformAdapter):
         user = auth.get("user") or auth.get("user_id")
         return f"{user} ({auth.get('team') or auth.get('team_id')})"
 
-    async def _serve_events(self, inbox: asyncio.Queue[InboundMessage],
-                            events: SlackEvents) -> None:
-        """auth.test, then turn the events ``receive_webhook`` queued into messages."""
+    async def _identify(self) -> None:
+        """``auth.test``: the bot's own ids (to know its messages and mentions of it)."""
         try:
             auth = await self.client.auth_test()
         except Exception as exc:
             raise self.start_failed(exc, map_error) from self.chain_for(exc)
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
+
+    async def _serve_events(self, inbox: asyncio.Queue[InboundMessage],
+                            events: SlackEvents) -> None:
+        """auth.test, then turn the events ``receive_webhook`` queued into messages."""
+        await self._identify()
         events.running = True
         self._set_status(AdapterState.CONNECTED, "Events API")
         try:
