@@ -38,10 +38,11 @@ from gateway.config_schema import (
 # Raised here, defined with the rest of the gateway's tree; ``gateway.config.ConfigError`` stays
 # importable for code written before the tree existed.
 from gateway.errors import ConfigError as ConfigError
+from gateway.host import HOME_ENV as HOME_ENV
+from gateway.host import resolve_home as resolve_home
 
 log = logging.getLogger(__name__)
 
-HOME_ENV = "RELAYBOARD_HOME"
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,6 @@ def require_platform_secrets(config: Config) -> None:
             missing = platform.missing_secrets()
             if missing:
                 raise ConfigError(f"platforms.{name}: {', '.join(missing)} is not set")
-
-
-def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:
-    if cli_home:
-        return Path(cli_home).expanduser().resolve()
-    if environ.get(HOME_ENV):
-        return Path(environ[HOME_ENV]).expanduser().resolve()
-    return (Path(environ.get("HOME", str(Path.home()))) / ".relayboard").resolve()
 
 
 def load_config(
