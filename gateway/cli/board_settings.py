@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +147,8 @@ def _write(home: Path, key: str, settings: BoardSettings, source: str,
     text = json.dumps({"key": key, "source": source, "warnings": list(warnings), "settings": s})
     folder = home / CACHE_FILE.parent
     try:
+        import tempfile
+
         folder.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".board-settings-")
         try:
