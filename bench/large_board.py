@@ -32,11 +32,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from populate import populate  # noqa: E402  (bench/ is no package)
+from populate import populate
 
-from gateway.config import load_config  # noqa: E402
-from gateway.dashboard import create_app  # noqa: E402
-from kanban import Boards  # noqa: E402
+from gateway.config import load_config
+from gateway.dashboard import create_app
+from kanban import Boards
 
 CONFIG = """\
 dashboard: {port: 0}

@@ -29,13 +29,13 @@ from kanban import Boards, InvalidInput, KanbanError, Storage
 if TYPE_CHECKING:
     from rich.console import Console
 
-    # The config's schema (pydantic) only for the verbs that read more than the board
-    # settings: the board verbs take theirs from gateway.cli.board_settings.
-    from gateway.config import Config
-
     # The command layer is imported where it is used: `worker run` never needs it, and every
     # millisecond of a worker's start-up delays its first model request.
     from gateway.commands import Caller, Request, Result, Services, Worker
+
+    # The config's schema (pydantic) only for the verbs that read more than the board
+    # settings: the board verbs take theirs from gateway.cli.board_settings.
+    from gateway.config import Config
     from kanban.agents import Profiles
 
 T = TypeVar("T")
