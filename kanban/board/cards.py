@@ -103,14 +103,19 @@ class CardsMixin(BoardCore):
     async def card_window(self, statuses: Sequence[str], *, limit: int) -> CardWindow:
         """The first ``limit`` cards of each status in ``statuses`` (open ones by priority then
         age, done and archived most recently finished first), the count of each, and the
-        assignees. Rows read grow with ``limit`` and the number of statuses, not with the board:
-        each window walks an index, the counts walk the status index only."""
+        assignees. Rows read grow with ``limit``, the number of statuses and of assignees, not
+        with the board: each window walks an index; only the counts walk the whole status
+        index (entries, not rows)."""
         wanted = tuple(dict.fromkeys(statuses))
         marks = ", ".join("?" for _ in wanted)
         counted = f"SELECT status, count(*) FROM tasks WHERE status IN ({marks}) GROUP BY status"
-        # Distinct assignees from their index; each kept if one of its tasks is in `wanted`.
-        people = (f"SELECT a FROM (SELECT DISTINCT assignee AS a FROM tasks "
-                  f"WHERE assignee IS NOT NULL) AS d WHERE EXISTS (SELECT 1 FROM tasks AS x "
+        # The distinct assignees, each found by one step along their index (a skip scan: as
+        # many steps as there are people, not tasks); each kept if one of its tasks is in
+        # `wanted`.
+        people = (f"WITH RECURSIVE d(a) AS (SELECT min(assignee) FROM tasks "
+                  f"WHERE assignee IS NOT NULL UNION ALL SELECT (SELECT min(assignee) "
+                  f"FROM tasks WHERE assignee > d.a) FROM d WHERE d.a IS NOT NULL) "
+                  f"SELECT a FROM d WHERE a IS NOT NULL AND EXISTS (SELECT 1 FROM tasks AS x "
                   f"WHERE x.assignee = d.a AND x.status IN ({marks})) ORDER BY a")
 
         def run(tx: Tx) -> CardWindow:
