@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.cli.board_settings import CACHE_FILE
+from gateway.cli.invocation import emit_json_list
 from tests.gateway.conftest import SUBPROCESS_TIMEOUT, clean_environ
 
 # Loaded by the verbs that need them (the daemon, the dashboard, tables, schedules, LLMs), never
@@ -109,3 +112,22 @@ def test_a_torn_cache_is_ignored(tmp_path: Path) -> None:
     out, errors, _ = run(home, "kanban", "create", "three")
     assert out.startswith("Created task 3") and not errors
     assert json.loads((home / CACHE_FILE).read_text())["settings"]["default_board"] == "default"
+
+
+def test_json_list_is_one_item_a_line_and_falls_back_for_what_orjson_refuses(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    items = [{"id": 1, "title": "héllo ✓", "at": 1796690373.5367923, "path": Path("/x")},
+             {"id": 2, "title": "b", "metadata": {"z": 1, "a": [None, True]}}]
+    emit_json_list(items)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 4
+    assert "héllo ✓" in out  # UTF-8, not \\u escapes
+    assert json.loads(out) == [{**items[0], "path": "/x"}, items[1]]
+    assert list(json.loads(lines[2].rstrip(","))["metadata"]) == ["z", "a"]  # key order kept
+    huge = [{"id": 3, "n": 2**70}, {"id": 4}]
+    emit_json_list(huge)
+    out = capsys.readouterr().out
+    assert out.splitlines()[1] == '{"id": 3, "n": 1180591620717411303424},'
+    emit_json_list([])
+    assert capsys.readouterr().out == "[]\n"
