@@ -96,6 +96,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RELAYBOARD_") and k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as tmp:
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")  # not in the source trees
         home = Path(tmp) / "home"
         started = time.perf_counter()
         populate(home, args.tasks)

@@ -91,8 +91,10 @@ async def chain_step(home: Path, runs: int) -> float:
 def child_env() -> dict[str, str]:
     """This environment without Relayboard's variables, and with bytecode caching on (as an
     installed package runs: a process compiling its modules each time measures the compiler)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("RELAYBOARD_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RELAYBOARD_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "relayboard-bench-pycache")
+    return env
 
 
 def cli_wall(home: Path, args: list[str], runs: int) -> float:
