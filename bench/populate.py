@@ -69,6 +69,9 @@ def populate(home: Path, tasks: int, slug: str = "default") -> Path:
         conn.executemany("INSERT INTO task_events (task_id, kind, payload, created_at) "
                          "VALUES (?,?,?,?)", events)
         conn.execute("COMMIT")
+        # Fold the write-ahead log into the file, as a board in use has long done: otherwise
+        # the first commits measured pay for checkpointing the whole fill.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     return db
