@@ -45,6 +45,7 @@ kanban:
 """
 READY_LINE = "gateway running on"
 START_DEADLINE = 120.0
+WARM_UP = 5  # chain steps not timed: a serving board's pages are in memory
 
 
 def median_ms(values: list[float]) -> float:
@@ -74,13 +75,14 @@ async def chain_step(home: Path, runs: int) -> float:
     times = []
     try:
         board = await boards.open("default")
-        for _ in range(runs):
+        for step in range(runs + WARM_UP):
             parent = (await board.create_task("chain parent")).task.id
             child = (await board.create_task("chain child", parents=[parent])).task.id
             claim = await board.claim(parent)
             start = time.perf_counter()
             await board.complete(parent, lease=claim.lease, result="ok")
-            times.append(time.perf_counter() - start)
+            if step >= WARM_UP:  # the first steps read the indexes' pages from disk
+                times.append(time.perf_counter() - start)
             shown = await board.show_task(child)
             assert shown.task.status == "ready", shown.task.status
     finally:

@@ -15,7 +15,9 @@ cache validates in full again. So a config that is refused is refused on every r
 never cached), and a valid one is read the same as before.
 
 Not cached: PostgreSQL storage (its DSN is a secret, read from the environment each run) and a
-process whose environment overrides the storage (``RELAYBOARD_STORAGE``).
+process whose environment overrides the storage (``RELAYBOARD_STORAGE``). The cache is trusted
+as ``config.yaml`` beside it is (the same private home, the same owner; a sandboxed worker may
+write neither), and a cached workspace root must still be absolute.
 """
 
 from __future__ import annotations
@@ -125,9 +127,12 @@ def _read(path: Path, key: str) -> tuple[BoardSettings, str, list[str]] | None:
         options = BoardOptions(**s["options"])
         if set(s["options"]) != {f.name for f in dataclasses.fields(BoardOptions)}:
             return None
+        roots = tuple(Path(p) for p in s["workspace_roots"])
+        if not all(root.is_absolute() for root in roots):
+            return None  # as the schema requires: never widened by a hand-edited cache
         settings = BoardSettings(
             default_board=str(s["default_board"]), options=options, storage=Storage(),
-            workspace_roots=tuple(Path(p) for p in s["workspace_roots"]),
+            workspace_roots=roots,
             retention={str(k): int(v) for k, v in s["retention"].items()},
             timezone=None if s["timezone"] is None else str(s["timezone"]),
             members_may_schedule=bool(s["members_may_schedule"]))
