@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 5000
+KEPT_WINDOWS = 16  # board pages kept (per board, archived flag and limit) for their version
 
 
 @dataclass
@@ -87,6 +88,8 @@ class BoardViews:
             self._windows = {k: v for k, v in self._windows.items() if k[0] != board.slug
                              or v[0] == version}
             self._windows[key] = (version, data)
+            while len(self._windows) > KEPT_WINDOWS:  # many limits asked: the oldest go
+                del self._windows[next(iter(self._windows))]
             return data
 
     async def board(self, board: Board, *, limit: int, archived: bool,
