@@ -15,7 +15,9 @@ cache validates in full again. So a config that is refused is refused on every r
 never cached), and a valid one is read the same as before.
 
 Not cached: PostgreSQL storage (its DSN is a secret, read from the environment each run) and a
-process whose environment overrides the storage (``RELAYBOARD_STORAGE``). The cache is trusted
+process whose environment overrides the storage (``RELAYBOARD_STORAGE``), nor a config file
+that names other files (a ``*_file`` key: what those files hold and their modes are checked on
+every load, so the key would not cover them). The cache is trusted
 as ``config.yaml`` beside it is (the same private home, the same owner; a sandboxed worker may
 write neither), and a cached workspace root must still be absolute.
 """
@@ -103,7 +105,10 @@ def _key(home: Path, config_file: Path | None, environ: Mapping[str, str]) -> st
     digest = hashlib.sha256(f"{FORMAT}\0{file.absolute()}\0{os.environ.get('HOME', '')}\0"
                             .encode())
     try:
-        digest.update(b"file\0" + file.read_bytes())
+        text = file.read_bytes()
+        if b"_file" in text:
+            return None  # a key naming another file (a secret's): its checks run every time
+        digest.update(b"file\0" + text)
     except FileNotFoundError:
         if config_file is not None:
             return None  # a named file that is missing: the full load says so

@@ -103,6 +103,17 @@ def test_an_edited_config_is_validated_again(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "board 'elsewhere' does not exist" in proc.stderr
 
 
+def test_a_config_naming_other_files_is_never_cached(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("dashboard:\n  token_file: /nonexistent\n")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-m", "gateway", "--home", str(home), "kanban",
+                        "create", "x"], env=clean_environ(), capture_output=True, text=True,
+                       timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert not (home / CACHE_FILE).exists()
+
+
 def test_a_torn_cache_is_ignored(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
