@@ -41,11 +41,12 @@ from gateway.config_schema import (
 # Raised here, defined with the rest of the gateway's tree; ``gateway.config.ConfigError`` stays
 # importable for code written before the tree existed.
 from gateway.errors import ConfigError as ConfigError
+from gateway.host import HOME_ENV as HOME_ENV
+from gateway.host import resolve_home as resolve_home
 from gateway.secret_files import SecretFileError, file_key, read_secret_file
 
 log = logging.getLogger(__name__)
 
-HOME_ENV = "RELAYBOARD_HOME"
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,6 @@ def require_platform_secrets(config: Config) -> None:
             where = (f"${hook.token_env} (hooks.{name}.token_env) is not set" if hook.token_env
                      else f"it has no token; set hooks.{name}.token_env or token_file")
             raise ConfigError(f"hooks.{name}: {where}")
-
-
-def resolve_home(cli_home: str | Path | None, environ: Mapping[str, str]) -> Path:
-    if cli_home:
-        return Path(cli_home).expanduser().resolve()
-    if environ.get(HOME_ENV):
-        return Path(environ[HOME_ENV]).expanduser().resolve()
-    return (Path(environ.get("HOME", str(Path.home()))) / ".relayboard").resolve()
 
 
 def load_config(

@@ -112,9 +112,11 @@ async def worker_of_lineage(boards: Boards, ids: Iterable[int]) -> Worker | None
     """The active run, on any board of the home, whose recorded worker is in ``ids``."""
     from gateway.commands import Worker
     from kanban.board.runs import HOSTNAME
-    from kanban.runtime.spawn import is_same_process
 
     for run in await boards.worker_runs(set(ids), HOSTNAME):
+        # The process helpers only when a run is recorded: `kanban create` by hand has none.
+        from kanban.runtime.spawn import is_same_process
+
         if is_same_process(run.pid, run.started_at):
             return Worker(task_id=run.task_id, run_id=run.run_id, lease=run.lease,
                           board=run.slug, profile=run.profile)

@@ -21,6 +21,7 @@ from gateway.config_schema import (
     StorageConfig,
     WorkersConfig,
 )
+from gateway.host import local_zone
 from kanban import BoardOptions, Storage
 
 if TYPE_CHECKING:
@@ -91,11 +92,4 @@ def decompose_settings(config: Config) -> DecomposeSettings:
 
 def time_zone(kanban: KanbanConfig) -> str:
     """``kanban.timezone``, or the host's zone (``UTC`` when the host names none)."""
-    if kanban.timezone:
-        return kanban.timezone
-    import tzlocal
-
-    try:
-        return tzlocal.get_localzone_name() or "UTC"
-    except (OSError, LookupError, ValueError):  # an unreadable or odd /etc/localtime
-        return "UTC"
+    return local_zone(kanban.timezone)

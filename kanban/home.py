@@ -20,8 +20,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
-
 from kanban.board import Board, BoardOptions
 from kanban.errors import BoardNotFound, Conflict, InvalidInput, StorageError
 from kanban.storage.backend import Storage, default_storage
@@ -173,6 +171,8 @@ class Boards:
         if not active:
             return []
         # The runtime imports this module; import its process helpers only when needed.
+        import anyio
+
         from kanban.runtime.spawn import WorkerProcess, is_same_process
 
         host = socket.gethostname()

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from kanban.errors import InvalidInput
 
 CATCH_UP_POLICIES: tuple[str, ...] = ("none", "last", "all")
@@ -145,6 +143,8 @@ def parse_every(text: str) -> Recurrence:
         raise InvalidInput(f"--every needs a schedule: {EVERY_HINT}")
     cron = _words(raw.lower())
     if cron is None:
+        from croniter import croniter  # recurring schedules only: `create` never loads it
+
         fields = raw.split()
         if raw.startswith("@"):
             aliases = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
@@ -242,6 +242,8 @@ def describe(cron: str) -> str:
 
 def next_after(cron: str, tz: ZoneInfo, after: float) -> float:
     """The first occurrence strictly after ``after`` (epoch seconds)."""
+    from croniter import croniter
+
     start = datetime.fromtimestamp(after, tz)
     return float(croniter(cron, start).get_next(float))
 
@@ -253,6 +255,8 @@ def due_between(cron: str, tz: ZoneInfo, first: float, now: float,
     so a schedule that was down for a year costs ``limit`` steps, not a year's worth."""
     if first > now:
         return [], False
+    from croniter import croniter
+
     found: list[float] = []
     walker = croniter(cron, datetime.fromtimestamp(now + 0.001, tz))
     while len(found) < limit:

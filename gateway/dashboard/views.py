@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("triage", "todo", "ready", "running", "blocked", "done")
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 5000
+KEPT_WINDOWS = 16  # board pages kept (per board, archived flag and limit) for their version
 
 
 @dataclass
@@ -44,6 +45,7 @@ class BoardViews:
     def __init__(self) -> None:
         self._snapshots: dict[tuple[str, bool], Snapshot] = {}
         self._locks: dict[tuple[str, bool], asyncio.Lock] = {}
+        self._windows: dict[tuple[str, bool, int], tuple[int, dict[str, Any]]] = {}
 
     async def snapshot(self, board: Board, *, archived: bool) -> Snapshot:
         key = (board.slug, archived)
@@ -61,9 +63,40 @@ class BoardViews:
     def forget(self, slug: str) -> None:
         for key in [k for k in self._snapshots if k[0] == slug]:
             self._snapshots.pop(key, None)
+        self._windows = {k: v for k, v in self._windows.items() if k[0] != slug}
+
+    async def window(self, board: Board, *, limit: int, archived: bool) -> dict[str, Any]:
+        """The unfiltered board: each column's window read from its index, kept per version
+        (a board of 100,000 tasks costs what one of 1,000 does)."""
+        key = (board.slug, archived, limit)
+        lock = self._locks.setdefault((board.slug, archived), asyncio.Lock())
+        async with lock:
+            await board.poll_external()
+            version = board.changes.version
+            kept = self._windows.get(key)
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            statuses = (*COLUMNS, "archived") if archived else COLUMNS
+            read = await board.card_window(statuses, limit=limit)
+            columns = [{"status": status, "count": read.counts[status],
+                        "more": max(0, read.counts[status] - len(read.columns[status])),
+                        "tasks": [card_json(c) for c in read.columns[status]]}
+                       for status in statuses]
+            data = {"board": board.slug, "version": version, "counts": read.counts,
+                    "total": sum(read.counts.values()), "assignees": read.assignees,
+                    "limit": limit, "columns": columns}
+            self._windows = {k: v for k, v in self._windows.items() if k[0] != board.slug
+                             or v[0] == version}
+            self._windows[key] = (version, data)
+            while len(self._windows) > KEPT_WINDOWS:  # many limits asked: the oldest go
+                del self._windows[next(iter(self._windows))]
+            return data
 
     async def board(self, board: Board, *, limit: int, archived: bool,
                     assignee: str | None, text: str | None) -> dict[str, Any]:
+        if assignee is None and not (text and text.strip()):
+            return await self.window(board, limit=limit, archived=archived)
+        # A filter reads every card (the snapshot) and picks in Python.
         snap = await self.snapshot(board, archived=archived)
         statuses = (*COLUMNS, "archived") if archived else COLUMNS
         buckets: dict[str, list[Card]] = {s: [] for s in statuses}

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from kanban.errors import InvalidInput, KanbanError, ProfileNotFound, StorageError
 from kanban.storage.modes import PRIVATE_DIR_MODE, private_dir, tighten
 from kanban.validation import ENV_NAME_RE, MODEL_RE, NAME_RE, check_model, check_name
@@ -229,6 +227,8 @@ class Profiles:
             return profile  # a folder without a file: every field at its default
         except OSError as exc:
             return _unreadable(profile, f"{PROFILE_FILE}: {_why(exc)}")
+        import yaml  # a profile file is read: a verb that reads none never loads it
+
         try:
             data = yaml.safe_load(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -262,6 +262,8 @@ class Profiles:
             raise InvalidInput(f"profile {name!r} already exists")
         _check_fields(fields)  # before any write: a bad field must not leave anything behind
         private_dir(self.root)
+        import yaml
+
         text = yaml.safe_dump({k: v for k, v in fields.items() if v is not None},
                               sort_keys=True, allow_unicode=True)
         try:
@@ -291,6 +293,8 @@ class Profiles:
         home = self.path(name)
         if not home.is_dir():
             raise ProfileNotFound(name)
+        import yaml
+
         file = home / PROFILE_FILE
         current: dict[str, Any] = {}
         if file.is_file():

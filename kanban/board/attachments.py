@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import psutil
-
 from kanban.errors import Conflict, InvalidInput, UnsafeFile
 from kanban.fsutil import DIR_MODE, copy_no_follow, inside
 from kanban.storage.modes import tighten
@@ -53,6 +51,8 @@ _OWNED = re.compile(re.escape(STAGING_PREFIX) + r"p(\d+)-(\d+)-[0-9a-f]+(?:\.par
 
 @functools.cache
 def _own_start() -> int:
+    import psutil  # staging only: `kanban create` without files never loads it
+
     try:
         return int(psutil.Process(os.getpid()).create_time())
     except (psutil.Error, OSError):
@@ -73,6 +73,8 @@ def _owner_gone(name: str) -> bool | None:
     pid, started = int(match.group(1)), int(match.group(2))
     if pid == os.getpid():
         return started != _own_start()
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:

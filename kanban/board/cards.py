@@ -13,10 +13,12 @@ old row reads as a time or as unknown, never as an error.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from kanban.board.shared import BoardCore
+from kanban.storage.schema import FINISHED_ORDER
 from kanban.storage.tx import Tx
 from kanban.timeutil import to_epoch
 
@@ -78,8 +80,58 @@ class Card:
     """The schedule whose occurrence made the task."""
 
 
+FINISHED = ("done", "archived")
+# Open columns by priority then age (idx_tasks_status_priority); finished ones most recently
+# finished first (idx_tasks_finished). Either way a column's window is read from its index.
+_OPEN_ORDER = "priority DESC, created_at, id"
+
+
+@dataclass
+class CardWindow:
+    """A board view's read: each column's first cards, and what the whole board holds."""
+
+    columns: dict[str, list[Card]]
+    counts: dict[str, int]
+    """Tasks per status (every status asked for, 0 when none)."""
+    assignees: list[str] = field(default_factory=list)
+    """Every assignee of a task in the statuses asked for, sorted."""
+
+
 class CardsMixin(BoardCore):
-    """The board view's read: :meth:`list_cards`."""
+    """The board view's reads: :meth:`card_window` (the columns) and :meth:`list_cards`."""
+
+    async def card_window(self, statuses: Sequence[str], *, limit: int) -> CardWindow:
+        """The first ``limit`` cards of each status in ``statuses`` (open ones by priority then
+        age, done and archived most recently finished first), the count of each, and the
+        assignees. Rows read grow with ``limit``, the number of statuses and of assignees, not
+        with the board: each window walks an index; only the counts walk the whole status
+        index (entries, not rows)."""
+        wanted = tuple(dict.fromkeys(statuses))
+        marks = ", ".join("?" for _ in wanted)
+        counted = f"SELECT status, count(*) FROM tasks WHERE status IN ({marks}) GROUP BY status"
+        # The distinct assignees, each found by one step along their index (a skip scan: as
+        # many steps as there are people, not tasks); each kept if one of its tasks is in
+        # `wanted`.
+        people = (f"WITH RECURSIVE d(a) AS (SELECT min(assignee) FROM tasks "
+                  f"WHERE assignee IS NOT NULL UNION ALL SELECT (SELECT min(assignee) "
+                  f"FROM tasks WHERE assignee > d.a) FROM d WHERE d.a IS NOT NULL) "
+                  f"SELECT a FROM d WHERE a IS NOT NULL AND EXISTS (SELECT 1 FROM tasks AS x "
+                  f"WHERE x.assignee = d.a AND x.status IN ({marks})) ORDER BY a")
+
+        def run(tx: Tx) -> CardWindow:
+            counts = dict.fromkeys(wanted, 0)
+            for status, count in tx.tuples(counted, wanted):
+                counts[str(status)] = int(count)
+            columns = {}
+            for status in wanted:
+                order = FINISHED_ORDER if status in FINISHED else _OPEN_ORDER
+                columns[status] = [_card(row) for row in tx.tuples(
+                    f"{_SELECT} WHERE t.status = ? ORDER BY {order} LIMIT ?", (status, limit))
+                    ] if counts[status] else []
+            assignees = [str(a) for (a,) in tx.tuples(people, wanted)]
+            return CardWindow(columns, counts, assignees)
+
+        return await self.db.read(run)
 
     async def list_cards(self, *, include_archived: bool = False) -> list[Card]:
         """Every task's card, by priority (high first), then age (oldest first) — the order of

@@ -266,6 +266,10 @@ MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration("0010_run_may_create",
                 "ALTER TABLE task_runs ADD COLUMN may_create integer NOT NULL DEFAULT 0"),
     PgMigration("0011_schedules", SCHEDULES_DDL),
+    PgMigration("0012_finished_order",
+                "CREATE INDEX idx_tasks_finished ON tasks (status, (coalesce(nullif("
+                "completed_at, 0), nullif(updated_at, 0), 0)) DESC, priority DESC, "
+                "created_at, id)"),
 )
 
 COMPAT_FUNCTIONS = _COMPAT_FUNCTIONS

@@ -254,6 +254,12 @@ def add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connecti
     return run
 
 
+FINISHED_ORDER = ("coalesce(nullif(completed_at, 0), nullif(updated_at, 0), 0) DESC, "
+                  "priority DESC, created_at, id")
+FINISHED_INDEX = (f"CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks "
+                  f"(status, {FINISHED_ORDER});")
+
+
 def _steps(*steps: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         for step in steps:
@@ -299,6 +305,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Recurring schedules and their occurrences; a task made by one names its schedule.
     Migration("0011_schedules", _steps(_script(SCHEDULES_SCHEMA),
                                        add_column("tasks", "schedule_id", "INTEGER"))),
+    # The board view's done and archived columns, most recently finished first: read as a
+    # window of this index, not by sorting every finished task (kanban/board/cards.py).
+    Migration("0012_finished_order", _script(FINISHED_INDEX)),
 )
 
 

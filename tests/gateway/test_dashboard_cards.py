@@ -4,6 +4,7 @@ serves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ import httpx
 from gateway.config import load_config
 from gateway.dashboard import create_app
 from kanban import Board
-from kanban.board.cards import REASON_CHARS, Card
+from kanban.board.cards import REASON_CHARS, Card, CardWindow
 from kanban.storage.db import Tx
 from kanban.testing import claim_and_complete, open_board
 from kanban.timeutil import to_epoch
@@ -109,13 +110,22 @@ async def test_board_api_serves_cards_from_list_cards(tmp_path: Path) -> None:
             return await original(include_archived=include_archived)
 
         board.list_cards = counted  # type: ignore[method-assign]
+        windows: list[int] = []
+        window = board.card_window
+
+        async def counted_window(statuses: Sequence[str], *, limit: int) -> CardWindow:
+            windows.append(limit)
+            return await window(statuses, limit=limit)
+
+        board.card_window = counted_window  # type: ignore[method-assign]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport,
                                      base_url="http://127.0.0.1:8765") as client:
             data = (await client.get("/api/board")).json()
             again = (await client.get("/api/board")).json()
             listed = (await client.get("/api/tasks?assignee=bob")).json()
-        assert calls == [False, False]  # once for the board (then the snapshot), once for /tasks
+        # The board: one windowed read (then kept for its version); /tasks: every card.
+        assert windows == [200] and calls == [False]
         assert again == data
         ready = data["columns"][2]["tasks"]
         assert ready == [{
