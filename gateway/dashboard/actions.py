@@ -9,6 +9,7 @@ contract (completing, blocking, archiving or reassigning a task with an active r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,13 @@ OPERATOR = Operator("dashboard", host_paths=False)
 # The API's public names of verb fields, where they differ (POST and PATCH /api/tasks).
 API_NAMES = {"max_runtime": "max_runtime_seconds", "model": "model_override",
              "profile": "assignee"}
+# The bodies of POST /api/tasks/{id}/complete, /block and /comments: the verbs' own arguments,
+# the task from the path (a reason or a comment is one string under its own name).
+_REASON = {"words": "reason"}
+_TEXT = {"words": "text"}
+COMPLETE = json_schema(CompleteRequest, fixed=("task_id", "board"))
+BLOCK = json_schema(BlockRequest, fixed=("board",), names=_REASON)
+COMMENT = json_schema(CommentRequest, fixed=("board", "author", "lease"), names=_TEXT)
 # PATCH /api/tasks/{id}: each changeable field is one verb.
 _UPDATES: dict[str, type[Request]] = {"assignee": AssignRequest, "priority": SetPriorityRequest,
                                       "model_override": SetModelRequest}
@@ -113,15 +121,17 @@ class Actor:
         done: list[r.TaskUpdated] = [await self._run(request) for request in requests]
         return done[-1].task
 
-    async def complete(self, task_id: int, *, result: str | None, summary: str | None,
-                       force: bool) -> Task:
-        done: r.TaskUpdated = await self._run(CompleteRequest(
-            task_id=task_id, result=result, summary=summary, force=force, board=self.board.slug))
+    async def complete(self, task_id: int, fields: dict[str, Any]) -> Task:
+        """POST /api/tasks/{id}/complete: the complete verb's arguments (``COMPLETE``)."""
+        done: r.TaskUpdated = await self._run(request_from_json(
+            CompleteRequest, fields, fixed=self._on(task_id=task_id)))
         return done.task
 
-    async def block(self, task_id: int, reason: str, *, force: bool) -> Task:
-        done: r.TaskUpdated = await self._run(BlockRequest(
-            words=(str(task_id), reason), force=force, board=self.board.slug))
+    async def block(self, task_id: int, fields: dict[str, Any]) -> Task:
+        """POST /api/tasks/{id}/block: ``{"reason": …, "force": …}`` (``BLOCK``)."""
+        given = request_from_json(BlockRequest, fields, names=_REASON, fixed=self._on())
+        done: r.TaskUpdated = await self._run(
+            dataclasses.replace(given, words=(str(task_id), *given.words)))
         return done.task
 
     async def unblock(self, task_id: int) -> Task:
@@ -139,10 +149,16 @@ class Actor:
             task_ids=tuple(task_ids), remove=True, board=self.board.slug))
         return done.ids
 
-    async def comment(self, task_id: int, text: str) -> Comment:
-        done: r.CommentAdded = await self._run(CommentRequest(
-            words=(str(task_id), text), author=OPERATOR.name, board=self.board.slug))
+    async def comment(self, task_id: int, fields: dict[str, Any]) -> Comment:
+        """POST /api/tasks/{id}/comments: ``{"text": …}`` as the operator (``COMMENT``)."""
+        given = request_from_json(CommentRequest, fields, names=_TEXT,
+                                  fixed=self._on(author=OPERATOR.name, lease=None))
+        done: r.CommentAdded = await self._run(
+            dataclasses.replace(given, words=(str(task_id), *given.words)))
         return done.comment
+
+    def _on(self, **more: Any) -> dict[str, Any]:
+        return {"board": self.board.slug, **more}
 
     async def link(self, parent: int, child: int) -> Task:
         done: r.TaskUpdated = await self._run(LinkRequest(

@@ -257,10 +257,7 @@ async def delete_task(request: Request) -> Response:
 @endpoint
 async def add_comment(request: Request) -> Response:
     act = await actor_of(request)
-    text = (await body_of(request)).get("text")
-    if not isinstance(text, str):
-        raise InvalidInput("a comment needs some text")
-    made = await act.comment(task_id_of(request), text)
+    made = await act.comment(task_id_of(request), await body_of(request))
     return ok(made.to_dict(), 201)
 
 
@@ -294,21 +291,14 @@ def _link_ends(request: Request, body: dict[str, Any]) -> tuple[int, int]:
 @endpoint
 async def complete_task(request: Request) -> Response:
     act = await actor_of(request)
-    body = await body_of(request)
-    task = await act.complete(task_id_of(request), result=_opt_text(body, "result"),
-                                  summary=_opt_text(body, "summary"),
-                                  force=bool(body.get("force")))
+    task = await act.complete(task_id_of(request), await body_of(request))
     return ok({"id": task.id, "status": task.status})
 
 
 @endpoint
 async def block_task(request: Request) -> Response:
     act = await actor_of(request)
-    body = await body_of(request)
-    reason = _opt_text(body, "reason")
-    if not reason:
-        raise InvalidInput("blocking needs a reason")
-    task = await act.block(task_id_of(request), reason, force=bool(body.get("force")))
+    task = await act.block(task_id_of(request), await body_of(request))
     return ok({"id": task.id, "status": task.status})
 
 
@@ -388,15 +378,6 @@ async def read_log(request: Request) -> Response:
         views.read_log, board.log_path(task_id), offset, LOG_CHUNK)
     return ok({"text": text, "offset": next_offset, "size": size,
                "running": task.status == "running"})
-
-
-def _opt_text(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{key} must be text")
-    return value.strip() or None
 
 
 # ---- profiles and orchestration -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.commands import BoardsCreateRequest
 from gateway.commands.json_args import json_schema
-from gateway.dashboard.actions import create_schema, update_schema
+from gateway.dashboard.actions import BLOCK, COMMENT, COMPLETE, create_schema, update_schema
 
 BOARD = {"name": "board", "in": "query", "required": False,
          "description": "board slug (default: kanban.default_board)",
@@ -60,14 +60,14 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, list[dict[st
     ("/api/tasks/{task_id}", "delete"): ("Archive (or ?purge=1: delete an archived task)", None, [
         {"name": "purge", "in": "query", "schema": B},
         {"name": "force", "in": "query", "schema": B}]),
-    ("/api/tasks/{task_id}/comments", "post"): ("Comment as the operator", _obj(text=S), []),
+    ("/api/tasks/{task_id}/comments", "post"): ("Comment as the operator", COMMENT, []),
     ("/api/tasks/{task_id}/links", "post"): ("Link a parent or a child", _obj(parent=I, child=I),
                                              []),
     ("/api/tasks/{task_id}/links", "delete"): ("Unlink a parent or a child",
                                                _obj(parent=I, child=I), []),
     ("/api/tasks/{task_id}/complete", "post"): ("Complete (force: even while running)",
-                                                _obj(result=S, summary=S, force=B), []),
-    ("/api/tasks/{task_id}/block", "post"): ("Block for a human", _obj(reason=S, force=B), []),
+                                                COMPLETE, []),
+    ("/api/tasks/{task_id}/block", "post"): ("Block for a human", BLOCK, []),
     ("/api/tasks/{task_id}/unblock", "post"): ("Unblock (re-gated on parents)", None, []),
     ("/api/tasks/{task_id}/archive", "post"): ("Archive", _obj(force=B), []),
     ("/api/tasks/{task_id}/decompose", "post"): (

@@ -238,6 +238,31 @@ async def test_comments_links_and_lifecycle_actions(dash: Dash) -> None:
     assert completed and completed[0]["payload"]["by"] == "operator"
 
 
+async def test_action_bodies_are_the_verbs_arguments(dash: Dash) -> None:
+    a = (await dash.ok("POST", "/api/tasks", {"title": "a"}, status=201))["id"]
+    for path, body, words in [
+        ("comments", {}, "text is required"),
+        ("comments", {"text": "x", "author": "mallory"}, "author is set here"),
+        ("block", {"reason": 7}, "reason: 7 is not a string"),
+        ("complete", {"artifacts": ["/etc/passwd"]}, "unknown field 'artifacts'"),
+        ("complete", {"task_id": 99}, "task_id is set here"),
+        ("complete", {"result": ["x"]}, "is not a string"),
+    ]:
+        refused = await dash.client.post(f"/api/tasks/{a}/{path}", json=body)
+        assert refused.status_code == 400 and words in refused.json()["error"], (path, body)
+    assert (await dash.ok("GET", f"/api/tasks/{a}"))["status"] == "ready"  # nothing was done
+    # A reason of several words stays whole; metadata is a JSON object, merged into the task.
+    await dash.ok("POST", f"/api/tasks/{a}/block", {"reason": "wait for the  legal review"})
+    assert (await dash.ok("GET", f"/api/tasks/{a}"))["blocked_reason"] == (
+        "wait for the  legal review")
+    await dash.ok("POST", f"/api/tasks/{a}/unblock")
+    await dash.ok("POST", f"/api/tasks/{a}/complete", {"result": "ok", "metadata": {"n": 2}})
+    assert (await dash.ok("GET", f"/api/tasks/{a}"))["metadata"]["n"] == 2
+    schema = (await dash.ok("GET", "/api/openapi.json"))["paths"]
+    body = schema["/api/tasks/{task_id}/complete"]["post"]["requestBody"]["content"]
+    assert "artifacts" not in body["application/json"]["schema"]["properties"]
+
+
 async def test_running_task_needs_force(dash: Dash) -> None:
     board = await dash.board()
     task = (await board.create_task("busy")).task
