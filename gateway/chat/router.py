@@ -43,6 +43,7 @@ import anyio.abc
 from gateway.chat.agents import Agent, NoAgent, Turn
 from gateway.chat.commands import StatusSource, run_command, split_command
 from gateway.chat.history import History, entry, thread_key
+from gateway.chat.pairing import Full, PairingStore
 from gateway.chat.refusals import RefusalBudget, budget_path
 from gateway.chat.reply import send_reply
 from gateway.chat.tools import ThreadTools
@@ -59,6 +60,11 @@ log = logging.getLogger(__name__)
 REFUSAL = ("Sorry — I only answer people on this bot's allow-list. If you should have access, "
            "ask the person who runs it to add your user id ({user_id}) to "
            "platforms.{platform}.allowed_users.")
+PAIRING_CODE = ("Hi! I only answer people the person who runs this bot has let in. Your pairing "
+                "code is {code}: send it to them so they can approve it (it expires in an "
+                "hour). Until then I won't answer here.")
+PAIRING_FULL = ("Hi! I only answer people the person who runs this bot has let in, and too "
+                "many requests are waiting right now. Please try again later.")
 MAX_QUEUED = 20  # per conversation; beyond this a message is answered "busy" instead
 # Platforms whose users are the dashboard's, i.e. the operator's (loopback, or the token).
 OPERATOR_PLATFORMS = frozenset({"web"})
@@ -74,6 +80,8 @@ class RouterSettings:
     admins: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # platform -> the group chats served (platforms.<name>.channels); none listed: every group
     channels: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # platforms whose strangers in one-to-one chats get a pairing code (dm_policy: pairing)
+    pairing: frozenset[str] = frozenset()
 
     def role_of(self, platform: str, user_id: str) -> Role:
         if platform in OPERATOR_PLATFORMS or user_id in self.admins.get(platform, ()):
@@ -108,6 +116,8 @@ class ChatRouter:
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
         self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
                                             clock)
+        self.pairing_store = PairingStore(home, clock)
+        self._paired_admins: set[tuple[str, str]] = set()  # approved as admins since start
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -122,7 +132,10 @@ class ChatRouter:
         if message.is_self or not self.heeds(message):
             return
         if not message.authorized:
-            group.start_soon(self._refuse, message, name="chat-refusal")
+            if message.platform in self.settings.pairing and not message.is_group:
+                group.start_soon(self._pair, message, group, name="chat-pairing")
+            else:
+                group.start_soon(self._refuse, message, name="chat-refusal")
             return
         key = (message.platform, message.chat, message.thread)
         lane = self._lanes.get(key)
@@ -207,7 +220,7 @@ class ChatRouter:
                       dest: Destination, text: str) -> tuple[str, str, bool] | Unheard:
         """(the text handled, the answer, whether it was a command), or why nothing ran."""
         caller = ChatUser(message.platform, message.user_id, message.user_name or None,
-                          role=self.settings.role_of(message.platform, message.user_id),
+                          role=self._role_of(message.platform, message.user_id),
                           chat=dest.chat, thread=dest.thread)
         workdir = self.thread_dir(message)
         files, recordings, notes = await self._download(adapter, message, workdir)
@@ -301,6 +314,32 @@ class ChatRouter:
                  message.platform, message.user_id, extra={"platform": message.platform})
         await self._say(message, REFUSAL.format(user_id=message.user_id,
                                                 platform=message.platform))
+
+    # ---- pairing (dm_policy: pairing) ---------------------------------------------------------
+    async def _pair(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
+        """A stranger's direct message: served if an approval already let them in (before a
+        restart re-reads config.yaml), else told their pairing code, or to try later."""
+        store = self.pairing_store
+        role = await asyncio.to_thread(store.approved_role, message.platform, message.user_id)
+        if role is not None:
+            if role == "admin":
+                self._paired_admins.add((message.platform, message.user_id))
+            self.dispatch(dataclasses.replace(message, authorized=True), group)
+            return
+        outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,
+                                          message.user_name)
+        if isinstance(outcome, Full):
+            log.info("%s: no pairing code for user %s: %d requests wait already",
+                     message.platform, message.user_id, store.max_pending,
+                     extra={"platform": message.platform})
+            await self._say(message, PAIRING_FULL)
+            return
+        await self._say(message, PAIRING_CODE.format(code=outcome.code))
+
+    def _role_of(self, platform: str, user_id: str) -> Role:
+        if (platform, user_id) in self._paired_admins:
+            return "admin"
+        return self.settings.role_of(platform, user_id)
 
     async def _busy(self, message: InboundMessage) -> None:
         await self._say(message, "I'm still working on your earlier messages; send this one "

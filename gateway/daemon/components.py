@@ -181,6 +181,10 @@ class Daemon:
         if not settings.admins:
             settings = dataclasses.replace(settings, admins={
                 name: frozenset(platform.admins) for name, platform in config.platforms.items()})
+        if not settings.pairing:
+            settings = dataclasses.replace(settings, pairing=frozenset(
+                name for name, platform in config.platforms.items()
+                if platform.dm_policy == "pairing"))
         if not settings.channels:
             settings = dataclasses.replace(settings, channels={
                 name: frozenset(platform.channels) for name, platform in config.platforms.items()
