@@ -9,8 +9,10 @@ Who is served: only messages the adapter marked ``authorized`` (the platform's
 ``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour (the
 budget is kept in the home, so a restart does not refuse everyone again); nothing
 runs, nothing is created, and their text is never logged (the user id is, at INFO, so an
-operator can add it). A served user is an admin when listed in the platform's ``admins``, else a
-member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
+operator can add it). On a ``dm_policy: pairing`` platform a stranger in a one-to-one chat gets a
+pairing code instead (see ``pairing``), and once approved is served as a member or an admin.
+A served user is an admin when listed in the platform's ``admins``, else a member (docs/chat.md
+has the table); the web chat belongs to the dashboard, whose user is the
 operator, so its users are admins.
 
 Group manners: in a group chat or channel (the adapter marks the message ``is_group``) free text
