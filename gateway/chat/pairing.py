@@ -8,8 +8,8 @@ approves it (``relayboard pairing approve CODE [--admin]``, which also adds the 
 
 The requests live in ``<home>/run/pairing.json`` (0600 in a 0700 folder, written to a temporary
 file and renamed), shared by the gateway and the CLI under an advisory lock
-(``pairing.lock``): the file also remembers who was approved, so the running gateway serves them
-at once, before any restart re-reads config.yaml. What a stranger wrote is never stored or logged:
+(``pairing.lock``). Who was let in is recorded only in config.yaml, which the running gateway
+re-reads when it changes. What a stranger wrote is never stored or logged:
 only the platform, the user id and the name the platform shows.
 
 Every decision (``issued``, ``approved``, ``denied``, ``expired``) is logged at INFO and appended
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gateway.errors import GatewayError
 from kanban.storage.modes import PRIVATE_FILE_MODE, private_dir
@@ -41,10 +41,6 @@ ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 8
 TTL_SECONDS = 3600.0
 MAX_PENDING = 3
-MAX_APPROVED = 10_000
-
-Role = Literal["member", "admin"]
-
 
 @dataclass(frozen=True)
 class Pending:
@@ -102,12 +98,6 @@ class PairingStore:
         self._audit("issued", item)
         return item
 
-    def approved_role(self, platform: str, user_id: str) -> Role | None:
-        """The role an approval gave this user, if one did (read from the file each time)."""
-        raw = self._read().get("approved", {})
-        role = raw.get(_key(platform, user_id)) if isinstance(raw, dict) else None
-        return role if role in ("member", "admin") else None
-
     # ---- the operator's side ---------------------------------------------------------------
     def pending(self) -> list[Pending]:
         with self._state() as state:
@@ -116,9 +106,7 @@ class PairingStore:
     def approve(self, code: str, *, admin: bool = False) -> Pending:
         with self._state() as state:
             item = state.take(normalize(code))
-            role: Role = "admin" if admin else "member"
-            state.approved[_key(item.platform, item.user_id)] = role
-        self._audit("approved", item, role=role)
+        self._audit("approved", item, role="admin" if admin else "member")
         return item
 
     def deny(self, code: str) -> Pending:
@@ -192,9 +180,8 @@ class UnknownCode(GatewayError):
 
 
 class _State:
-    def __init__(self, pending: list[Pending], approved: dict[str, Role]) -> None:
+    def __init__(self, pending: list[Pending]) -> None:
         self.pending = pending
-        self.approved = approved
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> _State:
@@ -206,17 +193,10 @@ class _State:
                                        float(item["created"]), float(item["expires"])))
             except (KeyError, TypeError, ValueError):
                 continue
-        approved_raw = raw.get("approved")
-        approved: dict[str, Role] = {}
-        if isinstance(approved_raw, dict):
-            for key, role in approved_raw.items():
-                if role == "member" or role == "admin":
-                    approved[str(key)] = role
-        return cls(pending, approved)
+        return cls(pending)
 
     def dump(self) -> dict[str, Any]:
-        approved = dict(list(self.approved.items())[-MAX_APPROVED:])
-        return {"pending": [asdict(p) for p in self.pending], "approved": approved}
+        return {"pending": [asdict(p) for p in self.pending]}
 
     def take(self, code: str) -> Pending:
         for item in self.pending:
@@ -225,10 +205,6 @@ class _State:
                 return item
         raise UnknownCode(f"no pending pairing request with code {code or '(empty)'} "
                           "(it may have expired; `relayboard pairing list` shows those waiting)")
-
-
-def _key(platform: str, user_id: str) -> str:
-    return f"{platform}\x1f{user_id}"
 
 
 def _new_code(taken: set[str]) -> str:

@@ -92,6 +92,8 @@ class RouterSettings:
 
 
 PolicySource = Callable[[], Awaitable[DeliveryPolicy]]
+# platform -> (allowed_users, admins), as the config file reads now
+Access = Callable[[str], tuple[frozenset[str], frozenset[str]]]
 
 
 class ChatRouter:
@@ -101,9 +103,12 @@ class ChatRouter:
                  settings: RouterSettings | None = None,
                  clock: Callable[[], float] = time.time,
                  sent: Callable[[str, Sequence[Receipt]], None] | None = None,
-                 transcriber: Transcriber | None = None) -> None:
+                 transcriber: Transcriber | None = None,
+                 access: Access | None = None) -> None:
         """``sent`` hears every reply's receipts, by platform (the gateway's metrics); ``clock``
-        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads."""
+        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads;
+        ``access`` gives a platform's (allowed_users, admins) as config.yaml reads now, so a user
+        approved by pairing is served without a restart."""
         self.services = services
         self.adapters = adapters
         self.home = home
@@ -114,12 +119,13 @@ class ChatRouter:
         self.settings = settings or RouterSettings()
         self.clock = clock
         self.sent = sent
+        self.access = access
         self.transcriber = transcriber  # voice notes → text (None: "not set up")
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
         self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
                                             clock)
         self.pairing_store = PairingStore(home, clock)
-        self._paired_admins: set[tuple[str, str]] = set()  # approved as admins since start
+        self._paired_admins: set[tuple[str, str]] = set()  # listed as admins since start
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -319,13 +325,15 @@ class ChatRouter:
 
     # ---- pairing (dm_policy: pairing) ---------------------------------------------------------
     async def _pair(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
-        """A stranger's direct message: served if an approval already let them in (before a
-        restart re-reads config.yaml), else told their pairing code, or to try later."""
+        """A stranger's direct message: served if config.yaml lists them now (an approval since
+        the adapter started), else told their pairing code, or to try later."""
         store = self.pairing_store
-        role = await asyncio.to_thread(store.approved_role, message.platform, message.user_id)
+        role = self._listed_now(message.platform, message.user_id)
         if role is not None:
             if role == "admin":
                 self._paired_admins.add((message.platform, message.user_id))
+            else:
+                self._paired_admins.discard((message.platform, message.user_id))
             self.dispatch(dataclasses.replace(message, authorized=True), group)
             return
         outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,
@@ -337,6 +345,15 @@ class ChatRouter:
             await self._say(message, PAIRING_FULL)
             return
         await self._say(message, PAIRING_CODE.format(code=outcome.code))
+
+    def _listed_now(self, platform: str, user_id: str) -> Role | None:
+        """The user's role by config.yaml as it reads now (``access``), if it lists them."""
+        if self.access is None:
+            return None
+        allowed, admins = self.access(platform)
+        if user_id in admins:
+            return "admin"
+        return "member" if user_id in allowed or "*" in allowed else None
 
     def _role_of(self, platform: str, user_id: str) -> Role:
         if (platform, user_id) in self._paired_admins:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -137,12 +139,19 @@ async def test_strangers_get_codes_and_an_approved_one_is_served_at_once(
         say(tg, 9, "/status")
         assert "your role: admin" in await nth_text(tg, 9, 2)
 
+        # Taken off the list again (by hand): no longer served, a new code instead.
+        path = home / "config.yaml"
+        path.write_text(path.read_text().replace("['42', '7']", "['42']"))
+        os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime
+        say(tg, 7, "/status")
+        assert code_in(await nth_text(tg, 7, 4)) != first
+
     assert re.search(r"admins:\s*\n?\s*- '9'|admins: \['9'\]", (home / "config.yaml").read_text())
     audit = [json.loads(line) for line in
              (home / "run" / "pairing-audit.log").read_text().splitlines()]
     assert [(a["event"], a["user_id"]) for a in audit] == [
         ("issued", "7"), ("issued", "8"), ("issued", "9"), ("approved", "7"),
-        ("denied", "8"), ("issued", "10"), ("approved", "9")]
+        ("denied", "8"), ("issued", "10"), ("approved", "9"), ("issued", "7")]
     for where in ((home / "run" / "pairing-audit.log").read_text(),
                   (home / "run" / "pairing.json").read_text(), caplog.text):
         assert SECRET_TEXT not in where and "hello again" not in where
