@@ -10,13 +10,10 @@ where the running gateway reads it: the user is served from their next message, 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gateway.cli.invocation import app_of
-from gateway.errors import ConfigError
 
 
 @click.group(help="Approve or deny strangers who asked for access with a pairing code.")
@@ -54,30 +51,16 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 @click.pass_context
 def approve(ctx: click.Context, code: str, admin: bool, as_json: bool) -> None:
-    from gateway.chat.pairing import PairingStore, normalize
+    from gateway.chat.pairing import PairingStore
+    from gateway.chat.pairing_admin import approve as approve_code
 
     app = app_of(ctx)
     store = PairingStore(app.home)
-    wanted = normalize(code)
-    item = next((p for p in store.pending() if p.code == wanted), None)
-    if item is None:
-        store.deny(wanted)  # raises the one-line "no pending request" error
-        return  # pragma: no cover
-    key = "admins" if admin else "allowed_users"
-    path = app.config_file or app.home / "config.yaml"
-    added = _add_user(path, item.platform, key, item.user_id)
-    store.approve(wanted, admin=admin)
-    where = f"platforms.{item.platform}.{key}"
+    done = approve_code(store, app.config_file or app.home / "config.yaml", code, admin=admin)
     if as_json:
-        click.echo(json.dumps({"approved": item.to_dict(store.clock()), "role":
-                               "admin" if admin else "member", "config_key": where,
-                               "config_file": str(path), "added": added}, indent=2,
-                              ensure_ascii=False))
-        return
-    who = f"{item.user_id} ({item.user_name})" if item.user_name else item.user_id
-    click.echo(f"approved {item.platform} user {who} as {'admin' if admin else 'member'}: "
-               + (f"added to {where} in {path.name}" if added else f"already in {where}")
-               + "; the running gateway serves them from their next message")
+        click.echo(json.dumps(done.to_dict(store.clock()), indent=2, ensure_ascii=False))
+    else:
+        click.echo(done.line())
 
 
 @pairing.command(help="Refuse the request of the user who got CODE (they may ask again later).")
@@ -94,28 +77,6 @@ def deny(ctx: click.Context, code: str, as_json: bool) -> None:
                               ensure_ascii=False))
         return
     click.echo(f"denied {item.platform} user {item.user_id} (code {item.code})")
-
-
-def _add_user(path: Any, platform: str, key: str, user_id: str) -> bool:
-    from gateway.config_edit import edit_config, section
-
-    added = False
-
-    def change(data: CommentedMap) -> None:
-        nonlocal added
-        block = section(section(data, "platforms", path), platform, path, "platforms.")
-        users = block.get(key)
-        if users is None:
-            users = block[key] = CommentedSeq()
-        elif not isinstance(users, list):
-            raise ConfigError(f"{path.name}: platforms.{platform}.{key} must be a list")
-        if user_id in {str(u) for u in users} or (key == "allowed_users" and "*" in users):
-            return
-        users.append(user_id)
-        added = True
-
-    edit_config(path, change)
-    return added
 
 
 def _minutes(seconds: float) -> str:
