@@ -13,16 +13,19 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from gateway.chat import REFUSAL
 from gateway.chat.pairing import ALPHABET, CODE_LENGTH, Full, PairingStore, Pending
 from gateway.cli.root import cli
+from gateway.config import load_config
 from platforms.base import PlatformAdapter
 from platforms.registry import create_adapter
 from tests.fakes.telegram_server import TOKEN, TelegramServer, visible_text
 from tests.gateway.test_daemon import running
+from tests.gateway.test_dashboard_api import ORIGIN, make_app
 from tests.kanban.workers.harness import wait_until
 
 WITHIN = 60.0
@@ -200,3 +203,31 @@ def test_an_expired_code_cannot_be_approved_through_the_cli(tmp_path: Path) -> N
     assert "'7'" not in (tmp_path / "config.yaml").read_text()
     code, out = rb(tmp_path, "list")
     assert code == 0 and out == "no pairing requests waiting\n"
+
+
+async def test_the_dashboard_lists_approves_and_denies(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    store = PairingStore(home)
+    eve, mallory = store.request("telegram", "7", "eve"), store.request("telegram", "8", "")
+    assert isinstance(eve, Pending) and isinstance(mallory, Pending)
+    app, _ = make_app(home, "platforms:\n  telegram:\n    dm_policy: pairing  # codes\n")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=ORIGIN,
+            headers={"Origin": ORIGIN}) as client:
+        listed = (await client.get("/api/pairing")).json()["pending"]
+        assert [(p["code"], p["user_id"]) for p in listed] == [(eve.code, "7"),
+                                                              (mallory.code, "8")]
+        bad = await client.post(f"/api/pairing/{eve.code}/approve", json={"admin": "yes"})
+        assert bad.status_code == 400 and "admin must be true or false" in bad.json()["error"]
+        done = await client.post(f"/api/pairing/{eve.code}/approve", json={"admin": True})
+        assert done.status_code == 200, done.text
+        assert done.json()["config_key"] == "platforms.telegram.admins"
+        again = await client.post(f"/api/pairing/{eve.code}/approve")
+        assert again.status_code == 404 and "no pending pairing request" in again.json()["error"]
+        denied = await client.post(f"/api/pairing/{mallory.code}/deny")
+        assert denied.status_code == 200 and denied.json()["denied"]["user_id"] == "8"
+        assert (await client.get("/api/pairing")).json()["pending"] == []
+    text = (home / "config.yaml").read_text(encoding="utf-8")
+    assert "# codes" in text
+    assert load_config(None, {}, home=home).platforms["telegram"].admins == ("7",)
