@@ -336,13 +336,22 @@ class ChatRouter:
                 self._paired_admins.discard((message.platform, message.user_id))
             self.dispatch(dataclasses.replace(message, authorized=True), group)
             return
-        outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,
-                                          message.user_name)
+        try:
+            outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,
+                                              message.user_name)
+        except OSError as exc:  # no code can be kept: the allow-list's answer instead
+            log.warning("%s: could not record a pairing request in %s: %s", message.platform,
+                        store.path.name, exc.strerror or exc,
+                        extra={"platform": message.platform})
+            await self._refuse(message)
+            return
         if isinstance(outcome, Full):
             log.info("%s: no pairing code for user %s: %d requests wait already",
                      message.platform, message.user_id, store.max_pending,
                      extra={"platform": message.platform})
-            await self._say(message, PAIRING_FULL)
+            # Told once an hour at most (the refusal budget), however often they write.
+            if await self.refusal_budget.take(message.platform, message.user_id):
+                await self._say(message, PAIRING_FULL)
             return
         await self._say(message, PAIRING_CODE.format(code=outcome.code))
 

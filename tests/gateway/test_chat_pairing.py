@@ -107,6 +107,12 @@ async def test_strangers_get_codes_and_an_approved_one_is_served_at_once(
         assert len({first, eight, nine}) == 3
         say(tg, 10, "me too")
         assert "try again later" in await nth_text(tg, 10, 1)
+        say(tg, 10, "please?")  # told once an hour at most: this one gets no answer
+
+        async def asked_twice() -> bool:
+            return caplog.text.count("no pairing code for user 10") == 2
+
+        await wait_until(asked_twice, within=WITHIN, what="the second request of user 10")
         # In a group a stranger gets no code: the allow-list's refusal, as before.
         say(tg, 11, "/status", group=True)
         refusal = await nth_text(tg, -100, 1)
@@ -119,6 +125,10 @@ async def test_strangers_get_codes_and_an_approved_one_is_served_at_once(
             (first, "7", "user7"), (eight, "8", "user8"), (nine, "9", "user9")]
         assert all(p["expires_in_seconds"] > 3500 for p in pending)
 
+        code, out = rb(home, "list")
+        assert code == 0 and out.splitlines()[0].split() == [
+            "PLATFORM", "CODE", "USER", "ID", "NAME", "AGE", "EXPIRES"]
+        assert out.splitlines()[1].split() == ["telegram", first, "7", "user7", "0m", "in", "59m"]
         code, out = rb(home, "approve", first.lower())
         assert code == 0, out
         assert "approved telegram user 7 (user7) as member" in out
@@ -137,6 +147,7 @@ async def test_strangers_get_codes_and_an_approved_one_is_served_at_once(
         # A slot is free again: the fourth stranger now gets a code.
         say(tg, 10, "now?")
         code_in(await nth_text(tg, 10, 2))
+        assert len(texts(tg, 10)) == 2  # "please?" was not answered
         code, out = rb(home, "approve", nine, "--admin")
         assert code == 0 and "as admin" in out
         say(tg, 9, "/status")
