@@ -140,7 +140,7 @@ class ChatRouter:
         if message.is_self or not self.heeds(message):
             return
         if not message.authorized:
-            if message.platform in self.settings.pairing and not message.is_group:
+            if message.platform in self.settings.pairing:
                 group.start_soon(self._pair, message, group, name="chat-pairing")
             else:
                 group.start_soon(self._refuse, message, name="chat-refusal")
@@ -325,8 +325,9 @@ class ChatRouter:
 
     # ---- pairing (dm_policy: pairing) ---------------------------------------------------------
     async def _pair(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
-        """A stranger's direct message: served if config.yaml lists them now (an approval since
-        the adapter started), else told their pairing code, or to try later."""
+        """A stranger's message: served if config.yaml lists them now (an approval since the
+        adapter started); else, in a one-to-one chat, told their pairing code (or to try later),
+        and in a group refused as under the allow-list."""
         store = self.pairing_store
         role = self._listed_now(message.platform, message.user_id)
         if role is not None:
@@ -335,6 +336,9 @@ class ChatRouter:
             else:
                 self._paired_admins.discard((message.platform, message.user_id))
             self.dispatch(dataclasses.replace(message, authorized=True), group)
+            return
+        if message.is_group:  # codes are for one-to-one chats; a group has the allow-list's
+            await self._refuse(message)
             return
         try:
             outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,

@@ -144,6 +144,8 @@ async def test_strangers_get_codes_and_an_approved_one_is_served_at_once(
         # The approved user is served from their next message, without a restart.
         say(tg, 7, "/status")
         assert "your role: member" in await nth_text(tg, 7, 3)
+        say(tg, 7, "/status", group=True)  # and in groups
+        assert "your role: member" in await nth_text(tg, -100, 2)
         # A slot is free again: the fourth stranger now gets a code.
         say(tg, 10, "now?")
         code_in(await nth_text(tg, 10, 2))
