@@ -58,6 +58,7 @@ class PlatformConfig:
     allowed_users: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()  # the group chats served; none: every group
+    dm_policy: str = "allowlist"  # strangers in one-to-one chats: allowlist or pairing
     base_url: str | None = None
     gateway_url: str | None = None
     # The secrets that are set, by name (token, bot_token, app_token: each key without _env).

@@ -290,6 +290,9 @@ class ChatPlatform(Section):
     # The group chats / channels served (chat or channel ids); none listed: every group the bot
     # is in. One-to-one chats are not affected.
     channels: Names = ()
+    # Strangers in one-to-one chats: allowlist (one polite refusal) or pairing (a code the
+    # operator approves with `relayboard pairing approve CODE`).
+    dm_policy: Literal["allowlist", "pairing"] = "allowlist"
 
 
 class TelegramConfig(ChatPlatform):

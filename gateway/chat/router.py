@@ -9,8 +9,10 @@ Who is served: only messages the adapter marked ``authorized`` (the platform's
 ``allowed_users`` and ``admins``). Anyone else gets one polite refusal per user per hour (the
 budget is kept in the home, so a restart does not refuse everyone again); nothing
 runs, nothing is created, and their text is never logged (the user id is, at INFO, so an
-operator can add it). A served user is an admin when listed in the platform's ``admins``, else a
-member (docs/chat.md has the table); the web chat belongs to the dashboard, whose user is the
+operator can add it). On a ``dm_policy: pairing`` platform a stranger in a one-to-one chat gets a
+pairing code instead (see ``pairing``), and once approved is served as a member or an admin.
+A served user is an admin when listed in the platform's ``admins``, else a member (docs/chat.md
+has the table); the web chat belongs to the dashboard, whose user is the
 operator, so its users are admins.
 
 Group manners: in a group chat or channel (the adapter marks the message ``is_group``) free text
@@ -43,6 +45,7 @@ import anyio.abc
 from gateway.chat.agents import Agent, NoAgent, Turn
 from gateway.chat.commands import StatusSource, run_command, split_command
 from gateway.chat.history import History, entry, thread_key
+from gateway.chat.pairing import Full, PairingStore
 from gateway.chat.refusals import RefusalBudget, budget_path
 from gateway.chat.reply import send_reply
 from gateway.chat.tools import ThreadTools
@@ -59,6 +62,11 @@ log = logging.getLogger(__name__)
 REFUSAL = ("Sorry — I only answer people on this bot's allow-list. If you should have access, "
            "ask the person who runs it to add your user id ({user_id}) to "
            "platforms.{platform}.allowed_users.")
+PAIRING_CODE = ("Hi! I only answer people the person who runs this bot has let in. Your pairing "
+                "code is {code}: send it to them so they can approve it (it expires in an "
+                "hour). Until then I won't answer here.")
+PAIRING_FULL = ("Hi! I only answer people the person who runs this bot has let in, and too "
+                "many requests are waiting right now. Please try again later.")
 MAX_QUEUED = 20  # per conversation; beyond this a message is answered "busy" instead
 # Platforms whose users are the dashboard's, i.e. the operator's (loopback, or the token).
 OPERATOR_PLATFORMS = frozenset({"web"})
@@ -74,6 +82,8 @@ class RouterSettings:
     admins: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # platform -> the group chats served (platforms.<name>.channels); none listed: every group
     channels: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # platforms whose strangers in one-to-one chats get a pairing code (dm_policy: pairing)
+    pairing: frozenset[str] = frozenset()
 
     def role_of(self, platform: str, user_id: str) -> Role:
         if platform in OPERATOR_PLATFORMS or user_id in self.admins.get(platform, ()):
@@ -82,6 +92,8 @@ class RouterSettings:
 
 
 PolicySource = Callable[[], Awaitable[DeliveryPolicy]]
+# platform -> (allowed_users, admins), as the config file reads now
+Access = Callable[[str], tuple[frozenset[str], frozenset[str]]]
 
 
 class ChatRouter:
@@ -91,9 +103,12 @@ class ChatRouter:
                  settings: RouterSettings | None = None,
                  clock: Callable[[], float] = time.time,
                  sent: Callable[[str, Sequence[Receipt]], None] | None = None,
-                 transcriber: Transcriber | None = None) -> None:
+                 transcriber: Transcriber | None = None,
+                 access: Access | None = None) -> None:
         """``sent`` hears every reply's receipts, by platform (the gateway's metrics); ``clock``
-        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads."""
+        is the wall clock the refusal budget (kept in the home, see ``refusals``) reads;
+        ``access`` gives a platform's (allowed_users, admins) as config.yaml reads now, so a user
+        approved by pairing is served without a restart."""
         self.services = services
         self.adapters = adapters
         self.home = home
@@ -104,10 +119,13 @@ class ChatRouter:
         self.settings = settings or RouterSettings()
         self.clock = clock
         self.sent = sent
+        self.access = access
         self.transcriber = transcriber  # voice notes → text (None: "not set up")
         self._lanes: dict[tuple[str, str, str | None], deque[InboundMessage]] = {}
         self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
                                             clock)
+        self.pairing_store = PairingStore(home, clock)
+        self._paired_admins: set[tuple[str, str]] = set()  # listed as admins since start
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -122,7 +140,10 @@ class ChatRouter:
         if message.is_self or not self.heeds(message):
             return
         if not message.authorized:
-            group.start_soon(self._refuse, message, name="chat-refusal")
+            if message.platform in self.settings.pairing:
+                group.start_soon(self._pair, message, group, name="chat-pairing")
+            else:
+                group.start_soon(self._refuse, message, name="chat-refusal")
             return
         key = (message.platform, message.chat, message.thread)
         lane = self._lanes.get(key)
@@ -207,7 +228,7 @@ class ChatRouter:
                       dest: Destination, text: str) -> tuple[str, str, bool] | Unheard:
         """(the text handled, the answer, whether it was a command), or why nothing ran."""
         caller = ChatUser(message.platform, message.user_id, message.user_name or None,
-                          role=self.settings.role_of(message.platform, message.user_id),
+                          role=self._role_of(message.platform, message.user_id),
                           chat=dest.chat, thread=dest.thread)
         workdir = self.thread_dir(message)
         files, recordings, notes = await self._download(adapter, message, workdir)
@@ -301,6 +322,56 @@ class ChatRouter:
                  message.platform, message.user_id, extra={"platform": message.platform})
         await self._say(message, REFUSAL.format(user_id=message.user_id,
                                                 platform=message.platform))
+
+    # ---- pairing (dm_policy: pairing) ---------------------------------------------------------
+    async def _pair(self, message: InboundMessage, group: anyio.abc.TaskGroup) -> None:
+        """A stranger's message: served if config.yaml lists them now (an approval since the
+        adapter started); else, in a one-to-one chat, told their pairing code (or to try later),
+        and in a group refused as under the allow-list."""
+        store = self.pairing_store
+        role = self._listed_now(message.platform, message.user_id)
+        if role is not None:
+            if role == "admin":
+                self._paired_admins.add((message.platform, message.user_id))
+            else:
+                self._paired_admins.discard((message.platform, message.user_id))
+            self.dispatch(dataclasses.replace(message, authorized=True), group)
+            return
+        if message.is_group:  # codes are for one-to-one chats; a group has the allow-list's
+            await self._refuse(message)
+            return
+        try:
+            outcome = await asyncio.to_thread(store.request, message.platform, message.user_id,
+                                              message.user_name)
+        except OSError as exc:  # no code can be kept: the allow-list's answer instead
+            log.warning("%s: could not record a pairing request in %s: %s", message.platform,
+                        store.path.name, exc.strerror or exc,
+                        extra={"platform": message.platform})
+            await self._refuse(message)
+            return
+        if isinstance(outcome, Full):
+            log.info("%s: no pairing code for user %s: %d requests wait already",
+                     message.platform, message.user_id, store.max_pending,
+                     extra={"platform": message.platform})
+            # Told once an hour at most (the refusal budget), however often they write.
+            if await self.refusal_budget.take(message.platform, message.user_id):
+                await self._say(message, PAIRING_FULL)
+            return
+        await self._say(message, PAIRING_CODE.format(code=outcome.code))
+
+    def _listed_now(self, platform: str, user_id: str) -> Role | None:
+        """The user's role by config.yaml as it reads now (``access``), if it lists them."""
+        if self.access is None:
+            return None
+        allowed, admins = self.access(platform)
+        if user_id in admins:
+            return "admin"
+        return "member" if user_id in allowed or "*" in allowed else None
+
+    def _role_of(self, platform: str, user_id: str) -> Role:
+        if (platform, user_id) in self._paired_admins:
+            return "admin"
+        return self.settings.role_of(platform, user_id)
 
     async def _busy(self, message: InboundMessage) -> None:
         await self._say(message, "I'm still working on your earlier messages; send this one "

@@ -24,6 +24,7 @@ _GROUPS = {
     "gateway": "gateway.cli.gateway",
     "kanban": "gateway.cli.kanban",
     "mcp": "gateway.cli.mcp",
+    "pairing": "gateway.cli.pairing",
     "profile": "gateway.cli.profile",
     "security": "gateway.cli.security",
     "worker": "gateway.cli.worker",

@@ -181,6 +181,10 @@ class Daemon:
         if not settings.admins:
             settings = dataclasses.replace(settings, admins={
                 name: frozenset(platform.admins) for name, platform in config.platforms.items()})
+        if not settings.pairing:
+            settings = dataclasses.replace(settings, pairing=frozenset(
+                name for name, platform in config.platforms.items()
+                if platform.dm_policy == "pairing"))
         if not settings.channels:
             settings = dataclasses.replace(settings, channels={
                 name: frozenset(platform.channels) for name, platform in config.platforms.items()
@@ -191,7 +195,8 @@ class Daemon:
             history=History(self.home / "chat" / "history", config.agent.history_messages),
             status=self.status, policy=self.chat_policy, settings=settings,
             sent=self.metrics.sent,
-            transcriber=build_transcriber(config.agent.transcription))
+            transcriber=build_transcriber(config.agent.transcription),
+            access=self._access_now)
         self.worker_api = worker_api_server(self.services, self.api_path)
         serve = config.dashboard.enabled if dashboard is None else dashboard
         self.dashboard = (DashboardServer(config, self.boards, self.web,
@@ -316,6 +321,14 @@ class Daemon:
                      "and docs/platforms/) and export its token variable, e.g. "
                      "TELEGRAM_BOT_TOKEN", chat, where)
         # Whom each platform serves is said by the adapter itself when it starts.
+
+    def _access_now(self, platform: str) -> tuple[frozenset[str], frozenset[str]]:
+        """``platforms.<platform>``'s (allowed_users, admins) as the config file reads now (the
+        follower re-reads it when it changes): whom ``relayboard pairing approve`` added."""
+        block = self.follower.current().platforms.get(platform)
+        if block is None:
+            return frozenset(), frozenset()
+        return frozenset(block.allowed_users), frozenset(block.admins)
 
     async def chat_policy(self) -> DeliveryPolicy:
         """Which files an agent's chat reply may carry: every board's attachments (the files

@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.chat import pairing_admin
+from gateway.chat.pairing import PairingStore, UnknownCode
 from gateway.commands import NotAllowed, Services
 from gateway.dashboard import actions, orchestration, views
 from gateway.dashboard.openapi import openapi_schema
@@ -428,6 +430,43 @@ async def put_orchestration(request: Request) -> Response:
     return ok(await asyncio.to_thread(orchestration.view, state.config, state.profiles))
 
 
+# ---- pairing requests (dm_policy: pairing) ------------------------------------------------------
+@endpoint
+async def list_pairing(request: Request) -> Response:
+    store = PairingStore(state_of(request).home)
+    items = await asyncio.to_thread(store.pending)
+    now = store.clock()
+    return ok({"pending": [p.to_dict(now) for p in items]})
+
+
+@endpoint
+async def approve_pairing(request: Request) -> Response:
+    state = state_of(request)
+    body = await body_of(request) if await request.body() else {}
+    admin = body.get("admin", False)
+    if not isinstance(admin, bool):
+        raise ApiError(400, f"admin must be true or false (got {admin!r})")
+    store = PairingStore(state.home)
+    path = state.config.path or state.home / "config.yaml"
+    async with state.config_lock:
+        try:
+            done = await asyncio.to_thread(pairing_admin.approve, store, path,
+                                           request.path_params["code"], admin=admin)
+        except UnknownCode as exc:
+            raise ApiError(404, str(exc)) from None
+    return ok(done.to_dict(store.clock()))
+
+
+@endpoint
+async def deny_pairing(request: Request) -> Response:
+    store = PairingStore(state_of(request).home)
+    try:
+        item = await asyncio.to_thread(store.deny, request.path_params["code"])
+    except UnknownCode as exc:
+        raise ApiError(404, str(exc)) from None
+    return ok({"denied": item.to_dict(store.clock())})
+
+
 async def get_openapi(request: Request) -> Response:
     return JSONResponse(openapi_schema())
 
@@ -461,4 +500,7 @@ def routes() -> list[Route]:
         Route("/api/profiles/{name}/describe-auto", describe_auto, methods=["POST"]),
         Route("/api/orchestration", get_orchestration, methods=["GET"]),
         Route("/api/orchestration", put_orchestration, methods=["PUT"]),
+        Route("/api/pairing", list_pairing, methods=["GET"]),
+        Route("/api/pairing/{code}/approve", approve_pairing, methods=["POST"]),
+        Route("/api/pairing/{code}/deny", deny_pairing, methods=["POST"]),
     ]

@@ -92,6 +92,14 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, list[dict[st
         "Write orchestration settings to config.yaml (comments kept)",
         _obj(orchestrator_profile=NS, default_assignee=NS, auto_decompose=B,
              auto_promote_children=B), []),
+    ("/api/pairing", "get"): ("Pairing requests waiting (platforms with dm_policy: pairing)",
+                              None, []),
+    ("/api/pairing/{code}/approve", "post"): (
+        "Approve a pairing request: add the user to allowed_users (admins with admin: true) in "
+        "config.yaml (comments kept)", _obj(admin=B), [
+            {"name": "code", "in": "path", "required": True, "schema": S}]),
+    ("/api/pairing/{code}/deny", "post"): ("Deny a pairing request", None, [
+        {"name": "code", "in": "path", "required": True, "schema": S}]),
     ("/api/tasks/{task_id}/run-now", "post"): (
         "Start a task waiting for its start time (or blocked) at once", None, []),
     ("/api/schedules", "get"): ("Recurring schedules with their next runs, and the zone", None,
@@ -110,7 +118,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, list[dict[st
 }
 
 NO_BOARD = {"/api/boards", "/api/openapi.json", "/api/session", "/api/profiles",
-            "/api/profiles/{name}", "/api/profiles/{name}/describe-auto", "/api/orchestration"}
+            "/api/profiles/{name}", "/api/profiles/{name}/describe-auto", "/api/orchestration",
+            "/api/pairing", "/api/pairing/{code}/approve", "/api/pairing/{code}/deny"}
 
 
 def openapi_schema() -> dict[str, Any]:

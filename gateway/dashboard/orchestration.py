@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
 from gateway.config import Config
+from gateway.config_edit import edit_config, section
 from gateway.errors import ConfigError
 from kanban.agents.profiles import Profiles
 from kanban.runtime.sandbox import sandbox_status
@@ -79,52 +75,9 @@ async def apply(config: Config, changes: dict[str, Any]) -> Config:
 
 
 def _write(path: Path, changes: dict[str, Any]) -> None:
-    yaml = YAML()  # round-trip mode: comments and order survive
-    yaml.preserve_quotes = True
-    data: Any = CommentedMap()
-    if path.is_file():
-        try:
-            loaded = yaml.load(path.read_text(encoding="utf-8"))
-        except (OSError, YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path.name}: cannot read config: "
-                              f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
-        if loaded is not None:
-            if not isinstance(loaded, CommentedMap):
-                raise ConfigError(f"{path.name}: the top level must be a mapping")
-            data = loaded
-    section = data.get("kanban")
-    if section is None:
-        section = data["kanban"] = CommentedMap()
-    elif not isinstance(section, CommentedMap):
-        raise ConfigError(f"{path.name}: kanban must be a mapping")
-    for key, value in changes.items():
-        section[key] = value
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(buffer.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o777)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    def change(data: CommentedMap) -> None:
+        kanban = section(data, "kanban", path)
+        for key, value in changes.items():
+            kanban[key] = value
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not every platform can open a directory; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    edit_config(path, change)

@@ -1,5 +1,5 @@
 // The Orchestration pill (Auto / Manual, one click flips kanban.auto_decompose in config.yaml)
-// and the Orchestration panel (pickers, auto-promote, profile descriptions).
+// and the Orchestration panel (pickers, auto-promote, profile descriptions, pairing requests).
 import { h, clear } from "./dom.js";
 import { api, get, post } from "./api.js";
 
@@ -67,7 +67,38 @@ export class Orchestration {
   async openPanel() {
     await this.load();
     await this.loadProfiles();
+    await this.loadPairing();
     this.dialog.showModal();
+  }
+
+  async loadPairing() {
+    const list = this.$("#pairing-list");
+    let data;
+    try { data = await get("/api/pairing", { board: false }); } catch (err) {
+      clear(list).append(h("p", { class: "form-error" }, err.message));
+      return;
+    }
+    clear(list);
+    if (!data.pending.length) list.append(h("p", { class: "muted" }, "No requests waiting."));
+    for (const p of data.pending) {
+      const status = h("span", { class: "muted", role: "status" },
+        `${p.platform} · user ${p.user_id} · expires in ${Math.ceil(p.expires_in_seconds / 60)} min`);
+      const decide = (path, body, label) => {
+        const button = h("button", { type: "button", class: path === "approve" ? "primary" : "" }, label);
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          try {
+            await post(`/api/pairing/${encodeURIComponent(p.code)}/${path}`, body, { board: false });
+            await this.loadPairing();
+          } catch (err) { status.textContent = err.message; button.disabled = false; }
+        });
+        return button;
+      };
+      list.append(h("div", { class: "profile pairing", dataset: { code: p.code } },
+        h("div", { class: "name" }, h("code", {}, p.code), " ", p.user_name || p.user_id, " ", status),
+        h("div", { class: "buttons" }, decide("approve", {}, "Approve"),
+          decide("approve", { admin: true }, "Approve as admin"), decide("deny", {}, "Deny"))));
+    }
   }
 
   async loadProfiles() {
