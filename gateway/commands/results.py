@@ -74,7 +74,8 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
 
 
 def schedule_line(schedule: Schedule) -> str:
-    """``S3 Sales chart · weekdays 09:00 (Europe/Berlin) · next Tue 8 Dec 09:00 · @charts``."""
+    """A schedule's line: its ref, title, recurrence with its zone, next run and assignee (the
+    shape is pinned by tests/gateway/test_schedule_verbs.py)."""
     state = (f"next {when(schedule.next_run_at, schedule.timezone)}"
              if schedule.state == "active" and schedule.next_run_at is not None
              else schedule.state)

@@ -353,7 +353,7 @@ class DecomposeRequest(Request):
 
 
 class ScheduleId(click.ParamType[int]):
-    """A schedule's id: ``S3``, ``s3`` or ``3``."""
+    """A schedule's id: its number, alone or after an ``S`` in either case."""
 
     name = "schedule"
 
