@@ -45,9 +45,10 @@ TAKEOVER_BOUND = 10.0  # seconds from the leader's end to the standby receiving
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
+    dsn = pg_dsn()  # skips here, before any gateway starts, where there is no PostgreSQL
     name = "g" + secrets.token_hex(5)
     yield name
-    drop_namespace(pg_dsn(), name)
+    drop_namespace(dsn, name)
 
 
 def storage_yaml(namespace: str) -> str:
