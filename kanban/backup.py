@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from kanban.errors import BoardNotFound, Conflict, InvalidInput, StorageError
-from kanban.home import DB_NAME, DEFAULT_BOARD, META_NAME, Boards
+from kanban.home import DB_NAME, DEFAULT_BOARD, META_NAME, Boards, archive_place
 from kanban.storage.db import forget_schema
 from kanban.storage.modes import PRIVATE_FILE_MODE, private_dirs
 from kanban.storage.schema import MIGRATIONS
@@ -396,13 +396,7 @@ def _restore_files(boards: Boards, archive: Path, manifest: dict[str, Any], slug
         forget_schema(boards.db_path(slug))
         replaced = None
         if exists or folder.exists():
-            archive_root = boards.root / "_archived"
-            private_dirs(archive_root)
-            replaced = archive_root / f"{slug}-{int(time.time())}-replaced"
-            suffix = 1
-            while replaced.exists():
-                replaced = archive_root / f"{slug}-{int(time.time())}-replaced-{suffix}"
-                suffix += 1
+            replaced = archive_place(boards.root, f"{slug}-{int(time.time())}-replaced")
             folder.rename(replaced)
         staging.rename(folder)
     except BaseException:

@@ -61,6 +61,17 @@ class WorkerRun:
     started_at: float | None
 
 
+def archive_place(root: Path, name: str) -> Path:
+    """A free path for a board moved aside: ``<root>/_archived/<name>``, numbered when taken
+    (the folder is made, private, if need be)."""
+    archive_root = root / "_archived"
+    private_dirs(archive_root)
+    target, suffix = archive_root / name, 1
+    while target.exists():
+        target, suffix = archive_root / f"{name}-{suffix}", suffix + 1
+    return target
+
+
 class Boards:
     """Opens and caches the boards of one home; close it to close every board it opened."""
 
@@ -258,13 +269,7 @@ class Boards:
         if delete:
             shutil.rmtree(board_dir)
             return None
-        archive_root = self.root / "_archived"
-        private_dirs(archive_root)
-        target = archive_root / f"{slug}-{int(now())}"
-        suffix = 1
-        while target.exists():
-            target = archive_root / f"{slug}-{int(now())}-{suffix}"
-            suffix += 1
+        target = archive_place(self.root, f"{slug}-{int(now())}")
         board_dir.rename(target)
         return target
 
