@@ -125,7 +125,6 @@ class ChatRouter:
         self.refusal_budget = RefusalBudget(budget_path(home), self.settings.refusal_interval,
                                             clock)
         self.pairing_store = PairingStore(home, clock)
-        self._paired_admins: set[tuple[str, str]] = set()  # listed as admins since start
         self.handled = 0  # messages answered (for tests and status)
         self.refusals = 0
 
@@ -331,10 +330,6 @@ class ChatRouter:
         store = self.pairing_store
         role = self._listed_now(message.platform, message.user_id)
         if role is not None:
-            if role == "admin":
-                self._paired_admins.add((message.platform, message.user_id))
-            else:
-                self._paired_admins.discard((message.platform, message.user_id))
             self.dispatch(dataclasses.replace(message, authorized=True), group)
             return
         if message.is_group:  # codes are for one-to-one chats; a group has the allow-list's
@@ -369,7 +364,9 @@ class ChatRouter:
         return "member" if user_id in allowed or "*" in allowed else None
 
     def _role_of(self, platform: str, user_id: str) -> Role:
-        if (platform, user_id) in self._paired_admins:
+        """The role the adapter's start-up lists give; on a pairing platform, also ``admins``
+        as config.yaml reads now (an ``approve --admin`` since the start)."""
+        if platform in self.settings.pairing and self._listed_now(platform, user_id) == "admin":
             return "admin"
         return self.settings.role_of(platform, user_id)
 
