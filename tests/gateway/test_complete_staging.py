@@ -68,9 +68,13 @@ def _server(rb: Cli) -> subprocess.Popen[bytes]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + DEADLINE
     while not socket_path(rb.home).exists():
-        if server.poll() is not None or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError("the worker API did not start")
-        time.sleep(0.01)
+        try:  # waits on the process itself: an early exit ends the wait at once
+            server.wait(timeout=0.01)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"the server exited ({server.returncode}) before it served")
     return server
 
 
